@@ -1,0 +1,36 @@
+"""`python -m bot [console|poll|migrate]`; with no command: polling with BOT_TOKEN, else console."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from bot.config import SettingsError, exit_on_bad_settings, load_settings
+from bot.logs import setup_logging
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    parser.add_argument("command", nargs="?", choices=["console", "poll", "migrate"])
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        settings.encryption_keys()
+    except SettingsError as error:
+        exit_on_bad_settings(error)
+        return
+    command = args.command or ("poll" if settings.bot_token else "console")
+    setup_logging(settings.log_level, "console" if command == "console" else settings.log_format)
+    from bot import runners  # after logging is set up
+
+    run = {"console": runners.console, "poll": runners.poll, "migrate": runners.migrate}[command]
+    try:
+        asyncio.run(run(settings))
+    except KeyboardInterrupt:
+        pass
+    except SettingsError as error:
+        exit_on_bad_settings(error)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""The application factory: wires settings, storage, the city, the dispatcher and the web app."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram_dialog import setup_dialogs
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import Settings
+from bot.i18n import Translator, load_translator
+from bot.middlewares import LogContextMiddleware, UnitOfWorkMiddleware
+from bot.web import WebContext, create_web_app
+from city.client import CityClient
+from city.sandbox import SandboxServer
+from handlers import build_router
+from storage.database import create_engine, create_sessionmaker
+from storage.fsm import SqlStorage, dialog_key_builder
+from storage.migrate import upgrade
+from storage.token_cipher import TokenCipher
+from storage.uow import UnitOfWorkFactory
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+CONSOLE_TOKEN = "42:console-has-no-token"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Application:
+    settings: Settings
+    bot: Bot
+    dispatcher: Dispatcher
+    engine: AsyncEngine
+    storage: BaseStorage
+    city: CityClient
+    uow_factory: UnitOfWorkFactory
+    tr: Translator
+    web_url: str
+    sandbox: SandboxServer | None = None
+    _web_runner: web.AppRunner | None = field(default=None, repr=False)
+
+    async def stop(self) -> None:
+        if self._web_runner is not None:
+            await self._web_runner.cleanup()
+        await self.dispatcher.storage.close()
+        await self.city.close()
+        if self.sandbox is not None:
+            await self.sandbox.stop()
+        await self.bot.session.close()
+        await self.engine.dispose()
+
+
+def _bot_session(settings: Settings) -> BaseSession | None:
+    if settings.bot_api_url is None:
+        return None
+    return AiohttpSession(api=TelegramAPIServer.from_base(str(settings.bot_api_url)))
+
+
+def _storage(settings: Settings, engine: AsyncEngine) -> tuple[BaseStorage, BaseEventIsolation]:
+    if settings.redis_url:
+        storage = RedisStorage.from_url(settings.redis_url, key_builder=dialog_key_builder())
+        return storage, storage.create_isolation()
+    return SqlStorage(create_sessionmaker(engine)), SimpleEventIsolation()
+
+
+def build_dispatcher(
+    storage: BaseStorage,
+    isolation: BaseEventIsolation,
+    *,
+    uow_factory: UnitOfWorkFactory,
+    city: CityClient,
+    tr: Translator,
+    clock: Clock,
+) -> Dispatcher:
+    dispatcher = Dispatcher(storage=storage, events_isolation=isolation)
+    dispatcher.workflow_data.update(city=city, tr=tr, uow_factory=uow_factory, clock=clock)
+    dispatcher.update.outer_middleware(LogContextMiddleware())
+    dispatcher.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
+    dispatcher.include_router(build_router())
+    setup_dialogs(dispatcher, events_isolation=isolation)
+    return dispatcher
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def create_application(
+    settings: Settings,
+    *,
+    bot_session: BaseSession | None = None,
+    clock: Clock = utc_now,
+    sandbox: SandboxServer | None = None,
+) -> Application:
+    """Everything started except the Telegram side (polling, console or webhook)."""
+    if settings.uses_sandbox and sandbox is None:
+        sandbox = SandboxServer(port=settings.sandbox_port)
+        await sandbox.start()
+        log.warning("city.sandbox", url=sandbox.url, note="SANDBOX city platform, not production")
+    city_url = sandbox.url if settings.uses_sandbox and sandbox else str(settings.city_api_url)
+
+    engine = create_engine(settings.database_url)
+    if settings.is_embedded_database:
+        await upgrade(engine)
+
+    sock = _bind(settings.web_host, settings.web_port)
+    web_url = f"http://{settings.web_host}:{sock.getsockname()[1]}"
+    public = web_url if settings.web_port == 0 else str(settings.public_base_url).rstrip("/")
+
+    city = CityClient(
+        city_url,
+        client_id=settings.city_client_id,
+        client_secret=settings.city_client_secret.get_secret_value(),
+        redirect_uri=public + "/oauth/callback",
+        attempt_timeout=settings.city_timeout,
+        deadline=settings.city_deadline,
+    )
+    cipher = TokenCipher(settings.encryption_keys())
+    uow_factory = UnitOfWorkFactory(create_sessionmaker(engine), cipher)
+    tr = load_translator()
+    storage, isolation = _storage(settings, engine)
+    dispatcher = build_dispatcher(
+        storage, isolation, uow_factory=uow_factory, city=city, tr=tr, clock=clock
+    )
+    token = settings.bot_token.get_secret_value() if settings.bot_token else CONSOLE_TOKEN
+    bot = Bot(
+        token,
+        session=bot_session or _bot_session(settings),
+        default=DefaultBotProperties(parse_mode="HTML"),
+    )
+    me = await bot.me()
+
+    web_app = create_web_app(
+        WebContext(
+            uow_factory=uow_factory,
+            auth=city,
+            city=city,
+            tr=tr,
+            clock=clock,
+            bot_username=me.username or "",
+        )
+    )
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    log.info("web.started", url=web_url)
+    return Application(
+        settings=settings,
+        bot=bot,
+        dispatcher=dispatcher,
+        engine=engine,
+        storage=storage,
+        city=city,
+        uow_factory=uow_factory,
+        tr=tr,
+        web_url=web_url,
+        sandbox=sandbox,
+        _web_runner=runner,
+    )

@@ -1,0 +1,137 @@
+"""Settings (pydantic-settings): environment variables or `.env`. Every one is in README's table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+from cryptography.fernet import Fernet
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/resident-bot.sqlite3"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    bot_token: SecretStr | None = None
+    bot_api_url: AnyHttpUrl | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+
+    city_api_url: AnyHttpUrl | None = None  # unset: the in-process sandbox
+    city_client_id: str = "resident-bot"
+    city_client_secret: SecretStr = SecretStr("sandbox-secret")
+    city_timeout: float = Field(default=3.0, gt=0, le=60)
+    city_deadline: float = Field(default=6.0, gt=0, le=120)
+    sandbox_port: int = Field(default=8081, ge=0, le=65535)
+
+    token_encryption_keys: Annotated[list[SecretStr], NoDecode] = []
+    public_base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    support_chat_id: int | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["console", "json"] = "console"
+    data_dir: Path = Path("var")
+
+    @field_validator("bot_token", "redis_url", "city_api_url", "bot_api_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_driver(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use redis://host:port/db")
+        return value
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            head, _, tail = value.get_secret_value().partition(":")
+            if not head.isdigit() or not tail:
+                raise ValueError("a bot token looks like 123456:ABC... (from @BotFather)")
+        return value
+
+    @field_validator("token_encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("token_encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            try:
+                Fernet(key.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    "each key must be a Fernet key (32 url-safe base64-encoded bytes)"
+                ) from None
+        return value
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.city_api_url is None
+
+    @property
+    def is_embedded_database(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def callback_url(self) -> str:
+        return str(self.public_base_url).rstrip("/") + "/oauth/callback"
+
+    def encryption_keys(self) -> list[str]:
+        """The configured keys; with the sandbox and no keys, one kept in DATA_DIR."""
+        if self.token_encryption_keys:
+            return [key.get_secret_value() for key in self.token_encryption_keys]
+        if not self.uses_sandbox:
+            raise SettingsError("TOKEN_ENCRYPTION_KEYS", "required when CITY_API_URL is set")
+        path = self.data_dir / "token-encryption.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(Fernet.generate_key().decode("ascii"))
+            path.chmod(0o600)
+        return [path.read_text().strip()]
+
+
+class SettingsError(Exception):
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"Invalid setting {setting}: {problem}")
+        self.setting = setting
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; an invalid one stops start-up with one line naming it."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        setting = str(error["loc"][0]).upper() if error["loc"] else "?"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise SettingsError(setting, message) from None
+
+
+def exit_on_bad_settings(error: SettingsError) -> None:
+    print(str(error), file=sys.stderr)
+    raise SystemExit(2)

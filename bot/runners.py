@@ -1,0 +1,93 @@
+"""Ways to run the bot: terminal console, long polling, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import structlog
+
+from bot.app import Application, create_application
+from bot.config import Settings, SettingsError
+from city.sandbox.browser import demo_login
+from storage.database import create_engine
+from storage.migrate import upgrade
+
+log = structlog.get_logger(__name__)
+
+START_LINK = re.compile(r"[?&]start=(link-[A-Za-z0-9_-]+)")
+
+Ask = Callable[[str], Awaitable[str]]
+
+
+async def migrate(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    await upgrade(engine)
+    await engine.dispose()
+    log.info("migrate.done")
+
+
+async def poll(settings: Settings) -> None:
+    if settings.bot_token is None:
+        raise SettingsError("BOT_TOKEN", "polling needs a token from @BotFather")
+    app = await create_application(settings)
+    try:
+        await app.bot.delete_webhook(drop_pending_updates=False)
+        await app.dispatcher.start_polling(app.bot, handle_signals=True)
+    finally:
+        await app.stop()
+
+
+def sandbox_login_opener(sandbox_url: str, ask: Ask) -> Callable[[str], Awaitable[str | None]]:
+    """For the console: opening the sandbox's login page logs in as a chosen demo resident
+    without a browser and returns the `/start link-…` the callback page points back to."""
+
+    async def open_url(url: str) -> str | None:
+        if not url.startswith(sandbox_url + "/oauth/authorize"):
+            return None
+        async with aiohttp.ClientSession() as http:
+            async with http.get(sandbox_url + "/sandbox/residents") as response:
+                residents = (await response.json())["residents"]
+        menu = "\n".join(
+            f"  {n}. {r['full_name']} — {r['description']}" for n, r in enumerate(residents, 1)
+        )
+        answer = await ask(f"Войти как демо-житель (песочница mos.ru):\n{menu}\nНомер: ")
+        try:
+            login = residents[int(answer.strip()) - 1]["login"]
+        except (ValueError, IndexError):
+            return None
+        page = await demo_login(url, login)
+        match = START_LINK.search(page.text)
+        return f"/start {match.group(1)}" if match else None
+
+    return open_url
+
+
+BANNER = """\
+Resident Bot — консоль (без Telegram).
+Город: {city}
+Пишите сообщения как в чате; #N — нажать кнопку N; :help — команды консоли; :quit — выход.
+"""
+
+
+async def console(settings: Settings) -> None:
+    from bot.console import run_console
+    from bot.telegram_double import LocalTelegram
+
+    app: Application = await create_application(settings, bot_session=LocalTelegram())
+    city = (
+        f"ПЕСОЧНИЦА {app.sandbox.url} — демо-данные, не настоящий mos.ru"
+        if app.sandbox
+        else str(settings.city_api_url)
+    )
+
+    async def ask(prompt: str) -> str:
+        return await asyncio.to_thread(input, prompt)
+
+    opener = sandbox_login_opener(app.sandbox.url, ask) if app.sandbox else None
+    try:
+        await run_console(app.dispatcher, app.bot, banner=BANNER.format(city=city), open_url=opener)
+    finally:
+        await app.stop()

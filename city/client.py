@@ -1,0 +1,217 @@
+"""The bot's client for the city platform (REST + OAuth), as described in city/openapi.yaml.
+
+Every call has a deadline; idempotent reads are retried with backoff inside it; a 401 on a
+resident's call refreshes the token once. Failures become domain errors, so the rest of the bot
+never sees aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import structlog
+
+from domain.accounts import AccountLevel, CityProfile, TokenSet
+from domain.bills import Bill, BillKind
+from domain.errors import CityUnavailable, InvalidGrant, NotFound, RelinkRequired
+from domain.ports import CitySession
+
+log = structlog.get_logger(__name__)
+
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+
+
+class _Unauthorized(Exception):
+    pass
+
+
+class CityClient:
+    """Implements the CityAuth and CityApi ports over HTTP."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        redirect_uri: str,
+        attempt_timeout: float = 3.0,
+        deadline: float = 6.0,
+        read_retries: int = 2,
+        backoff: float = 0.2,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self.redirect_uri = redirect_uri
+        self._attempt_timeout = attempt_timeout
+        self._deadline = deadline
+        self._read_retries = read_retries
+        self._backoff = backoff
+        self._http: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(headers={"Accept": "application/json"})
+        return self._http
+
+    # --- OAuth (CityAuth) ---------------------------------------------------------------
+
+    def authorization_url(self, *, state: str, code_challenge: str) -> str:
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self._client_id,
+                "redirect_uri": self.redirect_uri,
+                "state": state,
+                "code_challenge": code_challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        return f"{self.base_url}/oauth/authorize?{query}"
+
+    async def exchange_code(self, *, code: str, code_verifier: str) -> TokenSet:
+        return await self._token_request(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": self.redirect_uri,
+                "code_verifier": code_verifier,
+            }
+        )
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        return await self._token_request(
+            {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        )
+
+    async def revoke(self, token: str) -> None:
+        form = {"token": token, "token_type_hint": "refresh_token", **self._client_form()}
+        status, _ = await self._request("POST", "/oauth/revoke", data=form, retries=0)
+        if status != 200:
+            raise CityUnavailable(f"revoke answered {status}")
+
+    # --- resident API (CityApi) -----------------------------------------------------------
+
+    async def profile(self, session: CitySession) -> CityProfile:
+        body = await self._resident_get("/api/v1/profile", session)
+        return CityProfile(
+            account_id=body["account_id"],
+            full_name=body["full_name"],
+            level=AccountLevel(body["account_level"]),
+        )
+
+    async def unpaid_bills(self, session: CitySession) -> list[Bill]:
+        body = await self._resident_get("/api/v1/bills", session, params={"status": "unpaid"})
+        return [_bill(item) for item in body["bills"]]
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _client_form(self) -> dict[str, str]:
+        return {"client_id": self._client_id, "client_secret": self._client_secret}
+
+    async def _token_request(self, form: dict[str, str]) -> TokenSet:
+        status, body = await self._request(
+            "POST", "/oauth/token", data={**form, **self._client_form()}, retries=0
+        )
+        if status == 400 and isinstance(body, dict) and body.get("error") == "invalid_grant":
+            raise InvalidGrant(str(body.get("error_description", "")))
+        if status != 200 or not isinstance(body, dict):
+            log.error("city.token_failed", status=status)
+            raise CityUnavailable(f"token endpoint answered {status}")
+        return TokenSet(
+            access_token=body["access_token"],
+            refresh_token=body.get("refresh_token") or form.get("refresh_token", ""),
+            expires_at=datetime.now(UTC) + timedelta(seconds=int(body["expires_in"])),
+        )
+
+    async def _resident_get(
+        self, path: str, session: CitySession, params: dict[str, str] | None = None
+    ) -> Any:
+        for attempt in range(2):
+            headers = {"Authorization": f"Bearer {session.access_token}"}
+            status, body = await self._request("GET", path, params=params, headers=headers)
+            if status == 401 and attempt == 0:
+                await session.refresh()
+                continue
+            if status == 401:
+                raise RelinkRequired()
+            if status == 404:
+                raise NotFound(path)
+            if status != 200:
+                raise CityUnavailable(f"{path} answered {status}")
+            return body
+        raise RelinkRequired()  # pragma: no cover - the loop always returns or raises
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        retries: int | None = None,
+        **kwargs: Any,
+    ) -> tuple[int, Any]:
+        """One call within the deadline; GETs are retried on timeouts, network errors and 5xx."""
+        retries = self._read_retries if retries is None else retries
+        deadline = time.monotonic() + self._deadline
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            timeout = aiohttp.ClientTimeout(total=max(0.05, min(self._attempt_timeout, remaining)))
+            started = time.monotonic()
+            try:
+                async with self.http.request(
+                    method, self.base_url + path, timeout=timeout, **kwargs
+                ) as response:
+                    body = await _read_body(response)
+                    status = response.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                status, body, failure = 0, None, type(exc).__name__
+            else:
+                failure = None if status not in RETRYABLE_STATUSES else f"http {status}"
+            log.debug(
+                "city.call",
+                method=method,
+                path=path,
+                status=status,
+                ms=round((time.monotonic() - started) * 1000),
+            )
+            if failure is None:
+                return status, body
+            pause = self._backoff * (2**attempt)
+            if attempt >= retries or time.monotonic() + pause >= deadline:
+                log.warning("city.unavailable", method=method, path=path, failure=failure)
+                raise CityUnavailable(f"{method} {path}: {failure}")
+            attempt += 1
+            await asyncio.sleep(pause)
+
+
+async def _read_body(response: aiohttp.ClientResponse) -> Any:
+    if response.content_type == "application/json":
+        return await response.json()
+    return await response.text()
+
+
+def _bill(item: dict[str, Any]) -> Bill:
+    return Bill(
+        id=item["id"],
+        kind=BillKind(item["kind"]),
+        title=item["title"],
+        provider=item["provider"],
+        amount=int(item["amount"]),
+        due_date=date.fromisoformat(item["due_date"]),
+        uin=item.get("uin"),
+        payer_code=item.get("payer_code"),
+        period=item.get("period"),
+    )

@@ -1,0 +1,53 @@
+"""Bills the city has issued to a resident."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from domain.sessions import ResidentSession
+
+if TYPE_CHECKING:
+    from domain.accounts import Resident
+    from domain.ports import CityApi, CityAuth, UnitOfWork
+
+
+class BillKind(StrEnum):
+    EPD = "epd"  # единый платёжный документ (housing and utilities)
+    MGTS = "mgts"  # telephone / internet
+    KINDERGARTEN = "kindergarten"
+    CLUB = "club"
+    TRAFFIC_FINE = "traffic_fine"
+    PARKING_FINE = "parking_fine"
+
+
+@dataclass(frozen=True, slots=True)
+class Bill:
+    id: str
+    kind: BillKind
+    title: str
+    provider: str
+    amount: int  # kopecks
+    due_date: date
+    uin: str | None = None
+    payer_code: str | None = None
+    period: str | None = None
+
+    def is_overdue(self, today: date) -> bool:
+        return self.due_date < today
+
+
+def by_due_date(bills: Iterable[Bill]) -> list[Bill]:
+    """Unpaid bills in the order a resident should pay them: earliest due first."""
+    return sorted(bills, key=lambda bill: (bill.due_date, bill.id))
+
+
+async def unpaid_bills(
+    uow: UnitOfWork, auth: CityAuth, city: CityApi, resident: Resident
+) -> list[Bill]:
+    """The resident's unpaid bills, earliest due first."""
+    session = ResidentSession(resident, auth, uow.residents)
+    return by_due_date(await city.unpaid_bills(session))

@@ -1,0 +1,78 @@
+"""What the domain needs from the outside world. Adapters in storage/ and city/ implement these."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self
+
+if TYPE_CHECKING:
+    from domain.accounts import CityProfile, Resident, TokenSet
+    from domain.bills import Bill
+    from domain.linking_state import LinkAttempt
+
+
+class CitySession(Protocol):
+    """Credentials of one resident for one piece of work; the client refreshes once on 401."""
+
+    @property
+    def access_token(self) -> str: ...
+
+    async def refresh(self) -> None: ...
+
+
+class CityAuth(Protocol):
+    """OAuth 2.0 authorization code + PKCE (S256) at the city platform."""
+
+    def authorization_url(self, *, state: str, code_challenge: str) -> str: ...
+
+    async def exchange_code(self, *, code: str, code_verifier: str) -> TokenSet: ...
+
+    async def refresh(self, refresh_token: str) -> TokenSet: ...
+
+    async def revoke(self, token: str) -> None: ...
+
+
+class CityApi(Protocol):
+    async def profile(self, session: CitySession) -> CityProfile: ...
+
+    async def unpaid_bills(self, session: CitySession) -> list[Bill]: ...
+
+
+class ResidentRepository(Protocol):
+    async def get(self, telegram_user_id: int) -> Resident | None: ...
+
+    async def save(self, resident: Resident) -> None: ...
+
+    async def delete(self, telegram_user_id: int) -> None: ...
+
+
+class LinkAttemptRepository(Protocol):
+    async def add(self, attempt: LinkAttempt) -> None: ...
+
+    async def by_state(self, state_hash: str) -> LinkAttempt | None: ...
+
+    async def by_nonce(self, nonce_hash: str) -> LinkAttempt | None: ...
+
+    async def save(self, attempt: LinkAttempt) -> None: ...
+
+    async def advance(self, attempt: LinkAttempt, expected_status: str) -> bool:
+        """Write the attempt only if its stored status is still `expected_status` (atomic claim)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    residents: ResidentRepository
+    link_attempts: LinkAttemptRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...

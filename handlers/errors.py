@@ -1,0 +1,56 @@
+"""One place where errors become words: domain errors, stale dialog buttons, the unexpected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from aiogram import Router
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.types import ErrorEvent
+from aiogram_dialog import DialogManager, ShowMode, StartMode
+from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
+
+from bot.i18n import Translator
+from domain.errors import DomainError, RelinkRequired
+from handlers.states import MenuSG
+from handlers.texts import error_key
+
+router = Router(name="errors")
+log = structlog.get_logger(__name__)
+
+
+async def _tell(event: ErrorEvent, text: str) -> None:
+    update = event.update
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+        if update.callback_query.message is not None:
+            await update.callback_query.message.answer(text)
+    elif update.message is not None:
+        await update.message.answer(text)
+
+
+@router.errors(ExceptionTypeFilter(UnknownIntent, OutdatedIntent, UnknownState))
+async def stale_dialog(event: ErrorEvent, tr: Translator, dialog_manager: DialogManager) -> None:
+    """A button from before a restart (or a long-gone dialog): bring the menu back."""
+    log.info("dialog.stale", error=type(event.exception).__name__)
+    await _tell(event, tr("error-stale-button"))
+    await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+
+
+@router.errors(ExceptionTypeFilter(DomainError))
+async def domain_error(event: ErrorEvent, tr: Translator, **data: Any) -> None:
+    error = event.exception
+    log.info("domain.error", error=type(error).__name__)
+    if isinstance(error, RelinkRequired) and (user := data.get("event_from_user")) is not None:
+        async with data["uow_factory"]() as uow:  # the update's own unit of work is closed
+            await uow.residents.delete(user.id)
+            await uow.commit()
+    assert isinstance(error, DomainError)
+    await _tell(event, tr(error_key(error)))
+
+
+@router.errors()
+async def unexpected(event: ErrorEvent, tr: Translator) -> None:
+    log.exception("update.failed", exc_info=event.exception)
+    await _tell(event, tr("error-generic"))

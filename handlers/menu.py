@@ -1,0 +1,76 @@
+"""The main menu dialog; it shows only what works for this resident."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiogram import F
+from aiogram.types import CallbackQuery
+from aiogram_dialog import Dialog, DialogManager, Window
+from aiogram_dialog.widgets.kbd import Button, Start, SwitchTo, Url
+from aiogram_dialog.widgets.text import Format
+
+from bot.i18n import Translator
+from domain.accounts import Resident
+from domain.linking import start_link
+from domain.ports import CityAuth, UnitOfWork
+from handlers.states import BillsSG, MenuSG, UnlinkSG
+from handlers.texts import LEVEL_KEYS
+from handlers.widgets import Tr
+
+
+async def menu_getter(
+    dialog_manager: DialogManager, tr: Translator, resident: Resident | None = None, **_: Any
+) -> dict[str, Any]:
+    if resident is None:
+        return {"linked": False}
+    return {
+        "linked": True,
+        "name": resident.masked_name,
+        "level": tr(LEVEL_KEYS[resident.account_level]),
+    }
+
+
+async def on_link(callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
+    data = manager.middleware_data
+    uow: UnitOfWork = data["uow"]
+    city: CityAuth = data["city"]
+    clock: Callable[[], datetime] = data["clock"]
+    assert callback.message is not None
+    url = await start_link(
+        uow,
+        city,
+        telegram_user_id=callback.from_user.id,
+        chat_id=callback.message.chat.id,
+        now=clock(),
+    )
+    await uow.commit()
+    manager.dialog_data["login_url"] = url
+    await manager.switch_to(MenuSG.login)
+
+
+async def login_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    return {"login_url": dialog_manager.dialog_data.get("login_url", "")}
+
+
+dialog = Dialog(
+    Window(
+        Tr("menu-linked", when=F["linked"]),
+        Tr("menu-unlinked", when=~F["linked"]),
+        Start(Tr("menu-bills"), id="bills", state=BillsSG.list, when=F["linked"]),
+        Button(Tr("menu-link"), id="link", on_click=on_link, when=~F["linked"]),
+        Start(Tr("menu-unlink"), id="unlink", state=UnlinkSG.confirm, when=F["linked"]),
+        getter=menu_getter,
+        state=MenuSG.main,
+    ),
+    Window(
+        Tr("link-open"),
+        Url(Tr("link-login-button"), Format("{login_url}"), id="login"),
+        SwitchTo(Tr("nav-back"), id="back", state=MenuSG.main),
+        getter=login_getter,
+        state=MenuSG.login,
+    ),
+    name="menu",
+)

@@ -1,0 +1,15 @@
+# «Мои счета».
+
+bills-title =
+    { $count ->
+        [one] У вас { $count } неоплаченный счёт на { $total }:
+        [few] У вас { $count } неоплаченных счёта на { $total }:
+       *[many] У вас { $count } неоплаченных счетов на { $total }:
+    }
+bills-item =
+    { $title } — { $amount }
+    { $provider }, оплатить до { $due }
+bills-item-overdue =
+    ⚠️ { $title } — { $amount }
+    { $provider }, просрочен с { $due }
+bills-empty = Неоплаченных счетов нет. Когда город выставит новый счёт, он появится здесь.

@@ -1,0 +1,67 @@
+"""Residents repository: maps rows to domain residents, encrypting tokens on the way in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.accounts import AccountLevel, Resident, TokenSet
+from storage.models import ResidentRow
+from storage.token_cipher import TokenCipher
+
+
+class SqlResidentRepository:
+    def __init__(self, session: AsyncSession, cipher: TokenCipher) -> None:
+        self._session = session
+        self._cipher = cipher
+
+    async def get(self, telegram_user_id: int) -> Resident | None:
+        row = await self._row(telegram_user_id)
+        return None if row is None else self._to_domain(row)
+
+    async def save(self, resident: Resident) -> None:
+        now = datetime.now(UTC)
+        row = await self._row(resident.telegram_user_id)
+        if row is None:
+            row = ResidentRow(telegram_user_id=resident.telegram_user_id, created_at=now)
+            self._session.add(row)
+        row.chat_id = resident.chat_id
+        row.city_account_id = resident.city_account_id
+        row.account_level = resident.account_level.value
+        row.masked_name = resident.masked_name
+        row.access_token_enc = self._cipher.encrypt(resident.tokens.access_token)
+        row.refresh_token_enc = self._cipher.encrypt(resident.tokens.refresh_token)
+        row.token_expires_at = resident.tokens.expires_at
+        row.locale = resident.locale
+        row.linked_at = resident.linked_at
+        row.updated_at = now
+        await self._session.flush()
+
+    async def delete(self, telegram_user_id: int) -> None:
+        await self._session.execute(
+            delete(ResidentRow).where(ResidentRow.telegram_user_id == telegram_user_id)
+        )
+
+    async def _row(self, telegram_user_id: int) -> ResidentRow | None:
+        result = await self._session.execute(
+            select(ResidentRow).where(ResidentRow.telegram_user_id == telegram_user_id)
+        )
+        return result.scalar_one_or_none()
+
+    def _to_domain(self, row: ResidentRow) -> Resident:
+        return Resident(
+            telegram_user_id=row.telegram_user_id,
+            chat_id=row.chat_id,
+            city_account_id=row.city_account_id,
+            account_level=AccountLevel(row.account_level),
+            masked_name=row.masked_name,
+            tokens=TokenSet(
+                access_token=self._cipher.decrypt(row.access_token_enc),
+                refresh_token=self._cipher.decrypt(row.refresh_token_enc),
+                expires_at=row.token_expires_at,
+            ),
+            linked_at=row.linked_at,
+            locale=row.locale,
+        )

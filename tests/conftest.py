@@ -1,0 +1,75 @@
+"""Shared fixtures: databases (SQLite always; PostgreSQL and Redis when their URLs are set).
+
+With REQUIRE_SERVICES=1 (CI) a missing TEST_DATABASE_URL or TEST_REDIS_URL fails the tests that
+need it instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.database import create_engine
+from storage.migrate import upgrade
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+
+
+def need_service(url: str, name: str) -> str:
+    if url:
+        return url
+    message = f"{name} is not set"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message}, and REQUIRE_SERVICES=1 demands it")
+    pytest.skip(message)
+
+
+async def fresh_engine(backend: str, tmp_path: Path) -> AsyncEngine:
+    """An engine on an empty database with every migration applied."""
+    if backend == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'test.sqlite3'}")
+    else:
+        engine = create_engine(need_service(POSTGRES_URL, "TEST_DATABASE_URL"))
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    await upgrade(engine)
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """The same test on SQLite and on PostgreSQL."""
+    engine = await fresh_engine(request.param, tmp_path)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = await fresh_engine("sqlite", tmp_path)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return need_service(REDIS_URL, "TEST_REDIS_URL")
+
+
+@pytest.fixture
+async def clean_redis(redis_url: str) -> AsyncIterator[str]:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    yield redis_url
+    await client.flushdb()
+    await client.aclose()

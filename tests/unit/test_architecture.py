@@ -1,0 +1,120 @@
+"""The layout's rules, enforced: a pure domain, no words in handlers, locale keys both ways."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from bot.i18n import defined_keys, load_translator
+
+ROOT = Path(__file__).resolve().parents[2]
+FORBIDDEN_IN_DOMAIN = {"aiogram", "aiogram_dialog", "sqlalchemy", "aiohttp", "redis", "apscheduler"}
+CODE_DIRS = ("bot", "handlers", "domain", "storage", "city")
+CYRILLIC = re.compile(r"[А-Яа-яЁё]")
+# A key is used in code as tr("key"), Tr("key"), or as a string literal in a *_KEYS table.
+KEY_CALL = re.compile(r"""\b(?:tr|Tr)\(\s*["']([a-z][a-z0-9-]*)["']""")
+KEY_LITERAL = re.compile(r"""["']((?:[a-z]+-)+[a-z0-9]+)["']""")
+
+
+def python_files(*dirs: str) -> list[Path]:
+    return [path for d in dirs for path in (ROOT / d).rglob("*.py")]
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text("utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_domain_imports_no_framework_or_adapter() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_modules(path) & FORBIDDEN_IN_DOMAIN)
+        for path in python_files("domain")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_domain_does_not_import_outer_layers() -> None:
+    outer = {"bot", "handlers", "storage", "city"}
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_modules(path) & outer)
+        for path in python_files("domain")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_cyrillic_literal_in_handlers() -> None:
+    """Words a resident reads live in locales/ru; docstrings may name features in Russian."""
+    found = []
+    for path in [*python_files("handlers"), ROOT / "bot" / "web.py", ROOT / "bot" / "app.py"]:
+        tree = ast.parse(path.read_text("utf-8"))
+        docstrings = {id(node) for node in _docstrings(tree)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if CYRILLIC.search(node.value) and id(node) not in docstrings:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []
+
+
+def _docstrings(tree: ast.AST) -> list[ast.AST]:
+    owners = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return [
+        owner.body[0].value
+        for owner in ast.walk(tree)
+        if isinstance(owner, owners)
+        and owner.body
+        and isinstance(owner.body[0], ast.Expr)
+        and isinstance(owner.body[0].value, ast.Constant)
+    ]
+
+
+def test_the_cyrillic_check_can_fail() -> None:
+    tree = ast.parse('"""Docstring «Мои счета»."""\nTEXT = "Привет"\n')
+    docstrings = {id(node) for node in _docstrings(tree)}
+    literals = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and id(node) not in docstrings
+    ]
+    assert literals == ["Привет"]
+
+
+def used_keys() -> set[str]:
+    keys: set[str] = set()
+    defined = defined_keys()
+    for path in python_files("handlers", "bot"):
+        source = path.read_text("utf-8")
+        keys.update(KEY_CALL.findall(source))
+        # Literals in lookup tables (LEVEL_KEYS, ERROR_KEYS, "x" if ... else "y"): any literal
+        # shaped like a key counts as used when it names a defined message.
+        keys.update(k for k in KEY_LITERAL.findall(source) if k in defined)
+    return keys
+
+
+def test_every_key_used_in_code_is_defined() -> None:
+    assert used_keys() - defined_keys() == set()
+
+
+def test_no_key_is_orphaned() -> None:
+    assert defined_keys() - used_keys() == set()
+
+
+def test_translator_formats_plurals_and_variables() -> None:
+    tr = load_translator()
+    assert tr("bills-title", count=1, total="10,00 ₽").startswith("У вас 1 неоплаченный счёт")
+    assert "3 неоплаченных счёта" in tr("bills-title", count=3, total="1 ₽")
+    assert "5 неоплаченных счетов" in tr("bills-title", count=5, total="1 ₽")
+    assert "21 неоплаченный счёт" in tr("bills-title", count=21, total="1 ₽")
+    assert tr("link-done", name="Мария И.", level="полная") == (
+        "Готово! Аккаунт привязан: Мария И., учётная запись полная."
+    )
+
+
+def test_every_ftl_file_parses() -> None:
+    load_translator()  # raises on Junk

@@ -1,0 +1,182 @@
+"""Test helpers: an HTTP client for the sandbox that checks every answer against the contract."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from domain.linking import pkce_challenge
+
+from .openapi import validate
+
+CLIENT_ID = "resident-bot"
+CLIENT_SECRET = "sandbox-secret"
+# Never contacted: these tests read the redirect's Location instead of following it.
+REDIRECT_URI = "http://127.0.0.1:9/oauth/callback"
+LOGINS = ("demo-simple", "demo-standard", "demo-full")
+REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class FakeClock:
+    """An injectable clock that only moves when told to."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: Any  # parsed JSON, the text of other media types, or None for redirects
+
+    @property
+    def location(self) -> URL:
+        assert self.status in REDIRECTS, f"expected a redirect, got {self.status}: {self.body}"
+        return URL(self.headers["Location"])
+
+
+@dataclass(frozen=True)
+class Pkce:
+    verifier: str
+    challenge: str
+
+    @classmethod
+    def new(cls) -> Pkce:
+        verifier = secrets.token_urlsafe(64)
+        return cls(verifier, pkce_challenge(verifier))
+
+
+@dataclass(frozen=True)
+class Tokens:
+    access_token: str
+    refresh_token: str
+
+
+class ContractClient:
+    """Talks to a running sandbox; every answer is validated against city/openapi.yaml."""
+
+    def __init__(self, http: aiohttp.ClientSession, base_url: str) -> None:
+        self.http = http
+        self.base_url = base_url
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        data: dict[str, str] | str | None = None,
+        json: Any = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> Answer:
+        """`check=False` skips the contract check (for answers the contract cannot declare)."""
+        headers = dict(headers or {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        async with self.http.request(
+            method,
+            self.base_url + path,
+            params=params,
+            data=data,
+            json=json,
+            headers=headers,
+            allow_redirects=False,
+        ) as response:
+            if response.status in REDIRECTS:
+                body = None
+            elif response.content_type == "application/json":
+                body = await response.json()
+            else:
+                body = await response.text()
+            answer = Answer(response.status, response.headers, body)
+        if check:
+            validate(path, method, answer.status, answer.body)
+        return answer
+
+    # ------------------------------------------------------------ OAuth
+
+    def authorize_params(self, pkce: Pkce, **overrides: str | None) -> dict[str, str]:
+        """Valid authorization request parameters; an override of None drops the parameter."""
+        params: dict[str, str | None] = {
+            "response_type": "code",
+            "client_id": CLIENT_ID,
+            "redirect_uri": REDIRECT_URI,
+            "state": secrets.token_urlsafe(16),
+            "code_challenge": pkce.challenge,
+            "code_challenge_method": "S256",
+            **overrides,
+        }
+        return {key: value for key, value in params.items() if value is not None}
+
+    async def submit_login(
+        self, login: str, pkce: Pkce, *, action: str | None = "approve", **overrides: str | None
+    ) -> Answer:
+        """Submit the login form; `action=None` leaves the field out (the default: approve)."""
+        form = {**self.authorize_params(pkce, **overrides), "login": login}
+        if action is not None:
+            form["action"] = action
+        return await self.request("POST", "/oauth/authorize", data=form)
+
+    async def code_for(self, login: str, pkce: Pkce, **overrides: str | None) -> str:
+        answer = await self.submit_login(login, pkce, **overrides)
+        code = answer.location.query.get("code")
+        assert code, f"no code in {answer.location}"
+        return code
+
+    async def token(self, **fields: str | None) -> Answer:
+        form: dict[str, str | None] = {
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            **fields,
+        }
+        data = {key: value for key, value in form.items() if value is not None}
+        return await self.request("POST", "/oauth/token", data=data)
+
+    async def exchange(self, code: str, pkce: Pkce, redirect_uri: str = REDIRECT_URI) -> Answer:
+        return await self.token(
+            grant_type="authorization_code",
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=pkce.verifier,
+        )
+
+    async def refresh(self, refresh_token: str) -> Answer:
+        return await self.token(grant_type="refresh_token", refresh_token=refresh_token)
+
+    async def revoke(self, token: str, **fields: str) -> Answer:
+        data = {"token": token, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, **fields}
+        return await self.request("POST", "/oauth/revoke", data=data)
+
+    async def login(self, login: str) -> Tokens:
+        """The whole authorization-code + PKCE flow for a demo resident."""
+        pkce = Pkce.new()
+        answer = await self.exchange(await self.code_for(login, pkce), pkce)
+        assert answer.status == 200, answer.body
+        return Tokens(answer.body["access_token"], answer.body["refresh_token"])
+
+    # ------------------------------------------------------------ resident API
+
+    async def profile(self, token: str | None) -> Answer:
+        return await self.request("GET", "/api/v1/profile", token=token)
+
+    async def bills(self, token: str | None, status: str | None = None) -> Answer:
+        params = None if status is None else {"status": status}
+        return await self.request("GET", "/api/v1/bills", params=params, token=token)
+
+    async def put_faults(self, faults: Any) -> Answer:
+        return await self.request("PUT", "/sandbox/faults", json=faults)

@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.config import Settings
 from bot.i18n import Translator, load_translator
 from bot.middlewares import LogContextMiddleware, UnitOfWorkMiddleware
+from bot.telegram_double import LOCAL_BOT_TOKEN
 from bot.web import WebContext, create_web_app
 from city.client import CityClient
 from city.sandbox import SandboxServer
+from city.sandbox import create_app as create_sandbox_app
 from handlers import build_router
 from storage.database import create_engine, create_sessionmaker
 from storage.fsm import SqlStorage, dialog_key_builder
@@ -36,7 +38,6 @@ from storage.uow import UnitOfWorkFactory
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
-CONSOLE_TOKEN = "42:console-has-no-token"
 
 
 def utc_now() -> datetime:
@@ -55,6 +56,7 @@ class Application:
     tr: Translator
     web_url: str
     sandbox: SandboxServer | None = None
+    owns_sandbox: bool = False
     _web_runner: web.AppRunner | None = field(default=None, repr=False)
 
     async def stop(self) -> None:
@@ -62,7 +64,7 @@ class Application:
             await self._web_runner.cleanup()
         await self.dispatcher.storage.close()
         await self.city.close()
-        if self.sandbox is not None:
+        if self.sandbox is not None and self.owns_sandbox:
             await self.sandbox.stop()
         await self.bot.session.close()
         await self.engine.dispose()
@@ -116,8 +118,15 @@ async def create_application(
     sandbox: SandboxServer | None = None,
 ) -> Application:
     """Everything started except the Telegram side (polling, console or webhook)."""
-    if settings.uses_sandbox and sandbox is None:
-        sandbox = SandboxServer(port=settings.sandbox_port)
+    owns_sandbox = settings.uses_sandbox and sandbox is None
+    if owns_sandbox:
+        sandbox = SandboxServer(
+            create_sandbox_app(
+                client_id=settings.city_client_id,
+                client_secret=settings.city_client_secret.get_secret_value(),
+            ),
+            port=settings.sandbox_port,
+        )
         await sandbox.start()
         log.warning("city.sandbox", url=sandbox.url, note="SANDBOX city platform, not production")
     city_url = sandbox.url if settings.uses_sandbox and sandbox else str(settings.city_api_url)
@@ -145,7 +154,7 @@ async def create_application(
     dispatcher = build_dispatcher(
         storage, isolation, uow_factory=uow_factory, city=city, tr=tr, clock=clock
     )
-    token = settings.bot_token.get_secret_value() if settings.bot_token else CONSOLE_TOKEN
+    token = settings.bot_token.get_secret_value() if settings.bot_token else LOCAL_BOT_TOKEN
     bot = Bot(
         token,
         session=bot_session or _bot_session(settings),
@@ -178,5 +187,6 @@ async def create_application(
         tr=tr,
         web_url=web_url,
         sandbox=sandbox,
+        owns_sandbox=owns_sandbox,
         _web_runner=runner,
     )

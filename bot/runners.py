@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable
 
@@ -73,7 +72,7 @@ Resident Bot — консоль (без Telegram).
 
 
 async def console(settings: Settings) -> None:
-    from bot.console import run_console
+    from bot.console import read_stdin_line, run_console
     from bot.telegram_double import LocalTelegram
 
     app: Application = await create_application(settings, bot_session=LocalTelegram())
@@ -83,10 +82,7 @@ async def console(settings: Settings) -> None:
         else str(settings.city_api_url)
     )
 
-    async def ask(prompt: str) -> str:
-        return await asyncio.to_thread(input, prompt)
-
-    opener = sandbox_login_opener(app.sandbox.url, ask) if app.sandbox else None
+    opener = sandbox_login_opener(app.sandbox.url, read_stdin_line) if app.sandbox else None
     try:
         await run_console(app.dispatcher, app.bot, banner=BANNER.format(city=city), open_url=opener)
     finally:

@@ -8,14 +8,15 @@ from handlers import account, bills, errors, fallback, menu, start
 
 
 def build_router() -> Router:
-    """Commands first, then dialogs, then the catch-all fallback; errors are handled at the top."""
+    """A fresh tree for each Dispatcher (a router can belong to one parent only): commands
+    first, then dialogs, then the catch-all fallback; errors are handled at the top."""
     root = Router(name="root")
     root.include_routers(
-        errors.router,
-        start.router,
-        menu.dialog,
-        bills.dialog,
-        account.dialog,
-        fallback.router,
+        errors.build_router(),
+        start.build_router(),
+        menu.build_dialog(),
+        bills.build_dialog(),
+        account.build_dialog(),
+        fallback.build_router(),
     )
     return root

@@ -11,7 +11,7 @@ from domain.accounts import Resident
 from domain.linking import unlink
 from domain.ports import CityAuth, UnitOfWork
 from handlers.states import MenuSG, UnlinkSG
-from handlers.widgets import Tr
+from handlers.widgets import HintOnText, Tr
 
 
 async def on_unlink(callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
@@ -29,14 +29,16 @@ async def on_unlink(callback: CallbackQuery, _button: Button, manager: DialogMan
     await manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
-dialog = Dialog(
-    Window(
-        Tr("unlink-confirm"),
-        Row(
-            Button(Tr("unlink-yes"), id="yes", on_click=on_unlink),
-            Cancel(Tr("unlink-no")),
+def build_dialog() -> Dialog:
+    return Dialog(
+        Window(
+            Tr("unlink-confirm"),
+            Row(
+                Button(Tr("unlink-yes"), id="yes", on_click=on_unlink),
+                Cancel(Tr("unlink-no")),
+            ),
+            HintOnText(),
+            state=UnlinkSG.confirm,
         ),
-        state=UnlinkSG.confirm,
-    ),
-    name="unlink",
-)
+        name="unlink",
+    )

@@ -15,12 +15,12 @@ from aiogram_dialog.widgets.text import Format, List
 from bot.i18n import Translator
 from domain.accounts import Resident
 from domain.bills import unpaid_bills
-from domain.errors import DomainError, NotLinked
+from domain.errors import DomainError, NotLinked, RelinkRequired
 from domain.money import format_rub
 from domain.ports import CityApi, CityAuth, UnitOfWork
 from handlers.states import BillsSG
 from handlers.texts import error_key, format_date
-from handlers.widgets import Tr
+from handlers.widgets import HintOnText, Tr
 
 PAGE_SIZE = 5
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -41,6 +41,11 @@ async def bills_getter(
             raise NotLinked()
         bills = await unpaid_bills(uow, auth, city, resident)
     except DomainError as error:
+        if isinstance(error, RelinkRequired) and resident is not None:
+            # The city no longer accepts the tokens: forget them so the menu offers linking.
+            await uow.residents.delete(resident.telegram_user_id)
+            await uow.commit()
+            dialog_manager.middleware_data["resident"] = None
         return {"error": tr(error_key(error)), "lines": [], "has_bills": False, "empty": False}
     await uow.commit()  # a refreshed token is kept
     today = clock().astimezone(MOSCOW).date()
@@ -65,21 +70,23 @@ async def bills_getter(
     }
 
 
-dialog = Dialog(
-    Window(
-        Tr("bills-title", when=F["has_bills"]),
-        List(Format("{item}"), items="lines", id="bills_page", page_size=PAGE_SIZE, sep="\n\n"),
-        Tr("bills-empty", when=F["empty"]),
-        Format("{error}", when=F["error"]),
-        Row(
-            PrevPage(scroll="bills_page", text=Tr("pager-prev")),
-            CurrentPage(scroll="bills_page", text=Format("{current_page1}/{pages}")),
-            NextPage(scroll="bills_page", text=Tr("pager-next")),
-            when=F["paged"],
+def build_dialog() -> Dialog:
+    return Dialog(
+        Window(
+            Tr("bills-title", when=F["has_bills"]),
+            List(Format("{item}"), items="lines", id="bills_page", page_size=PAGE_SIZE, sep="\n\n"),
+            Tr("bills-empty", when=F["empty"]),
+            Format("{error}", when=F["error"]),
+            Row(
+                PrevPage(scroll="bills_page", text=Tr("pager-prev")),
+                CurrentPage(scroll="bills_page", text=Format("{current_page1}/{pages}")),
+                NextPage(scroll="bills_page", text=Tr("pager-next")),
+                when=F["paged"],
+            ),
+            Cancel(Tr("nav-back")),
+            HintOnText(),
+            getter=bills_getter,
+            state=BillsSG.list,
         ),
-        Cancel(Tr("nav-back")),
-        getter=bills_getter,
-        state=BillsSG.list,
-    ),
-    name="bills",
-)
+        name="bills",
+    )

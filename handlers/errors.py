@@ -16,7 +16,6 @@ from domain.errors import DomainError, RelinkRequired
 from handlers.states import MenuSG
 from handlers.texts import error_key
 
-router = Router(name="errors")
 log = structlog.get_logger(__name__)
 
 
@@ -30,7 +29,6 @@ async def _tell(event: ErrorEvent, text: str) -> None:
         await update.message.answer(text)
 
 
-@router.errors(ExceptionTypeFilter(UnknownIntent, OutdatedIntent, UnknownState))
 async def stale_dialog(event: ErrorEvent, tr: Translator, dialog_manager: DialogManager) -> None:
     """A button from before a restart (or a long-gone dialog): bring the menu back."""
     log.info("dialog.stale", error=type(event.exception).__name__)
@@ -38,7 +36,6 @@ async def stale_dialog(event: ErrorEvent, tr: Translator, dialog_manager: Dialog
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
-@router.errors(ExceptionTypeFilter(DomainError))
 async def domain_error(event: ErrorEvent, tr: Translator, **data: Any) -> None:
     error = event.exception
     log.info("domain.error", error=type(error).__name__)
@@ -50,7 +47,16 @@ async def domain_error(event: ErrorEvent, tr: Translator, **data: Any) -> None:
     await _tell(event, tr(error_key(error)))
 
 
-@router.errors()
 async def unexpected(event: ErrorEvent, tr: Translator) -> None:
     log.exception("update.failed", exc_info=event.exception)
     await _tell(event, tr("error-generic"))
+
+
+def build_router() -> Router:
+    router = Router(name="errors")
+    router.errors.register(
+        stale_dialog, ExceptionTypeFilter(UnknownIntent, OutdatedIntent, UnknownState)
+    )
+    router.errors.register(domain_error, ExceptionTypeFilter(DomainError))
+    router.errors.register(unexpected)
+    return router

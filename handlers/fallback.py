@@ -9,18 +9,21 @@ from aiogram_dialog import DialogManager, ShowMode, StartMode
 from bot.i18n import Translator
 from handlers.states import MenuSG
 
-router = Router(name="fallback")
 
-
-@router.message()
 async def unknown_message(message: Message, tr: Translator, dialog_manager: DialogManager) -> None:
     await message.answer(tr("fallback-hint"))
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
-@router.callback_query()
 async def unknown_button(
     callback: CallbackQuery, tr: Translator, dialog_manager: DialogManager
 ) -> None:
     await callback.answer(tr("error-stale-button"))
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+
+
+def build_router() -> Router:
+    router = Router(name="fallback")
+    router.message.register(unknown_message)
+    router.callback_query.register(unknown_button)
+    return router

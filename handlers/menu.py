@@ -18,7 +18,7 @@ from domain.linking import start_link
 from domain.ports import CityAuth, UnitOfWork
 from handlers.states import BillsSG, MenuSG, UnlinkSG
 from handlers.texts import LEVEL_KEYS
-from handlers.widgets import Tr
+from handlers.widgets import HintOnText, Tr
 
 
 async def menu_getter(
@@ -55,22 +55,25 @@ async def login_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     return {"login_url": dialog_manager.dialog_data.get("login_url", "")}
 
 
-dialog = Dialog(
-    Window(
-        Tr("menu-linked", when=F["linked"]),
-        Tr("menu-unlinked", when=~F["linked"]),
-        Start(Tr("menu-bills"), id="bills", state=BillsSG.list, when=F["linked"]),
-        Button(Tr("menu-link"), id="link", on_click=on_link, when=~F["linked"]),
-        Start(Tr("menu-unlink"), id="unlink", state=UnlinkSG.confirm, when=F["linked"]),
-        getter=menu_getter,
-        state=MenuSG.main,
-    ),
-    Window(
-        Tr("link-open"),
-        Url(Tr("link-login-button"), Format("{login_url}"), id="login"),
-        SwitchTo(Tr("nav-back"), id="back", state=MenuSG.main),
-        getter=login_getter,
-        state=MenuSG.login,
-    ),
-    name="menu",
-)
+def build_dialog() -> Dialog:
+    return Dialog(
+        Window(
+            Tr("menu-linked", when=F["linked"]),
+            Tr("menu-unlinked", when=~F["linked"]),
+            Start(Tr("menu-bills"), id="bills", state=BillsSG.list, when=F["linked"]),
+            Button(Tr("menu-link"), id="link", on_click=on_link, when=~F["linked"]),
+            Start(Tr("menu-unlink"), id="unlink", state=UnlinkSG.confirm, when=F["linked"]),
+            HintOnText(),
+            getter=menu_getter,
+            state=MenuSG.main,
+        ),
+        Window(
+            Tr("link-open"),
+            Url(Tr("link-login-button"), Format("{login_url}"), id="login"),
+            SwitchTo(Tr("nav-back"), id="back", state=MenuSG.main),
+            HintOnText(),
+            getter=login_getter,
+            state=MenuSG.login,
+        ),
+        name="menu",
+    )

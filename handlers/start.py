@@ -17,10 +17,7 @@ from domain.ports import CityAuth, UnitOfWork
 from handlers.states import MenuSG
 from handlers.texts import LEVEL_KEYS, error_key
 
-router = Router(name="start")
 
-
-@router.message(CommandStart(deep_link=True, magic=F.args.startswith(NONCE_PREFIX)))
 async def finish_link(
     message: Message,
     command: CommandObject,
@@ -51,7 +48,15 @@ async def finish_link(
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
-@router.message(CommandStart())
 async def start(message: Message, tr: Translator, dialog_manager: DialogManager) -> None:
     await message.answer(tr("start-greeting"))
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+
+
+def build_router() -> Router:
+    router = Router(name="start")
+    router.message.register(
+        finish_link, CommandStart(deep_link=True, magic=F.args.startswith(NONCE_PREFIX))
+    )
+    router.message.register(start, CommandStart())
+    return router

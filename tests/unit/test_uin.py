@@ -1,4 +1,4 @@
-"""UIN validation: the vectors in shared/REFERENCE.md and properties against an independent formula."""
+"""UIN validation: REFERENCE.md's vectors and properties against an independent formula."""
 
 from __future__ import annotations
 
@@ -64,10 +64,14 @@ def test_spaces_are_tolerated() -> None:
 def independent_control(body: str) -> int:
     """REFERENCE.md's algorithm, written again plainly for digits only."""
     digits = [int(c) for c in body]
-    total = sum(d * w for d, w in zip(digits, [(i % 10) + 1 for i in range(len(digits))]))
+    total = sum(
+        d * w for d, w in zip(digits, [(i % 10) + 1 for i in range(len(digits))], strict=True)
+    )
     if total % 11 != 10:
         return total % 11
-    total = sum(d * w for d, w in zip(digits, [((i + 2) % 10) + 1 for i in range(len(digits))]))
+    total = sum(
+        d * w for d, w in zip(digits, [((i + 2) % 10) + 1 for i in range(len(digits))], strict=True)
+    )
     return 0 if total % 11 == 10 else total % 11
 
 

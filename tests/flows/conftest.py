@@ -1,0 +1,146 @@
+"""A whole bot for conversation tests: the real application (Dispatcher, handlers, storage,
+web callback) over the in-process Bot API, talking to a real sandbox over HTTP."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.app import Application, create_application
+from bot.config import Settings
+from bot.conversation import Conversation
+from bot.telegram_double import LocalTelegram
+from city.sandbox import SandboxServer
+from city.sandbox.browser import demo_login
+from storage.token_cipher import TokenCipher
+from tests.conftest import REDIS_URL, need_service
+from tests.contract.sandbox_client import FakeClock
+
+START_LINK = re.compile(r"start=(link-[A-Za-z0-9_-]+)")
+
+
+@dataclass
+class Harness:
+    settings: Settings
+    sandbox: SandboxServer
+    clock: FakeClock
+    telegram: LocalTelegram = field(default_factory=LocalTelegram)
+    app: Application | None = None
+    _next_update_id: int = 1
+
+    async def start(self) -> Application:
+        self.app = await create_application(
+            self.settings, bot_session=self.telegram, clock=self.clock, sandbox=self.sandbox
+        )
+        return self.app
+
+    async def restart(self) -> Application:
+        """A new process: new Dispatcher, bot and web server over the same database, state
+        storage, sandbox and Telegram."""
+        assert self.app is not None
+        await self.app.stop()
+        return await self.start()
+
+    def chat(self, user_id: int = 100001, first_name: str = "Мария") -> Conversation:
+        assert self.app is not None
+        first, self._next_update_id = self._next_update_id, self._next_update_id + 100_000
+        return Conversation(
+            self.app.dispatcher,
+            self.app.bot,
+            user_id=user_id,
+            first_name=first_name,
+            first_update_id=first,
+        )
+
+    async def sandbox_call(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with aiohttp.ClientSession() as http:
+            async with http.request(method, self.sandbox.url + path, **kwargs) as answer:
+                assert answer.status == 200, await answer.text()
+                return await answer.json()
+
+    async def login_page(self, chat: Conversation, login: str = "demo-full") -> str:
+        """Press «Войти через mos.ru» in a browser: log in at the sandbox and land on our
+        callback page; returns the page's HTML."""
+        url = chat.url_of("mos.ru")
+        result = await demo_login(url, login)
+        return result.text
+
+    async def link(self, chat: Conversation, login: str = "demo-full") -> str:
+        """The whole linking journey; returns what the chat said at the end."""
+        await chat.send("/start")
+        await chat.press("Привязать")
+        page = await self.login_page(chat, login)
+        match = START_LINK.search(page)
+        assert match, page
+        reply = await chat.send(f"/start {match.group(1)}")
+        return reply.text
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}",
+        "web_port": 0,
+        "sandbox_port": 0,
+        "data_dir": tmp_path,
+        "token_encryption_keys": TokenCipher.generate_key(),
+        "city_timeout": 0.5,
+        "city_deadline": 1.5,
+        "_env_file": None,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    async with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC))
+
+
+async def _harness(settings: Settings, sandbox: SandboxServer, clock: FakeClock):
+    harness = Harness(settings=settings, sandbox=sandbox, clock=clock)
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        if harness.app is not None:
+            await harness.app.stop()
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+) -> AsyncIterator[Harness]:
+    """The embedded defaults: SQLite for data and dialog state."""
+    async for h in _harness(settings_for(tmp_path), sandbox, clock):
+        yield h
+
+
+@pytest.fixture(params=["sql", "redis"])
+async def any_state_harness(
+    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+) -> AsyncIterator[Harness]:
+    """Dialog state in the database (embedded) and in Redis (production)."""
+    overrides: dict[str, Any] = {}
+    if request.param == "redis":
+        from redis.asyncio import Redis
+
+        url = need_service(REDIS_URL, "TEST_REDIS_URL")
+        client = Redis.from_url(url)
+        await client.flushdb()
+        await client.aclose()
+        overrides["redis_url"] = url
+    async for h in _harness(settings_for(tmp_path, **overrides), sandbox, clock):
+        yield h

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from bot.config import SettingsError, exit_on_bad_settings, load_settings
 from bot.logs import setup_logging
+from storage.migrate import NotMigrated
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
         pass
     except SettingsError as error:
         exit_on_bad_settings(error)
+    except NotMigrated as error:
+        print(f"Cannot start: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from city.sandbox import create_app as create_sandbox_app
 from handlers import build_router
 from storage.database import create_engine, create_sessionmaker
 from storage.fsm import SqlStorage, dialog_key_builder
-from storage.migrate import upgrade
+from storage.migrate import ensure_migrated, upgrade
 from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory
 
@@ -134,6 +134,8 @@ async def create_application(
     engine = create_engine(settings.database_url)
     if settings.is_embedded_database:
         await upgrade(engine)
+    else:
+        await ensure_migrated(engine)
 
     sock = _bind(settings.web_host, settings.web_port)
     web_url = f"http://{settings.web_host}:{sock.getsockname()[1]}"
@@ -175,7 +177,14 @@ async def create_application(
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
-    log.info("web.started", url=web_url)
+    log.info(
+        "bot.started",
+        database="sqlite (embedded)" if settings.is_embedded_database else "postgresql",
+        state="redis" if settings.redis_url else "database",
+        city="sandbox" if settings.uses_sandbox else "platform",
+        telegram="token" if settings.bot_token else "local console",
+        web=web_url,
+    )
     return Application(
         settings=settings,
         bot=bot,

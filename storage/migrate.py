@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -38,3 +40,22 @@ async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
 
     async with engine.begin() as connection:
         await connection.run_sync(run)
+
+
+class NotMigrated(RuntimeError):
+    """The database is behind the code: production runs `python -m bot migrate` explicitly."""
+
+
+async def ensure_migrated(engine: AsyncEngine) -> None:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+    def current(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as connection:
+        revision = await connection.run_sync(current)
+    if revision != head:
+        raise NotMigrated(
+            f"the database is at revision {revision or 'none'}, the code needs {head}: "
+            "run `python -m bot migrate`"
+        )

@@ -20,7 +20,7 @@ from bot.telegram_double import LocalTelegram
 from city.sandbox import SandboxServer
 from city.sandbox.browser import demo_login
 from storage.token_cipher import TokenCipher
-from tests.conftest import REDIS_URL, need_service
+from tests.conftest import POSTGRES_URL, REDIS_URL, fresh_engine, need_service
 from tests.contract.sandbox_client import FakeClock
 
 START_LINK = re.compile(r"start=(link-[A-Za-z0-9_-]+)")
@@ -128,12 +128,16 @@ async def harness(
         yield h
 
 
-@pytest.fixture(params=["sql", "redis"])
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
 async def any_state_harness(
     request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
 ) -> AsyncIterator[Harness]:
-    """Dialog state in the database (embedded) and in Redis (production)."""
+    """Data and dialog state in SQLite (embedded), in PostgreSQL, and state in Redis."""
     overrides: dict[str, Any] = {}
+    if request.param == "postgres":
+        engine = await fresh_engine("postgres", tmp_path)  # production migrates explicitly
+        await engine.dispose()
+        overrides["database_url"] = POSTGRES_URL
     if request.param == "redis":
         from redis.asyncio import Redis
 

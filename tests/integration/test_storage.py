@@ -137,3 +137,12 @@ async def test_link_attempt_is_claimed_once_and_keeps_secrets_encrypted(
     async with engine.connect() as connection:
         blob = (await connection.execute(text("SELECT secret_enc FROM link_attempts"))).scalar()
     assert blob is not None and b"SECRET" not in bytes(blob) and "Иванова".encode() not in blob
+
+
+async def test_production_refuses_an_unmigrated_database(engine: AsyncEngine) -> None:
+    from storage.migrate import NotMigrated, downgrade, ensure_migrated
+
+    await ensure_migrated(engine)  # at head: fine
+    await downgrade(engine, "base")
+    with pytest.raises(NotMigrated, match="python -m bot migrate"):
+        await ensure_migrated(engine)

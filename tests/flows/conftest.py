@@ -19,6 +19,7 @@ from bot.conversation import Conversation
 from bot.telegram_double import LocalTelegram
 from city.sandbox import SandboxServer
 from city.sandbox.browser import demo_login
+from domain.accounts import Resident
 from storage.token_cipher import TokenCipher
 from tests.conftest import POSTGRES_URL, REDIS_URL, fresh_engine, need_service
 from tests.contract.sandbox_client import FakeClock
@@ -58,6 +59,11 @@ class Harness:
             first_name=first_name,
             first_update_id=first,
         )
+
+    async def stored_resident(self, chat: Conversation) -> Resident | None:
+        assert self.app is not None
+        async with self.app.uow_factory() as uow:
+            return await uow.residents.get(chat.chat_id)
 
     async def sandbox_call(self, method: str, path: str, **kwargs: Any) -> Any:
         async with aiohttp.ClientSession() as http:

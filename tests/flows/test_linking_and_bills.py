@@ -47,10 +47,8 @@ async def test_a_resident_without_bills_sees_a_friendly_empty_state(harness: Har
 async def test_unlink_revokes_and_forgets(harness: Harness) -> None:
     chat = harness.chat()
     await harness.link(chat)
-    assert harness.app is not None
-    async with harness.app.uow_factory() as uow:
-        resident = await uow.residents.get(chat.chat_id)
-    assert resident is not None
+    resident = await harness.stored_resident(chat)
+    assert resident is not None and harness.app is not None
 
     await chat.press("Отвязать аккаунт")
     assert "Отвязать аккаунт mos.ru?" in chat.last_text
@@ -102,10 +100,8 @@ async def test_city_down_or_slow_says_temporarily_unavailable(harness: Harness) 
 async def test_tokens_revoked_behind_our_back_ask_to_link_again(harness: Harness) -> None:
     chat = harness.chat()
     await harness.link(chat)
-    assert harness.app is not None
-    async with harness.app.uow_factory() as uow:
-        resident = await uow.residents.get(chat.chat_id)
-    assert resident is not None
+    resident = await harness.stored_resident(chat)
+    assert resident is not None and harness.app is not None
     await harness.app.city.revoke(resident.tokens.refresh_token)
 
     await chat.press("Мои счета")

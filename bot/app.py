@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from aiogram import Bot, Dispatcher
@@ -28,6 +28,8 @@ from bot.web import WebContext, create_web_app
 from city.client import CityClient
 from city.sandbox import SandboxServer
 from city.sandbox import create_app as create_sandbox_app
+from domain.money import format_rub
+from domain.payments import IntentStatus, reconcile
 from handlers import build_router
 from storage.database import create_engine, create_sessionmaker
 from storage.fsm import SqlStorage, dialog_key_builder
@@ -199,3 +201,23 @@ async def create_application(
         owns_sandbox=owns_sandbox,
         _web_runner=runner,
     )
+
+
+async def reconcile_payments(app: Application, clock: Clock = utc_now) -> int:
+    """Settle payments a crash or a lost answer left open, and tell the residents whose payment
+    went through. Safe to run on every replica: it only asks the platform and records."""
+    now = clock()
+    grace = timedelta(seconds=app.settings.city_deadline)  # younger ones may still be in flight
+    async with app.uow_factory() as uow:
+        outcomes = await reconcile(uow, app.city, app.city, now, now - grace)
+    told = 0
+    for outcome in outcomes:
+        intent = outcome.intent
+        if intent.status is IntentStatus.SUCCEEDED and intent.receipt is not None:
+            text = app.tr(
+                "pay-reconciled", total=format_rub(intent.amount), number=intent.receipt.number
+            )
+            await app.bot.send_message(intent.telegram_user_id, text)
+            told += 1
+    log.info("payments.reconciled", settled=len(outcomes), told=told)
+    return told

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import structlog
 
-from bot.app import Application, create_application
+from bot.app import Application, create_application, reconcile_payments
 from bot.config import Settings, SettingsError
 from city.sandbox.browser import demo_login
 from storage.database import create_engine
@@ -33,6 +33,7 @@ async def poll(settings: Settings) -> None:
         raise SettingsError("BOT_TOKEN", "polling needs a token from @BotFather")
     app = await create_application(settings)
     try:
+        await reconcile_payments(app)
         await app.bot.delete_webhook(drop_pending_updates=False)
         await app.dispatcher.start_polling(app.bot, handle_signals=True)
     finally:
@@ -84,6 +85,7 @@ async def console(settings: Settings) -> None:
 
     opener = sandbox_login_opener(app.sandbox.url, read_stdin_line) if app.sandbox else None
     try:
+        await reconcile_payments(app)
         await run_console(app.dispatcher, app.bot, banner=BANNER.format(city=city), open_url=opener)
     finally:
         await app.stop()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +21,17 @@ import structlog
 from domain.accounts import AccountLevel, CityProfile, TokenSet
 from domain.bills import Bill, BillKind
 from domain.errors import CityUnavailable, InvalidGrant, NotFound, RelinkRequired
+from domain.payments import (
+    AmountChanged,
+    BillAlreadyPaid,
+    ExternalCharge,
+    Payment,
+    PaymentMethod,
+    PaymentStatus,
+    Receipt,
+    ReceiptLine,
+    Requisites,
+)
 from domain.ports import CitySession
 
 log = structlog.get_logger(__name__)
@@ -31,7 +44,7 @@ class _Unauthorized(Exception):
 
 
 class CityClient:
-    """Implements the CityAuth and CityApi ports over HTTP."""
+    """Implements the CityAuth, CityApi and CityPayments ports over HTTP."""
 
     def __init__(
         self,
@@ -139,20 +152,122 @@ class CityClient:
     async def _resident_get(
         self, path: str, session: CitySession, params: dict[str, str] | None = None
     ) -> Any:
+        status, body = await self._resident_call("GET", path, session, params=params)
+        if status == 404:
+            raise NotFound(path)
+        if status != 200:
+            raise CityUnavailable(f"{path} answered {status}")
+        return body
+
+    async def _resident_call(
+        self, method: str, path: str, session: CitySession, **kwargs: Any
+    ) -> tuple[int, Any]:
+        """A call on behalf of a resident: on 401 the token is refreshed once."""
+        extra_headers = kwargs.pop("headers", {})
         for attempt in range(2):
-            headers = {"Authorization": f"Bearer {session.access_token}"}
-            status, body = await self._request("GET", path, params=params, headers=headers)
+            headers = {"Authorization": f"Bearer {session.access_token}", **extra_headers}
+            status, body = await self._request(method, path, headers=headers, **kwargs)
             if status == 401 and attempt == 0:
                 await session.refresh()
                 continue
             if status == 401:
                 raise RelinkRequired()
-            if status == 404:
-                raise NotFound(path)
-            if status != 200:
-                raise CityUnavailable(f"{path} answered {status}")
-            return body
+            return status, body
         raise RelinkRequired()  # pragma: no cover - the loop always returns or raises
+
+    # --- payments (CityPayments) --------------------------------------------------------
+
+    async def payment_methods(self, session: CitySession) -> list[PaymentMethod]:
+        body = await self._resident_get("/api/v1/payment-methods", session)
+        return [
+            PaymentMethod(
+                id=m["id"],
+                brand=m["brand"],
+                last4=m["last4"],
+                expires=m["expires"],
+                is_default=m["is_default"],
+            )
+            for m in body["methods"]
+        ]
+
+    async def create_payment(
+        self,
+        session: CitySession,
+        key: str,
+        *,
+        bill_ids: Sequence[str],
+        requisites: Requisites | None,
+        amount: int,
+        method_id: str | None,
+        external: ExternalCharge | None = None,
+    ) -> Payment:
+        body: dict[str, Any] = {
+            "amount": amount,
+            "payment_method_id": method_id,
+            "external_charge": (
+                None
+                if external is None
+                else {"provider": external.provider, "charge_id": external.charge_id}
+            ),
+        }
+        if requisites is not None:
+            body["requisites"] = asdict(requisites)
+        else:
+            body["bill_ids"] = list(bill_ids)
+        # The Idempotence-Key makes this POST safe to repeat: a retry after a timeout gets the
+        # same payment back, never a second charge.
+        status, answer = await self._resident_call(
+            "POST",
+            "/api/v1/payments",
+            session,
+            json=body,
+            headers={"Idempotence-Key": key},
+            retries=self._read_retries,
+        )
+        if status in (200, 201):
+            return _payment(answer)
+        reason = answer.get("reason") if isinstance(answer, dict) else None
+        if status == 409 and reason == "amount_changed":
+            raise AmountChanged(int(answer["amount"]))
+        if status == 409:
+            raise BillAlreadyPaid(answer.get("bill_ids", []))
+        if status == 404:
+            raise NotFound("bill")
+        log.error("city.payment_refused", status=status, reason=reason)
+        raise CityUnavailable(f"payments answered {status}")
+
+    async def find_payment(self, session: CitySession, key: str) -> Payment | None:
+        body = await self._resident_get(
+            "/api/v1/payments", session, params={"idempotence_key": key, "limit": "1"}
+        )
+        return _payment(body["payments"][0]) if body["payments"] else None
+
+    async def payment_history(self, session: CitySession, limit: int) -> list[Payment]:
+        body = await self._resident_get("/api/v1/payments", session, params={"limit": str(limit)})
+        return [_payment(item) for item in body["payments"]]
+
+    async def lookup_bill(self, session: CitySession, uin: str) -> Bill:
+        status, body = await self._resident_call(
+            "GET", "/api/v1/bills/lookup", session, params={"uin": uin}
+        )
+        if status == 200:
+            return _bill(body["bill"])
+        if status == 409:
+            raise BillAlreadyPaid(body.get("bill_ids", []))
+        if status in (400, 404):
+            raise NotFound(uin)
+        raise CityUnavailable(f"bill lookup answered {status}")
+
+    async def find_fines(
+        self, session: CitySession, *, sts: str | None = None, driver_license: str | None = None
+    ) -> list[Bill]:
+        params = {"sts": sts} if sts else {"driver_license": driver_license or ""}
+        status, body = await self._resident_call("GET", "/api/v1/fines", session, params=params)
+        if status == 200:
+            return [_bill(item) for item in body["fines"]]
+        if status == 400:
+            raise NotFound("document")
+        raise CityUnavailable(f"fines answered {status}")
 
     async def _request(
         self,
@@ -163,7 +278,8 @@ class CityClient:
         **kwargs: Any,
     ) -> tuple[int, Any]:
         """One call within the deadline; GETs are retried on timeouts, network errors and 5xx."""
-        retries = self._read_retries if retries is None else retries
+        if retries is None:
+            retries = self._read_retries if method == "GET" else 0
         deadline = time.monotonic() + self._deadline
         attempt = 0
         while True:
@@ -201,6 +317,38 @@ async def _read_body(response: aiohttp.ClientResponse) -> Any:
     if response.content_type == "application/json":
         return await response.json()
     return await response.text()
+
+
+def _payment(item: dict[str, Any]) -> Payment:
+    receipt = item.get("receipt")
+    return Payment(
+        id=item["id"],
+        status=PaymentStatus(item["status"]),
+        amount=int(item["amount"]),
+        bill_ids=tuple(item["bill_ids"]),
+        created_at=datetime.fromisoformat(item["created_at"]),
+        card_last4=item.get("card_last4"),
+        confirmation_url=item.get("confirmation_url"),
+        idempotence_key=item.get("idempotence_key", ""),
+        receipt=None
+        if receipt is None
+        else Receipt(
+            number=receipt["number"],
+            issued_at=datetime.fromisoformat(receipt["issued_at"]),
+            total=int(receipt["total"]),
+            card_last4=receipt.get("card_last4"),
+            lines=tuple(
+                ReceiptLine(
+                    title=line["title"],
+                    provider=line["provider"],
+                    amount=int(line["amount"]),
+                    uin=line.get("uin"),
+                    bill_id=line.get("bill_id"),
+                )
+                for line in receipt["lines"]
+            ),
+        ),
+    )
 
 
 def _bill(item: dict[str, Any]) -> Bill:

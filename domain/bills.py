@@ -22,6 +22,7 @@ class BillKind(StrEnum):
     CLUB = "club"
     TRAFFIC_FINE = "traffic_fine"
     PARKING_FINE = "parking_fine"
+    OTHER = "other"  # found by UIN, from a payee the city does not classify
 
 
 @dataclass(frozen=True, slots=True)

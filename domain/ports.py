@@ -6,9 +6,19 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
     from domain.accounts import CityProfile, Resident, TokenSet
     from domain.bills import Bill
     from domain.linking_state import LinkAttempt
+    from domain.payments import (
+        ExternalCharge,
+        Payment,
+        PaymentIntent,
+        PaymentMethod,
+        Requisites,
+    )
 
 
 class CitySession(Protocol):
@@ -38,6 +48,36 @@ class CityApi(Protocol):
     async def unpaid_bills(self, session: CitySession) -> list[Bill]: ...
 
 
+class CityPayments(Protocol):
+    async def payment_methods(self, session: CitySession) -> list[PaymentMethod]: ...
+
+    async def create_payment(
+        self,
+        session: CitySession,
+        key: str,
+        *,
+        bill_ids: Sequence[str],
+        requisites: Requisites | None,
+        amount: int,
+        method_id: str | None,
+        external: ExternalCharge | None = None,
+    ) -> Payment:
+        """Raises BillAlreadyPaid, AmountChanged, NotFound, CityUnavailable."""
+        ...
+
+    async def find_payment(self, session: CitySession, key: str) -> Payment | None: ...
+
+    async def payment_history(self, session: CitySession, limit: int) -> list[Payment]: ...
+
+    async def lookup_bill(self, session: CitySession, uin: str) -> Bill:
+        """Raises NotFound or BillAlreadyPaid."""
+        ...
+
+    async def find_fines(
+        self, session: CitySession, *, sts: str | None = None, driver_license: str | None = None
+    ) -> list[Bill]: ...
+
+
 class ResidentRepository(Protocol):
     async def get(self, telegram_user_id: int) -> Resident | None: ...
 
@@ -60,9 +100,28 @@ class LinkAttemptRepository(Protocol):
         ...
 
 
+class PaymentIntentRepository(Protocol):
+    async def add(self, intent: PaymentIntent) -> None: ...
+
+    async def get(self, intent_id: int) -> PaymentIntent | None: ...
+
+    async def save(self, intent: PaymentIntent) -> None: ...
+
+    async def advance(self, intent: PaymentIntent, expected_status: str) -> bool:
+        """Write the intent only if its stored status is still `expected_status`."""
+        ...
+
+    async def unsettled(self, updated_before: datetime) -> list[PaymentIntent]:
+        """Intents left SUBMITTED or PENDING, last touched before the given time."""
+        ...
+
+    async def recent(self, telegram_user_id: int, limit: int) -> list[PaymentIntent]: ...
+
+
 class UnitOfWork(Protocol):
     residents: ResidentRepository
     link_attempts: LinkAttemptRepository
+    payment_intents: PaymentIntentRepository
 
     async def __aenter__(self) -> Self: ...
 

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import account, bills, errors, fallback, menu, start
+from handlers import (
+    account,
+    bills,
+    errors,
+    fallback,
+    fines,
+    history,
+    menu,
+    payments,
+    receipts,
+    start,
+    uin,
+)
 
 
 def build_router() -> Router:
@@ -14,8 +26,14 @@ def build_router() -> Router:
     root.include_routers(
         errors.build_router(),
         start.build_router(),
+        receipts.build_router(),
         menu.build_dialog(),
         bills.build_dialog(),
+        payments.build_dialog(),
+        uin.build_dialog(),
+        fines.build_dialog(),
+        history.build_dialog(),
+        receipts.build_dialog(),
         account.build_dialog(),
         fallback.build_router(),
     )

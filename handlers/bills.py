@@ -1,68 +1,91 @@
-"""«Мои счета»: the resident's unpaid bills, earliest due first, five to a page."""
+"""«Мои счета»: unpaid bills earliest due first, five to a page; pick some or pay them all;
+a bill's card with its details."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiogram import F
-from aiogram_dialog import Dialog, DialogManager, Window
-from aiogram_dialog.widgets.kbd import Cancel, CurrentPage, NextPage, PrevPage, Row
-from aiogram_dialog.widgets.text import Format, List
+from aiogram.types import CallbackQuery
+from aiogram_dialog import Data, Dialog, DialogManager, Window
+from aiogram_dialog.widgets.kbd import (
+    Button,
+    Cancel,
+    Column,
+    CurrentPage,
+    Multiselect,
+    NextPage,
+    PrevPage,
+    Row,
+    ScrollingGroup,
+    Select,
+    SwitchTo,
+)
+from aiogram_dialog.widgets.text import Format
 
 from bot.i18n import Translator
-from domain.accounts import Resident
-from domain.bills import unpaid_bills
-from domain.errors import DomainError, NotLinked, RelinkRequired
+from domain.bills import Bill, unpaid_bills
+from domain.errors import DomainError, RelinkRequired
 from domain.money import format_rub
-from domain.ports import CityApi, CityAuth, UnitOfWork
-from handlers.states import BillsSG
-from handlers.texts import error_key, format_date
+from handlers.payments import Ctx
+from handlers.states import BillsSG, PaySG
+from handlers.texts import MOSCOW, error_key, format_date
 from handlers.widgets import HintOnText, Tr
 
 PAGE_SIZE = 5
-MOSCOW = ZoneInfo("Europe/Moscow")
+PICKED = "picked"
 
 
-async def bills_getter(
-    dialog_manager: DialogManager,
-    uow: UnitOfWork,
-    city: CityApi,
-    tr: Translator,
-    clock: Callable[[], datetime],
-    resident: Resident | None = None,
-    **_: Any,
-) -> dict[str, Any]:
-    auth: CityAuth = dialog_manager.middleware_data["city"]
+async def _bills(ctx: Ctx) -> list[Bill]:
+    """The resident's unpaid bills; a city that refuses our tokens makes us forget them."""
     try:
-        if resident is None:
-            raise NotLinked()
-        bills = await unpaid_bills(uow, auth, city, resident)
+        return await unpaid_bills(ctx.uow, ctx.city, ctx.city, ctx.linked)
+    except RelinkRequired:
+        if ctx.resident is not None:
+            await ctx.uow.residents.delete(ctx.resident.telegram_user_id)
+            await ctx.uow.commit()
+            ctx.manager.middleware_data["resident"] = None
+        raise
+    finally:
+        await ctx.uow.commit()  # a refreshed token is kept
+
+
+def _line(tr: Translator, bill: Bill, number: int, today: Any) -> str:
+    key = "bills-item-overdue" if bill.is_overdue(today) else "bills-item"
+    text = tr(
+        key,
+        title=bill.title,
+        provider=bill.provider,
+        amount=format_rub(bill.amount),
+        due=format_date(bill.due_date),
+    )
+    return f"{number}. {text}"
+
+
+async def bills_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    try:
+        bills = await _bills(ctx)
     except DomainError as error:
-        if isinstance(error, RelinkRequired) and resident is not None:
-            # The city no longer accepts the tokens: forget them so the menu offers linking.
-            await uow.residents.delete(resident.telegram_user_id)
-            await uow.commit()
-            dialog_manager.middleware_data["resident"] = None
-        return {"error": tr(error_key(error)), "lines": [], "has_bills": False, "empty": False}
-    await uow.commit()  # a refreshed token is kept
-    today = clock().astimezone(MOSCOW).date()
-    lines = [
-        tr(
-            "bills-item-overdue" if bill.is_overdue(today) else "bills-item",
-            title=bill.title,
-            provider=bill.provider,
-            amount=format_rub(bill.amount),
-            due=format_date(bill.due_date),
-        )
-        for bill in bills
-    ]
+        return {"error": ctx.tr(error_key(error)), "has_bills": False, "empty": False, "bills": []}
+    today = ctx.clock().astimezone(MOSCOW).date()
+    page = await dialog_manager.find("bills_page").get_page()  # type: ignore[union-attr]
+    page = min(page, max(0, (len(bills) - 1) // PAGE_SIZE))
+    start = page * PAGE_SIZE
+    shown = bills[start : start + PAGE_SIZE]
+    picked_widget = dialog_manager.find(PICKED)
+    picked = set(picked_widget.get_checked()) & {b.id for b in bills}  # type: ignore[union-attr]
+    dialog_manager.dialog_data["all_ids"] = [bill.id for bill in bills]
     return {
-        "lines": lines,
+        "text": "\n\n".join(_line(ctx.tr, b, start + n, today) for n, b in enumerate(shown, 1)),
+        "bills": [
+            (bill.id, f"{n}. {bill.title} · {format_rub(bill.amount)}")
+            for n, bill in enumerate(bills, 1)
+        ],
         "count": len(bills),
         "total": format_rub(sum(bill.amount for bill in bills)),
+        "selected_count": len(picked),
+        "has_selection": bool(picked),
         "has_bills": bool(bills),
         "paged": len(bills) > PAGE_SIZE,
         "empty": not bills,
@@ -70,23 +93,116 @@ async def bills_getter(
     }
 
 
+async def on_pay_selected(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    picked = manager.find(PICKED).get_checked()  # type: ignore[union-attr]
+    await manager.start(PaySG.confirm, data={"bill_ids": list(picked)})
+
+
+async def on_pay_all(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    await manager.start(PaySG.confirm, data={"bill_ids": manager.dialog_data.get("all_ids", [])})
+
+
+async def on_card(_c: CallbackQuery, _w: Any, manager: DialogManager, bill_id: str) -> None:
+    manager.dialog_data["card"] = bill_id
+    await manager.switch_to(BillsSG.card)
+
+
+async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    try:
+        bills = {bill.id: bill for bill in await _bills(ctx)}
+    except DomainError as error:
+        return {"text": ctx.tr(error_key(error)), "payable": False}
+    bill = bills.get(dialog_manager.dialog_data.get("card", ""))
+    if bill is None:  # paid meanwhile, or an id that is not this resident's
+        return {"text": ctx.tr("pay-unknown-bill"), "payable": False}
+    tr = ctx.tr
+    lines = [
+        tr("bills-card", title=bill.title, provider=bill.provider,
+           amount=format_rub(bill.amount), due=format_date(bill.due_date)),
+    ]  # fmt: skip
+    if bill.is_overdue(ctx.clock().astimezone(MOSCOW).date()):
+        lines.append(tr("bills-card-overdue"))
+    if bill.uin:
+        lines.append(tr("bills-card-uin", uin=bill.uin))
+    if bill.payer_code:
+        lines.append(tr("bills-card-payer", payer_code=bill.payer_code, period=bill.period or ""))
+    return {"text": "\n".join(lines), "payable": True}
+
+
+async def on_pay_card(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    await manager.start(PaySG.confirm, data={"bill_ids": [manager.dialog_data["card"]]})
+
+
+async def on_paid(_start: Data, _result: Any, manager: DialogManager) -> None:
+    """Back from paying: the picks are cleared; the list is fetched again by its getter."""
+    await manager.find(PICKED).reset_checked()  # type: ignore[union-attr]
+
+
 def build_dialog() -> Dialog:
     return Dialog(
         Window(
             Tr("bills-title", when=F["has_bills"]),
-            List(Format("{item}"), items="lines", id="bills_page", page_size=PAGE_SIZE, sep="\n\n"),
+            Format("{text}", when=F["has_bills"]),
+            Tr("bills-pick-hint", when=F["has_bills"]),
             Tr("bills-empty", when=F["empty"]),
             Format("{error}", when=F["error"]),
+            ScrollingGroup(
+                Multiselect(
+                    Format("✅ {item[1]}"),
+                    Format("{item[1]}"),
+                    id=PICKED,
+                    item_id_getter=lambda item: item[0],
+                    items="bills",
+                ),
+                id="bills_page",
+                width=1,
+                height=PAGE_SIZE,
+                hide_pager=True,
+            ),
             Row(
                 PrevPage(scroll="bills_page", text=Tr("pager-prev")),
                 CurrentPage(scroll="bills_page", text=Format("{current_page1}/{pages}")),
                 NextPage(scroll="bills_page", text=Tr("pager-next")),
                 when=F["paged"],
             ),
+            Button(
+                Tr("bills-pay-selected"),
+                id="pay_picked",
+                on_click=on_pay_selected,
+                when=F["has_selection"],
+            ),
+            Button(Tr("bills-pay-all"), id="pay_all", on_click=on_pay_all, when=F["has_bills"]),
+            SwitchTo(Tr("bills-details"), id="details", state=BillsSG.pick, when=F["has_bills"]),
             Cancel(Tr("nav-back")),
             HintOnText(),
             getter=bills_getter,
             state=BillsSG.list,
         ),
+        Window(
+            Tr("bills-details-pick"),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="card_pick",
+                    item_id_getter=lambda item: item[0],
+                    items="bills",
+                    on_click=on_card,
+                )
+            ),
+            SwitchTo(Tr("nav-back"), id="back", state=BillsSG.list),
+            HintOnText(),
+            getter=bills_getter,
+            state=BillsSG.pick,
+        ),
+        Window(
+            Format("{text}"),
+            Button(Tr("bills-card-pay"), id="pay_one", on_click=on_pay_card, when=F["payable"]),
+            SwitchTo(Tr("nav-back"), id="back", state=BillsSG.list),
+            HintOnText(),
+            getter=card_getter,
+            state=BillsSG.card,
+        ),
+        on_process_result=on_paid,
         name="bills",
     )

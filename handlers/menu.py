@@ -16,7 +16,7 @@ from bot.i18n import Translator
 from domain.accounts import Resident
 from domain.linking import start_link
 from domain.ports import CityAuth, UnitOfWork
-from handlers.states import BillsSG, MenuSG, UnlinkSG
+from handlers.states import BillsSG, FinesSG, HistorySG, MenuSG, UinSG, UnlinkSG
 from handlers.texts import LEVEL_KEYS
 from handlers.widgets import HintOnText, Tr
 
@@ -60,7 +60,11 @@ def build_dialog() -> Dialog:
         Window(
             Tr("menu-linked", when=F["linked"]),
             Tr("menu-unlinked", when=~F["linked"]),
+            Tr("menu-qr-hint", when=F["linked"]),
             Start(Tr("menu-bills"), id="bills", state=BillsSG.list, when=F["linked"]),
+            Start(Tr("menu-uin"), id="uin", state=UinSG.input, when=F["linked"]),
+            Start(Tr("menu-fines"), id="fines", state=FinesSG.input, when=F["linked"]),
+            Start(Tr("menu-history"), id="history", state=HistorySG.list, when=F["linked"]),
             Button(Tr("menu-link"), id="link", on_click=on_link, when=~F["linked"]),
             Start(Tr("menu-unlink"), id="unlink", state=UnlinkSG.confirm, when=F["linked"]),
             HintOnText(),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from domain.accounts import AccountLevel
 from domain.errors import (
@@ -17,6 +18,7 @@ from domain.errors import (
     NotLinked,
     RelinkRequired,
 )
+from domain.payments import BillAlreadyPaid, UnknownBill
 
 LEVEL_KEYS: dict[AccountLevel, str] = {
     AccountLevel.SIMPLE: "level-simple",
@@ -35,6 +37,8 @@ ERROR_KEYS: list[tuple[type[DomainError], str]] = [
     (RelinkRequired, "error-relink"),
     (NotFound, "error-not-found"),
     (NotLinked, "error-not-linked"),
+    (UnknownBill, "pay-unknown-bill"),
+    (BillAlreadyPaid, "pay-already-paid"),
 ]
 
 
@@ -45,5 +49,13 @@ def error_key(error: DomainError) -> str:
     return "error-generic"
 
 
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
 def format_date(day: date) -> str:
     return day.strftime("%d.%m.%Y")
+
+
+def format_datetime(moment: datetime) -> str:
+    """Shown in Moscow time, as residents read it."""
+    return moment.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M")

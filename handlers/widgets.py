@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiogram.enums import ContentType
 from aiogram.types import Message
 from aiogram_dialog import DialogManager, ShowMode
 from aiogram_dialog.widgets.common import WhenCondition
@@ -36,4 +37,4 @@ async def _hint(message: Message, _widget: MessageInput, manager: DialogManager)
 
 def HintOnText() -> MessageInput:  # named like the widget it stands for
     """For windows that expect buttons only: typed text gets a hint, then the window again."""
-    return MessageInput(_hint)
+    return MessageInput(_hint, content_types=ContentType.TEXT)

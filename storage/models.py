@@ -69,3 +69,27 @@ class FsmRow(Base):
     state: Mapped[str | None] = mapped_column(String(255))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PaymentIntentRow(Base):
+    """A payment the resident confirmed, stored before the platform is asked to charge.
+
+    `key` is the Idempotence-Key of every call for it: the platform charges a key once."""
+
+    __tablename__ = "payment_intents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    bill_ids: Mapped[list[str]] = mapped_column(JSON)
+    requisites: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    method_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    payment_id: Mapped[str | None] = mapped_column(String(64))
+    failure: Mapped[str | None] = mapped_column(String(32))
+    confirmation_url: Mapped[str | None] = mapped_column(String(512))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

@@ -8,6 +8,7 @@ from typing import Any, Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.link_attempts import SqlLinkAttemptRepository
+from storage.payment_intents import SqlPaymentIntentRepository
 from storage.residents import SqlResidentRepository
 from storage.token_cipher import TokenCipher
 
@@ -15,6 +16,7 @@ from storage.token_cipher import TokenCipher
 class SqlUnitOfWork:
     residents: SqlResidentRepository
     link_attempts: SqlLinkAttemptRepository
+    payment_intents: SqlPaymentIntentRepository
 
     def __init__(self, sessionmaker: async_sessionmaker[Any], cipher: TokenCipher) -> None:
         self._sessionmaker = sessionmaker
@@ -25,6 +27,7 @@ class SqlUnitOfWork:
         self._session = self._sessionmaker()
         self.residents = SqlResidentRepository(self._session, self._cipher)
         self.link_attempts = SqlLinkAttemptRepository(self._session, self._cipher)
+        self.payment_intents = SqlPaymentIntentRepository(self._session)
         return self
 
     async def __aexit__(

@@ -6,16 +6,18 @@ import asyncio
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from city.sandbox.data import BillStatus, CityBill, DemoResident
+from city.sandbox.common import authenticated_resident, bill_json, error_response
+from city.sandbox.data import BillStatus
 from city.sandbox.oauth import DATA_KEY, TOKENS_KEY
 
 FAULT_STATUSES = (500, 502, 503)
 MAX_DELAY_SECONDS = 120
+MAX_LOST_ANSWERS = 1000
+LOST_ANSWER_STATUS = 504
 
 routes = web.RouteTableDef()
 
@@ -24,6 +26,7 @@ routes = web.RouteTableDef()
 class Faults:
     delay_seconds: float | None = None
     status: int | None = None
+    fail_after_processing: int | None = None
 
     def to_json(self) -> dict[str, float | int]:
         body: dict[str, float | int] = {}
@@ -31,6 +34,8 @@ class Faults:
             body["delay_seconds"] = self.delay_seconds
         if self.status is not None:
             body["status"] = self.status
+        if self.fail_after_processing is not None:
+            body["fail_after_processing"] = self.fail_after_processing
         return body
 
 
@@ -39,13 +44,21 @@ class FaultsHolder:
 
     def __init__(self) -> None:
         self.current = Faults()
+        self.lost_answers_left = 0  # counts down from `fail_after_processing`
+
+    def replace(self, faults: Faults) -> None:
+        self.current = faults
+        self.lost_answers_left = faults.fail_after_processing or 0
+
+    def take_lost_answer(self) -> bool:
+        """True when this answer is to be lost (and one fewer remains)."""
+        if self.lost_answers_left <= 0:
+            return False
+        self.lost_answers_left -= 1
+        return True
 
 
 FAULTS_KEY = web.AppKey("sandbox_faults", FaultsHolder)
-
-
-def error_response(status: int, description: str) -> web.Response:
-    return web.json_response({"code": status, "description": description}, status=status)
 
 
 # ---------------------------------------------------------------- faults middleware
@@ -53,52 +66,36 @@ def error_response(status: int, description: str) -> web.Response:
 
 @web.middleware
 async def faults_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Delay or fail `/api/` answers; OAuth and the sandbox controls are never affected."""
+    """Delay, fail or lose `/api/` answers; OAuth, pages and sandbox controls are unaffected.
+
+    A status fault answers without processing; a lost answer (`fail_after_processing`) comes
+    after the request was processed completely, like a gateway timing out on a slow backend.
+    """
     if not request.path.startswith("/api/"):
         return await handler(request)
-    faults = request.app[FAULTS_KEY].current
+    holder = request.app[FAULTS_KEY]
+    faults = holder.current
     if faults.delay_seconds:
         await asyncio.sleep(faults.delay_seconds)
     if faults.status is not None:
         return error_response(faults.status, f"sandbox fault: status {faults.status} on /api/")
-    return await handler(request)
+    if not holder.take_lost_answer():
+        return await handler(request)
+    try:
+        await handler(request)
+    except web.HTTPException:
+        pass  # processed (and refused): the refusal is lost like any other answer
+    return error_response(
+        LOST_ANSWER_STATUS, "sandbox fault: the request was processed but the answer was lost"
+    )
 
 
 # ---------------------------------------------------------------- resident API
 
 
-def _bearer_token(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token
-
-
-def _authenticated_resident(request: web.Request) -> DemoResident:
-    """The resident behind the request's access token, or a 401 `Error` answer."""
-    token = _bearer_token(request)
-    if token is None:
-        raise _unauthorized("missing bearer access token", error=None)
-    account_id = request.app[TOKENS_KEY].account_for_access_token(token)
-    resident = None if account_id is None else request.app[DATA_KEY].resident_by_account(account_id)
-    if resident is None:
-        raise _unauthorized("unknown, revoked or expired access token", error="invalid_token")
-    return resident
-
-
-def _unauthorized(description: str, *, error: str | None) -> web.HTTPUnauthorized:
-    challenge = 'Bearer realm="city"' + (f', error="{error}"' if error else "")
-    return web.HTTPUnauthorized(
-        text=json.dumps({"code": 401, "description": description}),
-        content_type="application/json",
-        headers={"WWW-Authenticate": challenge},
-    )
-
-
 @routes.get("/api/v1/profile")
 async def profile(request: web.Request) -> web.Response:
-    resident = _authenticated_resident(request)
+    resident = authenticated_resident(request)
     return web.json_response(
         {
             "account_id": resident.account_id,
@@ -110,28 +107,13 @@ async def profile(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/bills")
 async def bills(request: web.Request) -> web.Response:
-    resident = _authenticated_resident(request)
+    resident = authenticated_resident(request)
     wanted = request.query.get("status", "unpaid")
     if wanted not in ("unpaid", "paid", "all"):
         return error_response(400, f"unknown status {wanted!r}: use unpaid, paid or all")
     status = None if wanted == "all" else BillStatus(wanted)
     chosen = request.app[DATA_KEY].bills_of(resident.account_id, status)
-    return web.json_response({"bills": [_bill_json(bill) for bill in chosen]})
-
-
-def _bill_json(bill: CityBill) -> dict[str, Any]:
-    return {
-        "id": bill.id,
-        "kind": bill.kind.value,
-        "title": bill.title,
-        "provider": bill.provider,
-        "amount": bill.amount,
-        "due_date": bill.due_date.isoformat(),
-        "status": bill.status.value,
-        "uin": bill.uin,
-        "payer_code": bill.payer_code,
-        "period": bill.period,
-    }
+    return web.json_response({"bills": [bill_json(bill) for bill in chosen]})
 
 
 # ---------------------------------------------------------------- sandbox controls
@@ -162,7 +144,7 @@ def parse_faults(body: object) -> Faults:
     """Validate a `Faults` object (see the contract); raises _InvalidFaults."""
     if not isinstance(body, dict):
         raise _InvalidFaults("faults must be a JSON object")
-    unknown = set(body) - {"delay_seconds", "status"}
+    unknown = set(body) - {"delay_seconds", "status", "fail_after_processing"}
     if unknown:
         raise _InvalidFaults(f"unknown fields: {', '.join(sorted(unknown))}")
     delay = body.get("delay_seconds")
@@ -171,7 +153,12 @@ def parse_faults(body: object) -> Faults:
     status = body.get("status")
     if status is not None and (type(status) is not int or status not in FAULT_STATUSES):
         raise _InvalidFaults("status must be one of 500, 502, 503")
-    return Faults(delay_seconds=delay, status=status)
+    lost = body.get("fail_after_processing")
+    if lost is not None and (type(lost) is not int or not 0 <= lost <= MAX_LOST_ANSWERS):
+        raise _InvalidFaults(
+            f"fail_after_processing must be an integer from 0 to {MAX_LOST_ANSWERS}"
+        )
+    return Faults(delay_seconds=delay, status=status, fail_after_processing=lost)
 
 
 def _is_delay(value: object) -> bool:
@@ -191,10 +178,39 @@ async def put_faults(request: web.Request) -> web.Response:
         return error_response(400, "the body must be a JSON object")
     except _InvalidFaults as exc:
         return error_response(400, str(exc))
-    request.app[FAULTS_KEY].current = faults
+    request.app[FAULTS_KEY].replace(faults)
     return web.json_response(faults.to_json())
 
 
 @routes.post("/sandbox/tokens/expire")
 async def expire_tokens(request: web.Request) -> web.Response:
     return web.json_response({"expired": request.app[TOKENS_KEY].expire_access_tokens()})
+
+
+@routes.patch("/sandbox/bills/{bill_id}")
+async def patch_bill(request: web.Request) -> web.Response:
+    """A bill paid elsewhere (`status`) or re-issued with another amount (`amount`)."""
+    try:
+        body = json.loads(await request.text())
+    except json.JSONDecodeError:
+        return error_response(400, "the body must be a JSON object")
+    if not isinstance(body, dict) or not body:
+        return error_response(400, "the body must be a JSON object with status and/or amount")
+    unknown = set(body) - {"status", "amount"}
+    if unknown:
+        return error_response(400, f"unknown fields: {', '.join(sorted(unknown))}")
+    status = body.get("status")
+    if status is not None and status not in ("paid", "unpaid"):
+        return error_response(400, "status must be 'paid' or 'unpaid'")
+    amount = body.get("amount")
+    if amount is not None and (type(amount) is not int or amount < 1):
+        return error_response(400, "amount must be a positive integer (kopecks)")
+    try:
+        bill = request.app[DATA_KEY].update_bill(
+            request.match_info["bill_id"],
+            status=None if status is None else BillStatus(status),
+            amount=amount,
+        )
+    except KeyError:
+        return error_response(404, f"unknown bill {request.match_info['bill_id']!r}")
+    return web.json_response(bill_json(bill))

@@ -8,8 +8,9 @@ from typing import Self
 
 from aiohttp import web
 
-from city.sandbox import api, oauth
+from city.sandbox import api, charges, oauth, pay_page, payments_api
 from city.sandbox.data import build_data
+from city.sandbox.payments import PaymentBook
 
 MOSCOW = timezone(timedelta(hours=3), "MSK")
 
@@ -25,7 +26,7 @@ def create_app(
     clock: oauth.Clock | None = None,
     today: date | None = None,
 ) -> web.Application:
-    """A fresh sandbox: its own demo data, tokens and faults (apps never share state).
+    """A fresh sandbox: its own demo data, tokens, payments and faults (apps never share state).
 
     `clock` (timezone-aware) drives code and token expiry; `today` anchors the bills' due
     dates and defaults to the clock's date in Moscow.
@@ -33,11 +34,17 @@ def create_app(
     clock = clock or _utc_now
     app = web.Application(middlewares=[api.faults_middleware])
     app[oauth.CLIENT_KEY] = oauth.ClientConfig(client_id, client_secret)
-    app[oauth.DATA_KEY] = build_data(today or clock().astimezone(MOSCOW).date())
+    data = build_data(today or clock().astimezone(MOSCOW).date())
+    app[oauth.DATA_KEY] = data
     app[oauth.TOKENS_KEY] = oauth.TokenStore(clock)
     app[api.FAULTS_KEY] = api.FaultsHolder()
+    app[payments_api.PAYMENTS_KEY] = PaymentBook(data, clock)
+    app[charges.FINES_KEY] = charges.FineRegistry()
     app.add_routes(oauth.routes)
     app.add_routes(api.routes)
+    app.add_routes(charges.routes)
+    app.add_routes(payments_api.routes)
+    app.add_routes(pay_page.routes)
     return app
 
 

@@ -3,17 +3,34 @@
 Everything is deterministic and built relative to `today`, so that a demo always has overdue
 bills, bills due within three days and later ones. The people, payer codes and UINs are
 fictional; the UINs carry valid control digits.
+
+The bills are per app and mutable: a payment marks them paid, a UIN lookup or a fines search
+adds new ones, and `/sandbox/bills/{id}` edits them. A bill itself is an immutable value that
+is replaced as a whole.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 
 from domain.accounts import AccountLevel
-from domain.bills import BillKind
 from domain.uin import with_control_digit
+
+FIRST_ADDED_BILL_NUMBER = 5001  # bills added at run time are B-5001, B-5002, ...
+
+
+class BillKind(StrEnum):
+    """The platform's bill kinds (`BillKind` in city/openapi.yaml)."""
+
+    EPD = "epd"  # единый платёжный документ (housing and utilities)
+    MGTS = "mgts"  # telephone / internet
+    KINDERGARTEN = "kindergarten"
+    CLUB = "club"
+    TRAFFIC_FINE = "traffic_fine"
+    PARKING_FINE = "parking_fine"
+    OTHER = "other"  # any other charge found by its UIN
 
 
 class BillStatus(StrEnum):
@@ -45,10 +62,14 @@ class CityBill:
     period: str | None = None  # MM.YYYY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CityData:
+    """The residents and the (mutable) bills of one sandbox instance."""
+
     residents: tuple[DemoResident, ...]
-    bills: tuple[CityBill, ...]
+    bills: list[CityBill]
+    today: date
+    _added: int = field(default=0, repr=False)
 
     def resident_by_login(self, login: str) -> DemoResident | None:
         return next((r for r in self.residents if r.login == login), None)
@@ -64,6 +85,42 @@ class CityData:
             if bill.account_id == account_id and (status is None or bill.status is status)
         ]
         return sorted(chosen, key=lambda bill: (bill.due_date, bill.id))
+
+    def bill(self, bill_id: str) -> CityBill | None:
+        return next((bill for bill in self.bills if bill.id == bill_id), None)
+
+    def bill_by_uin(self, account_id: str, uin: str) -> CityBill | None:
+        return next(
+            (bill for bill in self.bills if bill.account_id == account_id and bill.uin == uin),
+            None,
+        )
+
+    def new_bill_id(self) -> str:
+        """A fresh id for a bill added at run time (deterministic within one app)."""
+        number, self._added = FIRST_ADDED_BILL_NUMBER + self._added, self._added + 1
+        return f"B-{number}"
+
+    def add_bill(self, bill: CityBill) -> CityBill:
+        if self.bill(bill.id) is not None:
+            raise ValueError(f"bill {bill.id} already exists")
+        self.bills.append(bill)
+        return bill
+
+    def update_bill(
+        self, bill_id: str, *, status: BillStatus | None = None, amount: int | None = None
+    ) -> CityBill:
+        """Replace the bill with a changed copy; KeyError for an unknown bill."""
+        index = next((i for i, bill in enumerate(self.bills) if bill.id == bill_id), None)
+        if index is None:
+            raise KeyError(bill_id)
+        bill = self.bills[index]
+        updated = replace(
+            bill,
+            status=bill.status if status is None else status,
+            amount=bill.amount if amount is None else amount,
+        )
+        self.bills[index] = updated
+        return updated
 
 
 SIMPLE = DemoResident(
@@ -95,7 +152,10 @@ MGTS = "ПАО «МГТС»"
 
 
 def build_data(today: date) -> CityData:
-    return CityData(residents=RESIDENTS, bills=(*_standard_bills(today), *_full_bills(today)))
+    """Fresh demo data (every call builds new, unshared state)."""
+    return CityData(
+        residents=RESIDENTS, bills=[*_standard_bills(today), *_full_bills(today)], today=today
+    )
 
 
 def _full_bills(today: date) -> list[CityBill]:

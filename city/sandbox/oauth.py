@@ -26,6 +26,7 @@ from aiohttp import web
 from yarl import URL
 
 from city.sandbox.data import CityData, DemoResident
+from city.sandbox.pages import render_page
 
 Clock = Callable[[], datetime]
 
@@ -366,22 +367,6 @@ def _oauth_error(status: int, error: str, description: str) -> web.Response:
     )
 
 
-_PAGE = """<!doctype html>
-<html lang="ru">
-<head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font-family: sans-serif; max-width: 40em; margin: 2em auto; }}
-.sandbox {{ background: #fff3cd; border: 1px solid #e0b800; padding: .5em 1em; }}
-.resident {{ border: 1px solid #ccc; padding: .5em 1em; margin: 1em 0; }}
-</style></head>
-<body>
-<p class="sandbox"><b>ПЕСОЧНИЦА</b> городской платформы: это не настоящий mos.ru,
-все данные вымышленные.</p>
-{body}
-</body></html>
-"""
-
-
 def _login_page(auth: AuthorizationRequest, residents: tuple[DemoResident, ...]) -> str:
     hidden = "".join(
         f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
@@ -403,7 +388,7 @@ def _login_page(auth: AuthorizationRequest, residents: tuple[DemoResident, ...])
         "и начислениям. Выберите демо-жителя:</p>"
         f"{forms}"
     )
-    return _PAGE.format(title="Вход — песочница", body=body)
+    return render_page("Вход — песочница", body)
 
 
 def _error_page(reason: str) -> web.Response:
@@ -414,7 +399,7 @@ def _error_page(reason: str) -> web.Response:
     )
     return web.Response(
         status=400,
-        text=_PAGE.format(title="Ошибка — песочница", body=body),
+        text=render_page("Ошибка — песочница", body),
         content_type="text/html",
         headers=_NO_STORE,
     )

@@ -34,3 +34,15 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def city(http: aiohttp.ClientSession, sandbox: SandboxServer) -> ContractClient:
     return ContractClient(http, sandbox.url)
+
+
+@pytest.fixture
+async def full_token(city: ContractClient) -> str:
+    """An access token of demo-full (four saved cards, twelve unpaid bills)."""
+    return (await city.login("demo-full")).access_token
+
+
+@pytest.fixture
+async def standard_token(city: ContractClient) -> str:
+    """An access token of demo-standard (one saved card, four unpaid bills)."""
+    return (await city.login("demo-standard")).access_token

@@ -83,8 +83,10 @@ class ContractClient:
         token: str | None = None,
         headers: dict[str, str] | None = None,
         check: bool = True,
+        template: str | None = None,
     ) -> Answer:
-        """`check=False` skips the contract check (for answers the contract cannot declare)."""
+        """`check=False` skips the contract check (for answers the contract cannot declare);
+        `template` names the contract's path when `path` has parameters filled in."""
         headers = dict(headers or {})
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -105,7 +107,7 @@ class ContractClient:
                 body = await response.text()
             answer = Answer(response.status, response.headers, body)
         if check:
-            validate(path, method, answer.status, answer.body)
+            validate(template or path, method, answer.status, answer.body)
         return answer
 
     # ------------------------------------------------------------ OAuth
@@ -180,3 +182,57 @@ class ContractClient:
 
     async def put_faults(self, faults: Any) -> Answer:
         return await self.request("PUT", "/sandbox/faults", json=faults)
+
+    # ------------------------------------------------------------ payments and charges
+
+    async def bill(self, token: str, bill_id: str) -> dict[str, Any]:
+        """One of the resident's bills as `/api/v1/bills?status=all` shows it."""
+        answer = await self.bills(token, "all")
+        assert answer.status == 200, answer.body
+        found = [bill for bill in answer.body["bills"] if bill["id"] == bill_id]
+        assert len(found) == 1, f"{bill_id} is not among the resident's bills"
+        return found[0]  # type: ignore[no-any-return]
+
+    async def payment_methods(self, token: str | None) -> Answer:
+        return await self.request("GET", "/api/v1/payment-methods", token=token)
+
+    async def pay(self, token: str | None, key: str | None, body: Any) -> Answer:
+        """POST /api/v1/payments; `key=None` leaves out the Idempotence-Key header."""
+        headers = {} if key is None else {"Idempotence-Key": key}
+        return await self.request(
+            "POST", "/api/v1/payments", json=body, token=token, headers=headers
+        )
+
+    async def payment(self, token: str | None, payment_id: str) -> Answer:
+        return await self.request(
+            "GET",
+            f"/api/v1/payments/{payment_id}",
+            token=token,
+            template="/api/v1/payments/{payment_id}",
+        )
+
+    async def payments(self, token: str | None, **params: str) -> Answer:
+        return await self.request("GET", "/api/v1/payments", params=params, token=token)
+
+    async def lookup(self, token: str | None, uin: str) -> Answer:
+        return await self.request("GET", "/api/v1/bills/lookup", params={"uin": uin}, token=token)
+
+    async def fines(self, token: str | None, **params: str) -> Answer:
+        return await self.request("GET", "/api/v1/fines", params=params, token=token)
+
+    async def ledger(self) -> list[dict[str, Any]]:
+        answer = await self.request("GET", "/sandbox/ledger")
+        assert answer.status == 200, answer.body
+        return answer.body["charges"]  # type: ignore[no-any-return]
+
+    async def patch_bill(self, bill_id: str, patch: Any) -> Answer:
+        return await self.request(
+            "PATCH", f"/sandbox/bills/{bill_id}", json=patch, template="/sandbox/bills/{bill_id}"
+        )
+
+    async def pay_page(self, url: str, form: dict[str, str] | None = None) -> Answer:
+        """GET (no form) or POST (a form) the hosted payment page at an absolute URL."""
+        path = URL(url).path
+        assert url == self.base_url + path, f"{url} is not on this sandbox"
+        method = "GET" if form is None else "POST"
+        return await self.request(method, path, data=form, template="/pay/{payment_id}")

@@ -25,6 +25,13 @@ from tests.conftest import POSTGRES_URL, REDIS_URL, fresh_engine, need_service
 from tests.contract.sandbox_client import FakeClock
 
 START_LINK = re.compile(r"start=(link-[A-Za-z0-9_-]+)")
+LINKED_MENU = [
+    "🧾 Мои счета",
+    "➕ Добавить счёт по УИН",
+    "🚗 Штрафы по СТС",
+    "📜 История платежей",
+    "Отвязать аккаунт",
+]
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from sqlalchemy import text
 
-from tests.flows.conftest import START_LINK, Harness
+from tests.flows.conftest import LINKED_MENU, START_LINK, Harness
 
 
 async def test_start_explains_what_the_bot_does_and_stores(harness: Harness) -> None:
@@ -21,7 +21,7 @@ async def test_link_then_bills_then_pages(harness: Harness) -> None:
     chat = harness.chat()
     said = await harness.link(chat, "demo-full")
     assert "Аккаунт привязан: Мария В., учётная запись полная" in said
-    assert chat.buttons == ["🧾 Мои счета", "Отвязать аккаунт"]
+    assert chat.buttons == LINKED_MENU
 
     reply = await chat.press("Мои счета")
     assert "У вас 12 неоплаченных счетов" in reply.text
@@ -33,7 +33,7 @@ async def test_link_then_bills_then_pages(harness: Harness) -> None:
     await chat.press("›")
     assert "2/3" in chat.buttons and chat.last_text != first_page
     await chat.press("‹ Назад")
-    assert chat.buttons == ["🧾 Мои счета", "Отвязать аккаунт"]
+    assert chat.buttons == LINKED_MENU
 
 
 async def test_a_resident_without_bills_sees_a_friendly_empty_state(harness: Harness) -> None:
@@ -81,7 +81,7 @@ async def test_a_button_whose_dialog_is_gone_brings_the_menu_back(harness: Harne
         await connection.execute(text("DELETE FROM fsm_state"))
     reply = await chat.press("Мои счета")
     assert "Эта кнопка устарела" in reply.text
-    assert chat.buttons == ["🧾 Мои счета", "Отвязать аккаунт"]
+    assert chat.buttons == LINKED_MENU
 
 
 async def test_city_down_or_slow_says_temporarily_unavailable(harness: Harness) -> None:

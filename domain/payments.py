@@ -1,0 +1,443 @@
+"""Paying bills: payment intents stored before the platform is called, idempotency keys, and the
+outcomes a resident is told about. A charge happens at most once per intent because every call
+for an intent carries the intent's key, and the platform answers a repeated key with the same
+payment."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from domain.accounts import Resident
+from domain.bills import Bill
+from domain.errors import CityUnavailable, DomainError, NotFound
+from domain.fines import DocumentKind
+from domain.ports import CityApi, CityAuth, CityPayments, UnitOfWork
+from domain.sessions import ResidentSession
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    EXPIRED_CARD = "expired_card"
+    CANCELED = "canceled"
+
+    @property
+    def final(self) -> bool:
+        return self is not PaymentStatus.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentMethod:
+    id: str
+    brand: str
+    last4: str
+    expires: str  # MM/YYYY
+    is_default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Requisites:
+    """What a receipt without a UIN carries (e.g. an ЕПД QR with a payer code)."""
+
+    payee_name: str
+    payee_inn: str
+    personal_acc: str
+    bic: str
+    purpose: str
+    pers_acc: str | None = None
+    period: str | None = None
+    uin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLine:
+    title: str
+    provider: str
+    amount: int
+    uin: str | None = None
+    bill_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    number: str
+    issued_at: datetime
+    total: int
+    card_last4: str | None
+    lines: tuple[ReceiptLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Payment:
+    id: str
+    status: PaymentStatus
+    amount: int
+    bill_ids: tuple[str, ...]
+    created_at: datetime
+    card_last4: str | None = None
+    confirmation_url: str | None = None
+    receipt: Receipt | None = None
+    idempotence_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalCharge:
+    """A payment taken by someone else (Telegram Payments) that the platform must register."""
+
+    provider: str
+    charge_id: str
+
+
+class BillAlreadyPaid(DomainError):
+    def __init__(self, bill_ids: Sequence[str] = ()) -> None:
+        super().__init__(f"already paid: {list(bill_ids)}")
+        self.bill_ids = tuple(bill_ids)
+
+
+class AmountChanged(DomainError):
+    def __init__(self, amount: int) -> None:
+        super().__init__(f"the amount is now {amount}")
+        self.amount = amount
+
+
+class UnknownBill(DomainError):
+    """A bill id that is not among this resident's unpaid bills (forged, stale or paid)."""
+
+
+class IntentStatus(StrEnum):
+    NEW = "new"  # stored; the platform has not been asked yet
+    SUBMITTED = "submitted"  # the platform was asked; the answer is not recorded yet
+    PENDING = "pending"  # the platform waits for the resident (hosted page, 3-D Secure)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # nothing was charged
+
+    @property
+    def final(self) -> bool:
+        return self in (IntentStatus.SUCCEEDED, IntentStatus.FAILED)
+
+
+@dataclass(slots=True)
+class PaymentIntent:
+    key: str  # the Idempotence-Key sent with every call for this intent
+    telegram_user_id: int
+    bill_ids: tuple[str, ...]
+    amount: int
+    method_id: str | None  # None: a new card on the platform's page
+    created_at: datetime
+    updated_at: datetime
+    requisites: Requisites | None = None
+    status: IntentStatus = IntentStatus.NEW
+    payment_id: str | None = None
+    failure: str | None = None  # a PaymentStatus value or "already_paid" / "amount_changed"
+    confirmation_url: str | None = None
+    receipt: Receipt | None = None
+    card_last4: str | None = None
+    id: int | None = None
+
+
+class OutcomeKind(StrEnum):
+    PAID = "paid"
+    NEEDS_CONFIRMATION = "needs_confirmation"  # open confirmation_url
+    DECLINED = "declined"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    EXPIRED_CARD = "expired_card"
+    CANCELED = "canceled"
+    ALREADY_PAID = "already_paid"
+    AMOUNT_CHANGED = "amount_changed"
+    UNKNOWN = "unknown"  # no answer: we will find out; do not pay again
+    IN_PROGRESS = "in_progress"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    kind: OutcomeKind
+    intent: PaymentIntent
+    new_amount: int | None = None
+    paid_bill_ids: tuple[str, ...] = field(default_factory=tuple)
+
+
+# An intent's `failure` → what the resident is told. Nothing was charged in any of these.
+FAILURES: dict[str, OutcomeKind] = {
+    PaymentStatus.DECLINED: OutcomeKind.DECLINED,
+    PaymentStatus.INSUFFICIENT_FUNDS: OutcomeKind.INSUFFICIENT_FUNDS,
+    PaymentStatus.EXPIRED_CARD: OutcomeKind.EXPIRED_CARD,
+    PaymentStatus.CANCELED: OutcomeKind.CANCELED,
+    "already_paid": OutcomeKind.ALREADY_PAID,
+    "amount_changed": OutcomeKind.AMOUNT_CHANGED,
+    "not_submitted": OutcomeKind.CANCELED,
+}
+
+
+def new_key() -> str:
+    return secrets.token_hex(16)
+
+
+def choose_bills(unpaid: Sequence[Bill], bill_ids: Sequence[str]) -> list[Bill]:
+    """The resident's own unpaid bills for these ids; any other id is refused (a forged or stale
+    button must never pay someone else's bill)."""
+    by_id = {bill.id: bill for bill in unpaid}
+    unknown = [bill_id for bill_id in bill_ids if bill_id not in by_id]
+    if unknown or not bill_ids:
+        raise UnknownBill(", ".join(unknown))
+    return [by_id[bill_id] for bill_id in dict.fromkeys(bill_ids)]
+
+
+def default_method(methods: Sequence[PaymentMethod]) -> PaymentMethod | None:
+    return next((m for m in methods if m.is_default), methods[0] if methods else None)
+
+
+async def prepare_bills_payment(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    city: CityApi,
+    resident: Resident,
+    bill_ids: Sequence[str],
+    method_id: str | None,
+    now: datetime,
+) -> tuple[PaymentIntent, list[Bill]]:
+    """Check the bills against the city's current list and store an intent for their total."""
+    session = ResidentSession(resident, auth, uow.residents)
+    bills = choose_bills(await city.unpaid_bills(session), bill_ids)
+    intent = PaymentIntent(
+        key=new_key(),
+        telegram_user_id=resident.telegram_user_id,
+        bill_ids=tuple(bill.id for bill in bills),
+        amount=sum(bill.amount for bill in bills),
+        method_id=method_id,
+        created_at=now,
+        updated_at=now,
+    )
+    await uow.payment_intents.add(intent)
+    return intent, bills
+
+
+async def prepare_requisites_payment(
+    uow: UnitOfWork,
+    resident: Resident,
+    requisites: Requisites,
+    amount: int,
+    method_id: str | None,
+    now: datetime,
+) -> PaymentIntent:
+    intent = PaymentIntent(
+        key=new_key(),
+        telegram_user_id=resident.telegram_user_id,
+        bill_ids=(),
+        amount=amount,
+        method_id=method_id,
+        created_at=now,
+        updated_at=now,
+        requisites=requisites,
+    )
+    await uow.payment_intents.add(intent)
+    return intent
+
+
+async def own_intent(uow: UnitOfWork, resident: Resident, intent_id: int) -> PaymentIntent:
+    intent = await uow.payment_intents.get(intent_id)
+    if intent is None or intent.telegram_user_id != resident.telegram_user_id:
+        raise NotFound(f"payment intent {intent_id}")
+    return intent
+
+
+async def change_method(
+    uow: UnitOfWork, resident: Resident, intent_id: int, method_id: str | None, now: datetime
+) -> PaymentIntent:
+    """Another card before paying: a fresh key, since the platform ties a key to its body."""
+    intent = await own_intent(uow, resident, intent_id)
+    if intent.status is not IntentStatus.NEW and not _retryable(intent):
+        return intent
+    fresh = replace(
+        intent,
+        id=None,
+        key=new_key(),
+        method_id=method_id,
+        status=IntentStatus.NEW,
+        failure=None,
+        payment_id=None,
+        confirmation_url=None,
+        created_at=now,
+        updated_at=now,
+    )
+    await uow.payment_intents.add(fresh)
+    return fresh
+
+
+def _retryable(intent: PaymentIntent) -> bool:
+    """A declined card may be swapped for another; nothing was charged."""
+    return intent.status is IntentStatus.FAILED and intent.failure in {
+        PaymentStatus.DECLINED,
+        PaymentStatus.INSUFFICIENT_FUNDS,
+        PaymentStatus.EXPIRED_CARD,
+        PaymentStatus.CANCELED,
+    }
+
+
+async def pay(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    payments: CityPayments,
+    resident: Resident,
+    intent_id: int,
+    now: datetime,
+    external: ExternalCharge | None = None,
+) -> PaymentOutcome:
+    """Ask the platform to charge for the intent, at most once whatever happens around it.
+
+    The intent is marked SUBMITTED and committed *before* the call, so a crash after the charge
+    leaves a record that reconciliation resolves by the key. A second press while the first is
+    in flight is told to wait; a press after an unanswered call sends the same key again, which
+    the platform answers with the same payment instead of a second charge.
+    """
+    intent = await own_intent(uow, resident, intent_id)
+    if intent.status.final or intent.status is IntentStatus.PENDING:
+        return outcome_of(intent)
+    if intent.status is IntentStatus.NEW:
+        submitted = replace(intent, status=IntentStatus.SUBMITTED, updated_at=now)
+        if not await uow.payment_intents.advance(submitted, expected_status=IntentStatus.NEW):
+            return PaymentOutcome(OutcomeKind.IN_PROGRESS, intent)
+        await uow.commit()
+        intent = submitted
+    session = ResidentSession(resident, auth, uow.residents)
+    try:
+        payment = await payments.create_payment(
+            session,
+            intent.key,
+            bill_ids=intent.bill_ids,
+            requisites=intent.requisites,
+            amount=intent.amount,
+            method_id=intent.method_id,
+            external=external,
+        )
+    except BillAlreadyPaid as error:
+        await _fail(uow, intent, "already_paid", now)
+        return PaymentOutcome(OutcomeKind.ALREADY_PAID, intent, paid_bill_ids=error.bill_ids)
+    except AmountChanged as error:
+        await _fail(uow, intent, "amount_changed", now)
+        return PaymentOutcome(OutcomeKind.AMOUNT_CHANGED, intent, new_amount=error.amount)
+    except CityUnavailable:
+        return PaymentOutcome(OutcomeKind.UNKNOWN, intent)  # stays SUBMITTED: reconcile
+    return await record(uow, intent, payment, now)
+
+
+async def _fail(uow: UnitOfWork, intent: PaymentIntent, reason: str, now: datetime) -> None:
+    intent.status, intent.failure, intent.updated_at = IntentStatus.FAILED, reason, now
+    await uow.payment_intents.save(intent)
+    await uow.commit()
+
+
+async def record(
+    uow: UnitOfWork, intent: PaymentIntent, payment: Payment, now: datetime
+) -> PaymentOutcome:
+    """Write what the platform said about the intent's payment."""
+    intent.payment_id = payment.id
+    intent.card_last4 = payment.card_last4
+    intent.confirmation_url = payment.confirmation_url
+    intent.receipt = payment.receipt
+    intent.updated_at = now
+    if payment.status is PaymentStatus.SUCCEEDED:
+        intent.status = IntentStatus.SUCCEEDED
+    elif payment.status is PaymentStatus.PENDING:
+        intent.status = IntentStatus.PENDING
+    else:
+        intent.status, intent.failure = IntentStatus.FAILED, payment.status.value
+    await uow.payment_intents.save(intent)
+    await uow.commit()
+    return outcome_of(intent)
+
+
+def outcome_of(intent: PaymentIntent) -> PaymentOutcome:
+    if intent.status is IntentStatus.SUCCEEDED:
+        return PaymentOutcome(OutcomeKind.PAID, intent)
+    if intent.status is IntentStatus.PENDING:
+        return PaymentOutcome(OutcomeKind.NEEDS_CONFIRMATION, intent)
+    if intent.status is IntentStatus.SUBMITTED:
+        return PaymentOutcome(OutcomeKind.UNKNOWN, intent)
+    if intent.status is IntentStatus.NEW:
+        return PaymentOutcome(OutcomeKind.IN_PROGRESS, intent)
+    return PaymentOutcome(FAILURES.get(intent.failure or "", OutcomeKind.DECLINED), intent)
+
+
+async def check_payment(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    payments: CityPayments,
+    resident: Resident,
+    intent_id: int,
+    now: datetime,
+) -> PaymentOutcome:
+    """«Проверить»: ask the platform about an unanswered or page-confirmed payment."""
+    intent = await own_intent(uow, resident, intent_id)
+    if intent.status.final or intent.status is IntentStatus.NEW:
+        return outcome_of(intent)
+    session = ResidentSession(resident, auth, uow.residents)
+    payment = await payments.find_payment(session, intent.key)
+    if payment is None:
+        return await pay(uow, auth, payments, resident, intent_id, now)  # never arrived: resend
+    return await record(uow, intent, payment, now)
+
+
+async def reconcile(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    payments: CityPayments,
+    now: datetime,
+    settled_before: datetime,
+) -> list[PaymentOutcome]:
+    """On start-up: intents left SUBMITTED or PENDING by a crash or a lost answer are settled by
+    asking the platform about their keys. One that never reached the platform charged nothing
+    and is closed as failed, so it cannot be sent later by surprise."""
+    outcomes = []
+    for intent in await uow.payment_intents.unsettled(settled_before):
+        resident = await uow.residents.get(intent.telegram_user_id)
+        if resident is None:
+            continue
+        session = ResidentSession(resident, auth, uow.residents)
+        payment = await payments.find_payment(session, intent.key)
+        if payment is None:
+            if intent.status is IntentStatus.SUBMITTED:
+                await _fail(uow, intent, "not_submitted", now)
+            continue
+        if payment.status is PaymentStatus.PENDING and intent.status is IntentStatus.PENDING:
+            continue
+        outcomes.append(await record(uow, intent, payment, now))
+    return outcomes
+
+
+async def available_methods(
+    uow: UnitOfWork, auth: CityAuth, payments: CityPayments, resident: Resident
+) -> list[PaymentMethod]:
+    return await payments.payment_methods(ResidentSession(resident, auth, uow.residents))
+
+
+async def history(
+    uow: UnitOfWork, auth: CityAuth, payments: CityPayments, resident: Resident, limit: int = 10
+) -> list[Payment]:
+    return await payments.payment_history(ResidentSession(resident, auth, uow.residents), limit)
+
+
+async def lookup_bill(
+    uow: UnitOfWork, auth: CityAuth, payments: CityPayments, resident: Resident, uin: str
+) -> Bill:
+    """A checked UIN → the bill; the city adds it to the resident's bills so it can be paid."""
+    return await payments.lookup_bill(ResidentSession(resident, auth, uow.residents), uin)
+
+
+async def find_fines(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    payments: CityPayments,
+    resident: Resident,
+    kind: DocumentKind,
+    number: str,
+) -> list[Bill]:
+    session = ResidentSession(resident, auth, uow.residents)
+    if kind is DocumentKind.STS:
+        return await payments.find_fines(session, sts=number)
+    return await payments.find_fines(session, driver_license=number)

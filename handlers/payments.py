@@ -1,0 +1,279 @@
+"""The pay step shared by every way to pay: confirm the total and the card, pay, show the
+result and the receipt. Started with {"bill_ids": [...]} or {"requisites": {...}, "amount": N}."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiogram import F
+from aiogram.types import CallbackQuery
+from aiogram_dialog import Data, Dialog, DialogManager, Window
+from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo, Url
+from aiogram_dialog.widgets.text import Format
+
+from bot.i18n import Translator
+from domain.accounts import Resident
+from domain.errors import DomainError, NotLinked
+from domain.money import format_rub
+from domain.payments import (
+    OutcomeKind,
+    PaymentIntent,
+    Requisites,
+    available_methods,
+    change_method,
+    check_payment,
+    default_method,
+    outcome_of,
+    own_intent,
+    pay,
+    prepare_bills_payment,
+    prepare_requisites_payment,
+)
+from domain.ports import UnitOfWork
+from handlers.states import PaySG
+from handlers.texts import error_key, format_datetime
+from handlers.widgets import HintOnText, Tr
+
+RETRY_WITH_OTHER_CARD = {
+    OutcomeKind.DECLINED,
+    OutcomeKind.INSUFFICIENT_FUNDS,
+    OutcomeKind.EXPIRED_CARD,
+    OutcomeKind.CANCELED,
+}
+OUTCOME_KEYS = {
+    OutcomeKind.NEEDS_CONFIRMATION: "pay-needs-confirmation",
+    OutcomeKind.DECLINED: "pay-declined",
+    OutcomeKind.INSUFFICIENT_FUNDS: "pay-insufficient-funds",
+    OutcomeKind.EXPIRED_CARD: "pay-expired-card",
+    OutcomeKind.CANCELED: "pay-canceled",
+    OutcomeKind.ALREADY_PAID: "pay-already-paid",
+    OutcomeKind.AMOUNT_CHANGED: "pay-amount-changed",
+    OutcomeKind.UNKNOWN: "pay-unknown",
+    OutcomeKind.IN_PROGRESS: "pay-in-progress",
+}
+
+
+class Ctx:
+    """What every handler here needs from the update, in one place."""
+
+    def __init__(self, manager: DialogManager) -> None:
+        data = manager.middleware_data
+        self.manager = manager
+        self.uow: UnitOfWork = data["uow"]
+        self.city = data["city"]
+        self.tr: Translator = data["tr"]
+        self.clock: Callable[[], datetime] = data["clock"]
+        self.resident: Resident | None = data.get("resident")
+
+    @property
+    def linked(self) -> Resident:
+        if self.resident is None:
+            raise NotLinked()
+        return self.resident
+
+
+async def _prepare(ctx: Ctx, method_id: str | None) -> PaymentIntent:
+    start: dict[str, Any] = ctx.manager.start_data or {}  # type: ignore[assignment]
+    now = ctx.clock()
+    if "requisites" in start:
+        requisites = Requisites(**start["requisites"])
+        ctx.manager.dialog_data["lines"] = [[requisites.purpose, format_rub(start["amount"])]]
+        return await prepare_requisites_payment(
+            ctx.uow, ctx.linked, requisites, int(start["amount"]), method_id, now
+        )
+    intent, bills = await prepare_bills_payment(
+        ctx.uow, ctx.city, ctx.city, ctx.linked, start.get("bill_ids", []), method_id, now
+    )
+    ctx.manager.dialog_data["lines"] = [[b.title, format_rub(b.amount)] for b in bills]
+    return intent
+
+
+async def on_start(_data: Data, manager: DialogManager) -> None:
+    ctx = Ctx(manager)
+    try:
+        methods = await available_methods(ctx.uow, ctx.city, ctx.city, ctx.linked)
+        chosen = default_method(methods)
+        manager.dialog_data["methods"] = [[m.id, m.brand.capitalize(), m.last4] for m in methods]
+        intent = await _prepare(ctx, chosen.id if chosen else None)
+    except DomainError as error:
+        manager.dialog_data["error"] = error_key(error)
+        await manager.switch_to(PaySG.error)
+        return
+    await ctx.uow.commit()
+    manager.dialog_data["intent_id"] = intent.id
+
+
+async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    intent = await own_intent(ctx.uow, ctx.linked, dialog_manager.dialog_data["intent_id"])
+    lines = dialog_manager.dialog_data.get("lines", [])
+    tr = ctx.tr
+    text = [
+        tr("pay-confirm-requisites")
+        if intent.requisites
+        else tr("pay-confirm", count=len(intent.bill_ids)),
+        *(tr("pay-line", title=title, amount=amount) for title, amount in lines),
+        "",
+        tr("pay-total", total=format_rub(intent.amount)),
+        _method_text(tr, dialog_manager, intent.method_id),
+    ]
+    return {"text": "\n".join(text), "total": format_rub(intent.amount)}
+
+
+def _method_text(tr: Translator, manager: DialogManager, method_id: str | None) -> str:
+    for mid, brand, last4 in manager.dialog_data.get("methods", []):
+        if mid == method_id:
+            return tr("pay-method-card", brand=brand, last4=last4)
+    return tr("pay-method-new")
+
+
+async def on_pay(_callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
+    ctx = Ctx(manager)
+    outcome = await pay(
+        ctx.uow, ctx.city, ctx.city, ctx.linked, manager.dialog_data["intent_id"], ctx.clock()
+    )
+    manager.dialog_data["new_amount"] = outcome.new_amount
+    manager.dialog_data["outcome"] = outcome.kind.value
+    await manager.switch_to(PaySG.result)
+
+
+async def on_check(_callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
+    ctx = Ctx(manager)
+    outcome = await check_payment(
+        ctx.uow, ctx.city, ctx.city, ctx.linked, manager.dialog_data["intent_id"], ctx.clock()
+    )
+    manager.dialog_data["outcome"] = outcome.kind.value
+
+
+async def on_method(
+    _callback: CallbackQuery, _widget: Any, manager: DialogManager, item_id: str
+) -> None:
+    ctx = Ctx(manager)
+    method_id = None if item_id == "new" else item_id
+    known = {mid for mid, _brand, _last4 in manager.dialog_data.get("methods", [])}
+    if method_id is not None and method_id not in known:
+        return  # a forged or stale card id: nothing changes
+    intent = await change_method(
+        ctx.uow, ctx.linked, manager.dialog_data["intent_id"], method_id, ctx.clock()
+    )
+    await ctx.uow.commit()
+    manager.dialog_data["intent_id"] = intent.id
+    await manager.switch_to(PaySG.confirm)
+
+
+async def on_new_amount(_callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
+    """The amount changed: a new intent for the same bills, confirmed again by the resident."""
+    ctx = Ctx(manager)
+    old = await own_intent(ctx.uow, ctx.linked, manager.dialog_data["intent_id"])
+    try:
+        intent = await _prepare(ctx, old.method_id)
+    except DomainError as error:
+        manager.dialog_data["error"] = error_key(error)
+        await manager.switch_to(PaySG.error)
+        return
+    await ctx.uow.commit()
+    manager.dialog_data["intent_id"] = intent.id
+    await manager.switch_to(PaySG.confirm)
+
+
+async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    tr: Translator = dialog_manager.middleware_data["tr"]
+    methods = [
+        (mid, tr("pay-method-button", brand=brand, last4=last4))
+        for mid, brand, last4 in dialog_manager.dialog_data.get("methods", [])
+    ]
+    return {"methods": [*methods, ("new", tr("pay-new-card"))]}
+
+
+async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    intent = await own_intent(ctx.uow, ctx.linked, dialog_manager.dialog_data["intent_id"])
+    kind = OutcomeKind(dialog_manager.dialog_data.get("outcome") or outcome_of(intent).kind)
+    new_amount = dialog_manager.dialog_data.get("new_amount")
+    tr = ctx.tr
+    if kind is OutcomeKind.PAID and intent.receipt is not None:
+        receipt = intent.receipt
+        lines = [
+            tr("pay-paid", total=format_rub(receipt.total), number=receipt.number,
+               issued=format_datetime(receipt.issued_at)),
+            *(tr("pay-receipt-line", title=line.title, amount=format_rub(line.amount))
+              for line in receipt.lines),
+        ]  # fmt: skip
+        if receipt.card_last4:
+            lines.append(tr("pay-receipt-card", last4=receipt.card_last4))
+        text = "\n".join(lines)
+    else:
+        amount = format_rub(new_amount) if new_amount is not None else ""
+        text = tr(OUTCOME_KEYS.get(kind, "pay-declined"), new_amount=amount)
+    return {
+        "text": text,
+        "url": intent.confirmation_url or "",
+        "new_amount": format_rub(new_amount) if new_amount is not None else "",
+        "confirm": kind is OutcomeKind.NEEDS_CONFIRMATION and bool(intent.confirmation_url),
+        "checkable": kind
+        in (OutcomeKind.NEEDS_CONFIRMATION, OutcomeKind.UNKNOWN, OutcomeKind.IN_PROGRESS),
+        "other_card": kind in RETRY_WITH_OTHER_CARD,
+        "amount_changed": kind is OutcomeKind.AMOUNT_CHANGED,
+    }
+
+
+async def error_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    tr: Translator = dialog_manager.middleware_data["tr"]
+    return {"text": tr(dialog_manager.dialog_data.get("error", "error-generic"))}
+
+
+def build_dialog() -> Dialog:
+    return Dialog(
+        Window(
+            Format("{text}"),
+            Button(Tr("pay-button"), id="pay", on_click=on_pay),
+            SwitchTo(Tr("pay-change-method"), id="method", state=PaySG.method),
+            Cancel(Tr("pay-cancel")),
+            HintOnText(),
+            getter=confirm_getter,
+            state=PaySG.confirm,
+        ),
+        Window(
+            Tr("pay-choose-method"),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="card",
+                    item_id_getter=lambda item: item[0],
+                    items="methods",
+                    on_click=on_method,
+                )
+            ),
+            SwitchTo(Tr("nav-back"), id="back", state=PaySG.confirm),
+            HintOnText(),
+            getter=methods_getter,
+            state=PaySG.method,
+        ),
+        Window(
+            Format("{text}"),
+            Url(Tr("pay-open-page"), Format("{url}"), id="page", when=F["confirm"]),
+            Button(Tr("pay-check"), id="check", on_click=on_check, when=F["checkable"]),
+            SwitchTo(Tr("pay-other-card"), id="other", state=PaySG.method, when=F["other_card"]),
+            Button(
+                Tr("pay-pay-new-amount"),
+                id="again",
+                on_click=on_new_amount,
+                when=F["amount_changed"],
+            ),
+            Cancel(Tr("pay-done")),
+            HintOnText(),
+            getter=result_getter,
+            state=PaySG.result,
+        ),
+        Window(
+            Format("{text}"),
+            Cancel(Tr("nav-back")),
+            HintOnText(),
+            getter=error_getter,
+            state=PaySG.error,
+        ),
+        on_start=on_start,
+        name="pay",
+    )

@@ -1,0 +1,133 @@
+"""Payment intents repository."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.payments import IntentStatus, PaymentIntent, Receipt, ReceiptLine, Requisites
+from storage.models import PaymentIntentRow
+
+_FIELDS = (
+    "status",
+    "payment_id",
+    "failure",
+    "confirmation_url",
+    "card_last4",
+    "method_id",
+    "updated_at",
+)
+
+
+class SqlPaymentIntentRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, intent: PaymentIntent) -> None:
+        row = PaymentIntentRow(
+            key=intent.key,
+            telegram_user_id=intent.telegram_user_id,
+            bill_ids=list(intent.bill_ids),
+            requisites=asdict(intent.requisites) if intent.requisites else None,
+            amount=intent.amount,
+            created_at=intent.created_at,
+        )
+        self._fill(row, intent)
+        self._session.add(row)
+        await self._session.flush()
+        intent.id = row.id
+
+    async def get(self, intent_id: int) -> PaymentIntent | None:
+        row = await self._session.get(PaymentIntentRow, intent_id, populate_existing=True)
+        return None if row is None else _to_domain(row)
+
+    async def save(self, intent: PaymentIntent) -> None:
+        row = await self._session.get(PaymentIntentRow, intent.id)
+        if row is None:
+            raise LookupError(f"payment intent {intent.id} is gone")
+        self._fill(row, intent)
+        await self._session.flush()
+
+    async def advance(self, intent: PaymentIntent, expected_status: str) -> bool:
+        result = await self._session.execute(
+            update(PaymentIntentRow)
+            .where(PaymentIntentRow.id == intent.id, PaymentIntentRow.status == expected_status)
+            .values(**_values(intent))
+            .execution_options(synchronize_session="fetch")
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def unsettled(self, updated_before: datetime) -> list[PaymentIntent]:
+        result = await self._session.execute(
+            select(PaymentIntentRow)
+            .where(
+                PaymentIntentRow.status.in_([IntentStatus.SUBMITTED, IntentStatus.PENDING]),
+                PaymentIntentRow.updated_at < updated_before,
+            )
+            .order_by(PaymentIntentRow.id)
+        )
+        return [_to_domain(row) for row in result.scalars()]
+
+    async def recent(self, telegram_user_id: int, limit: int) -> list[PaymentIntent]:
+        result = await self._session.execute(
+            select(PaymentIntentRow)
+            .where(PaymentIntentRow.telegram_user_id == telegram_user_id)
+            .order_by(PaymentIntentRow.id.desc())
+            .limit(limit)
+        )
+        return [_to_domain(row) for row in result.scalars()]
+
+    def _fill(self, row: PaymentIntentRow, intent: PaymentIntent) -> None:
+        for name, value in _values(intent).items():
+            setattr(row, name, value)
+
+
+def _values(intent: PaymentIntent) -> dict[str, Any]:
+    values: dict[str, Any] = {name: getattr(intent, name) for name in _FIELDS}
+    values["status"] = intent.status.value
+    values["receipt"] = _receipt_json(intent.receipt)
+    return values
+
+
+def _receipt_json(receipt: Receipt | None) -> dict[str, Any] | None:
+    if receipt is None:
+        return None
+    data = asdict(receipt)
+    data["issued_at"] = receipt.issued_at.isoformat()
+    return data
+
+
+def _receipt(data: dict[str, Any] | None) -> Receipt | None:
+    if data is None:
+        return None
+    return Receipt(
+        number=data["number"],
+        issued_at=datetime.fromisoformat(data["issued_at"]),
+        total=data["total"],
+        card_last4=data["card_last4"],
+        lines=tuple(ReceiptLine(**line) for line in data["lines"]),
+    )
+
+
+def _to_domain(row: PaymentIntentRow) -> PaymentIntent:
+    return PaymentIntent(
+        id=row.id,
+        key=row.key,
+        telegram_user_id=row.telegram_user_id,
+        bill_ids=tuple(row.bill_ids),
+        requisites=Requisites(**row.requisites) if row.requisites else None,
+        amount=row.amount,
+        method_id=row.method_id,
+        status=IntentStatus(row.status),
+        payment_id=row.payment_id,
+        failure=row.failure,
+        confirmation_url=row.confirmation_url,
+        card_last4=row.card_last4,
+        receipt=_receipt(row.receipt),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

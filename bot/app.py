@@ -93,9 +93,16 @@ def build_dispatcher(
     city: CityClient,
     tr: Translator,
     clock: Clock,
+    telegram_payments: str | None = None,
 ) -> Dispatcher:
     dispatcher = Dispatcher(storage=storage, events_isolation=isolation)
-    dispatcher.workflow_data.update(city=city, tr=tr, uow_factory=uow_factory, clock=clock)
+    dispatcher.workflow_data.update(
+        city=city,
+        tr=tr,
+        uow_factory=uow_factory,
+        clock=clock,
+        telegram_payments=telegram_payments,  # the provider token, when Telegram Payments is on
+    )
     dispatcher.update.outer_middleware(LogContextMiddleware())
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
     dispatcher.include_router(build_router())
@@ -156,7 +163,17 @@ async def create_application(
     tr = load_translator()
     storage, isolation = _storage(settings, engine)
     dispatcher = build_dispatcher(
-        storage, isolation, uow_factory=uow_factory, city=city, tr=tr, clock=clock
+        storage,
+        isolation,
+        uow_factory=uow_factory,
+        city=city,
+        tr=tr,
+        clock=clock,
+        telegram_payments=(
+            settings.payments_provider_token.get_secret_value()
+            if settings.payments_provider_token
+            else None
+        ),
     )
     token = settings.bot_token.get_secret_value() if settings.bot_token else LOCAL_BOT_TOKEN
     bot = Bot(

@@ -35,12 +35,20 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
     support_chat_id: int | None = None
+    payments_provider_token: SecretStr | None = None  # Telegram Payments (e.g. ЮKassa)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
     data_dir: Path = Path("var")
 
-    @field_validator("bot_token", "redis_url", "city_api_url", "bot_api_url", mode="before")
+    @field_validator(
+        "bot_token",
+        "redis_url",
+        "city_api_url",
+        "bot_api_url",
+        "payments_provider_token",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

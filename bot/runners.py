@@ -10,7 +10,7 @@ import structlog
 
 from bot.app import Application, create_application, reconcile_payments
 from bot.config import Settings, SettingsError
-from city.sandbox.browser import demo_login
+from city.sandbox.browser import demo_login, pay_on_page
 from storage.database import create_engine
 from storage.migrate import upgrade
 
@@ -19,6 +19,7 @@ log = structlog.get_logger(__name__)
 START_LINK = re.compile(r"[?&]start=(link-[A-Za-z0-9_-]+)")
 
 Ask = Callable[[str], Awaitable[str]]
+TEST_CARD = "4242424242424242"
 
 
 async def migrate(settings: Settings) -> None:
@@ -41,10 +42,21 @@ async def poll(settings: Settings) -> None:
 
 
 def sandbox_login_opener(sandbox_url: str, ask: Ask) -> Callable[[str], Awaitable[str | None]]:
-    """For the console: opening the sandbox's login page logs in as a chosen demo resident
-    without a browser and returns the `/start link-…` the callback page points back to."""
+    """For the console, a browser without a screen: the sandbox's login page logs in as a
+    chosen demo resident and returns the `/start link-…` the callback page points back to; the
+    sandbox's payment page takes a test card number."""
 
     async def open_url(url: str) -> str | None:
+        if url.startswith(sandbox_url + "/pay/"):
+            card = await ask(
+                "Страница оплаты песочницы. Номер карты (4242424242424242 — успех, "
+                "4000000000000002 — отказ), пусто — 4242424242424242: "
+            )
+            result = await pay_on_page(url, card_number="".join(card.split()) or TEST_CARD)
+            print(
+                f"[песочница] страница оплаты ответила {result.status}; нажмите «Проверить оплату»"
+            )
+            return None
         if not url.startswith(sandbox_url + "/oauth/authorize"):
             return None
         async with aiohttp.ClientSession() as http:

@@ -761,6 +761,7 @@ class LocalTelegram(BaseSession):
             methods.SendVenue: self._send_venue,
             methods.SendContact: self._send_contact,
             methods.SendMediaGroup: self._send_media_group,
+            methods.SendInvoice: self._send_invoice,
             methods.EditMessageText: self._edit_message_text,
             methods.EditMessageCaption: self._edit_message_caption,
             methods.EditMessageReplyMarkup: self._edit_message_reply_markup,
@@ -782,6 +783,7 @@ class LocalTelegram(BaseSession):
             methods.SetMyDescription,
             methods.SetMyShortDescription,
             methods.SetMyName,
+            methods.AnswerPreCheckoutQuery,
         ):
             handlers[trivial] = self._ok
         return handlers
@@ -866,6 +868,19 @@ class LocalTelegram(BaseSession):
     async def _send_location(self, call: _Call) -> JsonDict:
         content = {"location": _location(call.params)}
         return self._store_bot_message(call, content, html="").payload
+
+    async def _send_invoice(self, call: _Call) -> JsonDict:
+        """The invoice as the resident sees it; its payload stays in `calls`, as in Telegram."""
+        params = call.params
+        total = sum(int(price["amount"]) for price in params["prices"])
+        invoice = {
+            "title": params["title"],
+            "description": params["description"],
+            "start_parameter": params.get("start_parameter") or "",
+            "currency": params["currency"],
+            "total_amount": total,
+        }
+        return self._store_bot_message(call, {"invoice": invoice}, html="").payload
 
     async def _send_venue(self, call: _Call) -> JsonDict:
         params = call.params

@@ -138,7 +138,11 @@ class PaymentIntent:
     confirmation_url: str | None = None
     receipt: Receipt | None = None
     card_last4: str | None = None
+    external_charge_id: str | None = None  # taken by Telegram Payments, to register
     id: int | None = None
+
+
+TELEGRAM_METHOD = "telegram"  # method_id of an intent paid through a Telegram invoice
 
 
 class OutcomeKind(StrEnum):
@@ -304,6 +308,8 @@ async def pay(
             return PaymentOutcome(OutcomeKind.IN_PROGRESS, intent)
         await uow.commit()
         intent = submitted
+    if external is None and intent.external_charge_id is not None:
+        external = ExternalCharge("telegram", intent.external_charge_id)
     session = ResidentSession(resident, auth, uow.residents)
     try:
         payment = await payments.create_payment(
@@ -312,7 +318,7 @@ async def pay(
             bill_ids=intent.bill_ids,
             requisites=intent.requisites,
             amount=intent.amount,
-            method_id=intent.method_id,
+            method_id=None if external else intent.method_id,
             external=external,
         )
     except BillAlreadyPaid as error:
@@ -400,6 +406,10 @@ async def reconcile(
             continue
         session = ResidentSession(resident, auth, uow.residents)
         payment = await payments.find_payment(session, intent.key)
+        if payment is None and intent.external_charge_id is not None:
+            # Telegram took the money: the platform must learn about it, never drop it.
+            outcomes.append(await pay(uow, auth, payments, resident, _id(intent), now))
+            continue
         if payment is None:
             if intent.status is IntentStatus.SUBMITTED:
                 await _fail(uow, intent, "not_submitted", now)
@@ -441,3 +451,64 @@ async def find_fines(
     if kind is DocumentKind.STS:
         return await payments.find_fines(session, sts=number)
     return await payments.find_fines(session, driver_license=number)
+
+
+def _id(intent: PaymentIntent) -> int:
+    assert intent.id is not None, "a stored intent has an id"
+    return intent.id
+
+
+class CheckoutRefusal(StrEnum):
+    UNKNOWN = "unknown"
+    ALREADY_PAID = "already_paid"
+    AMOUNT_CHANGED = "amount_changed"
+
+
+async def check_checkout(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    city: CityApi,
+    resident: Resident,
+    key: str,
+    total_amount: int,
+) -> CheckoutRefusal | None:
+    """Telegram asks whether to take the money: only for this resident's open intent, for bills
+    that are still unpaid and still cost what the invoice says."""
+    intent = await uow.payment_intents.by_key(key)
+    if intent is None or intent.telegram_user_id != resident.telegram_user_id:
+        return CheckoutRefusal.UNKNOWN
+    if intent.status is not IntentStatus.NEW:
+        return CheckoutRefusal.ALREADY_PAID
+    if intent.amount != total_amount:
+        return CheckoutRefusal.AMOUNT_CHANGED
+    if intent.bill_ids:
+        unpaid = {
+            b.id: b for b in await city.unpaid_bills(ResidentSession(resident, auth, uow.residents))
+        }
+        if any(bill_id not in unpaid for bill_id in intent.bill_ids):
+            return CheckoutRefusal.ALREADY_PAID
+        if sum(unpaid[bill_id].amount for bill_id in intent.bill_ids) != intent.amount:
+            return CheckoutRefusal.AMOUNT_CHANGED
+    return None
+
+
+async def register_external_payment(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    payments: CityPayments,
+    resident: Resident,
+    key: str,
+    charge_id: str,
+    now: datetime,
+) -> PaymentOutcome | None:
+    """Telegram took the money: register it with the platform under the intent's key. A repeated
+    successful_payment finds the intent settled and registers nothing again."""
+    intent = await uow.payment_intents.by_key(key)
+    if intent is None or intent.telegram_user_id != resident.telegram_user_id:
+        return None
+    if intent.external_charge_id is None:
+        intent.external_charge_id = charge_id
+        intent.updated_at = now
+        await uow.payment_intents.save(intent)
+        await uow.commit()  # the charge is remembered before the platform is asked
+    return await pay(uow, auth, payments, resident, _id(intent), now)

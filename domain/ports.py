@@ -105,6 +105,8 @@ class PaymentIntentRepository(Protocol):
 
     async def get(self, intent_id: int) -> PaymentIntent | None: ...
 
+    async def by_key(self, key: str) -> PaymentIntent | None: ...
+
     async def save(self, intent: PaymentIntent) -> None: ...
 
     async def advance(self, intent: PaymentIntent, expected_status: str) -> bool:
@@ -135,3 +137,7 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None: ...
 
     async def rollback(self) -> None: ...
+
+
+class City(CityAuth, CityApi, CityPayments, Protocol):
+    """The whole city platform as one adapter offers it (city/client.py)."""

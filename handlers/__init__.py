@@ -15,6 +15,7 @@ from handlers import (
     payments,
     receipts,
     start,
+    telegram_pay,
     uin,
 )
 
@@ -27,6 +28,7 @@ def build_router() -> Router:
         errors.build_router(),
         start.build_router(),
         receipts.build_router(),
+        telegram_pay.build_router(),
         menu.build_dialog(),
         bills.build_dialog(),
         payments.build_dialog(),

@@ -18,6 +18,7 @@ from domain.accounts import Resident
 from domain.errors import DomainError, NotLinked
 from domain.money import format_rub
 from domain.payments import (
+    TELEGRAM_METHOD,
     OutcomeKind,
     PaymentIntent,
     Requisites,
@@ -31,11 +32,13 @@ from domain.payments import (
     prepare_bills_payment,
     prepare_requisites_payment,
 )
-from domain.ports import UnitOfWork
+from domain.ports import City, UnitOfWork
 from handlers.states import PaySG
+from handlers.telegram_pay import send_invoice
 from handlers.texts import error_key, format_datetime
 from handlers.widgets import HintOnText, Tr
 
+INVOICE_SENT = "invoice_sent"
 RETRY_WITH_OTHER_CARD = {
     OutcomeKind.DECLINED,
     OutcomeKind.INSUFFICIENT_FUNDS,
@@ -62,7 +65,7 @@ class Ctx:
         data = manager.middleware_data
         self.manager = manager
         self.uow: UnitOfWork = data["uow"]
-        self.city = data["city"]
+        self.city: City = data["city"]
         self.tr: Translator = data["tr"]
         self.clock: Callable[[], datetime] = data["clock"]
         self.resident: Resident | None = data.get("resident")
@@ -96,6 +99,7 @@ async def on_start(_data: Data, manager: DialogManager) -> None:
         methods = await available_methods(ctx.uow, ctx.city, ctx.city, ctx.linked)
         chosen = default_method(methods)
         manager.dialog_data["methods"] = [[m.id, m.brand.capitalize(), m.last4] for m in methods]
+        manager.dialog_data["telegram"] = bool(manager.middleware_data.get("telegram_payments"))
         intent = await _prepare(ctx, chosen.id if chosen else None)
     except DomainError as error:
         manager.dialog_data["error"] = error_key(error)
@@ -123,14 +127,25 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
 
 
 def _method_text(tr: Translator, manager: DialogManager, method_id: str | None) -> str:
+    if method_id == TELEGRAM_METHOD:
+        return tr("pay-method-telegram")
     for mid, brand, last4 in manager.dialog_data.get("methods", []):
         if mid == method_id:
             return tr("pay-method-card", brand=brand, last4=last4)
     return tr("pay-method-new")
 
 
-async def on_pay(_callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
+async def on_pay(callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
+    intent = await own_intent(ctx.uow, ctx.linked, manager.dialog_data["intent_id"])
+    token = manager.middleware_data.get("telegram_payments")
+    if intent.method_id == TELEGRAM_METHOD and token and callback.message is not None:
+        lines = [title for title, _amount in manager.dialog_data.get("lines", [])]
+        assert callback.bot is not None
+        await send_invoice(callback.bot, ctx.tr, token, callback.message.chat.id, intent, lines)
+        manager.dialog_data["outcome"] = INVOICE_SENT
+        await manager.switch_to(PaySG.result)
+        return
     outcome = await pay(
         ctx.uow, ctx.city, ctx.city, ctx.linked, manager.dialog_data["intent_id"], ctx.clock()
     )
@@ -153,6 +168,8 @@ async def on_method(
     ctx = Ctx(manager)
     method_id = None if item_id == "new" else item_id
     known = {mid for mid, _brand, _last4 in manager.dialog_data.get("methods", [])}
+    if manager.dialog_data.get("telegram"):
+        known.add(TELEGRAM_METHOD)
     if method_id is not None and method_id not in known:
         return  # a forged or stale card id: nothing changes
     intent = await change_method(
@@ -184,13 +201,22 @@ async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
         (mid, tr("pay-method-button", brand=brand, last4=last4))
         for mid, brand, last4 in dialog_manager.dialog_data.get("methods", [])
     ]
+    if dialog_manager.dialog_data.get("telegram"):
+        methods.append((TELEGRAM_METHOD, tr("pay-method-telegram-button")))
     return {"methods": [*methods, ("new", tr("pay-new-card"))]}
 
 
 async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
     intent = await own_intent(ctx.uow, ctx.linked, dialog_manager.dialog_data["intent_id"])
-    kind = OutcomeKind(dialog_manager.dialog_data.get("outcome") or outcome_of(intent).kind)
+    if dialog_manager.dialog_data.get("outcome") == INVOICE_SENT and intent.status.value == "new":
+        return {"text": ctx.tr("tgpay-invoice-sent"), "url": "", "new_amount": "",
+                "confirm": False, "checkable": False, "other_card": True,
+                "amount_changed": False}  # fmt: skip
+    outcome = dialog_manager.dialog_data.get("outcome")
+    if outcome in (None, INVOICE_SENT):
+        outcome = outcome_of(intent).kind
+    kind = OutcomeKind(outcome)
     new_amount = dialog_manager.dialog_data.get("new_amount")
     tr = ctx.tr
     if kind is OutcomeKind.PAID and intent.receipt is not None:

@@ -90,6 +90,7 @@ class PaymentIntentRow(Base):
     failure: Mapped[str | None] = mapped_column(String(32))
     confirmation_url: Mapped[str | None] = mapped_column(String(512))
     card_last4: Mapped[str | None] = mapped_column(String(4))
+    external_charge_id: Mapped[str | None] = mapped_column(String(128))
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

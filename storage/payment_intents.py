@@ -19,6 +19,7 @@ _FIELDS = (
     "confirmation_url",
     "card_last4",
     "method_id",
+    "external_charge_id",
     "updated_at",
 )
 
@@ -43,6 +44,13 @@ class SqlPaymentIntentRepository:
 
     async def get(self, intent_id: int) -> PaymentIntent | None:
         row = await self._session.get(PaymentIntentRow, intent_id, populate_existing=True)
+        return None if row is None else _to_domain(row)
+
+    async def by_key(self, key: str) -> PaymentIntent | None:
+        result = await self._session.execute(
+            select(PaymentIntentRow).where(PaymentIntentRow.key == key)
+        )
+        row = result.scalar_one_or_none()
         return None if row is None else _to_domain(row)
 
     async def save(self, intent: PaymentIntent) -> None:
@@ -127,6 +135,7 @@ def _to_domain(row: PaymentIntentRow) -> PaymentIntent:
         failure=row.failure,
         confirmation_url=row.confirmation_url,
         card_last4=row.card_last4,
+        external_charge_id=row.external_charge_id,
         receipt=_receipt(row.receipt),
         created_at=row.created_at,
         updated_at=row.updated_at,

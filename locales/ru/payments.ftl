@@ -63,3 +63,14 @@ history-empty = Платежей пока нет.
 history-status-succeeded = оплачено
 history-status-pending = ожидает подтверждения
 history-status-failed = не прошёл
+
+pay-method-telegram = Способ оплаты: Telegram (счёт придёт в этот чат)
+pay-method-telegram-button = Оплатить в Telegram
+tgpay-title = Оплата городских счетов
+tgpay-description = Оплата счетов через бот городских услуг
+tgpay-invoice-sent = Счёт отправлен ниже — оплатите его прямо в Telegram.
+tgpay-refused-unknown = Этот счёт больше не действует. Откройте «Мои счета» и начните оплату заново.
+tgpay-refused-amount = Сумма счёта изменилась. Откройте «Мои счета» и подтвердите новую сумму.
+tgpay-registered = ✅ Платёж получен и зачислен. Квитанция № { $number }.
+tgpay-pending = Платёж получен. Городской сервис подтвердит его в ближайшее время — платить повторно не нужно.
+tgpay-orphan = Платёж получен, но мы не смогли сразу связать его со счётом. Поддержка разберётся и свяжется с вами — платить повторно не нужно.

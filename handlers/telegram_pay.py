@@ -1,0 +1,117 @@
+"""Telegram Payments (when PAYMENTS_PROVIDER_TOKEN is set): an invoice per payment intent, a
+pre-checkout answered within Telegram's 10 seconds, and the payment registered with the city
+exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+from aiogram import Bot, F, Router
+from aiogram.types import LabeledPrice, Message, PreCheckoutQuery
+
+from bot.i18n import Translator
+from domain.accounts import Resident
+from domain.errors import DomainError
+from domain.payments import (
+    CheckoutRefusal,
+    OutcomeKind,
+    PaymentIntent,
+    check_checkout,
+    register_external_payment,
+)
+from domain.ports import City, UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+CHECKOUT_BUDGET = 7.0  # seconds: Telegram gives 10 to answer a pre-checkout query
+REFUSAL_KEYS = {
+    CheckoutRefusal.UNKNOWN: "tgpay-refused-unknown",
+    CheckoutRefusal.ALREADY_PAID: "pay-already-paid",
+    CheckoutRefusal.AMOUNT_CHANGED: "tgpay-refused-amount",
+}
+
+
+async def send_invoice(
+    bot: Bot, tr: Translator, token: str, chat_id: int, intent: PaymentIntent, lines: list[str]
+) -> None:
+    description = "; ".join(lines)[:255] or tr("tgpay-description")
+    await bot.send_invoice(
+        chat_id=chat_id,
+        title=tr("tgpay-title"),
+        description=description,
+        payload=intent.key,  # the intent's idempotency key ties the money to the intent
+        provider_token=token,
+        currency="RUB",
+        prices=[LabeledPrice(label=tr("tgpay-title"), amount=intent.amount)],
+    )
+
+
+async def on_pre_checkout(
+    query: PreCheckoutQuery,
+    uow: UnitOfWork,
+    city: City,
+    tr: Translator,
+    resident: Resident | None = None,
+) -> None:
+    refusal: CheckoutRefusal | None = CheckoutRefusal.UNKNOWN
+    key = "tgpay-refused-unknown"
+    if resident is not None and query.currency == "RUB":
+        try:
+            refusal = await asyncio.wait_for(
+                check_checkout(
+                    uow, city, city, resident, query.invoice_payload, query.total_amount
+                ),
+                CHECKOUT_BUDGET,
+            )
+        except (TimeoutError, DomainError):
+            refusal, key = CheckoutRefusal.UNKNOWN, "error-city-unavailable"
+    if refusal is None:
+        await query.answer(ok=True)
+        return
+    if key != "error-city-unavailable":
+        key = REFUSAL_KEYS[refusal]
+    log.info("tgpay.refused", reason=refusal.value)
+    await query.answer(ok=False, error_message=tr(key))
+
+
+async def on_successful_payment(
+    message: Message,
+    uow: UnitOfWork,
+    city: City,
+    tr: Translator,
+    clock: Callable[[], datetime],
+    resident: Resident | None = None,
+) -> None:
+    payment = message.successful_payment
+    assert payment is not None
+    if resident is None:  # unlinked between the checkout and the payment: keep it for support
+        log.error("tgpay.orphan_payment", charge=payment.telegram_payment_charge_id)
+        await message.answer(tr("tgpay-orphan"))
+        return
+    outcome = await register_external_payment(
+        uow,
+        city,
+        city,
+        resident,
+        payment.invoice_payload,
+        payment.telegram_payment_charge_id,
+        clock(),
+    )
+    if outcome is None:
+        log.error("tgpay.unknown_payload", charge=payment.telegram_payment_charge_id)
+        await message.answer(tr("tgpay-orphan"))
+    elif outcome.kind is OutcomeKind.PAID and outcome.intent.receipt is not None:
+        receipt = outcome.intent.receipt
+        await message.answer(tr("tgpay-registered", number=receipt.number))
+    else:  # the city did not answer: reconciliation registers it later under the same key
+        await message.answer(tr("tgpay-pending"))
+
+
+def build_router() -> Router:
+    router = Router(name="telegram_pay")
+    router.pre_checkout_query.register(on_pre_checkout)
+    router.message.register(on_successful_payment, F.successful_payment)
+    return router

@@ -12,15 +12,26 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import structlog
 
 from domain.accounts import AccountLevel, CityProfile, TokenSet
 from domain.bills import Bill, BillKind
+from domain.charity import Fund, FundCategory, PastDonation
 from domain.errors import CityUnavailable, InvalidGrant, NotFound, RelinkRequired
+from domain.meters import (
+    LastReading,
+    Meter,
+    MeterKind,
+    ReadingBelowPrevious,
+    SubmittedReading,
+    Window,
+    WindowClosed,
+)
 from domain.payments import (
     AmountChanged,
     BillAlreadyPaid,
@@ -32,6 +43,7 @@ from domain.payments import (
     ReceiptLine,
     Requisites,
 )
+from domain.points import InsufficientPoints, PointsAccount, PointsEntry, Transfer
 from domain.ports import CitySession
 
 log = structlog.get_logger(__name__)
@@ -44,7 +56,7 @@ class _Unauthorized(Exception):
 
 
 class CityClient:
-    """Implements the CityAuth, CityApi and CityPayments ports over HTTP."""
+    """Implements the city ports (domain.ports.City) over HTTP."""
 
     def __init__(
         self,
@@ -129,6 +141,99 @@ class CityClient:
         body = await self._resident_get("/api/v1/bills", session, params={"status": "unpaid"})
         return [_bill(item) for item in body["bills"]]
 
+    # --- charity, points, meters (CityCharity) -------------------------------------------
+
+    async def fund_categories(self, session: CitySession) -> list[FundCategory]:
+        body = await self._resident_get("/api/v1/fund-categories", session)
+        return [FundCategory(c["id"], c["title"], int(c["count"])) for c in body["categories"]]
+
+    async def funds(self, session: CitySession, category: str | None) -> list[Fund]:
+        params = {"category": category} if category else None
+        body = await self._resident_get("/api/v1/funds", session, params=params)
+        return [_fund(item) for item in body["funds"]]
+
+    async def fund(self, session: CitySession, fund_id: str) -> Fund:
+        return _fund(await self._resident_get(f"/api/v1/funds/{quote(fund_id)}", session))
+
+    async def donations(self, session: CitySession) -> list[PastDonation]:
+        body = await self._resident_get("/api/v1/donations", session)
+        return [
+            PastDonation(
+                fund_id=d["fund_id"],
+                fund_name=d["fund_name"],
+                last_amount=int(d["last_amount"]),
+                last_donated_at=datetime.fromisoformat(d["last_donated_at"]),
+                total=int(d["total"]),
+                count=int(d["count"]),
+            )
+            for d in body["donations"]
+        ]
+
+    async def points(self, session: CitySession, limit: int) -> PointsAccount:
+        body = await self._resident_get("/api/v1/points", session, params={"limit": str(limit)})
+        return PointsAccount(
+            balance=int(body["balance"]),
+            pending=tuple(_points_entry(e) for e in body["pending"]),
+            entries=tuple(_points_entry(e) for e in body["entries"]),
+        )
+
+    async def transfer_points(
+        self, session: CitySession, key: str, fund_id: str, points: int
+    ) -> Transfer:
+        status, body = await self._resident_call(
+            "POST",
+            "/api/v1/points/transfers",
+            session,
+            json={"fund_id": fund_id, "points": points},
+            headers={"Idempotence-Key": key},
+            retries=self._read_retries,  # the key makes a retry harmless
+        )
+        if status in (200, 201):
+            transfer = body["transfer"]
+            return Transfer(
+                id=transfer["id"],
+                fund_id=transfer["fund_id"],
+                fund_name=transfer["fund_name"],
+                points=int(transfer["points"]),
+                balance=int(body["balance"]),
+            )
+        if status == 409:
+            raise InsufficientPoints(int(body.get("balance", 0)))
+        if status == 404:
+            raise NotFound(fund_id)
+        raise CityUnavailable(f"points transfer answered {status}")
+
+    async def meters(self, session: CitySession) -> list[Meter]:
+        body = await self._resident_get("/api/v1/meters", session)
+        return [_meter(item) for item in body["meters"]]
+
+    async def submit_reading(
+        self, session: CitySession, key: str, meter_id: str, value: str
+    ) -> SubmittedReading:
+        status, body = await self._resident_call(
+            "POST",
+            f"/api/v1/meters/{quote(meter_id)}/readings",
+            session,
+            json={"value": value},
+            headers={"Idempotence-Key": key},
+            retries=self._read_retries,
+        )
+        if status in (200, 201):
+            reading = body["reading"]
+            return SubmittedReading(
+                value=Decimal(reading["value"]),
+                period=reading["period"],
+                points_credited=int(body["points_credited"]),
+            )
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if status == 409 and reason == "window_closed":
+            raise WindowClosed(date.fromisoformat(body["opens_on"]))
+        if status == 409 and reason == "below_previous":
+            raise ReadingBelowPrevious(Decimal(body["last_value"]))
+        if status in (400, 404):
+            raise NotFound(meter_id)
+        raise CityUnavailable(f"meter reading answered {status}")
+
     # --- plumbing -----------------------------------------------------------------------
 
     def _client_form(self) -> dict[str, str]:
@@ -200,6 +305,7 @@ class CityClient:
         amount: int,
         method_id: str | None,
         external: ExternalCharge | None = None,
+        fund_id: str | None = None,
     ) -> Payment:
         body: dict[str, Any] = {
             "amount": amount,
@@ -210,7 +316,9 @@ class CityClient:
                 else {"provider": external.provider, "charge_id": external.charge_id}
             ),
         }
-        if requisites is not None:
+        if fund_id is not None:
+            body["fund_id"] = fund_id
+        elif requisites is not None:
             body["requisites"] = asdict(requisites)
         else:
             body["bill_ids"] = list(bill_ids)
@@ -347,6 +455,54 @@ def _payment(item: dict[str, Any]) -> Payment:
                 )
                 for line in receipt["lines"]
             ),
+        ),
+    )
+
+
+def _fund(item: dict[str, Any]) -> Fund:
+    return Fund(
+        id=item["id"],
+        name=item["name"],
+        category=item["category"],
+        summary=item["summary"],
+        description=item["description"],
+        programs=tuple(item["programs"]),
+        report_url=item["report_url"],
+        report_period=item["report_period"],
+    )
+
+
+def _points_entry(item: dict[str, Any]) -> PointsEntry:
+    return PointsEntry(
+        id=item["id"],
+        amount=int(item["amount"]),
+        kind=item["kind"],
+        reason=item["reason"],
+        created_at=datetime.fromisoformat(item["created_at"]),
+        available_at=datetime.fromisoformat(item["available_at"]),
+    )
+
+
+def _meter(item: dict[str, Any]) -> Meter:
+    last = item.get("last_reading")
+    window = item["window"]
+    return Meter(
+        id=item["id"],
+        kind=MeterKind(item["kind"]),
+        serial=item["serial"],
+        unit=item["unit"],
+        last_reading=None
+        if last is None
+        else LastReading(
+            value=Decimal(last["value"]),
+            period=last["period"],
+            submitted_at=datetime.fromisoformat(last["submitted_at"]),
+        ),
+        current_period=item["current_period"],
+        submitted_this_period=bool(item["submitted_this_period"]),
+        window=Window(
+            opens_on=date.fromisoformat(window["opens_on"]),
+            closes_on=date.fromisoformat(window["closes_on"]),
         ),
     )
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from domain.accounts import Resident
 from domain.bills import Bill
+from domain.charity import MIN_DONATION
 from domain.errors import CityUnavailable, DomainError, NotFound
 from domain.fines import DocumentKind
 from domain.ports import CityApi, CityAuth, CityPayments, UnitOfWork
@@ -139,6 +140,7 @@ class PaymentIntent:
     receipt: Receipt | None = None
     card_last4: str | None = None
     external_charge_id: str | None = None  # taken by Telegram Payments, to register
+    fund_id: str | None = None  # a donation instead of bills
     id: int | None = None
 
 
@@ -243,6 +245,35 @@ async def prepare_requisites_payment(
     return intent
 
 
+async def prepare_donation(
+    uow: UnitOfWork,
+    resident: Resident,
+    fund_id: str,
+    amount: int,
+    method_id: str | None,
+    now: datetime,
+) -> PaymentIntent:
+    """A donation is paid like a bill; the 50 ₽ minimum is checked before, in the chat."""
+    if amount < MIN_DONATION:
+        raise DonationTooSmall()
+    intent = PaymentIntent(
+        key=new_key(),
+        telegram_user_id=resident.telegram_user_id,
+        bill_ids=(),
+        amount=amount,
+        method_id=method_id,
+        created_at=now,
+        updated_at=now,
+        fund_id=fund_id,
+    )
+    await uow.payment_intents.add(intent)
+    return intent
+
+
+class DonationTooSmall(DomainError):
+    """Below the platform's 50 ₽ minimum."""
+
+
 async def own_intent(uow: UnitOfWork, resident: Resident, intent_id: int) -> PaymentIntent:
     intent = await uow.payment_intents.get(intent_id)
     if intent is None or intent.telegram_user_id != resident.telegram_user_id:
@@ -320,6 +351,7 @@ async def pay(
             amount=intent.amount,
             method_id=None if external else intent.method_id,
             external=external,
+            fund_id=intent.fund_id,
         )
     except BillAlreadyPaid as error:
         await _fail(uow, intent, "already_paid", now)

@@ -11,7 +11,9 @@ if TYPE_CHECKING:
 
     from domain.accounts import CityProfile, Resident, TokenSet
     from domain.bills import Bill
+    from domain.charity import Fund, FundCategory, PastDonation
     from domain.linking_state import LinkAttempt
+    from domain.meters import Meter, SubmittedReading
     from domain.payments import (
         ExternalCharge,
         Payment,
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
         PaymentMethod,
         Requisites,
     )
+    from domain.points import PointsAccount, Transfer
 
 
 class CitySession(Protocol):
@@ -61,6 +64,7 @@ class CityPayments(Protocol):
         amount: int,
         method_id: str | None,
         external: ExternalCharge | None = None,
+        fund_id: str | None = None,
     ) -> Payment:
         """Raises BillAlreadyPaid, AmountChanged, NotFound, CityUnavailable."""
         ...
@@ -76,6 +80,34 @@ class CityPayments(Protocol):
     async def find_fines(
         self, session: CitySession, *, sts: str | None = None, driver_license: str | None = None
     ) -> list[Bill]: ...
+
+
+class CityCharity(Protocol):
+    """Funds, «Вы помогали», points and meters. Donations are payments with a fund_id."""
+
+    async def fund_categories(self, session: CitySession) -> list[FundCategory]: ...
+
+    async def funds(self, session: CitySession, category: str | None) -> list[Fund]: ...
+
+    async def fund(self, session: CitySession, fund_id: str) -> Fund: ...
+
+    async def donations(self, session: CitySession) -> list[PastDonation]: ...
+
+    async def points(self, session: CitySession, limit: int) -> PointsAccount: ...
+
+    async def transfer_points(
+        self, session: CitySession, key: str, fund_id: str, points: int
+    ) -> Transfer:
+        """Raises InsufficientPoints, NotFound."""
+        ...
+
+    async def meters(self, session: CitySession) -> list[Meter]: ...
+
+    async def submit_reading(
+        self, session: CitySession, key: str, meter_id: str, value: str
+    ) -> SubmittedReading:
+        """`value` as the platform reads it: `format_reading(kind, value)`."""
+        ...
 
 
 class ResidentRepository(Protocol):
@@ -139,5 +171,5 @@ class UnitOfWork(Protocol):
     async def rollback(self) -> None: ...
 
 
-class City(CityAuth, CityApi, CityPayments, Protocol):
+class City(CityAuth, CityApi, CityPayments, CityCharity, Protocol):
     """The whole city platform as one adapter offers it (city/client.py)."""

@@ -16,7 +16,17 @@ from bot.i18n import Translator
 from domain.accounts import Resident
 from domain.linking import start_link
 from domain.ports import CityAuth, UnitOfWork
-from handlers.states import BillsSG, FinesSG, HistorySG, MenuSG, UinSG, UnlinkSG
+from handlers.states import (
+    BillsSG,
+    CharitySG,
+    FinesSG,
+    HistorySG,
+    MenuSG,
+    MetersSG,
+    PointsSG,
+    UinSG,
+    UnlinkSG,
+)
 from handlers.texts import LEVEL_KEYS
 from handlers.widgets import HintOnText, Tr
 
@@ -65,6 +75,9 @@ def build_dialog() -> Dialog:
             Start(Tr("menu-uin"), id="uin", state=UinSG.input, when=F["linked"]),
             Start(Tr("menu-fines"), id="fines", state=FinesSG.input, when=F["linked"]),
             Start(Tr("menu-history"), id="history", state=HistorySG.list, when=F["linked"]),
+            Start(Tr("menu-charity"), id="charity", state=CharitySG.main, when=F["linked"]),
+            Start(Tr("menu-points"), id="points", state=PointsSG.main, when=F["linked"]),
+            Start(Tr("menu-meters"), id="meters", state=MetersSG.list, when=F["linked"]),
             Button(Tr("menu-link"), id="link", on_click=on_link, when=~F["linked"]),
             Start(Tr("menu-unlink"), id="unlink", state=UnlinkSG.confirm, when=F["linked"]),
             HintOnText(),

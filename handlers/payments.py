@@ -1,5 +1,6 @@
 """The pay step shared by every way to pay: confirm the total and the card, pay, show the
-result and the receipt. Started with {"bill_ids": [...]} or {"requisites": {...}, "amount": N}."""
+result and the receipt. Started with {"bill_ids": [...]}, {"requisites": {...}, "amount": N}
+or {"fund_id": ..., "fund_name": ..., "amount": N} (a donation)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.i18n import Translator
 from domain.accounts import Resident
+from domain.bills import BillKind
 from domain.errors import DomainError, NotLinked
 from domain.money import format_rub
 from domain.payments import (
@@ -30,8 +32,10 @@ from domain.payments import (
     own_intent,
     pay,
     prepare_bills_payment,
+    prepare_donation,
     prepare_requisites_payment,
 )
+from domain.points import epd_cashback
 from domain.ports import City, UnitOfWork
 from handlers.states import PaySG
 from handlers.telegram_pay import send_invoice
@@ -80,6 +84,12 @@ class Ctx:
 async def _prepare(ctx: Ctx, method_id: str | None) -> PaymentIntent:
     start: dict[str, Any] = ctx.manager.start_data or {}  # type: ignore[assignment]
     now = ctx.clock()
+    if "fund_id" in start:
+        fund_line = ctx.tr("charity-donation-line", fund=start.get("fund_name", ""))
+        ctx.manager.dialog_data["lines"] = [[fund_line, format_rub(int(start["amount"]))]]
+        return await prepare_donation(
+            ctx.uow, ctx.linked, start["fund_id"], int(start["amount"]), method_id, now
+        )
     if "requisites" in start:
         requisites = Requisites(**start["requisites"])
         ctx.manager.dialog_data["lines"] = [[requisites.purpose, format_rub(start["amount"])]]
@@ -90,6 +100,7 @@ async def _prepare(ctx: Ctx, method_id: str | None) -> PaymentIntent:
         ctx.uow, ctx.city, ctx.city, ctx.linked, start.get("bill_ids", []), method_id, now
     )
     ctx.manager.dialog_data["lines"] = [[b.title, format_rub(b.amount)] for b in bills]
+    ctx.manager.dialog_data["epd_total"] = sum(b.amount for b in bills if b.kind is BillKind.EPD)
     return intent
 
 
@@ -219,7 +230,15 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     kind = OutcomeKind(outcome)
     new_amount = dialog_manager.dialog_data.get("new_amount")
     tr = ctx.tr
-    if kind is OutcomeKind.PAID and intent.receipt is not None:
+    start: dict[str, Any] = dialog_manager.start_data or {}  # type: ignore[assignment]
+    if kind is OutcomeKind.PAID and intent.receipt is not None and intent.fund_id:
+        text = tr(
+            "charity-thanks",
+            fund=start.get("fund_name", ""),
+            total=format_rub(intent.receipt.total),
+            number=intent.receipt.number,
+        )
+    elif kind is OutcomeKind.PAID and intent.receipt is not None:
         receipt = intent.receipt
         lines = [
             tr("pay-paid", total=format_rub(receipt.total), number=receipt.number,
@@ -229,6 +248,8 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         ]  # fmt: skip
         if receipt.card_last4:
             lines.append(tr("pay-receipt-card", last4=receipt.card_last4))
+        if cashback := epd_cashback(dialog_manager.dialog_data.get("epd_total", 0)):
+            lines.append(tr("pay-epd-points", points=tr("points-count", count=cashback)))
         text = "\n".join(lines)
     else:
         amount = format_rub(new_amount) if new_amount is not None else ""

@@ -43,3 +43,27 @@ class ReceiptSG(StatesGroup):
 
 class UnlinkSG(StatesGroup):
     confirm = State()
+
+
+class CharitySG(StatesGroup):
+    main = State()
+    funds = State()
+    fund = State()
+    amount = State()
+    helped = State()
+
+
+class PointsSG(StatesGroup):
+    main = State()
+    earn = State()
+    pick_fund = State()
+    amount = State()
+    confirm = State()
+    done = State()
+
+
+class MetersSG(StatesGroup):
+    list = State()
+    input = State()
+    confirm = State()
+    done = State()

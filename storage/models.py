@@ -91,6 +91,7 @@ class PaymentIntentRow(Base):
     confirmation_url: Mapped[str | None] = mapped_column(String(512))
     card_last4: Mapped[str | None] = mapped_column(String(4))
     external_charge_id: Mapped[str | None] = mapped_column(String(128))
+    fund_id: Mapped[str | None] = mapped_column(String(32))
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)

@@ -35,6 +35,7 @@ class SqlPaymentIntentRepository:
             bill_ids=list(intent.bill_ids),
             requisites=asdict(intent.requisites) if intent.requisites else None,
             amount=intent.amount,
+            fund_id=intent.fund_id,
             created_at=intent.created_at,
         )
         self._fill(row, intent)
@@ -136,6 +137,7 @@ def _to_domain(row: PaymentIntentRow) -> PaymentIntent:
         confirmation_url=row.confirmation_url,
         card_last4=row.card_last4,
         external_charge_id=row.external_charge_id,
+        fund_id=row.fund_id,
         receipt=_receipt(row.receipt),
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Self
 
 from aiohttp import web
 
-from city.sandbox import api, charges, oauth, pay_page, payments_api
+from city.sandbox import (
+    api,
+    charges,
+    charity_api,
+    meters_api,
+    oauth,
+    pay_page,
+    payments_api,
+    points_api,
+)
+from city.sandbox.clock import CLOCK_KEY, MOSCOW, SandboxClock
+from city.sandbox.clock import routes as clock_routes
 from city.sandbox.data import build_data
+from city.sandbox.meters import MeterBook, seed_meters
 from city.sandbox.payments import PaymentBook
+from city.sandbox.points import PointsBook, seed_points
 
-MOSCOW = timezone(timedelta(hours=3), "MSK")
+__all__ = ["MOSCOW", "SandboxServer", "create_app"]
 
 
 def _utc_now() -> datetime:
@@ -26,25 +39,45 @@ def create_app(
     clock: oauth.Clock | None = None,
     today: date | None = None,
 ) -> web.Application:
-    """A fresh sandbox: its own demo data, tokens, payments and faults (apps never share state).
+    """A fresh sandbox: its own demo data, tokens, payments, points, meters and faults (apps
+    never share state).
 
-    `clock` (timezone-aware) drives code and token expiry; `today` anchors the bills' due
-    dates and defaults to the clock's date in Moscow.
+    `clock` (timezone-aware) drives code and token expiry; payments, points and meters follow
+    it shifted by `PUT /sandbox/clock` (which leaves tokens alone). `today` anchors the bills'
+    due dates and defaults to the clock's date in Moscow; the points history and meter
+    readings are seeded relative to the clock.
     """
     clock = clock or _utc_now
+    moved = SandboxClock(clock)
     app = web.Application(middlewares=[api.faults_middleware])
     app[oauth.CLIENT_KEY] = oauth.ClientConfig(client_id, client_secret)
     data = build_data(today or clock().astimezone(MOSCOW).date())
     app[oauth.DATA_KEY] = data
     app[oauth.TOKENS_KEY] = oauth.TokenStore(clock)
     app[api.FAULTS_KEY] = api.FaultsHolder()
-    app[payments_api.PAYMENTS_KEY] = PaymentBook(data, clock)
+    app[CLOCK_KEY] = moved
+    payments = PaymentBook(data, moved)
+    points = PointsBook(moved)
+    payments.listeners.append(points.credit_epd_cashback)
+    meters = MeterBook(moved, points)
+    seed_points(points, moved())
+    seed_meters(meters, moved())
+    app[payments_api.PAYMENTS_KEY] = payments
+    app[points_api.POINTS_KEY] = points
+    app[meters_api.METERS_KEY] = meters
     app[charges.FINES_KEY] = charges.FineRegistry()
-    app.add_routes(oauth.routes)
-    app.add_routes(api.routes)
-    app.add_routes(charges.routes)
-    app.add_routes(payments_api.routes)
-    app.add_routes(pay_page.routes)
+    app.add_routes(clock_routes)
+    for module in (
+        oauth,
+        api,
+        charges,
+        payments_api,
+        pay_page,
+        charity_api,
+        points_api,
+        meters_api,
+    ):
+        app.add_routes(module.routes)
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -78,3 +79,32 @@ def html_response(status: int, title: str, body_html: str) -> web.Response:
         content_type="text/html",
         headers=NO_STORE,
     )
+
+
+def iso_datetime(moment: datetime) -> str:
+    """ISO 8601 with the timezone (the sandbox's clock is always timezone-aware)."""
+    if moment.tzinfo is None:
+        raise ValueError("the sandbox clock must be timezone-aware")
+    return moment.isoformat()
+
+
+def query_limit(request: web.Request, default: int, maximum: int) -> int | None:
+    """The `limit` query parameter (1..maximum, `default` when absent); None when invalid."""
+    raw = request.query.get("limit", str(default))
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
+        return None
+    return int(raw)
+
+
+class Refused(Exception):
+    """A request refused with a problem body: an `Error` with a `reason` and its details."""
+
+    def __init__(self, status: int, reason: str, description: str, **details: object) -> None:
+        super().__init__(description)
+        self.status = status
+        self.reason = reason
+        self.description = description
+        self.details = details
+
+    def response(self) -> web.Response:
+        return problem_response(self.status, self.description, self.reason, **self.details)

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from city.sandbox.cards import TEST_CARD_HINTS, TEST_CARDS, normalize_card_number
 from city.sandbox.common import html_response
+from city.sandbox.funds import fund_by_id
 from city.sandbox.oauth import DATA_KEY
 from city.sandbox.payments import Awaiting, Payment, PaymentStatus
 from city.sandbox.payments_api import PAYMENTS_KEY
@@ -94,7 +95,10 @@ def _status_marker(payment: Payment) -> str:
 def _summary(request: web.Request, payment: Payment) -> str:
     data = request.app[DATA_KEY]
     requisites = payment.request.requisites
-    if requisites is not None:
+    fund = None if payment.request.fund_id is None else fund_by_id(payment.request.fund_id)
+    if fund is not None:
+        items = [f"Пожертвование: {fund.name}"]
+    elif requisites is not None:
         items = [f"{requisites.purpose} — {requisites.payee_name}"]
     else:
         bills = [data.bill(bill_id) for bill_id in payment.request.bill_ids]

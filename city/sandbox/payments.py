@@ -17,9 +17,12 @@ from typing import Any
 
 from city.sandbox.cards import CardBehaviour, SavedCard, behaviour_of, saved_card
 from city.sandbox.data import BillStatus, CityBill, CityData
+from city.sandbox.funds import MIN_DONATION, fund_by_id
 from domain.uin import check_uin
 
 Clock = Callable[[], datetime]
+# Called after a payment succeeded, with the bills it paid (points take ЕПД cashback from it).
+SuccessListener = Callable[["Payment", list[CityBill]], None]
 
 IDEMPOTENCE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_BILLS_PER_PAYMENT = 50
@@ -59,6 +62,14 @@ class InvalidPaymentRequest(ValueError):
     """The body is not a valid `PaymentRequest` (answered with 400)."""
 
 
+class BelowMinimum(InvalidPaymentRequest):
+    """A donation below the minimum (answered with 400 `PaymentProblem` `below_minimum`)."""
+
+    def __init__(self, minimum: int) -> None:
+        super().__init__(f"the minimum donation is {minimum} kopecks")
+        self.minimum = minimum
+
+
 @dataclass(frozen=True, slots=True)
 class Requisites:
     payee_name: str
@@ -84,6 +95,7 @@ class PaymentRequest:
     requisites: Requisites | None = None
     payment_method_id: str | None = None
     external_charge: ExternalCharge | None = None
+    fund_id: str | None = None  # a donation
 
     def fingerprint(self) -> str:
         """Equal for equal requests (an omitted nullable field counts as null)."""
@@ -94,10 +106,10 @@ def parse_payment_request(body: object) -> PaymentRequest:
     """Validate a `PaymentRequest` (see the contract); raises InvalidPaymentRequest."""
     if not isinstance(body, dict):
         raise InvalidPaymentRequest("the body must be a JSON object")
-    fields = {"bill_ids", "requisites", "amount", "payment_method_id", "external_charge"}
+    fields = {"bill_ids", "requisites", "fund_id", "amount", "payment_method_id", "external_charge"}
     _no_unknown(body, fields, "")
-    if ("bill_ids" in body) == ("requisites" in body):
-        raise InvalidPaymentRequest("give exactly one of bill_ids and requisites")
+    if sum(name in body for name in ("bill_ids", "requisites", "fund_id")) != 1:
+        raise InvalidPaymentRequest("give exactly one of bill_ids, requisites and fund_id")
     amount = body.get("amount")
     if type(amount) is not int or amount < 1:
         raise InvalidPaymentRequest("amount must be a positive integer (kopecks)")
@@ -109,7 +121,14 @@ def parse_payment_request(body: object) -> PaymentRequest:
         raise InvalidPaymentRequest("give payment_method_id or external_charge, not both")
     if "bill_ids" in body:
         return PaymentRequest(amount, _bill_ids(body["bill_ids"]), None, method_id, external)
-    return PaymentRequest(amount, (), _requisites(body["requisites"]), method_id, external)
+    if "requisites" in body:
+        return PaymentRequest(amount, (), _requisites(body["requisites"]), method_id, external)
+    fund_id = body["fund_id"]
+    if not isinstance(fund_id, str) or not fund_id:
+        raise InvalidPaymentRequest("fund_id must be a non-empty string")
+    if amount < MIN_DONATION:
+        raise BelowMinimum(MIN_DONATION)
+    return PaymentRequest(amount, (), None, method_id, external, fund_id)
 
 
 def _no_unknown(body: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -253,6 +272,7 @@ class PaymentBook:
     clock: Clock
     payments: dict[str, Payment] = field(default_factory=dict)  # in creation order
     ledger: list[Charge] = field(default_factory=list)
+    listeners: list[SuccessListener] = field(default_factory=list)
     _by_key: dict[tuple[str, str], str] = field(default_factory=dict)
     _by_charge_id: dict[str, str] = field(default_factory=dict)
 
@@ -299,6 +319,7 @@ class PaymentBook:
                 payment_id=self._by_charge_id[external.charge_id],
             )
         self._check_bills(account_id, request)
+        self._check_fund(request)
         card = self._card(account_id, request.payment_method_id)
 
         now = self.clock()
@@ -334,10 +355,15 @@ class PaymentBook:
             )
         return card
 
+    @staticmethod
+    def _check_fund(request: PaymentRequest) -> None:
+        if request.fund_id is not None and fund_by_id(request.fund_id) is None:
+            raise PaymentRefused(404, "unknown_fund", f"no fund {request.fund_id!r}")
+
     def _check_bills(self, account_id: str, request: PaymentRequest) -> list[CityBill]:
         """The request's bills if all are this account's, unpaid and sum to its amount."""
-        if request.requisites is not None:
-            return []
+        if not request.bill_ids:
+            return []  # requisites or a donation
         bills = [self.data.bill(bill_id) for bill_id in request.bill_ids]
         unknown = [
             bill_id
@@ -433,6 +459,8 @@ class PaymentBook:
             lines=_receipt_lines(payment.request, bills),
         )
         self._finish(payment, PaymentStatus.SUCCEEDED, now)
+        for listener in self.listeners:
+            listener(payment, bills)
 
     def _finish(self, payment: Payment, status: PaymentStatus, now: datetime | None = None) -> None:
         payment.status = status
@@ -442,6 +470,9 @@ class PaymentBook:
 
 
 def _receipt_lines(request: PaymentRequest, bills: list[CityBill]) -> tuple[ReceiptLine, ...]:
+    fund = None if request.fund_id is None else fund_by_id(request.fund_id)
+    if fund is not None:
+        return (ReceiptLine(f"Пожертвование: {fund.name}", fund.name, request.amount, None, None),)
     requisites = request.requisites
     if requisites is None:
         return tuple(

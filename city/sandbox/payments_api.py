@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from city.sandbox.cards import saved_cards_of
-from city.sandbox.common import authenticated_resident, error_response, problem_response
+from city.sandbox.common import (
+    authenticated_resident,
+    error_response,
+    iso_datetime,
+    problem_response,
+)
 from city.sandbox.payments import (
     IDEMPOTENCE_KEY,
+    BelowMinimum,
     InvalidPaymentRequest,
     Payment,
     PaymentBook,
@@ -54,6 +59,8 @@ async def create_payment(request: web.Request) -> web.Response:
         payment_request = parse_payment_request(json.loads(await request.text()))
     except json.JSONDecodeError:
         return error_response(400, "the body must be a JSON object")
+    except BelowMinimum as exc:
+        return problem_response(400, str(exc), "below_minimum", amount=exc.minimum)
     except InvalidPaymentRequest as exc:
         return error_response(400, str(exc))
     # From here on nothing awaits: the whole payment happens at once (see payments.py).
@@ -107,7 +114,7 @@ async def ledger(request: web.Request) -> web.Response:
             "amount": charge.amount,
             "card_last4": charge.card_last4,
             "external_charge_id": charge.external_charge_id,
-            "charged_at": _datetime(charge.charged_at),
+            "charged_at": iso_datetime(charge.charged_at),
         }
         for charge in request.app[PAYMENTS_KEY].ledger
     ]
@@ -135,16 +142,17 @@ def payment_json(payment: Payment) -> dict[str, Any]:
             "period": requisites.period,
             "uin": requisites.uin,
         },
+        "fund_id": payment.request.fund_id,
         "payment_method_id": payment.request.payment_method_id,
         "card_last4": payment.card_last4,
         "confirmation_url": payment.confirmation_url,
-        "created_at": _datetime(payment.created_at),
-        "updated_at": _datetime(payment.updated_at),
+        "created_at": iso_datetime(payment.created_at),
+        "updated_at": iso_datetime(payment.updated_at),
         "receipt": None
         if receipt is None
         else {
             "number": receipt.number,
-            "issued_at": _datetime(receipt.issued_at),
+            "issued_at": iso_datetime(receipt.issued_at),
             "total": receipt.total,
             "card_last4": receipt.card_last4,
             "lines": [
@@ -160,10 +168,3 @@ def payment_json(payment: Payment) -> dict[str, Any]:
         },
         "idempotence_key": payment.idempotence_key,
     }
-
-
-def _datetime(moment: datetime) -> str:
-    """ISO 8601 with the timezone (the sandbox's clock is always timezone-aware)."""
-    if moment.tzinfo is None:
-        raise ValueError("the sandbox clock must be timezone-aware")
-    return moment.isoformat()

@@ -236,3 +236,71 @@ class ContractClient:
         assert url == self.base_url + path, f"{url} is not on this sandbox"
         method = "GET" if form is None else "POST"
         return await self.request(method, path, data=form, template="/pay/{payment_id}")
+
+    # ------------------------------------------------------------ charity, points, meters
+
+    async def set_clock(self, now: datetime) -> Answer:
+        """PUT /sandbox/clock: move the sandbox's clock to `now` (timezone-aware)."""
+        answer = await self.request("PUT", "/sandbox/clock", json={"now": now.isoformat()})
+        assert answer.status == 200, answer.body
+        return answer
+
+    async def fund_categories(self, token: str | None) -> Answer:
+        return await self.request("GET", "/api/v1/fund-categories", token=token)
+
+    async def funds(self, token: str | None, category: str | None = None) -> Answer:
+        params = None if category is None else {"category": category}
+        return await self.request("GET", "/api/v1/funds", params=params, token=token)
+
+    async def fund(self, token: str | None, fund_id: str) -> Answer:
+        return await self.request(
+            "GET", f"/api/v1/funds/{fund_id}", token=token, template="/api/v1/funds/{fund_id}"
+        )
+
+    async def donations(self, token: str | None) -> Answer:
+        return await self.request("GET", "/api/v1/donations", token=token)
+
+    async def report_page(self, url: str) -> Answer:
+        """GET a fund's report page at an absolute URL on this sandbox."""
+        path = URL(url).path
+        assert url == self.base_url + path, f"{url} is not on this sandbox"
+        return await self.request("GET", path, template="/reports/{fund_id}/{name}.html")
+
+    async def points(self, token: str | None, **params: str) -> Answer:
+        return await self.request("GET", "/api/v1/points", params=params, token=token)
+
+    async def balance(self, token: str) -> int:
+        answer = await self.points(token)
+        assert answer.status == 200, answer.body
+        return answer.body["balance"]  # type: ignore[no-any-return]
+
+    async def transfer_points(self, token: str | None, key: str | None, body: Any) -> Answer:
+        """POST /api/v1/points/transfers; `key=None` leaves out the Idempotence-Key header."""
+        headers = {} if key is None else {"Idempotence-Key": key}
+        return await self.request(
+            "POST", "/api/v1/points/transfers", json=body, token=token, headers=headers
+        )
+
+    async def meters(self, token: str | None) -> Answer:
+        return await self.request("GET", "/api/v1/meters", token=token)
+
+    async def meter(self, token: str, meter_id: str) -> dict[str, Any]:
+        answer = await self.meters(token)
+        assert answer.status == 200, answer.body
+        found = [meter for meter in answer.body["meters"] if meter["id"] == meter_id]
+        assert len(found) == 1, f"{meter_id} is not among the resident's meters"
+        return found[0]  # type: ignore[no-any-return]
+
+    async def send_reading(
+        self, token: str | None, key: str | None, meter_id: str, body: Any
+    ) -> Answer:
+        """POST a reading; `key=None` leaves out the Idempotence-Key header."""
+        headers = {} if key is None else {"Idempotence-Key": key}
+        return await self.request(
+            "POST",
+            f"/api/v1/meters/{meter_id}/readings",
+            json=body,
+            token=token,
+            headers=headers,
+            template="/api/v1/meters/{meter_id}/readings",
+        )

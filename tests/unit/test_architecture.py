@@ -118,3 +118,21 @@ def test_translator_formats_plurals_and_variables() -> None:
 
 def test_every_ftl_file_parses() -> None:
     load_translator()  # raises on Junk
+
+
+def test_points_plurals() -> None:
+    tr = load_translator()
+    expected = {
+        0: "0 баллов",
+        1: "1 балл",
+        2: "2 балла",
+        5: "5 баллов",
+        11: "11 баллов",
+        21: "21 балл",
+        22: "22 балла",
+        25: "25 баллов",
+        111: "111 баллов",
+    }
+    assert {n: tr("points-count", count=n) for n in expected} == expected
+    assert tr("points-balance", balance=21) == "У вас 21 балл."
+    assert tr("points-balance", balance=2) == "У вас 2 балла."

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("confirmation_url", sa.String(length=512), nullable=True),
         sa.Column("card_last4", sa.String(length=4), nullable=True),
         sa.Column("external_charge_id", sa.String(length=128), nullable=True),
+        sa.Column("fund_id", sa.String(length=32), nullable=True),
         sa.Column("receipt", sa.JSON(), nullable=True),
         sa.Column("created_at", storage.types.UtcDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", storage.types.UtcDateTime(timezone=True), nullable=False),

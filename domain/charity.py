@@ -1,0 +1,94 @@
+"""Charity (mos.ru/blago): funds by category, donations with a 50 ₽ minimum, «Вы помогали»."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from domain.accounts import Resident
+from domain.money import MoneyParseError, parse_rub
+from domain.ports import CityAuth, CityCharity, UnitOfWork
+from domain.sessions import ResidentSession
+
+MIN_DONATION = 5_000  # kopecks: 50 ₽
+MAX_DONATION = 100_000_000  # 1 000 000 ₽ in one tap is a typo more often than generosity
+PRESET_AMOUNTS = (10_000, 30_000, 50_000)
+
+
+@dataclass(frozen=True, slots=True)
+class FundCategory:
+    id: str
+    title: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fund:
+    id: str
+    name: str
+    category: str
+    summary: str
+    description: str
+    programs: tuple[str, ...]
+    report_url: str
+    report_period: str
+
+
+@dataclass(frozen=True, slots=True)
+class PastDonation:
+    """A row of «Вы помогали»: the last gift to a fund."""
+
+    fund_id: str
+    fund_name: str
+    last_amount: int
+    last_donated_at: datetime
+    total: int
+    count: int
+
+
+class DonationProblem(StrEnum):
+    NOT_A_NUMBER = "not_a_number"
+    TOO_SMALL = "too_small"
+    TOO_LARGE = "too_large"
+
+
+def parse_donation(text: str) -> int | DonationProblem:
+    """What the resident typed as «Другая сумма» → kopecks, or why it cannot be given."""
+    stripped = text.strip()
+    if stripped.startswith("-"):
+        return DonationProblem.TOO_SMALL
+    try:
+        amount = parse_rub(stripped)
+    except MoneyParseError:
+        return DonationProblem.NOT_A_NUMBER
+    if amount < MIN_DONATION:
+        return DonationProblem.TOO_SMALL
+    if amount > MAX_DONATION:
+        return DonationProblem.TOO_LARGE
+    return amount
+
+
+async def fund_categories(
+    uow: UnitOfWork, auth: CityAuth, city: CityCharity, resident: Resident
+) -> list[FundCategory]:
+    return await city.fund_categories(ResidentSession(resident, auth, uow.residents))
+
+
+async def funds(
+    uow: UnitOfWork, auth: CityAuth, city: CityCharity, resident: Resident, category: str | None
+) -> list[Fund]:
+    return await city.funds(ResidentSession(resident, auth, uow.residents), category)
+
+
+async def fund(
+    uow: UnitOfWork, auth: CityAuth, city: CityCharity, resident: Resident, fund_id: str
+) -> Fund:
+    return await city.fund(ResidentSession(resident, auth, uow.residents), fund_id)
+
+
+async def past_donations(
+    uow: UnitOfWork, auth: CityAuth, city: CityCharity, resident: Resident
+) -> list[PastDonation]:
+    """«Вы помогали»: newest first."""
+    return await city.donations(ResidentSession(resident, auth, uow.residents))

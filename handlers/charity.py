@@ -1,0 +1,257 @@
+"""«Благотворительность»: categories, «Все программы», funds five to a page, a fund's card,
+amounts as buttons or «Другая сумма» (50 ₽ minimum), the pay step, «Вы помогали» with
+«Помочь ещё раз»."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import F
+from aiogram.enums import ContentType
+from aiogram.types import CallbackQuery, Message
+from aiogram_dialog import Dialog, DialogManager, Window
+from aiogram_dialog.widgets.input import MessageInput
+from aiogram_dialog.widgets.kbd import (
+    Button,
+    Cancel,
+    Column,
+    Group,
+    ScrollingGroup,
+    Select,
+    SwitchTo,
+    Url,
+)
+from aiogram_dialog.widgets.text import Format
+
+from domain.charity import (
+    PRESET_AMOUNTS,
+    DonationProblem,
+    fund,
+    fund_categories,
+    funds,
+    parse_donation,
+    past_donations,
+)
+from domain.errors import DomainError
+from domain.money import format_rub
+from handlers.payments import Ctx
+from handlers.states import CharitySG, PaySG
+from handlers.texts import error_key, format_datetime
+from handlers.widgets import HintOnText, Tr
+
+FUNDS_PAGE = 6
+PROBLEM_KEYS = {
+    DonationProblem.NOT_A_NUMBER: "charity-not-a-number",
+    DonationProblem.TOO_SMALL: "charity-too-small",
+    DonationProblem.TOO_LARGE: "charity-too-large",
+}
+
+
+async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    try:
+        categories = await fund_categories(ctx.uow, ctx.city, ctx.city, ctx.linked)
+        helped = await past_donations(ctx.uow, ctx.city, ctx.city, ctx.linked)
+    except DomainError as error:
+        return {"error": ctx.tr(error_key(error)), "categories": [], "helped": False}
+    labels = [(c.id, ctx.tr("charity-category", title=c.title, count=c.count)) for c in categories]
+    dialog_manager.dialog_data["titles"] = {c.id: c.title for c in categories}
+    return {"categories": labels, "helped": bool(helped), "error": ""}
+
+
+async def on_category(_c: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
+    manager.dialog_data["category"] = None if item_id == "all" else item_id
+    await manager.switch_to(CharitySG.funds)
+
+
+async def on_all(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    await on_category(_c, _b, manager, "all")
+
+
+async def funds_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    category = dialog_manager.dialog_data.get("category")
+    try:
+        found = await funds(ctx.uow, ctx.city, ctx.city, ctx.linked, category)
+    except DomainError as error:
+        return {"title": ctx.tr(error_key(error)), "funds": []}
+    title = dialog_manager.dialog_data.get("titles", {}).get(category) or ctx.tr("charity-all")
+    return {
+        "title": ctx.tr("charity-funds", category=title),
+        "funds": [(f.id, f.name) for f in found],
+    }
+
+
+async def on_fund(_c: CallbackQuery, _w: Any, manager: DialogManager, fund_id: str) -> None:
+    manager.dialog_data["fund"] = fund_id
+    await manager.switch_to(CharitySG.fund)
+
+
+async def fund_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    try:
+        card = await fund(
+            ctx.uow, ctx.city, ctx.city, ctx.linked, dialog_manager.dialog_data["fund"]
+        )
+    except DomainError as error:
+        return {"text": ctx.tr(error_key(error)), "amounts": [], "report_url": "", "ok": False}
+    dialog_manager.dialog_data["fund_name"] = card.name
+    text = ctx.tr(
+        "charity-fund-card",
+        name=card.name,
+        description=card.description,
+        programs=", ".join(card.programs),
+    )
+    return {
+        "text": text,
+        "amounts": [
+            (str(a), ctx.tr("charity-amount", amount=format_rub(a))) for a in PRESET_AMOUNTS
+        ],
+        "report_url": card.report_url,
+        "period": card.report_period,
+        "ok": True,
+    }
+
+
+async def _donate(manager: DialogManager, amount: int) -> None:
+    data = manager.dialog_data
+    await manager.start(
+        PaySG.confirm,
+        data={"fund_id": data["fund"], "fund_name": data.get("fund_name", ""), "amount": amount},
+    )
+
+
+async def on_amount(_c: CallbackQuery, _w: Any, manager: DialogManager, amount: str) -> None:
+    if int(amount) in PRESET_AMOUNTS:  # a forged amount is ignored
+        await _donate(manager, int(amount))
+
+
+async def on_other_amount(message: Message, _w: MessageInput, manager: DialogManager) -> None:
+    ctx = Ctx(manager)
+    amount = parse_donation(message.text or "")
+    if isinstance(amount, DonationProblem):
+        await message.answer(ctx.tr(PROBLEM_KEYS[amount]))
+        return  # the resident stays in the amount step and types again
+    await _donate(manager, amount)
+
+
+async def helped_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    try:
+        donations = await past_donations(ctx.uow, ctx.city, ctx.city, ctx.linked)
+    except DomainError as error:
+        return {"text": ctx.tr(error_key(error)), "again": []}
+    lines = [ctx.tr("charity-helped-title")] + [
+        ctx.tr(
+            "charity-helped-line",
+            name=d.fund_name,
+            amount=format_rub(d.last_amount),
+            date=format_datetime(d.last_donated_at),
+        )
+        for d in donations
+    ]
+    again = [
+        (d.fund_id, f"{d.fund_name}: " + ctx.tr("charity-again", amount=format_rub(d.last_amount)))
+        for d in donations
+    ]
+    return {"text": "\n".join(lines), "again": again}
+
+
+async def on_again(_c: CallbackQuery, _w: Any, manager: DialogManager, fund_id: str) -> None:
+    """«Помочь ещё раз»: the same fund, the last amount preselected — checked against the
+    resident's own history, so a forged fund id repeats nothing."""
+    ctx = Ctx(manager)
+    donations = {
+        d.fund_id: d for d in await past_donations(ctx.uow, ctx.city, ctx.city, ctx.linked)
+    }
+    last = donations.get(fund_id)
+    if last is None:
+        return
+    manager.dialog_data.update(fund=last.fund_id, fund_name=last.fund_name)
+    await _donate(manager, last.last_amount)
+
+
+def build_dialog() -> Dialog:
+    return Dialog(
+        Window(
+            Tr("charity-title"),
+            Format("{error}", when=F["error"]),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="cat",
+                    item_id_getter=lambda i: i[0],
+                    items="categories",
+                    on_click=on_category,
+                )
+            ),
+            Button(Tr("charity-all"), id="all", on_click=on_all),
+            SwitchTo(Tr("charity-helped"), id="helped", state=CharitySG.helped, when=F["helped"]),
+            Cancel(Tr("nav-back")),
+            HintOnText(),
+            getter=main_getter,
+            state=CharitySG.main,
+        ),
+        Window(
+            Format("{title}"),
+            ScrollingGroup(
+                Select(
+                    Format("{item[1]}"),
+                    id="fund",
+                    item_id_getter=lambda i: i[0],
+                    items="funds",
+                    on_click=on_fund,
+                ),
+                id="funds_page",
+                width=1,
+                height=FUNDS_PAGE,
+                hide_on_single_page=True,
+            ),
+            SwitchTo(Tr("nav-back"), id="back", state=CharitySG.main),
+            HintOnText(),
+            getter=funds_getter,
+            state=CharitySG.funds,
+        ),
+        Window(
+            Format("{text}"),
+            Url(Tr("charity-report"), Format("{report_url}"), id="report", when=F["ok"]),
+            Group(
+                Select(
+                    Format("{item[1]}"),
+                    id="amount",
+                    item_id_getter=lambda i: i[0],
+                    items="amounts",
+                    on_click=on_amount,
+                ),
+                width=3,
+            ),
+            SwitchTo(Tr("charity-other-amount"), id="other", state=CharitySG.amount, when=F["ok"]),
+            SwitchTo(Tr("nav-back"), id="back", state=CharitySG.funds),
+            HintOnText(),
+            getter=fund_getter,
+            state=CharitySG.fund,
+        ),
+        Window(
+            Tr("charity-ask-amount"),
+            MessageInput(on_other_amount, content_types=ContentType.TEXT),
+            SwitchTo(Tr("nav-back"), id="back", state=CharitySG.fund),
+            state=CharitySG.amount,
+        ),
+        Window(
+            Format("{text}"),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="again",
+                    item_id_getter=lambda i: i[0],
+                    items="again",
+                    on_click=on_again,
+                )
+            ),
+            SwitchTo(Tr("nav-back"), id="back", state=CharitySG.main),
+            HintOnText(),
+            getter=helped_getter,
+            state=CharitySG.helped,
+        ),
+        name="charity",
+    )

@@ -1,0 +1,129 @@
+"""Meter windows at their edges, reading checks, points by level and the tips, donation input."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from domain.accounts import AccountLevel
+from domain.charity import DonationProblem, parse_donation
+from domain.meters import (
+    POINTS_BY_LEVEL,
+    MeterKind,
+    ReadingProblem,
+    check_reading,
+    next_window,
+    open_window,
+    parse_reading,
+)
+from domain.points import MeterState, TipKind, epd_cashback, how_to_earn_now
+
+WATER, ELECTRICITY = MeterKind.COLD_WATER, MeterKind.ELECTRICITY
+
+
+@pytest.mark.parametrize(
+    ("kind", "day", "period"),
+    [
+        (WATER, date(2026, 11, 14), None),
+        (WATER, date(2026, 11, 15), "11.2026"),
+        (WATER, date(2026, 11, 30), "11.2026"),
+        (WATER, date(2026, 12, 2), "11.2026"),  # belongs to the month the window opened in
+        (WATER, date(2026, 12, 3), "11.2026"),
+        (WATER, date(2026, 12, 4), None),
+        (WATER, date(2027, 1, 3), "12.2026"),  # across the new year
+        (ELECTRICITY, date(2026, 11, 14), None),
+        (ELECTRICITY, date(2026, 11, 15), "11.2026"),
+        (ELECTRICITY, date(2026, 11, 26), "11.2026"),
+        (ELECTRICITY, date(2026, 11, 27), None),
+        (ELECTRICITY, date(2026, 12, 2), None),
+    ],
+)
+def test_windows_at_their_edges(kind: MeterKind, day: date, period: str | None) -> None:
+    window = open_window(kind, day)
+    assert (window.period if window else None) == period
+
+
+def test_a_closed_window_says_when_it_opens() -> None:
+    assert next_window(WATER, date(2026, 12, 4)).opens_on == date(2026, 12, 15)
+    assert next_window(ELECTRICITY, date(2026, 11, 27)).opens_on == date(2026, 12, 15)
+    assert next_window(ELECTRICITY, date(2026, 12, 31)).opens_on == date(2027, 1, 15)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "expected"),
+    [
+        (WATER, "123,456", Decimal("123.456")),
+        (WATER, " 12 345.5 ", Decimal("12345.5")),
+        (WATER, "1.2345", ReadingProblem.TOO_PRECISE),
+        (ELECTRICITY, "15234", Decimal(15234)),
+        (ELECTRICITY, "15234.5", ReadingProblem.TOO_PRECISE),
+        (WATER, "-5", ReadingProblem.NOT_A_NUMBER),
+        (WATER, "много", ReadingProblem.NOT_A_NUMBER),
+        (WATER, "NaN", ReadingProblem.NOT_A_NUMBER),
+        (WATER, "", ReadingProblem.NOT_A_NUMBER),
+    ],
+)
+def test_parse_reading(kind: MeterKind, text: str, expected: object) -> None:
+    assert parse_reading(kind, text) == expected
+
+
+def test_reading_checks() -> None:
+    last = Decimal("100.000")
+    assert check_reading(WATER, Decimal("99.999"), last) is ReadingProblem.BELOW_PREVIOUS
+    assert check_reading(WATER, Decimal("105.5"), last) is None
+    assert check_reading(WATER, Decimal("100"), last) is None  # no water used is fine
+    assert check_reading(WATER, Decimal("131"), last) is ReadingProblem.IMPLAUSIBLE
+    assert check_reading(WATER, Decimal("5"), None) is None  # a first reading
+
+
+def test_points_by_level() -> None:
+    assert POINTS_BY_LEVEL[AccountLevel.SIMPLE] == 10
+    assert POINTS_BY_LEVEL[AccountLevel.STANDARD] == 20
+    assert POINTS_BY_LEVEL[AccountLevel.FULL] == 20
+
+
+def test_two_meters_without_readings_in_an_open_window_earn_forty() -> None:
+    meters = [
+        MeterState(MeterKind.COLD_WATER, submitted_this_period=False),
+        MeterState(MeterKind.HOT_WATER, submitted_this_period=False),
+        MeterState(MeterKind.ELECTRICITY, submitted_this_period=True),
+    ]
+    tips = how_to_earn_now(date(2026, 11, 28), AccountLevel.STANDARD, meters)
+    assert tips[0].kind is TipKind.READINGS_NOW
+    assert (tips[0].points, tips[0].meters, tips[0].until) == (40, 2, date(2026, 12, 3))
+
+
+def test_when_everything_is_sent_the_tip_is_the_next_window() -> None:
+    meters = [MeterState(MeterKind.COLD_WATER, submitted_this_period=True)]
+    tips = how_to_earn_now(date(2026, 11, 28), AccountLevel.FULL, meters)
+    assert tips[0].kind is TipKind.READINGS_LATER and tips[0].opens_on == date(2026, 12, 15)
+    outside = how_to_earn_now(date(2026, 12, 10), AccountLevel.FULL, meters[:0] or meters)
+    assert outside[0].opens_on == date(2026, 12, 15)
+    assert [t.kind for t in how_to_earn_now(date(2026, 12, 10), AccountLevel.FULL, [])] == [
+        TipKind.EPD_CASHBACK
+    ]
+
+
+def test_epd_cashback_is_five_percent_of_whole_rubles() -> None:
+    assert epd_cashback(812_450) == 406  # 8 124,50 ₽ → 8124 ₽ × 5% = 406.2
+    assert epd_cashback(1_999) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("49", DonationProblem.TOO_SMALL),
+        ("49,99", DonationProblem.TOO_SMALL),
+        ("0", DonationProblem.TOO_SMALL),
+        ("-100", DonationProblem.TOO_SMALL),
+        ("сто", DonationProblem.NOT_A_NUMBER),
+        ("1e6", DonationProblem.NOT_A_NUMBER),
+        ("99999999", DonationProblem.TOO_LARGE),
+        ("50", 5_000),
+        ("1 500,50", 150_050),
+    ],
+)
+def test_parse_donation(text: str, expected: object) -> None:
+    assert parse_donation(text) == expected

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
 
     from domain.accounts import CityProfile, Resident, TokenSet
     from domain.bills import Bill
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
         Requisites,
     )
     from domain.points import PointsAccount, Transfer
+    from domain.reports import Draft, Point, Report, ReportUpdate, Theme
 
 
 class CitySession(Protocol):
@@ -110,6 +112,42 @@ class CityCharity(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Place:
+    address: str
+    point: Point
+
+
+class CityReports(Protocol):
+    """«Наш город» over Open311 GeoReport v2 (+ the platform's extensions) and its gazetteer."""
+
+    async def themes(self) -> list[Theme]: ...
+
+    async def boundary(self, session: CitySession) -> list[Point]: ...
+
+    async def search_address(self, session: CitySession, query: str) -> list[Place]: ...
+
+    async def reverse_geocode(self, session: CitySession, point: Point) -> str | None: ...
+
+    async def upload_media(self, data: bytes, content_type: str) -> str: ...
+
+    async def create_report(self, account_id: str, draft: Draft, media_urls: list[str]) -> str: ...
+
+    async def report(self, report_id: str) -> Report: ...
+
+    async def reports_of(self, account_id: str) -> list[Report]: ...
+
+    async def nearby_open(self, theme_code: str, point: Point, radius_m: int) -> list[Report]: ...
+
+    async def report_updates(self, report_id: str) -> list[ReportUpdate]: ...
+
+    async def confirm_report(self, report_id: str, account_id: str) -> Report: ...
+
+    async def refute_report(
+        self, report_id: str, account_id: str, description: str, media_url: str | None
+    ) -> Report: ...
+
+
 class ResidentRepository(Protocol):
     async def get(self, telegram_user_id: int) -> Resident | None: ...
 
@@ -152,10 +190,73 @@ class PaymentIntentRepository(Protocol):
     async def recent(self, telegram_user_id: int, limit: int) -> list[PaymentIntent]: ...
 
 
+class DraftRepository(Protocol):
+    async def get(self, telegram_user_id: int) -> Draft | None: ...
+
+    async def save(self, telegram_user_id: int, draft: Draft, now: datetime) -> None: ...
+
+    async def delete(self, telegram_user_id: int) -> None: ...
+
+
+@dataclass(slots=True)
+class TrackedReport:
+    """A report whose changes the resident hears about (their own, or one they follow)."""
+
+    telegram_user_id: int
+    report_id: str
+    last_update_id: str | None = None
+    closed: bool = False
+    own: bool = True
+
+
+class TrackedReportRepository(Protocol):
+    async def track(self, report: TrackedReport, now: datetime) -> None:
+        """Start following; following twice changes nothing."""
+        ...
+
+    async def open_ones(self, limit: int) -> list[TrackedReport]: ...
+
+    async def of_resident(self, telegram_user_id: int) -> list[TrackedReport]: ...
+
+    async def get(self, telegram_user_id: int, report_id: str) -> TrackedReport | None: ...
+
+    async def save(self, report: TrackedReport) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    telegram_user_id: int
+    kind: str
+    data: dict[str, object]
+    dedupe_key: str
+    urgent: bool = False
+    id: int | None = None
+    attempts: int = 0
+
+
+class NotificationRepository(Protocol):
+    """The outbox: written in the same transaction as the event that causes it."""
+
+    async def add_once(self, notification: Notification, now: datetime) -> bool:
+        """False when a notification with the same dedupe key already exists."""
+        ...
+
+    async def claim(self, now: datetime, limit: int) -> list[Notification]:
+        """Take due notifications for sending; another sender will not get the same ones."""
+        ...
+
+    async def sent(self, notification_id: int, message_id: int | None, now: datetime) -> None: ...
+
+    async def retry(self, notification_id: int, at: datetime, failed: bool) -> None: ...
+
+
 class UnitOfWork(Protocol):
     residents: ResidentRepository
     link_attempts: LinkAttemptRepository
     payment_intents: PaymentIntentRepository
+    drafts: DraftRepository
+    tracked_reports: TrackedReportRepository
+    notifications: NotificationRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -171,5 +272,5 @@ class UnitOfWork(Protocol):
     async def rollback(self) -> None: ...
 
 
-class City(CityAuth, CityApi, CityPayments, CityCharity, Protocol):
+class City(CityAuth, CityApi, CityPayments, CityCharity, CityReports, Protocol):
     """The whole city platform as one adapter offers it (city/client.py)."""

@@ -8,7 +8,9 @@ from typing import Any, Self
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.link_attempts import SqlLinkAttemptRepository
+from storage.notifications import SqlNotificationRepository
 from storage.payment_intents import SqlPaymentIntentRepository
+from storage.reports import SqlDraftRepository, SqlTrackedReportRepository
 from storage.residents import SqlResidentRepository
 from storage.token_cipher import TokenCipher
 
@@ -17,6 +19,9 @@ class SqlUnitOfWork:
     residents: SqlResidentRepository
     link_attempts: SqlLinkAttemptRepository
     payment_intents: SqlPaymentIntentRepository
+    drafts: SqlDraftRepository
+    tracked_reports: SqlTrackedReportRepository
+    notifications: SqlNotificationRepository
 
     def __init__(self, sessionmaker: async_sessionmaker[Any], cipher: TokenCipher) -> None:
         self._sessionmaker = sessionmaker
@@ -28,6 +33,9 @@ class SqlUnitOfWork:
         self.residents = SqlResidentRepository(self._session, self._cipher)
         self.link_attempts = SqlLinkAttemptRepository(self._session, self._cipher)
         self.payment_intents = SqlPaymentIntentRepository(self._session)
+        self.drafts = SqlDraftRepository(self._session)
+        self.tracked_reports = SqlTrackedReportRepository(self._session)
+        self.notifications = SqlNotificationRepository(self._session)
         return self
 
     async def __aexit__(

@@ -20,6 +20,7 @@ from aiogram_dialog import setup_dialogs
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.album import AlbumMiddleware, install_first
 from bot.config import Settings
 from bot.i18n import Translator, load_translator
 from bot.middlewares import LogContextMiddleware, UnitOfWorkMiddleware
@@ -103,6 +104,7 @@ def build_dispatcher(
         clock=clock,
         telegram_payments=telegram_payments,  # the provider token, when Telegram Payments is on
     )
+    install_first(dispatcher, AlbumMiddleware())
     dispatcher.update.outer_middleware(LogContextMiddleware())
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
     dispatcher.include_router(build_router())
@@ -157,6 +159,7 @@ async def create_application(
         redirect_uri=public + "/oauth/callback",
         attempt_timeout=settings.city_timeout,
         deadline=settings.city_deadline,
+        open311_key=settings.open311_api_key.get_secret_value(),
     )
     cipher = TokenCipher(settings.encryption_keys())
     uow_factory = UnitOfWorkFactory(create_sessionmaker(engine), cipher)

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     city_client_secret: SecretStr = SecretStr("sandbox-secret")
     city_timeout: float = Field(default=3.0, gt=0, le=60)
     city_deadline: float = Field(default=6.0, gt=0, le=120)
+    open311_api_key: SecretStr = SecretStr("sandbox-open311-key")
     sandbox_port: int = Field(default=8081, ge=0, le=65535)
 
     token_encryption_keys: Annotated[list[SecretStr], NoDecode] = []

@@ -10,6 +10,7 @@ import structlog
 
 from bot.app import Application, create_application, reconcile_payments
 from bot.config import Settings, SettingsError
+from bot.jobs import start_scheduler
 from city.sandbox.browser import demo_login, pay_on_page
 from storage.database import create_engine
 from storage.migrate import upgrade
@@ -33,11 +34,13 @@ async def poll(settings: Settings) -> None:
     if settings.bot_token is None:
         raise SettingsError("BOT_TOKEN", "polling needs a token from @BotFather")
     app = await create_application(settings)
+    scheduler = start_scheduler(app)
     try:
         await reconcile_payments(app)
         await app.bot.delete_webhook(drop_pending_updates=False)
         await app.dispatcher.start_polling(app.bot, handle_signals=True)
     finally:
+        scheduler.shutdown(wait=False)
         await app.stop()
 
 
@@ -96,8 +99,10 @@ async def console(settings: Settings) -> None:
     )
 
     opener = sandbox_login_opener(app.sandbox.url, read_stdin_line) if app.sandbox else None
+    scheduler = start_scheduler(app)
     try:
         await reconcile_payments(app)
         await run_console(app.dispatcher, app.bot, banner=BANNER.format(city=city), open_url=opener)
     finally:
+        scheduler.shutdown(wait=False)
         await app.stop()

@@ -22,7 +22,14 @@ import structlog
 from domain.accounts import AccountLevel, CityProfile, TokenSet
 from domain.bills import Bill, BillKind
 from domain.charity import Fund, FundCategory, PastDonation
-from domain.errors import CityUnavailable, InvalidGrant, NotFound, RelinkRequired
+from domain.errors import (
+    CityUnavailable,
+    DomainError,
+    InvalidGrant,
+    NotFound,
+    RelinkRequired,
+    ReportRefused,
+)
 from domain.meters import (
     LastReading,
     Meter,
@@ -44,11 +51,14 @@ from domain.payments import (
     Requisites,
 )
 from domain.points import InsufficientPoints, PointsAccount, PointsEntry, Transfer
-from domain.ports import CitySession
+from domain.ports import CitySession, Place
+from domain.reports import Draft, Point, Report, ReportStatus, ReportUpdate, Theme
 
 log = structlog.get_logger(__name__)
 
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+OPEN311 = "/open311/v2"
+THEMES_TTL = 600.0
 
 
 class _Unauthorized(Exception):
@@ -69,6 +79,7 @@ class CityClient:
         deadline: float = 6.0,
         read_retries: int = 2,
         backoff: float = 0.2,
+        open311_key: str = "sandbox-open311-key",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._client_id = client_id
@@ -78,6 +89,8 @@ class CityClient:
         self._deadline = deadline
         self._read_retries = read_retries
         self._backoff = backoff
+        self._open311_key = open311_key
+        self._themes: tuple[float, list[Theme]] | None = None
         self._http: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -233,6 +246,132 @@ class CityClient:
         if status in (400, 404):
             raise NotFound(meter_id)
         raise CityUnavailable(f"meter reading answered {status}")
+
+    # --- «Наш город»: Open311 GeoReport v2 and the gazetteer (CityReports) ---------------
+
+    async def themes(self) -> list[Theme]:
+        """The catalogue changes a few times a year: kept for THEMES_TTL seconds."""
+        cached = self._themes
+        if cached is not None and time.monotonic() - cached[0] < THEMES_TTL:
+            return cached[1]
+        status, body = await self._request("GET", OPEN311 + "/services.json")
+        if status != 200:
+            raise CityUnavailable(f"services answered {status}")
+        themes = [_theme(item) for item in body]
+        self._themes = (time.monotonic(), themes)
+        return themes
+
+    async def boundary(self, session: CitySession) -> list[Point]:
+        body = await self._resident_get("/api/v1/geo/boundary", session)
+        return [Point(lat=lat, long=long) for long, lat in body["coordinates"][0]]
+
+    async def search_address(self, session: CitySession, query: str) -> list[Place]:
+        body = await self._resident_get("/api/v1/geo/search", session, params={"q": query})
+        return [
+            Place(address=r["address"], point=Point(r["lat"], r["long"])) for r in body["results"]
+        ]
+
+    async def reverse_geocode(self, session: CitySession, point: Point) -> str | None:
+        params = {"lat": str(point.lat), "long": str(point.long)}
+        status, body = await self._resident_call(
+            "GET", "/api/v1/geo/reverse", session, params=params
+        )
+        if status == 404:
+            return None
+        if status != 200:
+            raise CityUnavailable(f"reverse geocoding answered {status}")
+        return str(body["address"])
+
+    async def upload_media(self, data: bytes, content_type: str) -> str:
+        form = aiohttp.FormData()
+        form.add_field("api_key", self._open311_key)
+        form.add_field("media", data, filename="photo.jpg", content_type=content_type)
+        status, body = await self._request("POST", OPEN311 + "/media", data=form)
+        if status != 201:
+            raise _open311_error(status, body)
+        return str(body["media_url"])
+
+    async def create_report(self, account_id: str, draft: Draft, media_urls: list[str]) -> str:
+        form: list[tuple[str, str]] = [
+            ("api_key", self._open311_key),
+            ("service_code", draft.theme_code or ""),
+            ("account_id", account_id),
+            ("description", draft.description),
+        ]
+        if draft.point is not None:
+            form += [("lat", str(draft.point.lat)), ("long", str(draft.point.long))]
+        if draft.address:
+            form.append(("address_string", draft.address))
+        if media_urls:
+            form.append(("media_url", media_urls[0]))
+            form += [("media_url[]", url) for url in media_urls]
+        status, body = await self._request("POST", OPEN311 + "/requests.json", data=form)
+        if status not in (200, 201):
+            raise _open311_error(status, body)
+        return str(body[0]["service_request_id"])
+
+    async def report(self, report_id: str) -> Report:
+        status, body = await self._request("GET", f"{OPEN311}/requests/{quote(report_id)}.json")
+        if status != 200:
+            raise _open311_error(status, body)
+        return _report(body[0])
+
+    async def reports_of(self, account_id: str) -> list[Report]:
+        since = (datetime.now(UTC) - timedelta(days=365)).isoformat()
+        params = {"account_id": account_id, "start_date": since}
+        status, body = await self._request("GET", OPEN311 + "/requests.json", params=params)
+        if status != 200:
+            raise _open311_error(status, body)
+        return [_report(item) for item in body]
+
+    async def nearby_open(self, theme_code: str, point: Point, radius_m: int) -> list[Report]:
+        params = {
+            "service_code": theme_code,
+            "status": "open",
+            "lat": str(point.lat),
+            "long": str(point.long),
+            "radius": str(radius_m),
+        }
+        status, body = await self._request("GET", OPEN311 + "/requests.json", params=params)
+        if status != 200:
+            raise _open311_error(status, body)
+        return [_report(item) for item in body]
+
+    async def report_updates(self, report_id: str) -> list[ReportUpdate]:
+        path = f"{OPEN311}/requests/{quote(report_id)}/updates.json"
+        status, body = await self._request("GET", path)
+        if status != 200:
+            raise _open311_error(status, body)
+        return [
+            ReportUpdate(
+                update_id=str(u["update_id"]),
+                status=ReportStatus(u["extended_status"]),
+                description=u.get("description") or "",
+                media_url=u.get("media_url"),
+                at=datetime.fromisoformat(u["updated_datetime"]),
+            )
+            for u in body
+        ]
+
+    async def confirm_report(self, report_id: str, account_id: str) -> Report:
+        form = {"api_key": self._open311_key, "account_id": account_id}
+        path = f"{OPEN311}/requests/{quote(report_id)}/confirm"
+        status, body = await self._request("POST", path, data=form)
+        if status != 200:
+            raise _open311_error(status, body)
+        return _report(body[0])
+
+    async def refute_report(
+        self, report_id: str, account_id: str, description: str, media_url: str | None
+    ) -> Report:
+        form = {"api_key": self._open311_key, "account_id": account_id, "description": description}
+        if media_url:
+            form["media_url"] = media_url
+        path = f"{OPEN311}/requests/{quote(report_id)}/refute"
+        status, body = await self._request("POST", path, data=form)
+        if status != 200:
+            raise _open311_error(status, body)
+        return _report(body[0])
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -456,6 +595,55 @@ def _payment(item: dict[str, Any]) -> Payment:
                 for line in receipt["lines"]
             ),
         ),
+    )
+
+
+def _open311_error(status: int, body: Any) -> DomainError:
+    """Open311 answers errors as [{"code", "description"}]."""
+    description = ""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        description = str(body[0].get("description", ""))
+    if status == 404:
+        return NotFound(description)
+    if status in (400, 409):
+        return ReportRefused(description)
+    log.error("city.open311_failed", status=status)
+    return CityUnavailable(f"open311 answered {status}")
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _theme(item: dict[str, Any]) -> Theme:
+    season = item.get("seasonal")
+    return Theme(
+        code=str(item["service_code"]),
+        name=item["service_name"],
+        group=item.get("group") or "",
+        keywords=tuple(k.strip() for k in (item.get("keywords") or "").split(",") if k.strip()),
+        description=item.get("description") or "",
+        photo_required=bool(item.get("photo_required")),
+        season=(season["from"], season["to"]) if season else None,
+    )
+
+
+def _report(item: dict[str, Any]) -> Report:
+    status = item.get("extended_status") or ("closed" if item["status"] == "closed" else "in_work")
+    has_point = item.get("lat") is not None and item.get("long") is not None
+    return Report(
+        id=str(item["service_request_id"]),
+        theme_code=str(item.get("service_code") or ""),
+        theme_name=item.get("service_name") or "",
+        status=ReportStatus(status),
+        address=item.get("address") or "",
+        point=Point(float(item["lat"]), float(item["long"])) if has_point else None,
+        requested_at=datetime.fromisoformat(item["requested_datetime"]),
+        expected_at=_when(item.get("expected_datetime")),
+        status_notes=item.get("status_notes") or "",
+        answer_media_url=item.get("answer_media_url"),
+        confirm_until=_when(item.get("confirm_until")),
+        account_id=item.get("account_id"),
     )
 
 

@@ -49,3 +49,7 @@ class LinkWrongUser(LinkError):
 
 class LinkCodeRejected(LinkError):
     """The city refused to exchange the code (wrong PKCE verifier, stale code)."""
+
+
+class ReportRefused(DomainError):
+    """The city refused a report or an action on it; `str(error)` is the city's reason."""

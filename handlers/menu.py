@@ -23,7 +23,9 @@ from handlers.states import (
     HistorySG,
     MenuSG,
     MetersSG,
+    MyReportsSG,
     PointsSG,
+    ReportSG,
     UinSG,
     UnlinkSG,
 )
@@ -78,6 +80,8 @@ def build_dialog() -> Dialog:
             Start(Tr("menu-charity"), id="charity", state=CharitySG.main, when=F["linked"]),
             Start(Tr("menu-points"), id="points", state=PointsSG.main, when=F["linked"]),
             Start(Tr("menu-meters"), id="meters", state=MetersSG.list, when=F["linked"]),
+            Start(Tr("menu-report"), id="report", state=ReportSG.theme, when=F["linked"]),
+            Start(Tr("menu-my-reports"), id="myrep", state=MyReportsSG.list, when=F["linked"]),
             Button(Tr("menu-link"), id="link", on_click=on_link, when=~F["linked"]),
             Start(Tr("menu-unlink"), id="unlink", state=UnlinkSG.confirm, when=F["linked"]),
             HintOnText(),

@@ -11,6 +11,7 @@ from aiogram import Bot, F, Router
 from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
+from aiogram_dialog.api.internal import CONTEXT_KEY
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Cancel, Start
 from aiogram_dialog.widgets.text import Format
@@ -24,11 +25,12 @@ from domain.payment_qr import NotAPaymentQr, PaymentQr, QrProblem, parse_payment
 from domain.payments import BillAlreadyPaid, Requisites, lookup_bill
 from domain.uin import check_uin
 from handlers.payments import Ctx
-from handlers.states import PaySG, ReceiptSG, UinSG
+from handlers.states import MyReportsSG, PaySG, ReceiptSG, ReportSG, UinSG
 from handlers.texts import error_key
 from handlers.widgets import HintOnText, Tr
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files
+PHOTO_STEPS = {ReportSG.photos, MyReportsSG.refute_photo}
 
 
 def _payment_qr(payloads: list[Any]) -> PaymentQr | QrProblem:
@@ -214,9 +216,16 @@ def build_dialog() -> Dialog:
     )
 
 
+async def not_collecting_photos(_event: Message, **data: Any) -> bool:
+    """Photos are receipts, except where a dialog step itself asks for photos."""
+    context = data.get(CONTEXT_KEY)
+    return context is None or context.state not in PHOTO_STEPS
+
+
 def build_router() -> Router:
-    """Photos and image files anywhere in the conversation are receipts to read."""
+    """Photos and image files anywhere else in the conversation are receipts to read."""
     router = Router(name="receipts")
+    router.message.filter(not_collecting_photos)
     router.message.register(on_receipt, F.photo)
     router.message.register(on_receipt, F.document.mime_type.startswith("image/"))
     router.message.register(on_not_image, F.document)

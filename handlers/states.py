@@ -67,3 +67,25 @@ class MetersSG(StatesGroup):
     input = State()
     confirm = State()
     done = State()
+
+
+class ReportSG(StatesGroup):
+    resume = State()
+    theme = State()
+    theme_results = State()
+    groups = State()
+    group_themes = State()
+    place = State()
+    place_pick = State()
+    photos = State()
+    description = State()
+    review = State()
+    duplicate = State()
+    done = State()
+
+
+class MyReportsSG(StatesGroup):
+    list = State()
+    card = State()
+    refute = State()
+    refute_photo = State()

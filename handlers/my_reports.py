@@ -1,0 +1,256 @@
+"""«Мои обращения»: reports with statuses and history; «Подтвердить» / «Не устранено» while
+the 15-day window is open — from the card or from the status notification."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.enums import ContentType
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from aiogram_dialog import Data, Dialog, DialogManager, ShowMode, StartMode, Window
+from aiogram_dialog.widgets.input import MessageInput
+from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo
+from aiogram_dialog.widgets.text import Format
+
+from bot.i18n import Translator
+from domain.accounts import Resident
+from domain.errors import DomainError
+from domain.ports import City, UnitOfWork
+from domain.reporting import ConfirmWindowClosed, confirm_fix, my_reports, refute_fix
+from domain.reports import ReportStatus
+from handlers.payments import Ctx
+from handlers.states import MyReportsSG
+from handlers.texts import error_key, format_date, format_datetime
+from handlers.widgets import HintOnText, Tr
+
+STATUS_KEYS = {
+    ReportStatus.MODERATION: "report-status-moderation",
+    ReportStatus.IN_WORK: "report-status-in-work",
+    ReportStatus.ANSWERED: "report-status-answered",
+    ReportStatus.REJECTED: "report-status-rejected",
+    ReportStatus.CLOSED: "report-status-closed",
+    ReportStatus.RETURNED: "report-status-returned",
+}
+
+
+class ReportAction(CallbackData, prefix="ra"):
+    """A button under a status notification: ids only; checked against the presser."""
+
+    action: str  # "ok" or "no"
+    report: str
+
+
+def answer_keyboard(tr: Translator, report_id: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=tr("report-confirm"), callback_data=ReportAction(action="ok", report=report_id)
+    )
+    builder.button(
+        text=tr("report-refute"), callback_data=ReportAction(action="no", report=report_id)
+    )
+    return builder.as_markup()
+
+
+async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    tr = ctx.tr
+    try:
+        reports = await my_reports(ctx.uow, ctx.city, ctx.linked)
+    except DomainError as error:
+        return {"text": tr(error_key(error)), "reports": []}
+    if not reports:
+        return {"text": tr("my-reports-empty"), "reports": []}
+    items = [
+        (
+            r.id,
+            tr(
+                "my-reports-line", number=r.id, theme=r.theme_name, status=tr(STATUS_KEYS[r.status])
+            ),
+        )
+        for r in reports
+    ]
+    return {"text": tr("my-reports-title"), "reports": items}
+
+
+async def on_report(_c: CallbackQuery, _w: Any, manager: DialogManager, report_id: str) -> None:
+    manager.dialog_data["report"] = report_id
+    await manager.switch_to(MyReportsSG.card)
+
+
+async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    tr = ctx.tr
+    report_id = dialog_manager.dialog_data.get("report", "")
+    reports = {r.id: r for r in await my_reports(ctx.uow, ctx.city, ctx.linked)}
+    report = reports.get(report_id)
+    if report is None:  # a forged or foreign id shows nothing
+        return {"text": tr("error-not-found"), "askable": False}
+    lines = [tr("report-card", number=report.id, theme=report.theme_name,
+                address=report.address or "—", status=tr(STATUS_KEYS[report.status]))]  # fmt: skip
+    if report.expected_at and not report.status.final:
+        lines.append(tr("report-card-expected", expected=format_date(report.expected_at.date())))
+    if report.status_notes:
+        lines.append(tr("report-card-notes", notes=report.status_notes))
+    askable = report.can_confirm(ctx.clock()) and report.account_id == ctx.linked.city_account_id
+    if askable and report.confirm_until is not None:
+        lines.append(tr("report-confirm-until", until=format_datetime(report.confirm_until)))
+    updates = await ctx.city.report_updates(report.id)
+    if updates:
+        lines += ["", tr("report-history")] + [
+            tr("report-history-line", date=format_datetime(u.at), status=tr(STATUS_KEYS[u.status]),
+               text=f": {u.description}" if u.description else "")
+            for u in updates
+        ]  # fmt: skip
+    return {"text": "\n".join(lines), "askable": askable}
+
+
+async def _confirm(
+    uow: UnitOfWork, city: City, resident: Resident, tr: Translator, report_id: str, now: Any
+) -> str:
+    try:
+        await confirm_fix(uow, city, resident, report_id, now)
+    except ConfirmWindowClosed:
+        return tr("report-window-closed")
+    except DomainError as error:
+        return tr(error_key(error))
+    return tr("report-confirmed")
+
+
+async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    ctx = Ctx(manager)
+    text = await _confirm(
+        ctx.uow, ctx.city, ctx.linked, ctx.tr, manager.dialog_data["report"], ctx.clock()
+    )
+    assert callback.message is not None
+    await callback.message.answer(text)
+    manager.show_mode = ShowMode.SEND
+
+
+async def on_refute_start(data: Data, manager: DialogManager) -> None:
+    if isinstance(data, dict) and "report" in data:
+        manager.dialog_data["report"] = data["report"]
+        await manager.switch_to(MyReportsSG.refute)
+
+
+async def on_refute_comment(message: Message, _w: MessageInput, manager: DialogManager) -> None:
+    manager.dialog_data["comment"] = (message.text or "").strip()[:2000]
+    await manager.switch_to(MyReportsSG.refute_photo, show_mode=ShowMode.SEND)
+
+
+async def _refute(manager: DialogManager, message: Message | None) -> None:
+    ctx = Ctx(manager)
+    photo = None
+    if message is not None and message.photo and message.bot is not None:
+        buffer = io.BytesIO()
+        await message.bot.download(message.photo[-1].file_id, destination=buffer)
+        photo = (buffer.getvalue(), "image/jpeg")
+    try:
+        await refute_fix(ctx.uow, ctx.city, ctx.linked, manager.dialog_data["report"],
+                         manager.dialog_data.get("comment", ""), photo, ctx.clock())  # fmt: skip
+    except ConfirmWindowClosed:
+        manager.dialog_data["result"] = ctx.tr("report-window-closed")
+    except DomainError as error:
+        manager.dialog_data["result"] = ctx.tr(error_key(error))
+    else:
+        manager.dialog_data["result"] = ctx.tr("report-refuted")
+    await manager.switch_to(MyReportsSG.card, show_mode=ShowMode.SEND)
+
+
+async def on_refute_photo(message: Message, _w: MessageInput, manager: DialogManager) -> None:
+    await _refute(manager, message)
+
+
+async def on_refute_no_photo(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    await _refute(manager, None)
+
+
+async def result_getter(dialog_manager: DialogManager, **kwargs: Any) -> dict[str, Any]:
+    data = await card_getter(dialog_manager, **kwargs)
+    result = dialog_manager.dialog_data.pop("result", "")
+    return {**data, "text": f"{result}\n\n{data['text']}" if result else data["text"]}
+
+
+def build_dialog() -> Dialog:
+    return Dialog(
+        Window(
+            Format("{text}"),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="report",
+                    item_id_getter=lambda i: i[0],
+                    items="reports",
+                    on_click=on_report,
+                )
+            ),
+            Cancel(Tr("nav-back")),
+            HintOnText(),
+            getter=list_getter,
+            state=MyReportsSG.list,
+        ),
+        Window(
+            Format("{text}"),
+            Button(Tr("report-confirm"), id="ok", on_click=on_confirm, when=F["askable"]),
+            SwitchTo(Tr("report-refute"), id="no", state=MyReportsSG.refute, when=F["askable"]),
+            SwitchTo(Tr("nav-back"), id="back", state=MyReportsSG.list),
+            HintOnText(),
+            getter=result_getter,
+            state=MyReportsSG.card,
+        ),
+        Window(
+            Tr("report-refute-ask"),
+            MessageInput(on_refute_comment, content_types=ContentType.TEXT),
+            SwitchTo(Tr("nav-back"), id="back", state=MyReportsSG.card),
+            state=MyReportsSG.refute,
+        ),
+        Window(
+            Tr("report-refute-photo"),
+            MessageInput(on_refute_photo, content_types=ContentType.PHOTO),
+            Button(Tr("report-refute-no-photo"), id="nophoto", on_click=on_refute_no_photo),
+            state=MyReportsSG.refute_photo,
+        ),
+        on_start=on_refute_start,
+        name="my_reports",
+    )
+
+
+async def on_notification_button(
+    callback: CallbackQuery,
+    callback_data: ReportAction,
+    uow: UnitOfWork,
+    city: City,
+    tr: Translator,
+    clock: Any,
+    dialog_manager: DialogManager,
+    resident: Resident | None = None,
+) -> None:
+    if resident is None:
+        await callback.answer(tr("error-not-linked"), show_alert=True)
+        return
+    if callback_data.action == "no":
+        await callback.answer()
+        await dialog_manager.start(
+            MyReportsSG.refute,
+            data={"report": callback_data.report},
+            mode=StartMode.RESET_STACK,
+            show_mode=ShowMode.SEND,
+        )
+        return
+    text = await _confirm(uow, city, resident, tr, callback_data.report, clock())
+    await callback.answer()
+    if callback.message is not None:
+        await callback.message.answer(text)
+        if text in (tr("report-confirmed"), tr("report-window-closed")):
+            await callback.bot.edit_message_reply_markup(  # type: ignore[union-attr]
+                chat_id=callback.message.chat.id, message_id=callback.message.message_id
+            )
+
+
+def build_router() -> Router:
+    router = Router(name="report_answers")
+    router.callback_query.register(on_notification_button, ReportAction.filter())
+    return router

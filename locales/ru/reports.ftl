@@ -1,0 +1,82 @@
+# «Наш город»: reporting a problem and following it.
+
+menu-report = 📣 Сообщить о проблеме
+menu-my-reports = 🗂 Мои обращения
+report-resume = У вас есть неотправленное обращение. Продолжим с того места, где остановились?
+report-continue = Продолжить
+report-discard = Удалить черновик
+report-theme-ask = Что случилось? Напишите парой слов — например, «яма», «фонарь», «мусор» — или выберите раздел.
+report-theme-none = Не нашёл такой темы. Попробуйте другими словами или выберите раздел.
+report-theme-pick = Выберите тему обращения:
+report-browse = Выбрать из разделов
+report-groups = Разделы:
+report-place-ask = Где это? Отправьте геопозицию (📎 → Геопозиция) или напишите адрес, например «Тверская ул., 7».
+report-place-ask-again = Нужна точка на карте или адрес. Отправьте геопозицию (📎 → Геопозиция) или напишите адрес.
+report-address-none = Не нашёл такой адрес в Москве. Проверьте написание или отправьте геопозицию (📎 → Геопозиция).
+report-place-pick = Уточните адрес:
+report-place-other = Другой адрес
+report-outside = Эта точка за пределами города — «Наш город» принимает обращения только по Москве. Отправьте другую точку или напишите адрес.
+report-photos-ask =
+    { $required ->
+        [yes] Пришлите фото проблемы — для этой темы оно обязательно. Можно до { $max } фото, в том числе альбомом.
+       *[other] Пришлите фото проблемы — до { $max } штук, можно альбомом. Если фото нет, нажмите «Пропустить».
+    }
+report-photos-count = Фото добавлено: { $count } из { $max }. Пришлите ещё или нажмите «Дальше».
+report-too-many-photos = Можно приложить не больше { $max } фото — сейчас их { $count }. Лишние не добавил; чтобы заменить, нажмите «Убрать фото».
+report-document = Пришлите, пожалуйста, как фото, а не файлом: так город увидит снимок сразу.
+report-video = Видео «Наш город» не принимает — пришлите фото.
+report-photo-ask-again = Здесь нужны фото проблемы. Пришлите фото или нажмите «Дальше».
+report-next = Дальше
+report-skip = Пропустить
+report-clear-photos = Убрать фото
+report-description-ask = Опишите проблему, если хотите (до 2000 знаков), или нажмите «Пропустить».
+report-description-long = Описание длиннее { $max } знаков (сейчас { $length }). Сократите его, пожалуйста, — остальное уже сохранено.
+report-review = Проверьте обращение:
+report-review-theme = Тема: { $theme }
+report-review-place = Место: { $place }
+report-review-photos = Фото: { $count }
+report-review-description = Описание: { $description }
+report-review-empty = —
+report-send = Отправить
+report-edit-theme = ✏️ Тема
+report-edit-place = ✏️ Место
+report-edit-photos = ✏️ Фото
+report-edit-description = ✏️ Описание
+report-later = Отправлю позже
+report-duplicate =
+    Рядом уже есть открытое обращение № { $number } «{ $theme }» ({ $address }).
+    Можно следить за ним — вам придёт ответ города, — или отправить своё.
+report-follow = Следить за этим обращением
+report-send-anyway = Отправить своё
+report-following = Готово: вы следите за обращением № { $number }. Когда город ответит, я напишу.
+report-sent = ✅ Обращение № { $number } отправлено. Город ответит до { $expected } — я сообщу, когда что-то изменится.
+report-refused = Город не принял обращение: { $reason }
+
+my-reports-title = Ваши обращения:
+my-reports-empty = Обращений пока нет. Нажмите «Сообщить о проблеме» в меню.
+my-reports-line = № { $number } · { $theme } · { $status }
+report-card =
+    Обращение № { $number }
+    { $theme }
+    Адрес: { $address }
+    Статус: { $status }
+report-card-expected = Ответ ожидается до { $expected }.
+report-card-notes = Ответ города: { $notes }
+report-history = История:
+report-history-line = { $date } — { $status }{ $text }
+report-confirm = ✅ Подтвердить
+report-refute = ❌ Не устранено
+report-confirm-until = Подтвердить или оспорить ответ можно до { $until }.
+report-confirmed = Спасибо, что подтвердили! Баллы за обращение придут в течение нескольких дней.
+report-refute-ask = Что не так? Опишите коротко — комментарий уйдёт в городские службы.
+report-refute-photo = Добавьте фото, если есть, или нажмите «Без фото».
+report-refute-no-photo = Без фото
+report-refuted = Обращение вернули в работу. Я сообщу, когда город ответит снова.
+report-window-closed = Срок подтверждения истёк: оценить ответ можно в течение 15 дней.
+report-status-moderation = на модерации
+report-status-in-work = в работе
+report-status-answered = получен ответ
+report-status-rejected = отклонено
+report-status-closed = закрыто
+report-status-returned = возвращено в работу
+notify-report-status = Обращение № { $number } «{ $theme }»: { $status }.{ $text }

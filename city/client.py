@@ -302,9 +302,10 @@ class CityClient:
             form += [("lat", str(draft.point.lat)), ("long", str(draft.point.long))]
         if draft.address:
             form.append(("address_string", draft.address))
-        if media_urls:
-            form.append(("media_url", media_urls[0]))
-            form += [("media_url[]", url) for url in media_urls]
+        if len(media_urls) == 1:
+            form.append(("media_url", media_urls[0]))  # the spec's single photo
+        else:
+            form += [("media_url[]", url) for url in media_urls]  # the platform's extension
         status, body = await self._request("POST", OPEN311 + "/requests.json", data=form)
         if status not in (200, 201):
             raise _open311_error(status, body)

@@ -41,7 +41,8 @@ def _words(text: str) -> list[str]:
 
 def _stem_match(query: str, candidate: str) -> bool:
     """Russian endings vary («яму», «ямы», «фонари»): compare the first letters."""
-    size = max(3, min(len(query), len(candidate)) - 2)
+    shortest = min(len(query), len(candidate))
+    size = max(2, shortest - 1 if shortest <= 5 else shortest - 2)
     return query[:size] == candidate[:size]
 
 
@@ -163,6 +164,7 @@ class Draft:
     address: str | None = None
     photos: list[str] = field(default_factory=list)  # Telegram file ids
     description: str = ""
+    stage: str = "theme"  # the step to come back to
 
     @property
     def point(self) -> Point | None:
@@ -189,6 +191,7 @@ class Draft:
             "address": self.address,
             "photos": list(self.photos),
             "description": self.description,
+            "stage": self.stage,
         }
 
     @classmethod
@@ -205,6 +208,8 @@ class Draft:
         draft.photos = [str(p) for p in photos] if isinstance(photos, list) else []
         description = data.get("description")
         draft.description = description if isinstance(description, str) else ""
+        stage = data.get("stage")
+        draft.stage = stage if isinstance(stage, str) else "theme"
         return draft
 
 

@@ -66,9 +66,11 @@ async def _draft(ctx: Ctx) -> Draft:
 
 
 async def _save_and_next(ctx: Ctx, draft: Draft, step: Any) -> None:
-    """Save the draft, then go to `step` — or back to the review when a field was edited."""
-    await keep_draft(ctx.uow, ctx.linked, draft, ctx.clock())
+    """Save the draft, then go to `step` — or back to the review when a field was edited.
+    The step is saved with the draft: coming back after a restart resumes there."""
     target = ReportSG.review if ctx.manager.dialog_data.pop(EDITING, False) else step
+    draft.stage = target.state.split(":")[-1]
+    await keep_draft(ctx.uow, ctx.linked, draft, ctx.clock())
     await ctx.manager.switch_to(target, show_mode=ShowMode.SEND)
 
 
@@ -96,9 +98,8 @@ async def on_discard(_c: CallbackQuery, _b: Button, manager: DialogManager) -> N
 async def on_continue(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
     draft = await _draft(ctx)
-    missing = draft.missing()
-    step = {"theme": ReportSG.theme, "place": ReportSG.place, "photo": ReportSG.photos}
-    await manager.switch_to(step[missing[0]] if missing else ReportSG.review)
+    steps = {s.state.split(":")[-1]: s for s in ReportSG.__states__}
+    await manager.switch_to(steps.get(draft.stage, ReportSG.theme))
 
 
 # --- theme --------------------------------------------------------------------------------
@@ -271,7 +272,11 @@ async def on_description(message: Message, _w: MessageInput, manager: DialogMana
     text = clean_description(message.text or "")
     if text is None:
         await message.answer(
-            ctx.tr("report-description-long", max=MAX_DESCRIPTION, length=len(message.text or ""))
+            ctx.tr(
+                "report-description-long",
+                max=str(MAX_DESCRIPTION),  # a string: no thousands separator in «2000»
+                length=str(len(message.text or "")),
+            )
         )
         return
     draft = await _draft(ctx)

@@ -44,27 +44,23 @@ class SqlNotificationRepository:
         return bool(getattr(result, "rowcount", 0) == 1)
 
     async def claim(self, now: datetime, limit: int) -> list[Notification]:
+        due = or_(
+            (NotificationRow.status == "pending") & (NotificationRow.due_at <= now),
+            (NotificationRow.status == "sending") & (NotificationRow.due_at <= now - STALE_CLAIM),
+        )
         candidates = await self._session.execute(
             select(NotificationRow.id)
-            .where(
-                or_(
-                    (NotificationRow.status == "pending") & (NotificationRow.due_at <= now),
-                    (NotificationRow.status == "sending")
-                    & (NotificationRow.due_at <= now - STALE_CLAIM),
-                )
-            )
+            .where(due)
             .order_by(NotificationRow.urgent.desc(), NotificationRow.id)
             .limit(limit)
         )
         claimed = []
         for notification_id in candidates.scalars():
+            # The same condition again, atomically: a row another sender claimed meanwhile
+            # no longer matches, so it is not taken twice.
             result = await self._session.execute(
                 update(NotificationRow)
-                .where(
-                    NotificationRow.id == notification_id,
-                    NotificationRow.status.in_(["pending", "sending"]),
-                    NotificationRow.due_at <= now,
-                )
+                .where(NotificationRow.id == notification_id, due)
                 .values(status="sending", due_at=now, attempts=NotificationRow.attempts + 1)
                 .returning(NotificationRow)
             )

@@ -8,6 +8,7 @@ import contextlib
 
 from city.sandbox.app import SandboxServer
 from city.sandbox.data import RESIDENTS
+from city.sandbox.open311_common import API_KEY, BASE_PATH
 
 
 def _arguments() -> argparse.Namespace:
@@ -26,6 +27,7 @@ async def _serve(host: str, port: int) -> None:
         print(f"City platform SANDBOX at {server.url}", flush=True)
         print("SANDBOX: fictional demo data, NOT the real city platform.", flush=True)
         print(f"Demo logins: {logins}. Stop with Ctrl+C.", flush=True)
+        print(f"Open311: {server.url}{BASE_PATH}/ (api_key {API_KEY})", flush=True)
         await asyncio.Event().wait()
 
 

@@ -13,11 +13,13 @@ from aiohttp.typedefs import Handler
 from city.sandbox.common import authenticated_resident, bill_json, error_response
 from city.sandbox.data import BillStatus
 from city.sandbox.oauth import DATA_KEY, TOKENS_KEY
+from city.sandbox.open311_common import errors_response
 
 FAULT_STATUSES = (500, 502, 503)
 MAX_DELAY_SECONDS = 120
 MAX_LOST_ANSWERS = 1000
 LOST_ANSWER_STATUS = 504
+FAULTED_PREFIXES = ("/api/", "/open311/")
 
 routes = web.RouteTableDef()
 
@@ -66,28 +68,38 @@ FAULTS_KEY = web.AppKey("sandbox_faults", FaultsHolder)
 
 @web.middleware
 async def faults_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Delay, fail or lose `/api/` answers; OAuth, pages and sandbox controls are unaffected.
+    """Delay, fail or lose `/api/` and `/open311/` answers; OAuth, pages, photos and sandbox
+    controls are unaffected.
 
     A status fault answers without processing; a lost answer (`fail_after_processing`) comes
     after the request was processed completely, like a gateway timing out on a slow backend.
+    Under `/open311/` the error body is the GeoReport v2 error array.
     """
-    if not request.path.startswith("/api/"):
+    if not request.path.startswith(FAULTED_PREFIXES):
         return await handler(request)
     holder = request.app[FAULTS_KEY]
     faults = holder.current
     if faults.delay_seconds:
         await asyncio.sleep(faults.delay_seconds)
     if faults.status is not None:
-        return error_response(faults.status, f"sandbox fault: status {faults.status} on /api/")
+        return _fault(request, faults.status, f"sandbox fault: status {faults.status}")
     if not holder.take_lost_answer():
         return await handler(request)
     try:
         await handler(request)
     except web.HTTPException:
         pass  # processed (and refused): the refusal is lost like any other answer
-    return error_response(
-        LOST_ANSWER_STATUS, "sandbox fault: the request was processed but the answer was lost"
+    return _fault(
+        request,
+        LOST_ANSWER_STATUS,
+        "sandbox fault: the request was processed but the answer was lost",
     )
+
+
+def _fault(request: web.Request, status: int, description: str) -> web.Response:
+    if request.path.startswith("/open311/"):
+        return errors_response(status, description)
+    return error_response(status, description)
 
 
 # ---------------------------------------------------------------- resident API

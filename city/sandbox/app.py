@@ -12,8 +12,12 @@ from city.sandbox import (
     api,
     charges,
     charity_api,
+    geo_api,
+    media,
     meters_api,
     oauth,
+    open311_api,
+    open311_common,
     pay_page,
     payments_api,
     points_api,
@@ -22,6 +26,8 @@ from city.sandbox.clock import CLOCK_KEY, MOSCOW, SandboxClock
 from city.sandbox.clock import routes as clock_routes
 from city.sandbox.data import build_data
 from city.sandbox.meters import MeterBook, seed_meters
+from city.sandbox.open311 import RequestBook
+from city.sandbox.open311_seed import seed_requests
 from city.sandbox.payments import PaymentBook
 from city.sandbox.points import PointsBook, seed_points
 
@@ -39,17 +45,17 @@ def create_app(
     clock: oauth.Clock | None = None,
     today: date | None = None,
 ) -> web.Application:
-    """A fresh sandbox: its own demo data, tokens, payments, points, meters and faults (apps
-    never share state).
+    """A fresh sandbox: its own demo data, tokens, payments, points, meters, «Наш город»
+    reports, photos and faults (apps never share state).
 
-    `clock` (timezone-aware) drives code and token expiry; payments, points and meters follow
-    it shifted by `PUT /sandbox/clock` (which leaves tokens alone). `today` anchors the bills'
-    due dates and defaults to the clock's date in Moscow; the points history and meter
-    readings are seeded relative to the clock.
+    `clock` (timezone-aware) drives code and token expiry; payments, points, meters and the
+    reports' lifecycle follow it shifted by `PUT /sandbox/clock` (which leaves tokens alone).
+    `today` anchors the bills' due dates and defaults to the clock's date in Moscow; the points
+    history, meter readings and demo reports are seeded relative to the clock.
     """
     clock = clock or _utc_now
     moved = SandboxClock(clock)
-    app = web.Application(middlewares=[api.faults_middleware])
+    app = web.Application(middlewares=[api.faults_middleware, open311_common.errors_middleware])
     app[oauth.CLIENT_KEY] = oauth.ClientConfig(client_id, client_secret)
     data = build_data(today or clock().astimezone(MOSCOW).date())
     app[oauth.DATA_KEY] = data
@@ -66,6 +72,11 @@ def create_app(
     app[points_api.POINTS_KEY] = points
     app[meters_api.METERS_KEY] = meters
     app[charges.FINES_KEY] = charges.FineRegistry()
+    photos = media.MediaStore()
+    reports = RequestBook(moved, photos)
+    seed_requests(reports, moved())
+    app[media.MEDIA_KEY] = photos
+    app[open311_api.REQUESTS_KEY] = reports
     app.add_routes(clock_routes)
     for module in (
         oauth,
@@ -76,6 +87,9 @@ def create_app(
         charity_api,
         points_api,
         meters_api,
+        geo_api,
+        open311_api,
+        media,
     ):
         app.add_routes(module.routes)
     return app

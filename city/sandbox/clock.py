@@ -1,8 +1,9 @@
 """The sandbox's movable clock and `PUT /sandbox/clock`.
 
 `SandboxClock` is the app's injected clock shifted by an offset that `PUT /sandbox/clock` sets:
-the shifted time keeps flowing with the injected clock. Payments, points and meters read it;
-OAuth keeps the injected clock, so moving the sandbox's clock does not expire tokens.
+the shifted time keeps flowing with the injected clock. Payments, points, meters and «Наш город»
+reports read it; OAuth keeps the injected clock, so moving the sandbox's clock does not expire
+tokens.
 """
 
 from __future__ import annotations

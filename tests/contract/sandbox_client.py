@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from json import loads
 from typing import Any
 
 import aiohttp
@@ -13,8 +14,10 @@ from yarl import URL
 
 from domain.linking import pkce_challenge
 
-from .openapi import validate
+from .openapi import spec, validate
 
+OPEN311_KEY = "sandbox-open311-key"
+OPEN311 = "/open311/v2"
 CLIENT_ID = "resident-bot"
 CLIENT_SECRET = "sandbox-secret"
 # Never contacted: these tests read the redirect's Location instead of following it.
@@ -78,7 +81,7 @@ class ContractClient:
         path: str,
         *,
         params: dict[str, str] | None = None,
-        data: dict[str, str] | str | None = None,
+        data: dict[str, str] | list[tuple[str, str]] | str | aiohttp.FormData | None = None,
         json: Any = None,
         token: str | None = None,
         headers: dict[str, str] | None = None,
@@ -304,3 +307,105 @@ class ContractClient:
             headers=headers,
             template="/api/v1/meters/{meter_id}/readings",
         )
+
+    # ------------------------------------------------------------ «Наш город» (Open311), geo
+
+    async def services(self) -> list[dict[str, Any]]:
+        answer = await self.request("GET", f"{OPEN311}/services.json")
+        assert answer.status == 200, answer.body
+        return answer.body  # type: ignore[no-any-return]
+
+    async def service_definition(self, code: str) -> Answer:
+        return await self.request(
+            "GET",
+            f"{OPEN311}/services/{code}.json",
+            template=f"{OPEN311}/services/{{service_code}}.json",
+        )
+
+    async def post_report(
+        self, form: dict[str, str] | list[tuple[str, str]], *, api_key: str | None = OPEN311_KEY
+    ) -> Answer:
+        """POST requests.json; the sandbox key is added unless `api_key` says otherwise."""
+        fields = list(form.items()) if isinstance(form, dict) else list(form)
+        if api_key is not None:
+            fields.insert(0, ("api_key", api_key))
+        return await self.request("POST", f"{OPEN311}/requests.json", data=fields)
+
+    async def report_id(self, form: dict[str, str] | list[tuple[str, str]]) -> str:
+        answer = await self.post_report(form)
+        assert answer.status == 201, answer.body
+        return answer.body[0]["service_request_id"]  # type: ignore[no-any-return]
+
+    async def reports(self, **params: str) -> Answer:
+        return await self.request("GET", f"{OPEN311}/requests.json", params=params)
+
+    async def report(self, request_id: str) -> Answer:
+        return await self.request(
+            "GET",
+            f"{OPEN311}/requests/{request_id}.json",
+            template=f"{OPEN311}/requests/{{service_request_id}}.json",
+        )
+
+    async def report_now(self, request_id: str) -> dict[str, Any]:
+        answer = await self.report(request_id)
+        assert answer.status == 200, answer.body
+        return answer.body[0]  # type: ignore[no-any-return]
+
+    async def report_updates(self, request_id: str) -> Answer:
+        return await self.request(
+            "GET",
+            f"{OPEN311}/requests/{request_id}/updates.json",
+            template=f"{OPEN311}/requests/{{service_request_id}}/updates.json",
+        )
+
+    async def report_action(
+        self, request_id: str, action: str, form: dict[str, str], *, api_key: str = OPEN311_KEY
+    ) -> Answer:
+        """POST requests/{id}/confirm or /refute."""
+        return await self.request(
+            "POST",
+            f"{OPEN311}/requests/{request_id}/{action}",
+            data={"api_key": api_key, **form},
+            template=f"{OPEN311}/requests/{{service_request_id}}/{action}",
+        )
+
+    async def advance_report(self, request_id: str, body: Any) -> Answer:
+        return await self.request(
+            "POST",
+            f"/sandbox/open311/requests/{request_id}/advance",
+            json=body,
+            template="/sandbox/open311/requests/{service_request_id}/advance",
+        )
+
+    async def upload_media(
+        self,
+        data: bytes | None,
+        *,
+        api_key: str | None = OPEN311_KEY,
+        content_type: str = "image/jpeg",
+    ) -> Answer:
+        form = aiohttp.FormData(default_to_multipart=True)
+        if api_key is not None:
+            form.add_field("api_key", api_key)
+        if data is not None:
+            form.add_field("media", data, filename="photo.jpg", content_type=content_type)
+        return await self.request("POST", f"{OPEN311}/media", data=form)
+
+    async def fetch_media(self, url: str) -> tuple[int, str, bytes]:
+        """GET a photo at an absolute URL on this sandbox: (status, content type, bytes); the
+        status and the content type are checked against the contract."""
+        path = URL(url).path
+        assert url == self.base_url + path, f"{url} is not on this sandbox"
+        async with self.http.get(url) as response:
+            status, content_type = response.status, response.content_type
+            data = await response.read()
+        declared = spec()["paths"]["/media/{name}"]["get"]["responses"]
+        assert str(status) in declared, f"GET /media/{{name}} → {status} is not declared"
+        assert content_type in declared[str(status)]["content"], content_type
+        if content_type == "application/json":
+            validate("/media/{name}", "GET", status, loads(data))
+        return status, content_type, data
+
+    async def geo(self, token: str | None, what: str, **params: str) -> Answer:
+        """GET /api/v1/geo/{search|reverse|boundary}."""
+        return await self.request("GET", f"/api/v1/geo/{what}", params=params, token=token)

@@ -24,6 +24,7 @@ from bot.album import AlbumMiddleware, install_first
 from bot.config import Settings
 from bot.i18n import Translator, load_translator
 from bot.middlewares import LogContextMiddleware, UnitOfWorkMiddleware
+from bot.ratelimit import MemoryLimiter, RedisLimiter, SendLimiter
 from bot.telegram_double import LOCAL_BOT_TOKEN
 from bot.web import WebContext, create_web_app
 from city.client import CityClient
@@ -60,6 +61,7 @@ class Application:
     web_url: str
     sandbox: SandboxServer | None = None
     owns_sandbox: bool = False
+    limiter: SendLimiter = field(default_factory=MemoryLimiter)
     _web_runner: web.AppRunner | None = field(default=None, repr=False)
 
     async def stop(self) -> None:
@@ -219,6 +221,9 @@ async def create_application(
         web_url=web_url,
         sandbox=sandbox,
         owns_sandbox=owns_sandbox,
+        limiter=RedisLimiter(storage.redis)
+        if isinstance(storage, RedisStorage)
+        else MemoryLimiter(),
         _web_runner=runner,
     )
 

@@ -6,7 +6,7 @@ dedupe keys, and the sender claims outbox rows before sending them.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from aiogram.exceptions import (
@@ -20,6 +20,10 @@ from aiogram.types import Message
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import Application, Clock, reconcile_payments, utc_now
+from bot.ratelimit import SendLimiter
+from domain.autopay import MOSCOW
+from domain.autopaying import send_reminders
+from domain.autopaying import tick as autopay_tick
 from domain.errors import DomainError
 from domain.ports import Notification
 from domain.reporting import poll_statuses
@@ -27,8 +31,9 @@ from handlers.notifications import render
 
 log = structlog.get_logger(__name__)
 
-SEND_BATCH = 25  # per tick; a tick a second keeps the bot under Telegram's ~30 messages/s
+SEND_BATCH = 25  # per tick; the limiter keeps the rate within Telegram's limits
 MAX_ATTEMPTS = 5
+QUIET_FROM, QUIET_UNTIL = 22, 9
 
 
 async def poll_reports(app: Application, clock: Clock = utc_now) -> int:
@@ -40,33 +45,64 @@ async def poll_reports(app: Application, clock: Clock = utc_now) -> int:
         return 0
 
 
-async def deliver_notifications(app: Application, clock: Clock = utc_now) -> int:
-    """Send what is due; 429 waits its retry_after, 403 stops, network errors back off."""
+def quiet_hours(now: datetime) -> bool:
+    """22:00–09:00 Moscow time: only urgent notifications go out."""
+    hour = now.astimezone(MOSCOW).hour
+    return hour >= QUIET_FROM or hour < QUIET_UNTIL
+
+
+async def deliver_notifications(
+    app: Application, clock: Clock = utc_now, limiter: SendLimiter | None = None
+) -> int:
+    """Send what is due within Telegram's limits; 429 waits its retry_after, 403 stops
+    sending to that resident, network errors back off and are dead-lettered in the end."""
     now = clock()
+    limiter = limiter or app.limiter
     async with app.uow_factory() as uow:
-        batch = await uow.notifications.claim(now, SEND_BATCH)
+        batch = await uow.notifications.claim(now, SEND_BATCH, urgent_only=quiet_hours(now))
         await uow.commit()
     delivered = 0
     for notification in batch:
         assert notification.id is not None
-        retry_at, failed, message = None, False, None
+        retry_at, failed, message, skipped = None, False, None, False
         try:
-            message = await _send(app, notification)
+            if not notification.urgent and await _muted(app, notification):
+                skipped = True
+            else:
+                await limiter.acquire(notification.telegram_user_id)
+                message = await _send(app, notification)
         except TelegramRetryAfter as error:
             retry_at = now + timedelta(seconds=error.retry_after)
         except TelegramForbiddenError:
-            failed = True  # the resident blocked the bot
+            failed = True  # the resident blocked the bot: their other messages stop too
+            async with app.uow_factory() as uow:
+                await uow.notifications.fail_all(notification.telegram_user_id)
+                await uow.commit()
         except (TelegramNetworkError, TelegramServerError):
             failed = notification.attempts >= MAX_ATTEMPTS
             retry_at = now + timedelta(seconds=2**notification.attempts)
         async with app.uow_factory() as uow:
-            if message is not None:
-                await uow.notifications.sent(notification.id, message.message_id, clock())
-                delivered += 1
+            if message is not None or skipped:
+                message_id = message.message_id if message is not None else None
+                await uow.notifications.sent(notification.id, message_id, clock())
+                delivered += message is not None
             else:
                 await uow.notifications.retry(notification.id, retry_at or now, failed)
             await uow.commit()
     return delivered
+
+
+async def _muted(app: Application, notification: Notification) -> bool:
+    async with app.uow_factory() as uow:
+        return notification.kind in await uow.notification_settings.muted(
+            notification.telegram_user_id
+        )
+
+
+async def run_autopays(app: Application, clock: Clock = utc_now) -> int:
+    async with app.uow_factory() as uow:
+        await send_reminders(uow, clock())
+        return await autopay_tick(uow, app.city, clock())
 
 
 async def _send(app: Application, notification: Notification) -> Message:
@@ -86,5 +122,6 @@ def start_scheduler(app: Application) -> AsyncIOScheduler:
     scheduler.add_job(deliver_notifications, "interval", seconds=1, args=[app], max_instances=1)
     scheduler.add_job(poll_reports, "interval", seconds=60, args=[app], max_instances=1)
     scheduler.add_job(reconcile_payments, "interval", minutes=5, args=[app], max_instances=1)
+    scheduler.add_job(run_autopays, "interval", seconds=30, args=[app], max_instances=1)
     scheduler.start()
     return scheduler

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from domain.accounts import CityProfile, Resident, TokenSet
+    from domain.autopay import Autopay, AutopayRun
     from domain.bills import Bill
     from domain.charity import Fund, FundCategory, PastDonation
     from domain.linking_state import LinkAttempt
@@ -241,13 +242,47 @@ class NotificationRepository(Protocol):
         """False when a notification with the same dedupe key already exists."""
         ...
 
-    async def claim(self, now: datetime, limit: int) -> list[Notification]:
+    async def claim(
+        self, now: datetime, limit: int, urgent_only: bool = False
+    ) -> list[Notification]:
         """Take due notifications for sending; another sender will not get the same ones."""
         ...
+
+    async def fail_all(self, telegram_user_id: int) -> None: ...
 
     async def sent(self, notification_id: int, message_id: int | None, now: datetime) -> None: ...
 
     async def retry(self, notification_id: int, at: datetime, failed: bool) -> None: ...
+
+
+class AutopayRepository(Protocol):
+    async def add(self, autopay: Autopay, now: datetime) -> None: ...
+
+    async def get(self, autopay_id: int) -> Autopay | None: ...
+
+    async def of_resident(self, telegram_user_id: int) -> list[Autopay]: ...
+
+    async def save(self, autopay: Autopay) -> None: ...
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Autopay]: ...
+
+    async def release(self, autopay_id: int) -> None: ...
+
+    async def reminders_due(self, start: datetime, end: datetime) -> list[Autopay]: ...
+
+    async def run_for(
+        self, autopay_id: int, period: str, key: str, now: datetime
+    ) -> AutopayRun: ...
+
+    async def save_run(self, run: AutopayRun, now: datetime) -> None: ...
+
+    async def runs(self, autopay_id: int) -> list[AutopayRun]: ...
+
+
+class NotificationSettings(Protocol):
+    async def muted(self, telegram_user_id: int) -> set[str]: ...
+
+    async def set_muted(self, telegram_user_id: int, kinds: set[str]) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -257,6 +292,8 @@ class UnitOfWork(Protocol):
     drafts: DraftRepository
     tracked_reports: TrackedReportRepository
     notifications: NotificationRepository
+    autopays: AutopayRepository
+    notification_settings: NotificationSettings
 
     async def __aenter__(self) -> Self: ...
 

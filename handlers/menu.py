@@ -17,6 +17,7 @@ from domain.accounts import Resident
 from domain.linking import start_link
 from domain.ports import CityAuth, UnitOfWork
 from handlers.states import (
+    AutopaySG,
     BillsSG,
     CharitySG,
     FinesSG,
@@ -26,6 +27,7 @@ from handlers.states import (
     MyReportsSG,
     PointsSG,
     ReportSG,
+    SettingsSG,
     UinSG,
     UnlinkSG,
 )
@@ -82,6 +84,8 @@ def build_dialog() -> Dialog:
             Start(Tr("menu-meters"), id="meters", state=MetersSG.list, when=F["linked"]),
             Start(Tr("menu-report"), id="report", state=ReportSG.theme, when=F["linked"]),
             Start(Tr("menu-my-reports"), id="myrep", state=MyReportsSG.list, when=F["linked"]),
+            Start(Tr("menu-autopay"), id="autopay", state=AutopaySG.list, when=F["linked"]),
+            Start(Tr("menu-settings"), id="settings", state=SettingsSG.main, when=F["linked"]),
             Button(Tr("menu-link"), id="link", on_click=on_link, when=~F["linked"]),
             Start(Tr("menu-unlink"), id="unlink", state=UnlinkSG.confirm, when=F["linked"]),
             HintOnText(),

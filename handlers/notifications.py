@@ -1,14 +1,55 @@
-"""How each kind of outbox notification reads and which buttons it carries."""
+"""How each kind of outbox notification reads and which buttons it carries, and the buttons
+that answer them (a report's confirm/refute lives in my_reports; autopay's skip is here)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aiogram.types import InlineKeyboardMarkup
+from aiogram import Router
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.i18n import Translator
+from domain.accounts import Resident
+from domain.autopay import AutopayKind
+from domain.autopaying import skip_once
+from domain.bills import BillKind
+from domain.errors import NotFound
+from domain.money import format_rub
+from domain.ports import UnitOfWork
 from domain.reports import ReportStatus
+from handlers.autopay import SERVICE_KEYS
 from handlers.my_reports import STATUS_KEYS, answer_keyboard
+
+# Kinds the resident may turn off in «Настройки»; urgent notifications come regardless.
+SETTING_KINDS = {
+    "report_status": "settings-report-status",
+    "autopay_reminder": "settings-autopay-reminder",
+    "autopay_paid": "settings-autopay-result",
+}
+AUTOPAY_KEYS = {
+    "autopay_reminder": "notify-autopay-reminder",
+    "autopay_paid": "notify-autopay-paid",
+    "autopay_over_limit": "notify-autopay-over-limit",
+    "autopay_failed": "notify-autopay-failed",
+    "autopay_card_expired": "notify-autopay-card-expired",
+}
+
+
+class AutopaySkip(CallbackData, prefix="as"):
+    autopay: int
+    period: str
+
+
+def _autopay_words(tr: Translator, data: dict[str, Any]) -> dict[str, str]:
+    if data.get("kind") == AutopayKind.BILL and data.get("bill_kind"):
+        what = tr("autopay-what-bill", service=tr(SERVICE_KEYS[BillKind(data["bill_kind"])]))
+        how = tr("autopay-how-limit", limit=format_rub(data.get("limit") or 0))
+    else:
+        what = tr("autopay-what-fund", fund=data.get("fund_name") or "")
+        how = tr("autopay-how-amount", amount=format_rub(data.get("amount") or 0))
+    return {"what": what, "how": how}
 
 
 def render(
@@ -26,4 +67,51 @@ def render(
         )
         markup = answer_keyboard(tr, data["report_id"]) if data.get("askable") else None
         return text, markup, data.get("media_url")
-    raise KeyError(kind)
+    words = _autopay_words(tr, data)
+    charged = data.get("amount_charged")
+    text = tr(
+        AUTOPAY_KEYS[kind],
+        amount=format_rub(charged or 0),
+        limit=format_rub(data.get("limit") or 0),
+        receipt=str(data.get("receipt") or ""),
+        **words,
+    )
+    markup = None
+    if kind == "autopay_reminder":
+        builder = InlineKeyboardBuilder()
+        builder.button(
+            text=tr("notify-autopay-skip"),
+            callback_data=AutopaySkip(autopay=int(data["autopay_id"]), period=data["period"]),
+        )
+        markup = builder.as_markup()
+    return text, markup, None
+
+
+async def on_skip(
+    callback: CallbackQuery,
+    callback_data: AutopaySkip,
+    uow: UnitOfWork,
+    tr: Translator,
+    resident: Resident | None = None,
+) -> None:
+    if resident is None:
+        await callback.answer(tr("error-not-linked"), show_alert=True)
+        return
+    try:
+        skipped = await skip_once(uow, resident, callback_data.autopay, callback_data.period)
+    except NotFound:
+        skipped = None  # another resident's autopay: nothing happens
+    await callback.answer(tr("notify-autopay-skipped" if skipped else "notify-autopay-skip-late"))
+    if callback.message is not None and callback.bot is not None:
+        await callback.message.answer(
+            tr("notify-autopay-skipped" if skipped else "notify-autopay-skip-late")
+        )
+        await callback.bot.edit_message_reply_markup(
+            chat_id=callback.message.chat.id, message_id=callback.message.message_id
+        )
+
+
+def build_router() -> Router:
+    router = Router(name="notification_answers")
+    router.callback_query.register(on_skip, AutopaySkip.filter())
+    return router

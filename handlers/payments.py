@@ -16,6 +16,7 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.i18n import Translator
 from domain.accounts import Resident
+from domain.autopay import BILL_KINDS, AutopayKind
 from domain.bills import BillKind
 from domain.errors import DomainError, NotLinked
 from domain.money import format_rub
@@ -37,7 +38,7 @@ from domain.payments import (
 )
 from domain.points import epd_cashback
 from domain.ports import City, UnitOfWork
-from handlers.states import PaySG
+from handlers.states import AutopaySG, PaySG
 from handlers.telegram_pay import send_invoice
 from handlers.texts import error_key, format_datetime
 from handlers.widgets import HintOnText, Tr
@@ -101,6 +102,10 @@ async def _prepare(ctx: Ctx, method_id: str | None) -> PaymentIntent:
     )
     ctx.manager.dialog_data["lines"] = [[b.title, format_rub(b.amount)] for b in bills]
     ctx.manager.dialog_data["epd_total"] = sum(b.amount for b in bills if b.kind is BillKind.EPD)
+    autopayable = [b.kind.value for b in bills if b.kind in BILL_KINDS]
+    ctx.manager.dialog_data["autopay_kind"] = (
+        autopayable[0] if len(bills) == 1 and autopayable else None
+    )
     return intent
 
 
@@ -206,6 +211,21 @@ async def on_new_amount(_callback: CallbackQuery, _button: Button, manager: Dial
     await manager.switch_to(PaySG.confirm)
 
 
+async def on_autopay(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«Подключить автоплатёж» under a receipt or a thank-you: what to pay is known already."""
+    start: dict[str, Any] = manager.start_data or {}  # type: ignore[assignment]
+    if start.get("fund_id"):
+        data = {
+            "kind": AutopayKind.FIXED.value,
+            "fund_id": start["fund_id"],
+            "fund_name": start.get("fund_name", ""),
+            "amount": int(start["amount"]),
+        }
+    else:
+        data = {"kind": AutopayKind.BILL.value, "bill_kind": manager.dialog_data["autopay_kind"]}
+    await manager.start(AutopaySG.frequency, data=data)
+
+
 async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     tr: Translator = dialog_manager.middleware_data["tr"]
     methods = [
@@ -263,6 +283,8 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         in (OutcomeKind.NEEDS_CONFIRMATION, OutcomeKind.UNKNOWN, OutcomeKind.IN_PROGRESS),
         "other_card": kind in RETRY_WITH_OTHER_CARD,
         "amount_changed": kind is OutcomeKind.AMOUNT_CHANGED,
+        "autopay": kind is OutcomeKind.PAID
+        and bool(intent.fund_id or dialog_manager.dialog_data.get("autopay_kind")),
     }
 
 
@@ -309,6 +331,7 @@ def build_dialog() -> Dialog:
                 on_click=on_new_amount,
                 when=F["amount_changed"],
             ),
+            Button(Tr("autopay-connect"), id="autopay", on_click=on_autopay, when=F["autopay"]),
             Cancel(Tr("pay-done")),
             HintOnText(),
             getter=result_getter,

@@ -89,3 +89,21 @@ class MyReportsSG(StatesGroup):
     card = State()
     refute = State()
     refute_photo = State()
+
+
+class AutopaySG(StatesGroup):
+    list = State()
+    card = State()
+    kind = State()
+    service = State()
+    fund = State()
+    frequency = State()
+    day = State()
+    weekday = State()
+    money = State()
+    method = State()
+    summary = State()
+
+
+class SettingsSG(StatesGroup):
+    main = State()

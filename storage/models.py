@@ -146,3 +146,53 @@ class NotificationRow(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AutopayRow(Base):
+    __tablename__ = "autopays"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    frequency: Mapped[str] = mapped_column(String(16))
+    day: Mapped[int] = mapped_column(Integer)
+    method_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    limit: Mapped[int | None] = mapped_column(BigInteger)
+    fund_id: Mapped[str | None] = mapped_column(String(32))
+    fund_name: Mapped[str | None] = mapped_column(String(255))
+    bill_kind: Mapped[str | None] = mapped_column(String(32))
+    payer_code: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    next_due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    skip_period: Mapped[str | None] = mapped_column(String(16))
+    retry_period: Mapped[str | None] = mapped_column(String(16))
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AutopayRunRow(Base):
+    """One run per autopay and period: the unique key is what makes a period charge once."""
+
+    __tablename__ = "autopay_runs"
+    __table_args__ = (UniqueConstraint("autopay_id", "period"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    autopay_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    period: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    failure: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class NotificationSettingsRow(Base):
+    """Which kinds of notifications a resident turned off in «Настройки»."""
+
+    __tablename__ = "notification_settings"
+
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    muted: Mapped[list[str]] = mapped_column(JSON)

@@ -43,11 +43,15 @@ class SqlNotificationRepository:
         result = await self._session.execute(stmt)
         return bool(getattr(result, "rowcount", 0) == 1)
 
-    async def claim(self, now: datetime, limit: int) -> list[Notification]:
+    async def claim(
+        self, now: datetime, limit: int, urgent_only: bool = False
+    ) -> list[Notification]:
         due = or_(
             (NotificationRow.status == "pending") & (NotificationRow.due_at <= now),
             (NotificationRow.status == "sending") & (NotificationRow.due_at <= now - STALE_CLAIM),
         )
+        if urgent_only:  # quiet hours: the rest waits until morning
+            due = due & NotificationRow.urgent.is_(True)
         candidates = await self._session.execute(
             select(NotificationRow.id)
             .where(due)
@@ -74,6 +78,17 @@ class SqlNotificationRepository:
             update(NotificationRow)
             .where(NotificationRow.id == notification_id)
             .values(status="sent", message_id=message_id, sent_at=now)
+        )
+
+    async def fail_all(self, telegram_user_id: int) -> None:
+        """The resident blocked the bot: nothing more is sent to them."""
+        await self._session.execute(
+            update(NotificationRow)
+            .where(
+                NotificationRow.telegram_user_id == telegram_user_id,
+                NotificationRow.status.in_(["pending", "sending"]),
+            )
+            .values(status="failed")
         )
 
     async def retry(self, notification_id: int, at: datetime, failed: bool) -> None:

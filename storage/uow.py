@@ -7,6 +7,7 @@ from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.autopays import SqlAutopayRepository, SqlNotificationSettings
 from storage.link_attempts import SqlLinkAttemptRepository
 from storage.notifications import SqlNotificationRepository
 from storage.payment_intents import SqlPaymentIntentRepository
@@ -22,6 +23,8 @@ class SqlUnitOfWork:
     drafts: SqlDraftRepository
     tracked_reports: SqlTrackedReportRepository
     notifications: SqlNotificationRepository
+    autopays: SqlAutopayRepository
+    notification_settings: SqlNotificationSettings
 
     def __init__(self, sessionmaker: async_sessionmaker[Any], cipher: TokenCipher) -> None:
         self._sessionmaker = sessionmaker
@@ -36,6 +39,8 @@ class SqlUnitOfWork:
         self.drafts = SqlDraftRepository(self._session)
         self.tracked_reports = SqlTrackedReportRepository(self._session)
         self.notifications = SqlNotificationRepository(self._session)
+        self.autopays = SqlAutopayRepository(self._session)
+        self.notification_settings = SqlNotificationSettings(self._session)
         return self
 
     async def __aexit__(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ LINKED_MENU = [
     "🔢 Показания счётчиков",
     "📣 Сообщить о проблеме",
     "🗂 Мои обращения",
+    "🔁 Автоплатежи",
+    "⚙️ Настройки",
     "Отвязать аккаунт",
 ]
 
@@ -108,8 +110,8 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
         "sandbox_port": 0,
         "data_dir": tmp_path,
         "token_encryption_keys": TokenCipher.generate_key(),
-        "city_timeout": 0.5,
-        "city_deadline": 1.5,
+        "city_timeout": 2.0,  # generous: a loaded CI machine must not turn into «city down»
+        "city_deadline": 3.0,
         "_env_file": None,
         **overrides,
     }
@@ -124,7 +126,10 @@ async def sandbox() -> AsyncIterator[SandboxServer]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock(datetime.now(UTC))
+    """Today at noon in Moscow: the sandbox's dates are today's, and noon is outside the
+    quiet hours in which only urgent notifications go out."""
+    moscow = timezone(timedelta(hours=3))
+    return FakeClock(datetime.now(moscow).replace(hour=12, minute=0, second=0, microsecond=0))
 
 
 async def _harness(settings: Settings, sandbox: SandboxServer, clock: FakeClock):

@@ -169,16 +169,21 @@ async def test_each_status_change_is_told_exactly_once(harness: Harness) -> None
     chat, number = await sent_report(harness)
     assert harness.app is not None
     await advance(harness, number, to="in_work")
-    await asyncio.gather(poll_reports(harness.app), poll_reports(harness.app))
-    await poll_reports(harness.app)
-    await asyncio.gather(deliver_notifications(harness.app), deliver_notifications(harness.app))
-    await deliver_notifications(harness.app)
+    await asyncio.gather(
+        poll_reports(harness.app, harness.clock), poll_reports(harness.app, harness.clock)
+    )
+    await poll_reports(harness.app, harness.clock)
+    await asyncio.gather(
+        deliver_notifications(harness.app, harness.clock),
+        deliver_notifications(harness.app, harness.clock),
+    )
+    await deliver_notifications(harness.app, harness.clock)
     told = [t for t in chat.history if t.startswith(f"Обращение № {number} «")]
     assert len(told) == 1 and "в работе" in told[0]
 
     await advance(harness, number, to="answered", status_notes="Яму заделали")
-    await poll_reports(harness.app)
-    await deliver_notifications(harness.app)
+    await poll_reports(harness.app, harness.clock)
+    await deliver_notifications(harness.app, harness.clock)
     told = [t for t in chat.history if t.startswith(f"Обращение № {number} «")]
     assert len(told) == 2 and "Яму заделали" in told[1]
     assert chat.buttons == ["✅ Подтвердить", "❌ Не устранено"]
@@ -192,8 +197,8 @@ async def test_not_fixed_goes_back_to_work(harness: Harness) -> None:
     chat, number = await sent_report(harness)
     assert harness.app is not None
     await advance(harness, number, to="answered", status_notes="Выполнено")
-    await poll_reports(harness.app)
-    await deliver_notifications(harness.app)
+    await poll_reports(harness.app, harness.clock)
+    await deliver_notifications(harness.app, harness.clock)
     await chat.press("Не устранено")
     assert "Что не так?" in chat.last_text
     await chat.send("Яма на месте")
@@ -210,8 +215,8 @@ async def test_after_fifteen_days_the_buttons_are_gone(harness: Harness) -> None
     chat, number = await sent_report(harness)
     assert harness.app is not None
     await advance(harness, number, to="answered", status_notes="Выполнено")
-    await poll_reports(harness.app)
-    await deliver_notifications(harness.app)
+    await poll_reports(harness.app, harness.clock)
+    await deliver_notifications(harness.app, harness.clock)
     later = harness.clock.now + timedelta(days=16)
     harness.clock.now = later
     await harness.sandbox_call("PUT", "/sandbox/clock", json={"now": later.isoformat()})

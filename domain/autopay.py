@@ -1,0 +1,161 @@
+"""Autopay: schedules in Moscow time, due periods, and one run per (autopay, period).
+
+Kinds (REFERENCE.md, «Мои платежи»):
+- BILL: pay the issued bill of a service in full when it appears, up to the resident's limit;
+- FIXED: a fixed amount on a schedule — monthly on a day (29–31 fall on the last day of
+  shorter months) or weekly on a weekday — to a charity fund (≥ 50 ₽).
+
+A run's key is (autopay id, period): the database refuses a second run for the same period,
+and the run's idempotency key makes the platform refuse a second charge.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from domain.bills import BillKind
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+CHARGE_AT = time(10, 0)  # charges run at 10:00 Moscow time, after quiet hours
+RETRY_DAYS = 2  # declined or insufficient funds: tried again on the next two days
+BILL_KINDS = (BillKind.EPD, BillKind.MGTS, BillKind.KINDERGARTEN, BillKind.CLUB)
+
+
+class AutopayKind(StrEnum):
+    BILL = "bill"
+    FIXED = "fixed"
+
+
+class Frequency(StrEnum):
+    MONTHLY = "monthly"
+    WEEKLY = "weekly"
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    frequency: Frequency
+    day: int  # MONTHLY: 1..31; WEEKLY: 0 (Monday)..6
+
+    def __post_init__(self) -> None:
+        limit = 31 if self.frequency is Frequency.MONTHLY else 6
+        low = 1 if self.frequency is Frequency.MONTHLY else 0
+        if not low <= self.day <= limit:
+            raise ValueError(f"day {self.day} out of range for {self.frequency}")
+
+    def date_in(self, year: int, month: int) -> date:
+        """MONTHLY: the day in that month, clamped to its last day."""
+        last = calendar.monthrange(year, month)[1]
+        return date(year, month, min(self.day, last))
+
+    def next_date(self, after: date) -> date:
+        """The first scheduled date strictly after `after`."""
+        if self.frequency is Frequency.WEEKLY:
+            return after + timedelta(days=(self.day - after.weekday() - 1) % 7 + 1)
+        candidate = self.date_in(after.year, after.month)
+        if candidate > after:
+            return candidate
+        year, month = (after.year + 1, 1) if after.month == 12 else (after.year, after.month + 1)
+        return self.date_in(year, month)
+
+    def period_of(self, day: date) -> str:
+        """The period a scheduled date pays for: '2026-11' monthly, '2026-W48' weekly."""
+        if self.frequency is Frequency.WEEKLY:
+            iso = day.isocalendar()
+            return f"{iso.year}-W{iso.week:02d}"
+        return f"{day.year}-{day.month:02d}"
+
+
+def charge_moment(day: date) -> datetime:
+    """When a charge for a scheduled date is due: 10:00 Moscow time that day."""
+    return datetime.combine(day, CHARGE_AT, MOSCOW)
+
+
+def next_due(schedule: Schedule, now: datetime) -> datetime:
+    """The next charge moment after `now` (aware): today's if 10:00 has not passed yet."""
+    today = now.astimezone(MOSCOW).date()
+    yesterday = today - timedelta(days=1)
+    candidate = schedule.next_date(yesterday)
+    if charge_moment(candidate) > now:
+        return charge_moment(candidate)
+    return charge_moment(schedule.next_date(candidate))
+
+
+class AutopayStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DELETED = "deleted"
+
+
+@dataclass(slots=True)
+class Autopay:
+    telegram_user_id: int
+    kind: AutopayKind
+    schedule: Schedule
+    method_id: str
+    next_due_at: datetime
+    amount: int | None = None  # FIXED: kopecks
+    limit: int | None = None  # BILL: the most it pays without asking
+    fund_id: str | None = None
+    fund_name: str | None = None
+    bill_kind: BillKind | None = None
+    payer_code: str | None = None  # ЕПД: which flat
+    status: AutopayStatus = AutopayStatus.ACTIVE
+    skip_period: str | None = None  # «Пропустить этот раз»
+    retry_period: str | None = None  # a declined period being tried again on the next days
+    id: int | None = None
+
+    @property
+    def period(self) -> str:
+        if self.retry_period is not None:
+            return self.retry_period
+        return self.schedule.period_of(self.next_due_at.astimezone(MOSCOW).date())
+
+    def advance(self, now: datetime) -> None:
+        """Move to the next scheduled charge after the current one."""
+        self.retry_period = None
+        current = self.next_due_at.astimezone(MOSCOW).date()
+        following = charge_moment(self.schedule.next_date(current))
+        self.next_due_at = max(following, next_due(self.schedule, now))
+
+    def retry_tomorrow(self, now: datetime) -> None:
+        """Keep the period, try again at 10:00 tomorrow."""
+        self.retry_period = self.period
+        tomorrow = now.astimezone(MOSCOW).date() + timedelta(days=1)
+        self.next_due_at = charge_moment(tomorrow)
+
+
+class RunStatus(StrEnum):
+    STARTED = "started"  # the charge was (maybe) sent; the outcome is not recorded yet
+    SUCCEEDED = "succeeded"
+    SKIPPED = "skipped"  # the resident skipped this time, or no bill was issued
+    OVER_LIMIT = "over_limit"  # a bill above the limit: the resident pays by hand
+    RETRYING = "retrying"  # declined / insufficient funds: tried again tomorrow
+    FAILED = "failed"  # retries used up, or an expired card
+
+
+@dataclass(slots=True)
+class AutopayRun:
+    autopay_id: int
+    period: str
+    key: str  # the idempotency key of its charge
+    status: RunStatus
+    attempts: int = 0
+    amount: int | None = None
+    failure: str | None = None
+    id: int | None = None
+
+
+def run_key(autopay_id: int, period: str, attempt: int) -> str:
+    """Each attempt for a period has its own key (a declined charge may be tried again);
+    the same attempt always has the same key, so a repeated tick cannot charge twice."""
+    return f"ap-{autopay_id}-{period}-{attempt}"
+
+
+def reminder_due(autopay: Autopay, now: datetime) -> bool:
+    """«Завтра спишем …» goes out the day before the charge."""
+    due_day = autopay.next_due_at.astimezone(MOSCOW).date()
+    return now.astimezone(MOSCOW).date() == due_day - timedelta(days=1)

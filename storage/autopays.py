@@ -1,0 +1,220 @@
+"""Autopays and their runs. Due autopays are claimed with `FOR UPDATE SKIP LOCKED` on
+PostgreSQL plus a lease (`claimed_until`) that also works on SQLite and expires if a
+scheduler dies, so two schedulers never work on the same autopay at once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.autopay import (
+    Autopay,
+    AutopayKind,
+    AutopayRun,
+    AutopayStatus,
+    Frequency,
+    RunStatus,
+    Schedule,
+)
+from domain.bills import BillKind
+from storage.models import AutopayRow, AutopayRunRow, NotificationSettingsRow
+
+LEASE = timedelta(minutes=5)
+
+
+class SqlAutopayRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, autopay: Autopay, now: datetime) -> None:
+        row = AutopayRow(telegram_user_id=autopay.telegram_user_id, created_at=now)
+        _fill(row, autopay)
+        self._session.add(row)
+        await self._session.flush()
+        autopay.id = row.id
+
+    async def get(self, autopay_id: int) -> Autopay | None:
+        row = await self._session.get(AutopayRow, autopay_id, populate_existing=True)
+        return None if row is None else _domain(row)
+
+    async def of_resident(self, telegram_user_id: int) -> list[Autopay]:
+        result = await self._session.execute(
+            select(AutopayRow)
+            .where(
+                AutopayRow.telegram_user_id == telegram_user_id,
+                AutopayRow.status != AutopayStatus.DELETED,
+            )
+            .order_by(AutopayRow.id)
+        )
+        return [_domain(row) for row in result.scalars()]
+
+    async def save(self, autopay: Autopay) -> None:
+        row = await self._session.get(AutopayRow, autopay.id)
+        if row is None:
+            raise LookupError(autopay.id)
+        _fill(row, autopay)
+        await self._session.flush()
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Autopay]:
+        """Take up to `limit` due active autopays; the caller commits at once."""
+        query = (
+            select(AutopayRow)
+            .where(
+                AutopayRow.status == AutopayStatus.ACTIVE,
+                AutopayRow.next_due_at <= now,
+                or_(AutopayRow.claimed_until.is_(None), AutopayRow.claimed_until < now),
+            )
+            .order_by(AutopayRow.next_due_at, AutopayRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
+        )
+        claimed = []
+        for row in (await self._session.execute(query)).scalars().all():
+            result = await self._session.execute(
+                update(AutopayRow)
+                .where(
+                    AutopayRow.id == row.id,
+                    or_(AutopayRow.claimed_until.is_(None), AutopayRow.claimed_until < now),
+                )
+                .values(claimed_until=now + LEASE)
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                claimed.append(_domain(row))
+        return claimed
+
+    async def release(self, autopay_id: int) -> None:
+        await self._session.execute(
+            update(AutopayRow).where(AutopayRow.id == autopay_id).values(claimed_until=None)
+        )
+
+    async def reminders_due(self, start: datetime, end: datetime) -> list[Autopay]:
+        result = await self._session.execute(
+            select(AutopayRow).where(
+                AutopayRow.status == AutopayStatus.ACTIVE,
+                AutopayRow.next_due_at >= start,
+                AutopayRow.next_due_at < end,
+            )
+        )
+        return [_domain(row) for row in result.scalars()]
+
+    # --- runs ---------------------------------------------------------------------------
+
+    async def run_for(self, autopay_id: int, period: str, key: str, now: datetime) -> AutopayRun:
+        """The run of this period: created once (unique autopay + period), then found."""
+        dialect = self._session.bind.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        await self._session.execute(
+            insert(AutopayRunRow)
+            .values(
+                autopay_id=autopay_id,
+                period=period,
+                key=key,
+                status=RunStatus.STARTED,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["autopay_id", "period"])
+        )
+        row = (
+            await self._session.execute(
+                select(AutopayRunRow)
+                .where(AutopayRunRow.autopay_id == autopay_id, AutopayRunRow.period == period)
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        return _run(row)
+
+    async def save_run(self, run: AutopayRun, now: datetime) -> None:
+        await self._session.execute(
+            update(AutopayRunRow)
+            .where(AutopayRunRow.id == run.id)
+            .values(
+                key=run.key,
+                status=run.status,
+                attempts=run.attempts,
+                amount=run.amount,
+                failure=run.failure,
+                updated_at=now,
+            )
+        )
+
+    async def runs(self, autopay_id: int) -> list[AutopayRun]:
+        result = await self._session.execute(
+            select(AutopayRunRow)
+            .where(AutopayRunRow.autopay_id == autopay_id)
+            .order_by(AutopayRunRow.id)
+        )
+        return [_run(row) for row in result.scalars()]
+
+
+class SqlNotificationSettings:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def muted(self, telegram_user_id: int) -> set[str]:
+        row = await self._session.get(NotificationSettingsRow, telegram_user_id)
+        return set(row.muted) if row else set()
+
+    async def set_muted(self, telegram_user_id: int, kinds: set[str]) -> None:
+        row = await self._session.get(NotificationSettingsRow, telegram_user_id)
+        if row is None:
+            self._session.add(
+                NotificationSettingsRow(telegram_user_id=telegram_user_id, muted=sorted(kinds))
+            )
+        else:
+            row.muted = sorted(kinds)
+        await self._session.flush()
+
+
+def _fill(row: AutopayRow, autopay: Autopay) -> None:
+    row.kind = autopay.kind.value
+    row.frequency = autopay.schedule.frequency.value
+    row.day = autopay.schedule.day
+    row.method_id = autopay.method_id
+    row.amount = autopay.amount
+    row.limit = autopay.limit
+    row.fund_id = autopay.fund_id
+    row.fund_name = autopay.fund_name
+    row.bill_kind = autopay.bill_kind.value if autopay.bill_kind else None
+    row.payer_code = autopay.payer_code
+    row.status = autopay.status.value
+    row.next_due_at = autopay.next_due_at
+    row.skip_period = autopay.skip_period
+    row.retry_period = autopay.retry_period
+
+
+def _domain(row: AutopayRow) -> Autopay:
+    return Autopay(
+        id=row.id,
+        telegram_user_id=row.telegram_user_id,
+        kind=AutopayKind(row.kind),
+        schedule=Schedule(Frequency(row.frequency), row.day),
+        method_id=row.method_id,
+        next_due_at=row.next_due_at,
+        amount=row.amount,
+        limit=row.limit,
+        fund_id=row.fund_id,
+        fund_name=row.fund_name,
+        bill_kind=BillKind(row.bill_kind) if row.bill_kind else None,
+        payer_code=row.payer_code,
+        status=AutopayStatus(row.status),
+        skip_period=row.skip_period,
+        retry_period=row.retry_period,
+    )
+
+
+def _run(row: AutopayRunRow) -> AutopayRun:
+    return AutopayRun(
+        id=row.id,
+        autopay_id=row.autopay_id,
+        period=row.period,
+        key=row.key,
+        status=RunStatus(row.status),
+        attempts=row.attempts,
+        amount=row.amount,
+        failure=row.failure,
+    )

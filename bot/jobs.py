@@ -62,11 +62,14 @@ async def deliver_notifications(
         batch = await uow.notifications.claim(now, SEND_BATCH, urgent_only=quiet_hours(now))
         await uow.commit()
     delivered = 0
+    blocked: set[int] = set()
     for notification in batch:
         assert notification.id is not None
         retry_at, failed, message, skipped = None, False, None, False
         try:
-            if not notification.urgent and await _muted(app, notification):
+            if notification.telegram_user_id in blocked:
+                failed = True  # blocked the bot earlier in this batch
+            elif not notification.urgent and await _muted(app, notification):
                 skipped = True
             else:
                 await limiter.acquire(notification.telegram_user_id)
@@ -75,6 +78,7 @@ async def deliver_notifications(
             retry_at = now + timedelta(seconds=error.retry_after)
         except TelegramForbiddenError:
             failed = True  # the resident blocked the bot: their other messages stop too
+            blocked.add(notification.telegram_user_id)
             async with app.uow_factory() as uow:
                 await uow.notifications.fail_all(notification.telegram_user_id)
                 await uow.commit()

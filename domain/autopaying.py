@@ -118,14 +118,15 @@ async def tick(uow: UnitOfWork, city: City, now: datetime) -> int:
     claimed = await uow.autopays.claim_due(now, TICK_BATCH)
     await uow.commit()  # the lease is taken; another scheduler skips these
     for autopay in claimed:
+        assert autopay.id is not None
         try:
             await _process(uow, city, autopay, now)
         except (CityUnavailable, RelinkRequired, NotFound):
             await uow.rollback()  # the run stays STARTED: the next tick resends its key
-        finally:
-            assert autopay.id is not None
-            await uow.autopays.release(autopay.id)
-            await uow.commit()
+        # Released after the work, not in `finally`: a scheduler that dies keeps the lease
+        # until it expires, and whoever takes over finds the run and its key.
+        await uow.autopays.release(autopay.id)
+        await uow.commit()
     return len(claimed)
 
 

@@ -1,4 +1,4 @@
-"""`python -m bot [console|poll|migrate]`; with no command: polling with BOT_TOKEN, else console."""
+"""`python -m bot [console|poll|webhook|migrate]`; no command: poll with BOT_TOKEN, else console."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from storage.migrate import NotMigrated
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
-    parser.add_argument("command", nargs="?", choices=["console", "poll", "migrate"])
+    parser.add_argument("command", nargs="?", choices=["console", "poll", "webhook", "migrate"])
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -25,7 +25,12 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(settings.log_level, "console" if command == "console" else settings.log_format)
     from bot import runners  # after logging is set up
 
-    run = {"console": runners.console, "poll": runners.poll, "migrate": runners.migrate}[command]
+    run = {
+        "console": runners.console,
+        "poll": runners.poll,
+        "webhook": runners.webhook,
+        "migrate": runners.migrate,
+    }[command]
     try:
         asyncio.run(run(settings))
     except KeyboardInterrupt:

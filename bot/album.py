@@ -47,11 +47,11 @@ class AlbumMiddleware(BaseMiddleware):
         return await handler(event, data)
 
 
-def install_first(dispatcher: Dispatcher, middleware: AlbumMiddleware) -> None:
-    """Put the middleware in front of the update middlewares the Dispatcher registered."""
+def install_first(dispatcher: Dispatcher, *middlewares: BaseMiddleware) -> None:
+    """Put middlewares in front of the update middlewares the Dispatcher registered (its FSM
+    middleware, which takes the per-chat lock); aiogram only appends, so re-register."""
     registered = list(dispatcher.update.outer_middleware)
     for existing in registered:
         dispatcher.update.outer_middleware.unregister(existing)
-    dispatcher.update.outer_middleware(middleware)
-    for existing in registered:
-        dispatcher.update.outer_middleware(existing)
+    for middleware in (*middlewares, *registered):
+        dispatcher.update.outer_middleware(middleware)

@@ -18,15 +18,24 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram_dialog import setup_dialogs
 from aiohttp import web
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.album import AlbumMiddleware, install_first
 from bot.config import Settings
+from bot.dedup import DedupStore, MemoryDedup, RedisDedup
 from bot.i18n import Translator, load_translator
-from bot.middlewares import LogContextMiddleware, UnitOfWorkMiddleware
+from bot.metrics import observe_city
+from bot.middlewares import (
+    LogContextMiddleware,
+    MetricsMiddleware,
+    ThrottlingMiddleware,
+    UnitOfWorkMiddleware,
+    UpdateDedupMiddleware,
+)
 from bot.ratelimit import MemoryLimiter, RedisLimiter, SendLimiter
 from bot.telegram_double import LOCAL_BOT_TOKEN
-from bot.web import WebContext, create_web_app
+from bot.web import Check, WebContext, create_web_app
 from city.client import CityClient
 from city.sandbox import SandboxServer
 from city.sandbox import create_app as create_sandbox_app
@@ -97,6 +106,8 @@ def build_dispatcher(
     tr: Translator,
     clock: Clock,
     telegram_payments: str | None = None,
+    dedup: DedupStore | None = None,
+    flood_limit: int = 10,
 ) -> Dispatcher:
     dispatcher = Dispatcher(storage=storage, events_isolation=isolation)
     dispatcher.workflow_data.update(
@@ -106,12 +117,34 @@ def build_dispatcher(
         clock=clock,
         telegram_payments=telegram_payments,  # the provider token, when Telegram Payments is on
     )
-    install_first(dispatcher, AlbumMiddleware())
+    dedup = dedup or MemoryDedup()
+    # De-duplication runs first of all: a redelivered update must not even wait for a lock.
+    install_first(dispatcher, UpdateDedupMiddleware(dedup), AlbumMiddleware())
+    if flood_limit:
+        dispatcher.update.outer_middleware(ThrottlingMiddleware(dedup, tr, limit=flood_limit))
+    dispatcher.update.outer_middleware(MetricsMiddleware())
     dispatcher.update.outer_middleware(LogContextMiddleware())
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
     dispatcher.include_router(build_router())
     setup_dialogs(dispatcher, events_isolation=isolation)
     return dispatcher
+
+
+def _readiness_checks(
+    engine: AsyncEngine, storage: BaseStorage, city: CityClient
+) -> dict[str, Check]:
+    async def database() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def redis() -> None:
+        assert isinstance(storage, RedisStorage)
+        await storage.redis.ping()
+
+    checks: dict[str, Check] = {"database": database, "city": city.ping}
+    if isinstance(storage, RedisStorage):
+        checks["redis"] = redis
+    return checks
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -162,6 +195,7 @@ async def create_application(
         attempt_timeout=settings.city_timeout,
         deadline=settings.city_deadline,
         open311_key=settings.open311_api_key.get_secret_value(),
+        observe=observe_city,
     )
     cipher = TokenCipher(settings.encryption_keys())
     uow_factory = UnitOfWorkFactory(create_sessionmaker(engine), cipher)
@@ -179,6 +213,8 @@ async def create_application(
             if settings.payments_provider_token
             else None
         ),
+        dedup=RedisDedup(storage.redis) if isinstance(storage, RedisStorage) else MemoryDedup(),
+        flood_limit=settings.flood_limit,
     )
     token = settings.bot_token.get_secret_value() if settings.bot_token else LOCAL_BOT_TOKEN
     bot = Bot(
@@ -196,6 +232,12 @@ async def create_application(
             tr=tr,
             clock=clock,
             bot_username=me.username or "",
+            dispatcher=dispatcher,
+            bot=bot,
+            webhook_secret=(
+                settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+            ),
+            checks=_readiness_checks(engine, storage, city),
         )
     )
     runner = web.AppRunner(web_app, access_log=None)

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8080, ge=0, le=65535)
     support_chat_id: int | None = None
     payments_provider_token: SecretStr | None = None  # Telegram Payments (e.g. ЮKassa)
+    webhook_secret: SecretStr | None = None  # X-Telegram-Bot-Api-Secret-Token
+    flood_limit: int = Field(default=10, ge=0)  # events per resident per 2 s; 0 turns it off
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"

@@ -20,6 +20,7 @@ from aiogram.types import Message
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import Application, Clock, reconcile_payments, utc_now
+from bot.metrics import NOTIFICATIONS
 from bot.ratelimit import SendLimiter
 from domain.autopay import MOSCOW
 from domain.autopaying import send_reminders
@@ -85,6 +86,9 @@ async def deliver_notifications(
         except (TelegramNetworkError, TelegramServerError):
             failed = notification.attempts >= MAX_ATTEMPTS
             retry_at = now + timedelta(seconds=2**notification.attempts)
+        NOTIFICATIONS.labels(
+            outcome="sent" if message else "muted" if skipped else "failed" if failed else "retry"
+        ).inc()
         async with app.uow_factory() as uow:
             if message is not None or skipped:
                 message_id = message.message_id if message is not None else None

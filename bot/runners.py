@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import signal
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -11,6 +13,7 @@ import structlog
 from bot.app import Application, create_application, reconcile_payments
 from bot.config import Settings, SettingsError
 from bot.jobs import start_scheduler
+from bot.web import WEBHOOK_PATH
 from city.sandbox.browser import demo_login, pay_on_page
 from storage.database import create_engine
 from storage.migrate import upgrade
@@ -39,6 +42,34 @@ async def poll(settings: Settings) -> None:
         await reconcile_payments(app)
         await app.bot.delete_webhook(drop_pending_updates=False)
         await app.dispatcher.start_polling(app.bot, handle_signals=True)
+    finally:
+        scheduler.shutdown(wait=False)
+        await app.stop()
+
+
+async def webhook(settings: Settings) -> None:
+    """A webhook replica: several may run behind a load balancer against one PostgreSQL and
+    Redis. Updates are answered after handling; SIGTERM stops taking new ones, lets the ones in
+    flight finish (aiohttp's graceful shutdown) and releases what this replica holds."""
+    if settings.bot_token is None:
+        raise SettingsError("BOT_TOKEN", "the webhook needs a token from @BotFather")
+    if settings.webhook_secret is None:
+        raise SettingsError("WEBHOOK_SECRET", "set a random secret for Telegram's header")
+    app = await create_application(settings)
+    scheduler = start_scheduler(app)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    try:
+        await reconcile_payments(app)
+        await app.bot.set_webhook(
+            url=str(settings.public_base_url).rstrip("/") + WEBHOOK_PATH,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=app.dispatcher.resolve_used_update_types(),
+        )
+        log.info("webhook.ready", url=app.web_url)
+        await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
         await app.stop()

@@ -1,16 +1,23 @@
-"""The bot's own aiohttp app: the OAuth callback page and the health check."""
+"""The bot's own aiohttp app: the OAuth callback page, the Telegram webhook, health,
+readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import html
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
+from aiogram import Bot, Dispatcher
+from aiogram.types import Update
 from aiohttp import web
+from pydantic import ValidationError
 
 from bot.i18n import Translator
+from bot.metrics import CONTENT_TYPE, exposition
 from domain.errors import CityUnavailable, LinkError
 from domain.linking import authorize_link
 from domain.ports import CityApi, CityAuth
@@ -18,6 +25,9 @@ from handlers.texts import error_key
 from storage.uow import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
+
+WEBHOOK_PATH = "/telegram/webhook"
+READY_TIMEOUT = 2.0
 
 PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8">
@@ -30,6 +40,9 @@ border-radius:.5rem;text-decoration:none}}</style></head>
 """
 
 
+Check = Callable[[], Awaitable[None]]
+
+
 @dataclass
 class WebContext:
     uow_factory: UnitOfWorkFactory
@@ -38,6 +51,10 @@ class WebContext:
     tr: Translator
     clock: Callable[[], datetime]
     bot_username: str
+    dispatcher: Dispatcher | None = None
+    bot: Bot | None = None
+    webhook_secret: str | None = None
+    checks: dict[str, Check] = field(default_factory=dict)  # readiness: name → probe
 
 
 CONTEXT = web.AppKey("context", WebContext)
@@ -86,7 +103,50 @@ async def oauth_callback(request: web.Request) -> web.Response:
 
 
 async def healthz(_request: web.Request) -> web.Response:
+    """Alive: the process answers. Nothing else is checked (that is /readyz)."""
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: the database, Redis (when configured) and the city platform answer."""
+    results: dict[str, str] = {}
+    for name, check in request.app[CONTEXT].checks.items():
+        try:
+            await asyncio.wait_for(check(), READY_TIMEOUT)
+        except Exception as error:  # any failure means "not ready"; the reason is logged
+            log.warning("ready.check_failed", check=name, error=type(error).__name__)
+            results[name] = "failing"
+        else:
+            results[name] = "ok"
+    ready = all(value == "ok" for value in results.values())
+    return web.json_response(results, status=200 if ready else 503)
+
+
+async def metrics(_request: web.Request) -> web.Response:
+    response = web.Response(body=exposition())
+    response.headers["Content-Type"] = CONTENT_TYPE
+    return response
+
+
+async def telegram_webhook(request: web.Request) -> web.Response:
+    """Telegram's delivery. Answered only after the update was handled (aiogram's own handler
+    answers first): a failure answers 500 and Telegram delivers again; the de-duplication
+    record makes a repeated delivery harmless."""
+    ctx = request.app[CONTEXT]
+    secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+    if not ctx.webhook_secret or not hmac.compare_digest(secret, ctx.webhook_secret):
+        return web.json_response({"ok": False}, status=401)
+    assert ctx.dispatcher is not None and ctx.bot is not None
+    try:
+        update = Update.model_validate(await request.json(), context={"bot": ctx.bot})
+    except (ValueError, ValidationError):
+        return web.json_response({"ok": False}, status=400)
+    try:
+        await ctx.dispatcher.feed_update(ctx.bot, update)
+    except Exception:
+        log.exception("webhook.update_failed", update_id=update.update_id)
+        return web.json_response({"ok": False}, status=500)
+    return web.json_response({"ok": True})
 
 
 def create_web_app(context: WebContext) -> web.Application:
@@ -94,4 +154,7 @@ def create_web_app(context: WebContext) -> web.Application:
     app[CONTEXT] = context
     app.router.add_get("/oauth/callback", oauth_callback)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post(WEBHOOK_PATH, telegram_webhook)
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -57,6 +57,8 @@ from domain.reports import Draft, Point, Report, ReportStatus, ReportUpdate, The
 log = structlog.get_logger(__name__)
 
 RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
+# method, path, status (0: no answer), seconds, failure or None — for metrics
+Observer = Callable[[str, str, int, float, str | None], None]
 OPEN311 = "/open311/v2"
 THEMES_TTL = 600.0
 
@@ -80,6 +82,7 @@ class CityClient:
         read_retries: int = 2,
         backoff: float = 0.2,
         open311_key: str = "sandbox-open311-key",
+        observe: Observer | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._client_id = client_id
@@ -91,6 +94,7 @@ class CityClient:
         self._backoff = backoff
         self._open311_key = open311_key
         self._themes: tuple[float, list[Theme]] | None = None
+        self._observe = observe
         self._http: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -374,6 +378,12 @@ class CityClient:
             raise _open311_error(status, body)
         return _report(body[0])
 
+    async def ping(self) -> None:
+        """For readiness: the platform answers a cheap public request, or this raises."""
+        status, _ = await self._request("GET", OPEN311 + "/discovery.json", retries=0)
+        if status != 200:
+            raise CityUnavailable(f"discovery answered {status}")
+
     # --- plumbing -----------------------------------------------------------------------
 
     def _client_form(self) -> dict[str, str]:
@@ -544,6 +554,8 @@ class CityClient:
                 status, body, failure = 0, None, type(exc).__name__
             else:
                 failure = None if status not in RETRYABLE_STATUSES else f"http {status}"
+            if self._observe is not None:
+                self._observe(method, path, status, time.monotonic() - started, failure)
             log.debug(
                 "city.call",
                 method=method,

@@ -12,6 +12,7 @@ from aiogram_dialog import DialogManager, ShowMode, StartMode
 from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
 
 from bot.i18n import Translator
+from bot.metrics import ERRORS
 from domain.errors import DomainError, RelinkRequired
 from handlers.states import MenuSG
 from handlers.texts import error_key
@@ -48,8 +49,16 @@ async def domain_error(event: ErrorEvent, tr: Translator, **data: Any) -> None:
 
 
 async def unexpected(event: ErrorEvent, tr: Translator) -> None:
+    """Tell the resident, then let the error go on: the webhook answers 500 so that Telegram
+    delivers the update again (a failure may be passing, like a database restart), and
+    polling logs it. The de-duplication record of a failed update is dropped for that."""
     log.exception("update.failed", exc_info=event.exception)
-    await _tell(event, tr("error-generic"))
+    ERRORS.inc()
+    try:
+        await _tell(event, tr("error-generic"))
+    except Exception:  # telling may fail too (Telegram down); the original error matters
+        log.warning("update.could_not_tell")
+    raise event.exception
 
 
 def build_router() -> Router:

@@ -14,3 +14,4 @@ pager-next = ›
 level-simple = упрощённая
 level-standard = стандартная
 level-full = полная
+error-too-fast = Не так быстро 🙂 Подождите пару секунд — я всё сделаю.

@@ -112,6 +112,7 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
         "token_encryption_keys": TokenCipher.generate_key(),
         "city_timeout": 2.0,  # generous: a loaded CI machine must not turn into «city down»
         "city_deadline": 3.0,
+        "flood_limit": 0,  # conversations in tests are faster than any thumb
         "_env_file": None,
         **overrides,
     }

@@ -210,17 +210,42 @@ async def prepare_bills_payment(
     """Check the bills against the city's current list and store an intent for their total."""
     session = ResidentSession(resident, auth, uow.residents)
     bills = choose_bills(await city.unpaid_bills(session), bill_ids)
+    intent = await _new_intent(
+        uow,
+        resident,
+        sum(b.amount for b in bills),
+        method_id,
+        now,
+        bill_ids=tuple(b.id for b in bills),
+    )
+    return intent, bills
+
+
+async def _new_intent(
+    uow: UnitOfWork,
+    resident: Resident,
+    amount: int,
+    method_id: str | None,
+    now: datetime,
+    *,
+    bill_ids: tuple[str, ...] = (),
+    requisites: Requisites | None = None,
+    fund_id: str | None = None,
+) -> PaymentIntent:
+    """Store a new intent with a fresh key: what is paid is bills, requisites or a fund."""
     intent = PaymentIntent(
         key=new_key(),
         telegram_user_id=resident.telegram_user_id,
-        bill_ids=tuple(bill.id for bill in bills),
-        amount=sum(bill.amount for bill in bills),
+        bill_ids=bill_ids,
+        amount=amount,
         method_id=method_id,
         created_at=now,
         updated_at=now,
+        requisites=requisites,
+        fund_id=fund_id,
     )
     await uow.payment_intents.add(intent)
-    return intent, bills
+    return intent
 
 
 async def prepare_requisites_payment(
@@ -231,18 +256,7 @@ async def prepare_requisites_payment(
     method_id: str | None,
     now: datetime,
 ) -> PaymentIntent:
-    intent = PaymentIntent(
-        key=new_key(),
-        telegram_user_id=resident.telegram_user_id,
-        bill_ids=(),
-        amount=amount,
-        method_id=method_id,
-        created_at=now,
-        updated_at=now,
-        requisites=requisites,
-    )
-    await uow.payment_intents.add(intent)
-    return intent
+    return await _new_intent(uow, resident, amount, method_id, now, requisites=requisites)
 
 
 async def prepare_donation(
@@ -256,18 +270,7 @@ async def prepare_donation(
     """A donation is paid like a bill; the 50 ₽ minimum is checked before, in the chat."""
     if amount < MIN_DONATION:
         raise DonationTooSmall()
-    intent = PaymentIntent(
-        key=new_key(),
-        telegram_user_id=resident.telegram_user_id,
-        bill_ids=(),
-        amount=amount,
-        method_id=method_id,
-        created_at=now,
-        updated_at=now,
-        fund_id=fund_id,
-    )
-    await uow.payment_intents.add(intent)
-    return intent
+    return await _new_intent(uow, resident, amount, method_id, now, fund_id=fund_id)
 
 
 class DonationTooSmall(DomainError):

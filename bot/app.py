@@ -106,6 +106,7 @@ def build_dispatcher(
     tr: Translator,
     clock: Clock,
     telegram_payments: str | None = None,
+    support_chat_id: int | None = None,
     dedup: DedupStore | None = None,
     flood_limit: int = 10,
 ) -> Dispatcher:
@@ -116,6 +117,7 @@ def build_dispatcher(
         uow_factory=uow_factory,
         clock=clock,
         telegram_payments=telegram_payments,  # the provider token, when Telegram Payments is on
+        support_chat_id=support_chat_id,  # the staff supergroup (forum), when support is on
     )
     dedup = dedup or MemoryDedup()
     # De-duplication runs first of all: a redelivered update must not even wait for a lock.
@@ -213,6 +215,7 @@ async def create_application(
             if settings.payments_provider_token
             else None
         ),
+        support_chat_id=settings.support_chat_id,
         dedup=RedisDedup(storage.redis) if isinstance(storage, RedisStorage) else MemoryDedup(),
         flood_limit=settings.flood_limit,
     )

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
         "city_api_url",
         "bot_api_url",
         "payments_provider_token",
+        "webhook_secret",
+        "support_chat_id",
         mode="before",
     )
     @classmethod

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import structlog
 from aiogram.exceptions import (
+    TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
@@ -28,7 +29,9 @@ from domain.autopaying import tick as autopay_tick
 from domain.errors import DomainError
 from domain.ports import Notification
 from domain.reporting import poll_statuses
+from domain.support import THREAD, dead_lettered
 from handlers.notifications import render
+from handlers.support import ensure_dashboard
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +70,7 @@ async def deliver_notifications(
     for notification in batch:
         assert notification.id is not None
         retry_at, failed, message, skipped = None, False, None, False
+        dead = False  # given up after MAX_ATTEMPTS: staff hear of it on the dashboard
         try:
             if notification.telegram_user_id in blocked:
                 failed = True  # blocked the bot earlier in this batch
@@ -84,7 +88,7 @@ async def deliver_notifications(
                 await uow.notifications.fail_all(notification.telegram_user_id)
                 await uow.commit()
         except (TelegramNetworkError, TelegramServerError):
-            failed = notification.attempts >= MAX_ATTEMPTS
+            failed = dead = notification.attempts >= MAX_ATTEMPTS
             retry_at = now + timedelta(seconds=2**notification.attempts)
         NOTIFICATIONS.labels(
             outcome="sent" if message else "muted" if skipped else "failed" if failed else "retry"
@@ -96,6 +100,8 @@ async def deliver_notifications(
                 delivered += message is not None
             else:
                 await uow.notifications.retry(notification.id, retry_at or now, failed)
+                if dead:
+                    await dead_lettered(uow, notification, now)
             await uow.commit()
     return delivered
 
@@ -107,6 +113,16 @@ async def _muted(app: Application, notification: Notification) -> bool:
         )
 
 
+async def support_dashboard(app: Application, clock: Clock = utc_now) -> None:
+    """The support supergroup's «Dashboard» topic exists (made once, its thread stored) — or,
+    with SUPPORT_CHAT_ID unset, no dashboard is kept and no dashboard event is written."""
+    try:
+        async with app.uow_factory() as uow:
+            await ensure_dashboard(app.bot, uow, app.settings.support_chat_id, app.tr, clock())
+    except TelegramAPIError as error:  # e.g. the bot is not an administrator there yet
+        log.error("support.dashboard_unavailable", error=type(error).__name__)
+
+
 async def run_autopays(app: Application, clock: Clock = utc_now) -> int:
     async with app.uow_factory() as uow:
         await send_reminders(uow, clock())
@@ -116,12 +132,24 @@ async def run_autopays(app: Application, clock: Clock = utc_now) -> int:
 async def _send(app: Application, notification: Notification) -> Message:
     text, markup, photo = render(notification.kind, notification.data, app.tr)
     chat_id = notification.telegram_user_id  # private chats: the chat id is the user id
+    thread = notification.data.get(THREAD)  # a forum topic (the support dashboard)
+    thread_id = thread if isinstance(thread, int) else None
     if photo:
         try:
-            return await app.bot.send_photo(chat_id, photo, caption=text, reply_markup=markup)
+            return await app.bot.send_photo(
+                chat_id, photo, caption=text, reply_markup=markup, message_thread_id=thread_id
+            )
         except TelegramBadRequest:
             log.info("notify.photo_unavailable")  # e.g. a URL Telegram cannot fetch
-    return await app.bot.send_message(chat_id, text, reply_markup=markup)
+    try:
+        return await app.bot.send_message(
+            chat_id, text, reply_markup=markup, message_thread_id=thread_id
+        )
+    except TelegramBadRequest as error:
+        if thread_id is None or "thread not found" not in error.message.lower():
+            raise
+        log.warning("notify.topic_gone")  # staff deleted the topic: «General» still shows it
+        return await app.bot.send_message(chat_id, text, reply_markup=markup)
 
 
 def start_scheduler(app: Application) -> AsyncIOScheduler:
@@ -131,5 +159,13 @@ def start_scheduler(app: Application) -> AsyncIOScheduler:
     scheduler.add_job(poll_reports, "interval", seconds=60, args=[app], max_instances=1)
     scheduler.add_job(reconcile_payments, "interval", minutes=5, args=[app], max_instances=1)
     scheduler.add_job(run_autopays, "interval", seconds=30, args=[app], max_instances=1)
+    scheduler.add_job(  # at once, then again in case the bot was made an admin only later
+        support_dashboard,
+        "interval",
+        minutes=10,
+        args=[app],
+        max_instances=1,
+        next_run_time=datetime.now(MOSCOW),
+    )
     scheduler.start()
     return scheduler

@@ -83,8 +83,9 @@ class ThrottlingMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is None or not isinstance(event, Update):
-            return await handler(event, data)
+        chat = data.get("event_chat")
+        if user is None or not isinstance(event, Update) or (chat and chat.type != "private"):
+            return await handler(event, data)  # residents in private chats only; staff are not
         count = await self._store.hit(f"flood:{user.id}", self._window)
         if count <= self._limit:
             return await handler(event, data)

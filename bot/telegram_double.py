@@ -493,6 +493,9 @@ class LocalTelegram(BaseSession):
         """Commands set by setMyCommands, keyed by "<scope type>:<language code>"."""
         self.menu_buttons: dict[int | None, JsonDict | None] = {}
         self.forum_topics: dict[int, dict[int, str]] = defaultdict(dict)
+        """Topics the bot created, by chat: thread id → name (deleted ones removed)."""
+        self.chat_members: dict[int, dict[int, str]] = defaultdict(dict)
+        """Membership statuses getChatMember answers with, by chat and user ("left" if unset)."""
         self._chats: dict[int, JsonDict] = {}
         self._messages: dict[int, dict[int, _StoredMessage]] = defaultdict(dict)
         self._last_message_id: dict[int, int] = defaultdict(int)
@@ -506,6 +509,7 @@ class LocalTelegram(BaseSession):
         self._open_queries: dict[str, bool] = {}
         self._faults: dict[type[TelegramMethod[Any]], deque[_FaultSpec]] = defaultdict(deque)
         self._blocked: set[int] = set()
+        self._users: dict[int, JsonDict] = {}
         self._handlers = self._build_handlers()
 
     # ---- setup helpers --------------------------------------------------------------------
@@ -618,6 +622,14 @@ class LocalTelegram(BaseSession):
 
     def pending_faults(self, method: type[TelegramMethod[Any]]) -> int:
         return len(self._faults[method])
+
+    def set_member(self, chat_id: int, user: Mapping[str, Any], status: str = "member") -> None:
+        """Make getChatMember answer `status` (creator, administrator, member, restricted,
+        left, kicked) for this user in this chat; the user becomes known."""
+        if status not in _MEMBER_STATUSES:
+            raise ValueError(f"unknown chat member status {status!r}")
+        self._users[int(user["id"])] = dict(user)
+        self.chat_members[chat_id][int(user["id"])] = status
 
     def block_chat(self, chat_id: int) -> None:
         """The resident blocked the bot: every call addressed to the chat is Forbidden."""
@@ -773,6 +785,9 @@ class LocalTelegram(BaseSession):
             methods.CopyMessage: self._copy_message,
             methods.ForwardMessage: self._forward_message,
             methods.CreateForumTopic: self._create_forum_topic,
+            methods.EditForumTopic: self._edit_forum_topic,
+            methods.DeleteForumTopic: self._delete_forum_topic,
+            methods.GetChatMember: self._get_chat_member,
             methods.SetMyCommands: self._set_my_commands,
             methods.SetChatMenuButton: self._set_chat_menu_button,
         }
@@ -818,6 +833,42 @@ class LocalTelegram(BaseSession):
         if call.params.get("icon_custom_emoji_id"):
             topic["icon_custom_emoji_id"] = call.params["icon_custom_emoji_id"]
         return topic
+
+    def _topic(self, params: JsonDict) -> tuple[int, int]:
+        chat_id = self._resolve_chat_id(params["chat_id"])
+        thread_id = int(params["message_thread_id"])
+        if thread_id not in self.forum_topics.get(chat_id, {}):
+            raise _bad_request("message thread not found")
+        return chat_id, thread_id
+
+    async def _edit_forum_topic(self, call: _Call) -> bool:
+        chat_id, thread_id = self._topic(call.params)
+        name = call.params.get("name")
+        if name is not None:
+            if name == self.forum_topics[chat_id][thread_id]:
+                raise _bad_request("TOPIC_NOT_MODIFIED")
+            self.forum_topics[chat_id][thread_id] = name
+        return True
+
+    async def _delete_forum_topic(self, call: _Call) -> bool:
+        """The topic and every message in it are gone (as when staff delete a topic)."""
+        chat_id, thread_id = self._topic(call.params)
+        del self.forum_topics[chat_id][thread_id]
+        for message_id, stored in list(self._messages[chat_id].items()):
+            if message_id == thread_id or stored.payload.get("message_thread_id") == thread_id:
+                del self._messages[chat_id][message_id]
+        return True
+
+    async def _get_chat_member(self, call: _Call) -> JsonDict:
+        chat_id = self._resolve_chat_id(call.params["chat_id"])
+        user_id = int(call.params["user_id"])
+        user = self._users.get(user_id) or {
+            "id": user_id,
+            "is_bot": False,
+            "first_name": f"User {user_id}",
+        }
+        status = self.chat_members.get(chat_id, {}).get(user_id, "left")
+        return _chat_member(status, user)
 
     async def _answer_callback_query(self, call: _Call) -> bool:
         query_id = str(call.params["callback_query_id"])
@@ -942,6 +993,13 @@ class LocalTelegram(BaseSession):
     def _store_bot_message(self, call: _Call, content: JsonDict, *, html: str) -> _StoredMessage:
         params = call.params
         chat_id = self._resolve_chat_id(params["chat_id"])
+        thread_id = params.get("message_thread_id")
+        if (
+            thread_id
+            and chat_id in self.forum_topics
+            and thread_id not in self.forum_topics[chat_id]
+        ):
+            raise _bad_request("message thread not found")
         inline, reply_keyboard = self._split_markup(chat_id, params.get("reply_markup"))
         payload: JsonDict = {
             "message_id": self._allocate_message_id(chat_id),
@@ -1164,6 +1222,32 @@ _TEXT_KEYS = (
     "caption_entities",
     *_MEDIA_KINDS,
 )
+
+
+_MEMBER_STATUSES = ("creator", "administrator", "member", "restricted", "left", "kicked")
+
+
+def _chat_member(status: str, user: JsonDict) -> JsonDict:
+    """Bot API ``ChatMember`` JSON of the given status. The fields that status requires are
+    read from aiogram's model, so a newer Bot API's rights are filled in too: an administrator
+    may do everything, a restricted member nothing."""
+    from aiogram import types
+
+    model: Any = {
+        "creator": types.ChatMemberOwner,
+        "administrator": types.ChatMemberAdministrator,
+        "member": types.ChatMemberMember,
+        "restricted": types.ChatMemberRestricted,
+        "left": types.ChatMemberLeft,
+        "kicked": types.ChatMemberBanned,
+    }[status]
+    member: JsonDict = {"status": status, "user": dict(user)}
+    fixed = {"can_be_edited": False, "is_anonymous": False, "is_member": True, "until_date": 0}
+    for name, info in model.model_fields.items():
+        if name in member or not info.is_required():
+            continue
+        member[name] = fixed.get(name, status == "administrator")
+    return member
 
 
 def _fault_error(spec: _FaultSpec) -> _ApiError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from domain import support
 from domain.accounts import Resident
 from domain.autopay import (
     MOSCOW,
@@ -236,6 +237,8 @@ async def _finish(
             ),
             now,
         )
+    if status is RunStatus.FAILED:  # retries used up or the card expired: staff hear of it
+        await support.autopay_failed(uow, autopay, run, now)
     _next(autopay, now)
     await uow.autopays.save(autopay)
     await uow.commit()

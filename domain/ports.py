@@ -294,6 +294,7 @@ class UnitOfWork(Protocol):
     notifications: NotificationRepository
     autopays: AutopayRepository
     notification_settings: NotificationSettings
+    support: SupportRepository
 
     async def __aenter__(self) -> Self: ...
 
@@ -311,3 +312,60 @@ class UnitOfWork(Protocol):
 
 class City(CityAuth, CityApi, CityPayments, CityCharity, CityReports, Protocol):
     """The whole city platform as one adapter offers it (city/client.py)."""
+
+
+@dataclass(slots=True)
+class SupportTopic:
+    """A resident's own topic in the support supergroup. `id` is the internal number staff
+    see in the topic's name and give to /resident; it says nothing about the resident."""
+
+    id: int
+    chat_id: int
+    telegram_user_id: int
+    thread_id: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """The «Dashboard» topic of the support supergroup: events staff must act on."""
+
+    chat_id: int
+    thread_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SupportStats:
+    linked_residents: int
+    payments_today: int
+    paid_today: int  # kopecks
+    reports_today: int
+    failed_notifications: int
+
+
+class SupportRepository(Protocol):
+    async def topic_of(self, chat_id: int, telegram_user_id: int, now: datetime) -> SupportTopic:
+        """The resident's topic in this chat; made on first contact (without a thread yet)."""
+        ...
+
+    async def by_thread(self, chat_id: int, thread_id: int) -> SupportTopic | None: ...
+
+    async def get(self, topic_id: int) -> SupportTopic | None: ...
+
+    async def set_thread(self, topic_id: int, thread_id: int, name: str, now: datetime) -> None: ...
+
+    async def dashboard(self) -> Dashboard | None: ...
+
+    async def keep_dashboard(self, chat_id: int | None) -> None:
+        """Forget the dashboards of every other chat (None: of all chats)."""
+        ...
+
+    async def add_dashboard(self, dashboard: Dashboard, now: datetime) -> Dashboard:
+        """Store it unless the chat has one already; returns the stored one."""
+        ...
+
+    async def stats(self, since: datetime) -> SupportStats: ...
+
+    async def counts(self, telegram_user_id: int) -> tuple[int, int]:
+        """(own reports, autopays) of a resident."""
+        ...

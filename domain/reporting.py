@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from domain import support
 from domain.accounts import Resident
 from domain.errors import DomainError, NotFound
 from domain.ports import City, Notification, Place, TrackedReport, UnitOfWork
@@ -97,6 +98,7 @@ async def send_report(
     report_id = await city.create_report(resident.city_account_id, draft, media_urls)
     await uow.tracked_reports.track(TrackedReport(resident.telegram_user_id, report_id), now)
     await uow.drafts.delete(resident.telegram_user_id)
+    await support.report_sent(uow, report_id, draft, now)  # to the staff dashboard
     await uow.commit()
     return await city.report(report_id)
 

@@ -23,6 +23,7 @@ from handlers import (
     reports,
     settings,
     start,
+    support,
     telegram_pay,
     uin,
 )
@@ -34,7 +35,9 @@ def build_router() -> Router:
     root = Router(name="root")
     root.include_routers(
         errors.build_router(),
+        support.build_staff_router(),  # the staff supergroup's messages stop here
         start.build_router(),
+        support.build_router(),  # ahead of receipts: photos in support are not receipts
         receipts.build_router(),
         telegram_pay.build_router(),
         my_reports.build_router(),
@@ -54,6 +57,7 @@ def build_router() -> Router:
         settings.build_dialog(),
         receipts.build_dialog(),
         account.build_dialog(),
+        support.build_dialog(),
         fallback.build_router(),
     )
     return root

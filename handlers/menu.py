@@ -28,6 +28,7 @@ from handlers.states import (
     PointsSG,
     ReportSG,
     SettingsSG,
+    SupportSG,
     UinSG,
     UnlinkSG,
 )
@@ -36,12 +37,18 @@ from handlers.widgets import HintOnText, Tr
 
 
 async def menu_getter(
-    dialog_manager: DialogManager, tr: Translator, resident: Resident | None = None, **_: Any
+    dialog_manager: DialogManager,
+    tr: Translator,
+    resident: Resident | None = None,
+    support_chat_id: int | None = None,
+    **_: Any,
 ) -> dict[str, Any]:
+    support = support_chat_id is not None  # «Поддержка» only where staff can answer
     if resident is None:
-        return {"linked": False}
+        return {"linked": False, "support": support}
     return {
         "linked": True,
+        "support": support,
         "name": resident.masked_name,
         "level": tr(LEVEL_KEYS[resident.account_level]),
     }
@@ -87,6 +94,7 @@ def build_dialog() -> Dialog:
             Start(Tr("menu-autopay"), id="autopay", state=AutopaySG.list, when=F["linked"]),
             Start(Tr("menu-settings"), id="settings", state=SettingsSG.main, when=F["linked"]),
             Button(Tr("menu-link"), id="link", on_click=on_link, when=~F["linked"]),
+            Start(Tr("menu-support"), id="support", state=SupportSG.chat, when=F["support"]),
             Start(Tr("menu-unlink"), id="unlink", state=UnlinkSG.confirm, when=F["linked"]),
             HintOnText(),
             getter=menu_getter,

@@ -19,8 +19,10 @@ from domain.errors import NotFound
 from domain.money import format_rub
 from domain.ports import UnitOfWork
 from domain.reports import ReportStatus
+from domain.support import DASHBOARD_KINDS
 from handlers.autopay import SERVICE_KEYS
 from handlers.my_reports import STATUS_KEYS, answer_keyboard
+from handlers.support import render_dashboard
 
 # Kinds the resident may turn off in «Настройки»; urgent notifications come regardless.
 SETTING_KINDS = {
@@ -56,6 +58,8 @@ def render(
     kind: str, data: dict[str, Any], tr: Translator
 ) -> tuple[str, InlineKeyboardMarkup | None, str | None]:
     """(text, buttons, photo URL) for a notification; unknown kinds raise KeyError."""
+    if kind in DASHBOARD_KINDS:  # for staff, in the support supergroup's dashboard topic
+        return render_dashboard(kind, data, tr), None, None
     if kind == "report_status":
         status = ReportStatus(data["status"])
         text = tr(

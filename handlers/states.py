@@ -107,3 +107,7 @@ class AutopaySG(StatesGroup):
 
 class SettingsSG(StatesGroup):
     main = State()
+
+
+class SupportSG(StatesGroup):
+    chat = State()

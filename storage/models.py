@@ -196,3 +196,32 @@ class NotificationSettingsRow(Base):
 
     telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     muted: Mapped[list[str]] = mapped_column(JSON)
+
+
+class SupportTopicRow(Base):
+    """A resident's topic in the support supergroup. `id` is the internal number in the
+    topic's name; the thread is set once Telegram has created the topic."""
+
+    __tablename__ = "support_topics"
+    __table_args__ = (
+        UniqueConstraint("telegram_user_id", "chat_id"),
+        UniqueConstraint("chat_id", "thread_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    thread_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SupportDashboardRow(Base):
+    """The «Dashboard» topic of the support supergroup (one row: the configured chat's)."""
+
+    __tablename__ = "support_dashboards"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    thread_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

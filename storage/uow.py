@@ -13,6 +13,7 @@ from storage.notifications import SqlNotificationRepository
 from storage.payment_intents import SqlPaymentIntentRepository
 from storage.reports import SqlDraftRepository, SqlTrackedReportRepository
 from storage.residents import SqlResidentRepository
+from storage.support import SqlSupportRepository
 from storage.token_cipher import TokenCipher
 
 
@@ -25,6 +26,7 @@ class SqlUnitOfWork:
     notifications: SqlNotificationRepository
     autopays: SqlAutopayRepository
     notification_settings: SqlNotificationSettings
+    support: SqlSupportRepository
 
     def __init__(self, sessionmaker: async_sessionmaker[Any], cipher: TokenCipher) -> None:
         self._sessionmaker = sessionmaker
@@ -41,6 +43,7 @@ class SqlUnitOfWork:
         self.notifications = SqlNotificationRepository(self._session)
         self.autopays = SqlAutopayRepository(self._session)
         self.notification_settings = SqlNotificationSettings(self._session)
+        self.support = SqlSupportRepository(self._session)
         return self
 
     async def __aexit__(

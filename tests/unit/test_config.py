@@ -17,7 +17,8 @@ SETTINGS = [
     "BOT_TOKEN", "BOT_API_URL", "DATABASE_URL", "REDIS_URL", "CITY_API_URL", "CITY_CLIENT_ID",
     "CITY_CLIENT_SECRET", "CITY_TIMEOUT", "CITY_DEADLINE", "SANDBOX_PORT",
     "TOKEN_ENCRYPTION_KEYS", "PUBLIC_BASE_URL", "WEB_HOST", "WEB_PORT", "SUPPORT_CHAT_ID",
-    "LOG_LEVEL", "LOG_FORMAT", "DATA_DIR",
+    "LOG_LEVEL", "LOG_FORMAT", "DATA_DIR", "WEBHOOK_SECRET", "FLOOD_LIMIT", "OPEN311_API_KEY",
+    "PAYMENTS_PROVIDER_TOKEN",
 ]  # fmt: skip
 
 
@@ -87,3 +88,11 @@ def test_the_process_stops_with_one_line(tmp_path: Path) -> None:
         "Invalid setting DATABASE_URL: use sqlite+aiosqlite:///path or "
         "postgresql+asyncpg://user@host/db"
     ]
+
+
+def test_empty_optional_settings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("BOT_TOKEN", "REDIS_URL", "SUPPORT_CHAT_ID", "WEBHOOK_SECRET"):
+        monkeypatch.setenv(name, "")
+    settings = load_settings()
+    assert settings.bot_token is None and settings.redis_url is None
+    assert settings.support_chat_id is None and settings.webhook_secret is None

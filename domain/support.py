@@ -1,0 +1,217 @@
+"""Support: each resident's questions in a topic of their own in the staff supergroup, a
+«Dashboard» topic with the events staff must act on, and the figures of staff commands.
+
+Nothing personal goes to the supergroup: a topic is named by the masked name and an internal
+number; dashboard events carry what staff need to act (a report's place, an autopay's number)
+and never a phone, a resident's address, card data or a token. Phone- and card-like numbers a
+resident types are masked before their message is passed on."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from domain.accounts import AccountLevel
+from domain.autopay import MOSCOW, Autopay, AutopayRun
+from domain.ports import Dashboard, Notification, SupportStats, SupportTopic, UnitOfWork
+from domain.reports import Draft
+
+DASHBOARD_REPORT = "dashboard_report"
+DASHBOARD_AUTOPAY_FAILED = "dashboard_autopay_failed"
+DASHBOARD_DEAD_LETTER = "dashboard_dead_letter"
+DASHBOARD_KINDS = frozenset({DASHBOARD_REPORT, DASHBOARD_AUTOPAY_FAILED, DASHBOARD_DEAD_LETTER})
+THREAD = "message_thread_id"  # in a notification's data: the forum topic to post it in
+MAP_URL = "https://yandex.ru/maps/?pt={long},{lat}&z=17"
+MASK = "•••"
+
+_PHONE = re.compile(
+    r"(?<![\d+])(?:\+7|8|7)[\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}(?!\d)"  # Russian
+    r"|\+\d[\d\s()-]{8,}\d"  # international, with a plus
+)
+_CARD = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+
+
+def mask_personal(text: str) -> tuple[str, bool]:
+    """Phone numbers and card numbers (those passing the Luhn check) replaced by •••; the
+    second value says whether anything was masked. UINs and accounts (20+ digits) stay."""
+
+    def card(match: re.Match[str]) -> str:
+        return MASK if _luhn_ok(re.sub(r"\D", "", match.group())) else match.group()
+
+    masked = _PHONE.sub(MASK, _CARD.sub(card, text))
+    return masked, masked != text
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+# ---- the resident's topic -------------------------------------------------------------------
+
+
+async def topic_of(
+    uow: UnitOfWork, chat_id: int, telegram_user_id: int, now: datetime
+) -> SupportTopic:
+    """The resident's topic, its internal number given on first contact (committed)."""
+    topic = await uow.support.topic_of(chat_id, telegram_user_id, now)
+    await uow.commit()
+    return topic
+
+
+async def remember_thread(
+    uow: UnitOfWork, topic: SupportTopic, thread_id: int, name: str, now: datetime
+) -> SupportTopic:
+    await uow.support.set_thread(topic.id, thread_id, name, now)
+    await uow.commit()
+    topic.thread_id, topic.name = thread_id, name
+    return topic
+
+
+async def topic_in_thread(uow: UnitOfWork, chat_id: int, thread_id: int) -> SupportTopic | None:
+    """The resident whose topic this is; None for «General», the dashboard or foreign topics."""
+    return await uow.support.by_thread(chat_id, thread_id)
+
+
+# ---- the dashboard ----------------------------------------------------------------------------
+
+
+async def current_dashboard(uow: UnitOfWork, chat_id: int | None) -> Dashboard | None:
+    """The dashboard of the configured support chat; dashboards of any other chat (or all of
+    them when support is off) are forgotten, so no event is posted where support moved away."""
+    await uow.support.keep_dashboard(chat_id)
+    dashboard = await uow.support.dashboard()
+    await uow.commit()
+    return dashboard
+
+
+async def keep_dashboard(uow: UnitOfWork, dashboard: Dashboard, now: datetime) -> Dashboard:
+    """Store a newly created dashboard topic; another replica's, stored first, wins."""
+    stored = await uow.support.add_dashboard(dashboard, now)
+    await uow.commit()
+    return stored
+
+
+async def _post(
+    uow: UnitOfWork, kind: str, key: str, data: dict[str, object], now: datetime
+) -> bool:
+    """Write a dashboard event to the outbox in the caller's transaction (no commit here)."""
+    dashboard = await uow.support.dashboard()
+    if dashboard is None:  # no support chat configured
+        return False
+    return await uow.notifications.add_once(
+        Notification(
+            telegram_user_id=dashboard.chat_id,
+            kind=kind,
+            data={THREAD: dashboard.thread_id, **data},
+            dedupe_key=f"dashboard:{key}",
+            urgent=True,  # staff are not residents: no quiet hours
+        ),
+        now,
+    )
+
+
+async def report_sent(uow: UnitOfWork, report_id: str, draft: Draft, now: datetime) -> bool:
+    """A new «Наш город» report: theme, the problem's place, a map link, the photo count.
+    Neither the resident nor their description (it may hold a phone number)."""
+    point = draft.point
+    return await _post(
+        uow,
+        DASHBOARD_REPORT,
+        f"report:{report_id}",
+        {
+            "report_id": report_id,
+            "theme": draft.theme_name or "",
+            "address": draft.address or "",
+            "map_url": MAP_URL.format(long=point.long, lat=point.lat) if point else "",
+            "photos": len(draft.photos),
+        },
+        now,
+    )
+
+
+async def autopay_failed(uow: UnitOfWork, autopay: Autopay, run: AutopayRun, now: datetime) -> bool:
+    """An autopay that failed for good: which one, what for, how much and why — not the card."""
+    return await _post(
+        uow,
+        DASHBOARD_AUTOPAY_FAILED,
+        f"autopay:{autopay.id}:{run.period}",
+        {
+            "autopay_id": autopay.id,
+            "period": run.period,
+            "kind": autopay.kind.value,
+            "fund_name": autopay.fund_name,
+            "bill_kind": autopay.bill_kind.value if autopay.bill_kind else None,
+            "amount": run.amount if run.amount is not None else autopay.amount,
+            "limit": autopay.limit,
+            "attempts": run.attempts,
+            "failure": run.failure,
+        },
+        now,
+    )
+
+
+async def dead_lettered(uow: UnitOfWork, notification: Notification, now: datetime) -> bool:
+    """A notification given up after its retries (its text is not repeated here). A dashboard
+    event that could not be posted is not posted about again."""
+    if notification.kind in DASHBOARD_KINDS or notification.id is None:
+        return False
+    return await _post(
+        uow,
+        DASHBOARD_DEAD_LETTER,
+        f"dead:{notification.id}",
+        {
+            "notification_id": notification.id,
+            "kind": notification.kind,
+            "attempts": notification.attempts,
+        },
+        now,
+    )
+
+
+# ---- staff commands -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentCard:
+    """What /resident shows: no phone, address, card or token."""
+
+    topic_id: int
+    linked: bool
+    masked_name: str | None = None
+    account_level: AccountLevel | None = None
+    linked_at: datetime | None = None
+    reports: int = 0
+    autopays: int = 0
+
+
+def start_of_day(now: datetime) -> datetime:
+    """Midnight in Moscow, the staff's «today»."""
+    return datetime.combine(now.astimezone(MOSCOW).date(), time.min, MOSCOW)
+
+
+async def stats(uow: UnitOfWork, now: datetime) -> SupportStats:
+    return await uow.support.stats(start_of_day(now))
+
+
+async def resident_card(uow: UnitOfWork, topic_id: int) -> ResidentCard | None:
+    topic = await uow.support.get(topic_id)
+    if topic is None:
+        return None
+    resident = await uow.residents.get(topic.telegram_user_id)
+    reports, autopays = await uow.support.counts(topic.telegram_user_id)
+    if resident is None:
+        return ResidentCard(topic_id, linked=False, reports=reports, autopays=autopays)
+    return ResidentCard(
+        topic_id,
+        linked=True,
+        masked_name=resident.masked_name,
+        account_level=resident.account_level,
+        linked_at=resident.linked_at,
+        reports=reports,
+        autopays=autopays,
+    )

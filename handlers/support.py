@@ -1,0 +1,414 @@
+"""«Поддержка»: a live hand-off to people, in the same chat.
+
+Residents: «Поддержка» in the menu; what they write then (text, photos, files, voice) is copied
+into a forum topic of their own in the staff supergroup (SUPPORT_CHAT_ID), made on first
+contact and named by the masked name and an internal number only («Мария В. · #42»).
+
+Staff, in the supergroup: a message in a resident's topic is copied to the resident's chat,
+with a button to answer; /stats and /resident <number> give figures without personal data.
+Only members of the supergroup (getChatMember: creator, administrator, member) are heard;
+anyone else gets no answer at all. A «Dashboard» topic, made once, receives the outbox's
+dashboard events (rendered by `render_dashboard`).
+
+The bot must be an administrator of the supergroup with «Manage topics»: that is what lets
+it create topics, and an administrator bot receives every message, not only commands.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime
+from typing import Any
+
+import structlog
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatMemberStatus, ContentType
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.filters import Command, CommandObject, Filter
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
+from aiogram_dialog.api.internal import CONTEXT_KEY
+from aiogram_dialog.widgets.kbd import Button
+
+from bot.i18n import Translator
+from domain import support
+from domain.accounts import Resident
+from domain.autopay import AutopayKind
+from domain.bills import BillKind
+from domain.money import format_rub
+from domain.ports import Dashboard, SupportTopic, UnitOfWork
+from handlers.autopay import SERVICE_KEYS
+from handlers.states import MenuSG, SupportSG
+from handlers.texts import LEVEL_KEYS, format_date
+from handlers.widgets import Tr
+
+log = structlog.get_logger(__name__)
+
+STAFF = frozenset(
+    {ChatMemberStatus.CREATOR, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER}
+)
+# What is passed on between a resident and their topic. Contacts, locations and venues are
+# not: a phone number or a home address has no place in the staff channel.
+COPYABLE = frozenset(
+    {
+        ContentType.TEXT,
+        ContentType.PHOTO,
+        ContentType.DOCUMENT,
+        ContentType.VIDEO,
+        ContentType.ANIMATION,
+        ContentType.AUDIO,
+        ContentType.VOICE,
+        ContentType.VIDEO_NOTE,
+        ContentType.STICKER,
+    }
+)
+REFUSED = frozenset({ContentType.CONTACT, ContentType.LOCATION, ContentType.VENUE})
+ANSWER = "support:answer"  # callback data of «Ответить» under a staff reply
+TOPIC_NAME_MAX = 128  # Telegram's limit for a forum topic's name
+FAILURE_KEYS = {
+    "declined": "dashboard-failure-declined",
+    "insufficient_funds": "dashboard-failure-funds",
+    "expired_card": "dashboard-failure-card-expired",
+}
+
+
+# ---- topics ---------------------------------------------------------------------------------
+
+
+def topic_name(tr: Translator, resident: Resident | None, number: int) -> str:
+    name = resident.masked_name if resident else tr("support-topic-resident")
+    return tr("support-topic-name", name=name, number=str(number))[:TOPIC_NAME_MAX]
+
+
+async def ensure_dashboard(
+    bot: Bot, uow: UnitOfWork, chat_id: int | None, tr: Translator, now: datetime
+) -> Dashboard | None:
+    """The «Dashboard» topic of the configured chat, created once; None when support is off
+    (and then no dashboard is kept, so no event is written for a chat no longer ours)."""
+    dashboard = await support.current_dashboard(uow, chat_id)
+    if chat_id is None or dashboard is not None:
+        return dashboard
+    topic = await bot.create_forum_topic(chat_id, tr("support-dashboard-name"))
+    stored = await support.keep_dashboard(uow, Dashboard(chat_id, topic.message_thread_id), now)
+    if stored.thread_id != topic.message_thread_id:  # another replica made one first
+        with suppress(TelegramAPIError):
+            await bot.delete_forum_topic(chat_id, topic.message_thread_id)
+    return stored
+
+
+async def _new_thread(
+    bot: Bot, uow: UnitOfWork, topic: SupportTopic, name: str, now: datetime
+) -> SupportTopic:
+    created = await bot.create_forum_topic(topic.chat_id, name)
+    log.info("support.topic_created", topic=topic.id)
+    return await support.remember_thread(uow, topic, created.message_thread_id, name, now)
+
+
+async def _resident_topic(
+    bot: Bot, data: dict[str, Any], chat_id: int, user_id: int
+) -> SupportTopic:
+    uow: UnitOfWork = data["uow"]
+    tr: Translator = data["tr"]
+    now = data["clock"]()
+    topic = await support.topic_of(uow, chat_id, user_id, now)
+    name = topic_name(tr, data.get("resident"), topic.id)
+    if topic.thread_id is None:
+        await ensure_dashboard(bot, uow, chat_id, tr, now)  # the first contact: set up, once
+        return await _new_thread(bot, uow, topic, name, now)
+    if topic.name != name:  # linked or unlinked since: the topic's name follows
+        with suppress(TelegramBadRequest):
+            await bot.edit_forum_topic(chat_id, topic.thread_id, name=name)
+        topic = await support.remember_thread(uow, topic, topic.thread_id, name, now)
+    return topic
+
+
+def _thread_gone(error: TelegramBadRequest) -> bool:
+    return "thread not found" in error.message.lower()
+
+
+async def _copy_in(bot: Bot, message: Message, chat_id: int, thread_id: int) -> bool:
+    """Copy one resident message into their topic; phone and card numbers are masked.
+    True when something was masked."""
+    text = message.text if message.text is not None else message.caption
+    clean, masked = support.mask_personal(text) if text else ("", False)
+    if masked and message.text is not None:
+        await bot.send_message(chat_id, clean, message_thread_id=thread_id, parse_mode=None)
+    elif masked:
+        await bot.copy_message(
+            chat_id,
+            message.chat.id,
+            message.message_id,
+            message_thread_id=thread_id,
+            caption=clean,
+            parse_mode=None,
+        )
+    else:
+        await bot.copy_message(
+            chat_id, message.chat.id, message.message_id, message_thread_id=thread_id
+        )
+    return masked
+
+
+async def pass_on(bot: Bot, data: dict[str, Any], user_id: int, messages: list[Message]) -> bool:
+    """The resident's messages into their topic (made or made again if staff deleted it).
+    True when something was masked."""
+    chat_id: int = data["support_chat_id"]
+    topic = await _resident_topic(bot, data, chat_id, user_id)
+    masked = False
+    for message in messages:
+        assert topic.thread_id is not None
+        try:
+            masked |= await _copy_in(bot, message, chat_id, topic.thread_id)
+        except TelegramBadRequest as error:
+            if not _thread_gone(error):
+                raise
+            name = topic_name(data["tr"], data.get("resident"), topic.id)
+            topic = await _new_thread(bot, data["uow"], topic, name, data["clock"]())
+            assert topic.thread_id is not None
+            masked |= await _copy_in(bot, message, chat_id, topic.thread_id)
+    return masked
+
+
+# ---- the resident's side -------------------------------------------------------------------
+
+
+class InSupport(Filter):
+    """A resident's message while «Поддержка» is open. Checked ahead of the receipts router,
+    which would otherwise take every photo for a receipt to read; a payment's service message
+    or a command goes on to its own handler."""
+
+    async def __call__(self, message: Message, **data: Any) -> bool:
+        context = data.get(CONTEXT_KEY)
+        if context is None or context.state != SupportSG.chat:
+            return False
+        if message.content_type not in COPYABLE | REFUSED:
+            return False
+        return not (message.text or "").startswith("/")
+
+
+async def on_resident_message(message: Message, dialog_manager: DialogManager) -> None:
+    data = dialog_manager.middleware_data
+    tr: Translator = data["tr"]
+    messages: list[Message] = data.get("album") or [message]
+    problem: str | None = None
+    if data.get("support_chat_id") is None or message.from_user is None:
+        problem = "support-unavailable"
+    elif any(m.content_type not in COPYABLE for m in messages):
+        problem = "support-not-passed"
+    else:
+        assert message.bot is not None
+        try:
+            if await pass_on(message.bot, data, message.from_user.id, messages):
+                await message.answer(tr("support-masked"))
+        except TelegramAPIError as error:  # the bot is not (or no longer) an admin there, …
+            log.error("support.pass_on_failed", error=type(error).__name__)
+            problem = "support-unavailable"
+    if problem is not None:
+        await message.answer(tr(problem))
+    # The window comes back below the resident's message.
+    await dialog_manager.update({"sent": True} if problem is None else {}, ShowMode.SEND)
+
+
+async def support_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    return {"sent": bool(dialog_manager.dialog_data.get("sent"))}
+
+
+async def on_leave(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    await manager.start(MenuSG.main, mode=StartMode.RESET_STACK)
+
+
+async def on_answer(callback: CallbackQuery, dialog_manager: DialogManager) -> None:
+    """«Ответить» under a staff reply: back into support, wherever the resident was."""
+    await callback.answer()
+    await dialog_manager.start(SupportSG.chat, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+
+
+def build_dialog() -> Dialog:
+    return Dialog(
+        Window(
+            Tr("support-intro", when=~F["sent"]),
+            Tr("support-sent", when=F["sent"]),
+            Button(Tr("support-leave"), id="leave", on_click=on_leave),
+            getter=support_getter,
+            state=SupportSG.chat,
+        ),
+        name="support",
+    )
+
+
+def build_router() -> Router:
+    """The resident's messages while in support, and «Ответить» under a staff reply (the
+    window itself is `build_dialog`). Goes before the receipts router."""
+    router = Router(name="support")
+    router.message.register(on_resident_message, F.chat.type == "private", InSupport())
+    router.callback_query.register(on_answer, F.data == ANSWER, F.message.chat.type == "private")
+    return router
+
+
+# ---- the staff's side ----------------------------------------------------------------------
+
+
+class SupportChat(Filter):
+    """Messages of the configured support supergroup."""
+
+    async def __call__(self, message: Message, support_chat_id: int | None = None) -> bool:
+        return support_chat_id is not None and message.chat.id == support_chat_id
+
+
+class Staff(Filter):
+    """A member of the supergroup (or an anonymous administrator posting as the group)."""
+
+    async def __call__(self, message: Message, bot: Bot) -> bool:
+        if message.sender_chat is not None:
+            return message.sender_chat.id == message.chat.id
+        if message.from_user is None:
+            return False
+        try:
+            member = await bot.get_chat_member(message.chat.id, message.from_user.id)
+        except TelegramAPIError as error:
+            log.warning("support.member_check_failed", error=type(error).__name__)
+            return False
+        return member.status in STAFF
+
+
+def _answer_button(tr: Translator) -> InlineKeyboardMarkup:
+    button = InlineKeyboardButton(text=tr("support-answer"), callback_data=ANSWER)
+    return InlineKeyboardMarkup(inline_keyboard=[[button]])
+
+
+async def on_staff_message(message: Message, bot: Bot, uow: UnitOfWork, tr: Translator) -> None:
+    """A staff message in a resident's topic goes to the resident's chat."""
+    if message.message_thread_id is None or message.content_type not in COPYABLE:
+        return
+    if (message.text or "").startswith("/"):
+        return  # a command (for another bot, or mistyped) is never passed on
+    topic = await support.topic_in_thread(uow, message.chat.id, message.message_thread_id)
+    if topic is None:  # «General», the dashboard, or a topic the bot did not make
+        return
+    try:
+        await bot.copy_message(
+            topic.telegram_user_id,
+            message.chat.id,
+            message.message_id,
+            reply_markup=_answer_button(tr),
+        )
+    except TelegramForbiddenError:
+        await message.reply(tr("support-resident-blocked"))
+    except TelegramBadRequest as error:
+        log.warning("support.reply_failed", error=error.message)
+
+
+async def on_stats(
+    message: Message, uow: UnitOfWork, tr: Translator, clock: Callable[[], datetime]
+) -> None:
+    stats = await support.stats(uow, clock())
+    await message.answer(
+        tr(
+            "support-stats",
+            residents=stats.linked_residents,
+            payments=stats.payments_today,
+            paid=format_rub(stats.paid_today),
+            reports=stats.reports_today,
+            failed=stats.failed_notifications,
+        )
+    )
+
+
+async def on_resident(
+    message: Message, command: CommandObject, uow: UnitOfWork, tr: Translator
+) -> None:
+    """/resident 42, or /resident alone inside a resident's topic."""
+    argument = (command.args or "").strip().removeprefix("#")
+    number: int | None = None
+    if argument.isdigit() and len(argument) <= 18:
+        number = int(argument)
+    elif not argument and message.is_topic_message and message.message_thread_id:
+        topic = await support.topic_in_thread(uow, message.chat.id, message.message_thread_id)
+        number = topic.id if topic else None
+    if number is None:
+        await message.answer(tr("support-resident-usage"))
+        return
+    card = await support.resident_card(uow, number)
+    if card is None:
+        await message.answer(tr("support-resident-unknown", number=str(number)))
+    elif not card.linked or card.account_level is None or card.linked_at is None:
+        await message.answer(
+            tr(
+                "support-resident-unlinked",
+                number=str(number),
+                reports=card.reports,
+                autopays=card.autopays,
+            )
+        )
+    else:
+        await message.answer(
+            tr(
+                "support-resident-card",
+                number=str(number),
+                name=html.escape(card.masked_name or ""),
+                level=tr(LEVEL_KEYS[card.account_level]),
+                linked=format_date(card.linked_at.date()),
+                reports=card.reports,
+                autopays=card.autopays,
+            )
+        )
+
+
+async def ignore(_message: Message) -> None:
+    """Whatever else happens in the supergroup (service messages, non-members, «General»)
+    is not for the bot: no answer, and no other router (menus, /start) sees it."""
+
+
+def build_staff_router() -> Router:
+    """Goes first among the routers: the supergroup's messages end here."""
+    router = Router(name="support_staff")
+    router.message.filter(SupportChat())
+    router.message.register(on_stats, Command("stats"), Staff())
+    router.message.register(on_resident, Command("resident"), Staff())
+    router.message.register(on_staff_message, F.is_topic_message, Staff())
+    router.message.register(ignore)
+    return router
+
+
+# ---- dashboard events (the outbox renders them through handlers/notifications) --------------
+
+
+def render_dashboard(kind: str, data: dict[str, Any], tr: Translator) -> str:
+    """The text of a dashboard event; values are escaped (the bot speaks HTML)."""
+
+    def text(name: str) -> str:
+        return html.escape(str(data.get(name) or ""))
+
+    if kind == support.DASHBOARD_REPORT:
+        return tr(
+            "dashboard-report",
+            number=text("report_id"),
+            theme=text("theme"),
+            address=text("address") or "—",
+            map=text("map_url") or "—",
+            photos=int(data.get("photos") or 0),
+        )
+    if kind == support.DASHBOARD_AUTOPAY_FAILED:
+        if data.get("kind") == AutopayKind.BILL and data.get("bill_kind"):
+            what = tr("autopay-what-bill", service=tr(SERVICE_KEYS[BillKind(data["bill_kind"])]))
+        else:
+            what = tr("autopay-what-fund", fund=text("fund_name"))
+        return tr(
+            "dashboard-autopay-failed",
+            number=text("autopay_id"),
+            period=text("period"),
+            what=what,
+            amount=format_rub(int(data.get("amount") or 0)),
+            attempts=int(data.get("attempts") or 0),
+            reason=tr(FAILURE_KEYS.get(str(data.get("failure")), "dashboard-failure-other")),
+        )
+    if kind == support.DASHBOARD_DEAD_LETTER:
+        return tr(
+            "dashboard-dead-letter",
+            number=text("notification_id"),
+            kind=text("kind"),
+            attempts=int(data.get("attempts") or 0),
+        )
+    raise KeyError(kind)

@@ -1,0 +1,49 @@
+# «Поддержка»: the resident's side, the staff supergroup, the dashboard topic.
+
+menu-support = 💬 Поддержка
+support-intro =
+    Напишите свой вопрос — ответит сотрудник, здесь же, в этом чате. Можно приложить фото или файл.
+
+    Не присылайте номер телефона, адрес и данные карты: для ответа они не нужны.
+support-sent = ✅ Передали сотруднику. Ответ придёт сюда, в этот чат. Можно дописать ещё.
+support-masked = Номер телефона или карты мы скрыли — сотруднику он не нужен.
+support-not-passed = Это не передать: пришлите текст, фото или файл. Телефон, адрес и геопозицию присылать не нужно.
+support-unavailable = Поддержка сейчас недоступна. Попробуйте чуть позже.
+support-leave = Выйти из поддержки
+support-answer = ✏️ Ответить
+
+support-topic-name = { $name } · #{ $number }
+support-topic-resident = Житель
+support-dashboard-name = Dashboard
+support-resident-blocked = Житель заблокировал бота — ответ не доставлен.
+support-stats =
+    Сегодня (по Москве):
+    • привязанных жителей: { $residents }
+    • оплат прошло: { $payments } на { $paid }
+    • обращений «Наш город» отправлено: { $reports }
+    • уведомлений не доставлено (всего): { $failed }
+support-resident-usage = Укажите номер жителя: /resident 42 — он есть в названии темы.
+support-resident-unknown = Жителя #{ $number } нет.
+support-resident-unlinked =
+    Житель #{ $number }: аккаунт mos.ru не привязан.
+    Обращений: { $reports }, автоплатежей: { $autopays }.
+support-resident-card =
+    Житель #{ $number }: { $name }
+    Учётная запись: { $level }, привязана { $linked }.
+    Обращений: { $reports }, автоплатежей: { $autopays }.
+
+dashboard-report =
+    📣 Новое обращение «Наш город» № { $number }
+    Тема: { $theme }
+    Адрес: { $address }
+    Карта: { $map }
+    Фото: { $photos }
+dashboard-autopay-failed =
+    ⚠️ Автоплатёж № { $number } не прошёл ({ $period }), попыток: { $attempts }.
+    { $what }, { $amount }.
+    Причина: { $reason }.
+dashboard-failure-declined = банк отклонил списание
+dashboard-failure-funds = недостаточно средств
+dashboard-failure-card-expired = срок действия карты истёк
+dashboard-failure-other = платёж не прошёл
+dashboard-dead-letter = 📭 Уведомление № { $number } ({ $kind }) не доставлено после { $attempts } попыток.

@@ -21,7 +21,7 @@ from aiogram.types import Message
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import Application, Clock, reconcile_payments, utc_now
-from bot.metrics import NOTIFICATIONS
+from bot.metrics import AUTOPAY_RUNS, NOTIFICATIONS
 from bot.ratelimit import SendLimiter
 from domain.autopay import MOSCOW
 from domain.autopaying import send_reminders
@@ -124,9 +124,13 @@ async def support_dashboard(app: Application, clock: Clock = utc_now) -> None:
 
 
 async def run_autopays(app: Application, clock: Clock = utc_now) -> int:
+    outcomes: list[str] = []
     async with app.uow_factory() as uow:
         await send_reminders(uow, clock())
-        return await autopay_tick(uow, app.city, clock())
+        processed = await autopay_tick(uow, app.city, clock(), outcomes)
+    for outcome in outcomes:
+        AUTOPAY_RUNS.labels(outcome=outcome).inc()
+    return processed
 
 
 async def _send(app: Application, notification: Notification) -> Message:

@@ -114,16 +114,22 @@ def _describe(autopay: Autopay, **extra: object) -> dict[str, object]:
     }
 
 
-async def tick(uow: UnitOfWork, city: City, now: datetime) -> int:
-    """Charge every due autopay once for its period. Returns how many were processed."""
+async def tick(
+    uow: UnitOfWork, city: City, now: datetime, outcomes: list[str] | None = None
+) -> int:
+    """Charge every due autopay once for its period. Returns how many were processed; each
+    one's outcome (a RunStatus value, or "unavailable") is appended to `outcomes`."""
     claimed = await uow.autopays.claim_due(now, TICK_BATCH)
     await uow.commit()  # the lease is taken; another scheduler skips these
     for autopay in claimed:
         assert autopay.id is not None
         try:
-            await _process(uow, city, autopay, now)
+            outcome = await _process(uow, city, autopay, now)
         except (CityUnavailable, RelinkRequired, NotFound):
             await uow.rollback()  # the run stays STARTED: the next tick resends its key
+            outcome = "unavailable"
+        if outcomes is not None:
+            outcomes.append(outcome)
         # Released after the work, not in `finally`: a scheduler that dies keeps the lease
         # until it expires, and whoever takes over finds the run and its key.
         await uow.autopays.release(autopay.id)
@@ -131,22 +137,21 @@ async def tick(uow: UnitOfWork, city: City, now: datetime) -> int:
     return len(claimed)
 
 
-async def _process(uow: UnitOfWork, city: City, autopay: Autopay, now: datetime) -> None:
+async def _process(uow: UnitOfWork, city: City, autopay: Autopay, now: datetime) -> str:
     assert autopay.id is not None
     period = autopay.period
     run = await uow.autopays.run_for(autopay.id, period, run_key(autopay.id, period, 1), now)
     if run.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.OVER_LIMIT):
         _next(autopay, now)  # done earlier (a repeated tick): only the schedule moves on
         await uow.autopays.save(autopay)
-        return
+        return "already_done"
     resident = await uow.residents.get(autopay.telegram_user_id)
     if resident is None:  # unlinked: nothing can be charged any more
         autopay.status = AutopayStatus.PAUSED
         await uow.autopays.save(autopay)
-        return
+        return "paused"
     if autopay.skip_period == period:
-        await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
-        return
+        return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
     session = ResidentSession(resident, city, uow.residents)
     bill_ids: list[str] = []
     amount = autopay.amount
@@ -158,13 +163,13 @@ async def _process(uow: UnitOfWork, city: City, autopay: Autopay, now: datetime)
             and (not autopay.payer_code or b.payer_code == autopay.payer_code)
         ]
         if not bills:
-            await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
-            return
+            return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
         bill_ids, amount = [bills[0].id], bills[0].amount
         if autopay.limit is not None and amount > autopay.limit:
             run.amount = amount
-            await _finish(uow, autopay, run, RunStatus.OVER_LIMIT, now, notify="autopay_over_limit")
-            return
+            return await _finish(
+                uow, autopay, run, RunStatus.OVER_LIMIT, now, notify="autopay_over_limit"
+            )
     assert amount is not None
     if run.status is not RunStatus.STARTED or run.attempts == 0:
         run.attempts += 1  # a new attempt (first, or a retry after a decline) gets a new key
@@ -184,11 +189,10 @@ async def _process(uow: UnitOfWork, city: City, autopay: Autopay, now: datetime)
             fund_id=autopay.fund_id,
         )
     except (BillAlreadyPaid, AmountChanged):
-        await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
-        return
+        return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
     if payment.status is PaymentStatus.SUCCEEDED:
         receipt = payment.receipt.number if payment.receipt else ""
-        await _finish(
+        return await _finish(
             uow, autopay, run, RunStatus.SUCCEEDED, now, notify="autopay_paid", receipt=receipt
         )
     elif payment.status in RETRYABLE and run.attempts <= RETRY_DAYS:
@@ -197,6 +201,7 @@ async def _process(uow: UnitOfWork, city: City, autopay: Autopay, now: datetime)
         autopay.retry_tomorrow(now)
         await uow.autopays.save(autopay)
         await uow.commit()
+        return RunStatus.RETRYING.value
     else:
         run.failure = payment.status.value
         kind = (
@@ -204,7 +209,7 @@ async def _process(uow: UnitOfWork, city: City, autopay: Autopay, now: datetime)
             if payment.status is PaymentStatus.EXPIRED_CARD
             else "autopay_failed"
         )
-        await _finish(uow, autopay, run, RunStatus.FAILED, now, notify=kind, urgent=True)
+        return await _finish(uow, autopay, run, RunStatus.FAILED, now, notify=kind, urgent=True)
 
 
 def _next(autopay: Autopay, now: datetime) -> None:
@@ -222,7 +227,7 @@ async def _finish(
     notify: str | None,
     urgent: bool = False,
     **extra: object,
-) -> None:
+) -> str:
     """Record the run, write the notification and move the schedule, in one transaction."""
     run.status = status
     await uow.autopays.save_run(run, now)
@@ -242,3 +247,4 @@ async def _finish(
     _next(autopay, now)
     await uow.autopays.save(autopay)
     await uow.commit()
+    return status.value

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiogram.methods import SendMessage
+from prometheus_client import REGISTRY
 
 from bot.conversation import Conversation
 from bot.jobs import deliver_notifications, run_autopays
@@ -16,6 +17,15 @@ from domain.ports import Notification
 from tests.flows.conftest import Harness
 
 MSK = timezone(timedelta(hours=3))
+METRICS = [
+    ("autopay_runs_total", {"outcome": "succeeded"}),
+    ("payments_total", {"outcome": "201"}),
+    ("notifications_total", {"outcome": "sent"}),
+]
+
+
+def sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def ledger(harness: Harness) -> list[dict[str, Any]]:
@@ -59,10 +69,13 @@ async def test_reminder_skip_then_the_next_period_is_charged(harness: Harness) -
     assert await ledger(harness) == []  # skipped: nothing charged for November
 
     harness.clock.now = datetime(2026, 12, 25, 10, 0, 5, tzinfo=MSK)
+    before = {name: sample(name, labels) for name, labels in METRICS}
     await run_autopays(harness.app, harness.clock)
     charges = await ledger(harness)
     assert [c["amount"] for c in charges] == [15_000]
     await deliver_notifications(harness.app, harness.clock, limiter)
+    for name, labels in METRICS:  # the charge and its notification show in /metrics
+        assert sample(name, labels) == before[name] + 1, name
     assert "Автоплатёж: Помощь фонду" in chat.last_text and "списано 150,00 ₽" in chat.last_text
 
 

@@ -20,6 +20,7 @@ from domain.autopay import (
     AutopayRun,
     AutopayStatus,
     RunStatus,
+    Schedule,
     next_due,
     run_key,
 )
@@ -248,3 +249,30 @@ async def _finish(
     await uow.autopays.save(autopay)
     await uow.commit()
     return status.value
+
+
+async def change(
+    uow: UnitOfWork,
+    resident: Resident,
+    autopay_id: int,
+    now: datetime,
+    *,
+    money: int | None = None,
+    schedule: Schedule | None = None,
+) -> Autopay:
+    """A new amount (FIXED) or limit (BILL), or a new day: from the next charge on."""
+    autopay = await own_autopay(uow, resident, autopay_id)
+    if money is not None:
+        if autopay.kind is AutopayKind.FIXED:
+            if money < MIN_DONATION:
+                raise AutopayTooSmall()
+            autopay.amount = money
+        else:
+            autopay.limit = money
+    if schedule is not None:
+        autopay.schedule = schedule
+        autopay.next_due_at = next_due(schedule, now)
+        autopay.retry_period = None
+    await uow.autopays.save(autopay)
+    await uow.commit()
+    return autopay

@@ -25,7 +25,7 @@ from domain.autopay import (
     Schedule,
     next_due,
 )
-from domain.autopaying import own_autopay, set_status, set_up
+from domain.autopaying import change, own_autopay, set_status, set_up
 from domain.bills import BillKind, unpaid_bills
 from domain.charity import MIN_DONATION, funds
 from domain.errors import DomainError
@@ -95,6 +95,18 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         **describe(ctx.tr, autopay),
     )
     return {"text": text, "active": active}
+
+
+async def on_edit_money(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    ctx = Ctx(manager)
+    autopay = await own_autopay(ctx.uow, ctx.linked, manager.dialog_data["autopay"])
+    manager.dialog_data.update(editing=autopay.id, kind=autopay.kind.value)
+    await manager.switch_to(AutopaySG.money)
+
+
+async def on_edit_day(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    manager.dialog_data["editing"] = manager.dialog_data["autopay"]
+    await manager.switch_to(AutopaySG.frequency)
 
 
 def _status(status: AutopayStatus) -> Any:
@@ -179,6 +191,12 @@ async def on_weekly(_c: CallbackQuery, _b: Button, manager: DialogManager) -> No
 
 async def _after_schedule(manager: DialogManager) -> None:
     data = manager.dialog_data
+    if data.get("editing"):  # a new day for an existing autopay
+        ctx = Ctx(manager)
+        schedule = Schedule(Frequency(data["frequency"]), int(data["day"]))
+        await change(ctx.uow, ctx.linked, data.pop("editing"), ctx.clock(), schedule=schedule)
+        await manager.switch_to(AutopaySG.card, show_mode=ShowMode.SEND)
+        return
     prefilled = data.get("kind") == AutopayKind.FIXED and data.get("amount")
     await manager.switch_to(
         AutopaySG.method if prefilled else AutopaySG.money, show_mode=ShowMode.SEND
@@ -220,6 +238,12 @@ async def on_money(message: Message, _w: MessageInput, manager: DialogManager) -
         amount = 0
     if amount <= 0 or (not bill and amount < MIN_DONATION):
         await message.answer(ctx.tr("autopay-limit-bad" if bill else "autopay-amount-bad"))
+        return
+    if manager.dialog_data.get("editing"):  # a new amount or limit for an existing autopay
+        await change(
+            ctx.uow, ctx.linked, manager.dialog_data.pop("editing"), ctx.clock(), money=amount
+        )
+        await manager.switch_to(AutopaySG.card, show_mode=ShowMode.SEND)
         return
     manager.dialog_data["limit" if bill else "amount"] = amount
     await manager.switch_to(AutopaySG.method, show_mode=ShowMode.SEND)
@@ -305,6 +329,8 @@ def build_dialog() -> Dialog:
                 on_click=_status(AutopayStatus.ACTIVE),
                 when=~F["active"],
             ),
+            Button(Tr("autopay-edit-money"), id="money", on_click=on_edit_money),
+            Button(Tr("autopay-edit-day"), id="day", on_click=on_edit_day),
             Button(Tr("autopay-delete"), id="delete", on_click=_status(AutopayStatus.DELETED)),
             SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.list),
             HintOnText(),

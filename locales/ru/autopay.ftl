@@ -80,3 +80,5 @@ settings-report-status = Ответы по обращениям
 settings-autopay-reminder = Напоминания об автоплатежах
 settings-autopay-result = Результаты автоплатежей
 settings-urgent-note = Срочные сообщения (отказ банка, истёкшая карта) приходят всегда.
+autopay-edit-money = ✏️ Сумма или лимит
+autopay-edit-day = ✏️ День списания

@@ -90,6 +90,15 @@ async def test_pause_and_resume(harness: Harness) -> None:
     await chat.press("Возобновить")
     assert "Статус: включён" in chat.last_text
 
+    await chat.press("Сумма или лимит")  # change the amount…
+    assert "Нужна сумма не меньше 50 ₽" in (await chat.send("10")).text
+    await chat.send("250")
+    assert "250,00 ₽" in chat.last_text and "каждое 5-е число" in chat.last_text
+    await chat.press("День списания")  # …and the day
+    await chat.press("Раз в неделю")
+    await chat.press("пятница")
+    assert "каждую неделю, пятница" in chat.last_text and "250,00 ₽" in chat.last_text
+
 
 async def note(harness: Harness, chat: Conversation, key: str, *, urgent: bool = False) -> None:
     assert harness.app is not None

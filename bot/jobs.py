@@ -17,10 +17,11 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import Message
+from aiogram.types import BufferedInputFile, Message
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import Application, Clock, reconcile_payments, utc_now
+from bot.charts import payments_chart
 from bot.metrics import AUTOPAY_RUNS, NOTIFICATIONS
 from bot.ratelimit import SendLimiter
 from domain.autopay import MOSCOW
@@ -29,7 +30,7 @@ from domain.autopaying import tick as autopay_tick
 from domain.errors import DomainError
 from domain.ports import Notification
 from domain.reporting import poll_statuses
-from domain.support import THREAD, dead_lettered
+from domain.support import DASHBOARD_DIGEST, THREAD, dead_lettered, post_digest
 from handlers.notifications import render
 from handlers.support import ensure_dashboard
 
@@ -138,6 +139,12 @@ async def _send(app: Application, notification: Notification) -> Message:
     chat_id = notification.telegram_user_id  # private chats: the chat id is the user id
     thread = notification.data.get(THREAD)  # a forum topic (the support dashboard)
     thread_id = thread if isinstance(thread, int) else None
+    if notification.kind == DASHBOARD_DIGEST:  # the chart is drawn when it is sent
+        series = notification.data.get("series")
+        chart = BufferedInputFile(
+            payments_chart(series if isinstance(series, list) else []), "7days.png"
+        )
+        return await app.bot.send_photo(chat_id, chart, caption=text, message_thread_id=thread_id)
     if photo:
         try:
             return await app.bot.send_photo(
@@ -156,6 +163,11 @@ async def _send(app: Application, notification: Notification) -> Message:
         return await app.bot.send_message(chat_id, text, reply_markup=markup)
 
 
+async def post_daily_digest(app: Application, clock: Clock = utc_now) -> bool:
+    async with app.uow_factory() as uow:
+        return await post_digest(uow, clock())
+
+
 def start_scheduler(app: Application) -> AsyncIOScheduler:
     """Started inside the running loop; jobs take only the app (nothing to pickle)."""
     scheduler = AsyncIOScheduler(timezone="Europe/Moscow")
@@ -163,6 +175,9 @@ def start_scheduler(app: Application) -> AsyncIOScheduler:
     scheduler.add_job(poll_reports, "interval", seconds=60, args=[app], max_instances=1)
     scheduler.add_job(reconcile_payments, "interval", minutes=5, args=[app], max_instances=1)
     scheduler.add_job(run_autopays, "interval", seconds=30, args=[app], max_instances=1)
+    # Every 10 minutes: written once a day after 09:00 Moscow time (its dedupe key), so a
+    # restart or a replica that was down at nine still gets the digest out.
+    scheduler.add_job(post_daily_digest, "interval", minutes=10, args=[app], max_instances=1)
     scheduler.add_job(  # at once, then again in case the bot was made an admin only later
         support_dashboard,
         "interval",

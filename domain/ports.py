@@ -343,7 +343,22 @@ class SupportStats:
     failed_notifications: int
 
 
+@dataclass(frozen=True, slots=True)
+class DayFigures:
+    """One day for the staff digest (counts and kopecks; nobody in particular)."""
+
+    links: int
+    payments: int
+    paid: int
+    donations: int
+    donated: int
+    reports: int
+    failures: int
+
+
 class SupportRepository(Protocol):
+    async def day_figures(self, start: datetime, end: datetime) -> DayFigures: ...
+
     async def topic_of(self, chat_id: int, telegram_user_id: int, now: datetime) -> SupportTopic:
         """The resident's topic in this chat; made on first contact (without a thread yet)."""
         ...

@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from domain.accounts import AccountLevel
 from domain.autopay import MOSCOW, Autopay, AutopayRun
-from domain.ports import Dashboard, Notification, SupportStats, SupportTopic, UnitOfWork
+from domain.ports import (
+    Dashboard,
+    DayFigures,
+    Notification,
+    SupportStats,
+    SupportTopic,
+    UnitOfWork,
+)
 from domain.reports import Draft
 
 DASHBOARD_REPORT = "dashboard_report"
 DASHBOARD_AUTOPAY_FAILED = "dashboard_autopay_failed"
 DASHBOARD_DEAD_LETTER = "dashboard_dead_letter"
-DASHBOARD_KINDS = frozenset({DASHBOARD_REPORT, DASHBOARD_AUTOPAY_FAILED, DASHBOARD_DEAD_LETTER})
+DASHBOARD_DIGEST = "dashboard_digest"
+DASHBOARD_KINDS = frozenset(
+    {DASHBOARD_REPORT, DASHBOARD_AUTOPAY_FAILED, DASHBOARD_DEAD_LETTER, DASHBOARD_DIGEST}
+)
 THREAD = "message_thread_id"  # in a notification's data: the forum topic to post it in
 MAP_URL = "https://yandex.ru/maps/?pt={long},{lat}&z=17"
 MASK = "•••"
@@ -215,3 +225,36 @@ async def resident_card(uow: UnitOfWork, topic_id: int) -> ResidentCard | None:
         reports=reports,
         autopays=autopays,
     )
+
+
+DIGEST_HOUR = 9  # Moscow time
+DIGEST_DAYS = 7
+
+
+async def post_digest(uow: UnitOfWork, now: datetime) -> bool:
+    """The morning digest for staff: yesterday's figures and the last 7 days for a chart.
+    Written once per day (its dedupe key), however often the job runs and on however many
+    replicas; nothing before 09:00 Moscow time."""
+    local = now.astimezone(MOSCOW)
+    if local.hour < DIGEST_HOUR:
+        return False
+    today = datetime.combine(local.date(), time.min, MOSCOW)
+    days = []
+    for back in range(DIGEST_DAYS, 0, -1):
+        start = today - timedelta(days=back)
+        figures = await uow.support.day_figures(start, start + timedelta(days=1))
+        days.append((start.date().isoformat(), figures))
+    day, yesterday = days[-1]
+    posted = await _post(
+        uow,
+        DASHBOARD_DIGEST,
+        f"digest:{day}",
+        {
+            "day": day,
+            **{name: getattr(yesterday, name) for name in DayFigures.__slots__},
+            "series": [[d, f.paid + f.donated, f.payments + f.donations] for d, f in days],
+        },
+        now,
+    )
+    await uow.commit()
+    return posted

@@ -381,6 +381,18 @@ def render_dashboard(kind: str, data: dict[str, Any], tr: Translator) -> str:
     def text(name: str) -> str:
         return html.escape(str(data.get(name) or ""))
 
+    if kind == support.DASHBOARD_DIGEST:
+        return tr(
+            "dashboard-digest",
+            day=text("day"),
+            links=int(data.get("links") or 0),
+            payments=int(data.get("payments") or 0),
+            paid=format_rub(int(data.get("paid") or 0)),
+            donations=int(data.get("donations") or 0),
+            donated=format_rub(int(data.get("donated") or 0)),
+            reports=int(data.get("reports") or 0),
+            failures=int(data.get("failures") or 0),
+        )
     if kind == support.DASHBOARD_REPORT:
         return tr(
             "dashboard-report",

@@ -10,9 +10,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.payments import IntentStatus
-from domain.ports import Dashboard, SupportStats, SupportTopic
+from domain.ports import Dashboard, DayFigures, SupportStats, SupportTopic
 from storage.models import (
     AutopayRow,
+    AutopayRunRow,
     NotificationRow,
     PaymentIntentRow,
     ResidentRow,
@@ -114,6 +115,61 @@ class SqlSupportRepository:
             paid_today=int(paid[1] or 0),
             reports_today=reports,
             failed_notifications=failed,
+        )
+
+    async def day_figures(self, start: datetime, end: datetime) -> DayFigures:
+        links = await self._scalar(
+            select(func.count(ResidentRow.id)).where(
+                ResidentRow.linked_at >= start, ResidentRow.linked_at < end
+            )
+        )
+        succeeded = (
+            PaymentIntentRow.status == IntentStatus.SUCCEEDED.value,
+            PaymentIntentRow.updated_at >= start,
+            PaymentIntentRow.updated_at < end,
+        )
+        bills = (
+            await self._session.execute(
+                select(func.count(PaymentIntentRow.id), func.sum(PaymentIntentRow.amount)).where(
+                    *succeeded, PaymentIntentRow.fund_id.is_(None)
+                )
+            )
+        ).one()
+        gifts = (
+            await self._session.execute(
+                select(func.count(PaymentIntentRow.id), func.sum(PaymentIntentRow.amount)).where(
+                    *succeeded, PaymentIntentRow.fund_id.is_not(None)
+                )
+            )
+        ).one()
+        reports = await self._scalar(
+            select(func.count(TrackedReportRow.id)).where(
+                TrackedReportRow.own.is_(True),
+                TrackedReportRow.created_at >= start,
+                TrackedReportRow.created_at < end,
+            )
+        )
+        failures = await self._scalar(
+            select(func.count(NotificationRow.id)).where(
+                NotificationRow.status == "failed",
+                NotificationRow.created_at >= start,
+                NotificationRow.created_at < end,
+            )
+        ) + await self._scalar(
+            select(func.count(AutopayRunRow.id)).where(
+                AutopayRunRow.status == "failed",
+                AutopayRunRow.updated_at >= start,
+                AutopayRunRow.updated_at < end,
+            )
+        )
+        return DayFigures(
+            links=links,
+            payments=int(bills[0] or 0),
+            paid=int(bills[1] or 0),
+            donations=int(gifts[0] or 0),
+            donated=int(gifts[1] or 0),
+            reports=reports,
+            failures=failures,
         )
 
     async def counts(self, telegram_user_id: int) -> tuple[int, int]:

@@ -47,3 +47,11 @@ dashboard-failure-funds = недостаточно средств
 dashboard-failure-card-expired = срок действия карты истёк
 dashboard-failure-other = платёж не прошёл
 dashboard-dead-letter = 📭 Уведомление № { $number } ({ $kind }) не доставлено после { $attempts } попыток.
+dashboard-digest =
+    📊 Итоги за { $day }
+    Новых привязок: { $links }
+    Платежей: { $payments } на { $paid }
+    Пожертвований: { $donations } на { $donated }
+    Обращений «Наш город»: { $reports }
+    Сбоев (уведомления, автоплатежи): { $failures }
+    На графике — сумма платежей и пожертвований за 7 дней.

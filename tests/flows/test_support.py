@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiogram.methods import GetChatMember, SendMessage
+from aiogram.methods import GetChatMember, SendMessage, SendPhoto
 
 from bot.conversation import Conversation, Reply
-from bot.jobs import deliver_notifications, run_autopays, support_dashboard
+from bot.jobs import deliver_notifications, post_daily_digest, run_autopays, support_dashboard
 from bot.ratelimit import MemoryLimiter
 from bot.telegram_double import ChatMessage, Fault
 from city.sandbox import SandboxServer
@@ -24,6 +24,7 @@ from domain.ports import Notification
 from domain.reports import Draft
 from tests.contract.sandbox_client import FakeClock
 from tests.flows.conftest import LINKED_MENU, Harness, _harness, settings_for
+from tests.flows.test_payments import bill_buttons
 from tests.flows.test_reports import ARBAT_10, photo, start_pothole
 
 SUPPORT_CHAT = -1001234567890
@@ -430,3 +431,31 @@ async def test_the_dashboard_is_made_once_and_forgotten_when_support_is_off(
     assert dashboard(harness) == []
     async with harness.app.uow_factory() as uow:
         assert await uow.support.dashboard() is None
+
+
+async def test_the_morning_digest_is_posted_once_with_a_chart(support_harness: Harness) -> None:
+    harness = support_harness
+    assert harness.app is not None
+    await support_dashboard(harness.app, harness.clock)
+    chat = harness.chat()
+    await harness.link(chat)
+    await chat.press("Мои счета")
+    await chat.press(bill_buttons(chat)[0])
+    await chat.press("Оплатить выбранные")
+    await chat.press("Оплатить")  # one payment today: it shows in tomorrow's digest
+
+    tomorrow = harness.clock.now + timedelta(days=1)
+    harness.clock.now = tomorrow.replace(hour=8, minute=59)
+    assert not await post_daily_digest(harness.app, harness.clock)  # not before 09:00
+    harness.clock.now = tomorrow.replace(hour=9, minute=5)
+    assert await post_daily_digest(harness.app, harness.clock)
+    assert not await post_daily_digest(harness.app, harness.clock)  # once a day
+    await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
+
+    photos = [c for c in harness.telegram.calls if isinstance(c, SendPhoto)]
+    assert len(photos) == 1 and photos[0].chat_id == SUPPORT_CHAT
+    caption = str(photos[0].caption)
+    assert "Новых привязок: 1" in caption and "Платежей: 1 на" in caption
+    assert "Мария" not in caption and "4242" not in caption
+    chart = photos[0].photo
+    assert getattr(chart, "data", b"")[:8] == b"\x89PNG\r\n\x1a\n"

@@ -14,6 +14,7 @@ from PIL import Image
 
 from bot.conversation import Conversation
 from bot.jobs import deliver_notifications, poll_reports
+from bot.ratelimit import MemoryLimiter
 from tests.flows.conftest import Harness
 
 TVERSKAYA_7 = (55.7577, 37.6107)  # the sandbox's seed: an open pothole report is here
@@ -174,16 +175,16 @@ async def test_each_status_change_is_told_exactly_once(harness: Harness) -> None
     )
     await poll_reports(harness.app, harness.clock)
     await asyncio.gather(
-        deliver_notifications(harness.app, harness.clock),
-        deliver_notifications(harness.app, harness.clock),
+        deliver_notifications(harness.app, harness.clock, MemoryLimiter()),
+        deliver_notifications(harness.app, harness.clock, MemoryLimiter()),
     )
-    await deliver_notifications(harness.app, harness.clock)
+    await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
     told = [t for t in chat.history if t.startswith(f"Обращение № {number} «")]
     assert len(told) == 1 and "в работе" in told[0]
 
     await advance(harness, number, to="answered", status_notes="Яму заделали")
     await poll_reports(harness.app, harness.clock)
-    await deliver_notifications(harness.app, harness.clock)
+    await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
     told = [t for t in chat.history if t.startswith(f"Обращение № {number} «")]
     assert len(told) == 2 and "Яму заделали" in told[1]
     assert chat.buttons == ["✅ Подтвердить", "❌ Не устранено"]
@@ -198,7 +199,7 @@ async def test_not_fixed_goes_back_to_work(harness: Harness) -> None:
     assert harness.app is not None
     await advance(harness, number, to="answered", status_notes="Выполнено")
     await poll_reports(harness.app, harness.clock)
-    await deliver_notifications(harness.app, harness.clock)
+    await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
     await chat.press("Не устранено")
     assert "Что не так?" in chat.last_text
     await chat.send("Яма на месте")
@@ -216,7 +217,7 @@ async def test_after_fifteen_days_the_buttons_are_gone(harness: Harness) -> None
     assert harness.app is not None
     await advance(harness, number, to="answered", status_notes="Выполнено")
     await poll_reports(harness.app, harness.clock)
-    await deliver_notifications(harness.app, harness.clock)
+    await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
     later = harness.clock.now + timedelta(days=16)
     harness.clock.now = later
     await harness.sandbox_call("PUT", "/sandbox/clock", json={"now": later.isoformat()})

@@ -30,7 +30,14 @@ from domain.autopaying import tick as autopay_tick
 from domain.errors import DomainError
 from domain.ports import Notification
 from domain.reporting import poll_statuses
-from domain.support import DASHBOARD_DIGEST, THREAD, dead_lettered, post_digest
+from domain.support import (
+    DASHBOARD_DIGEST,
+    THREAD,
+    dead_lettered,
+    payment_errors_seen,
+    platform_seen,
+    post_digest,
+)
 from handlers.notifications import render
 from handlers.support import ensure_dashboard
 
@@ -164,6 +171,18 @@ async def _send(app: Application, notification: Notification) -> Message:
         return await app.bot.send_message(chat_id, text, reply_markup=markup)
 
 
+async def watch_platform(app: Application, clock: Clock = utc_now) -> None:
+    """Every minute: is the city platform there, and are payments going unanswered?"""
+    try:
+        await app.city.ping()
+        reachable = True
+    except DomainError:
+        reachable = False
+    async with app.uow_factory() as uow:
+        await platform_seen(uow, reachable, clock())
+        await payment_errors_seen(uow, clock())
+
+
 async def post_daily_digest(app: Application, clock: Clock = utc_now) -> bool:
     async with app.uow_factory() as uow:
         return await post_digest(uow, clock())
@@ -179,6 +198,7 @@ def start_scheduler(app: Application) -> AsyncIOScheduler:
     # Every 10 minutes: written once a day after 09:00 Moscow time (its dedupe key), so a
     # restart or a replica that was down at nine still gets the digest out.
     scheduler.add_job(post_daily_digest, "interval", minutes=10, args=[app], max_instances=1)
+    scheduler.add_job(watch_platform, "interval", minutes=1, args=[app], max_instances=1)
     scheduler.add_job(  # at once, then again in case the bot was made an admin only later
         support_dashboard,
         "interval",

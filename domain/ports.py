@@ -359,6 +359,14 @@ class DayFigures:
 class SupportRepository(Protocol):
     async def day_figures(self, start: datetime, end: datetime) -> DayFigures: ...
 
+    async def platform_changed(self, reachable: bool, now: datetime) -> bool:
+        """Record the platform's state; True only for the one caller that changed it."""
+        ...
+
+    async def unanswered_payments(self, since: datetime) -> int:
+        """Payments the platform never answered (left submitted, or closed as not submitted)."""
+        ...
+
     async def topic_of(self, chat_id: int, telegram_user_id: int, now: datetime) -> SupportTopic:
         """The resident's topic in this chat; made on first contact (without a thread yet)."""
         ...

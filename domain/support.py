@@ -28,8 +28,17 @@ DASHBOARD_REPORT = "dashboard_report"
 DASHBOARD_AUTOPAY_FAILED = "dashboard_autopay_failed"
 DASHBOARD_DEAD_LETTER = "dashboard_dead_letter"
 DASHBOARD_DIGEST = "dashboard_digest"
+DASHBOARD_PLATFORM = "dashboard_platform"
+DASHBOARD_PAYMENT_ERRORS = "dashboard_payment_errors"
 DASHBOARD_KINDS = frozenset(
-    {DASHBOARD_REPORT, DASHBOARD_AUTOPAY_FAILED, DASHBOARD_DEAD_LETTER, DASHBOARD_DIGEST}
+    {
+        DASHBOARD_REPORT,
+        DASHBOARD_AUTOPAY_FAILED,
+        DASHBOARD_DEAD_LETTER,
+        DASHBOARD_DIGEST,
+        DASHBOARD_PLATFORM,
+        DASHBOARD_PAYMENT_ERRORS,
+    }
 )
 THREAD = "message_thread_id"  # in a notification's data: the forum topic to post it in
 MAP_URL = "https://yandex.ru/maps/?pt={long},{lat}&z=17"
@@ -256,5 +265,39 @@ async def post_digest(uow: UnitOfWork, now: datetime) -> bool:
         },
         now,
     )
+    await uow.commit()
+    return posted
+
+
+PAYMENT_ERRORS_WINDOW = timedelta(minutes=15)
+PAYMENT_ERRORS_SPIKE = 5  # unanswered payments in the window that staff should look at
+
+
+async def platform_seen(uow: UnitOfWork, reachable: bool, now: datetime) -> bool:
+    """The city platform went away or came back: posted once per change (the one replica whose
+    conditional update changed the stored state posts it)."""
+    changed = await uow.support.platform_changed(reachable, now)
+    posted = False
+    if changed:
+        posted = await _post(
+            uow,
+            DASHBOARD_PLATFORM,
+            f"platform:{'up' if reachable else 'down'}:{now.isoformat()}",
+            {"reachable": reachable, "at": now.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M")},
+            now,
+        )
+    await uow.commit()
+    return posted
+
+
+async def payment_errors_seen(uow: UnitOfWork, now: datetime) -> bool:
+    """Many payments without an answer from the platform lately: one event per hour at most."""
+    count = await uow.support.unanswered_payments(now - PAYMENT_ERRORS_WINDOW)
+    posted = False
+    if count >= PAYMENT_ERRORS_SPIKE:
+        hour = now.astimezone(MOSCOW).strftime("%Y-%m-%dT%H")
+        posted = await _post(
+            uow, DASHBOARD_PAYMENT_ERRORS, f"payment-errors:{hour}", {"count": count}, now
+        )
     await uow.commit()
     return posted

@@ -416,6 +416,11 @@ def render_dashboard(kind: str, data: dict[str, Any], tr: Translator) -> str:
             attempts=int(data.get("attempts") or 0),
             reason=tr(FAILURE_KEYS.get(str(data.get("failure")), "dashboard-failure-other")),
         )
+    if kind == support.DASHBOARD_PLATFORM:
+        key = "dashboard-platform-up" if data.get("reachable") else "dashboard-platform-down"
+        return tr(key, at=text("at"))
+    if kind == support.DASHBOARD_PAYMENT_ERRORS:
+        return tr("dashboard-payment-errors", count=int(data.get("count") or 0))
     if kind == support.DASHBOARD_DEAD_LETTER:
         return tr(
             "dashboard-dead-letter",

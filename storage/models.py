@@ -225,3 +225,13 @@ class SupportDashboardRow(Base):
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     thread_id: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PlatformHealthRow(Base):
+    """The city platform as last seen by the health job: one row, changed by one replica."""
+
+    __tablename__ = "platform_health"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reachable: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)

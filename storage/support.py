@@ -16,6 +16,7 @@ from storage.models import (
     AutopayRunRow,
     NotificationRow,
     PaymentIntentRow,
+    PlatformHealthRow,
     ResidentRow,
     SupportDashboardRow,
     SupportTopicRow,
@@ -170,6 +171,30 @@ class SqlSupportRepository:
             donated=int(gifts[1] or 0),
             reports=reports,
             failures=failures,
+        )
+
+    async def platform_changed(self, reachable: bool, now: datetime) -> bool:
+        dialect = self._session.bind.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        await self._session.execute(  # the first sighting is "reachable": nothing to report
+            insert(PlatformHealthRow)
+            .values(id=1, reachable=True, changed_at=now)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        result = await self._session.execute(
+            update(PlatformHealthRow)
+            .where(PlatformHealthRow.id == 1, PlatformHealthRow.reachable.is_not(reachable))
+            .values(reachable=reachable, changed_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def unanswered_payments(self, since: datetime) -> int:
+        return await self._scalar(
+            select(func.count(PaymentIntentRow.id)).where(
+                PaymentIntentRow.updated_at >= since,
+                (PaymentIntentRow.status == IntentStatus.SUBMITTED.value)
+                | (PaymentIntentRow.failure == "not_submitted"),
+            )
         )
 
     async def counts(self, telegram_user_id: int) -> tuple[int, int]:

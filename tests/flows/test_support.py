@@ -459,3 +459,50 @@ async def test_the_morning_digest_is_posted_once_with_a_chart(support_harness: H
     assert "Мария" not in caption and "4242" not in caption
     chart = photos[0].photo
     assert getattr(chart, "data", b"")[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_the_platform_going_away_and_back_is_posted_once_each(
+    support_harness: Harness,
+) -> None:
+    from bot.jobs import watch_platform
+
+    harness = support_harness
+    assert harness.app is not None
+    await support_dashboard(harness.app, harness.clock)
+    await watch_platform(harness.app, harness.clock)  # reachable: nothing to say
+    await harness.sandbox_call("PUT", "/sandbox/faults", json={"status": 503})
+    await watch_platform(harness.app, harness.clock)
+    await watch_platform(harness.app, harness.clock)  # still down: not said again
+    await harness.sandbox_call("PUT", "/sandbox/faults", json={})
+    await watch_platform(harness.app, harness.clock)
+    for _ in range(2):  # one message a second to the group: the second goes a second later
+        await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
+        harness.clock.advance(2)
+    posts = dashboard(harness)
+    assert sum("не отвечает" in p for p in posts) == 1
+    assert sum("снова отвечает" in p for p in posts) == 1
+
+
+async def test_a_spike_of_unanswered_payments_is_posted_once_an_hour(
+    support_harness: Harness,
+) -> None:
+    from domain.payments import IntentStatus, PaymentIntent
+    from domain.support import payment_errors_seen
+
+    harness = support_harness
+    assert harness.app is not None
+    await support_dashboard(harness.app, harness.clock)
+    now = harness.clock()
+    async with harness.app.uow_factory() as uow:
+        for n in range(5):
+            await uow.payment_intents.add(
+                PaymentIntent(
+                    f"key-{n}", 1, ("B-1",), 100, "pm", now, now, status=IntentStatus.SUBMITTED
+                )
+            )
+        await uow.commit()
+        assert await payment_errors_seen(uow, now)
+        assert not await payment_errors_seen(uow, now)  # once within the hour
+    await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
+    [post] = [p for p in dashboard(harness) if "Всплеск ошибок оплаты" in p]
+    assert "5 платежей" in post

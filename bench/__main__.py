@@ -2,7 +2,8 @@
 
 delivery  the outbox sender against a fake Bot API enforcing Telegram's limits
 autopay   autopay ticks on PostgreSQL against the city sandbox, 1 then 2 schedulers
-all       both (the default)
+updates   updates a second through the whole bot (SQLite; PostgreSQL + Redis), bare aiogram
+all       all three (the default)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import platform
 import sys
 import time
 
-from bench import autopay, delivery
+from bench import autopay, delivery, updates
 from bench.common import bench_services, quiet_logs
 from bench.fake_telegram import Faults
 
@@ -25,7 +26,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("which", nargs="?", choices=["delivery", "autopay", "all"], default="all")
+    parser.add_argument(
+        "which", nargs="?", choices=["delivery", "autopay", "updates", "all"], default="all"
+    )
     parser.add_argument(
         "--notifications", type=_positive, default=3_000, metavar="N", help="default 3000"
     )
@@ -63,6 +66,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default="processes",
         help="autopay schedulers as OS processes (default) or asyncio tasks of this process",
     )
+    parser.add_argument(
+        "--residents", type=_positive, default=50, metavar="N", help="updates: default 50"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=_seconds,
+        default=20.0,
+        metavar="S",
+        help="updates: seconds of chatting for each of the three (default 20)",
+    )
     return parser.parse_args(argv)
 
 
@@ -71,6 +84,13 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return number
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError("a positive number of seconds")
+    return seconds
 
 
 def _share(value: str) -> float:
@@ -96,6 +116,8 @@ async def main(args: argparse.Namespace) -> None:
         await delivery.run(services, plan, args.sequential)
     if args.which in ("autopay", "all"):
         await autopay.run(services, args.autopays, args.schedulers_as)
+    if args.which in ("updates", "all"):
+        await updates.run(services, args.residents, args.seconds)
 
 
 if __name__ == "__main__":

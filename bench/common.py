@@ -3,6 +3,7 @@ quiet logs and a small report printer."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ def _redis_db(redis_url: str) -> int:
 def quiet_logs() -> None:
     """Only errors from the application: the report is the output."""
     setup_logging("ERROR")
+    logging.getLogger().setLevel(logging.ERROR)  # libraries' warnings too (e.g. aiogram-dialog)
 
 
 async def fresh_postgres(url: str) -> None:

@@ -21,6 +21,7 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import dialog_ids
 from bot.album import AlbumMiddleware, install_first
 from bot.config import Settings
 from bot.dedup import DedupStore, MemoryDedup, RedisDedup
@@ -49,6 +50,7 @@ from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
+dialog_ids.install()
 
 Clock = Callable[[], datetime]
 
@@ -71,6 +73,7 @@ class Application:
     sandbox: SandboxServer | None = None
     owns_sandbox: bool = False
     limiter: SendLimiter = field(default_factory=MemoryLimiter)
+    state_engine: AsyncEngine | None = None
     _web_runner: web.AppRunner | None = field(default=None, repr=False)
 
     async def stop(self) -> None:
@@ -82,6 +85,8 @@ class Application:
             await self.sandbox.stop()
         await self.bot.session.close()
         await self.engine.dispose()
+        if self.state_engine is not None:
+            await self.state_engine.dispose()
 
 
 def _bot_session(settings: Settings) -> BaseSession | None:
@@ -90,11 +95,15 @@ def _bot_session(settings: Settings) -> BaseSession | None:
     return AiohttpSession(api=TelegramAPIServer.from_base(str(settings.bot_api_url)))
 
 
-def _storage(settings: Settings, engine: AsyncEngine) -> tuple[BaseStorage, BaseEventIsolation]:
+def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation, AsyncEngine | None]:
     if settings.redis_url:
         storage = RedisStorage.from_url(settings.redis_url, key_builder=dialog_key_builder())
-        return storage, storage.create_isolation()
-    return SqlStorage(create_sessionmaker(engine)), SimpleEventIsolation()
+        return storage, storage.create_isolation(), None
+    # Dialog state gets an engine (a pool) of its own: every update holds a connection of the
+    # main pool for its unit of work, and sharing that pool deadlocked at 15 concurrent
+    # updates once each needed a second connection for its state (found by bench/updates.py).
+    state_engine = create_engine(settings.database_url)
+    return SqlStorage(create_sessionmaker(state_engine)), SimpleEventIsolation(), state_engine
 
 
 def build_dispatcher(
@@ -202,7 +211,7 @@ async def create_application(
     cipher = TokenCipher(settings.encryption_keys())
     uow_factory = UnitOfWorkFactory(create_sessionmaker(engine), cipher)
     tr = load_translator()
-    storage, isolation = _storage(settings, engine)
+    storage, isolation, state_engine = _storage(settings)
     dispatcher = build_dispatcher(
         storage,
         isolation,
@@ -266,6 +275,7 @@ async def create_application(
         web_url=web_url,
         sandbox=sandbox,
         owns_sandbox=owns_sandbox,
+        state_engine=state_engine,
         limiter=RedisLimiter(storage.redis)
         if isinstance(storage, RedisStorage)
         else MemoryLimiter(),

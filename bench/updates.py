@@ -1,0 +1,445 @@
+"""Updates benchmark: updates a second through the whole bot, with bare aiogram as a yardstick.
+
+N residents (default 50), each a `bot.conversation.Conversation` with its own user id, chat with
+the real application at the same time (asyncio.gather): `create_application` like the
+conversation tests (`tests/flows/conftest.py`), over the in-process Bot API `LocalTelegram`, with
+the city sandbox serving over HTTP in this process. Each resident first links the mos.ru account
+demo-full through the sandbox's login page (setup, not measured), then for S seconds goes round
+journeys in a random order of its own, each starting with /start and the menu:
+
+bills    «Мои счета», the next page, a bill picked, the payment confirmation, «Отмена», back
+charity  «Благотворительность», a category, a fund, back to the menu
+report   «Сообщить о проблеме», «яма», the theme «Яма на дороге», back to the menu
+
+Nothing is paid: every resident is the same city account, whose 12 bills payments would use up.
+The application runs on SQLite (the embedded defaults), then on PostgreSQL + Redis (see
+`bench.common`), with the flood limit off. The yardstick is a bare `aiogram.Dispatcher` with one
+echo handler over a `LocalTelegram` too, driven the same way (text messages) by as many residents.
+
+An update's latency is the time of one `Conversation` call: building the update, the Dispatcher
+with everything its handlers await (database, dialog state, the city), the bot's calls to
+LocalTelegram — and, N residents sharing one event loop, waiting for the others' turns. Updates
+still in flight GRACE seconds after the measured period are cut off and counted, not timed.
+
+A journey fails when the bot answers with one of its error texts or shows something else than
+the step expects; the resident then starts afresh with /start. At this speed about one journey
+in a hundred meets «Эта кнопка устарела»: aiogram-dialog's intent ids are the current second
+plus one of 100 random values, and a chat starting dialogs several times a second gets the same
+id twice now and then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import re
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.types import Message
+
+from bench.common import NO_POSTGRES, Services, flush_redis, fresh_postgres, heading, table
+from bot.app import Application, create_application
+from bot.config import Settings
+from bot.conversation import Conversation, ConversationError, Reply
+from bot.telegram_double import LOCAL_BOT_TOKEN, LocalTelegram
+from city.sandbox import SandboxServer
+from city.sandbox.browser import demo_login
+from storage.token_cipher import TokenCipher
+
+FIRST_USER = 600_000_001
+UPDATE_IDS_PER_RESIDENT = 10_000_000  # update ids must not repeat: the dedup drops repeats
+START_LINK = re.compile(r"start=(link-[A-Za-z0-9_-]+)")
+MENU = "Что сделаем?"  # the linked menu's text
+PAGER = {"<", ">", "‹", "›", "‹ Назад"}
+BARE_TEXTS = ("/start", "Мои счета", "яма", "Благотворительность", "Отмена", "привет")
+BILL = re.compile(r"^✅? ?\d+\. ")  # a bill's button: «6. Кружок … · 4 500,00 ₽»
+ERROR_KEYS = (  # the bot's answers that end a journey the resident did not mean to end
+    "error-generic",
+    "error-city-unavailable",
+    "error-relink",
+    "error-not-found",
+    "error-not-linked",
+    "error-stale-button",
+    "error-too-fast",
+)
+KEEP_MESSAGES = 20  # of a chat's messages in LocalTelegram, between journeys (see `trim`)
+LINK_AT_ONCE = 5  # residents linking at the same time (setup: kept below the database pool)
+GRACE = 5.0  # seconds after the measured period for the updates in flight to finish
+
+
+class TimeUp(Exception):
+    """The measured period is over: the resident stops where it is."""
+
+
+class Unexpected(Exception):
+    """The bot did not show what the journey expected (the journey is counted as failed)."""
+
+
+class UpdateFailed(Exception):
+    """Feeding the update raised: the bot's error handler let the error go on (it does so for
+    the unexpected ones, so that Telegram would deliver the update again)."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    database_url: str | None  # None: SQLite in a temporary folder
+    redis_url: str | None
+
+
+@dataclass
+class Tally:
+    """What the residents of one run did (they share it: one event loop, no locks needed)."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds, one per update
+    raised: int = 0  # updates whose feeding raised (counted in `latencies` too)
+    unfinished: int = 0  # updates still in flight GRACE seconds after the end: cut off
+    journeys: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    first_failure: str | None = None
+
+    def record(self, seconds: float, raised: bool = False) -> None:
+        self.latencies.append(seconds)
+        self.raised += raised
+
+    def fail(self, journey: str, error: Exception) -> None:
+        self.failed[journey] += 1
+        self.first_failure = self.first_failure or f"{journey}: {error}"[:300]
+
+
+@dataclass
+class UpdatesResult:
+    name: str
+    residents: int
+    seconds: float
+    tally: Tally
+    stuck: str | None = None  # what the database pool looked like when updates were cut off
+
+    @property
+    def updates(self) -> int:
+        return len(self.tally.latencies)
+
+    @property
+    def rate(self) -> float:
+        return self.updates / self.seconds if self.seconds else 0.0
+
+    def latency_ms(self, share: float) -> float | str:
+        """The latency percentile in ms ("-" without updates)."""
+        latencies = self.tally.latencies
+        return percentile(latencies, share) * 1000 if latencies else "-"
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile of a non-empty sequence."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+class Resident:
+    """One resident's chat, timing every update it sends and checking what the bot shows."""
+
+    def __init__(
+        self,
+        chat: Conversation,
+        tally: Tally,
+        deadline: float,
+        errors: Sequence[str] = (),
+    ) -> None:
+        self.chat = chat
+        self.tally = tally
+        self.deadline = deadline
+        self.errors = errors  # texts of the bot's error answers
+        self.rng = random.Random(chat.chat_id)
+
+    async def send(self, text: str, expect: str | None = None, action: str | None = None) -> None:
+        await self._step(action or text, lambda: self.chat.send(text), expect)
+
+    async def press(
+        self, button: str | int, expect: str | None = None, action: str | None = None
+    ) -> None:
+        await self._step(action or str(button), lambda: self.chat.press(button), expect)
+
+    async def _step(
+        self, action: str, call: Callable[[], Awaitable[Reply]], expect: str | None
+    ) -> None:
+        if time.perf_counter() >= self.deadline:
+            raise TimeUp
+        started = time.perf_counter()
+        try:
+            reply = await call()
+        except ConversationError:  # no such button: nothing was fed
+            raise
+        except Exception as error:
+            self.tally.record(time.perf_counter() - started, raised=True)
+            raise UpdateFailed(f"{action!r} raised {type(error).__name__}: {error}") from error
+        self.tally.record(time.perf_counter() - started)
+        said = [error for error in self.errors for text in reply.texts if error in text]
+        if said:
+            raise Unexpected(f"after {action!r} the bot said {said[0]!r}")
+        if expect is not None and expect not in self.chat.last_text:
+            shown = self.chat.last_text[:120].replace("\n", " ")
+            raise Unexpected(f"after {action!r} expected {expect!r}, the bot shows {shown!r}")
+
+    def buttons(self, keep: Callable[[str], bool]) -> list[int]:
+        """1-based indexes of the latest keyboard's buttons that `keep` accepts."""
+        return [index for index, text in enumerate(self.chat.buttons, 1) if keep(text)]
+
+    def trim(self) -> None:
+        """Forget all but the chat's latest messages in LocalTelegram (outside the timing).
+
+        `Conversation.press` looks for the latest keyboard among all of the chat's messages,
+        which LocalTelegram keeps forever: after 1,000 updates of one resident (600 messages)
+        that search alone took 3.4 ms a press, as long as the bot's own work on the update.
+        Old messages are never touched again: every journey starts anew with /start."""
+        stored = self.chat.telegram._messages[self.chat.chat_id]
+        for message_id in sorted(stored)[:-KEEP_MESSAGES]:
+            del stored[message_id]
+
+
+async def bills(resident: Resident) -> None:
+    await resident.press("Мои счета", expect="неоплаченных счетов")
+    await resident.press("›", expect="неоплаченных счетов", action="next page")
+    picks = resident.buttons(lambda text: BILL.match(text) is not None)
+    if not picks:
+        raise Unexpected("no bills on the second page")
+    await resident.press(resident.rng.choice(picks), action="pick a bill")
+    await resident.press("Оплатить выбранные", expect="К оплате", action="payment confirmation")
+    await resident.press("Отмена", expect="неоплаченных счетов")
+    await resident.press("‹ Назад", expect=MENU)
+
+
+async def charity(resident: Resident) -> None:
+    await resident.press("Благотворительность", expect="Кому помочь?")
+    categories = resident.buttons(lambda text: text.endswith(")"))
+    await resident.press(resident.rng.choice(categories), expect="Фонды", action="a category")
+    funds = resident.buttons(lambda text: not text.isdigit() and text not in PAGER)
+    await resident.press(resident.rng.choice(funds), expect="Программы:", action="a fund")
+    await resident.press("‹ Назад", expect="Фонды")
+    await resident.press("‹ Назад", expect="Кому помочь?")
+    await resident.press("‹ Назад", expect=MENU)
+
+
+async def report_problem(resident: Resident) -> None:
+    await resident.press("Сообщить о проблеме")
+    if "Удалить черновик" in resident.chat.buttons:  # a draft left by an earlier journey
+        await resident.press("Удалить черновик")
+    if "Что случилось?" not in resident.chat.last_text:
+        raise Unexpected(f"«Сообщить о проблеме» shows {resident.chat.last_text[:120]!r}")
+    await resident.send("яма", expect="Выберите тему")
+    await resident.press("Яма на дороге", expect="Где это?")
+    await resident.press("‹ Назад", expect=MENU)
+
+
+JOURNEYS: dict[str, Callable[[Resident], Awaitable[None]]] = {
+    "bills": bills,
+    "charity": charity,
+    "report": report_problem,
+}
+
+
+async def go_round(resident: Resident) -> None:
+    """Journeys until the time is up; a failed one is counted and the next starts afresh."""
+    names = list(JOURNEYS)
+    while True:
+        journey = resident.rng.choice(names)
+        resident.trim()
+        try:
+            await resident.send("/start", expect=MENU)
+            await JOURNEYS[journey](resident)
+        except TimeUp:
+            return
+        except (Unexpected, UpdateFailed, ConversationError) as error:
+            resident.tally.fail(journey, error)
+            continue
+        resident.tally.journeys[journey] += 1
+
+
+async def echo_round(resident: Resident) -> None:
+    while True:
+        resident.trim()
+        text = resident.rng.choice(BARE_TEXTS)
+        try:
+            await resident.send(text, expect=text, action="echo")
+        except TimeUp:
+            return
+
+
+def conversation(dispatcher: Dispatcher, bot: Bot, number: int) -> Conversation:
+    return Conversation(
+        dispatcher,
+        bot,
+        user_id=FIRST_USER + number,
+        first_name=f"Житель {number + 1}",
+        first_update_id=number * UPDATE_IDS_PER_RESIDENT + 1,
+    )
+
+
+async def link(chat: Conversation) -> None:
+    """What `tests.flows.conftest.Harness.link` does: /start, «Привязать», the login page,
+    then /start with the code from the page the login lands on."""
+    await chat.send("/start")
+    await chat.press("Привязать")
+    page = (await demo_login(chat.url_of("mos.ru"), "demo-full")).text
+    match = START_LINK.search(page)
+    if match is None:
+        raise RuntimeError(f"the login did not land on a page with a link: {page[:300]}")
+    said = (await chat.send(f"/start {match.group(1)}")).text
+    if "Аккаунт привязан" not in said:
+        raise RuntimeError(f"linking failed: {said[:300]}")
+
+
+async def measure(
+    name: str,
+    chats: list[Conversation],
+    seconds: float,
+    loop: Callable[[Resident], Coroutine[Any, Any, None]],
+    errors: Sequence[str] = (),
+    diagnose: Callable[[], str] | None = None,
+) -> UpdatesResult:
+    """All residents at once for `seconds`; updates still in flight GRACE seconds later are
+    cut off (cancelled) and counted, so that a stuck bot cannot stall the benchmark."""
+    tally = Tally()
+    started = time.perf_counter()
+    residents = [Resident(chat, tally, started + seconds, errors) for chat in chats]
+    tasks = [asyncio.create_task(loop(resident)) for resident in residents]
+    done, pending = await asyncio.wait(tasks, timeout=seconds + GRACE)
+    elapsed = time.perf_counter() - started
+    stuck = diagnose() if pending and diagnose else None
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        task.result()  # a mistake of the benchmark's own is not to pass unnoticed
+    tally.unfinished = len(pending)
+    return UpdatesResult(name, len(chats), elapsed, tally, stuck)
+
+
+async def full_stack(stack: Stack, residents: int, seconds: float) -> UpdatesResult:
+    if stack.database_url:
+        await fresh_postgres(stack.database_url)
+    if stack.redis_url:
+        await flush_redis(stack.redis_url)
+    with tempfile.TemporaryDirectory(prefix="bench-updates-") as folder:
+        data_dir = Path(folder)
+        values: dict[str, Any] = {
+            "database_url": stack.database_url or f"sqlite+aiosqlite:///{data_dir / 'bot.db'}",
+            "redis_url": stack.redis_url,
+            "web_port": 0,
+            "sandbox_port": 0,
+            "data_dir": data_dir,
+            "token_encryption_keys": TokenCipher.generate_key(),
+            "city_timeout": 10.0,  # a busy event loop must not turn into «city unavailable»
+            "city_deadline": 20.0,
+            "flood_limit": 0,  # the residents here are faster than any thumb
+            "_env_file": None,
+        }
+        async with SandboxServer() as sandbox:
+            app: Application = await create_application(
+                Settings(**values), bot_session=LocalTelegram(), sandbox=sandbox
+            )
+            try:
+                chats = [conversation(app.dispatcher, app.bot, n) for n in range(residents)]
+                at_once = asyncio.Semaphore(LINK_AT_ONCE)
+
+                async def link_one(chat: Conversation) -> None:
+                    async with at_once:
+                        await link(chat)
+
+                await asyncio.gather(*(link_one(chat) for chat in chats))
+                errors = [app.tr(key) for key in ERROR_KEYS]
+                pool = app.engine.pool
+                return await measure(stack.name, chats, seconds, go_round, errors, pool.status)
+            finally:
+                await app.stop()
+
+
+async def bare_aiogram(residents: int, seconds: float) -> UpdatesResult:
+    router = Router()
+
+    @router.message()
+    async def echo(message: Message) -> None:
+        await message.answer(message.text or "")
+
+    dispatcher = Dispatcher()
+    dispatcher.include_router(router)
+    bot = Bot(
+        LOCAL_BOT_TOKEN, session=LocalTelegram(), default=DefaultBotProperties(parse_mode="HTML")
+    )
+    try:
+        chats = [conversation(dispatcher, bot, n) for n in range(residents)]
+        for chat in chats:  # like linking on the full stack: everything imported and warm
+            await chat.send("/start")
+        return await measure("bare aiogram (echo)", chats, seconds, echo_round)
+    finally:
+        await bot.session.close()
+
+
+def stacks(services: Services) -> list[Stack]:
+    chosen = [Stack("SQLite", None, None)]
+    if services.postgres:
+        name = "PostgreSQL + Redis" if services.redis else "PostgreSQL"
+        chosen.append(Stack(name, services.postgres, services.redis))
+    return chosen
+
+
+async def run(
+    services: Services, residents: int = 50, seconds: float = 20.0
+) -> list[UpdatesResult]:
+    heading("Updates: residents chatting through the whole bot, and through bare aiogram")
+    print(
+        f"{residents:,} residents at once (asyncio.gather), {seconds:g} s each; the journeys "
+        f"{', '.join(JOURNEYS)} in a random order, nothing paid; flood limit off; in-process "
+        "Bot API (LocalTelegram) and city sandbox"
+    )
+    if not services.postgres:
+        print(f"PostgreSQL skipped: {NO_POSTGRES}")
+    results = []
+    for stack in stacks(services):
+        print(f"… {stack.name}: linking {residents:,} residents, then {seconds:g} s", flush=True)
+        results.append(await full_stack(stack, residents, seconds))
+    print(f"… bare aiogram: {seconds:g} s", flush=True)
+    results.append(await bare_aiogram(residents, seconds))
+    report(results)
+    return results
+
+
+def report(results: list[UpdatesResult]) -> None:
+    *stacks_run, bare = results
+    print()
+    table(
+        ["", *(r.name for r in results)],
+        [
+            ["residents", *(r.residents for r in results)],
+            ["updates", *(r.updates for r in results)],
+            ["seconds", *(r.seconds for r in results)],
+            ["updates/s", *(r.rate for r in results)],
+            ["latency p50, ms", *(r.latency_ms(0.50) for r in results)],
+            ["latency p99, ms", *(r.latency_ms(0.99) for r in results)],
+            ["updates/s, full stack / bare", *(_ratio(r, bare) for r in results)],
+            ["updates that raised", *(r.tally.raised for r in results)],
+            [f"cut off (in flight {GRACE:g} s after)", *(r.tally.unfinished for r in results)],
+            ["journeys done", *(r.tally.journeys.total() for r in stacks_run), "-"],
+            ["journeys failed", *(r.tally.failed.total() for r in stacks_run), "-"],
+        ],
+    )
+    for result in stacks_run:
+        if result.tally.first_failure:
+            print(f"{result.name}, first failed journey: {result.tally.first_failure}")
+        if result.stuck:
+            print(
+                f"{result.name}: {result.tally.unfinished} updates stuck; the database pool "
+                f"then: {result.stuck}"
+            )
+
+
+def _ratio(result: UpdatesResult, bare: UpdatesResult) -> str:
+    return f"{result.rate / bare.rate:.3f}" if bare.rate else "-"

@@ -1,4 +1,6 @@
-"""GOST R 56042-2014 payment codes: realistic receipts, the rule-breaking ones, every problem."""
+"""GOST R 56042-2014 payment codes: reading them (see also test_payment_qr_tolerance.py for
+receipts as they are printed, test_payment_qr_validate.py for the check before paying and
+test_payment_qr_receipts.py for realistic receipts)."""
 
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ def test_housing_bill_epd() -> None:
         bank_name="ПАО СБЕРБАНК",
         bic="044525225",
         corresp_acc="30101810400000000225",
+        sum="742350",
         amount=742350,
         purpose="Оплата ЕПД за 03.2026",
         payee_inn="7701234567",
@@ -148,9 +151,9 @@ def test_whitespace_empty_values_trailing_separator() -> None:
 
 
 def test_value_with_equals_sign_is_kept_whole() -> None:
-    qr = parse_payment_qr(f"ST00012|{PAYEE}|Purpose=Счёт 17 (итого=1500 руб.)|Memo=a=b=c")
+    qr = parse_payment_qr(f"ST00012|{PAYEE}|Purpose=Счёт 17 (итого=1500 руб.)|Contract=a=b=c")
     assert qr.purpose == "Счёт 17 (итого=1500 руб.)"
-    assert qr.extra == {"Memo": "a=b=c"}
+    assert qr.extra == {"Contract": "a=b=c"}
 
 
 def test_duplicated_keys_first_non_empty_wins() -> None:
@@ -193,9 +196,10 @@ def test_sum_in_kopecks(raw_sum: str, amount: int | None) -> None:
         ("032026", "03.2026"),
         ("03.2026", "03.2026"),
         ("122025", "12.2025"),
-        ("3.2026", "3.2026"),
-        ("132026", "132026"),
-        ("март 2026", "март 2026"),
+        ("3.2026", "03.2026"),
+        ("132026", "132026"),  # no month 13: kept as printed (validate leaves it out)
+        ("март 2026", "03.2026"),
+        ("за март", "за март"),
     ],
 )
 def test_period_normalised_when_recognisable(raw: str, period: str) -> None:
@@ -279,7 +283,7 @@ def test_utf8_read_as_latin1_is_repaired() -> None:
 def test_text_with_lost_bytes_is_left_alone() -> None:
     broken = f"ST00011|{PAYEE}|Purpose=\ufffdﾄﾏﾕ\ufffd"
     assert repair_mojibake(broken, "cp1251") == broken
-    assert parse_payment_qr(broken).purpose == "\ufffdﾄﾏﾕ\ufffd"
+    assert parse_payment_qr(broken).purpose == "ﾄﾏﾕ"  # lost bytes at a value's ends dropped
 
 
 # --- problems ------------------------------------------------------------------------------
@@ -308,8 +312,10 @@ def test_not_a_payment(data: bytes | str) -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        "ST00012|Name=ООО Ромашка".encode("cp1251") + b"|" + PAYEE.encode(),  # 1251 under UTF-8
-        b"ST00011|Name=\x98|" + PAYEE.encode(),  # 0x98 is not a windows-1251 character
+        # 0x98 is not a windows-1251 character, and it is inside the value, not a stray byte
+        # after it; the other encodings read box-drawing characters, not Russian text
+        b"ST00011|Name=\x98\x98x|" + PAYEE.encode(),
+        b"ST00012|Name=\xd0\xd0\x98x|" + PAYEE.encode(),
         f"ST00019|{PAYEE}",  # no such encoding
         f"ST0001|{PAYEE}",  # the encoding digit is missing
         f"ST0001X|{PAYEE}".encode(),
@@ -335,37 +341,12 @@ def test_missing_fields(data: str) -> None:
     assert problem_of(data) is QrProblem.MISSING_FIELDS
 
 
-@pytest.mark.parametrize(
-    ("fields", "key"),
-    [
-        ("Sum=1500.00", "Sum"),
-        ("Sum=1500,50", "Sum"),
-        ("Sum=-100", "Sum"),
-        ("Sum=" + "1" * 19, "Sum"),
-        ("Sum=١٢٣", "Sum"),  # Arabic-Indic digits are digits to str.isdigit, not to us
-        ("BIC=04452522", "BIC"),
-        ("BIC=0445252255", "BIC"),
-        ("PersonalAcc=4070281013800000000", "PersonalAcc"),
-        ("PersonalAcc=4070281013800000000X", "PersonalAcc"),
-        ("CorrespAcc=123", "CorrespAcc"),
-    ],
-)
-def test_bad_field_names_the_key(fields: str, key: str) -> None:
-    payload = f"ST00012|{fields}|{PAYEE}|UIN=18810177200104519116"
-    with pytest.raises(NotAPaymentQr) as caught:
-        parse_payment_qr(payload)
-    assert caught.value.reason is QrProblem.BAD_FIELD
-    assert caught.value.key == key
-    assert "1500" not in str(caught.value)  # values stay out of messages (and logs)
-
-
 def test_problem_values_are_stable_strings() -> None:
     assert [p.value for p in QrProblem] == [
         "empty",
         "not_payment",
         "bad_encoding",
         "missing_fields",
-        "bad_field",
     ]
 
 
@@ -451,7 +432,19 @@ def not_zeros(length: int) -> st.SearchStrategy[str]:
     return digits(length).filter(lambda value: set(value) != {"0"})
 
 
-words = st.text(ALPHABET, min_size=1, max_size=40).map(str.strip).filter(bool)
+# what the parser makes of free text: whitespace runs become one space
+words = st.text(ALPHABET, min_size=1, max_size=40).map(lambda w: " ".join(w.split())).filter(bool)
+COMPACTED = {"payee_inn", "kpp", "cbc", "oktmo"}  # numbers: printed spaces are dropped
+
+
+def as_printed(word: str) -> tuple[str, str]:
+    return word, word
+
+
+def compacted(word: str) -> tuple[str, str]:
+    return word, "".join(word.split())
+
+
 periods = st.tuples(st.integers(1, 12), st.integers(2000, 2099), st.booleans())
 
 # field → strategy of (printed value, parsed value)
@@ -468,7 +461,7 @@ OPTIONAL: dict[str, st.SearchStrategy[tuple[str, Any]]] = {
         lambda p: (f"{p[0]:02d}{'.' if p[2] else ''}{p[1]}", f"{p[0]:02d}.{p[1]}")
     ),
     **{
-        name: words.map(lambda w: (w, w))
+        name: words.map(compacted if name in COMPACTED else as_printed)
         for name in GOST_KEYS
         if name not in {"name", "personal_acc", "bic", "corresp_acc", "amount", "uin", "period"}
     },
@@ -496,7 +489,10 @@ def payloads(draw: st.DrawFn) -> tuple[str, str, PaymentQr]:
     pairs = draw(st.permutations(pairs))
     trailing = separator if draw(st.booleans()) else ""
     text = f"ST0001{digit}{separator}" + separator.join(pairs) + trailing
-    expected = PaymentQr(**{name: parsed for name, (_, parsed) in fields.items()}, extra=extra)
+    parsed = {name: value for name, (_, value) in fields.items()}
+    if "amount" in fields:
+        parsed["sum"] = fields["amount"][0]
+    expected = PaymentQr(**parsed, extra=extra)
     return text, CODECS[digit], expected
 
 

@@ -10,7 +10,10 @@ from cryptography.fernet import Fernet
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.limits import AmountLimits
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/resident-bot.sqlite3"
+MAX_CEILING_RUB = 1_000_000_000  # a ceiling above 1 billion ₽ is a typo in the setting
 
 
 class Settings(BaseSettings):
@@ -39,6 +42,10 @@ class Settings(BaseSettings):
     payments_provider_token: SecretStr | None = None  # Telegram Payments (e.g. ЮKassa)
     webhook_secret: SecretStr | None = None  # X-Telegram-Bot-Api-Secret-Token
     flood_limit: int = Field(default=10, ge=0)  # events per resident per 2 s; 0 turns it off
+    # The most one action may charge, in whole rubles (domain/limits.py; README's table).
+    max_payment_rub: int = Field(default=500_000, gt=0, le=MAX_CEILING_RUB)
+    max_donation_rub: int = Field(default=100_000, gt=0, le=MAX_CEILING_RUB)
+    max_autopay_rub: int = Field(default=100_000, gt=0, le=MAX_CEILING_RUB)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
@@ -113,6 +120,15 @@ class Settings(BaseSettings):
     @property
     def callback_url(self) -> str:
         return str(self.public_base_url).rstrip("/") + "/oauth/callback"
+
+    def amount_limits(self) -> AmountLimits:
+        """MAX_PAYMENT_RUB, MAX_DONATION_RUB and MAX_AUTOPAY_RUB as the domain's ceilings, in
+        kopecks (rubles × 100)."""
+        return AmountLimits(
+            payment=self.max_payment_rub * 100,
+            donation=self.max_donation_rub * 100,
+            autopay=self.max_autopay_rub * 100,
+        )
 
     def encryption_keys(self) -> list[str]:
         """The configured keys; with the sandbox and no keys, one kept in DATA_DIR."""

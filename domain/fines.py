@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-# СТС: 2 digits (region), 2 digits or Cyrillic capitals (series), 6 digits (number).
-_STS = re.compile(r"^\d{2}[\dА-ЯЁ]{2}\d{6}$")
-_LICENCE = re.compile(r"^\d{2}[\dА-ЯЁ]{2}\d{6}$")
+# СТС and licence: 2 digits (region), 2 digits or Cyrillic capitals (series), 6 digits (number).
+# ASCII digits only: [0-9], not \d, which also matches Arabic-Indic, full-width and other
+# scripts' digits (REFERENCE.md: only 0-9 are digits; they must never be sent on).
+_STS = re.compile(r"[0-9]{2}[0-9А-ЯЁ]{2}[0-9]{6}")
+_LICENCE = re.compile(r"[0-9]{2}[0-9А-ЯЁ]{2}[0-9]{6}")
 # Latin letters that look like the Cyrillic ones used in series, typed on a Latin keyboard.
 _LOOKALIKES = str.maketrans("ABEKMHOPCTYX", "АВЕКМНОРСТУХ")
 
@@ -24,4 +26,4 @@ def normalize_document(kind: DocumentKind, text: str) -> str | None:
     """'77 ав 123456' → '77АВ123456'; None when it cannot be a document of this kind."""
     number = "".join(text.split()).replace("-", "").upper().translate(_LOOKALIKES)
     pattern = _STS if kind is DocumentKind.STS else _LICENCE
-    return number if pattern.match(number) else None
+    return number if pattern.fullmatch(number) else None

@@ -1,22 +1,37 @@
 """Meter readings («Электронный дом»): submission windows, reading checks, points by level.
 
-Windows (REFERENCE.md): water from the 15th to the 3rd of the next month, electricity from the
-15th to the 26th; a reading belongs to the month in which its window opened. Dates are Moscow
-dates: the caller converts.
+Windows (REFERENCE.md, «City services»): water from the 15th to the 3rd of the next month,
+electricity from the 15th to the 26th; a reading belongs to the month in which its window
+opened. Dates are Moscow dates: the caller converts.
+
+A period has one reading; one sent by mistake is corrected while the window is open
+(`correct_reading`: the platform replaces the period's value and credits no points — the
+platform contract, city/openapi.yaml).
+
+What a resident may type as a reading (`parse_reading`): ASCII digits 0-9, a comma or a dot
+before at most 3 decimals (water; electricity: whole kWh), spaces only grouping thousands in
+threes («12 345,5»). Nothing else: no sign, exponent («1e5»), hex, «²», Arabic-Indic or
+full-width digits. The text is checked with a regular expression before any Decimal is made,
+so a huge exponent such as «1e999999999» never becomes a number, and no value above the dial's
+maximum (MAX_READING) goes further.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from domain.accounts import AccountLevel, Resident
 from domain.errors import DomainError
-from domain.ports import CityAuth, CityCharity, UnitOfWork
+from domain.money import GROUP_SPACES, has_foreign_digit
+from domain.ports import CityAuth, CityCharity, CitySession, UnitOfWork
 from domain.sessions import ResidentSession
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -35,6 +50,20 @@ class MeterKind(StrEnum):
     def is_water(self) -> bool:
         return self is not MeterKind.ELECTRICITY
 
+
+# The largest value a flat's meter can show, its dial full: water meters have 5 digits of m³
+# and 3 of litres (99 999,999 m³), electricity meters 6 digits of kWh (999 999 kWh). A typed
+# value above is a typo, never sent. The sandbox (city/sandbox/meters.py) refuses the same.
+MAX_READING = {
+    MeterKind.COLD_WATER: Decimal("99999.999"),
+    MeterKind.HOT_WATER: Decimal("99999.999"),
+    MeterKind.ELECTRICITY: Decimal(999_999),
+}
+_MAX_TEXT = 64  # characters: a longer text is not a reading, whatever it holds
+
+_SPACE = f"[{GROUP_SPACES}]"
+_READING = re.compile(rf"(?P<whole>[0-9]+(?:{_SPACE}+[0-9]+)*)(?:[.,](?P<fraction>[0-9]+))?")
+_GROUPED = re.compile(rf"[1-9][0-9]{{0,2}}(?:{_SPACE}[0-9]{{3}})+")
 
 # A month's use above this is more likely a typo than a leak: ask before sending it.
 IMPLAUSIBLE_JUMP = {
@@ -94,24 +123,42 @@ def upcoming_window(kind: MeterKind, day: date) -> Window:
 
 
 class ReadingProblem(StrEnum):
-    NOT_A_NUMBER = "not_a_number"
+    NOT_A_NUMBER = "not_a_number"  # also «1e5», «0x10», «²», «１２», «1 2345»
+    NEGATIVE = "negative"
     TOO_PRECISE = "too_precise"  # water: at most 3 decimals; electricity: whole kWh
+    TOO_LARGE = "too_large"  # above MAX_READING: more than the dial can show
     BELOW_PREVIOUS = "below_previous"
     IMPLAUSIBLE = "implausible"  # may still be sent once the resident confirms
+    UNCHANGED = "unchanged"  # a correction to the value already sent
+
+
+def decimals_allowed(kind: MeterKind) -> int:
+    """Water in m³ to the litre (3 decimals); electricity in whole kWh."""
+    return 3 if kind.is_water else 0
 
 
 def parse_reading(kind: MeterKind, text: str) -> Decimal | ReadingProblem:
-    cleaned = "".join(text.split()).replace(",", ".")
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
+    """What the resident typed → the reading (m³ or kWh), or why it is not one (rules in the
+    module docstring). Never raises; Decimal only ever sees at most 6 + 3 plain digits."""
+    stripped = text.strip()
+    if len(stripped) > _MAX_TEXT or has_foreign_digit(stripped):
         return ReadingProblem.NOT_A_NUMBER
-    if not value.is_finite() or value < 0 or cleaned.startswith(("+", "-")):
+    if stripped.startswith(("-", "\u2212")) and _READING.fullmatch(stripped[1:].lstrip()):
+        return ReadingProblem.NEGATIVE
+    match = _READING.fullmatch(stripped)
+    if match is None:
         return ReadingProblem.NOT_A_NUMBER
-    exponent = value.as_tuple().exponent
-    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    if decimals > (3 if kind.is_water else 0):
+    whole, fraction = match.group("whole"), match.group("fraction") or ""
+    if any(ch in GROUP_SPACES for ch in whole) and _GROUPED.fullmatch(whole) is None:
+        return ReadingProblem.NOT_A_NUMBER
+    digits = "".join(ch for ch in whole if ch not in GROUP_SPACES).lstrip("0") or "0"
+    if len(digits) > len(str(int(MAX_READING[kind]))):
+        return ReadingProblem.TOO_LARGE
+    if len(fraction) > decimals_allowed(kind):
         return ReadingProblem.TOO_PRECISE
+    value = Decimal(f"{digits}.{fraction}" if fraction else digits)
+    if value > MAX_READING[kind]:
+        return ReadingProblem.TOO_LARGE
     return value
 
 
@@ -127,6 +174,7 @@ def check_reading(kind: MeterKind, value: Decimal, last: Decimal | None) -> Read
 
 
 def format_reading(kind: MeterKind, value: Decimal) -> str:
+    """'123.456' (m³, always 3 decimals) or '15234' (kWh): as the platform takes it."""
     return f"{value:.3f}" if kind.is_water else f"{value:.0f}"
 
 
@@ -168,6 +216,34 @@ class ReadingBelowPrevious(DomainError):
         self.last_value = last_value
 
 
+class ReadingAlreadySubmitted(DomainError):
+    """The period has its reading (`value`); another one can only be a correction."""
+
+    def __init__(self, period: str, value: Decimal) -> None:
+        super().__init__(f"{period} already has {value}")
+        self.period = period
+        self.value = value
+
+
+class NothingToCorrect(DomainError):
+    """A correction for a period without a reading: send it as the period's reading."""
+
+    def __init__(self, period: str) -> None:
+        super().__init__(f"no reading for {period}")
+        self.period = period
+
+
+class CityReadingCorrections(Protocol):
+    """The platform's correction of this period's reading (POST …/readings with
+    `"correction": true`): the value is replaced, no points are credited."""
+
+    async def correct_reading(
+        self, session: CitySession, key: str, meter_id: str, value: str
+    ) -> SubmittedReading:
+        """Raises WindowClosed, NothingToCorrect, ReadingBelowPrevious, NotFound."""
+        ...
+
+
 def moscow_date(moment: datetime) -> date:
     return moment.astimezone(MOSCOW).date()
 
@@ -184,6 +260,38 @@ async def resident_meters(
     return await city.meters(ResidentSession(resident, auth, uow.residents))
 
 
+def reading_this_period(meter: Meter) -> LastReading | None:
+    """The reading already sent for the current period (what a correction replaces)."""
+    last = meter.last_reading
+    if meter.submitted_this_period and last is not None and last.period == meter.current_period:
+        return last
+    return None
+
+
+def check_correction(meter: Meter, value: Decimal) -> ReadingProblem | None:
+    """UNCHANGED when the corrected value is the one already sent; None otherwise. Below the
+    previous period is the platform's to say (the meter list names only the latest period)."""
+    current = reading_this_period(meter)
+    if current is not None and value == current.value:
+        return ReadingProblem.UNCHANGED
+    return None
+
+
+def new_correction_nonce() -> str:
+    """Made when «Исправить показание» is pressed and kept with the dialog: a retry of the
+    same correction carries the same key, a later correction a new one."""
+    return secrets.token_hex(8)
+
+
+def correction_key(
+    telegram_user_id: int, meter_id: str, period: str, value: Decimal, nonce: str
+) -> str:
+    """Not derived from the value alone: correcting 425 → 430 → 425 must not replay the first
+    reading's answer (its key is the value's), so each correction has its own nonce."""
+    raw = f"{telegram_user_id}:{meter_id}:{period}:{value.normalize()}:correction:{nonce}"
+    return "c-" + hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+
 async def submit_reading(
     uow: UnitOfWork,
     auth: CityAuth,
@@ -192,6 +300,29 @@ async def submit_reading(
     meter: Meter,
     value: Decimal,
 ) -> SubmittedReading:
+    """The period's first reading: points credited by the account level. Raises
+    ReadingAlreadySubmitted when the period has one (offer a correction instead)."""
+    current = reading_this_period(meter)
+    if current is not None:
+        raise ReadingAlreadySubmitted(current.period, current.value)
     key = reading_key(resident.telegram_user_id, meter.id, meter.window.period, value)
     session = ResidentSession(resident, auth, uow.residents)
     return await city.submit_reading(session, key, meter.id, format_reading(meter.kind, value))
+
+
+async def correct_reading(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    city: CityReadingCorrections,
+    resident: Resident,
+    meter: Meter,
+    value: Decimal,
+    nonce: str,
+) -> SubmittedReading:
+    """Replace this period's reading with `value`; the platform credits no points for it.
+    Raises NothingToCorrect when the period has no reading yet."""
+    if reading_this_period(meter) is None:
+        raise NothingToCorrect(meter.current_period)
+    key = correction_key(resident.telegram_user_id, meter.id, meter.window.period, value, nonce)
+    session = ResidentSession(resident, auth, uow.residents)
+    return await city.correct_reading(session, key, meter.id, format_reading(meter.kind, value))

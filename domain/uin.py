@@ -1,6 +1,9 @@
 """UIN (уникальный идентификатор начисления): offline validation before any network call.
 
-The control digit algorithm is the one in shared/REFERENCE.md (Moscow DIT description).
+The control digit algorithm and the letter values are the ones in shared/REFERENCE.md (the
+Moscow DIT description and its table; Minfin order 107н for the lengths 20 and 25 and the
+all-zero UIN). Only the ASCII digits 0-9 are digits: anything else that Unicode calls a digit
+(«²», Arabic-Indic, full-width) is refused as an invalid character, never converted.
 """
 
 from __future__ import annotations
@@ -9,9 +12,45 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 UIN_LENGTHS = (20, 25)
+DIGITS = "0123456789"  # ASCII only: «²», «١», «１» are not digits of a UIN (REFERENCE.md)
 
-_CYRILLIC = "абвгдеёжзийклмнопрстуфхцчшщъыьэюя"
-_LATIN = "abcdefghijklmnopqrstuvwxyz"
+# Letters of old traffic-police UINs and their values before `mod 10` (REFERENCE.md: the Moscow
+# DIT table, used by two independent public implementations). Ё and Й are not in it; Latin
+# letters that look like Cyrillic ones take the Cyrillic value, the other Latin letters go on
+# after Я (D 29 … Z 42).
+_CYRILLIC_VALUES = {
+    "А": 1, "Б": 2, "В": 3, "Г": 4, "Д": 5, "Е": 6, "Ж": 7, "З": 8, "И": 9, "К": 10,
+    "Л": 11, "М": 12, "Н": 13, "О": 14, "П": 15, "Р": 16, "С": 17, "Т": 18, "У": 19,
+    "Ф": 20, "Х": 21, "Ц": 22, "Ч": 23, "Ш": 24, "Щ": 25, "Э": 26, "Ю": 27, "Я": 28,
+    "Ъ": 33, "Ы": 36, "Ь": 42,
+}  # fmt: skip
+_LATIN_LOOKALIKE_VALUES = {
+    "A": 1, "B": 3, "E": 6, "K": 10, "M": 12, "H": 13, "O": 14, "P": 16, "C": 17, "T": 18,
+    "Y": 19, "X": 21,
+}  # fmt: skip
+_OTHER_LATIN_VALUES = {
+    "D": 29, "F": 30, "G": 31, "I": 32, "J": 33, "L": 34, "N": 35, "Q": 36, "R": 37, "S": 38,
+    "U": 39, "V": 40, "W": 41, "Z": 42,
+}  # fmt: skip
+
+
+def _values() -> dict[str, int]:
+    """Every character a UIN may hold → its value in the control sum. Lower case is accepted
+    as typed; the table is explicit, so no case mapping can let another character in
+    (dotless ı, long ſ, the Kelvin sign…)."""
+    values = {digit: int(digit) for digit in DIGITS}
+    for table in (_CYRILLIC_VALUES, _LATIN_LOOKALIKE_VALUES, _OTHER_LATIN_VALUES):
+        for letter, value in table.items():
+            values[letter] = values[letter.lower()] = value % 10
+    return values
+
+
+_VALUES = _values()
+_UPPER = {
+    letter.lower(): letter
+    for table in (_CYRILLIC_VALUES, _LATIN_LOOKALIKE_VALUES, _OTHER_LATIN_VALUES)
+    for letter in table
+}
 
 
 class UinProblem(StrEnum):
@@ -32,19 +71,15 @@ class UinCheck:
         return self.problem is None
 
 
-def _char_value(ch: str) -> int:
-    if ch.isdigit():
-        return int(ch)
-    low = ch.lower()
-    # Old traffic-police UINs may contain letters: a letter counts as its position mod 10.
-    if low in _CYRILLIC:
-        return (_CYRILLIC.index(low) + 1) % 10
-    return (_LATIN.index(low) + 1) % 10
+def char_value(ch: str) -> int:
+    """A character's value in the control sum: a digit its own, a letter the DIT table's value
+    mod 10 (Л 11 → 1, О 14 → 4). KeyError for anything else (check_uin refuses it first)."""
+    return _VALUES[ch]
 
 
 def control_digit(body: str) -> int:
     """Control digit for the characters before it (REFERENCE.md, steps 1-4)."""
-    values = [_char_value(ch) for ch in body]
+    values = [char_value(ch) for ch in body]
     for shift in (0, 2):
         total = sum(v * ((i + shift) % 10 + 1) for i, v in enumerate(values))
         rest = total % 11
@@ -54,18 +89,20 @@ def control_digit(body: str) -> int:
 
 
 def normalize(text: str) -> str:
-    return "".join(text.split()).replace("-", "")
+    """Spaces and hyphens dropped, the table's lower-case letters in upper case (each letter
+    keeps its script: a Latin M and a Cyrillic М make different UINs)."""
+    return "".join(_UPPER.get(ch, ch) for ch in "".join(text.split()).replace("-", ""))
 
 
 def check_uin(text: str) -> UinCheck:
     uin = normalize(text)
     if not uin:
         return UinCheck(uin, UinProblem.EMPTY)
-    if not all(ch.isdigit() or ch.lower() in _CYRILLIC or ch.lower() in _LATIN for ch in uin):
+    if not all(ch in _VALUES for ch in uin):
         return UinCheck(uin, UinProblem.CHARACTERS)
     if len(uin) not in UIN_LENGTHS:
         return UinCheck(uin, UinProblem.LENGTH)
-    if not uin[-1].isdigit():
+    if uin[-1] not in DIGITS:
         return UinCheck(uin, UinProblem.CHARACTERS)
     if set(uin) == {"0"}:
         return UinCheck(uin, UinProblem.ZEROS)

@@ -1,12 +1,15 @@
 """«Показания счётчиков»: the meters with their last readings; a reading per meter, checked
-before sending (not below the last one; a huge jump is confirmed); outside the window the bot
-says when it opens; after acceptance the points credited are shown."""
+before sending (a plain number within what the dial shows, not below the last one; a huge
+jump is confirmed); outside the window the bot says when it opens; after acceptance the points
+credited are shown. A reading sent this period can be corrected while the window is open
+(«Исправить показание»): the value is replaced, no points are credited again."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+from aiogram import F
 from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
@@ -17,16 +20,23 @@ from aiogram_dialog.widgets.text import Format
 from bot.i18n import Translator
 from domain.errors import DomainError
 from domain.meters import (
+    MAX_READING,
     Meter,
     MeterKind,
+    NothingToCorrect,
+    ReadingAlreadySubmitted,
     ReadingBelowPrevious,
     ReadingProblem,
     WindowClosed,
+    check_correction,
     check_reading,
+    correct_reading,
     format_reading,
     moscow_date,
+    new_correction_nonce,
     open_window,
     parse_reading,
+    reading_this_period,
     resident_meters,
     submit_reading,
 )
@@ -41,6 +51,24 @@ KIND_KEYS = {
     MeterKind.ELECTRICITY: "meter-electricity",
 }
 UNIT_KEYS = {"m3": "unit-m3", "kWh": "unit-kwh"}
+PROBLEM_KEYS = {
+    ReadingProblem.NOT_A_NUMBER: "meters-not-a-number",
+    ReadingProblem.NEGATIVE: "meters-negative",
+    ReadingProblem.TOO_PRECISE: "meters-too-precise",
+    ReadingProblem.TOO_LARGE: "meters-too-large",
+}
+# dialog_data keys
+METER, VALUE, USED, RESULT = "meter", "value", "used", "result"
+CORRECTION = "correction"  # the nonce of the correction under way; absent: a new reading
+CAN_CORRECT = "can_correct"  # the done window offers «Исправить показание»
+
+
+def _unit(tr: Translator, meter: Meter) -> str:
+    return tr(UNIT_KEYS.get(meter.unit, "unit-m3"))
+
+
+def _water(meter: Meter) -> str:
+    return "yes" if meter.kind.is_water else "no"
 
 
 def _last(tr: Translator, meter: Meter) -> str:
@@ -49,13 +77,25 @@ def _last(tr: Translator, meter: Meter) -> str:
     return tr(
         "meters-last",
         value=format_reading(meter.kind, meter.last_reading.value),
-        unit=tr(UNIT_KEYS.get(meter.unit, "unit-m3")),
+        unit=_unit(tr, meter),
         period=meter.last_reading.period,
     )
 
 
 async def _meters(ctx: Ctx) -> dict[str, Meter]:
     return {m.id: m for m in await resident_meters(ctx.uow, ctx.city, ctx.city, ctx.linked)}
+
+
+def _already_sent(tr: Translator, meter: Meter, period: str, value: Decimal) -> str:
+    return tr(
+        "meters-already-sent",
+        name=tr(KIND_KEYS[meter.kind]),
+        serial=meter.serial,
+        value=format_reading(meter.kind, value),
+        unit=_unit(tr, meter),
+        period=period,
+        closes_on=format_date(meter.window.closes_on),
+    )
 
 
 async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -72,9 +112,13 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     for meter in meters:
         line = tr("meters-line", name=tr(KIND_KEYS[meter.kind]), serial=meter.serial,
                   last=_last(tr, meter))  # fmt: skip
-        if meter.submitted_this_period:
+        is_open = open_window(meter.kind, today) is not None
+        if meter.submitted_this_period and is_open:
+            status = tr("meters-sent-fixable", period=meter.current_period,
+                        closes_on=format_date(meter.window.closes_on))  # fmt: skip
+        elif meter.submitted_this_period:
             status = tr("meters-sent", period=meter.current_period)
-        elif open_window(meter.kind, today):
+        elif is_open:
             status = tr("meters-window-open", closes_on=format_date(meter.window.closes_on))
         else:
             status = tr("meters-window-closed", opens_on=format_date(meter.window.opens_on))
@@ -84,33 +128,67 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
 
 
 async def on_meter(_c: CallbackQuery, _w: Any, manager: DialogManager, meter_id: str) -> None:
-    manager.dialog_data["meter"] = meter_id
+    manager.dialog_data[METER] = meter_id
+    manager.dialog_data.pop(CORRECTION, None)
+    await manager.switch_to(MetersSG.input)
+
+
+async def on_correct(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«Исправить показание»: a new correction (its own idempotency nonce), then the value."""
+    manager.dialog_data[CORRECTION] = new_correction_nonce()
+    manager.dialog_data.pop(CAN_CORRECT, None)
     await manager.switch_to(MetersSG.input)
 
 
 async def input_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
     tr = ctx.tr
-    meter = (await _meters(ctx)).get(dialog_manager.dialog_data.get("meter", ""))
+    try:
+        meter = (await _meters(ctx)).get(dialog_manager.dialog_data.get(METER, ""))
+    except DomainError as error:
+        return {"text": tr(error_key(error)), "can_correct": False}
     if meter is None:
-        return {"text": tr("error-not-found")}
+        return {"text": tr("error-not-found"), "can_correct": False}
     if open_window(meter.kind, moscow_date(ctx.clock())) is None:
-        return {"text": tr("meters-closed", opens_on=format_date(meter.window.opens_on))}
-    return {
-        "text": tr(
-            "meters-ask",
+        opens_on = format_date(meter.window.opens_on)
+        return {"text": tr("meters-closed", opens_on=opens_on), "can_correct": False}
+    current = reading_this_period(meter)
+    if current is not None and CORRECTION in dialog_manager.dialog_data:
+        text = tr(
+            "meters-correct-ask",
             name=tr(KIND_KEYS[meter.kind]),
             serial=meter.serial,
-            last=_last(tr, meter),
-            water="yes" if meter.kind.is_water else "no",
+            value=format_reading(meter.kind, current.value),
+            unit=_unit(tr, meter),
+            period=current.period,
+            water=_water(meter),
         )
-    }
+        return {"text": text, "can_correct": False}
+    if current is not None:
+        return {
+            "text": _already_sent(tr, meter, current.period, current.value),
+            "can_correct": True,
+        }
+    text = tr("meters-ask", name=tr(KIND_KEYS[meter.kind]), serial=meter.serial,
+              last=_last(tr, meter), water=_water(meter))  # fmt: skip
+    return {"text": text, "can_correct": False}
+
+
+def _problem_text(tr: Translator, meter: Meter, problem: ReadingProblem) -> str:
+    if problem is ReadingProblem.TOO_LARGE:
+        most = format_reading(meter.kind, MAX_READING[meter.kind])
+        return tr("meters-too-large", most=most, unit=_unit(tr, meter), water=_water(meter))
+    return tr(PROBLEM_KEYS.get(problem, "meters-not-a-number"), water=_water(meter))
 
 
 async def on_value(message: Message, _w: MessageInput, manager: DialogManager) -> None:
     ctx = Ctx(manager)
     tr = ctx.tr
-    meter = (await _meters(ctx)).get(manager.dialog_data.get("meter", ""))
+    try:
+        meter = (await _meters(ctx)).get(manager.dialog_data.get(METER, ""))
+    except DomainError as error:
+        await message.answer(tr(error_key(error)))
+        return
     if meter is None:
         await message.answer(tr("error-not-found"))
         return
@@ -118,69 +196,111 @@ async def on_value(message: Message, _w: MessageInput, manager: DialogManager) -
         await message.answer(tr("meters-closed", opens_on=format_date(meter.window.opens_on)))
         return
     value = parse_reading(meter.kind, message.text or "")
-    if value is ReadingProblem.NOT_A_NUMBER or value is ReadingProblem.TOO_PRECISE:
-        key = (
-            "meters-not-a-number" if value is ReadingProblem.NOT_A_NUMBER else "meters-too-precise"
-        )
-        await message.answer(tr(key))
+    if isinstance(value, ReadingProblem):
+        await message.answer(_problem_text(tr, meter, value))
+        return  # still waiting for a reading: the resident types it again
+    current = reading_this_period(meter)
+    nonce = manager.dialog_data.get(CORRECTION)
+    if current is not None and nonce is None:
+        await message.answer(tr("meters-press-correct", period=current.period))
         return
-    assert isinstance(value, Decimal)
+    if current is not None and nonce is not None:
+        if check_correction(meter, value) is ReadingProblem.UNCHANGED:
+            await message.answer(tr("meters-correct-same", period=current.period))
+            return
+        await _send(manager, meter, value, correction=str(nonce), typed=message)
+        return
     last = meter.last_reading.value if meter.last_reading else None
     problem = check_reading(meter.kind, value, last)
     if problem is ReadingProblem.BELOW_PREVIOUS and last is not None:
         await message.answer(tr("meters-below", last=format_reading(meter.kind, last)))
         return
-    manager.dialog_data["value"] = str(value)
+    manager.dialog_data[VALUE] = format_reading(meter.kind, value)
     if problem is ReadingProblem.IMPLAUSIBLE and last is not None:
-        manager.dialog_data["used"] = format_reading(meter.kind, value - last)
+        manager.dialog_data[USED] = format_reading(meter.kind, value - last)
         await manager.switch_to(MetersSG.confirm, show_mode=ShowMode.SEND)
         return
-    await _send(manager, meter, value)
+    await _send(manager, meter, value, typed=message)
 
 
 async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
-    meter = (await _meters(ctx)).get(dialog_manager.dialog_data.get("meter", ""))
+    try:
+        meter = (await _meters(ctx)).get(dialog_manager.dialog_data.get(METER, ""))
+    except DomainError as error:
+        return {"text": ctx.tr(error_key(error))}
     unit = ctx.tr(UNIT_KEYS.get(meter.unit if meter else "m3", "unit-m3"))
-    return {
-        "text": ctx.tr("meters-implausible", used=dialog_manager.dialog_data["used"], unit=unit)
-    }
+    used = dialog_manager.dialog_data.get(USED, "")
+    return {"text": ctx.tr("meters-implausible", used=used, unit=unit)}
 
 
 async def on_confirm(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
-    meter = (await _meters(ctx)).get(manager.dialog_data.get("meter", ""))
-    if meter is not None:
-        await _send(manager, meter, Decimal(manager.dialog_data["value"]))
+    meter = (await _meters(ctx)).get(manager.dialog_data.get(METER, ""))
+    if meter is None:
+        return
+    # The value was checked when typed and kept as the platform reads it; read it back the
+    # same strict way (never Decimal() of whatever the stored state holds).
+    value = parse_reading(meter.kind, str(manager.dialog_data.get(VALUE, "")))
+    if isinstance(value, Decimal):
+        await _send(manager, meter, value)
 
 
-async def _send(manager: DialogManager, meter: Meter, value: Decimal) -> None:
+async def _send(
+    manager: DialogManager,
+    meter: Meter,
+    value: Decimal,
+    correction: str | None = None,
+    typed: Message | None = None,
+) -> None:
+    """Send the reading (or the correction, with its nonce) and show the outcome. A value the
+    platform finds below the last period's, when it was typed, is answered where it was typed:
+    the resident stays in the input and types it again."""
     ctx = Ctx(manager)
     tr = ctx.tr
+    can_correct = False
     try:
-        accepted = await submit_reading(ctx.uow, ctx.city, ctx.city, ctx.linked, meter, value)
+        if correction is None:
+            accepted = await submit_reading(ctx.uow, ctx.city, ctx.city, ctx.linked, meter, value)
+        else:
+            accepted = await correct_reading(
+                ctx.uow, ctx.city, ctx.city, ctx.linked, meter, value, correction
+            )
     except WindowClosed as error:
         result = tr("meters-closed", opens_on=format_date(error.opens_on))
     except ReadingBelowPrevious as error:
         result = tr("meters-below", last=format_reading(meter.kind, error.last_value))
+        if typed is not None:
+            await typed.answer(result)
+            return
+    except ReadingAlreadySubmitted as error:
+        result = _already_sent(tr, meter, error.period, error.value)
+        can_correct = True
+    except NothingToCorrect:
+        result = tr("meters-nothing-to-correct")
     except DomainError as error:
         result = tr(error_key(error))
     else:
-        unit = tr(UNIT_KEYS.get(meter.unit, "unit-m3"))
-        lines = [tr("meters-accepted", value=format_reading(meter.kind, accepted.value),
-                    unit=unit, period=accepted.period)]  # fmt: skip
+        unit = _unit(tr, meter)
+        shown = format_reading(meter.kind, accepted.value)
+        key = "meters-corrected" if correction is not None else "meters-accepted"
+        lines = [tr(key, value=shown, unit=unit, period=accepted.period)]
         if accepted.points_credited:
             points = tr("points-count", count=accepted.points_credited)
             lines.append(tr("meters-points", points=points))
         else:
             lines.append(tr("meters-no-points"))
         result = "\n".join(lines)
-    manager.dialog_data["result"] = result
+        can_correct = True  # a mistake seen only now is still corrected in this period
+    manager.dialog_data[RESULT] = result
+    manager.dialog_data[CAN_CORRECT] = can_correct
+    manager.dialog_data.pop(CORRECTION, None)
     await manager.switch_to(MetersSG.done, show_mode=ShowMode.SEND)
 
 
 async def done_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    return {"text": dialog_manager.dialog_data.get("result", "")}
+    data = dialog_manager.dialog_data
+    return {"text": data.get(RESULT, ""), "can_correct": bool(data.get(CAN_CORRECT))}
 
 
 def build_dialog() -> Dialog:
@@ -204,6 +324,7 @@ def build_dialog() -> Dialog:
         Window(
             Format("{text}"),
             MessageInput(on_value, content_types=ContentType.TEXT),
+            Button(Tr("meters-correct"), id="correct", on_click=on_correct, when=F["can_correct"]),
             SwitchTo(Tr("nav-back"), id="back", state=MetersSG.list),
             getter=input_getter,
             state=MetersSG.input,
@@ -218,6 +339,7 @@ def build_dialog() -> Dialog:
         ),
         Window(
             Format("{text}"),
+            Button(Tr("meters-correct"), id="correct", on_click=on_correct, when=F["can_correct"]),
             SwitchTo(Tr("nav-back"), id="back", state=MetersSG.list),
             HintOnText(),
             getter=done_getter,

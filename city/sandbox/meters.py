@@ -3,8 +3,11 @@
 Windows are Moscow dates of the sandbox's clock: water from the 15th of a month to the 3rd of
 the next (inclusive), electricity from the 15th to the 26th. A reading belongs to the period
 (MM.YYYY) of the month in which its window opened. The first reading of a meter in a period
-earns points by the resident's account level; a later one corrects the period's value and
-earns nothing.
+earns points by the resident's account level. A period has one reading: sending another is
+refused (`already_submitted`) unless it is marked as a correction, which replaces the period's
+value and earns nothing (a correction of a period without a reading is `nothing_to_correct`).
+
+Values are plain decimals of ASCII digits, no larger than the meter's dial shows (MAX_VALUE).
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ OPENS_ON_DAY = 15
 WATER_CLOSES_DAY = 3  # of the next month
 ELECTRICITY_CLOSES_DAY = 26
 
-_WATER_VALUE = re.compile(r"^[0-9]+(\.[0-9]{1,3})?$")
-_ELECTRICITY_VALUE = re.compile(r"^[0-9]+$")
+# fullmatch, ASCII digits only: no sign, exponent, spaces, comma or trailing newline.
+_WATER_VALUE = re.compile(r"[0-9]+(?:\.[0-9]{1,3})?")
+_ELECTRICITY_VALUE = re.compile(r"[0-9]+")
+_MAX_DIGITS = 32  # characters of a value; longer is refused before Decimal sees it
 
 
 class MeterKind(StrEnum):
@@ -52,6 +57,14 @@ _GENITIVE = {
     MeterKind.COLD_WATER: "холодной воды",
     MeterKind.HOT_WATER: "горячей воды",
     MeterKind.ELECTRICITY: "электроэнергии",
+}
+
+# The largest value a meter's dial can show: flat water meters have 5 digits of m³ and 3 of
+# litres, flat electricity meters 6 digits of kWh (the bot's domain/meters.py uses the same).
+MAX_VALUE = {
+    MeterKind.COLD_WATER: Decimal("99999.999"),
+    MeterKind.HOT_WATER: Decimal("99999.999"),
+    MeterKind.ELECTRICITY: Decimal(999_999),
 }
 
 
@@ -108,9 +121,13 @@ def window_on(kind: MeterKind, day: date) -> tuple[Window, bool]:
 
 
 def parse_value(kind: MeterKind, raw: str) -> Decimal | None:
-    """A non-negative decimal with at most 3 decimals (water) or an integer (electricity)."""
+    """A non-negative decimal with at most 3 decimals (water) or an integer (electricity), at
+    most MAX_VALUE; None otherwise. Only plain digit strings reach Decimal (no exponent)."""
     pattern = _WATER_VALUE if kind.is_water else _ELECTRICITY_VALUE
-    return Decimal(raw) if pattern.match(raw) else None
+    if len(raw) > _MAX_DIGITS or pattern.fullmatch(raw) is None:
+        return None
+    value = Decimal(raw)
+    return value if value <= MAX_VALUE[kind] else None
 
 
 def format_value(kind: MeterKind, value: Decimal) -> str:
@@ -174,12 +191,22 @@ class MeterBook:
         return window_on(meter.kind, moscow_date(self.clock()))
 
     def submit(
-        self, resident: DemoResident, key: str, meter: CityMeter, value: Decimal
+        self,
+        resident: DemoResident,
+        key: str,
+        meter: CityMeter,
+        value: Decimal,
+        *,
+        correction: bool = False,
     ) -> tuple[ReadingAnswer, bool]:
         """A reading for the open window's period: (answer, True) when taken now, (answer,
-        False) for a replay of this key with the same reading. Raises Refused (409, 422)."""
+        False) for a replay of this key with the same request. Raises Refused (409, 422).
+
+        Without `correction` the period must have no reading yet (409 `already_submitted`);
+        with it, the period must have one (409 `nothing_to_correct`), which it replaces. Only
+        the period's first reading credits points, so a correction never credits."""
         account_id = resident.account_id
-        fingerprint = f"{meter.id}\n{format_value(meter.kind, value)}"
+        fingerprint = f"{meter.id}\n{format_value(meter.kind, value)}\n{correction}"
         try:
             known = self._answers.recall(account_id, key, fingerprint)
         except KeyReused as reused:
@@ -194,6 +221,22 @@ class MeterBook:
                 f"readings are accepted from {window.opens_on.isoformat()}",
                 opens_on=window.opens_on.isoformat(),
             )
+        current = meter.readings.get(window.period)
+        if current is not None and not correction:
+            raise Refused(
+                409,
+                "already_submitted",
+                f"the reading for {window.period} is already taken; send a correction",
+                period=str(window.period),
+                value=format_value(meter.kind, current.value),
+            )
+        if current is None and correction:
+            raise Refused(
+                409,
+                "nothing_to_correct",
+                f"no reading for {window.period} to correct",
+                period=str(window.period),
+            )
         previous = meter.reading_before(window.period)
         if previous is not None and value < previous.value:
             last_value = format_value(meter.kind, previous.value)
@@ -203,11 +246,10 @@ class MeterBook:
                 f"the reading is below the last one ({last_value})",
                 last_value=last_value,
             )
-        first_in_period = window.period not in meter.readings
         reading = Reading(value, window.period, self.clock())
         meter.readings[window.period] = reading
         credited = 0
-        if first_in_period:
+        if current is None:  # the period's first reading (a correction always has one)
             credited = READING_POINTS[resident.level]
             self.credit(meter, reading, credited)
         answer = ReadingAnswer(reading, credited)

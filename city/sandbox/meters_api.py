@@ -1,4 +1,5 @@
-"""Meters API: `GET /api/v1/meters` and `POST /api/v1/meters/{meter_id}/readings`."""
+"""Meters API: `GET /api/v1/meters` and `POST /api/v1/meters/{meter_id}/readings` (a reading,
+or with `"correction": true` a correction of this period's reading)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from typing import Any
 from aiohttp import web
 
 from city.sandbox.common import Refused, authenticated_resident, error_response, iso_datetime
-from city.sandbox.meters import CityMeter, MeterBook, Reading, format_value, parse_value
+from city.sandbox.meters import (
+    MAX_VALUE,
+    CityMeter,
+    MeterBook,
+    Reading,
+    format_value,
+    parse_value,
+)
 from city.sandbox.payments import IDEMPOTENCE_KEY
 from city.sandbox.points_api import KEY_REQUIRED
 
@@ -35,8 +43,16 @@ async def submit_reading(request: web.Request) -> web.Response:
         body = json.loads(await request.text())
     except json.JSONDecodeError:
         return error_response(400, "the body must be a JSON object")
-    if not isinstance(body, dict) or set(body) != {"value"} or not isinstance(body["value"], str):
-        return error_response(400, 'the body must be {"value": "<decimal as a string>"}')
+    if (
+        not isinstance(body, dict)
+        or "value" not in body
+        or not set(body) <= {"value", "correction"}
+        or not isinstance(body["value"], str)
+        or not isinstance(body.get("correction", False), bool)
+    ):
+        return error_response(
+            400, 'the body must be {"value": "<decimal as a string>", "correction": <bool>}'
+        )
     book = request.app[METERS_KEY]
     meter = book.meter_of(resident.account_id, request.match_info["meter_id"])
     if meter is None:
@@ -48,9 +64,12 @@ async def submit_reading(request: web.Request) -> web.Response:
             if meter.kind.is_water
             else "a non-negative integer, e.g. 15234"
         )
-        return error_response(400, f"value must be {wanted}")
+        most = format_value(meter.kind, MAX_VALUE[meter.kind])
+        return error_response(400, f"value must be {wanted}, at most {most}")
     try:
-        answer, created = book.submit(resident, key, meter, value)
+        answer, created = book.submit(
+            resident, key, meter, value, correction=body.get("correction", False)
+        )
     except Refused as refused:
         return refused.response()
     return web.json_response(

@@ -28,6 +28,10 @@ def value(text: str) -> dict[str, Any]:
     return {"value": text}
 
 
+def correction(text: str) -> dict[str, Any]:
+    return {"value": text, "correction": True}
+
+
 # ---------------------------------------------------------------- the demo meters
 
 
@@ -206,6 +210,18 @@ MALFORMED = [
     (COLD, "NaN"),
     (POWER, "15300.5"),
     (POWER, "15300.0"),
+    (COLD, "1e5"),
+    (COLD, "1E5"),
+    (COLD, "1e999999999"),
+    (COLD, "0x10"),
+    (COLD, "430\n"),
+    (COLD, "４３０"),  # full-width digits
+    (COLD, "٤٣٠"),  # Arabic-Indic digits
+    (COLD, "430²"),
+    (COLD, "100000"),  # above the dial: 5 digits of m³
+    (COLD, "100000.000"),
+    (POWER, "1000000"),  # above the dial: 6 digits of kWh
+    (POWER, "9" * 40),
 ]
 
 
@@ -221,7 +237,31 @@ async def test_a_malformed_value_is_400(
     assert (await city.meter(full_token, meter_id))["submitted_this_period"] is False
 
 
-@pytest.mark.parametrize("body", [{"value": 430.5}, {"value": None}, {}, {"v": "1"}, ["430"]])
+async def test_the_dials_maximum_is_accepted(city: ContractClient, full_token: str) -> None:
+    await city.set_clock(WATER_OPEN)
+
+    water = await city.send_reading(full_token, "max-water", HOT, value("99999.999"))
+    power = await city.send_reading(full_token, "max-power", POWER, value("999999"))
+
+    assert (water.status, water.body["reading"]["value"]) == (201, "99999.999")
+    assert (power.status, power.body["reading"]["value"]) == (201, "999999")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"value": 430.5},
+        {"value": None},
+        {},
+        {"v": "1"},
+        ["430"],
+        {"value": "430.000", "correction": "yes"},
+        {"value": "430.000", "correction": 1},
+        {"value": "430.000", "correction": None},
+        {"value": "430.000", "correction": False, "extra": 1},
+        {"correction": True},
+    ],
+)
 async def test_a_value_must_be_a_string(city: ContractClient, full_token: str, body: Any) -> None:
     await city.set_clock(WATER_OPEN)
 
@@ -296,7 +336,7 @@ async def test_each_meter_earns_once_per_period_and_a_correction_earns_nothing(
     cold = await city.send_reading(full_token, "cold-1", COLD, value("430.000"))
     hot = await city.send_reading(full_token, "hot-1", HOT, value("250.000"))
     clock.advance(60)
-    corrected = await city.send_reading(full_token, "cold-2", COLD, value("428.500"))
+    corrected = await city.send_reading(full_token, "cold-2", COLD, correction("428.500"))
 
     assert [a.body["points_credited"] for a in (cold, hot, corrected)] == [20, 20, 0]
     assert corrected.status == 201
@@ -312,7 +352,7 @@ async def test_each_meter_earns_once_per_period_and_a_correction_earns_nothing(
         "04.2026",
         20,
     )
-    below = await city.send_reading(full_token, "cold-4", COLD, value("428.499"))
+    below = await city.send_reading(full_token, "cold-4", COLD, correction("428.499"))
     assert (below.status, below.body["last_value"]) == (409, "428.500")
 
 
@@ -335,6 +375,117 @@ async def test_a_replayed_reading_credits_once_even_after_the_window_closed(
     assert await city.balance(full_token) == 1_270
     entries = (await city.points(full_token)).body["entries"]
     assert [e["reason"] for e in entries].count("Показания счётчика холодной воды за 03.2026") == 1
+
+
+# ---------------------------------------------------------------- corrections
+
+
+async def test_a_second_reading_in_a_period_is_refused_unless_a_correction(
+    city: ContractClient, full_token: str
+) -> None:
+    await city.set_clock(WATER_OPEN)
+    first = await city.send_reading(full_token, "first", COLD, value("430.000"))
+
+    second = await city.send_reading(full_token, "second", COLD, value("431.000"))
+
+    assert first.status == 201
+    assert second.status == 409
+    assert (second.body["reason"], second.body["period"], second.body["value"]) == (
+        "already_submitted",
+        "03.2026",
+        "430.000",
+    )
+    assert (await city.meter(full_token, COLD))["last_reading"]["value"] == "430.000"
+    # The refused key is still free: used as a correction it replaces the value.
+    fixed = await city.send_reading(full_token, "second", COLD, correction("431.000"))
+    assert (fixed.status, fixed.body["points_credited"]) == (201, 0)
+    assert (await city.meter(full_token, COLD))["last_reading"]["value"] == "431.000"
+
+
+async def test_a_correction_needs_a_reading_to_correct(
+    city: ContractClient, full_token: str
+) -> None:
+    await city.set_clock(WATER_OPEN)
+    before = await city.balance(full_token)
+
+    answer = await city.send_reading(full_token, "fix", COLD, correction("430.000"))
+
+    assert answer.status == 409
+    assert (answer.body["reason"], answer.body["period"]) == ("nothing_to_correct", "03.2026")
+    meter = await city.meter(full_token, COLD)
+    assert (meter["submitted_this_period"], meter["last_reading"]["period"]) == (False, "02.2026")
+    assert await city.balance(full_token) == before
+    # The key stayed free: the period's first reading can be sent with it and earns points.
+    sent = await city.send_reading(full_token, "fix", COLD, value("430.000"))
+    assert (sent.status, sent.body["points_credited"]) == (201, 20)
+
+
+async def test_corrections_replace_the_value_and_never_credit(
+    city: ContractClient, full_token: str, clock: FakeClock
+) -> None:
+    await city.set_clock(WATER_OPEN)
+    before = await city.balance(full_token)
+    first = await city.send_reading(full_token, "r-1", POWER, value("15300"))
+
+    values = []
+    for n, raw in enumerate(["15400", "15300", "15400", "15350"], start=1):
+        clock.advance(1)
+        fixed = await city.send_reading(full_token, f"c-{n}", POWER, correction(raw))
+        assert (fixed.status, fixed.body["points_credited"]) == (201, 0), fixed.body
+        values.append((await city.meter(full_token, POWER))["last_reading"]["value"])
+
+    assert first.body["points_credited"] == 20
+    assert values == ["15400", "15300", "15400", "15350"]  # back and forth: each one applied
+    assert await city.balance(full_token) == before + 20
+    meter = await city.meter(full_token, POWER)
+    assert (meter["submitted_this_period"], meter["last_reading"]["period"]) == (True, "03.2026")
+    entries = (await city.points(full_token)).body["entries"]
+    assert [e["reason"] for e in entries].count("Показания счётчика электроэнергии за 03.2026") == 1
+
+
+async def test_a_replayed_correction_is_answered_again_and_changes_nothing(
+    city: ContractClient, full_token: str, clock: FakeClock
+) -> None:
+    await city.set_clock(WATER_OPEN)
+    await city.send_reading(full_token, "first", COLD, value("430.000"))
+    fixed = await city.send_reading(full_token, "fix-1", COLD, correction("429.5"))
+    clock.advance(30)
+    later = await city.send_reading(full_token, "fix-2", COLD, correction("429.700"))
+
+    again = await city.send_reading(full_token, "fix-1", COLD, correction("429.500"))
+    as_reading = await city.send_reading(full_token, "fix-1", COLD, value("429.500"))
+    first_again = await city.send_reading(full_token, "first", COLD, value("430.000"))
+
+    assert (fixed.status, later.status, again.status) == (201, 201, 200)
+    assert again.body == fixed.body  # the first answer, as the contract says for a replay
+    assert (as_reading.status, as_reading.body["reason"]) == (422, "idempotency_key_reused")
+    assert (first_again.status, first_again.body["points_credited"]) == (200, 20)  # a replay
+    assert (await city.meter(full_token, COLD))["last_reading"]["value"] == "429.700"
+    assert await city.balance(full_token) == 1_250 + 20
+
+
+async def test_a_correction_is_checked_like_a_reading(
+    city: ContractClient, full_token: str
+) -> None:
+    await city.set_clock(WATER_OPEN)
+    await city.send_reading(full_token, "first", COLD, value("430.000"))
+
+    below = await city.send_reading(full_token, "low", COLD, correction("425.370"))
+    same_as_last_period = await city.send_reading(full_token, "eq", COLD, correction("425.371"))
+    huge = await city.send_reading(full_token, "huge", COLD, correction("1e5"))
+    await city.set_clock(msk("2026-04-04", "00:00:01"))  # the window closed
+    late = await city.send_reading(full_token, "late", COLD, correction("430.100"))
+
+    assert (below.status, below.body["reason"], below.body["last_value"]) == (
+        409,
+        "below_previous",
+        "425.371",
+    )
+    assert same_as_last_period.status == 201
+    assert huge.status == 400
+    assert (late.status, late.body["reason"]) == (409, "window_closed")
+    last = (await city.meter(full_token, COLD))["last_reading"]
+    assert (last["value"], last["period"]) == ("425.371", "03.2026")
 
 
 # ---------------------------------------------------------------- the clock

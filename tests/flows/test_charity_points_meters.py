@@ -126,7 +126,12 @@ async def test_meter_readings_in_the_window(harness: Harness) -> None:
     assert "принято" in reply.text and "+20 баллов" in reply.text
     await chat.press("‹ Назад")
     await chat.press("Холодная вода")
+    assert "уже передано" in chat.last_text
     reply = await chat.send(f"{last + 4.5:.3f}")
+    assert "нажмите «Исправить показание»" in reply.text  # a second reading is not sent
+    await chat.press("Исправить показание")
+    reply = await chat.send(f"{last + 4.5:.3f}")
+    assert "исправлено" in reply.text
     assert "уже начислены" in reply.text  # one credit per meter per period
 
 

@@ -59,10 +59,28 @@ def test_a_closed_window_says_when_it_opens() -> None:
         (WATER, "1.2345", ReadingProblem.TOO_PRECISE),
         (ELECTRICITY, "15234", Decimal(15234)),
         (ELECTRICITY, "15234.5", ReadingProblem.TOO_PRECISE),
-        (WATER, "-5", ReadingProblem.NOT_A_NUMBER),
+        (WATER, "-5", ReadingProblem.NEGATIVE),
         (WATER, "много", ReadingProblem.NOT_A_NUMBER),
         (WATER, "NaN", ReadingProblem.NOT_A_NUMBER),
         (WATER, "", ReadingProblem.NOT_A_NUMBER),
+        (WATER, "123", Decimal(123)),
+        (WATER, "123,45", Decimal("123.45")),
+        (WATER, "123.456", Decimal("123.456")),
+        (WATER, "99999,999", Decimal("99999.999")),  # the dial's maximum
+        (WATER, "100000", ReadingProblem.TOO_LARGE),
+        (ELECTRICITY, "999999", Decimal(999999)),
+        (ELECTRICITY, "1000000", ReadingProblem.TOO_LARGE),
+        (WATER, "1e5000", ReadingProblem.NOT_A_NUMBER),
+        (WATER, "1e999999999", ReadingProblem.NOT_A_NUMBER),
+        (ELECTRICITY, "1E5", ReadingProblem.NOT_A_NUMBER),
+        (WATER, "0x10", ReadingProblem.NOT_A_NUMBER),
+        (WATER, "+5", ReadingProblem.NOT_A_NUMBER),
+        (WATER, "inf", ReadingProblem.NOT_A_NUMBER),
+        (WATER, "12²", ReadingProblem.NOT_A_NUMBER),
+        (WATER, "١٢٣", ReadingProblem.NOT_A_NUMBER),  # Arabic-Indic
+        (WATER, "１２３", ReadingProblem.NOT_A_NUMBER),  # full-width
+        (WATER, "1 2345", ReadingProblem.NOT_A_NUMBER),  # spaces group in threes only
+        (WATER, "1_000", ReadingProblem.NOT_A_NUMBER),
     ],
 )
 def test_parse_reading(kind: MeterKind, text: str, expected: object) -> None:

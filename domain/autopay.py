@@ -7,6 +7,11 @@ Kinds (REFERENCE.md, «Мои платежи»):
 
 A run's key is (autopay id, period): the database refuses a second run for the same period,
 and the run's idempotency key makes the platform refuse a second charge.
+
+An autopay the city keeps refusing for a lasting reason (the card removed, expired or asking for
+3-D Secure, the consent revoked, the fund gone, an amount above the ceiling) is PAUSED with its
+`paused_reason`; one the city does not answer is pushed back (`back_off`), so neither can hold
+the head of the earliest-due-first queue.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from domain.bills import BillKind
+from domain.payable import Payable
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 CHARGE_AT = time(10, 0)  # charges run at 10:00 Moscow time, after quiet hours
 RETRY_DAYS = 2  # declined or insufficient funds: tried again on the next two days
+BACKOFF_FIRST = timedelta(minutes=2)  # the city did not answer: 2, 4, 8 … minutes later
+BACKOFF_MAX = timedelta(hours=1)
 BILL_KINDS = (BillKind.EPD, BillKind.MGTS, BillKind.KINDERGARTEN, BillKind.CLUB)
 
 
@@ -90,6 +98,34 @@ class AutopayStatus(StrEnum):
     DELETED = "deleted"
 
 
+class PauseReason(StrEnum):
+    """Why an autopay is PAUSED: by the resident, or by a tick the city refused for good."""
+
+    BY_RESIDENT = "resident"  # «Приостановить»
+    CARD_REMOVED = "card_removed"  # the city no longer knows the saved card
+    CARD_EXPIRED = "card_expired"
+    NEEDS_CONFIRMATION = "needs_confirmation"  # the bank asks for 3-D Secure on every charge
+    RELINK = "relink"  # the city no longer accepts our tokens (consent revoked, unlinked)
+    TARGET_GONE = "target_gone"  # the fund (or the bill) is unknown to the city
+    OVER_CEILING = "over_ceiling"  # the amount is above the operator's autopay ceiling
+
+    @property
+    def card(self) -> bool:
+        """Fixed by choosing another card («Сменить карту» resumes the autopay)."""
+        return self in _CARD_REASONS
+
+
+_CARD_REASONS = frozenset(
+    {PauseReason.CARD_REMOVED, PauseReason.CARD_EXPIRED, PauseReason.NEEDS_CONFIRMATION}
+)
+
+
+class InconsistentAutopay(ValueError):
+    """An autopay whose fields contradict its kind: a BILL one names a fund or a fixed amount,
+    a FIXED one lacks its fund or amount (or names a service). A programming error, never a
+    resident's: such an autopay could charge the wrong target."""
+
+
 @dataclass(slots=True)
 class Autopay:
     telegram_user_id: int
@@ -105,8 +141,33 @@ class Autopay:
     payer_code: str | None = None  # ЕПД: which flat
     status: AutopayStatus = AutopayStatus.ACTIVE
     skip_period: str | None = None  # «Пропустить этот раз»
-    retry_period: str | None = None  # a declined period being tried again on the next days
+    retry_period: str | None = None  # a period being tried again (declined, or no answer)
+    paused_reason: PauseReason | None = None  # PAUSED: why
+    unanswered: int = 0  # charges in a row the city did not answer (the back-off's exponent)
     id: int | None = None
+
+    def __post_init__(self) -> None:
+        """Raises InconsistentAutopay: a BILL autopay pays a service's bill up to `limit` and
+        names no fund or amount; a FIXED one pays `amount` kopecks to `fund_id` and names no
+        service or limit."""
+        if self.kind is AutopayKind.BILL:
+            if self.bill_kind is None:
+                raise InconsistentAutopay("a bill autopay needs its service")
+            if self.fund_id is not None or self.fund_name is not None or self.amount is not None:
+                raise InconsistentAutopay("a bill autopay names no fund and no fixed amount")
+        else:
+            if not self.fund_id or self.amount is None:
+                raise InconsistentAutopay("a fixed autopay needs its fund and amount")
+            if self.bill_kind is not None or self.limit is not None or self.payer_code:
+                raise InconsistentAutopay("a fixed autopay names no service and no limit")
+
+    def payable(self, bill_ids: list[str]) -> Payable:
+        """What one run pays: the bill found for a BILL autopay, the fund for a FIXED one —
+        decided by the kind alone, so a stray fund id on a bill autopay is never charged."""
+        if self.kind is AutopayKind.BILL:
+            return Payable.bills(bill_ids)
+        assert self.fund_id is not None, "a fixed autopay pays a fund"
+        return Payable.donation(self.fund_id)
 
     @property
     def period(self) -> str:
@@ -117,6 +178,7 @@ class Autopay:
     def advance(self, now: datetime) -> None:
         """Move to the next scheduled charge after the current one."""
         self.retry_period = None
+        self.unanswered = 0
         current = self.next_due_at.astimezone(MOSCOW).date()
         following = charge_moment(self.schedule.next_date(current))
         self.next_due_at = max(following, next_due(self.schedule, now))
@@ -124,8 +186,31 @@ class Autopay:
     def retry_tomorrow(self, now: datetime) -> None:
         """Keep the period, try again at 10:00 tomorrow."""
         self.retry_period = self.period
+        self.unanswered = 0
         tomorrow = now.astimezone(MOSCOW).date() + timedelta(days=1)
         self.next_due_at = charge_moment(tomorrow)
+
+    def back_off(self, now: datetime) -> None:
+        """The city did not answer: keep the period (and the run's key) and try again after
+        2, 4, 8 … minutes, at most an hour — behind every autopay due meanwhile, so one that
+        keeps failing never holds the head of the earliest-due-first queue."""
+        self.retry_period = self.period
+        self.unanswered += 1
+        delay = BACKOFF_FIRST * 2 ** min(self.unanswered - 1, 10)
+        self.next_due_at = now + min(delay, BACKOFF_MAX)
+
+    def pause(self, reason: PauseReason) -> None:
+        self.status = AutopayStatus.PAUSED
+        self.paused_reason = reason
+
+    def resume(self, now: datetime) -> None:
+        """Active again from the next scheduled date after `now`: no period in the past is
+        charged late."""
+        self.status = AutopayStatus.ACTIVE
+        self.paused_reason = None
+        self.retry_period = None
+        self.unanswered = 0
+        self.next_due_at = next_due(self.schedule, now)
 
 
 class RunStatus(StrEnum):
@@ -134,7 +219,7 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"  # the resident skipped this time, or no bill was issued
     OVER_LIMIT = "over_limit"  # a bill above the limit: the resident pays by hand
     RETRYING = "retrying"  # declined / insufficient funds: tried again tomorrow
-    FAILED = "failed"  # retries used up, or an expired card
+    FAILED = "failed"  # retries used up, refused by the city, or the autopay was paused
 
 
 @dataclass(slots=True)

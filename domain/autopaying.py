@@ -1,9 +1,16 @@
-"""Autopay use cases: set up, change, pause, skip once, remind, and the tick that charges.
+"""Autopay use cases: set up, change (amount, day, card), pause, skip once, remind, and the
+tick that charges.
 
-The tick claims due autopays (a lease, `FOR UPDATE SKIP LOCKED` on PostgreSQL), and for each
-finds or creates the run of its period — unique per (autopay, period) — then charges with the
-run's idempotency key after committing it. A tick that repeats, a second scheduler, or a crash
-after the charge all meet the same run and the same key: one charge per period.
+The tick claims due autopays batch by batch (a lease, `FOR UPDATE SKIP LOCKED` on PostgreSQL),
+and for each finds or creates the run of its period — unique per (autopay, period) — then
+charges with the run's idempotency key after committing it. A tick that repeats, a second
+scheduler, or a crash after the charge all meet the same run and the same key: one charge per
+period.
+
+Nothing holds the queue. A refusal that will not pass by itself (the card removed, expired or
+asking for 3-D Secure, the consent revoked, the fund gone, an amount above the ceiling) pauses
+the autopay and tells the resident and the support dashboard once; a charge the city did not
+answer keeps its run and key and is pushed back (`Autopay.back_off`) behind the others due.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from domain.autopay import (
     AutopayKind,
     AutopayRun,
     AutopayStatus,
+    PauseReason,
     RunStatus,
     Schedule,
     next_due,
@@ -26,21 +34,77 @@ from domain.autopay import (
 )
 from domain.charity import MIN_DONATION
 from domain.errors import CityUnavailable, DomainError, NotFound, RelinkRequired
-from domain.payments import AmountChanged, BillAlreadyPaid, PaymentStatus
-from domain.ports import City, Notification, UnitOfWork
+from domain.limits import DEFAULT_LIMITS, AmountLimits, AmountTooLarge, LimitKind
+from domain.payments import (
+    AmountChanged,
+    BillAlreadyPaid,
+    PaymentMethod,
+    PaymentRefused,
+    PaymentStatus,
+)
+from domain.ports import City, CityAuth, CityPayments, Notification, UnitOfWork
 from domain.sessions import ResidentSession
 
-TICK_BATCH = 50
+TICK_BATCH = 50  # autopays claimed (leased) at once
+TICK_BATCHES = 20  # a tick works through up to TICK_BATCH × TICK_BATCHES due autopays
 RETRYABLE = {PaymentStatus.DECLINED, PaymentStatus.INSUFFICIENT_FUNDS}
+UNAVAILABLE = "unavailable"  # a tick outcome: the city did not answer, tried again later
+PAUSED = "paused"  # a tick outcome: refused for a lasting reason, the autopay is paused
+INACTIVE = "inactive"  # a tick outcome: paused or deleted by the resident during the attempt
+# The city's reasons for refusing a payment that will not pass by themselves.
+LASTING_REFUSALS = {
+    "unknown_payment_method": PauseReason.CARD_REMOVED,
+    "unknown_fund": PauseReason.TARGET_GONE,
+    "unknown_bill": PauseReason.TARGET_GONE,
+}
+REFUSED = "refused"  # a run's failure: the city refused this period's payment for another reason
 
 
 class AutopayTooSmall(DomainError):
-    """A charity autopay below 50 ₽."""
+    """A charity autopay below 50 ₽, or a bill autopay's limit of zero."""
 
 
-async def set_up(uow: UnitOfWork, autopay: Autopay, now: datetime) -> Autopay:
-    if autopay.kind is AutopayKind.FIXED and (autopay.amount or 0) < MIN_DONATION:
+class UnsuitableCard(DomainError):
+    """Not one of the resident's saved cards an autopay can charge unattended (unknown, or its
+    bank asks for 3-D Secure on every charge)."""
+
+
+def money_ceiling(
+    kind: AutopayKind, limits: AmountLimits = DEFAULT_LIMITS
+) -> tuple[LimitKind, int]:
+    """The most an autopay of this kind may charge at once, in kopecks, and which ceiling that
+    is: the autopay ceiling, and for a donation also the donation ceiling (whichever is lower)."""
+    kinds = [LimitKind.AUTOPAY] + ([LimitKind.DONATION] if kind is AutopayKind.FIXED else [])
+    chosen = min(kinds, key=limits.of)
+    return chosen, limits.of(chosen)
+
+
+def check_money(kind: AutopayKind, money: int, limits: AmountLimits = DEFAULT_LIMITS) -> int:
+    """A FIXED autopay's amount or a BILL one's limit, in kopecks, back if allowed: a donation
+    is at least 50 ₽, a limit above zero, and neither above `money_ceiling`. Raises
+    AutopayTooSmall, AmountTooLarge (with the ceiling that applies)."""
+    if money <= 0 or (kind is AutopayKind.FIXED and money < MIN_DONATION):
         raise AutopayTooSmall()
+    limit_kind, ceiling = money_ceiling(kind, limits)
+    if money > ceiling:
+        raise AmountTooLarge(limit_kind, ceiling)
+    return money
+
+
+def _money_of(autopay: Autopay) -> int | None:
+    return autopay.amount if autopay.kind is AutopayKind.FIXED else autopay.limit
+
+
+async def set_up(
+    uow: UnitOfWork, autopay: Autopay, now: datetime, limits: AmountLimits = DEFAULT_LIMITS
+) -> Autopay:
+    """Store a new ACTIVE autopay, first charged at its next scheduled moment after `now`.
+    Raises AutopayTooSmall, AmountTooLarge (its amount or limit, in kopecks, is checked by
+    `check_money`)."""
+    money = _money_of(autopay)
+    if money is not None or autopay.kind is AutopayKind.FIXED:
+        check_money(autopay.kind, money or 0, limits)
+    autopay.status, autopay.paused_reason = AutopayStatus.ACTIVE, None
     autopay.next_due_at = next_due(autopay.schedule, now)
     await uow.autopays.add(autopay, now)
     await uow.commit()
@@ -48,20 +112,37 @@ async def set_up(uow: UnitOfWork, autopay: Autopay, now: datetime) -> Autopay:
 
 
 async def own_autopay(uow: UnitOfWork, resident: Resident, autopay_id: int) -> Autopay:
+    """The resident's autopay (not a deleted one). Raises NotFound."""
     autopay = await uow.autopays.get(autopay_id)
-    if autopay is None or autopay.telegram_user_id != resident.telegram_user_id:
+    if (
+        autopay is None
+        or autopay.telegram_user_id != resident.telegram_user_id
+        or autopay.status is AutopayStatus.DELETED
+    ):
         raise NotFound(f"autopay {autopay_id}")
     return autopay
 
 
 async def set_status(
-    uow: UnitOfWork, resident: Resident, autopay_id: int, status: AutopayStatus, now: datetime
+    uow: UnitOfWork,
+    resident: Resident,
+    autopay_id: int,
+    status: AutopayStatus,
+    now: datetime,
+    limits: AmountLimits = DEFAULT_LIMITS,
 ) -> Autopay:
+    """Pause («Приостановить»), resume (from the next date after `now`, none in the past) or
+    delete. Raises NotFound, AmountTooLarge (resuming an amount above today's ceiling)."""
     autopay = await own_autopay(uow, resident, autopay_id)
-    autopay.status = status
-    if status is AutopayStatus.ACTIVE:  # resumed: the next date from now, none in the past
-        autopay.next_due_at = next_due(autopay.schedule, now)
-        autopay.retry_period = None
+    if status is AutopayStatus.ACTIVE:
+        money = _money_of(autopay)
+        if money is not None:
+            check_money(autopay.kind, money, limits)
+        autopay.resume(now)
+    elif status is AutopayStatus.PAUSED:
+        autopay.pause(PauseReason.BY_RESIDENT)
+    else:
+        autopay.status = AutopayStatus.DELETED
     await uow.autopays.save(autopay)
     await uow.commit()
     return autopay
@@ -78,6 +159,56 @@ async def skip_once(
     await uow.autopays.save(autopay)
     await uow.commit()
     return autopay
+
+
+async def autopay_methods(
+    uow: UnitOfWork, auth: CityAuth, payments: CityPayments, resident: Resident
+) -> tuple[list[PaymentMethod], list[PaymentMethod]]:
+    """(the saved cards an autopay may charge, those it may not: their bank asks for 3-D
+    Secure on every charge, and nobody is there to confirm). Raises CityUnavailable,
+    RelinkRequired."""
+    methods = await payments.payment_methods(ResidentSession(resident, auth, uow.residents))
+    return (
+        [m for m in methods if not m.requires_confirmation],
+        [m for m in methods if m.requires_confirmation],
+    )
+
+
+async def change_card(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    payments: CityPayments,
+    resident: Resident,
+    autopay_id: int,
+    method_id: str,
+    now: datetime,
+) -> tuple[Autopay, bool]:
+    """«Сменить карту»: from the next charge on. An autopay paused because of its card is
+    resumed from its next date after `now`; returns (the autopay, whether it was resumed).
+    Raises NotFound, UnsuitableCard, CityUnavailable, RelinkRequired."""
+    autopay = await own_autopay(uow, resident, autopay_id)
+    suitable, _ = await autopay_methods(uow, auth, payments, resident)
+    if method_id not in {m.id for m in suitable}:
+        raise UnsuitableCard(method_id)
+    autopay.method_id = method_id
+    resumed = autopay.status is AutopayStatus.PAUSED and bool(
+        autopay.paused_reason and autopay.paused_reason.card
+    )
+    if resumed:
+        autopay.resume(now)
+    await uow.autopays.save(autopay)
+    await uow.commit()
+    return autopay, resumed
+
+
+async def cancel_all(uow: UnitOfWork, telegram_user_id: int) -> int:
+    """Every autopay of a resident DELETED (unlinking): relinking never resumes an old charge.
+    The caller commits. Returns how many there were."""
+    autopays = await uow.autopays.of_resident(telegram_user_id)
+    for autopay in autopays:
+        autopay.status = AutopayStatus.DELETED
+        await uow.autopays.save(autopay)
+    return len(autopays)
 
 
 async def send_reminders(uow: UnitOfWork, now: datetime) -> int:
@@ -116,29 +247,124 @@ def _describe(autopay: Autopay, **extra: object) -> dict[str, object]:
 
 
 async def tick(
-    uow: UnitOfWork, city: City, now: datetime, outcomes: list[str] | None = None
+    uow: UnitOfWork,
+    city: City,
+    now: datetime,
+    outcomes: list[str] | None = None,
+    limits: AmountLimits = DEFAULT_LIMITS,
 ) -> int:
-    """Charge every due autopay once for its period. Returns how many were processed; each
-    one's outcome (a RunStatus value, or "unavailable") is appended to `outcomes`."""
-    claimed = await uow.autopays.claim_due(now, TICK_BATCH)
-    await uow.commit()  # the lease is taken; another scheduler skips these
-    for autopay in claimed:
-        assert autopay.id is not None
-        try:
-            outcome = await _process(uow, city, autopay, now)
-        except (CityUnavailable, RelinkRequired, NotFound):
-            await uow.rollback()  # the run stays STARTED: the next tick resends its key
-            outcome = "unavailable"
-        if outcomes is not None:
-            outcomes.append(outcome)
-        # Released after the work, not in `finally`: a scheduler that dies keeps the lease
-        # until it expires, and whoever takes over finds the run and its key.
-        await uow.autopays.release(autopay.id)
+    """Charge every due autopay once for its period, TICK_BATCH at a time, up to TICK_BATCHES
+    batches. Returns how many were processed; each one's outcome (a RunStatus value,
+    "already_done", "paused" or "unavailable") is appended to `outcomes`.
+
+    Every processed autopay leaves the due set (its schedule moves on, it is paused, or it is
+    pushed back), so no batch meets an autopay twice and one that keeps failing cannot starve
+    the rest. A batch the city answered not once means it is down: the tick ends there."""
+    processed = 0
+    for _ in range(TICK_BATCHES):
+        claimed = await uow.autopays.claim_due(now, TICK_BATCH)
+        await uow.commit()  # the lease is taken; another scheduler skips these
+        unanswered = 0
+        for autopay in claimed:
+            assert autopay.id is not None
+            outcome = await _attempt(uow, city, autopay, now, limits)
+            unanswered += outcome == UNAVAILABLE
+            processed += 1
+            if outcomes is not None:
+                outcomes.append(outcome)
+            # Released after the work, not in `finally`: a scheduler that dies keeps the lease
+            # until it expires, and whoever takes over finds the run and its key.
+            await uow.autopays.release(autopay.id)
+            await uow.commit()
+        if len(claimed) < TICK_BATCH or unanswered == len(claimed):
+            break
+    return processed
+
+
+async def _attempt(
+    uow: UnitOfWork, city: City, autopay: Autopay, now: datetime, limits: AmountLimits
+) -> str:
+    assert autopay.id is not None
+    try:
+        return await _process(uow, city, autopay, now, limits)
+    except CityUnavailable:
+        await uow.rollback()  # the run stays STARTED: its key is sent again later
+        return await _back_off(uow, autopay.id, now)
+    except RelinkRequired:
+        await uow.rollback()
+        return await _refused(uow, autopay.id, PauseReason.RELINK, now)
+    except NotFound:
+        await uow.rollback()
+        return await _refused(uow, autopay.id, PauseReason.TARGET_GONE, now)
+    except PaymentRefused as refusal:
+        await uow.rollback()
+        return await _refused(uow, autopay.id, LASTING_REFUSALS.get(refusal.reason), now)
+    except DomainError:  # anything else the city said that may pass: later, behind the rest
+        await uow.rollback()
+        return await _back_off(uow, autopay.id, now)
+
+
+async def _back_off(uow: UnitOfWork, autopay_id: int, now: datetime) -> str:
+    autopay = await uow.autopays.get(autopay_id)  # as stored: the resident may have changed it
+    if autopay is not None and autopay.status is AutopayStatus.ACTIVE:
+        autopay.back_off(now)
+        await uow.autopays.save(autopay)
         await uow.commit()
-    return len(claimed)
+    return UNAVAILABLE
 
 
-async def _process(uow: UnitOfWork, city: City, autopay: Autopay, now: datetime) -> str:
+async def _refused(
+    uow: UnitOfWork, autopay_id: int, reason: PauseReason | None, now: datetime
+) -> str:
+    """The city refused this period's payment (nothing was charged). A lasting `reason` pauses
+    the autopay; any other refusal fails this period only (None)."""
+    autopay = await uow.autopays.get(autopay_id)
+    if autopay is None or autopay.status is not AutopayStatus.ACTIVE:
+        return INACTIVE  # paused or deleted by the resident meanwhile
+    period = autopay.period
+    run = await uow.autopays.run_for(autopay_id, period, run_key(autopay_id, period, 1), now)
+    if reason is None:
+        run.failure = REFUSED
+        return await _finish(
+            uow, autopay, run, RunStatus.FAILED, now, notify="autopay_failed", urgent=True
+        )
+    return await _pause(uow, autopay, run, reason, now)
+
+
+async def _pause(
+    uow: UnitOfWork,
+    autopay: Autopay,
+    run: AutopayRun,
+    reason: PauseReason,
+    now: datetime,
+    **extra: object,
+) -> str:
+    """Paused for a lasting reason: the run failed, the resident is told (urgent: it needs
+    them) what happened and how to fix it, staff see it on the dashboard — each once, by the
+    dedupe keys of the autopay's period — all in one transaction."""
+    assert autopay.id is not None
+    run.status, run.failure = RunStatus.FAILED, reason.value
+    await uow.autopays.save_run(run, now)
+    await uow.notifications.add_once(
+        Notification(
+            telegram_user_id=autopay.telegram_user_id,
+            kind="autopay_paused",
+            dedupe_key=f"autopay:{autopay.id}:{run.period}:paused",
+            data=_describe(autopay, reason=reason.value, amount_charged=run.amount, **extra),
+            urgent=True,
+        ),
+        now,
+    )
+    await support.autopay_failed(uow, autopay, run, now, paused=True)
+    autopay.pause(reason)
+    await uow.autopays.save(autopay)
+    await uow.commit()
+    return PAUSED
+
+
+async def _process(
+    uow: UnitOfWork, city: City, autopay: Autopay, now: datetime, limits: AmountLimits
+) -> str:
     assert autopay.id is not None
     period = autopay.period
     run = await uow.autopays.run_for(autopay.id, period, run_key(autopay.id, period, 1), now)
@@ -147,12 +373,11 @@ async def _process(uow: UnitOfWork, city: City, autopay: Autopay, now: datetime)
         await uow.autopays.save(autopay)
         return "already_done"
     resident = await uow.residents.get(autopay.telegram_user_id)
-    if resident is None:  # unlinked: nothing can be charged any more
-        autopay.status = AutopayStatus.PAUSED
-        await uow.autopays.save(autopay)
-        return "paused"
+    if resident is None:  # no longer linked: nothing can be charged until they link again
+        return await _pause(uow, autopay, run, PauseReason.RELINK, now)
     if autopay.skip_period == period:
         return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
+    _, ceiling = money_ceiling(autopay.kind, limits)
     session = ResidentSession(resident, city, uow.residents)
     bill_ids: list[str] = []
     amount = autopay.amount
@@ -166,12 +391,22 @@ async def _process(uow: UnitOfWork, city: City, autopay: Autopay, now: datetime)
         if not bills:
             return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
         bill_ids, amount = [bills[0].id], bills[0].amount
-        if autopay.limit is not None and amount > autopay.limit:
+        limit = min(ceiling, autopay.limit if autopay.limit is not None else ceiling)
+        if amount > limit:
             run.amount = amount
             return await _finish(
-                uow, autopay, run, RunStatus.OVER_LIMIT, now, notify="autopay_over_limit"
+                uow,
+                autopay,
+                run,
+                RunStatus.OVER_LIMIT,
+                now,
+                notify="autopay_over_limit",
+                limit=limit,
             )
     assert amount is not None
+    if amount > ceiling:  # a donation set up before today's ceiling: never charged as it is
+        run.amount = amount
+        return await _pause(uow, autopay, run, PauseReason.OVER_CEILING, now, ceiling=ceiling)
     if run.status is not RunStatus.STARTED or run.attempts == 0:
         run.attempts += 1  # a new attempt (first, or a retry after a decline) gets a new key
         run.key = run_key(autopay.id, period, run.attempts)
@@ -183,11 +418,9 @@ async def _process(uow: UnitOfWork, city: City, autopay: Autopay, now: datetime)
         payment = await city.create_payment(
             session,
             run.key,
-            bill_ids=bill_ids,
-            requisites=None,
+            payable=autopay.payable(bill_ids),
             amount=amount,
             method_id=autopay.method_id,
-            fund_id=autopay.fund_id,
         )
     except (BillAlreadyPaid, AmountChanged):
         return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
@@ -196,21 +429,22 @@ async def _process(uow: UnitOfWork, city: City, autopay: Autopay, now: datetime)
         return await _finish(
             uow, autopay, run, RunStatus.SUCCEEDED, now, notify="autopay_paid", receipt=receipt
         )
-    elif payment.status in RETRYABLE and run.attempts <= RETRY_DAYS:
-        run.status, run.failure = RunStatus.RETRYING, payment.status.value
+    if payment.status is PaymentStatus.PENDING:  # the bank wants 3-D Secure: nobody is there
+        return await _pause(uow, autopay, run, PauseReason.NEEDS_CONFIRMATION, now)
+    if payment.status is PaymentStatus.EXPIRED_CARD:
+        return await _pause(uow, autopay, run, PauseReason.CARD_EXPIRED, now)
+    run.failure = payment.status.value
+    if payment.status in RETRYABLE and run.attempts <= RETRY_DAYS:
+        run.status = RunStatus.RETRYING
         await uow.autopays.save_run(run, now)
         autopay.retry_tomorrow(now)
         await uow.autopays.save(autopay)
         await uow.commit()
         return RunStatus.RETRYING.value
-    else:
-        run.failure = payment.status.value
-        kind = (
-            "autopay_card_expired"
-            if payment.status is PaymentStatus.EXPIRED_CARD
-            else "autopay_failed"
-        )
-        return await _finish(uow, autopay, run, RunStatus.FAILED, now, notify=kind, urgent=True)
+    # Retries used up (declined, insufficient funds) or canceled: the text says which.
+    return await _finish(
+        uow, autopay, run, RunStatus.FAILED, now, notify="autopay_failed", urgent=True
+    )
 
 
 def _next(autopay: Autopay, now: datetime) -> None:
@@ -243,7 +477,7 @@ async def _finish(
             ),
             now,
         )
-    if status is RunStatus.FAILED:  # retries used up or the card expired: staff hear of it
+    if status is RunStatus.FAILED:  # retries used up or refused: staff hear of it
         await support.autopay_failed(uow, autopay, run, now)
     _next(autopay, now)
     await uow.autopays.save(autopay)
@@ -259,16 +493,20 @@ async def change(
     *,
     money: int | None = None,
     schedule: Schedule | None = None,
+    limits: AmountLimits = DEFAULT_LIMITS,
 ) -> Autopay:
-    """A new amount (FIXED) or limit (BILL), or a new day: from the next charge on."""
+    """A new amount (FIXED) or limit (BILL), in kopecks, or a new day: from the next charge
+    on. A new allowed amount resumes an autopay paused for being above the ceiling. Raises
+    NotFound, AutopayTooSmall, AmountTooLarge."""
     autopay = await own_autopay(uow, resident, autopay_id)
     if money is not None:
+        check_money(autopay.kind, money, limits)
         if autopay.kind is AutopayKind.FIXED:
-            if money < MIN_DONATION:
-                raise AutopayTooSmall()
             autopay.amount = money
         else:
             autopay.limit = money
+        if autopay.paused_reason is PauseReason.OVER_CEILING:
+            autopay.resume(now)
     if schedule is not None:
         autopay.schedule = schedule
         autopay.next_due_at = next_due(schedule, now)

@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from domain.accounts import Resident, TokenSet, mask_name
+from domain.autopaying import cancel_all
 from domain.errors import (
     DomainError,
     InvalidGrant,
@@ -162,12 +163,15 @@ async def confirm_link(
 
 
 async def unlink(uow: UnitOfWork, auth: CityAuth, resident: Resident) -> bool:
-    """Revoke the tokens at the city and delete everything stored about the resident.
+    """Revoke the tokens at the city and delete everything stored about the resident; their
+    autopays are cancelled (DELETED), so linking again never resumes an old charge.
 
     Returns whether the city confirmed the revocation; the local data is deleted either way,
     because a resident who asks to be forgotten must be forgotten even when the city is down.
+    The caller commits.
     """
     revoked = await _revoke_quietly(auth, resident.tokens)
+    await cancel_all(uow, resident.telegram_user_id)
     await uow.residents.delete(resident.telegram_user_id)
     return revoked
 

@@ -153,13 +153,19 @@ async def report_sent(uow: UnitOfWork, report_id: str, draft: Draft, now: dateti
     )
 
 
-async def autopay_failed(uow: UnitOfWork, autopay: Autopay, run: AutopayRun, now: datetime) -> bool:
-    """An autopay that failed for good: which one, what for, how much and why — not the card."""
+async def autopay_failed(
+    uow: UnitOfWork, autopay: Autopay, run: AutopayRun, now: datetime, *, paused: bool = False
+) -> bool:
+    """An autopay that failed for good — for this period, or `paused` until the resident acts
+    (the card removed, expired or asking for 3-D Secure, consent revoked, the fund gone): which
+    one, what for, how much (kopecks) and why (`failure`) — not the card. Once per autopay and
+    period (one period ends in one of the two)."""
     return await _post(
         uow,
         DASHBOARD_AUTOPAY_FAILED,
         f"autopay:{autopay.id}:{run.period}",
         {
+            "paused": paused,
             "autopay_id": autopay.id,
             "period": run.period,
             "kind": autopay.kind.value,

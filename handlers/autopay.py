@@ -1,5 +1,11 @@
 """«Автоплатежи»: list, set up (kind → what → schedule → amount or limit → card → summary),
-pause, resume, delete; also opened from «Подключить автоплатёж» on a receipt or a thank-you."""
+pause, resume, change the amount, the day or the card, delete; also opened from «Подключить
+автоплатёж» on a receipt or a thank-you, and from a paused autopay's notification.
+
+Every set-up and every change runs in its own dialog context, started with explicit start
+data (`manager.start` of this dialog's state): its dialog data begins empty and is dropped when
+it is done, so nothing chosen in one set-up (a fund, an amount) can leak into the next.
+"""
 
 from __future__ import annotations
 
@@ -22,15 +28,26 @@ from domain.autopay import (
     AutopayKind,
     AutopayStatus,
     Frequency,
+    PauseReason,
     Schedule,
     next_due,
 )
-from domain.autopaying import change, own_autopay, set_status, set_up
+from domain.autopaying import (
+    AutopayTooSmall,
+    UnsuitableCard,
+    autopay_methods,
+    change,
+    change_card,
+    check_money,
+    own_autopay,
+    set_status,
+    set_up,
+)
 from domain.bills import BillKind, unpaid_bills
-from domain.charity import MIN_DONATION, funds
-from domain.errors import DomainError
+from domain.charity import funds
+from domain.errors import DomainError, NotFound
+from domain.limits import DEFAULT_LIMITS, AmountLimits, AmountTooLarge
 from domain.money import MoneyParseError, format_rub, parse_rub
-from domain.payments import available_methods
 from handlers.payments import Ctx
 from handlers.states import AutopaySG
 from handlers.texts import error_key, format_datetime
@@ -51,6 +68,20 @@ WEEKDAY_KEYS = (
     "weekday-5",
     "weekday-6",
 )
+# The card's status line of a paused autopay: why, and what to press to fix it.
+PAUSED_KEYS = {
+    PauseReason.BY_RESIDENT: "autopay-state-paused",
+    PauseReason.CARD_REMOVED: "autopay-state-card-removed",
+    PauseReason.CARD_EXPIRED: "autopay-state-card-expired",
+    PauseReason.NEEDS_CONFIRMATION: "autopay-state-needs-confirmation",
+    PauseReason.RELINK: "autopay-state-relink",
+    PauseReason.TARGET_GONE: "autopay-state-target-gone",
+    PauseReason.OVER_CEILING: "autopay-state-over-ceiling",
+}
+# Start data of a context of this dialog (small scalars only: it is JSON in Redis).
+FROM_LIST = "from_list"  # a set-up started by «➕» on the list: done → back to the list
+EDIT = "edit"  # a change of an existing autopay (its id): done → back to its card
+OPEN = "open"  # a notification's «Открыть автоплатёж» (its id): the card at once
 
 
 def describe(tr: Translator, autopay: Autopay) -> dict[str, str]:
@@ -66,6 +97,22 @@ def describe(tr: Translator, autopay: Autopay) -> dict[str, str]:
     else:
         when = tr("autopay-when-weekly", weekday=tr(WEEKDAY_KEYS[autopay.schedule.day]))
     return {"what": what, "how": how, "when": when}
+
+
+def _limits(manager: DialogManager) -> AmountLimits:
+    limits = manager.middleware_data.get("limits")
+    return limits if isinstance(limits, AmountLimits) else DEFAULT_LIMITS
+
+
+def _start(manager: DialogManager) -> dict[str, Any]:
+    data = manager.start_data
+    return data if isinstance(data, dict) else {}
+
+
+def _money_problem(tr: Translator, error: DomainError, bill: bool) -> str:
+    if isinstance(error, AmountTooLarge):
+        return tr("autopay-money-too-large", ceiling=format_rub(error.ceiling))
+    return tr("autopay-limit-bad" if bill else "autopay-amount-bad")
 
 
 async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -84,56 +131,103 @@ async def on_autopay(_c: CallbackQuery, _w: Any, manager: DialogManager, autopay
     await manager.switch_to(AutopaySG.card)
 
 
+async def on_add(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«➕»: a set-up of its own, from nothing."""
+    await manager.start(AutopaySG.kind, data={FROM_LIST: True})
+
+
 async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
     autopay = await own_autopay(ctx.uow, ctx.linked, dialog_manager.dialog_data["autopay"])
     active = autopay.status is AutopayStatus.ACTIVE
+    reason = autopay.paused_reason or PauseReason.BY_RESIDENT
     text = ctx.tr(
         "autopay-card",
         next=format_datetime(autopay.next_due_at),
-        state=ctx.tr("autopay-state-active" if active else "autopay-state-paused"),
+        state=ctx.tr("autopay-state-active" if active else PAUSED_KEYS[reason]),
         **describe(ctx.tr, autopay),
     )
     return {"text": text, "active": active}
 
 
-async def on_edit_money(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
-    ctx = Ctx(manager)
-    autopay = await own_autopay(ctx.uow, ctx.linked, manager.dialog_data["autopay"])
-    manager.dialog_data.update(editing=autopay.id, kind=autopay.kind.value)
-    await manager.switch_to(AutopaySG.money)
+def _edit(state: Any) -> Any:
+    """A change of the autopay on the card, in a context of its own."""
 
+    async def handler(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+        await manager.start(state, data={EDIT: int(manager.dialog_data["autopay"])})
 
-async def on_edit_day(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
-    manager.dialog_data["editing"] = manager.dialog_data["autopay"]
-    await manager.switch_to(AutopaySG.frequency)
+    return handler
 
 
 def _status(status: AutopayStatus) -> Any:
-    async def handler(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    async def handler(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
         ctx = Ctx(manager)
-        await set_status(ctx.uow, ctx.linked, manager.dialog_data["autopay"], status, ctx.clock())
+        autopay_id = manager.dialog_data["autopay"]
+        try:
+            await set_status(ctx.uow, ctx.linked, autopay_id, status, ctx.clock(), _limits(manager))
+        except AmountTooLarge as error:  # resuming an amount above today's ceiling
+            if callback.message is not None:
+                await callback.message.answer(_money_problem(ctx.tr, error, bill=False))
+            manager.show_mode = ShowMode.SEND
+            return
         if status is AutopayStatus.DELETED:
-            if _c.message is not None:
-                await _c.message.answer(ctx.tr("autopay-deleted"))
+            if callback.message is not None:
+                await callback.message.answer(ctx.tr("autopay-deleted"))
             await manager.switch_to(AutopaySG.list, show_mode=ShowMode.SEND)
 
     return handler
 
 
-# --- setting up ---------------------------------------------------------------------------
+# --- setting up and changing ---------------------------------------------------------------
 
 
 async def on_start(data: Data, manager: DialogManager) -> None:
-    """Opened from a receipt or a thank-you: what to pay is already known."""
+    """A new context: the list (no data), a set-up (from the list, or from a receipt or a
+    thank-you with what to pay already known), a change of one autopay, or its card."""
     if not isinstance(data, dict):
         return
-    manager.dialog_data.update({k: v for k, v in data.items() if k in _PREFILL})
-    if data.get("kind") in (AutopayKind.BILL, AutopayKind.FIXED):
-        await manager.switch_to(AutopaySG.frequency)
+    if OPEN in data or EDIT in data:
+        ctx = Ctx(manager)
+        try:
+            autopay = await own_autopay(ctx.uow, ctx.linked, int(data.get(OPEN) or data[EDIT]))
+        except NotFound:  # another resident's id, or deleted meanwhile: the list instead
+            await manager.switch_to(AutopaySG.list)
+            return
+        manager.dialog_data.update(autopay=autopay.id, kind=autopay.kind.value)
+        if OPEN in data:
+            await manager.switch_to(AutopaySG.card)
+        return
+    # A set-up: only what its kind names is taken; a missing part is asked for.
+    kind = data.get("kind")
+    if kind == AutopayKind.BILL:
+        manager.dialog_data["kind"] = AutopayKind.BILL.value
+        if data.get("bill_kind") in {k.value for k in BILL_KINDS}:
+            manager.dialog_data["bill_kind"] = data["bill_kind"]
+            await manager.switch_to(AutopaySG.frequency)
+        else:
+            await manager.switch_to(AutopaySG.service)
+    elif kind == AutopayKind.FIXED:
+        manager.dialog_data["kind"] = AutopayKind.FIXED.value
+        if data.get("fund_id"):
+            manager.dialog_data.update(
+                fund_id=str(data["fund_id"]), fund_name=str(data.get("fund_name") or "")
+            )
+            if isinstance(data.get("amount"), int):
+                manager.dialog_data["amount"] = data["amount"]
+            await manager.switch_to(AutopaySG.frequency)
+        else:
+            await manager.switch_to(AutopaySG.fund)
 
 
-_PREFILL = {"kind", "bill_kind", "fund_id", "fund_name", "amount"}
+async def _close(manager: DialogManager) -> None:
+    """A change or a set-up is done: back where it was started — the card or the list. A
+    set-up started elsewhere (a receipt, a thank-you) shows the list in its own context."""
+    start = _start(manager)
+    if EDIT in start or FROM_LIST in start:
+        await manager.done(show_mode=ShowMode.SEND)
+        return
+    manager.dialog_data.clear()
+    await manager.switch_to(AutopaySG.list, show_mode=ShowMode.SEND)
 
 
 async def on_kind_bill(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
@@ -189,23 +283,36 @@ async def on_weekly(_c: CallbackQuery, _b: Button, manager: DialogManager) -> No
     await manager.switch_to(AutopaySG.weekday)
 
 
+def _prefilled_amount_fits(manager: DialogManager) -> bool:
+    """A donation's amount brought from a thank-you, if it is allowed for an autopay."""
+    data = manager.dialog_data
+    if data.get("kind") != AutopayKind.FIXED or not data.get("amount"):
+        return False
+    try:
+        check_money(AutopayKind.FIXED, int(data["amount"]), _limits(manager))
+    except DomainError:
+        data.pop("amount")  # asked again, with the ceiling in the answer to a too large one
+        return False
+    return True
+
+
 async def _after_schedule(manager: DialogManager) -> None:
     data = manager.dialog_data
-    if data.get("editing"):  # a new day for an existing autopay
+    if EDIT in _start(manager):  # a new day for an existing autopay
         ctx = Ctx(manager)
         schedule = Schedule(Frequency(data["frequency"]), int(data["day"]))
-        await change(ctx.uow, ctx.linked, data.pop("editing"), ctx.clock(), schedule=schedule)
-        await manager.switch_to(AutopaySG.card, show_mode=ShowMode.SEND)
+        await change(ctx.uow, ctx.linked, data["autopay"], ctx.clock(), schedule=schedule)
+        await _close(manager)
         return
-    prefilled = data.get("kind") == AutopayKind.FIXED and data.get("amount")
     await manager.switch_to(
-        AutopaySG.method if prefilled else AutopaySG.money, show_mode=ShowMode.SEND
+        AutopaySG.method if _prefilled_amount_fits(manager) else AutopaySG.money,
+        show_mode=ShowMode.SEND,
     )
 
 
 async def on_day(message: Message, _w: MessageInput, manager: DialogManager) -> None:
     text = (message.text or "").strip()
-    if not text.isdigit() or not 1 <= int(text) <= 31:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 31:
         await message.answer(Ctx(manager).tr("autopay-day-bad"))
         return
     manager.dialog_data["day"] = int(text)
@@ -226,60 +333,109 @@ async def on_weekday(_c: CallbackQuery, _w: Any, manager: DialogManager, day: st
 async def money_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     tr: Translator = dialog_manager.middleware_data["tr"]
     bill = dialog_manager.dialog_data.get("kind") == AutopayKind.BILL
-    return {"text": tr("autopay-limit-ask" if bill else "autopay-amount-ask")}
+    return {
+        "text": tr("autopay-limit-ask" if bill else "autopay-amount-ask"),
+        "editing": EDIT in _start(dialog_manager),
+    }
 
 
 async def on_money(message: Message, _w: MessageInput, manager: DialogManager) -> None:
+    """The amount (FIXED) or limit (BILL): the payments' rules for what may be typed
+    (`parse_rub`), at least 50 ₽ for a donation, at most the operator's ceiling."""
     ctx = Ctx(manager)
-    bill = manager.dialog_data.get("kind") == AutopayKind.BILL
+    kind = AutopayKind(manager.dialog_data["kind"])
+    bill = kind is AutopayKind.BILL
     try:
-        amount = parse_rub(message.text or "")
+        amount = check_money(kind, parse_rub(message.text or ""), _limits(manager))
     except MoneyParseError:
-        amount = 0
-    if amount <= 0 or (not bill and amount < MIN_DONATION):
-        await message.answer(ctx.tr("autopay-limit-bad" if bill else "autopay-amount-bad"))
+        await message.answer(_money_problem(ctx.tr, AutopayTooSmall(), bill))
         return
-    if manager.dialog_data.get("editing"):  # a new amount or limit for an existing autopay
+    except (AutopayTooSmall, AmountTooLarge) as error:
+        await message.answer(_money_problem(ctx.tr, error, bill))
+        return
+    if EDIT in _start(manager):  # a new amount or limit for an existing autopay
         await change(
-            ctx.uow, ctx.linked, manager.dialog_data.pop("editing"), ctx.clock(), money=amount
+            ctx.uow,
+            ctx.linked,
+            manager.dialog_data["autopay"],
+            ctx.clock(),
+            money=amount,
+            limits=_limits(manager),
         )
-        await manager.switch_to(AutopaySG.card, show_mode=ShowMode.SEND)
+        await _close(manager)
         return
     manager.dialog_data["limit" if bill else "amount"] = amount
     await manager.switch_to(AutopaySG.method, show_mode=ShowMode.SEND)
 
 
 async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    """Only cards an autopay can charge unattended; a sentence says why the others are not
+    offered (their bank asks for 3-D Secure on every charge)."""
     ctx = Ctx(dialog_manager)
-    methods = await available_methods(ctx.uow, ctx.city, ctx.city, ctx.linked)
-    dialog_manager.dialog_data["cards"] = {m.id: m.last4 for m in methods}
+    suitable, confirming = await autopay_methods(ctx.uow, ctx.city, ctx.city, ctx.linked)
+    dialog_manager.dialog_data["cards"] = {m.id: m.last4 for m in suitable}
     items = [
         (m.id, ctx.tr("pay-method-button", brand=m.brand.capitalize(), last4=m.last4))
-        for m in methods
+        for m in suitable
     ]
-    return {"text": ctx.tr("autopay-card-ask" if items else "autopay-no-cards"), "methods": items}
+    text = ctx.tr("autopay-card-ask" if items else "autopay-no-cards")
+    if confirming:
+        cards = ", ".join(f"•• {m.last4}" for m in confirming)
+        text = "\n\n".join([text, ctx.tr("autopay-card-3ds-note", cards=cards)])
+    return {"text": text, "methods": items}
 
 
-async def on_method(_c: CallbackQuery, _w: Any, manager: DialogManager, method_id: str) -> None:
-    if method_id in manager.dialog_data.get("cards", {}):
+async def on_method(
+    callback: CallbackQuery, _w: Any, manager: DialogManager, method_id: str
+) -> None:
+    if method_id not in manager.dialog_data.get("cards", {}):
+        return
+    if EDIT not in _start(manager):
         manager.dialog_data["method_id"] = method_id
         await manager.switch_to(AutopaySG.summary)
+        return
+    ctx = Ctx(manager)  # «Сменить карту»
+    assert callback.message is not None
+    try:
+        autopay, resumed = await change_card(
+            ctx.uow,
+            ctx.city,
+            ctx.city,
+            ctx.linked,
+            manager.dialog_data["autopay"],
+            method_id,
+            ctx.clock(),
+        )
+    except UnsuitableCard:  # removed or changed at the city since the list was shown
+        await callback.message.answer(ctx.tr("autopay-card-unsuitable"))
+        manager.show_mode = ShowMode.SEND
+        return
+    last4 = manager.dialog_data["cards"][method_id]
+    if resumed:
+        next_at = format_datetime(autopay.next_due_at)
+        text = ctx.tr("autopay-card-changed-resumed", last4=last4, next=next_at)
+    else:
+        text = ctx.tr("autopay-card-changed", last4=last4)
+    await callback.message.answer(text)
+    await _close(manager)
 
 
 def _draft(manager: DialogManager, now: datetime) -> Autopay:
+    """The autopay this set-up describes: the fields of its kind only."""
     data = manager.dialog_data
+    kind = AutopayKind(data["kind"])
     schedule = Schedule(Frequency(data["frequency"]), int(data["day"]))
+    common: dict[str, Any] = {
+        "telegram_user_id": Ctx(manager).linked.telegram_user_id,
+        "kind": kind,
+        "schedule": schedule,
+        "method_id": data["method_id"],
+        "next_due_at": next_due(schedule, now),
+    }
+    if kind is AutopayKind.BILL:
+        return Autopay(**common, limit=data.get("limit"), bill_kind=BillKind(data["bill_kind"]))
     return Autopay(
-        telegram_user_id=Ctx(manager).linked.telegram_user_id,
-        kind=AutopayKind(data["kind"]),
-        schedule=schedule,
-        method_id=data["method_id"],
-        next_due_at=next_due(schedule, now),
-        amount=data.get("amount"),
-        limit=data.get("limit"),
-        fund_id=data.get("fund_id"),
-        fund_name=data.get("fund_name"),
-        bill_kind=BillKind(data["bill_kind"]) if data.get("bill_kind") else None,
+        **common, amount=data["amount"], fund_id=data["fund_id"], fund_name=data["fund_name"]
     )
 
 
@@ -295,10 +451,16 @@ async def summary_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
 
 async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
-    await set_up(ctx.uow, _draft(manager, ctx.clock()), ctx.clock())
     assert callback.message is not None
+    try:
+        await set_up(ctx.uow, _draft(manager, ctx.clock()), ctx.clock(), _limits(manager))
+    except (AutopayTooSmall, AmountTooLarge) as error:
+        bill = manager.dialog_data.get("kind") == AutopayKind.BILL
+        await callback.message.answer(_money_problem(ctx.tr, error, bill))
+        await manager.switch_to(AutopaySG.money, show_mode=ShowMode.SEND)
+        return
     await callback.message.answer(ctx.tr("autopay-created"))
-    await manager.switch_to(AutopaySG.list, show_mode=ShowMode.SEND)
+    await _close(manager)
 
 
 def build_dialog() -> Dialog:
@@ -309,7 +471,7 @@ def build_dialog() -> Dialog:
             Column(
                 Select(Format("{item[1]}"), id="ap", items="autopays", on_click=on_autopay, **pick)
             ),
-            SwitchTo(Tr("autopay-add"), id="add", state=AutopaySG.kind),
+            Button(Tr("autopay-add"), id="add", on_click=on_add),
             Cancel(Tr("nav-back")),
             HintOnText(),
             getter=list_getter,
@@ -329,8 +491,9 @@ def build_dialog() -> Dialog:
                 on_click=_status(AutopayStatus.ACTIVE),
                 when=~F["active"],
             ),
-            Button(Tr("autopay-edit-money"), id="money", on_click=on_edit_money),
-            Button(Tr("autopay-edit-day"), id="day", on_click=on_edit_day),
+            Button(Tr("autopay-edit-card"), id="new_card", on_click=_edit(AutopaySG.method)),
+            Button(Tr("autopay-edit-money"), id="money", on_click=_edit(AutopaySG.money)),
+            Button(Tr("autopay-edit-day"), id="day", on_click=_edit(AutopaySG.frequency)),
             Button(Tr("autopay-delete"), id="delete", on_click=_status(AutopayStatus.DELETED)),
             SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.list),
             HintOnText(),
@@ -341,7 +504,7 @@ def build_dialog() -> Dialog:
             Tr("autopay-kind-ask"),
             Button(Tr("autopay-kind-bill"), id="bill", on_click=on_kind_bill),
             Button(Tr("autopay-kind-fund"), id="fund", on_click=on_kind_fund),
-            SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.list),
+            Cancel(Tr("nav-back")),
             HintOnText(),
             state=AutopaySG.kind,
         ),
@@ -391,7 +554,8 @@ def build_dialog() -> Dialog:
         Window(
             Format("{text}"),
             MessageInput(on_money, content_types=ContentType.TEXT),
-            SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.frequency),
+            SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.frequency, when=~F["editing"]),
+            Cancel(Tr("nav-back"), id="cancel", when=F["editing"]),
             getter=money_getter,
             state=AutopaySG.money,
         ),

@@ -9,10 +9,11 @@ from aiogram import Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from aiogram_dialog import DialogManager, ShowMode, StartMode
 
 from bot.i18n import Translator
 from domain.accounts import Resident
-from domain.autopay import AutopayKind
+from domain.autopay import AutopayKind, PauseReason
 from domain.autopaying import skip_once
 from domain.bills import BillKind
 from domain.errors import NotFound
@@ -20,8 +21,9 @@ from domain.money import format_rub
 from domain.ports import UnitOfWork
 from domain.reports import ReportStatus
 from domain.support import DASHBOARD_KINDS
-from handlers.autopay import SERVICE_KEYS
+from handlers.autopay import OPEN, SERVICE_KEYS
 from handlers.my_reports import STATUS_KEYS, answer_keyboard
+from handlers.states import AutopaySG
 from handlers.support import render_dashboard
 
 # Kinds the resident may turn off in «Настройки»; urgent notifications come regardless.
@@ -35,13 +37,34 @@ AUTOPAY_KEYS = {
     "autopay_paid": "notify-autopay-paid",
     "autopay_over_limit": "notify-autopay-over-limit",
     "autopay_failed": "notify-autopay-failed",
-    "autopay_card_expired": "notify-autopay-card-expired",
+    "autopay_card_expired": "notify-autopay-card-expired",  # written before pauses existed
+}
+# «autopay_failed»: what really happened, by the run's failure (declined is the default).
+FAILED_KEYS = {
+    "declined": "notify-autopay-failed",
+    "insufficient_funds": "notify-autopay-failed-funds",
+    "canceled": "notify-autopay-failed-canceled",
+    "expired_card": "notify-autopay-card-expired",
+    "refused": "notify-autopay-failed-refused",
+}
+# «autopay_paused»: why, and how to fix it.
+PAUSED_KEYS = {
+    PauseReason.CARD_REMOVED: "notify-autopay-paused-card-removed",
+    PauseReason.CARD_EXPIRED: "notify-autopay-paused-card-expired",
+    PauseReason.NEEDS_CONFIRMATION: "notify-autopay-paused-needs-confirmation",
+    PauseReason.RELINK: "notify-autopay-paused-relink",
+    PauseReason.TARGET_GONE: "notify-autopay-paused-target-gone",
+    PauseReason.OVER_CEILING: "notify-autopay-paused-over-ceiling",
 }
 
 
 class AutopaySkip(CallbackData, prefix="as"):
     autopay: int
     period: str
+
+
+class AutopayOpen(CallbackData, prefix="ao"):
+    autopay: int
 
 
 def _autopay_words(tr: Translator, data: dict[str, Any]) -> dict[str, str]:
@@ -73,10 +96,17 @@ def render(
         return text, markup, data.get("media_url")
     words = _autopay_words(tr, data)
     charged = data.get("amount_charged")
+    if kind == "autopay_paused":
+        key = PAUSED_KEYS.get(PauseReason(data["reason"]), "notify-autopay-paused-target-gone")
+    elif kind == "autopay_failed":
+        key = FAILED_KEYS.get(str(data.get("failure")), "notify-autopay-failed")
+    else:
+        key = AUTOPAY_KEYS[kind]
     text = tr(
-        AUTOPAY_KEYS[kind],
-        amount=format_rub(charged or 0),
+        key,
+        amount=format_rub(charged or data.get("amount") or 0),
         limit=format_rub(data.get("limit") or 0),
+        ceiling=format_rub(int(data.get("ceiling") or 0)),
         receipt=str(data.get("receipt") or ""),
         **words,
     )
@@ -86,6 +116,13 @@ def render(
         builder.button(
             text=tr("notify-autopay-skip"),
             callback_data=AutopaySkip(autopay=int(data["autopay_id"]), period=data["period"]),
+        )
+        markup = builder.as_markup()
+    elif kind == "autopay_paused" and data.get("autopay_id") is not None:
+        builder = InlineKeyboardBuilder()
+        builder.button(
+            text=tr("notify-autopay-open"),
+            callback_data=AutopayOpen(autopay=int(data["autopay_id"])),
         )
         markup = builder.as_markup()
     return text, markup, None
@@ -115,7 +152,29 @@ async def on_skip(
         )
 
 
+async def on_open(
+    callback: CallbackQuery,
+    callback_data: AutopayOpen,
+    dialog_manager: DialogManager,
+    tr: Translator,
+    resident: Resident | None = None,
+) -> None:
+    """A paused autopay's «Открыть автоплатёж»: its card in «Автоплатежи» (the dialog checks
+    that it is this resident's; another's id shows the list)."""
+    if resident is None:
+        await callback.answer(tr("error-not-linked"), show_alert=True)
+        return
+    await callback.answer()
+    await dialog_manager.start(
+        AutopaySG.list,
+        data={OPEN: callback_data.autopay},
+        mode=StartMode.RESET_STACK,
+        show_mode=ShowMode.SEND,
+    )
+
+
 def build_router() -> Router:
     router = Router(name="notification_answers")
     router.callback_query.register(on_skip, AutopaySkip.filter())
+    router.callback_query.register(on_open, AutopayOpen.filter())
     return router

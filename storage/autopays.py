@@ -16,6 +16,7 @@ from domain.autopay import (
     AutopayRun,
     AutopayStatus,
     Frequency,
+    PauseReason,
     RunStatus,
     Schedule,
 )
@@ -52,9 +53,13 @@ class SqlAutopayRepository:
         return [_domain(row) for row in result.scalars()]
 
     async def save(self, autopay: Autopay) -> None:
-        row = await self._session.get(AutopayRow, autopay.id)
+        """Write the autopay back. A DELETED autopay stays deleted: a tick that loaded it
+        before the resident deleted it or unlinked cannot bring it back. Raises LookupError."""
+        row = await self._session.get(AutopayRow, autopay.id, populate_existing=True)
         if row is None:
             raise LookupError(autopay.id)
+        if row.status == AutopayStatus.DELETED:
+            return
         _fill(row, autopay)
         await self._session.flush()
 
@@ -185,6 +190,8 @@ def _fill(row: AutopayRow, autopay: Autopay) -> None:
     row.next_due_at = autopay.next_due_at
     row.skip_period = autopay.skip_period
     row.retry_period = autopay.retry_period
+    row.paused_reason = autopay.paused_reason.value if autopay.paused_reason else None
+    row.unanswered = autopay.unanswered
 
 
 def _domain(row: AutopayRow) -> Autopay:
@@ -204,6 +211,8 @@ def _domain(row: AutopayRow) -> Autopay:
         status=AutopayStatus(row.status),
         skip_period=row.skip_period,
         retry_period=row.retry_period,
+        paused_reason=PauseReason(row.paused_reason) if row.paused_reason else None,
+        unanswered=row.unanswered or 0,
     )
 
 

@@ -167,6 +167,9 @@ class AutopayRow(Base):
     next_due_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     skip_period: Mapped[str | None] = mapped_column(String(16))
     retry_period: Mapped[str | None] = mapped_column(String(16))
+    paused_reason: Mapped[str | None] = mapped_column(String(32))  # a PauseReason when paused
+    # Charges in a row the city did not answer: the exponent of the back-off.
+    unanswered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from city.sandbox.cards import saved_cards_of
+from city.sandbox.cards import CardBehaviour, saved_cards_of
 from city.sandbox.common import (
     authenticated_resident,
     error_response,
@@ -41,6 +41,7 @@ async def payment_methods(request: web.Request) -> web.Response:
             "last4": card.last4,
             "expires": card.expires,
             "is_default": card.is_default,
+            "requires_confirmation": card.behaviour is CardBehaviour.REQUIRES_CONFIRMATION,
         }
         for card in saved_cards_of(resident.account_id)
     ]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
@@ -40,8 +42,10 @@ from bot.web import Check, WebContext, create_web_app
 from city.client import CityClient
 from city.sandbox import SandboxServer
 from city.sandbox import create_app as create_sandbox_app
+from domain.errors import CityUnavailable
+from domain.limits import DEFAULT_LIMITS, AmountLimits
 from domain.money import format_rub
-from domain.payments import IntentStatus, reconcile
+from domain.payments import IntentStatus, OutcomeKind, PaymentIntent, reconcile
 from handlers import build_router
 from storage.database import create_engine, create_sessionmaker
 from storage.fsm import SqlStorage, dialog_key_builder
@@ -53,6 +57,10 @@ log = structlog.get_logger(__name__)
 dialog_ids.install()
 
 Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+RECONCILE_EVERY = 300.0  # seconds: the scheduler's reconciliation job (bot/jobs.py)
+FIRST_RETRY = 5.0  # seconds: the first retry after the city did not answer about an intent
 
 
 def utc_now() -> datetime:
@@ -74,9 +82,15 @@ class Application:
     owns_sandbox: bool = False
     limiter: SendLimiter = field(default_factory=MemoryLimiter)
     state_engine: AsyncEngine | None = None
+    clock: Clock = utc_now
     _web_runner: web.AppRunner | None = field(default=None, repr=False)
+    reconciliation: Reconciliation = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.reconciliation = Reconciliation(self, self.clock)
 
     async def stop(self) -> None:
+        await self.reconciliation.stop()  # first: it uses the city, the bot and the database
         if self._web_runner is not None:
             await self._web_runner.cleanup()
         await self.dispatcher.storage.close()
@@ -118,6 +132,7 @@ def build_dispatcher(
     support_chat_id: int | None = None,
     dedup: DedupStore | None = None,
     flood_limit: int = 10,
+    limits: AmountLimits = DEFAULT_LIMITS,
 ) -> Dispatcher:
     dispatcher = Dispatcher(storage=storage, events_isolation=isolation)
     dispatcher.workflow_data.update(
@@ -127,6 +142,7 @@ def build_dispatcher(
         clock=clock,
         telegram_payments=telegram_payments,  # the provider token, when Telegram Payments is on
         support_chat_id=support_chat_id,  # the staff supergroup (forum), when support is on
+        limits=limits,  # the operator's ceilings on one payment, donation, autopay charge
     )
     dedup = dedup or MemoryDedup()
     # De-duplication runs first of all: a redelivered update must not even wait for a lock.
@@ -227,6 +243,7 @@ async def create_application(
         support_chat_id=settings.support_chat_id,
         dedup=RedisDedup(storage.redis) if isinstance(storage, RedisStorage) else MemoryDedup(),
         flood_limit=settings.flood_limit,
+        limits=settings.amount_limits(),
     )
     token = settings.bot_token.get_secret_value() if settings.bot_token else LOCAL_BOT_TOKEN
     bot = Bot(
@@ -279,25 +296,142 @@ async def create_application(
         limiter=RedisLimiter(storage.redis)
         if isinstance(storage, RedisStorage)
         else MemoryLimiter(),
+        clock=clock,
         _web_runner=runner,
     )
 
 
-async def reconcile_payments(app: Application, clock: Clock = utc_now) -> int:
+@dataclass(frozen=True)
+class Reconciled:
+    """What one reconciliation run did."""
+
+    settled: int = 0  # intents whose outcome was recorded
+    told: int = 0  # residents told their payment went through
+    retry_soon: int = 0  # left because the city did not answer: asked again after a backoff
+    left: int = 0  # left for the regular run (a revoked token, another refusal)
+
+
+async def reconcile_once(app: Application, clock: Clock | None = None) -> Reconciled:
     """Settle payments a crash or a lost answer left open, and tell the residents whose payment
-    went through. Safe to run on every replica: it only asks the platform and records."""
-    now = clock()
+    went through. Safe to run on every replica: it only asks the platform and records.
+
+    An intent the platform cannot be asked about now is left as it is and logged (its id and
+    the reason, nothing personal); the others are settled all the same. Raises only what is
+    not the city's doing (the database, a bug)."""
+    now = (clock or app.clock)()
     grace = timedelta(seconds=app.settings.city_deadline)  # younger ones may still be in flight
     async with app.uow_factory() as uow:
         outcomes = await reconcile(uow, app.city, app.city, now, now - grace)
-    told = 0
+    settled = told = retry_soon = left = 0
     for outcome in outcomes:
         intent = outcome.intent
-        if intent.status is IntentStatus.SUCCEEDED and intent.receipt is not None:
-            text = app.tr(
-                "pay-reconciled", total=format_rub(intent.amount), number=intent.receipt.number
+        if outcome.kind is OutcomeKind.UNKNOWN:
+            error = outcome.left_because
+            # Only an unanswering city is worth a quick retry; a revoked token waits for the
+            # resident to link again, so it is asked about at the regular run only.
+            soon = error is None or isinstance(error, CityUnavailable)
+            retry_soon += soon
+            left += not soon
+            log.warning(
+                "payments.reconcile_left",
+                intent_id=intent.id,
+                reason=type(error).__name__ if error is not None else "no_answer",
+                retry="soon" if soon else "later",
             )
-            await app.bot.send_message(intent.telegram_user_id, text)
-            told += 1
-    log.info("payments.reconciled", settled=len(outcomes), told=told)
-    return told
+            continue
+        settled += 1
+        if intent.status is IntentStatus.SUCCEEDED and intent.receipt is not None:
+            told += await _tell_reconciled(app, intent)
+    log.info("payments.reconciled", settled=settled, told=told, retry_soon=retry_soon, left=left)
+    return Reconciled(settled=settled, told=told, retry_soon=retry_soon, left=left)
+
+
+async def _tell_reconciled(app: Application, intent: PaymentIntent) -> bool:
+    assert intent.receipt is not None
+    text = app.tr("pay-reconciled", total=format_rub(intent.amount), number=intent.receipt.number)
+    try:
+        await app.bot.send_message(intent.telegram_user_id, text)
+    except TelegramAPIError as error:  # e.g. the resident blocked the bot; the others are told
+        log.warning("payments.reconciled_untold", intent_id=intent.id, error=type(error).__name__)
+        return False
+    return True
+
+
+async def reconcile_payments(app: Application, clock: Clock | None = None) -> int:
+    """One reconciliation run now; how many residents were told their payment went through."""
+    return (await reconcile_once(app, clock)).told
+
+
+class Reconciliation:
+    """Reconciliation of payments left open runs in the background and is never awaited by
+    start-up, so start-up never depends on the city.
+
+    A run starts at once (`start`) and is repeated with exponential backoff — `first_retry`
+    seconds, doubling, capped at `cap` (the regular job's interval) — while the city did not
+    answer about some intent, or the run failed outright. Intents left for another reason (a
+    revoked token) and those whose resident unlinked are not retried quickly: the scheduler's
+    regular job (`reconcile_in_background`, every five minutes) asks again. At most one run is
+    under way per process; `stop` cancels it. `sleep` is injectable for tests."""
+
+    def __init__(
+        self,
+        app: Application,
+        clock: Clock = utc_now,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        first_retry: float = FIRST_RETRY,
+        cap: float = RECONCILE_EVERY,
+    ) -> None:
+        self.app = app
+        self.clock = clock
+        self.sleep = sleep
+        self.first_retry = first_retry
+        self.cap = cap
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The run under way or the last one (None before the first or after `stop`)."""
+        return self._task
+
+    def start(self) -> asyncio.Task[None]:
+        """Start a run (with its retries) unless one is under way; returns at once."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="reconcile-payments")
+            self._task.add_done_callback(_retrieve_outcome)
+        return self._task
+
+    async def _run(self) -> None:
+        delay = self.first_retry
+        while True:
+            try:
+                again = (await reconcile_once(self.app, self.clock)).retry_soon > 0
+            except Exception:  # the database or a bug: never the end of the bot, tried again
+                log.exception("payments.reconcile_failed")
+                again = True
+            if not again:
+                return
+            log.info("payments.reconcile_retry", in_seconds=delay)
+            await self.sleep(delay)
+            delay = min(delay * 2, self.cap)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # its CancelledError stays inside; ours would propagate
+
+
+def _retrieve_outcome(task: asyncio.Task[None]) -> None:
+    """Retrieve how the run ended, so asyncio never reports an exception "never retrieved"."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None:  # only a BaseException other than cancellation gets here
+        log.error("payments.reconcile_crashed", error=type(error).__name__)
+
+
+async def reconcile_in_background(app: Application) -> None:
+    """The scheduler's job: start a background run unless one is under way (a coroutine, so
+    APScheduler calls it in the event loop, not in a worker thread)."""
+    app.reconciliation.start()

@@ -20,7 +20,7 @@ from aiogram.exceptions import (
 from aiogram.types import BufferedInputFile, Message
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.app import Application, Clock, reconcile_payments, utc_now
+from bot.app import RECONCILE_EVERY, Application, Clock, reconcile_in_background, utc_now
 from bot.charts import payments_chart
 from bot.metrics import AUTOPAY_RUNS, NOTIFICATIONS
 from bot.ratelimit import SendLimiter
@@ -28,6 +28,7 @@ from domain.autopay import MOSCOW
 from domain.autopaying import send_reminders
 from domain.autopaying import tick as autopay_tick
 from domain.errors import DomainError
+from domain.limits import DEFAULT_LIMITS
 from domain.ports import Notification
 from domain.reporting import poll_statuses
 from domain.support import (
@@ -133,10 +134,13 @@ async def support_dashboard(app: Application, clock: Clock = utc_now) -> None:
 
 
 async def run_autopays(app: Application, clock: Clock = utc_now) -> int:
+    """Reminders, then the due charges. The operator's ceilings are the handlers' own (the
+    dispatcher's `limits`, else the defaults), so a charge above them is never made."""
     outcomes: list[str] = []
+    limits = app.dispatcher.workflow_data.get("limits", DEFAULT_LIMITS)
     async with app.uow_factory() as uow:
         await send_reminders(uow, clock())
-        processed = await autopay_tick(uow, app.city, clock(), outcomes)
+        processed = await autopay_tick(uow, app.city, clock(), outcomes, limits)
     for outcome in outcomes:
         AUTOPAY_RUNS.labels(outcome=outcome).inc()
     return processed
@@ -193,7 +197,11 @@ def start_scheduler(app: Application) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(timezone="Europe/Moscow")
     scheduler.add_job(deliver_notifications, "interval", seconds=1, args=[app], max_instances=1)
     scheduler.add_job(poll_reports, "interval", seconds=60, args=[app], max_instances=1)
-    scheduler.add_job(reconcile_payments, "interval", minutes=5, args=[app], max_instances=1)
+    # Starts a background run (with its own backoff while the city is down) unless one is under
+    # way; the first run is started by the runners at start-up, without waiting for it.
+    scheduler.add_job(
+        reconcile_in_background, "interval", seconds=RECONCILE_EVERY, args=[app], max_instances=1
+    )
     scheduler.add_job(run_autopays, "interval", seconds=30, args=[app], max_instances=1)
     # Every 10 minutes: written once a day after 09:00 Moscow time (its dedupe key), so a
     # restart or a replica that was down at nine still gets the digest out.

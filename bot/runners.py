@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import aiohttp
 import structlog
+from aiogram.client.session.base import BaseSession
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.app import Application, create_application, reconcile_payments
+from bot.app import Application, Clock, create_application, utc_now
 from bot.config import Settings, SettingsError
 from bot.jobs import start_scheduler
 from bot.web import WEBHOOK_PATH
+from city.sandbox import SandboxServer
 from city.sandbox.browser import demo_login, pay_on_page
 from storage.database import create_engine
 from storage.migrate import upgrade
@@ -33,18 +37,42 @@ async def migrate(settings: Settings) -> None:
     log.info("migrate.done")
 
 
+def start_background(app: Application) -> AsyncIOScheduler:
+    """The scheduler's ticks, and reconciliation of payments left open started in the
+    background — never awaited, so start-up never depends on the city. Returns at once."""
+    scheduler = start_scheduler(app)
+    app.reconciliation.start()
+    return scheduler
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings,
+    *,
+    bot_session: BaseSession | None = None,
+    clock: Clock = utc_now,
+    sandbox: SandboxServer | None = None,
+) -> AsyncIterator[Application]:
+    """What every runner (console, poll, webhook) does around its own way of taking updates:
+    the application and its background work (`start_background`). On the way out the scheduler
+    stops and the application stops, which cancels a reconciliation under way."""
+    app = await create_application(settings, bot_session=bot_session, clock=clock, sandbox=sandbox)
+    scheduler: AsyncIOScheduler | None = None
+    try:
+        scheduler = start_background(app)
+        yield app
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        await app.stop()
+
+
 async def poll(settings: Settings) -> None:
     if settings.bot_token is None:
         raise SettingsError("BOT_TOKEN", "polling needs a token from @BotFather")
-    app = await create_application(settings)
-    scheduler = start_scheduler(app)
-    try:
-        await reconcile_payments(app)
+    async with serving(settings) as app:
         await app.bot.delete_webhook(drop_pending_updates=False)
         await app.dispatcher.start_polling(app.bot, handle_signals=True)
-    finally:
-        scheduler.shutdown(wait=False)
-        await app.stop()
 
 
 async def webhook(settings: Settings) -> None:
@@ -55,24 +83,19 @@ async def webhook(settings: Settings) -> None:
         raise SettingsError("BOT_TOKEN", "the webhook needs a token from @BotFather")
     if settings.webhook_secret is None:
         raise SettingsError("WEBHOOK_SECRET", "set a random secret for Telegram's header")
-    app = await create_application(settings)
-    scheduler = start_scheduler(app)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signal_number, stop.set)
-    try:
-        await reconcile_payments(app)
+    secret = settings.webhook_secret.get_secret_value()
+    async with serving(settings) as app:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, stop.set)
         await app.bot.set_webhook(
             url=str(settings.public_base_url).rstrip("/") + WEBHOOK_PATH,
-            secret_token=settings.webhook_secret.get_secret_value(),
+            secret_token=secret,
             allowed_updates=app.dispatcher.resolve_used_update_types(),
         )
         log.info("webhook.ready", url=app.web_url)
         await stop.wait()
-    finally:
-        scheduler.shutdown(wait=False)
-        await app.stop()
 
 
 def sandbox_login_opener(sandbox_url: str, ask: Ask) -> Callable[[str], Awaitable[str | None]]:
@@ -122,18 +145,11 @@ async def console(settings: Settings) -> None:
     from bot.console import read_stdin_line, run_console
     from bot.telegram_double import LocalTelegram
 
-    app: Application = await create_application(settings, bot_session=LocalTelegram())
-    city = (
-        f"ПЕСОЧНИЦА {app.sandbox.url} — демо-данные, не настоящий mos.ru"
-        if app.sandbox
-        else str(settings.city_api_url)
-    )
-
-    opener = sandbox_login_opener(app.sandbox.url, read_stdin_line) if app.sandbox else None
-    scheduler = start_scheduler(app)
-    try:
-        await reconcile_payments(app)
+    async with serving(settings, bot_session=LocalTelegram()) as app:
+        city = (
+            f"ПЕСОЧНИЦА {app.sandbox.url} — демо-данные, не настоящий mos.ru"
+            if app.sandbox
+            else str(settings.city_api_url)
+        )
+        opener = sandbox_login_opener(app.sandbox.url, read_stdin_line) if app.sandbox else None
         await run_console(app.dispatcher, app.bot, banner=BANNER.format(city=city), open_url=opener)
-    finally:
-        scheduler.shutdown(wait=False)
-        await app.stop()

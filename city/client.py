@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -34,21 +34,24 @@ from domain.meters import (
     LastReading,
     Meter,
     MeterKind,
+    NothingToCorrect,
+    ReadingAlreadySubmitted,
     ReadingBelowPrevious,
     SubmittedReading,
     Window,
     WindowClosed,
 )
+from domain.payable import Payable, PayableKind
 from domain.payments import (
     AmountChanged,
     BillAlreadyPaid,
     ExternalCharge,
     Payment,
     PaymentMethod,
+    PaymentRefused,
     PaymentStatus,
     Receipt,
     ReceiptLine,
-    Requisites,
 )
 from domain.points import InsufficientPoints, PointsAccount, PointsEntry, Transfer
 from domain.ports import CitySession, Place
@@ -158,6 +161,10 @@ class CityClient:
         body = await self._resident_get("/api/v1/bills", session, params={"status": "unpaid"})
         return [_bill(item) for item in body["bills"]]
 
+    async def paid_bills(self, session: CitySession) -> list[Bill]:
+        body = await self._resident_get("/api/v1/bills", session, params={"status": "paid"})
+        return [_bill(item) for item in body["bills"]]
+
     # --- charity, points, meters (CityCharity) -------------------------------------------
 
     async def fund_categories(self, session: CitySession) -> list[FundCategory]:
@@ -227,18 +234,33 @@ class CityClient:
     async def submit_reading(
         self, session: CitySession, key: str, meter_id: str, value: str
     ) -> SubmittedReading:
+        """The period's first reading. Raises WindowClosed, ReadingAlreadySubmitted,
+        ReadingBelowPrevious, NotFound."""
+        return await self._send_reading(session, key, meter_id, {"value": value})
+
+    async def correct_reading(
+        self, session: CitySession, key: str, meter_id: str, value: str
+    ) -> SubmittedReading:
+        """Replace this period's reading (`"correction": true`; no points). Raises
+        WindowClosed, NothingToCorrect, ReadingBelowPrevious, NotFound."""
+        body = {"value": value, "correction": True}
+        return await self._send_reading(session, key, meter_id, body)
+
+    async def _send_reading(
+        self, session: CitySession, key: str, meter_id: str, request: dict[str, Any]
+    ) -> SubmittedReading:
         status, body = await self._resident_call(
             "POST",
             f"/api/v1/meters/{quote(meter_id)}/readings",
             session,
-            json={"value": value},
+            json=request,
             headers={"Idempotence-Key": key},
-            retries=self._read_retries,
+            retries=self._read_retries,  # the key makes a retry harmless
         )
         if status in (200, 201):
             reading = body["reading"]
             return SubmittedReading(
-                value=Decimal(reading["value"]),
+                value=_meter_value(reading["value"]),
                 period=reading["period"],
                 points_credited=int(body["points_credited"]),
             )
@@ -246,7 +268,11 @@ class CityClient:
         if status == 409 and reason == "window_closed":
             raise WindowClosed(date.fromisoformat(body["opens_on"]))
         if status == 409 and reason == "below_previous":
-            raise ReadingBelowPrevious(Decimal(body["last_value"]))
+            raise ReadingBelowPrevious(_meter_value(body["last_value"]))
+        if status == 409 and reason == "already_submitted":
+            raise ReadingAlreadySubmitted(body["period"], _meter_value(body["value"]))
+        if status == 409 and reason == "nothing_to_correct":
+            raise NothingToCorrect(body["period"])
         if status in (400, 404):
             raise NotFound(meter_id)
         raise CityUnavailable(f"meter reading answered {status}")
@@ -441,6 +467,7 @@ class CityClient:
                 last4=m["last4"],
                 expires=m["expires"],
                 is_default=m["is_default"],
+                requires_confirmation=bool(m.get("requires_confirmation", False)),
             )
             for m in body["methods"]
         ]
@@ -450,12 +477,10 @@ class CityClient:
         session: CitySession,
         key: str,
         *,
-        bill_ids: Sequence[str],
-        requisites: Requisites | None,
+        payable: Payable,
         amount: int,
         method_id: str | None,
         external: ExternalCharge | None = None,
-        fund_id: str | None = None,
     ) -> Payment:
         body: dict[str, Any] = {
             "amount": amount,
@@ -466,12 +491,14 @@ class CityClient:
                 else {"provider": external.provider, "charge_id": external.charge_id}
             ),
         }
-        if fund_id is not None:
-            body["fund_id"] = fund_id
-        elif requisites is not None:
-            body["requisites"] = asdict(requisites)
+        # Exactly one target, the one the resident confirmed (Payable cannot hold two).
+        if payable.kind is PayableKind.DONATION:
+            body["fund_id"] = payable.fund_id
+        elif payable.kind is PayableKind.REQUISITES:
+            assert payable.requisites is not None
+            body["requisites"] = asdict(payable.requisites)
         else:
-            body["bill_ids"] = list(bill_ids)
+            body["bill_ids"] = list(payable.bill_ids)
         # The Idempotence-Key makes this POST safe to repeat: a retry after a timeout gets the
         # same payment back, never a second charge.
         status, answer = await self._resident_call(
@@ -489,9 +516,11 @@ class CityClient:
             raise AmountChanged(int(answer["amount"]))
         if status == 409:
             raise BillAlreadyPaid(answer.get("bill_ids", []))
-        if status == 404:
-            raise NotFound("bill")
-        log.error("city.payment_refused", status=status, reason=reason)
+        if 400 <= status < 500:
+            # A refusal of the request itself: nothing was charged, and sending the same body
+            # again would be refused again — never «the bank has not answered».
+            log.warning("city.payment_refused", status=status, reason=reason)
+            raise PaymentRefused(str(reason or "invalid_request"))
         raise CityUnavailable(f"payments answered {status}")
 
     async def find_payment(self, session: CitySession, key: str) -> Payment | None:
@@ -684,6 +713,20 @@ def _points_entry(item: dict[str, Any]) -> PointsEntry:
     )
 
 
+def _meter_value(raw: object) -> Decimal:
+    """The contract's MeterValue («123.456», «15234») → Decimal. Anything else is a broken
+    answer (CityUnavailable), never Decimal() of whatever came: «1e999999999» would pass it."""
+    digits = "0123456789"
+    whole, dot, fraction = raw.partition(".") if isinstance(raw, str) else ("", "", "")
+    if (
+        not 1 <= len(whole) <= 9
+        or any(ch not in digits for ch in whole + fraction)
+        or (dot and not 1 <= len(fraction) <= 3)
+    ):
+        raise CityUnavailable("the platform sent a malformed meter value")
+    return Decimal(whole + dot + fraction)
+
+
 def _meter(item: dict[str, Any]) -> Meter:
     last = item.get("last_reading")
     window = item["window"]
@@ -695,7 +738,7 @@ def _meter(item: dict[str, Any]) -> Meter:
         last_reading=None
         if last is None
         else LastReading(
-            value=Decimal(last["value"]),
+            value=_meter_value(last["value"]),
             period=last["period"],
             submitted_at=datetime.fromisoformat(last["submitted_at"]),
         ),
@@ -719,4 +762,5 @@ def _bill(item: dict[str, Any]) -> Bill:
         uin=item.get("uin"),
         payer_code=item.get("payer_code"),
         period=item.get("period"),
+        paid=item.get("status") == "paid",
     )

@@ -35,7 +35,8 @@ class Bill:
     due_date: date
     uin: str | None = None
     payer_code: str | None = None
-    period: str | None = None
+    period: str | None = None  # MM.YYYY
+    paid: bool = False  # the city's status: paid by any road (the bot, the site, a bank)
 
     def is_overdue(self, today: date) -> bool:
         return self.due_date < today

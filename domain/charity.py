@@ -7,12 +7,12 @@ from datetime import datetime
 from enum import StrEnum
 
 from domain.accounts import Resident
-from domain.money import MoneyParseError, parse_rub
+from domain.limits import DEFAULT_LIMITS
+from domain.money import MoneyParseError, MoneyProblem, parse_rub
 from domain.ports import CityAuth, CityCharity, UnitOfWork
 from domain.sessions import ResidentSession
 
 MIN_DONATION = 5_000  # kopecks: 50 ₽
-MAX_DONATION = 100_000_000  # 1 000 000 ₽ in one tap is a typo more often than generosity
 PRESET_AMOUNTS = (10_000, 30_000, 50_000)
 
 
@@ -49,22 +49,26 @@ class PastDonation:
 
 class DonationProblem(StrEnum):
     NOT_A_NUMBER = "not_a_number"
+    GROUPING = "grouping"  # «1500 50»: a space that does not group thousands
     TOO_SMALL = "too_small"
     TOO_LARGE = "too_large"
 
 
-def parse_donation(text: str) -> int | DonationProblem:
-    """What the resident typed as «Другая сумма» → kopecks, or why it cannot be given."""
+def parse_donation(text: str, ceiling: int = DEFAULT_LIMITS.donation) -> int | DonationProblem:
+    """What the resident typed as «Другая сумма» → kopecks, or why it cannot be given: below
+    the platform's 50 ₽ minimum, above the operator's `ceiling` (kopecks), not an amount."""
     stripped = text.strip()
     if stripped.startswith("-"):
         return DonationProblem.TOO_SMALL
     try:
         amount = parse_rub(stripped)
-    except MoneyParseError:
+    except MoneyParseError as error:
+        if error.reason is MoneyProblem.GROUPING:
+            return DonationProblem.GROUPING
         return DonationProblem.NOT_A_NUMBER
     if amount < MIN_DONATION:
         return DonationProblem.TOO_SMALL
-    if amount > MAX_DONATION:
+    if amount > ceiling:
         return DonationProblem.TOO_LARGE
     return amount
 

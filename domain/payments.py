@@ -16,6 +16,9 @@ from domain.bills import Bill
 from domain.charity import MIN_DONATION
 from domain.errors import CityUnavailable, DomainError, NotFound
 from domain.fines import DocumentKind
+from domain.limits import DEFAULT_LIMITS, AmountLimits, LimitKind
+from domain.payable import Payable, PayableKind
+from domain.payable import Requisites as Requisites  # re-exported for older imports
 from domain.ports import CityApi, CityAuth, CityPayments, UnitOfWork
 from domain.sessions import ResidentSession
 
@@ -40,20 +43,9 @@ class PaymentMethod:
     last4: str
     expires: str  # MM/YYYY
     is_default: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Requisites:
-    """What a receipt without a UIN carries (e.g. an ЕПД QR with a payer code)."""
-
-    payee_name: str
-    payee_inn: str
-    personal_acc: str
-    bic: str
-    purpose: str
-    pers_acc: str | None = None
-    period: str | None = None
-    uin: str | None = None
+    # Its bank asks the cardholder to confirm (3-D Secure) every charge: it cannot be charged
+    # while nobody is there, e.g. by an autopay.
+    requires_confirmation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +99,22 @@ class AmountChanged(DomainError):
         self.amount = amount
 
 
+class PaymentRefused(DomainError):
+    """The city refused the payment request (a 4xx other than already paid / amount changed):
+    nothing was charged and the same request will be refused again. `reason` is the city's
+    machine-readable reason (`unknown_payment_method`, `unknown_bill`, `unknown_fund`,
+    `below_minimum`, `idempotency_key_reused`) or `invalid_request` for an invalid body (e.g.
+    requisites the city does not accept)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"refused: {reason} {detail}".strip())
+        self.reason = reason
+        self.detail = detail
+
+
+REFUSED_PREFIX = "refused:"  # an intent's `failure` for a refusal: "refused:<reason>"
+
+
 class UnknownBill(DomainError):
     """A bill id that is not among this resident's unpaid bills (forged, stale or paid)."""
 
@@ -127,12 +135,11 @@ class IntentStatus(StrEnum):
 class PaymentIntent:
     key: str  # the Idempotence-Key sent with every call for this intent
     telegram_user_id: int
-    bill_ids: tuple[str, ...]
+    payable: Payable  # what is charged: exactly one of bills, requisites or a fund
     amount: int
     method_id: str | None  # None: a new card on the platform's page
     created_at: datetime
     updated_at: datetime
-    requisites: Requisites | None = None
     status: IntentStatus = IntentStatus.NEW
     payment_id: str | None = None
     failure: str | None = None  # a PaymentStatus value or "already_paid" / "amount_changed"
@@ -140,8 +147,19 @@ class PaymentIntent:
     receipt: Receipt | None = None
     card_last4: str | None = None
     external_charge_id: str | None = None  # taken by Telegram Payments, to register
-    fund_id: str | None = None  # a donation instead of bills
     id: int | None = None
+
+    @property
+    def bill_ids(self) -> tuple[str, ...]:
+        return self.payable.bill_ids
+
+    @property
+    def requisites(self) -> Requisites | None:
+        return self.payable.requisites
+
+    @property
+    def fund_id(self) -> str | None:
+        return self.payable.fund_id
 
 
 TELEGRAM_METHOD = "telegram"  # method_id of an intent paid through a Telegram invoice
@@ -156,6 +174,7 @@ class OutcomeKind(StrEnum):
     CANCELED = "canceled"
     ALREADY_PAID = "already_paid"
     AMOUNT_CHANGED = "amount_changed"
+    REFUSED = "refused"  # the city refused the request itself; nothing was charged
     UNKNOWN = "unknown"  # no answer: we will find out; do not pay again
     IN_PROGRESS = "in_progress"
 
@@ -166,6 +185,13 @@ class PaymentOutcome:
     intent: PaymentIntent
     new_amount: int | None = None
     paid_bill_ids: tuple[str, ...] = field(default_factory=tuple)
+    left_because: DomainError | None = None  # reconcile: why the intent could not be asked
+
+    @property
+    def refusal(self) -> str | None:
+        """REFUSED: the city's reason (see PaymentRefused)."""
+        failure = self.intent.failure or ""
+        return failure.removeprefix(REFUSED_PREFIX) if failure.startswith(REFUSED_PREFIX) else None
 
 
 # An intent's `failure` → what the resident is told. Nothing was charged in any of these.
@@ -206,43 +232,37 @@ async def prepare_bills_payment(
     bill_ids: Sequence[str],
     method_id: str | None,
     now: datetime,
+    limits: AmountLimits = DEFAULT_LIMITS,
 ) -> tuple[PaymentIntent, list[Bill]]:
-    """Check the bills against the city's current list and store an intent for their total."""
+    """Check the bills against the city's current list and store an intent for their total.
+
+    Raises UnknownBill (not this resident's unpaid bill), AmountTooLarge (above the ceiling
+    for one payment)."""
     session = ResidentSession(resident, auth, uow.residents)
     bills = choose_bills(await city.unpaid_bills(session), bill_ids)
-    intent = await _new_intent(
-        uow,
-        resident,
-        sum(b.amount for b in bills),
-        method_id,
-        now,
-        bill_ids=tuple(b.id for b in bills),
-    )
+    total = limits.check(LimitKind.PAYMENT, sum(b.amount for b in bills))
+    payable = Payable.bills([b.id for b in bills])
+    intent = await _new_intent(uow, resident, payable, total, method_id, now)
     return intent, bills
 
 
 async def _new_intent(
     uow: UnitOfWork,
     resident: Resident,
+    payable: Payable,
     amount: int,
     method_id: str | None,
     now: datetime,
-    *,
-    bill_ids: tuple[str, ...] = (),
-    requisites: Requisites | None = None,
-    fund_id: str | None = None,
 ) -> PaymentIntent:
-    """Store a new intent with a fresh key: what is paid is bills, requisites or a fund."""
+    """Store a new intent with a fresh key for exactly this payable and amount."""
     intent = PaymentIntent(
         key=new_key(),
         telegram_user_id=resident.telegram_user_id,
-        bill_ids=bill_ids,
+        payable=payable,
         amount=amount,
         method_id=method_id,
         created_at=now,
         updated_at=now,
-        requisites=requisites,
-        fund_id=fund_id,
     )
     await uow.payment_intents.add(intent)
     return intent
@@ -255,8 +275,15 @@ async def prepare_requisites_payment(
     amount: int,
     method_id: str | None,
     now: datetime,
+    limits: AmountLimits = DEFAULT_LIMITS,
 ) -> PaymentIntent:
-    return await _new_intent(uow, resident, amount, method_id, now, requisites=requisites)
+    """A receipt's requisites for `amount` kopecks. Raises AmountTooLarge, InvalidAmount."""
+    if amount <= 0:
+        raise InvalidAmount()
+    limits.check(LimitKind.PAYMENT, amount)
+    return await _new_intent(
+        uow, resident, Payable.by_requisites(requisites), amount, method_id, now
+    )
 
 
 async def prepare_donation(
@@ -266,15 +293,140 @@ async def prepare_donation(
     amount: int,
     method_id: str | None,
     now: datetime,
+    limits: AmountLimits = DEFAULT_LIMITS,
 ) -> PaymentIntent:
-    """A donation is paid like a bill; the 50 ₽ minimum is checked before, in the chat."""
+    """A donation is paid like a bill. Raises DonationTooSmall (below the platform's 50 ₽
+    minimum, REFERENCE.md's charity facts) and AmountTooLarge (the operator's ceiling)."""
     if amount < MIN_DONATION:
         raise DonationTooSmall()
-    return await _new_intent(uow, resident, amount, method_id, now, fund_id=fund_id)
+    limits.check(LimitKind.DONATION, amount)
+    return await _new_intent(uow, resident, Payable.donation(fund_id), amount, method_id, now)
+
+
+class InvalidAmount(DomainError):
+    """Zero or a negative amount of money."""
 
 
 class DonationTooSmall(DomainError):
     """Below the platform's 50 ₽ minimum."""
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """A payment of the same thing made before: `settled` False — still waiting for the bank
+    or the city (check it before paying again); True — it succeeded (`intent.receipt`)."""
+
+    intent: PaymentIntent
+    settled: bool
+
+
+def same_target(a: Payable, b: Payable) -> bool:
+    """Whether two payables pay the same obligation: a bill in common, the same fund, or
+    requisites with the same payee account, payer code, period and UIN."""
+    if a.kind is not b.kind:
+        return False
+    if a.kind is PayableKind.BILLS:
+        return bool(set(a.bill_ids) & set(b.bill_ids))
+    if a.kind is PayableKind.DONATION:
+        return a.fund_id == b.fund_id
+    ra, rb = a.requisites, b.requisites
+    assert ra is not None and rb is not None
+    return (ra.personal_acc, ra.bic, ra.pers_acc, ra.period, ra.uin) == (
+        rb.personal_acc,
+        rb.bic,
+        rb.pers_acc,
+        rb.period,
+        rb.uin,
+    )
+
+
+EARLIER_LOOKBACK = 50  # the resident's latest intents looked at before a new one
+
+
+async def earlier_payment(
+    uow: UnitOfWork, resident: Resident, payable: Payable, amount: int | None
+) -> Earlier | None:
+    """Before a new intent: an unsettled payment of the same obligation (any amount for bills,
+    the same amount otherwise) — the resident checks it first, since a new key would charge
+    again; or requisites already paid with the same payer code, period and amount — the
+    resident confirms explicitly before paying again. Bills and UINs need no such check: the
+    city refuses a paid bill (409 already_paid)."""
+    for intent in await uow.payment_intents.recent(resident.telegram_user_id, EARLIER_LOOKBACK):
+        if not same_target(intent.payable, payable):
+            continue
+        same_amount = amount is None or intent.amount == amount
+        if intent.status in (IntentStatus.SUBMITTED, IntentStatus.PENDING):
+            if payable.kind is PayableKind.BILLS or same_amount:
+                return Earlier(intent, settled=False)
+        elif intent.status is IntentStatus.SUCCEEDED and same_amount:
+            if payable.kind is PayableKind.REQUISITES:
+                return Earlier(intent, settled=True)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PaidAlready:
+    """An obligation found paid: when and by which receipt, if the bot or the city knows."""
+
+    bill: Bill | None
+    paid_at: datetime | None
+    receipt_number: str | None
+
+
+async def paid_record(
+    uow: UnitOfWork,
+    payments: CityPayments,
+    resident: Resident,
+    session: ResidentSession,
+    bill: Bill | None,
+) -> PaidAlready:
+    """When and how a paid bill was paid: from this resident's own intents first, then from
+    the city's payment history; unknown (None) when it was paid elsewhere."""
+    if bill is not None:
+        for intent in await uow.payment_intents.recent(resident.telegram_user_id, EARLIER_LOOKBACK):
+            if intent.status is IntentStatus.SUCCEEDED and bill.id in intent.bill_ids:
+                receipt = intent.receipt
+                return PaidAlready(
+                    bill, receipt.issued_at if receipt else intent.updated_at,
+                    receipt.number if receipt else None,
+                )  # fmt: skip
+        try:
+            city_payments = await payments.payment_history(session, EARLIER_LOOKBACK)
+        except DomainError:
+            city_payments = []
+        for payment in city_payments:
+            if payment.status is PaymentStatus.SUCCEEDED and bill.id in payment.bill_ids:
+                receipt = payment.receipt
+                return PaidAlready(
+                    bill, receipt.issued_at if receipt else payment.created_at,
+                    receipt.number if receipt else None,
+                )  # fmt: skip
+    return PaidAlready(bill, None, None)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptMatch:
+    """What a receipt without a usable UIN is at the city: one of the resident's bills (unpaid
+    → pay it as that bill; paid → «уже оплачено»), or nothing (pay by requisites)."""
+
+    bill: Bill | None
+
+
+async def match_receipt(
+    uow: UnitOfWork, auth: CityAuth, city: CityApi, resident: Resident, requisites: Requisites
+) -> ReceiptMatch:
+    """A receipt by requisites is the resident's bill when the payer code (PersAcc ⇄ the
+    bill's payer code) and the period (MM.YYYY) agree — then it is paid as that bill, so it
+    leaves «Мои счета» and can never be paid twice by two roads."""
+    if not requisites.pers_acc or not requisites.period:
+        return ReceiptMatch(None)
+    session = ResidentSession(resident, auth, uow.residents)
+    unpaid = await city.unpaid_bills(session)
+    paid = await city.paid_bills(session)
+    for bill in [*unpaid, *paid]:
+        if bill.payer_code == requisites.pers_acc and bill.period == requisites.period:
+            return ReceiptMatch(bill)
+    return ReceiptMatch(None)
 
 
 async def own_intent(uow: UnitOfWork, resident: Resident, intent_id: int) -> PaymentIntent:
@@ -349,12 +501,10 @@ async def pay(
         payment = await payments.create_payment(
             session,
             intent.key,
-            bill_ids=intent.bill_ids,
-            requisites=intent.requisites,
+            payable=intent.payable,
             amount=intent.amount,
             method_id=None if external else intent.method_id,
             external=external,
-            fund_id=intent.fund_id,
         )
     except BillAlreadyPaid as error:
         await _fail(uow, intent, "already_paid", now)
@@ -362,6 +512,9 @@ async def pay(
     except AmountChanged as error:
         await _fail(uow, intent, "amount_changed", now)
         return PaymentOutcome(OutcomeKind.AMOUNT_CHANGED, intent, new_amount=error.amount)
+    except PaymentRefused as error:
+        await _fail(uow, intent, REFUSED_PREFIX + error.reason, now)  # settled: nothing charged
+        return outcome_of(intent)
     except CityUnavailable:
         return PaymentOutcome(OutcomeKind.UNKNOWN, intent)  # stays SUBMITTED: reconcile
     return await record(uow, intent, payment, now)
@@ -402,6 +555,8 @@ def outcome_of(intent: PaymentIntent) -> PaymentOutcome:
         return PaymentOutcome(OutcomeKind.UNKNOWN, intent)
     if intent.status is IntentStatus.NEW:
         return PaymentOutcome(OutcomeKind.IN_PROGRESS, intent)
+    if (intent.failure or "").startswith(REFUSED_PREFIX):
+        return PaymentOutcome(OutcomeKind.REFUSED, intent)
     return PaymentOutcome(FAILURES.get(intent.failure or "", OutcomeKind.DECLINED), intent)
 
 
@@ -431,27 +586,34 @@ async def reconcile(
     now: datetime,
     settled_before: datetime,
 ) -> list[PaymentOutcome]:
-    """On start-up: intents left SUBMITTED or PENDING by a crash or a lost answer are settled by
-    asking the platform about their keys. One that never reached the platform charged nothing
-    and is closed as failed, so it cannot be sent later by surprise."""
+    """On start-up and periodically: intents left SUBMITTED or PENDING by a crash or a lost
+    answer are settled by asking the platform about their keys. One that never reached the
+    platform charged nothing and is closed as failed, so it cannot be sent later by surprise.
+
+    An intent that cannot be asked about now (the city is down, the resident's token was
+    revoked, any other domain error) is left exactly as it is and reported as UNKNOWN; the
+    others are still settled. An intent whose resident unlinked is skipped: nobody to ask for."""
     outcomes = []
     for intent in await uow.payment_intents.unsettled(settled_before):
         resident = await uow.residents.get(intent.telegram_user_id)
         if resident is None:
             continue
-        session = ResidentSession(resident, auth, uow.residents)
-        payment = await payments.find_payment(session, intent.key)
-        if payment is None and intent.external_charge_id is not None:
-            # Telegram took the money: the platform must learn about it, never drop it.
-            outcomes.append(await pay(uow, auth, payments, resident, _id(intent), now))
-            continue
-        if payment is None:
-            if intent.status is IntentStatus.SUBMITTED:
-                await _fail(uow, intent, "not_submitted", now)
-            continue
-        if payment.status is PaymentStatus.PENDING and intent.status is IntentStatus.PENDING:
-            continue
-        outcomes.append(await record(uow, intent, payment, now))
+        try:
+            session = ResidentSession(resident, auth, uow.residents)
+            payment = await payments.find_payment(session, intent.key)
+            if payment is None and intent.external_charge_id is not None:
+                # Telegram took the money: the platform must learn about it, never drop it.
+                outcomes.append(await pay(uow, auth, payments, resident, _id(intent), now))
+                continue
+            if payment is None:
+                if intent.status is IntentStatus.SUBMITTED:
+                    await _fail(uow, intent, "not_submitted", now)
+                continue
+            if payment.status is PaymentStatus.PENDING and intent.status is IntentStatus.PENDING:
+                continue
+            outcomes.append(await record(uow, intent, payment, now))
+        except DomainError as error:  # for a later run
+            outcomes.append(PaymentOutcome(OutcomeKind.UNKNOWN, intent, left_because=error))
     return outcomes
 
 

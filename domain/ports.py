@@ -8,7 +8,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
 
     from domain.accounts import CityProfile, Resident, TokenSet
     from domain.autopay import Autopay, AutopayRun
@@ -16,13 +15,8 @@ if TYPE_CHECKING:
     from domain.charity import Fund, FundCategory, PastDonation
     from domain.linking_state import LinkAttempt
     from domain.meters import Meter, SubmittedReading
-    from domain.payments import (
-        ExternalCharge,
-        Payment,
-        PaymentIntent,
-        PaymentMethod,
-        Requisites,
-    )
+    from domain.payable import Payable
+    from domain.payments import ExternalCharge, Payment, PaymentIntent, PaymentMethod
     from domain.points import PointsAccount, Transfer
     from domain.reports import Draft, Point, Report, ReportUpdate, Theme
 
@@ -53,6 +47,10 @@ class CityApi(Protocol):
 
     async def unpaid_bills(self, session: CitySession) -> list[Bill]: ...
 
+    async def paid_bills(self, session: CitySession) -> list[Bill]:
+        """The resident's bills the city has as paid (by any road)."""
+        ...
+
 
 class CityPayments(Protocol):
     async def payment_methods(self, session: CitySession) -> list[PaymentMethod]: ...
@@ -62,14 +60,16 @@ class CityPayments(Protocol):
         session: CitySession,
         key: str,
         *,
-        bill_ids: Sequence[str],
-        requisites: Requisites | None,
+        payable: Payable,
         amount: int,
         method_id: str | None,
         external: ExternalCharge | None = None,
-        fund_id: str | None = None,
     ) -> Payment:
-        """Raises BillAlreadyPaid, AmountChanged, NotFound, CityUnavailable."""
+        """Charge `amount` kopecks for exactly `payable` under the idempotency `key`.
+
+        Raises BillAlreadyPaid, AmountChanged, PaymentRefused (the city refused the request:
+        4xx with its reason, nothing charged), NotFound, CityUnavailable (no answer: the
+        outcome is unknown and is found later by the key)."""
         ...
 
     async def find_payment(self, session: CitySession, key: str) -> Payment | None: ...

@@ -27,8 +27,8 @@ from bot.i18n import Translator
 from domain.bills import Bill, unpaid_bills
 from domain.errors import DomainError, RelinkRequired
 from domain.money import format_rub
-from handlers.payments import Ctx
-from handlers.states import BillsSG, PaySG
+from handlers.payments import Ctx, pay_bills
+from handlers.states import BillsSG
 from handlers.texts import MOSCOW, error_key, format_date
 from handlers.widgets import HintOnText, Tr
 
@@ -95,11 +95,11 @@ async def bills_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
 
 async def on_pay_selected(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     picked = manager.find(PICKED).get_checked()  # type: ignore[union-attr]
-    await manager.start(PaySG.confirm, data={"bill_ids": list(picked)})
+    await pay_bills(manager, list(picked), back=True)
 
 
 async def on_pay_all(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
-    await manager.start(PaySG.confirm, data={"bill_ids": manager.dialog_data.get("all_ids", [])})
+    await pay_bills(manager, manager.dialog_data.get("all_ids", []), back=True)
 
 
 async def on_card(_c: CallbackQuery, _w: Any, manager: DialogManager, bill_id: str) -> None:
@@ -131,12 +131,15 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
 
 
 async def on_pay_card(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
-    await manager.start(PaySG.confirm, data={"bill_ids": [manager.dialog_data["card"]]})
+    await pay_bills(manager, [manager.dialog_data["card"]], back=True)
 
 
 async def on_paid(_start: Data, _result: Any, manager: DialogManager) -> None:
-    """Back from paying: the picks are cleared; the list is fetched again by its getter."""
+    """Back from paying: the picks are cleared and the list (fetched again by its getter) is
+    shown — never the card of a bill that may have just been paid."""
     await manager.find(PICKED).reset_checked()  # type: ignore[union-attr]
+    if isinstance(_result, dict) and _result.get("refresh"):
+        await manager.switch_to(BillsSG.list)
 
 
 def build_dialog() -> Dialog:

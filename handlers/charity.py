@@ -34,7 +34,8 @@ from domain.charity import (
 )
 from domain.errors import DomainError
 from domain.money import format_rub
-from handlers.payments import Ctx
+from domain.payable import Payable
+from handlers.payments import Ctx, limits_of, pay_data
 from handlers.states import CharitySG, PaySG
 from handlers.texts import error_key, format_datetime
 from handlers.widgets import HintOnText, Tr
@@ -44,6 +45,7 @@ PROBLEM_KEYS = {
     DonationProblem.NOT_A_NUMBER: "charity-not-a-number",
     DonationProblem.TOO_SMALL: "charity-too-small",
     DonationProblem.TOO_LARGE: "charity-too-large",
+    DonationProblem.GROUPING: "error-amount-grouping",
 }
 
 
@@ -117,7 +119,9 @@ async def _donate(manager: DialogManager, amount: int) -> None:
     data = manager.dialog_data
     await manager.start(
         PaySG.confirm,
-        data={"fund_id": data["fund"], "fund_name": data.get("fund_name", ""), "amount": amount},
+        data=pay_data(
+            Payable.donation(data["fund"]), amount, fund_name=data.get("fund_name", ""), back=True
+        ),
     )
 
 
@@ -128,9 +132,10 @@ async def on_amount(_c: CallbackQuery, _w: Any, manager: DialogManager, amount: 
 
 async def on_other_amount(message: Message, _w: MessageInput, manager: DialogManager) -> None:
     ctx = Ctx(manager)
-    amount = parse_donation(message.text or "")
+    ceiling = limits_of(manager).donation
+    amount = parse_donation(message.text or "", ceiling)
     if isinstance(amount, DonationProblem):
-        await message.answer(ctx.tr(PROBLEM_KEYS[amount]))
+        await message.answer(ctx.tr(PROBLEM_KEYS[amount], ceiling=format_rub(ceiling)))
         return  # the resident stays in the amount step and types again
     await _donate(manager, amount)
 

@@ -16,8 +16,8 @@ from domain.errors import DomainError
 from domain.fines import DocumentKind, normalize_document
 from domain.money import format_rub
 from domain.payments import find_fines
-from handlers.payments import Ctx
-from handlers.states import FinesSG, PaySG
+from handlers.payments import Ctx, pay_bills
+from handlers.states import FinesSG
 from handlers.texts import error_key, format_date
 from handlers.widgets import HintOnText, Tr
 
@@ -76,7 +76,7 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
 
 
 async def on_pay(_callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
-    await manager.start(PaySG.confirm, data={"bill_ids": manager.dialog_data["fine_ids"]})
+    await pay_bills(manager, manager.dialog_data["fine_ids"])
 
 
 def build_dialog() -> Dialog:

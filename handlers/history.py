@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiogram.types import CallbackQuery
 from aiogram_dialog import Dialog, DialogManager, Window
-from aiogram_dialog.widgets.kbd import Cancel
+from aiogram_dialog.widgets.kbd import Cancel, Column, Select
 from aiogram_dialog.widgets.text import Format
 
 from domain.errors import DomainError
 from domain.money import format_rub
-from domain.payments import PaymentStatus, history
+from domain.payments import IntentStatus, PaymentStatus, history
 from handlers.payments import Ctx
-from handlers.states import HistorySG
+from handlers.states import HistorySG, PaySG
 from handlers.texts import error_key, format_datetime
 from handlers.widgets import HintOnText, Tr
 
@@ -50,13 +51,40 @@ async def history_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     return {"text": "\n\n".join(blocks)}
 
 
+async def open_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    """Payments started in the bot that still wait for the bank: each can be resumed."""
+    ctx = Ctx(dialog_manager)
+    intents = await ctx.uow.payment_intents.recent(ctx.linked.telegram_user_id, 20)
+    waiting = [
+        (str(i.id), ctx.tr("history-resume", amount=format_rub(i.amount),
+                           date=format_datetime(i.created_at)))
+        for i in intents
+        if i.status in (IntentStatus.SUBMITTED, IntentStatus.PENDING)
+    ]  # fmt: skip
+    return {"waiting": waiting}
+
+
+async def on_resume(_c: CallbackQuery, _w: Any, manager: DialogManager, intent_id: str) -> None:
+    """The pay step opens at its result: the bank's page, «Проверить оплату»."""
+    await manager.start(PaySG.result, data={"resume": int(intent_id)})
+
+
 def build_dialog() -> Dialog:
     return Dialog(
         Window(
             Format("{text}"),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="resume",
+                    item_id_getter=lambda item: item[0],
+                    items="waiting",
+                    on_click=on_resume,
+                )
+            ),
             Cancel(Tr("nav-back")),
             HintOnText(),
-            getter=history_getter,
+            getter=[history_getter, open_getter],
             state=HistorySG.list,
         ),
         name="history",

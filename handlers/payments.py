@@ -10,27 +10,31 @@ from typing import Any
 
 from aiogram import F
 from aiogram.types import CallbackQuery
-from aiogram_dialog import Data, Dialog, DialogManager, Window
+from aiogram_dialog import Data, Dialog, DialogManager, StartMode, Window
 from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo, Url
 from aiogram_dialog.widgets.text import Format
 
 from bot.i18n import Translator
 from domain.accounts import Resident
 from domain.autopay import BILL_KINDS, AutopayKind
-from domain.bills import BillKind
+from domain.bills import Bill, BillKind
 from domain.errors import DomainError, NotLinked
+from domain.limits import DEFAULT_LIMITS, AmountLimits
 from domain.money import format_rub
+from domain.payable import Payable, PayableKind
 from domain.payments import (
     TELEGRAM_METHOD,
+    IntentStatus,
     OutcomeKind,
     PaymentIntent,
-    Requisites,
     available_methods,
     change_method,
     check_payment,
     default_method,
+    earlier_payment,
     outcome_of,
     own_intent,
+    paid_record,
     pay,
     prepare_bills_payment,
     prepare_donation,
@@ -38,9 +42,10 @@ from domain.payments import (
 )
 from domain.points import epd_cashback
 from domain.ports import City, UnitOfWork
-from handlers.states import AutopaySG, PaySG
+from domain.sessions import ResidentSession
+from handlers.states import AutopaySG, MenuSG, PaySG
 from handlers.telegram_pay import send_invoice
-from handlers.texts import error_key, format_datetime
+from handlers.texts import error_key, error_text, format_datetime, format_time
 from handlers.widgets import HintOnText, Tr
 
 INVOICE_SENT = "invoice_sent"
@@ -63,6 +68,16 @@ OUTCOME_KEYS = {
 }
 
 
+# The city's reason for refusing a payment request → what the resident is told.
+REFUSAL_KEYS = {
+    "invalid_request": "pay-refused-requisites",
+    "unknown_payment_method": "pay-refused-card",
+    "unknown_bill": "pay-refused-bill",
+    "unknown_fund": "pay-refused-fund",
+    "below_minimum": "charity-amount-too-small",
+}
+
+
 class Ctx:
     """What every handler here needs from the update, in one place."""
 
@@ -82,47 +97,144 @@ class Ctx:
         return self.resident
 
 
+def pay_data(payable: Payable, amount: int | None = None, **display: Any) -> dict[str, Any]:
+    """Start data of the pay dialog: the payable (the one thing that will be charged), the
+    amount for requisites and donations (bills are priced by the city), display-only extras
+    (`fund_name`)."""
+    return {"payable": payable.to_json(), "amount": amount, **display}
+
+
+async def pay_bills(manager: DialogManager, bill_ids: Any, **display: Any) -> None:
+    """Start the pay step for these bill ids; none picked: nothing to pay, nothing started."""
+    ids = [str(b) for b in (bill_ids or []) if b]
+    if ids:
+        await manager.start(PaySG.confirm, data=pay_data(Payable.bills(ids), **display))
+
+
+async def paid_text(ctx: Ctx, bill: Bill | None) -> str:
+    """«уже оплачено <дата>» with the receipt when the bot or the city knows them."""
+    session = ResidentSession(ctx.linked, ctx.city, ctx.uow.residents)
+    record = await paid_record(ctx.uow, ctx.city, ctx.linked, session, bill)
+    if record.paid_at is None:
+        return ctx.tr("pay-paid-before")
+    return ctx.tr(
+        "pay-paid-before-on",
+        date=format_datetime(record.paid_at),
+        number=record.receipt_number or "—",
+    )
+
+
+def money_error_key(error: Exception, default: str) -> str:
+    """A typed amount that could not be read: a hint for digits grouped wrongly («1500 50»),
+    else the step's own «не понял сумму»."""
+    return "error-amount-grouping" if getattr(error, "reason", None) == "grouping" else default
+
+
+def limits_of(manager: DialogManager) -> AmountLimits:
+    """The operator's ceilings (settings), or the defaults where none were wired."""
+    limits = manager.middleware_data.get("limits")
+    return limits if isinstance(limits, AmountLimits) else DEFAULT_LIMITS
+
+
 async def _prepare(ctx: Ctx, method_id: str | None) -> PaymentIntent:
+    """A new intent for exactly the start data's payable; the lines the resident confirms are
+    computed here from the same payable (and the city's bills for it)."""
     start: dict[str, Any] = ctx.manager.start_data or {}  # type: ignore[assignment]
-    now = ctx.clock()
-    if "fund_id" in start:
+    payable = Payable.from_json(start["payable"])
+    now, limits, data = ctx.clock(), limits_of(ctx.manager), ctx.manager.dialog_data
+    data["epd_total"], data["autopay_kind"] = 0, None
+    if payable.kind is PayableKind.DONATION:
+        assert payable.fund_id is not None
+        amount = int(start["amount"])
         fund_line = ctx.tr("charity-donation-line", fund=start.get("fund_name", ""))
-        ctx.manager.dialog_data["lines"] = [[fund_line, format_rub(int(start["amount"]))]]
+        data["lines"] = [[fund_line, format_rub(amount)]]
         return await prepare_donation(
-            ctx.uow, ctx.linked, start["fund_id"], int(start["amount"]), method_id, now
+            ctx.uow, ctx.linked, payable.fund_id, amount, method_id, now, limits
         )
-    if "requisites" in start:
-        requisites = Requisites(**start["requisites"])
-        ctx.manager.dialog_data["lines"] = [[requisites.purpose, format_rub(start["amount"])]]
+    if payable.kind is PayableKind.REQUISITES:
+        assert payable.requisites is not None
+        amount = int(start["amount"])
+        data["lines"] = [[payable.requisites.purpose, format_rub(amount)]]
         return await prepare_requisites_payment(
-            ctx.uow, ctx.linked, requisites, int(start["amount"]), method_id, now
+            ctx.uow, ctx.linked, payable.requisites, amount, method_id, now, limits
         )
     intent, bills = await prepare_bills_payment(
-        ctx.uow, ctx.city, ctx.city, ctx.linked, start.get("bill_ids", []), method_id, now
+        ctx.uow, ctx.city, ctx.city, ctx.linked, payable.bill_ids, method_id, now, limits
     )
-    ctx.manager.dialog_data["lines"] = [[b.title, format_rub(b.amount)] for b in bills]
-    ctx.manager.dialog_data["epd_total"] = sum(b.amount for b in bills if b.kind is BillKind.EPD)
+    data["lines"] = [[b.title, format_rub(b.amount)] for b in bills]
+    data["epd_total"] = sum(b.amount for b in bills if b.kind is BillKind.EPD)
     autopayable = [b.kind.value for b in bills if b.kind in BILL_KINDS]
-    ctx.manager.dialog_data["autopay_kind"] = (
-        autopayable[0] if len(bills) == 1 and autopayable else None
-    )
+    data["autopay_kind"] = autopayable[0] if len(bills) == 1 and autopayable else None
     return intent
 
 
 async def on_start(_data: Data, manager: DialogManager) -> None:
     ctx = Ctx(manager)
+    start: dict[str, Any] = manager.start_data or {}  # type: ignore[assignment]
     try:
+        if "resume" in start:  # «История платежей» → a payment still waiting for the bank
+            intent = await own_intent(ctx.uow, ctx.linked, int(start["resume"]))
+            manager.dialog_data["intent_id"] = intent.id
+            await manager.switch_to(PaySG.result)
+            return
         methods = await available_methods(ctx.uow, ctx.city, ctx.city, ctx.linked)
         chosen = default_method(methods)
         manager.dialog_data["methods"] = [[m.id, m.brand.capitalize(), m.last4] for m in methods]
+        manager.dialog_data["method_id"] = chosen.id if chosen else None
         manager.dialog_data["telegram"] = bool(manager.middleware_data.get("telegram_payments"))
-        intent = await _prepare(ctx, chosen.id if chosen else None)
+        payable = Payable.from_json(start["payable"])
+        amount = start.get("amount")
+        earlier = await earlier_payment(
+            ctx.uow, ctx.linked, payable, None if amount is None else int(amount)
+        )
+        if earlier is not None:  # paid or still in flight: never a second key unasked
+            manager.dialog_data["earlier_id"] = earlier.intent.id
+            await manager.switch_to(PaySG.earlier)
+            return
+        intent = await _prepare(ctx, manager.dialog_data["method_id"])
     except DomainError as error:
-        manager.dialog_data["error"] = error_key(error)
+        manager.dialog_data["error_text"] = error_text(ctx.tr, error)
         await manager.switch_to(PaySG.error)
         return
     await ctx.uow.commit()
     manager.dialog_data["intent_id"] = intent.id
+
+
+async def earlier_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    intent = await own_intent(ctx.uow, ctx.linked, dialog_manager.dialog_data["earlier_id"])
+    settled = intent.status is IntentStatus.SUCCEEDED
+    receipt = intent.receipt
+    when = receipt.issued_at if receipt is not None else intent.updated_at
+    text = ctx.tr(
+        "pay-earlier-paid" if settled else "pay-earlier-unsettled",
+        date=format_datetime(when),
+        amount=format_rub(intent.amount),
+        number=receipt.number if receipt is not None else "—",
+    )
+    return {"text": text, "settled": settled, "unsettled": not settled}
+
+
+async def on_check_earlier(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """The earlier payment is checked first; its result is shown like any other."""
+    manager.dialog_data["intent_id"] = manager.dialog_data["earlier_id"]
+    manager.dialog_data["lines"] = []
+    await on_check(_c, _b, manager)
+    await manager.switch_to(PaySG.result)
+
+
+async def on_pay_again(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """The resident saw the earlier payment and asked explicitly for a new one."""
+    ctx = Ctx(manager)
+    try:
+        intent = await _prepare(ctx, manager.dialog_data.get("method_id"))
+    except DomainError as error:
+        manager.dialog_data["error_text"] = error_text(ctx.tr, error)
+        await manager.switch_to(PaySG.error)
+        return
+    await ctx.uow.commit()
+    manager.dialog_data["intent_id"] = intent.id
+    await manager.switch_to(PaySG.confirm)
 
 
 async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -130,10 +242,25 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     intent = await own_intent(ctx.uow, ctx.linked, dialog_manager.dialog_data["intent_id"])
     lines = dialog_manager.dialog_data.get("lines", [])
     tr = ctx.tr
+    start: dict[str, Any] = dialog_manager.start_data or {}  # type: ignore[assignment]
+    payable = intent.payable  # the very object that will be charged
+    if payable.kind is PayableKind.REQUISITES:
+        assert payable.requisites is not None
+        header = [
+            tr("pay-confirm-requisites"),
+            tr("receipt-payee", payee=payable.requisites.payee_name),
+        ]
+        if payable.requisites.pers_acc:
+            header.append(tr("receipt-payer-code", payer_code=payable.requisites.pers_acc))
+        if payable.requisites.period:
+            header.append(tr("receipt-period", period=payable.requisites.period))
+    elif payable.kind is PayableKind.DONATION:
+        header = [tr("pay-confirm-donation")]
+    else:
+        header = [tr("pay-confirm", count=len(payable.bill_ids))]
     text = [
-        tr("pay-confirm-requisites")
-        if intent.requisites
-        else tr("pay-confirm", count=len(intent.bill_ids)),
+        *([start["note"]] if start.get("note") else []),
+        *header,
         *(tr("pay-line", title=title, amount=amount) for title, amount in lines),
         "",
         tr("pay-total", total=format_rub(intent.amount)),
@@ -171,11 +298,18 @@ async def on_pay(callback: CallbackQuery, _button: Button, manager: DialogManage
 
 
 async def on_check(_callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
+    """«Проверить оплату» always answers: the result, or «ещё ждём» with the time of the check
+    (so the message visibly changes even when the bank has not moved)."""
     ctx = Ctx(manager)
-    outcome = await check_payment(
-        ctx.uow, ctx.city, ctx.city, ctx.linked, manager.dialog_data["intent_id"], ctx.clock()
-    )
+    try:
+        outcome = await check_payment(
+            ctx.uow, ctx.city, ctx.city, ctx.linked, manager.dialog_data["intent_id"], ctx.clock()
+        )
+    except DomainError as error:
+        manager.dialog_data["checked"] = [error_key(error), ctx.clock().isoformat()]
+        return
     manager.dialog_data["outcome"] = outcome.kind.value
+    manager.dialog_data["checked"] = ["pay-check-waiting", ctx.clock().isoformat()]
 
 
 async def on_method(
@@ -203,7 +337,7 @@ async def on_new_amount(_callback: CallbackQuery, _button: Button, manager: Dial
     try:
         intent = await _prepare(ctx, old.method_id)
     except DomainError as error:
-        manager.dialog_data["error"] = error_key(error)
+        manager.dialog_data["error_text"] = error_text(ctx.tr, error)
         await manager.switch_to(PaySG.error)
         return
     await ctx.uow.commit()
@@ -211,13 +345,26 @@ async def on_new_amount(_callback: CallbackQuery, _button: Button, manager: Dial
     await manager.switch_to(PaySG.confirm)
 
 
+async def on_done(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«Готово» leads somewhere fresh, never back to a screen that still offers to pay what may
+    have just been paid: «Мои счета» gets its list fetched again and a fund's card may be
+    given to again (both start the pay step with `back`); every other road (a UIN, fines, a
+    receipt) goes to the menu."""
+    start: dict[str, Any] = manager.start_data or {}  # type: ignore[assignment]
+    if start.get("back"):
+        await manager.done({"refresh": True})
+        return
+    await manager.start(MenuSG.main, mode=StartMode.RESET_STACK)
+
+
 async def on_autopay(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     """«Подключить автоплатёж» under a receipt or a thank-you: what to pay is known already."""
     start: dict[str, Any] = manager.start_data or {}  # type: ignore[assignment]
-    if start.get("fund_id"):
+    payable = Payable.from_json(start["payable"])  # the very thing just paid, nothing stale
+    if payable.kind is PayableKind.DONATION:
         data = {
             "kind": AutopayKind.FIXED.value,
-            "fund_id": start["fund_id"],
+            "fund_id": payable.fund_id,
             "fund_name": start.get("fund_name", ""),
             "amount": int(start["amount"]),
         }
@@ -244,10 +391,8 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         return {"text": ctx.tr("tgpay-invoice-sent"), "url": "", "new_amount": "",
                 "confirm": False, "checkable": False, "other_card": True,
                 "amount_changed": False}  # fmt: skip
-    outcome = dialog_manager.dialog_data.get("outcome")
-    if outcome in (None, INVOICE_SENT):
-        outcome = outcome_of(intent).kind
-    kind = OutcomeKind(outcome)
+    outcome = outcome_of(intent)  # the stored intent is the truth, whatever was pressed before
+    kind = outcome.kind
     new_amount = dialog_manager.dialog_data.get("new_amount")
     tr = ctx.tr
     start: dict[str, Any] = dialog_manager.start_data or {}  # type: ignore[assignment]
@@ -271,9 +416,14 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         if cashback := epd_cashback(dialog_manager.dialog_data.get("epd_total", 0)):
             lines.append(tr("pay-epd-points", points=tr("points-count", count=cashback)))
         text = "\n".join(lines)
+    elif kind is OutcomeKind.REFUSED:
+        text = tr(REFUSAL_KEYS.get(outcome.refusal or "", "pay-refused"))
     else:
         amount = format_rub(new_amount) if new_amount is not None else ""
         text = tr(OUTCOME_KEYS.get(kind, "pay-declined"), new_amount=amount)
+    checked = dialog_manager.dialog_data.get("checked")
+    if checked and not intent.status.final:
+        text += "\n\n" + tr(checked[0], time=format_time(datetime.fromisoformat(checked[1])))
     return {
         "text": text,
         "url": intent.confirmation_url or "",
@@ -284,13 +434,15 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         "other_card": kind in RETRY_WITH_OTHER_CARD,
         "amount_changed": kind is OutcomeKind.AMOUNT_CHANGED,
         "autopay": kind is OutcomeKind.PAID
+        and "payable" in start  # not for a payment resumed from the history
         and bool(intent.fund_id or dialog_manager.dialog_data.get("autopay_kind")),
     }
 
 
 async def error_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     tr: Translator = dialog_manager.middleware_data["tr"]
-    return {"text": tr(dialog_manager.dialog_data.get("error", "error-generic"))}
+    text = dialog_manager.dialog_data.get("error_text")
+    return {"text": text or tr(dialog_manager.dialog_data.get("error", "error-generic"))}
 
 
 def build_dialog() -> Dialog:
@@ -332,7 +484,7 @@ def build_dialog() -> Dialog:
                 when=F["amount_changed"],
             ),
             Button(Tr("autopay-connect"), id="autopay", on_click=on_autopay, when=F["autopay"]),
-            Cancel(Tr("pay-done")),
+            Button(Tr("pay-done"), id="done", on_click=on_done),
             HintOnText(),
             getter=result_getter,
             state=PaySG.result,
@@ -343,6 +495,17 @@ def build_dialog() -> Dialog:
             HintOnText(),
             getter=error_getter,
             state=PaySG.error,
+        ),
+        Window(
+            Format("{text}"),
+            Button(
+                Tr("pay-check"), id="check_earlier", on_click=on_check_earlier, when=F["unsettled"]
+            ),
+            Button(Tr("pay-again"), id="pay_again", on_click=on_pay_again, when=F["settled"]),
+            Cancel(Tr("nav-back")),
+            HintOnText(),
+            getter=earlier_getter,
+            state=PaySG.earlier,
         ),
         on_start=on_start,
         name="pay",

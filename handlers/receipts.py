@@ -19,14 +19,24 @@ from aiogram_dialog.widgets.text import Format
 from bot.i18n import Translator
 from bot.qr_decoder import ImageTooLarge, NotAnImage, find_qr_payloads
 from domain.accounts import Resident
+from domain.bills import Bill
 from domain.errors import DomainError, NotFound
 from domain.money import MoneyParseError, format_rub, parse_rub
-from domain.payment_qr import NotAPaymentQr, PaymentQr, QrProblem, parse_payment_qr
-from domain.payments import BillAlreadyPaid, Requisites, lookup_bill
+from domain.payable import Payable, Requisites
+from domain.payment_qr import (
+    NotAPaymentQr,
+    PaymentQr,
+    QrProblem,
+    ReceiptCheck,
+    ReceiptProblem,
+    parse_payment_qr,
+    validate,
+)
+from domain.payments import BillAlreadyPaid, lookup_bill, match_receipt
 from domain.uin import check_uin
-from handlers.payments import Ctx
+from handlers.payments import Ctx, limits_of, money_error_key, paid_text, pay_bills, pay_data
 from handlers.states import MyReportsSG, PaySG, ReceiptSG, ReportSG, UinSG
-from handlers.texts import error_key
+from handlers.texts import error_text
 from handlers.widgets import HintOnText, Tr
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files
@@ -48,11 +58,22 @@ def _payment_qr(payloads: list[Any]) -> PaymentQr | QrProblem:
 
 async def on_receipt(
     message: Message, bot: Bot, tr: Translator, dialog_manager: DialogManager,
-    resident: Resident | None = None,
+    resident: Resident | None = None, album: list[Message] | None = None, **data: Any,
 ) -> None:  # fmt: skip
     if resident is None:
         await message.answer(tr("error-not-linked"))
         return
+    group = message.media_group_id
+    if group is not None:
+        # Several receipts in one album: the first is read, the rest are asked for one at a
+        # time. In webhook mode the parts arrive one by one: a later part finds the receipt
+        # dialog the first one started (with the album's id) and is not read over it.
+        context = data.get(CONTEXT_KEY)
+        if context is not None and (context.start_data or {}).get("media_group") == group:
+            await message.answer(tr("receipt-one-at-a-time"))
+            return
+        if album is not None and len(album) > 1:
+            await message.answer(tr("receipt-one-at-a-time"))
     file = message.photo[-1] if message.photo else message.document
     assert file is not None
     if (file.file_size or 0) > TELEGRAM_DOWNLOAD_LIMIT:
@@ -76,44 +97,62 @@ async def on_receipt(
         }.get(found, "receipt-not-payment")
         await dialog_manager.start(
             ReceiptSG.problem,
-            data={"key": key},
+            data={"key": key, "media_group": group},
             mode=StartMode.RESET_STACK,
             show_mode=ShowMode.SEND,
         )
         return
+    check = validate(found)
+    if not check.can_pay:  # nothing the city would accept: say what, offer to type the UIN
+        await dialog_manager.start(
+            ReceiptSG.problem,
+            data={"key": "receipt-unusable", "media_group": group,
+                  "problems": [problem.value for problem in check.problems]},
+            mode=StartMode.RESET_STACK,
+            show_mode=ShowMode.SEND,
+        )  # fmt: skip
+        return
     await dialog_manager.start(
         ReceiptSG.summary,
-        data=_summary(found),
+        data={**_summary(check), "media_group": group},
         mode=StartMode.RESET_STACK,
         show_mode=ShowMode.SEND,
     )
 
 
-def _summary(qr: PaymentQr) -> dict[str, Any]:
-    """The receipt as small scalars for the dialog's start data."""
-    requisites = None
-    if qr.personal_acc and qr.bic:
-        requisites = asdict(
-            Requisites(
-                payee_name=qr.name or "",
-                payee_inn=qr.payee_inn or "",
-                personal_acc=qr.personal_acc,
-                bic=qr.bic,
-                purpose=qr.purpose or qr.service_name or qr.name or "",
-                pers_acc=qr.pers_acc,
-                period=qr.period,
-                uin=qr.uin,
-            )
-        )
+def _summary(check: ReceiptCheck) -> dict[str, Any]:
+    """The receipt as small scalars for the dialog's start data: only validated, normalised
+    values (the city would refuse anything else), and what could not be used."""
+    shown = check.qr
+    requisites = check.requisites
     return {
-        "payee": qr.name or "",
-        "purpose": qr.purpose or "",
-        "period": qr.period or "",
-        "payer_code": qr.pers_acc or "",
-        "amount": qr.amount,
-        "uin": qr.uin or "",
-        "requisites": requisites,
+        "payee": shown.name or "",
+        "purpose": shown.purpose or "",
+        "period": shown.period or "",
+        "payer_code": shown.pers_acc or "",
+        "amount": shown.amount,
+        "uin": check.uin or "",
+        "requisites": None if requisites is None else asdict(requisites),
+        "problems": [problem.value for problem in check.problems],
     }
+
+
+PROBLEM_KEYS = {
+    ReceiptProblem.NAME: "receipt-problem-name",
+    ReceiptProblem.PERSONAL_ACC: "receipt-problem-personal-acc",
+    ReceiptProblem.BIC: "receipt-problem-bic",
+    ReceiptProblem.CORRESP_ACC: "receipt-problem-corresp-acc",
+    ReceiptProblem.PAYEE_INN: "receipt-problem-payee-inn",
+    ReceiptProblem.KPP: "receipt-problem-kpp",
+    ReceiptProblem.SUM: "receipt-problem-sum",
+    ReceiptProblem.PERIOD: "receipt-problem-period",
+    ReceiptProblem.UIN: "receipt-problem-uin",
+}
+
+
+def _problems_text(tr: Translator, problems: list[str]) -> str:
+    """The fields that could not be used, in words («ИНН получателя, период»)."""
+    return ", ".join(tr(PROBLEM_KEYS[ReceiptProblem(problem)]) for problem in problems)
 
 
 async def summary_getter(dialog_manager: DialogManager, tr: Translator, **_: Any) -> dict[str, Any]:
@@ -133,36 +172,63 @@ async def summary_getter(dialog_manager: DialogManager, tr: Translator, **_: Any
     lines.append(
         tr("receipt-amount", amount=format_rub(amount)) if amount else tr("receipt-no-amount")
     )
+    if data.get("problems"):
+        lines.append(tr("receipt-unread", problems=_problems_text(tr, data["problems"])))
     return {"text": "\n".join(lines)}
 
 
 async def on_pay(callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
+    """The receipt becomes one payable: the resident's bill when its UIN is found at the city
+    or its payer code and period match a bill (then it is paid as that bill and leaves «Мои
+    счета»), otherwise its requisites. Something paid already is said so, with the date."""
     ctx = Ctx(manager)
     data: dict[str, Any] = manager.start_data or {}  # type: ignore[assignment]
+    receipt_amount = manager.dialog_data.get("amount", data.get("amount"))
+    try:
+        bill = await _receipt_bill(ctx, data)
+    except BillAlreadyPaid:
+        await _say(callback, await paid_text(ctx, None))
+        return
+    except DomainError as error:
+        await _say(callback, error_text(ctx.tr, error))
+        return
+    if bill is not None:
+        await ctx.uow.commit()  # a UIN lookup adds the bill to the resident's bills
+        if bill.paid:
+            await _say(callback, await paid_text(ctx, bill))
+            return
+        note = ""
+        if receipt_amount and int(receipt_amount) != bill.amount:
+            note = ctx.tr(
+                "receipt-amount-differs",
+                receipt=format_rub(int(receipt_amount)),
+                city=format_rub(bill.amount),
+            )
+        await pay_bills(manager, [bill.id], note=note)
+        return
+    if not data.get("requisites"):
+        await _say(callback, ctx.tr(data.get("unusable_key") or "receipt-missing"))
+        return
+    if not receipt_amount:
+        await manager.switch_to(ReceiptSG.amount)
+        return
+    payable = Payable.by_requisites(Requisites(**data["requisites"]))
+    await manager.start(PaySG.confirm, data=pay_data(payable, int(receipt_amount)))
+
+
+async def _receipt_bill(ctx: Ctx, data: dict[str, Any]) -> Bill | None:
+    """The resident's bill this receipt is for, if the city knows it (paid or not)."""
     uin = data.get("uin", "")
     if uin and check_uin(uin).ok:
         try:
-            bill = await lookup_bill(ctx.uow, ctx.city, ctx.city, ctx.linked, check_uin(uin).uin)
+            return await lookup_bill(ctx.uow, ctx.city, ctx.city, ctx.linked, check_uin(uin).uin)
         except NotFound:
-            bill = None  # not issued at the city yet: pay by requisites below
-        except BillAlreadyPaid:
-            await _say(callback, ctx.tr("uin-already-paid"))
-            return
-        except DomainError as error:
-            await _say(callback, ctx.tr(error_key(error)))
-            return
-        if bill is not None:
-            await ctx.uow.commit()
-            await manager.start(PaySG.confirm, data={"bill_ids": [bill.id]})
-            return
-    if not data.get("requisites"):
-        await _say(callback, ctx.tr("receipt-missing"))
-        return
-    amount = manager.dialog_data.get("amount", data.get("amount"))
-    if not amount:
-        await manager.switch_to(ReceiptSG.amount)
-        return
-    await manager.start(PaySG.confirm, data={"requisites": data["requisites"], "amount": amount})
+            pass  # not issued at the city yet: try the payer code, then the requisites
+    if data.get("requisites"):
+        requisites = Requisites(**data["requisites"])
+        match = await match_receipt(ctx.uow, ctx.city, ctx.city, ctx.linked, requisites)
+        return match.bill
+    return None
 
 
 async def _say(callback: CallbackQuery, text: str) -> None:
@@ -171,13 +237,18 @@ async def _say(callback: CallbackQuery, text: str) -> None:
 
 
 async def on_amount(message: Message, _widget: MessageInput, manager: DialogManager) -> None:
-    tr: Translator = manager.middleware_data["tr"]
+    ctx = Ctx(manager)
     try:
         amount = parse_rub(message.text or "")
-    except MoneyParseError:
-        amount = 0
+    except MoneyParseError as error:
+        await message.answer(ctx.tr(money_error_key(error, "receipt-bad-amount")))
+        return
     if amount <= 0:
-        await message.answer(tr("receipt-bad-amount"))
+        await message.answer(ctx.tr("receipt-bad-amount"))
+        return
+    ceiling = limits_of(manager).payment
+    if amount > ceiling:
+        await message.answer(ctx.tr("error-amount-too-large", ceiling=format_rub(ceiling)))
         return
     manager.dialog_data["amount"] = amount
     await manager.switch_to(ReceiptSG.summary, show_mode=ShowMode.SEND)
@@ -185,7 +256,8 @@ async def on_amount(message: Message, _widget: MessageInput, manager: DialogMana
 
 async def problem_getter(dialog_manager: DialogManager, tr: Translator, **_: Any) -> dict[str, Any]:
     data: dict[str, Any] = dialog_manager.start_data or {}  # type: ignore[assignment]
-    return {"text": tr(data.get("key", "receipt-no-qr"))}
+    problems = _problems_text(tr, data.get("problems") or [])
+    return {"text": tr(data.get("key", "receipt-no-qr"), problems=problems)}
 
 
 def build_dialog() -> Dialog:

@@ -19,6 +19,7 @@ class PaySG(StatesGroup):
     method = State()
     result = State()
     error = State()
+    earlier = State()  # the same obligation paid or in flight before: check / confirm first
 
 
 class UinSG(StatesGroup):

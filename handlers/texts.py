@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from bot.i18n import Translator
 from domain.accounts import AccountLevel
 from domain.errors import (
     CityUnavailable,
@@ -18,7 +19,15 @@ from domain.errors import (
     NotLinked,
     RelinkRequired,
 )
-from domain.payments import BillAlreadyPaid, UnknownBill
+from domain.limits import AmountTooLarge
+from domain.money import format_rub
+from domain.payments import (
+    BillAlreadyPaid,
+    DonationTooSmall,
+    InvalidAmount,
+    PaymentRefused,
+    UnknownBill,
+)
 
 LEVEL_KEYS: dict[AccountLevel, str] = {
     AccountLevel.SIMPLE: "level-simple",
@@ -39,6 +48,10 @@ ERROR_KEYS: list[tuple[type[DomainError], str]] = [
     (NotLinked, "error-not-linked"),
     (UnknownBill, "pay-unknown-bill"),
     (BillAlreadyPaid, "pay-already-paid"),
+    (PaymentRefused, "pay-refused"),
+    (DonationTooSmall, "charity-too-small"),
+    (InvalidAmount, "error-bad-amount"),
+    (AmountTooLarge, "error-amount-too-large"),
 ]
 
 
@@ -49,7 +62,19 @@ def error_key(error: DomainError) -> str:
     return "error-generic"
 
 
+def error_text(tr: Translator, error: DomainError) -> str:
+    """The resident's sentence for a domain error, with the values it names."""
+    if isinstance(error, AmountTooLarge):
+        return tr("error-amount-too-large", ceiling=format_rub(error.ceiling))
+    return tr(error_key(error))
+
+
 MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+def format_time(moment: datetime) -> str:
+    """Moscow time of day with seconds («12:03:41»): when something was checked."""
+    return moment.astimezone(MOSCOW).strftime("%H:%M:%S")
 
 
 def format_date(day: date) -> str:

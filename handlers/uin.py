@@ -15,8 +15,8 @@ from domain.errors import DomainError, NotFound
 from domain.money import format_rub
 from domain.payments import BillAlreadyPaid, lookup_bill
 from domain.uin import UinProblem, check_uin
-from handlers.payments import Ctx
-from handlers.states import PaySG, UinSG
+from handlers.payments import Ctx, paid_text, pay_bills
+from handlers.states import UinSG
 from handlers.texts import error_key, format_date
 from handlers.widgets import HintOnText, Tr
 
@@ -48,6 +48,9 @@ async def on_uin(message: Message, _widget: MessageInput, manager: DialogManager
         await message.answer(ctx.tr(error_key(error)))
         return
     await ctx.uow.commit()
+    if bill.paid:  # the city answers a known UIN as it is, paid or not: never offer to pay it
+        await message.answer(await paid_text(ctx, bill))
+        return
     manager.dialog_data["bill"] = {
         "id": bill.id,
         "text": ctx.tr(
@@ -68,7 +71,7 @@ async def found_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
 
 
 async def on_pay(_callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
-    await manager.start(PaySG.confirm, data={"bill_ids": [manager.dialog_data["bill"]["id"]]})
+    await pay_bills(manager, [manager.dialog_data["bill"]["id"]])
 
 
 def build_dialog() -> Dialog:

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.payments import IntentStatus, PaymentIntent, Receipt, ReceiptLine, Requisites
+from domain.payable import Payable, Requisites
+from domain.payments import IntentStatus, PaymentIntent, Receipt, ReceiptLine
 from storage.models import PaymentIntentRow
 
 _FIELDS = (
@@ -32,10 +33,10 @@ class SqlPaymentIntentRepository:
         row = PaymentIntentRow(
             key=intent.key,
             telegram_user_id=intent.telegram_user_id,
-            bill_ids=list(intent.bill_ids),
+            bill_ids=list(intent.payable.bill_ids),
             requisites=asdict(intent.requisites) if intent.requisites else None,
             amount=intent.amount,
-            fund_id=intent.fund_id,
+            fund_id=intent.payable.fund_id,
             created_at=intent.created_at,
         )
         self._fill(row, intent)
@@ -127,8 +128,7 @@ def _to_domain(row: PaymentIntentRow) -> PaymentIntent:
         id=row.id,
         key=row.key,
         telegram_user_id=row.telegram_user_id,
-        bill_ids=tuple(row.bill_ids),
-        requisites=Requisites(**row.requisites) if row.requisites else None,
+        payable=_payable(row),
         amount=row.amount,
         method_id=row.method_id,
         status=IntentStatus(row.status),
@@ -137,8 +137,16 @@ def _to_domain(row: PaymentIntentRow) -> PaymentIntent:
         confirmation_url=row.confirmation_url,
         card_last4=row.card_last4,
         external_charge_id=row.external_charge_id,
-        fund_id=row.fund_id,
         receipt=_receipt(row.receipt),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _payable(row: PaymentIntentRow) -> Payable:
+    """A row stores one of its three target columns (the domain value cannot hold two)."""
+    if row.fund_id:
+        return Payable.donation(row.fund_id)
+    if row.requisites:
+        return Payable.by_requisites(Requisites(**row.requisites))
+    return Payable.bills(tuple(row.bill_ids))

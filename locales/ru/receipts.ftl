@@ -21,3 +21,18 @@ receipt-no-amount = Сумма в QR-коде не указана.
 receipt-pay = Оплатить
 receipt-ask-amount = Сколько заплатить? Напишите сумму, например 1500 или 1 500,50.
 receipt-bad-amount = Не понял сумму. Напишите число, например 1500 или 1 500,50.
+receipt-amount-differs = ⚠️ На квитанции { $receipt }, а город выставил { $city } — к оплате сумма города.
+receipt-one-at-a-time = Квитанции присылайте по одной: я прочитал только первую из альбома. Остальные пришлите отдельными фото.
+receipt-unusable =
+    QR-код прочитан, но по нему нельзя заплатить: { $problems } — с ошибкой или их нет.
+    Ничего не списано. Введите УИН из квитанции вручную или оплатите в банке.
+receipt-unread = Не смог прочитать: { $problems }.
+receipt-problem-name = получатель
+receipt-problem-personal-acc = расчётный счёт получателя
+receipt-problem-bic = БИК банка
+receipt-problem-corresp-acc = корреспондентский счёт
+receipt-problem-payee-inn = ИНН получателя
+receipt-problem-kpp = КПП
+receipt-problem-sum = сумма
+receipt-problem-period = период
+receipt-problem-uin = УИН

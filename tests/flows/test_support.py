@@ -486,6 +486,7 @@ async def test_the_platform_going_away_and_back_is_posted_once_each(
 async def test_a_spike_of_unanswered_payments_is_posted_once_an_hour(
     support_harness: Harness,
 ) -> None:
+    from domain.payable import Payable
     from domain.payments import IntentStatus, PaymentIntent
     from domain.support import payment_errors_seen
 
@@ -497,7 +498,7 @@ async def test_a_spike_of_unanswered_payments_is_posted_once_an_hour(
         for n in range(5):
             await uow.payment_intents.add(
                 PaymentIntent(
-                    f"key-{n}", 1, ("B-1",), 100, "pm", now, now, status=IntentStatus.SUBMITTED
+                    f"key-{n}", 1, Payable.bills(["B-1"]), 100, "pm", now, now, status=IntentStatus.SUBMITTED
                 )
             )
         await uow.commit()

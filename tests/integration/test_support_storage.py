@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.accounts import AccountLevel, Resident, TokenSet
+from domain.payable import Payable
 from domain.payments import IntentStatus, PaymentIntent
 from domain.ports import Dashboard, Notification, TrackedReport
 from storage.database import create_sessionmaker
@@ -66,7 +67,7 @@ async def test_stats_count_today_only(engine: AsyncEngine) -> None:
     async with factory() as uow:
         await uow.residents.save(Resident(7, 7, "C-1", AccountLevel.FULL, "Мария В.", tokens, NOW))
         for key, amount, when in (("k1", 10_000, NOW), ("k2", 5_050, NOW), ("k3", 999, yesterday)):
-            intent = PaymentIntent(key, 7, ("b",), amount, "pm", when, when)
+            intent = PaymentIntent(key, 7, Payable.bills(["b"]), amount, "pm", when, when)
             await uow.payment_intents.add(intent)
             intent = await uow.payment_intents.by_key(key)
             assert intent is not None

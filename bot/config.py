@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             head, _, tail = value.get_secret_value().partition(":")
-            if not head.isdigit() or not tail:
+            if not (head.isascii() and head.isdigit()) or not tail:
                 raise ValueError("a bot token looks like 123456:ABC... (from @BotFather)")
         return value
 

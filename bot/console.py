@@ -60,7 +60,7 @@ def parse_line(line: str) -> ConsoleCommand:
         return ConsoleCommand("empty")
     if stripped.lower() in QUIT_WORDS:
         return ConsoleCommand("quit")
-    if stripped.startswith("#") and stripped[1:].isdigit():
+    if stripped.startswith("#") and stripped[1:].isascii() and stripped[1:].isdigit():
         return ConsoleCommand("press", (stripped[1:],))
     if not stripped.startswith(":"):
         return ConsoleCommand("text", (line.rstrip("\r\n"),))

@@ -325,7 +325,7 @@ async def weekdays_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
 
 
 async def on_weekday(_c: CallbackQuery, _w: Any, manager: DialogManager, day: str) -> None:
-    if day.isdigit() and 0 <= int(day) <= 6:
+    if day.isascii() and day.isdigit() and 0 <= int(day) <= 6:
         manager.dialog_data["day"] = int(day)
         await _after_schedule(manager)
 

@@ -110,7 +110,8 @@ async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) 
     ctx = Ctx(manager)
     balance = manager.dialog_data.get("balance", 0)
     text = (message.text or "").strip()
-    if not text.isdigit() or not 0 < int(text) <= balance:
+    # ASCII digits only: «²».isdigit() is true and int("²") raises (REFERENCE.md, UIN)
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= balance:
         await message.answer(
             ctx.tr("points-transfer-bad", balance=ctx.tr("points-count", count=balance))
         )

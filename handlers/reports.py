@@ -203,7 +203,7 @@ async def places_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
 
 async def on_pick_place(_c: CallbackQuery, _w: Any, manager: DialogManager, index: str) -> None:
     places = manager.dialog_data.get("places", [])
-    if not index.isdigit() or int(index) >= len(places):
+    if not (index.isascii() and index.isdigit()) or int(index) >= len(places):
         return
     address, lat, long = places[int(index)]
     await _placed(Ctx(manager), Place(address=address, point=Point(lat, long)))

@@ -71,6 +71,14 @@ FAILURE_KEYS = {
     "declined": "dashboard-failure-declined",
     "insufficient_funds": "dashboard-failure-funds",
     "expired_card": "dashboard-failure-card-expired",
+    "card_removed": "dashboard-failure-card-removed",
+    "card_expired": "dashboard-failure-card-expired",
+    "needs_confirmation": "dashboard-failure-needs-confirmation",
+    "relink": "dashboard-failure-relink",
+    "target_gone": "dashboard-failure-target-gone",
+    "over_ceiling": "dashboard-failure-over-ceiling",
+    "refused": "dashboard-failure-refused",
+    "canceled": "dashboard-failure-canceled",
 }
 
 
@@ -322,7 +330,7 @@ async def on_resident(
     """/resident 42, or /resident alone inside a resident's topic."""
     argument = (command.args or "").strip().removeprefix("#")
     number: int | None = None
-    if argument.isdigit() and len(argument) <= 18:
+    if argument.isascii() and argument.isdigit() and len(argument) <= 18:
         number = int(argument)
     elif not argument and message.is_topic_message and message.message_thread_id:
         topic = await support.topic_in_thread(uow, message.chat.id, message.message_thread_id)
@@ -408,7 +416,7 @@ def render_dashboard(kind: str, data: dict[str, Any], tr: Translator) -> str:
         else:
             what = tr("autopay-what-fund", fund=text("fund_name"))
         return tr(
-            "dashboard-autopay-failed",
+            "dashboard-autopay-paused" if data.get("paused") else "dashboard-autopay-failed",
             number=text("autopay_id"),
             period=text("period"),
             what=what,

@@ -79,7 +79,7 @@ def _bill_for_uin(data: CityData, account_id: str, uin: str) -> CityBill:
     else:
         kind, title, provider = BillKind.OTHER, "Начисление по УИН", "Получатель по данным ГИС ГМП"
     digit = uin[-3]
-    rubles = LOOKUP_AMOUNTS_RUB[int(digit) % 6 if digit.isdigit() else 0]
+    rubles = LOOKUP_AMOUNTS_RUB[int(digit) % 6 if digit.isascii() and digit.isdigit() else 0]
     return CityBill(
         id=data.new_bill_id(),
         account_id=account_id,

@@ -46,6 +46,17 @@ dashboard-failure-declined = банк отклонил списание
 dashboard-failure-funds = недостаточно средств
 dashboard-failure-card-expired = срок действия карты истёк
 dashboard-failure-other = платёж не прошёл
+dashboard-failure-card-removed = карты больше нет среди сохранённых
+dashboard-failure-needs-confirmation = банк просит 3-D Secure на каждое списание
+dashboard-failure-relink = вход в mos.ru больше не действует
+dashboard-failure-target-gone = получатель больше не принимает платежи
+dashboard-failure-over-ceiling = сумма выше допустимой для автоплатежа
+dashboard-failure-refused = город отказал в платеже
+dashboard-failure-canceled = платёж отменён
+dashboard-autopay-paused =
+    ⏸ Автоплатёж № { $number } на паузе ({ $period }), попыток: { $attempts }.
+    { $what }, { $amount }.
+    Причина: { $reason }.
 dashboard-dead-letter = 📭 Уведомление № { $number } ({ $kind }) не доставлено после { $attempts } попыток.
 dashboard-digest =
     📊 Итоги за { $day }

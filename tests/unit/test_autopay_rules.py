@@ -168,3 +168,18 @@ def test_each_outcome_is_told_as_what_it_is(
     assert "три дня" not in text or extra.get("failure") == "insufficient_funds"
     if kind == "autopay_paused":
         assert "на паузе" in text and markup is not None  # «Открыть автоплатёж»
+
+
+@pytest.mark.parametrize(
+    "reason", [r.value for r in PauseReason if r is not PauseReason.BY_RESIDENT]
+)
+def test_a_paused_autopay_reads_as_paused_on_the_dashboard_with_its_reason(
+    tr: Translator, reason: str
+) -> None:
+    from handlers.support import render_dashboard
+
+    data = {"autopay_id": 7, "period": "2026-12", "kind": "fixed", "fund_name": "Фонд",
+            "amount": 50_000, "attempts": 1, "failure": reason, "paused": True}  # fmt: skip
+    text = render_dashboard("dashboard_autopay_failed", data, tr)
+    assert text.startswith("⏸ Автоплатёж № 7 на паузе")
+    assert "платёж не прошёл" not in text  # every lasting reason is named, not the generic one

@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from domain.accounts import AccountLevel, Resident
 from domain.errors import DomainError
 from domain.money import GROUP_SPACES, has_foreign_digit
-from domain.ports import CityAuth, CityCharity, CitySession, UnitOfWork
+from domain.ports import CityAuth, CityCharity, UnitOfWork
 from domain.sessions import ResidentSession
 
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -233,17 +232,6 @@ class NothingToCorrect(DomainError):
         self.period = period
 
 
-class CityReadingCorrections(Protocol):
-    """The platform's correction of this period's reading (POST …/readings with
-    `"correction": true`): the value is replaced, no points are credited."""
-
-    async def correct_reading(
-        self, session: CitySession, key: str, meter_id: str, value: str
-    ) -> SubmittedReading:
-        """Raises WindowClosed, NothingToCorrect, ReadingBelowPrevious, NotFound."""
-        ...
-
-
 def moscow_date(moment: datetime) -> date:
     return moment.astimezone(MOSCOW).date()
 
@@ -313,7 +301,7 @@ async def submit_reading(
 async def correct_reading(
     uow: UnitOfWork,
     auth: CityAuth,
-    city: CityReadingCorrections,
+    city: CityCharity,
     resident: Resident,
     meter: Meter,
     value: Decimal,

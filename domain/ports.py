@@ -112,6 +112,13 @@ class CityCharity(Protocol):
         """`value` as the platform reads it: `format_reading(kind, value)`."""
         ...
 
+    async def correct_reading(
+        self, session: CitySession, key: str, meter_id: str, value: str
+    ) -> SubmittedReading:
+        """Replace this period's reading (`"correction": true`); no points are credited.
+        Raises WindowClosed, NothingToCorrect, ReadingBelowPrevious, NotFound."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Place:

@@ -182,7 +182,7 @@ def _requisites(value: object) -> Requisites:
         if value.get(name) is not None and not isinstance(value[name], str):
             raise InvalidPaymentRequest(f"requisites.{name} must be a string or null")
     period, uin = value.get("period"), value.get("uin")
-    if period is not None and not _PERIOD.match(period):
+    if period is not None and not _PERIOD.fullmatch(period):
         raise InvalidPaymentRequest("requisites.period must be MM.YYYY")
     if uin is not None and not check_uin(uin).ok:
         raise InvalidPaymentRequest(f"requisites.uin is not a valid UIN ({check_uin(uin).problem})")

@@ -71,6 +71,7 @@ async def on_receipt(
         context = data.get(CONTEXT_KEY)
         if context is not None and (context.start_data or {}).get("media_group") == group:
             await message.answer(tr("receipt-one-at-a-time"))
+            await dialog_manager.show(ShowMode.SEND)  # the first receipt again, below
             return
         if album is not None and len(album) > 1:
             await message.answer(tr("receipt-one-at-a-time"))

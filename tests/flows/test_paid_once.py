@@ -230,3 +230,55 @@ async def test_a_donation_after_no_answer_is_checked_before_a_second_charge(
     reply = await chat.press("Проверить оплату")
     assert "Спасибо" in reply.text or "✅" in reply.text
     assert len(await ledger(harness)) == 1
+
+
+# ------------------------------------------------------------------ receipts as they come
+
+
+async def test_an_album_of_receipts_reads_the_first_and_asks_for_the_rest(
+    harness: Harness,
+) -> None:
+    chat = await linked(harness)
+    photos = [receipt_photo(epd_qr()), receipt_photo(epd_qr(Sum="100000"))]
+    reply = await chat.send_album(photos)
+    assert "по одной" in reply.text
+    assert "Сумма: 8 124,50 ₽" in chat.last_text  # the first receipt, whole
+    assert "1 000,00 ₽" not in reply.text
+
+
+async def test_album_parts_arriving_one_by_one_do_not_replace_the_first(
+    harness: Harness,
+) -> None:
+    """Webhook delivery: one update at a time per chat, so no middleware sees the album whole."""
+    chat = await linked(harness)
+    await chat.send_photo(receipt_photo(epd_qr()), media_group_id="42")
+    reply = await chat.send_photo(receipt_photo(epd_qr(Sum="100000")), media_group_id="42")
+    assert "по одной" in reply.text
+    await chat.press("Оплатить")
+    assert "8 124,50 ₽" in chat.last_text
+
+
+async def test_a_huge_typed_receipt_amount_is_refused_and_the_receipt_kept(
+    harness: Harness,
+) -> None:
+    chat = await linked(harness)
+    await chat.send_photo(receipt_photo(epd_qr(Sum=None)))
+    await chat.press("Оплатить")
+    reply = await chat.send("99 999 999 999")
+    assert "не более 500 000,00 ₽" in reply.text
+    reply = await chat.send("1500 50")
+    assert "разряды по три цифры" in reply.text
+    await chat.send("1 500,50")
+    assert "Сумма: 1 500,50 ₽" in chat.last_text
+    assert await ledger(harness) == []
+
+
+async def test_a_receipt_the_city_could_not_accept_is_explained_not_sent(
+    harness: Harness,
+) -> None:
+    """A 9-digit INN and no UIN: nothing the city would take; the resident may type the UIN."""
+    chat = await linked(harness)
+    reply = await chat.send_photo(receipt_photo(epd_qr(PayeeINN="770123456", PersAcc="1")))
+    assert "ИНН получателя" in reply.text and "Ввести УИН" in chat.buttons
+    _no_pay_button(chat)
+    assert await ledger(harness) == []

@@ -3,7 +3,6 @@ gone everywhere, refusals named and settled, every result leading somewhere fres
 
 from __future__ import annotations
 
-
 import pytest
 
 from bot.conversation import Conversation

@@ -47,6 +47,7 @@ from domain.limits import DEFAULT_LIMITS, AmountLimits
 from domain.money import format_rub
 from domain.payments import IntentStatus, OutcomeKind, PaymentIntent, reconcile
 from handlers import build_router
+from handlers.telegram_pay import REFUND_KEYS
 from storage.database import create_engine, create_sessionmaker
 from storage.fsm import SqlStorage, dialog_key_builder
 from storage.migrate import ensure_migrated, upgrade
@@ -342,6 +343,11 @@ async def reconcile_once(app: Application, clock: Clock | None = None) -> Reconc
         settled += 1
         if intent.status is IntentStatus.SUCCEEDED and intent.receipt is not None:
             told += await _tell_reconciled(app, intent)
+        elif intent.status is IntentStatus.FAILED and intent.external_charge_id is not None:
+            # Telegram's money the city refused when asked again: owed back (staff were told)
+            log.error("tgpay.refund_needed", intent_id=intent.id, reason=intent.failure)
+            key = REFUND_KEYS.get(outcome.kind, "tgpay-refund-refused")
+            told += await _tell(app, intent, app.tr(key, amount=format_rub(intent.amount)))
     log.info("payments.reconciled", settled=settled, told=told, retry_soon=retry_soon, left=left)
     return Reconciled(settled=settled, told=told, retry_soon=retry_soon, left=left)
 
@@ -349,6 +355,10 @@ async def reconcile_once(app: Application, clock: Clock | None = None) -> Reconc
 async def _tell_reconciled(app: Application, intent: PaymentIntent) -> bool:
     assert intent.receipt is not None
     text = app.tr("pay-reconciled", total=format_rub(intent.amount), number=intent.receipt.number)
+    return await _tell(app, intent, text)
+
+
+async def _tell(app: Application, intent: PaymentIntent, text: str) -> bool:
     try:
         await app.bot.send_message(intent.telegram_user_id, text)
     except TelegramAPIError as error:  # e.g. the resident blocked the bot; the others are told

@@ -480,6 +480,7 @@ _PERIOD_FORMS = (
     (re.compile(r"([0-9]{1,2})[./\- ]([0-9]{2})"), 1, 2),  # 03.26
     (re.compile(r"([0-9]{2})([0-9]{4})"), 1, 2),  # 032026
     (re.compile(r"([0-9]{4})([0-9]{2})"), 2, 1),  # 202603
+    (re.compile(r"(0[1-9]|1[0-2])([0-9]{2})"), 1, 2),  # 0326: a truncated MMYY PaymPeriod
     (re.compile(r"[0-9]{1,2}[./\- ]([0-9]{1,2})[./\- ]([0-9]{4})"), 1, 2),  # 01.03.2026: its month
     (re.compile(r"([а-яё]+)\.?[\s,]*([0-9]{4}|[0-9]{2})"), 1, 2),  # март 2026, мар. 26
 )
@@ -511,6 +512,26 @@ def normalise_period(printed: str | None) -> str | None:
         if month is not None and 1900 <= year <= 2099:
             return f"{month:02d}.{year}"
     return None
+
+
+_PERIOD_IN_TEXT = (
+    re.compile(r"(?<![0-9])(0?[1-9]|1[0-2])[./](20[0-9]{2})(?![0-9])"),
+    re.compile(r"(?<![а-яё])([а-яё]{3,})\.?\s+(20[0-9]{2})(?![0-9])"),
+)
+
+
+def period_in_text(text: str | None) -> str | None:
+    """The one period (``MM.YYYY``) a free text names («Оплата ЕПД за 09.2026», «за март 2026»);
+    None when it names none or several different ones."""
+    if not text:
+        return None
+    found: set[str] = set()
+    for pattern in _PERIOD_IN_TEXT:
+        for match in pattern.finditer(text.lower()):
+            month = _month(match[1])
+            if month is not None:
+                found.add(f"{month:02d}.{match[2]}")
+    return found.pop() if len(found) == 1 else None
 
 
 def _month(text: str) -> int | None:
@@ -622,6 +643,8 @@ def validate(qr: PaymentQr) -> ReceiptCheck:
     period = normalise_period(qr.period)
     if qr.period is not None and period is None:
         problems.append(ReceiptProblem.PERIOD)
+    if qr.period is None:  # «Оплата ЕПД за 09.2026»: the period printed only in the purpose
+        period = period_in_text(qr.purpose)
     uin = _checked_uin(qr.uin, _compact(qr.cbc), problems)
 
     usable = None not in (name, personal_acc, bic, payee_inn)
@@ -637,6 +660,7 @@ def validate(qr: PaymentQr) -> ReceiptCheck:
         payee_inn=payee_inn,
         kpp=kpp,
         period=period,
+        pers_acc=_compact(qr.pers_acc) or None,  # «4703 159 826» is the code 4703159826
         uin=uin,
     )
     order = list(ReceiptProblem)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
+from domain import support
 from domain.accounts import Resident
 from domain.bills import Bill
 from domain.charity import MIN_DONATION
@@ -203,6 +204,7 @@ FAILURES: dict[str, OutcomeKind] = {
     "already_paid": OutcomeKind.ALREADY_PAID,
     "amount_changed": OutcomeKind.AMOUNT_CHANGED,
     "not_submitted": OutcomeKind.CANCELED,
+    "replaced": OutcomeKind.CANCELED,  # a newer intent for the same obligation took its place
 }
 
 
@@ -254,7 +256,11 @@ async def _new_intent(
     method_id: str | None,
     now: datetime,
 ) -> PaymentIntent:
-    """Store a new intent with a fresh key for exactly this payable and amount."""
+    """Store a new intent with a fresh key for exactly this payable and amount. Older intents
+    of the resident for the same obligation that never reached the city (NEW: a confirmation
+    left open, a card changed, a Telegram invoice still out) are retired first, so only the
+    newest can ever be paid — an old invoice is then refused at its pre-checkout."""
+    await _retire_open(uow, resident, payable, now)
     intent = PaymentIntent(
         key=new_key(),
         telegram_user_id=resident.telegram_user_id,
@@ -266,6 +272,21 @@ async def _new_intent(
     )
     await uow.payment_intents.add(intent)
     return intent
+
+
+async def _retire_open(
+    uow: UnitOfWork, resident: Resident, payable: Payable, now: datetime
+) -> None:
+    for intent in await uow.payment_intents.recent(resident.telegram_user_id, EARLIER_LOOKBACK):
+        if (
+            intent.status is IntentStatus.NEW
+            and intent.external_charge_id is None  # Telegram took money for it: never retired
+            and same_target(intent.payable, payable)
+        ):
+            retired = replace(
+                intent, status=IntentStatus.FAILED, failure="replaced", updated_at=now
+            )
+            await uow.payment_intents.advance(retired, expected_status=IntentStatus.NEW)
 
 
 async def prepare_requisites_payment(
@@ -412,21 +433,38 @@ class ReceiptMatch:
     bill: Bill | None
 
 
+def _payer_code(code: str | None) -> str:
+    """A payer code as a number: spaces, dashes and leading zeros do not make another code."""
+    return "".join(ch for ch in (code or "") if ch.isascii() and ch.isalnum()).lstrip("0")
+
+
 async def match_receipt(
-    uow: UnitOfWork, auth: CityAuth, city: CityApi, resident: Resident, requisites: Requisites
+    uow: UnitOfWork,
+    auth: CityAuth,
+    city: CityApi,
+    resident: Resident,
+    requisites: Requisites,
+    amount: int | None = None,
 ) -> ReceiptMatch:
     """A receipt by requisites is the resident's bill when the payer code (PersAcc ⇄ the
     bill's payer code) and the period (MM.YYYY) agree — then it is paid as that bill, so it
-    leaves «Мои счета» and can never be paid twice by two roads."""
-    if not requisites.pers_acc or not requisites.period:
+    leaves «Мои счета» and can never be paid twice by two roads. A receipt without a readable
+    period is the bill of that payer code with the receipt's `amount` (kopecks), when exactly
+    one bill has it."""
+    code = _payer_code(requisites.pers_acc)
+    if not code:
         return ReceiptMatch(None)
     session = ResidentSession(resident, auth, uow.residents)
-    unpaid = await city.unpaid_bills(session)
-    paid = await city.paid_bills(session)
-    for bill in [*unpaid, *paid]:
-        if bill.payer_code == requisites.pers_acc and bill.period == requisites.period:
-            return ReceiptMatch(bill)
-    return ReceiptMatch(None)
+    bills = [
+        bill
+        for bill in [*await city.unpaid_bills(session), *await city.paid_bills(session)]
+        if _payer_code(bill.payer_code) == code
+    ]
+    if requisites.period:
+        same_period = [bill for bill in bills if bill.period == requisites.period]
+        return ReceiptMatch(same_period[0] if same_period else None)
+    same_amount = [bill for bill in bills if amount is not None and bill.amount == amount]
+    return ReceiptMatch(same_amount[0] if len(same_amount) == 1 else None)
 
 
 async def own_intent(uow: UnitOfWork, resident: Resident, intent_id: int) -> PaymentIntent:
@@ -443,6 +481,7 @@ async def change_method(
     intent = await own_intent(uow, resident, intent_id)
     if intent.status is not IntentStatus.NEW and not _retryable(intent):
         return intent
+    await _retire_open(uow, resident, intent.payable, now)
     fresh = replace(
         intent,
         id=None,
@@ -602,8 +641,11 @@ async def reconcile(
             session = ResidentSession(resident, auth, uow.residents)
             payment = await payments.find_payment(session, intent.key)
             if payment is None and intent.external_charge_id is not None:
-                # Telegram took the money: the platform must learn about it, never drop it.
-                outcomes.append(await pay(uow, auth, payments, resident, _id(intent), now))
+                # Telegram took the money: the platform must learn about it, never drop it;
+                # if the city refuses it now (paid meanwhile), a refund is owed and staff told.
+                outcome = await pay(uow, auth, payments, resident, _id(intent), now)
+                await telegram_refund(uow, outcome, now)
+                outcomes.append(outcome)
                 continue
             if payment is None:
                 if intent.status is IntentStatus.SUBMITTED:
@@ -674,6 +716,8 @@ async def check_checkout(
     intent = await uow.payment_intents.by_key(key)
     if intent is None or intent.telegram_user_id != resident.telegram_user_id:
         return CheckoutRefusal.UNKNOWN
+    if intent.failure == "replaced":  # the resident went on with another way to pay
+        return CheckoutRefusal.UNKNOWN
     if intent.status is not IntentStatus.NEW:
         return CheckoutRefusal.ALREADY_PAID
     if intent.amount != total_amount:
@@ -697,9 +741,11 @@ async def register_external_payment(
     key: str,
     charge_id: str,
     now: datetime,
-) -> PaymentOutcome | None:
+    provider_charge_id: str | None = None,
+) -> PaymentOutcome | TelegramRefund | None:
     """Telegram took the money: register it with the platform under the intent's key. A repeated
-    successful_payment finds the intent settled and registers nothing again."""
+    successful_payment finds the intent settled and registers nothing again. Money the city
+    will not take is owed back to the resident: a TelegramRefund (see `telegram_refund`)."""
     intent = await uow.payment_intents.by_key(key)
     if intent is None or intent.telegram_user_id != resident.telegram_user_id:
         return None
@@ -708,4 +754,30 @@ async def register_external_payment(
         intent.updated_at = now
         await uow.payment_intents.save(intent)
         await uow.commit()  # the charge is remembered before the platform is asked
-    return await pay(uow, auth, payments, resident, _id(intent), now)
+    outcome = await pay(uow, auth, payments, resident, _id(intent), now)
+    return await telegram_refund(uow, outcome, now, provider_charge_id) or outcome
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramRefund:
+    """Money Telegram took for an intent the city will never register: it is owed back."""
+
+    outcome: PaymentOutcome  # why: ALREADY_PAID, AMOUNT_CHANGED, REFUSED or another failure
+    staff_told: bool  # this call wrote the Dashboard event (False: written before, or no support)
+
+
+async def telegram_refund(
+    uow: UnitOfWork, outcome: PaymentOutcome, now: datetime, provider_charge_id: str | None = None
+) -> TelegramRefund | None:
+    """An intent FAILED with a Telegram charge id is money taken and registered nowhere: the
+    city refused it (the bill paid meanwhile — by another road or another invoice —, the amount
+    changed, any other refusal, an invoice replaced after its pre-checkout) and will refuse it
+    again. That pair of fields is the record that a refund is owed — `failure` keeps the city's
+    reason, so `outcome_of` still says why; reconciliation never takes a FAILED intent up again.
+    Support's Dashboard is told in this transaction, once per intent."""
+    intent = outcome.intent
+    if intent.status is not IntentStatus.FAILED or intent.external_charge_id is None:
+        return None
+    told = await support.telegram_refund_needed(uow, intent, now, provider_charge_id)
+    await uow.commit()
+    return TelegramRefund(outcome, told)

@@ -8,7 +8,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
 if TYPE_CHECKING:
-
     from domain.accounts import CityProfile, Resident, TokenSet
     from domain.autopay import Autopay, AutopayRun
     from domain.bills import Bill

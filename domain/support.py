@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from domain.accounts import AccountLevel
 from domain.autopay import MOSCOW, Autopay, AutopayRun
@@ -24,12 +25,16 @@ from domain.ports import (
 )
 from domain.reports import Draft
 
+if TYPE_CHECKING:  # domain.payments tells the dashboard; no import cycle at run time
+    from domain.payments import PaymentIntent
+
 DASHBOARD_REPORT = "dashboard_report"
 DASHBOARD_AUTOPAY_FAILED = "dashboard_autopay_failed"
 DASHBOARD_DEAD_LETTER = "dashboard_dead_letter"
 DASHBOARD_DIGEST = "dashboard_digest"
 DASHBOARD_PLATFORM = "dashboard_platform"
 DASHBOARD_PAYMENT_ERRORS = "dashboard_payment_errors"
+DASHBOARD_TELEGRAM_REFUND = "dashboard_telegram_refund"
 DASHBOARD_KINDS = frozenset(
     {
         DASHBOARD_REPORT,
@@ -38,6 +43,7 @@ DASHBOARD_KINDS = frozenset(
         DASHBOARD_DIGEST,
         DASHBOARD_PLATFORM,
         DASHBOARD_PAYMENT_ERRORS,
+        DASHBOARD_TELEGRAM_REFUND,
     }
 )
 THREAD = "message_thread_id"  # in a notification's data: the forum topic to post it in
@@ -193,6 +199,34 @@ async def dead_lettered(uow: UnitOfWork, notification: Notification, now: dateti
             "notification_id": notification.id,
             "kind": notification.kind,
             "attempts": notification.attempts,
+        },
+        now,
+    )
+
+
+async def telegram_refund_needed(
+    uow: UnitOfWork, intent: PaymentIntent, now: datetime, provider_charge_id: str | None = None
+) -> bool:
+    """Money Telegram Payments took for an intent the city would not register (the bill paid
+    meanwhile, its amount changed, a refusal): staff return it in the payment provider's
+    cabinet. The charge ids, the amount (kopecks), the city's reason and the resident's internal
+    number (given here if the resident never wrote to support) — no name, phone or card. Once
+    per intent, however often Telegram repeats its update; nothing is committed here."""
+    dashboard = await uow.support.dashboard()
+    if dashboard is None:  # no support chat configured: the caller's error log is all there is
+        return False
+    topic = await uow.support.topic_of(dashboard.chat_id, intent.telegram_user_id, now)
+    return await _post(
+        uow,
+        DASHBOARD_TELEGRAM_REFUND,
+        f"tgrefund:{intent.id}",
+        {
+            "intent_id": intent.id,
+            "resident": topic.id,
+            "charge_id": intent.external_charge_id,
+            "provider_charge_id": provider_charge_id,
+            "amount": intent.amount,
+            "failure": intent.failure,
         },
         now,
     )

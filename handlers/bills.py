@@ -29,7 +29,7 @@ from domain.errors import DomainError, RelinkRequired
 from domain.money import format_rub
 from handlers.payments import Ctx, pay_bills
 from handlers.states import BillsSG
-from handlers.texts import MOSCOW, error_key, format_date
+from handlers.texts import MOSCOW, error_key, esc, format_date
 from handlers.widgets import HintOnText, Tr
 
 PAGE_SIZE = 5
@@ -118,7 +118,7 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         return {"text": ctx.tr("pay-unknown-bill"), "payable": False}
     tr = ctx.tr
     lines = [
-        tr("bills-card", title=bill.title, provider=bill.provider,
+        tr("bills-card", title=esc(bill.title), provider=esc(bill.provider),
            amount=format_rub(bill.amount), due=format_date(bill.due_date)),
     ]  # fmt: skip
     if bill.is_overdue(ctx.clock().astimezone(MOSCOW).date()):

@@ -37,7 +37,7 @@ from domain.money import format_rub
 from domain.payable import Payable
 from handlers.payments import Ctx, limits_of, pay_data
 from handlers.states import CharitySG, PaySG
-from handlers.texts import error_key, format_datetime
+from handlers.texts import button_int, error_key, esc, format_datetime
 from handlers.widgets import HintOnText, Tr
 
 FUNDS_PAGE = 6
@@ -100,9 +100,9 @@ async def fund_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     dialog_manager.dialog_data["fund_name"] = card.name
     text = ctx.tr(
         "charity-fund-card",
-        name=card.name,
-        description=card.description,
-        programs=", ".join(card.programs),
+        name=esc(card.name),
+        description=esc(card.description),
+        programs=esc(", ".join(card.programs)),
     )
     return {
         "text": text,
@@ -126,8 +126,9 @@ async def _donate(manager: DialogManager, amount: int) -> None:
 
 
 async def on_amount(_c: CallbackQuery, _w: Any, manager: DialogManager, amount: str) -> None:
-    if int(amount) in PRESET_AMOUNTS:  # a forged amount is ignored
-        await _donate(manager, int(amount))
+    value = button_int(amount)
+    if value is not None and value in PRESET_AMOUNTS:  # a forged amount is ignored
+        await _donate(manager, value)
 
 
 async def on_other_amount(message: Message, _w: MessageInput, manager: DialogManager) -> None:
@@ -149,7 +150,7 @@ async def helped_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     lines = [ctx.tr("charity-helped-title")] + [
         ctx.tr(
             "charity-helped-line",
-            name=d.fund_name,
+            name=esc(d.fund_name),
             amount=format_rub(d.last_amount),
             date=format_datetime(d.last_donated_at),
         )

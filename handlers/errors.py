@@ -37,6 +37,18 @@ async def stale_dialog(event: ErrorEvent, tr: Translator, dialog_manager: Dialog
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
+async def outdated_button(event: ErrorEvent, tr: Translator) -> None:
+    """A button of a dialog still open lower in the stack — typically the second tap of a
+    double tap that already opened the next step. The step on top stays as it is (resetting
+    to the menu would lose it and what the resident typed); the press gets a short answer."""
+    log.info("dialog.outdated_button")
+    update = event.update
+    if update.callback_query is not None:
+        await update.callback_query.answer(tr("error-outdated-button"))
+    elif update.message is not None:  # pragma: no cover - aiogram-dialog raises it for presses
+        await update.message.answer(tr("error-outdated-button"))
+
+
 async def domain_error(event: ErrorEvent, tr: Translator, **data: Any) -> None:
     error = event.exception
     log.info("domain.error", error=type(error).__name__)
@@ -63,9 +75,8 @@ async def unexpected(event: ErrorEvent, tr: Translator) -> None:
 
 def build_router() -> Router:
     router = Router(name="errors")
-    router.errors.register(
-        stale_dialog, ExceptionTypeFilter(UnknownIntent, OutdatedIntent, UnknownState)
-    )
+    router.errors.register(outdated_button, ExceptionTypeFilter(OutdatedIntent))
+    router.errors.register(stale_dialog, ExceptionTypeFilter(UnknownIntent, UnknownState))
     router.errors.register(domain_error, ExceptionTypeFilter(DomainError))
     router.errors.register(unexpected)
     return router

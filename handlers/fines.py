@@ -18,7 +18,7 @@ from domain.money import format_rub
 from domain.payments import find_fines
 from handlers.payments import Ctx, pay_bills
 from handlers.states import FinesSG
-from handlers.texts import error_key, format_date
+from handlers.texts import error_key, esc, format_date
 from handlers.widgets import HintOnText, Tr
 
 BAD_NUMBER_KEYS = {
@@ -44,8 +44,8 @@ async def on_number(message: Message, _widget: MessageInput, manager: DialogMana
     manager.dialog_data["text"] = "\n\n".join(
         ctx.tr(
             "bills-item",
-            title=fine.title,
-            provider=fine.provider,
+            title=esc(fine.title),
+            provider=esc(fine.provider),
             amount=format_rub(fine.amount),
             due=format_date(fine.due_date),
         )

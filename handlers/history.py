@@ -14,7 +14,7 @@ from domain.money import format_rub
 from domain.payments import IntentStatus, PaymentStatus, history
 from handlers.payments import Ctx
 from handlers.states import HistorySG, PaySG
-from handlers.texts import error_key, format_datetime
+from handlers.texts import button_int, error_key, esc, format_datetime
 from handlers.widgets import HintOnText, Tr
 
 STATUS_KEYS = {
@@ -44,7 +44,7 @@ async def history_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
         if payment.receipt is not None:
             line += ", " + tr("history-receipt", number=payment.receipt.number)
             line += "".join(
-                "\n" + tr("pay-receipt-line", title=item.title, amount=format_rub(item.amount))
+                "\n" + tr("pay-receipt-line", title=esc(item.title), amount=format_rub(item.amount))
                 for item in payment.receipt.lines
             )
         blocks.append(line)
@@ -66,7 +66,9 @@ async def open_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
 
 async def on_resume(_c: CallbackQuery, _w: Any, manager: DialogManager, intent_id: str) -> None:
     """The pay step opens at its result: the bank's page, «Проверить оплату»."""
-    await manager.start(PaySG.result, data={"resume": int(intent_id)})
+    value = button_int(intent_id)
+    if value is not None:  # a forged id is ignored; another resident's is refused by the step
+        await manager.start(PaySG.result, data={"resume": value})
 
 
 def build_dialog() -> Dialog:

@@ -45,7 +45,7 @@ from domain.ports import City, UnitOfWork
 from domain.sessions import ResidentSession
 from handlers.states import AutopaySG, MenuSG, PaySG
 from handlers.telegram_pay import send_invoice
-from handlers.texts import error_key, error_text, format_datetime, format_time
+from handlers.texts import error_key, error_text, esc, format_datetime, format_time
 from handlers.widgets import HintOnText, Tr
 
 INVOICE_SENT = "invoice_sent"
@@ -146,7 +146,7 @@ async def _prepare(ctx: Ctx, method_id: str | None) -> PaymentIntent:
     if payable.kind is PayableKind.DONATION:
         assert payable.fund_id is not None
         amount = int(start["amount"])
-        fund_line = ctx.tr("charity-donation-line", fund=start.get("fund_name", ""))
+        fund_line = ctx.tr("charity-donation-line", fund=esc(start.get("fund_name", "")))
         data["lines"] = [[fund_line, format_rub(amount)]]
         return await prepare_donation(
             ctx.uow, ctx.linked, payable.fund_id, amount, method_id, now, limits
@@ -154,14 +154,14 @@ async def _prepare(ctx: Ctx, method_id: str | None) -> PaymentIntent:
     if payable.kind is PayableKind.REQUISITES:
         assert payable.requisites is not None
         amount = int(start["amount"])
-        data["lines"] = [[payable.requisites.purpose, format_rub(amount)]]
+        data["lines"] = [[esc(payable.requisites.purpose), format_rub(amount)]]
         return await prepare_requisites_payment(
             ctx.uow, ctx.linked, payable.requisites, amount, method_id, now, limits
         )
     intent, bills = await prepare_bills_payment(
         ctx.uow, ctx.city, ctx.city, ctx.linked, payable.bill_ids, method_id, now, limits
     )
-    data["lines"] = [[b.title, format_rub(b.amount)] for b in bills]
+    data["lines"] = [[esc(b.title), format_rub(b.amount)] for b in bills]
     data["epd_total"] = sum(b.amount for b in bills if b.kind is BillKind.EPD)
     autopayable = [b.kind.value for b in bills if b.kind in BILL_KINDS]
     data["autopay_kind"] = autopayable[0] if len(bills) == 1 and autopayable else None
@@ -248,12 +248,12 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
         assert payable.requisites is not None
         header = [
             tr("pay-confirm-requisites"),
-            tr("receipt-payee", payee=payable.requisites.payee_name),
+            tr("receipt-payee", payee=esc(payable.requisites.payee_name)),
         ]
         if payable.requisites.pers_acc:
-            header.append(tr("receipt-payer-code", payer_code=payable.requisites.pers_acc))
+            header.append(tr("receipt-payer-code", payer_code=esc(payable.requisites.pers_acc)))
         if payable.requisites.period:
-            header.append(tr("receipt-period", period=payable.requisites.period))
+            header.append(tr("receipt-period", period=esc(payable.requisites.period)))
     elif payable.kind is PayableKind.DONATION:
         header = [tr("pay-confirm-donation")]
     else:
@@ -399,7 +399,7 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     if kind is OutcomeKind.PAID and intent.receipt is not None and intent.fund_id:
         text = tr(
             "charity-thanks",
-            fund=start.get("fund_name", ""),
+            fund=esc(start.get("fund_name", "")),
             total=format_rub(intent.receipt.total),
             number=intent.receipt.number,
         )
@@ -408,7 +408,7 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         lines = [
             tr("pay-paid", total=format_rub(receipt.total), number=receipt.number,
                issued=format_datetime(receipt.issued_at)),
-            *(tr("pay-receipt-line", title=line.title, amount=format_rub(line.amount))
+            *(tr("pay-receipt-line", title=esc(line.title), amount=format_rub(line.amount))
               for line in receipt.lines),
         ]  # fmt: skip
         if receipt.card_last4:

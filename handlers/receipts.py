@@ -36,7 +36,7 @@ from domain.payments import BillAlreadyPaid, lookup_bill, match_receipt
 from domain.uin import check_uin
 from handlers.payments import Ctx, limits_of, money_error_key, paid_text, pay_bills, pay_data
 from handlers.states import MyReportsSG, PaySG, ReceiptSG, ReportSG, UinSG
-from handlers.texts import error_text
+from handlers.texts import error_text, esc
 from handlers.widgets import HintOnText, Tr
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files
@@ -161,15 +161,15 @@ async def summary_getter(dialog_manager: DialogManager, tr: Translator, **_: Any
     amount = dialog_manager.dialog_data.get("amount", data.get("amount"))
     lines = [tr("receipt-summary")]
     if data.get("payee"):
-        lines.append(tr("receipt-payee", payee=data["payee"]))
+        lines.append(tr("receipt-payee", payee=esc(data["payee"])))
     if data.get("purpose"):
-        lines.append(tr("receipt-purpose", purpose=data["purpose"]))
+        lines.append(tr("receipt-purpose", purpose=esc(data["purpose"])))
     if data.get("period"):
-        lines.append(tr("receipt-period", period=data["period"]))
+        lines.append(tr("receipt-period", period=esc(data["period"])))
     if data.get("payer_code"):
-        lines.append(tr("receipt-payer-code", payer_code=data["payer_code"]))
+        lines.append(tr("receipt-payer-code", payer_code=esc(data["payer_code"])))
     if data.get("uin"):
-        lines.append(tr("bills-card-uin", uin=data["uin"]))
+        lines.append(tr("bills-card-uin", uin=esc(data["uin"])))
     lines.append(
         tr("receipt-amount", amount=format_rub(amount)) if amount else tr("receipt-no-amount")
     )
@@ -227,7 +227,10 @@ async def _receipt_bill(ctx: Ctx, data: dict[str, Any]) -> Bill | None:
             pass  # not issued at the city yet: try the payer code, then the requisites
     if data.get("requisites"):
         requisites = Requisites(**data["requisites"])
-        match = await match_receipt(ctx.uow, ctx.city, ctx.city, ctx.linked, requisites)
+        amount = data.get("amount")
+        match = await match_receipt(
+            ctx.uow, ctx.city, ctx.city, ctx.linked, requisites, amount and int(amount)
+        )
         return match.bill
     return None
 

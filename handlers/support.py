@@ -80,6 +80,13 @@ FAILURE_KEYS = {
     "refused": "dashboard-failure-refused",
     "canceled": "dashboard-failure-canceled",
 }
+# Why the city would not register money Telegram took (the intent's failure, before any «:»).
+REFUND_REASON_KEYS = {
+    "already_paid": "dashboard-refund-already-paid",
+    "amount_changed": "dashboard-refund-amount-changed",
+    "refused": "dashboard-failure-refused",
+    "replaced": "dashboard-refund-replaced",
+}
 
 
 # ---- topics ---------------------------------------------------------------------------------
@@ -435,5 +442,18 @@ def render_dashboard(kind: str, data: dict[str, Any], tr: Translator) -> str:
             number=text("notification_id"),
             kind=text("kind"),
             attempts=int(data.get("attempts") or 0),
+        )
+    if kind == support.DASHBOARD_TELEGRAM_REFUND:
+        failure = str(data.get("failure") or "")
+        reason, _, code = failure.partition(":")  # "refused:<the city's reason>"
+        why = tr(REFUND_REASON_KEYS.get(reason, "dashboard-failure-other"))
+        return tr(
+            "dashboard-telegram-refund",
+            amount=format_rub(int(data.get("amount") or 0)),
+            reason=f"{why} ({html.escape(code)})" if code else why,
+            intent=text("intent_id"),
+            number=text("resident") or "—",
+            charge=text("charge_id"),
+            provider=text("provider_charge_id") or "—",
         )
     raise KeyError(kind)

@@ -15,10 +15,12 @@ from aiogram.types import LabeledPrice, Message, PreCheckoutQuery
 from bot.i18n import Translator
 from domain.accounts import Resident
 from domain.errors import DomainError
+from domain.money import format_rub
 from domain.payments import (
     CheckoutRefusal,
     OutcomeKind,
     PaymentIntent,
+    TelegramRefund,
     check_checkout,
     register_external_payment,
 )
@@ -31,6 +33,11 @@ REFUSAL_KEYS = {
     CheckoutRefusal.UNKNOWN: "tgpay-refused-unknown",
     CheckoutRefusal.ALREADY_PAID: "pay-already-paid",
     CheckoutRefusal.AMOUNT_CHANGED: "tgpay-refused-amount",
+}
+# Money taken that the city would not register: what the resident is told, by the city's reason.
+REFUND_KEYS = {
+    OutcomeKind.ALREADY_PAID: "tgpay-refund-already-paid",
+    OutcomeKind.AMOUNT_CHANGED: "tgpay-refund-amount-changed",
 }
 
 
@@ -99,10 +106,23 @@ async def on_successful_payment(
         payment.invoice_payload,
         payment.telegram_payment_charge_id,
         clock(),
+        provider_charge_id=payment.provider_payment_charge_id,
     )
     if outcome is None:
         log.error("tgpay.unknown_payload", charge=payment.telegram_payment_charge_id)
         await message.answer(tr("tgpay-orphan"))
+    elif isinstance(outcome, TelegramRefund):  # the city refused it: the money must go back
+        intent = outcome.outcome.intent
+        log.error(
+            "tgpay.refund_needed",
+            intent_id=intent.id,
+            reason=intent.failure,
+            charge=intent.external_charge_id,
+            amount=intent.amount,
+            staff_told=outcome.staff_told,  # False: told before, or no support chat configured
+        )
+        key = REFUND_KEYS.get(outcome.outcome.kind, "tgpay-refund-refused")
+        await message.answer(tr(key, amount=format_rub(intent.amount)))
     elif outcome.kind is OutcomeKind.PAID and outcome.intent.receipt is not None:
         receipt = outcome.intent.receipt
         await message.answer(tr("tgpay-registered", number=receipt.number))

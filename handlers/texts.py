@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -70,6 +71,20 @@ def error_text(tr: Translator, error: DomainError) -> str:
 
 
 MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+def esc(value: object) -> str:
+    """Outside text (a receipt's QR, the city's titles, a fund's name) for a message sent with
+    parse_mode=HTML: `<`, `>` and `&` escaped, so it can neither break the message (Telegram
+    refuses it with «can't parse entities») nor become a link (REFERENCE.md, Bot API HTML
+    style). Not for button texts, which Telegram shows as they are."""
+    return html.escape(str(value), quote=False)
+
+
+def button_int(value: str) -> int | None:
+    """A number carried by a button's callback data; None for anything forged or mangled
+    (ASCII digits only: «²».isdigit() is true and int("²") raises)."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 def format_time(moment: datetime) -> str:

@@ -17,7 +17,7 @@ from domain.payments import BillAlreadyPaid, lookup_bill
 from domain.uin import UinProblem, check_uin
 from handlers.payments import Ctx, paid_text, pay_bills
 from handlers.states import UinSG
-from handlers.texts import error_key, format_date
+from handlers.texts import error_key, esc, format_date
 from handlers.widgets import HintOnText, Tr
 
 PROBLEM_KEYS = {
@@ -55,8 +55,8 @@ async def on_uin(message: Message, _widget: MessageInput, manager: DialogManager
         "id": bill.id,
         "text": ctx.tr(
             "bills-card",
-            title=bill.title,
-            provider=bill.provider,
+            title=esc(bill.title),
+            provider=esc(bill.provider),
             amount=format_rub(bill.amount),
             due=format_date(bill.due_date),
         )

@@ -69,3 +69,13 @@ dashboard-digest =
 dashboard-platform-down = 🔴 Городская платформа не отвечает с { $at }. Жители видят «сервис временно недоступен».
 dashboard-platform-up = 🟢 Городская платформа снова отвечает ({ $at }).
 dashboard-payment-errors = ⚠️ Всплеск ошибок оплаты: { $count } платежей за 15 минут остались без ответа платформы. Проверьте платёжный шлюз.
+dashboard-telegram-refund =
+    💸 Нужен возврат: Telegram списал { $amount }, а город платёж не принял.
+    Причина: { $reason }.
+    Житель #{ $number }, платёж бота № { $intent }.
+    Telegram charge id: <code>{ $charge }</code>
+    ID у провайдера: <code>{ $provider }</code>
+    Верните деньги в кабинете платёжного провайдера — житель знает, что их вернут.
+dashboard-refund-already-paid = счёт уже был оплачен
+dashboard-refund-amount-changed = сумма счёта изменилась
+dashboard-refund-replaced = счёт выставлен заново, этот уже не действовал

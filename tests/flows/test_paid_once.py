@@ -281,3 +281,55 @@ async def test_a_receipt_the_city_could_not_accept_is_explained_not_sent(
     assert "ИНН получателя" in reply.text and "Ввести УИН" in chat.buttons
     _no_pay_button(chat)
     assert await ledger(harness) == []
+
+
+async def test_receipt_text_is_shown_as_text_never_as_markup(harness: Harness) -> None:
+    """A QR's payee and purpose go into HTML messages escaped: no link, no refused message."""
+    chat = await linked(harness)
+    name = 'ГБУ <a href="https://evil.example/pay">Жилищник</a> & Ко'
+    payload = epd_qr(Name=name, Purpose="Оплата за <b> кв. 12")
+    reply = await chat.send_photo(receipt_photo(payload.decode("cp1251").encode()))
+    assert f"Получатель: {name}" in reply.text
+    assert "Оплата за <b> кв. 12" in reply.text
+    await chat.press("Оплатить")
+    confirm = chat.messages[-1] if chat.messages else None
+    assert f"Получатель: {name}" in chat.last_text
+    for message in [*reply.messages, *([confirm] if confirm else [])]:
+        assert not message.payload.get("entities"), message.payload.get("entities")
+    assert "Что-то пошло не так" not in chat.last_text
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"PersAcc": "4703 159 826"},  # the payer code printed in groups
+        {"PersAcc": "04703159826"},  # with a leading zero
+        {"PaymPeriod": None},  # the period only in the purpose
+        {"PaymPeriod": None, "Purpose": "Оплата ЕПД"},  # no period at all: the amount decides
+        {"PaymPeriod": "{mmyy}"},  # a truncated MMYY period
+    ],
+)
+async def test_an_epd_receipt_printed_otherwise_is_still_that_bill(
+    harness: Harness, fields: dict[str, str | None]
+) -> None:
+    chat = await linked(harness)
+    period = _period(harness, 2)  # B-1001
+    base = {
+        "PersAcc": "4703159826",
+        "PaymPeriod": period.replace(".", ""),
+        "Sum": "812450",
+        "Purpose": f"Оплата ЕПД за {period}",
+    }
+    for key, value in fields.items():
+        base[key] = value.format(mmyy=period[:2] + period[-2:]) if value else value
+    await chat.send_photo(receipt_photo(epd_qr(**base)))
+    reply = await chat.press("Оплатить")
+    assert "К оплате 1 счёт" in reply.text and f"ЕПД за {period}" in reply.text
+    await chat.press("Оплатить 8 124,50 ₽")
+    await chat.press("Готово")
+    await chat.press("Мои счета")
+    assert f"ЕПД за {period}" not in chat.last_text
+    await chat.press("Оплатить все")
+    await chat.press(next(b for b in chat.buttons if b.startswith("Оплатить")))
+    charges = [c["amount"] for c in await ledger(harness)]
+    assert charges.count(812450) == 1 and len(charges) == 2

@@ -498,7 +498,14 @@ async def test_a_spike_of_unanswered_payments_is_posted_once_an_hour(
         for n in range(5):
             await uow.payment_intents.add(
                 PaymentIntent(
-                    f"key-{n}", 1, Payable.bills(["B-1"]), 100, "pm", now, now, status=IntentStatus.SUBMITTED
+                    f"key-{n}",
+                    1,
+                    Payable.bills(["B-1"]),
+                    100,
+                    "pm",
+                    now,
+                    now,
+                    status=IntentStatus.SUBMITTED,
                 )
             )
         await uow.commit()

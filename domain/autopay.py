@@ -120,6 +120,28 @@ _CARD_REASONS = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class AutopayTarget:
+    """What an autopay pays: a service's bills (of one payer code — one flat — or of any when
+    None) or a fund."""
+
+    kind: AutopayKind
+    bill_kind: BillKind | None = None
+    payer_code: str | None = None
+    fund_id: str | None = None
+
+    def overlaps(self, other: AutopayTarget) -> bool:
+        """Whether one bill or fund could be paid by both: the same service with the same
+        payer code (None, or empty, covers any) — or the same fund."""
+        if self.kind is not other.kind:
+            return False
+        if self.kind is AutopayKind.FIXED:
+            return self.fund_id == other.fund_id
+        return self.bill_kind == other.bill_kind and (
+            not self.payer_code or not other.payer_code or self.payer_code == other.payer_code
+        )
+
+
 class InconsistentAutopay(ValueError):
     """An autopay whose fields contradict its kind: a BILL one names a fund or a fixed amount,
     a FIXED one lacks its fund or amount (or names a service). A programming error, never a
@@ -160,6 +182,12 @@ class Autopay:
                 raise InconsistentAutopay("a fixed autopay needs its fund and amount")
             if self.bill_kind is not None or self.limit is not None or self.payer_code:
                 raise InconsistentAutopay("a fixed autopay names no service and no limit")
+
+    @property
+    def target(self) -> AutopayTarget:
+        if self.kind is AutopayKind.BILL:
+            return AutopayTarget(self.kind, bill_kind=self.bill_kind, payer_code=self.payer_code)
+        return AutopayTarget(self.kind, fund_id=self.fund_id)
 
     def payable(self, bill_ids: list[str]) -> Payable:
         """What one run pays: the bill found for a BILL autopay, the fund for a FIXED one —

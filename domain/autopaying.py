@@ -1,5 +1,5 @@
-"""Autopay use cases: set up, change (amount, day, card), pause, skip once, remind, and the
-tick that charges.
+"""Autopay use cases: set up (one per service or fund), change (amount, day, card), pause,
+skip once, remind, and the tick that charges.
 
 The tick claims due autopays batch by batch (a lease, `FOR UPDATE SKIP LOCKED` on PostgreSQL),
 and for each finds or creates the run of its period — unique per (autopay, period) — then
@@ -26,6 +26,7 @@ from domain.autopay import (
     AutopayKind,
     AutopayRun,
     AutopayStatus,
+    AutopayTarget,
     PauseReason,
     RunStatus,
     Schedule,
@@ -69,6 +70,17 @@ class UnsuitableCard(DomainError):
     bank asks for 3-D Secure on every charge)."""
 
 
+class AutopayExists(DomainError):
+    """The resident already has an autopay (active or paused) for this service or fund: a
+    second one would pay the same bill twice, or the fund twice a period. `autopay` is that
+    one — open it to change its amount, day or card, or resume it."""
+
+    def __init__(self, autopay: Autopay) -> None:
+        super().__init__(f"autopay {autopay.id}")
+        self.autopay = autopay
+        self.autopay_id = autopay.id
+
+
 def money_ceiling(
     kind: AutopayKind, limits: AmountLimits = DEFAULT_LIMITS
 ) -> tuple[LimitKind, int]:
@@ -95,12 +107,30 @@ def _money_of(autopay: Autopay) -> int | None:
     return autopay.amount if autopay.kind is AutopayKind.FIXED else autopay.limit
 
 
+async def autopay_for(
+    uow: UnitOfWork, telegram_user_id: int, target: AutopayTarget
+) -> Autopay | None:
+    """The resident's autopay (active or paused, not deleted) that pays `target` or overlaps
+    it (`AutopayTarget.overlaps`); None if there is none."""
+    for autopay in await uow.autopays.of_resident(telegram_user_id):
+        if autopay.status is not AutopayStatus.DELETED and autopay.target.overlaps(target):
+            return autopay
+    return None
+
+
 async def set_up(
     uow: UnitOfWork, autopay: Autopay, now: datetime, limits: AmountLimits = DEFAULT_LIMITS
 ) -> Autopay:
     """Store a new ACTIVE autopay, first charged at its next scheduled moment after `now`.
-    Raises AutopayTooSmall, AmountTooLarge (its amount or limit, in kopecks, is checked by
-    `check_money`)."""
+    One autopay per target: a resident who already has one for the same service (and payer
+    code, None covering any) or the same fund is refused, whatever its amount — two would
+    charge the same bill or fund twice. The check and the insert share the unit of work, and
+    a resident's updates are handled one at a time (per-chat event isolation), so a double tap
+    on «Подключить» stores one. Raises AutopayExists (with the one there is), AutopayTooSmall,
+    AmountTooLarge (its amount or limit, in kopecks, is checked by `check_money`)."""
+    existing = await autopay_for(uow, autopay.telegram_user_id, autopay.target)
+    if existing is not None:
+        raise AutopayExists(existing)
     money = _money_of(autopay)
     if money is not None or autopay.kind is AutopayKind.FIXED:
         check_money(autopay.kind, money or 0, limits)

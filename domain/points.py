@@ -1,7 +1,21 @@
-"""City points («Миллион призов»): the account, and what earns points right now."""
+"""City points («Миллион призов»): the account, what earns points right now, and how many
+points a resident typed (`parse_points`).
+
+What a resident may type as a number of points (the same rules as amounts of money,
+domain/money.py, without kopecks):
+
+- digits 0-9 only (ASCII). `str.isdigit()` and the regex class `\\d` also accept «²», «½»,
+  Arabic-Indic and full-width digits; they are refused, never converted;
+- a space (also the no-break, narrow no-break and thin spaces that Telegram clients and copied
+  texts carry — the bot itself shows «1 500 баллов» with a no-break space) groups the digits in
+  threes only: «1 500» and «1 500 000» are counts; «1500 50», «15 00» and «1 5000» are typos;
+- the word «балл», «балла» or «баллов» after the number (any case);
+- nothing else: no sign, fraction, exponent, hex, underscore; and not zero.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -9,6 +23,7 @@ from enum import StrEnum
 from domain.accounts import AccountLevel, Resident
 from domain.errors import DomainError
 from domain.meters import POINTS_BY_LEVEL, MeterKind, open_window, upcoming_window
+from domain.money import ASCII_DIGITS, GROUP_SPACES, has_foreign_digit
 from domain.ports import CityAuth, CityCharity, UnitOfWork
 from domain.sessions import ResidentSession
 
@@ -49,6 +64,59 @@ class InsufficientPoints(DomainError):
     def __init__(self, balance: int) -> None:
         super().__init__(f"balance {balance}")
         self.balance = balance
+
+
+MAX_POINTS_DIGITS = 12  # more is not a number of points anyone has
+_MAX_TEXT = 64  # characters; a longer text is not a number of points (the regexes stay cheap)
+_SPACE = f"[{GROUP_SPACES}]"
+_POINTS_WORD = re.compile(rf"{_SPACE}*балл(?:ов|а)?\Z", re.IGNORECASE)
+_BARE = re.compile(r"[0-9]+")
+_GROUPED = re.compile(rf"[1-9][0-9]{{0,2}}(?:{_SPACE}[0-9]{{3}})+")
+_SPACED = re.compile(rf"[0-9]+(?:{_SPACE}+[0-9]+)+")
+
+
+class PointsProblem(StrEnum):
+    """Why a text is not a number of points: handlers pick their hint by it."""
+
+    FORMAT = "format"  # not a whole number at all («сто», «1e3», «1,5», «0x10», «1_000»)
+    GROUPING = "grouping"  # spaces that do not group the digits in threes («1500 50»)
+    SIGN = "sign"  # «-5», «+5»
+    DIGITS = "digits"  # a digit that is not 0-9 («²», «١٢», «１２»)
+    ZERO = "zero"  # «0»: nothing to transfer
+    TOO_LONG = "too_long"  # more than MAX_POINTS_DIGITS digits
+
+
+class PointsParseError(ValueError):
+    """The text is not a number of points; `reason` says why (a PointsProblem)."""
+
+    def __init__(self, text: str, reason: PointsProblem = PointsProblem.FORMAT) -> None:
+        super().__init__(f"{reason.value}: {text[:_MAX_TEXT]!r}")
+        self.text = text
+        self.reason = reason
+
+
+def parse_points(text: str) -> int:
+    """What a resident typed → a number of points above zero (rules in the module docstring);
+    raises only PointsParseError."""
+    stripped = text.strip()
+    if len(stripped) > _MAX_TEXT:
+        raise PointsParseError(text, PointsProblem.TOO_LONG)
+    if has_foreign_digit(stripped):
+        raise PointsParseError(text, PointsProblem.DIGITS)
+    if stripped.startswith(("-", "+", "\u2212")):
+        raise PointsParseError(text, PointsProblem.SIGN)
+    word = _POINTS_WORD.search(stripped)
+    number = stripped[: word.start()] if word else stripped
+    if _BARE.fullmatch(number) is None and _GROUPED.fullmatch(number) is None:
+        spaced = _SPACED.fullmatch(number) is not None
+        raise PointsParseError(text, PointsProblem.GROUPING if spaced else PointsProblem.FORMAT)
+    digits = "".join(ch for ch in number if ch in ASCII_DIGITS)
+    if len(digits.lstrip("0")) > MAX_POINTS_DIGITS:
+        raise PointsParseError(text, PointsProblem.TOO_LONG)
+    points = int(digits)
+    if points == 0:
+        raise PointsParseError(text, PointsProblem.ZERO)
+    return points
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ it is done, so nothing chosen in one set-up (a fund, an amount) can leak into th
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 from typing import Any
 
@@ -27,14 +28,17 @@ from domain.autopay import (
     Autopay,
     AutopayKind,
     AutopayStatus,
+    AutopayTarget,
     Frequency,
     PauseReason,
     Schedule,
     next_due,
 )
 from domain.autopaying import (
+    AutopayExists,
     AutopayTooSmall,
     UnsuitableCard,
+    autopay_for,
     autopay_methods,
     change,
     change_card,
@@ -82,6 +86,22 @@ PAUSED_KEYS = {
 FROM_LIST = "from_list"  # a set-up started by «➕» on the list: done → back to the list
 EDIT = "edit"  # a change of an existing autopay (its id): done → back to its card
 OPEN = "open"  # a notification's «Открыть автоплатёж» (its id): the card at once
+# Dialog data of a set-up refused because the resident already has an autopay for that service
+# or fund: {"id", "text", "resume"} of that one. The summary then offers to open it instead.
+EXISTS = "exists"
+# Paused for these reasons, an autopay is fixed by something else than «Возобновить».
+NOT_RESUMABLE = {
+    PauseReason.CARD_REMOVED,
+    PauseReason.CARD_EXPIRED,
+    PauseReason.NEEDS_CONFIRMATION,
+    PauseReason.OVER_CEILING,
+}
+
+
+def _button_id(value: str) -> int | None:
+    """A number carried by a button's callback data (or start data); None for anything forged
+    or mangled: ASCII digits only («²».isdigit() is true and int("²") raises), at most 18."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 def describe(tr: Translator, autopay: Autopay) -> dict[str, str]:
@@ -127,7 +147,17 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
 
 
 async def on_autopay(_c: CallbackQuery, _w: Any, manager: DialogManager, autopay_id: str) -> None:
-    manager.dialog_data["autopay"] = int(autopay_id)
+    """An autopay on the list: its card. An id that is not a number, or not one of the
+    resident's autopays (forged, or deleted meanwhile), leaves the list as it is."""
+    number = _button_id(autopay_id)
+    if number is None:
+        return
+    ctx = Ctx(manager)
+    try:
+        await own_autopay(ctx.uow, ctx.linked, number)
+    except NotFound:
+        return
+    manager.dialog_data["autopay"] = number
     await manager.switch_to(AutopaySG.card)
 
 
@@ -188,8 +218,11 @@ async def on_start(data: Data, manager: DialogManager) -> None:
         return
     if OPEN in data or EDIT in data:
         ctx = Ctx(manager)
+        number = _button_id(str(data.get(OPEN) or data.get(EDIT)))
         try:
-            autopay = await own_autopay(ctx.uow, ctx.linked, int(data.get(OPEN) or data[EDIT]))
+            if number is None:
+                raise NotFound("autopay")
+            autopay = await own_autopay(ctx.uow, ctx.linked, number)
         except NotFound:  # another resident's id, or deleted meanwhile: the list instead
             await manager.switch_to(AutopaySG.list)
             return
@@ -203,7 +236,8 @@ async def on_start(data: Data, manager: DialogManager) -> None:
         manager.dialog_data["kind"] = AutopayKind.BILL.value
         if data.get("bill_kind") in {k.value for k in BILL_KINDS}:
             manager.dialog_data["bill_kind"] = data["bill_kind"]
-            await manager.switch_to(AutopaySG.frequency)
+            if not await _already_set_up(manager):
+                await manager.switch_to(AutopaySG.frequency)
         else:
             await manager.switch_to(AutopaySG.service)
     elif kind == AutopayKind.FIXED:
@@ -214,9 +248,112 @@ async def on_start(data: Data, manager: DialogManager) -> None:
             )
             if isinstance(data.get("amount"), int):
                 manager.dialog_data["amount"] = data["amount"]
-            await manager.switch_to(AutopaySG.frequency)
+            if not await _already_set_up(manager):
+                await manager.switch_to(AutopaySG.frequency)
         else:
             await manager.switch_to(AutopaySG.fund)
+
+
+async def on_result(_start: Data, result: Any, manager: DialogManager) -> None:
+    """A set-up started from this list ended with «Открыть автоплатёж» of the autopay the
+    resident already had: its card, here."""
+    if isinstance(result, dict) and isinstance(result.get(OPEN), int):
+        manager.dialog_data["autopay"] = result[OPEN]
+        await manager.switch_to(AutopaySG.card)
+
+
+def _target(data: dict[str, Any]) -> AutopayTarget | None:
+    """What the set-up in `data` is for, once it is chosen."""
+    if data.get("kind") == AutopayKind.BILL and data.get("bill_kind"):
+        return AutopayTarget(AutopayKind.BILL, bill_kind=BillKind(data["bill_kind"]))
+    if data.get("kind") == AutopayKind.FIXED and data.get("fund_id"):
+        return AutopayTarget(AutopayKind.FIXED, fund_id=str(data["fund_id"]))
+    return None
+
+
+async def _already_set_up(manager: DialogManager) -> bool:
+    """As soon as the service or fund is known: if the resident already has an autopay for
+    it, say so (and offer to open it) instead of asking the rest of a set-up that
+    `set_up` would refuse."""
+    target = _target(manager.dialog_data)
+    if target is None:
+        return False
+    ctx = Ctx(manager)
+    existing = await autopay_for(ctx.uow, ctx.linked.telegram_user_id, target)
+    if existing is None:
+        return False
+    await _show_existing(manager, existing)
+    return True
+
+
+async def _show_existing(manager: DialogManager, existing: Autopay) -> None:
+    """«У вас уже есть автоплатёж за …» on the summary, with «Открыть автоплатёж» (and
+    «Возобновить» for one paused for a reason resuming fixes) instead of «Подключить»."""
+    tr = Ctx(manager).tr
+    words = describe(tr, existing)
+    if existing.kind is AutopayKind.BILL and existing.bill_kind is not None:
+        target = tr("autopay-exists-bill", service=tr(SERVICE_KEYS[existing.bill_kind]))
+    else:
+        # A message text (parse_mode=HTML): the fund's name is outside text.
+        target = tr("autopay-exists-fund", fund=html.escape(existing.fund_name or "", False))
+    paused = existing.status is AutopayStatus.PAUSED
+    lines = [
+        tr("autopay-exists-paused" if paused else "autopay-exists", target=target),
+        tr("autopay-exists-now", how=words["how"], when=words["when"]),
+    ]
+    reason = existing.paused_reason or PauseReason.BY_RESIDENT
+    if paused:
+        lines.append(tr(PAUSED_KEYS[reason]))
+    manager.dialog_data[EXISTS] = {
+        "id": existing.id,
+        "text": "\n".join(lines),
+        "resume": paused and reason not in NOT_RESUMABLE,
+    }
+    await manager.switch_to(AutopaySG.summary)
+
+
+async def _open_existing(manager: DialogManager, autopay_id: int) -> None:
+    """The card of the autopay the resident already had: in the list's context when this
+    set-up was started from it, else here (the set-up is over)."""
+    if FROM_LIST in _start(manager):
+        await manager.done(result={OPEN: autopay_id})
+        return
+    manager.dialog_data.clear()
+    manager.dialog_data["autopay"] = autopay_id
+    await manager.switch_to(AutopaySG.card)
+
+
+async def on_exists_open(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    exists = manager.dialog_data.get(EXISTS)
+    if not isinstance(exists, dict) or not isinstance(exists.get("id"), int):
+        return  # «Открыть автоплатёж» is not shown then: a forged press
+    ctx = Ctx(manager)
+    try:
+        await own_autopay(ctx.uow, ctx.linked, exists["id"])
+    except NotFound:  # deleted meanwhile (in another message): the set-up is over
+        await _close(manager)
+        return
+    await _open_existing(manager, exists["id"])
+
+
+async def on_exists_resume(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    exists = manager.dialog_data.get(EXISTS)
+    if not isinstance(exists, dict) or not exists.get("resume") or not exists.get("id"):
+        return
+    ctx = Ctx(manager)
+    autopay_id = int(exists["id"])
+    try:
+        await set_status(
+            ctx.uow, ctx.linked, autopay_id, AutopayStatus.ACTIVE, ctx.clock(), _limits(manager)
+        )
+    except AmountTooLarge as error:  # above today's ceiling: its card says what to change
+        if callback.message is not None:
+            await callback.message.answer(_money_problem(ctx.tr, error, bill=False))
+        manager.show_mode = ShowMode.SEND
+    except NotFound:  # deleted meanwhile (in another chat window)
+        await _close(manager)
+        return
+    await _open_existing(manager, autopay_id)
 
 
 async def _close(manager: DialogManager) -> None:
@@ -256,7 +393,8 @@ async def services_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
 async def on_service(_c: CallbackQuery, _w: Any, manager: DialogManager, kind: str) -> None:
     if kind in {k.value for k in BILL_KINDS}:
         manager.dialog_data["bill_kind"] = kind
-        await manager.switch_to(AutopaySG.frequency)
+        if not await _already_set_up(manager):
+            await manager.switch_to(AutopaySG.frequency)
 
 
 async def funds_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -270,7 +408,8 @@ async def on_fund(_c: CallbackQuery, _w: Any, manager: DialogManager, fund_id: s
     name = manager.dialog_data.get("fund_names", {}).get(fund_id)
     if name is not None:
         manager.dialog_data.update(fund_id=fund_id, fund_name=name)
-        await manager.switch_to(AutopaySG.frequency)
+        if not await _already_set_up(manager):
+            await manager.switch_to(AutopaySG.frequency)
 
 
 async def on_monthly(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
@@ -325,8 +464,9 @@ async def weekdays_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
 
 
 async def on_weekday(_c: CallbackQuery, _w: Any, manager: DialogManager, day: str) -> None:
-    if day.isascii() and day.isdigit() and 0 <= int(day) <= 6:
-        manager.dialog_data["day"] = int(day)
+    number = _button_id(day)
+    if number is not None and 0 <= number <= 6:
+        manager.dialog_data["day"] = number
         await _after_schedule(manager)
 
 
@@ -440,20 +580,27 @@ def _draft(manager: DialogManager, now: datetime) -> Autopay:
 
 
 async def summary_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    exists = dialog_manager.dialog_data.get(EXISTS)
+    if isinstance(exists, dict):  # the resident already has one for this service or fund
+        return {"text": exists["text"], "exists": True, "resume": bool(exists.get("resume"))}
     ctx = Ctx(dialog_manager)
     autopay = _draft(dialog_manager, ctx.clock())
     last4 = dialog_manager.dialog_data["cards"][autopay.method_id]
     first = format_datetime(autopay.next_due_at.astimezone(MOSCOW))
-    return {
-        "text": ctx.tr("autopay-summary", last4=last4, first=first, **describe(ctx.tr, autopay))
-    }
+    text = ctx.tr("autopay-summary", last4=last4, first=first, **describe(ctx.tr, autopay))
+    return {"text": text, "exists": False, "resume": False}
 
 
 async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
     assert callback.message is not None
+    if EXISTS in manager.dialog_data:  # «Подключить» is not shown then: a forged press
+        return
     try:
         await set_up(ctx.uow, _draft(manager, ctx.clock()), ctx.clock(), _limits(manager))
+    except AutopayExists as error:  # set up meanwhile (another set-up, in another message)
+        await _show_existing(manager, error.autopay)
+        return
     except (AutopayTooSmall, AmountTooLarge) as error:
         bill = manager.dialog_data.get("kind") == AutopayKind.BILL
         await callback.message.answer(_money_problem(ctx.tr, error, bill))
@@ -571,12 +718,15 @@ def build_dialog() -> Dialog:
         ),
         Window(
             Format("{text}"),
-            Button(Tr("autopay-confirm"), id="confirm", on_click=on_confirm),
+            Button(Tr("autopay-confirm"), id="confirm", on_click=on_confirm, when=~F["exists"]),
+            Button(Tr("autopay-exists-open"), id="open", on_click=on_exists_open, when="exists"),
+            Button(Tr("autopay-resume"), id="resume", on_click=on_exists_resume, when="resume"),
             Cancel(Tr("pay-cancel")),
             HintOnText(),
             getter=summary_getter,
             state=AutopaySG.summary,
         ),
         on_start=on_start,
+        on_process_result=on_result,
         name="autopay",
     )

@@ -19,8 +19,11 @@ from domain.payments import new_key
 from domain.points import (
     InsufficientPoints,
     MeterState,
+    PointsParseError,
+    PointsProblem,
     TipKind,
     how_to_earn_now,
+    parse_points,
     points_account,
     transfer_points,
 )
@@ -107,17 +110,22 @@ async def amount_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
 
 
 async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) -> None:
+    """How many points: digits grouped in threes like every other number the bot asks for
+    («1 500», «1 500 баллов»; `parse_points`), at most the balance."""
     ctx = Ctx(manager)
     balance = manager.dialog_data.get("balance", 0)
-    text = (message.text or "").strip()
-    # ASCII digits only: «²».isdigit() is true and int("²") raises (REFERENCE.md, UIN)
-    if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= balance:
-        await message.answer(
-            ctx.tr("points-transfer-bad", balance=ctx.tr("points-count", count=balance))
-        )
+    key = "points-transfer-bad"
+    try:
+        points = parse_points(message.text or "")
+    except PointsParseError as error:
+        points = None
+        if error.reason is PointsProblem.GROUPING:
+            key = "points-transfer-grouping"
+    if points is None or points > balance:
+        await message.answer(ctx.tr(key, balance=ctx.tr("points-count", count=balance)))
         return
     # One key per confirmation screen: pressing «Подтвердить» twice debits once.
-    manager.dialog_data.update(points=int(text), key=new_key())
+    manager.dialog_data.update(points=points, key=new_key())
     await manager.switch_to(PointsSG.confirm)
 
 

@@ -63,7 +63,7 @@ async def ledger(sandbox: SandboxServer) -> list[dict[str, Any]]:
             return (await answer.json())["charges"]
 
 
-def donation(day: int, method: str = "pm-full-4242") -> Autopay:
+def donation(day: int, method: str = "pm-full-4242", fund: str = "F-101") -> Autopay:
     return Autopay(
         telegram_user_id=7,
         kind=AutopayKind.FIXED,
@@ -71,7 +71,7 @@ def donation(day: int, method: str = "pm-full-4242") -> Autopay:
         method_id=method,
         next_due_at=START,
         amount=10_000,
-        fund_id="F-101",
+        fund_id=fund,
         fund_name="Фонд",
     )
 
@@ -89,7 +89,7 @@ async def tick_at(factory: UnitOfWorkFactory, city: Any, now: datetime) -> int:
 async def test_two_schedulers_at_once_charge_each_period_once(
     factory: UnitOfWorkFactory, city: CityClient, sandbox: SandboxServer
 ) -> None:
-    autopays = [await add(factory, donation(25)) for _ in range(3)]
+    autopays = [await add(factory, donation(25, fund=f"F-10{n}")) for n in (1, 2, 3)]
     bill = await add(
         factory,
         Autopay(

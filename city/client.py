@@ -41,7 +41,7 @@ from domain.meters import (
     Window,
     WindowClosed,
 )
-from domain.payable import Payable, PayableKind
+from domain.payable import Payable, PayableKind, Requisites
 from domain.payments import (
     AmountChanged,
     BillAlreadyPaid,
@@ -619,6 +619,7 @@ def _payment(item: dict[str, Any]) -> Payment:
         card_last4=item.get("card_last4"),
         confirmation_url=item.get("confirmation_url"),
         idempotence_key=item.get("idempotence_key", ""),
+        payable=_paid_target(item),
         receipt=None
         if receipt is None
         else Receipt(
@@ -638,6 +639,20 @@ def _payment(item: dict[str, Any]) -> Payment:
             ),
         ),
     )
+
+
+def _paid_target(item: dict[str, Any]) -> Payable | None:
+    """What a payment paid, as the city reports it: its bills, requisites or fund."""
+    try:
+        if item.get("fund_id"):
+            return Payable.donation(item["fund_id"])
+        if item.get("requisites"):
+            return Payable.by_requisites(Requisites(**item["requisites"]))
+        if item.get("bill_ids"):
+            return Payable.bills(item["bill_ids"])
+    except (TypeError, ValueError):  # a shape this client does not know: not a known target
+        return None
+    return None
 
 
 def _open311_error(status: int, body: Any) -> DomainError:

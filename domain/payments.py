@@ -78,6 +78,7 @@ class Payment:
     confirmation_url: str | None = None
     receipt: Receipt | None = None
     idempotence_key: str = ""
+    payable: Payable | None = None  # what the city says it paid (None: not told)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,11 +335,16 @@ class DonationTooSmall(DomainError):
 
 @dataclass(frozen=True, slots=True)
 class Earlier:
-    """A payment of the same thing made before: `settled` False — still waiting for the bank
-    or the city (check it before paying again); True — it succeeded (`intent.receipt`)."""
+    """A payment of the same obligation made before. `settled` False: the resident's own
+    intent `intent_id` still waits for the bank or the city — check it before paying again;
+    True: it succeeded (`when`, `receipt_number`), by this bot or any other road the city knows
+    of for this city account."""
 
-    intent: PaymentIntent
     settled: bool
+    amount: int
+    when: datetime
+    receipt_number: str | None = None
+    intent_id: int | None = None
 
 
 def same_target(a: Payable, b: Payable) -> bool:
@@ -352,36 +358,58 @@ def same_target(a: Payable, b: Payable) -> bool:
         return a.fund_id == b.fund_id
     ra, rb = a.requisites, b.requisites
     assert ra is not None and rb is not None
-    return (ra.personal_acc, ra.bic, ra.pers_acc, ra.period, ra.uin) == (
+    return (ra.personal_acc, ra.bic, _payer_code(ra.pers_acc), ra.period, ra.uin) == (
         rb.personal_acc,
         rb.bic,
-        rb.pers_acc,
+        _payer_code(rb.pers_acc),
         rb.period,
         rb.uin,
     )
 
 
-EARLIER_LOOKBACK = 50  # the resident's latest intents looked at before a new one
+EARLIER_LOOKBACK = 50  # the resident's latest intents (and city payments) looked at
 
 
 async def earlier_payment(
-    uow: UnitOfWork, resident: Resident, payable: Payable, amount: int | None
+    uow: UnitOfWork,
+    auth: CityAuth,
+    payments: CityPayments,
+    resident: Resident,
+    payable: Payable,
+    amount: int | None,
 ) -> Earlier | None:
     """Before a new intent: an unsettled payment of the same obligation (any amount for bills,
     the same amount otherwise) — the resident checks it first, since a new key would charge
-    again; or requisites already paid with the same payer code, period and amount — the
-    resident confirms explicitly before paying again. Bills and UINs need no such check: the
-    city refuses a paid bill (409 already_paid)."""
+    again; or requisites already paid with the same payee account, payer code, period and
+    amount — by this chat, or by any road the city's payment history shows for this city
+    account (another Telegram account, the site) — the resident confirms explicitly before
+    paying again. Bills and UINs need no history check: the city refuses a paid bill (409)."""
     for intent in await uow.payment_intents.recent(resident.telegram_user_id, EARLIER_LOOKBACK):
         if not same_target(intent.payable, payable):
             continue
         same_amount = amount is None or intent.amount == amount
+        receipt = intent.receipt
+        when = receipt.issued_at if receipt is not None else intent.updated_at
+        number = receipt.number if receipt is not None else None
         if intent.status in (IntentStatus.SUBMITTED, IntentStatus.PENDING):
             if payable.kind is PayableKind.BILLS or same_amount:
-                return Earlier(intent, settled=False)
+                return Earlier(False, intent.amount, when, number, intent.id)
         elif intent.status is IntentStatus.SUCCEEDED and same_amount:
             if payable.kind is PayableKind.REQUISITES:
-                return Earlier(intent, settled=True)
+                return Earlier(True, intent.amount, when, number, intent.id)
+    if payable.kind is not PayableKind.REQUISITES:
+        return None
+    session = ResidentSession(resident, auth, uow.residents)
+    for payment in await payments.payment_history(session, EARLIER_LOOKBACK):
+        if (
+            payment.status is PaymentStatus.SUCCEEDED
+            and payment.payable is not None
+            and same_target(payment.payable, payable)
+            and (amount is None or payment.amount == amount)
+        ):
+            receipt = payment.receipt
+            when = receipt.issued_at if receipt is not None else payment.created_at
+            return Earlier(True, payment.amount, when, receipt.number if receipt else None)
     return None
 
 

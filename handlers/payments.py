@@ -24,7 +24,6 @@ from domain.money import format_rub
 from domain.payable import Payable, PayableKind
 from domain.payments import (
     TELEGRAM_METHOD,
-    IntentStatus,
     OutcomeKind,
     PaymentIntent,
     available_methods,
@@ -185,10 +184,21 @@ async def on_start(_data: Data, manager: DialogManager) -> None:
         payable = Payable.from_json(start["payable"])
         amount = start.get("amount")
         earlier = await earlier_payment(
-            ctx.uow, ctx.linked, payable, None if amount is None else int(amount)
+            ctx.uow,
+            ctx.city,
+            ctx.city,
+            ctx.linked,
+            payable,
+            None if amount is None else int(amount),
         )
         if earlier is not None:  # paid or still in flight: never a second key unasked
-            manager.dialog_data["earlier_id"] = earlier.intent.id
+            manager.dialog_data["earlier"] = {
+                "settled": earlier.settled,
+                "amount": earlier.amount,
+                "when": earlier.when.isoformat(),
+                "number": earlier.receipt_number,
+                "intent_id": earlier.intent_id,
+            }
             await manager.switch_to(PaySG.earlier)
             return
         intent = await _prepare(ctx, manager.dialog_data["method_id"])
@@ -202,22 +212,21 @@ async def on_start(_data: Data, manager: DialogManager) -> None:
 
 async def earlier_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
-    intent = await own_intent(ctx.uow, ctx.linked, dialog_manager.dialog_data["earlier_id"])
-    settled = intent.status is IntentStatus.SUCCEEDED
-    receipt = intent.receipt
-    when = receipt.issued_at if receipt is not None else intent.updated_at
+    earlier = dialog_manager.dialog_data["earlier"]
+    settled = bool(earlier["settled"])
     text = ctx.tr(
         "pay-earlier-paid" if settled else "pay-earlier-unsettled",
-        date=format_datetime(when),
-        amount=format_rub(intent.amount),
-        number=receipt.number if receipt is not None else "—",
+        date=format_datetime(datetime.fromisoformat(earlier["when"])),
+        amount=format_rub(int(earlier["amount"])),
+        number=earlier["number"] or "—",
     )
     return {"text": text, "settled": settled, "unsettled": not settled}
 
 
 async def on_check_earlier(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
-    """The earlier payment is checked first; its result is shown like any other."""
-    manager.dialog_data["intent_id"] = manager.dialog_data["earlier_id"]
+    """The earlier payment (the resident's own intent) is checked first; its result is shown
+    like any other."""
+    manager.dialog_data["intent_id"] = manager.dialog_data["earlier"]["intent_id"]
     manager.dialog_data["lines"] = []
     await on_check(_c, _b, manager)
     await manager.switch_to(PaySG.result)

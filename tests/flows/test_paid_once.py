@@ -333,3 +333,22 @@ async def test_an_epd_receipt_printed_otherwise_is_still_that_bill(
     await chat.press(next(b for b in chat.buttons if b.startswith("Оплатить")))
     charges = [c["amount"] for c in await ledger(harness)]
     assert charges.count(812450) == 1 and len(charges) == 2
+
+
+async def test_a_receipt_paid_from_another_telegram_account_is_shown_as_paid(
+    harness: Harness,
+) -> None:
+    """The city's payment history is the authority: requisites paid by the same city account
+    from another chat (or the site) are shown before any new charge."""
+    first = harness.chat(user_id=100001)
+    await harness.link(first)
+    await first.send_photo(receipt_photo(epd_qr()))
+    await first.press("Оплатить")
+    await first.press("Оплатить 8 124,50 ₽")
+    second = harness.chat(user_id=100002, first_name="Пётр")
+    await harness.link(second)  # the same demo city account, another Telegram user
+    await second.send_photo(receipt_photo(epd_qr()))
+    reply = await second.press("Оплатить")
+    assert "Уже оплачено" in reply.text
+    _no_pay_button(second)
+    assert len(await ledger(harness)) == 1

@@ -280,14 +280,13 @@ async def _retire_open(
 ) -> None:
     for intent in await uow.payment_intents.recent(resident.telegram_user_id, EARLIER_LOOKBACK):
         if (
-            intent.status is IntentStatus.NEW
+            intent.id is not None
+            and intent.status is IntentStatus.NEW
             and intent.external_charge_id is None  # Telegram took money for it: never retired
             and same_target(intent.payable, payable)
         ):
-            retired = replace(
-                intent, status=IntentStatus.FAILED, failure="replaced", updated_at=now
-            )
-            await uow.payment_intents.advance(retired, expected_status=IntentStatus.NEW)
+            # Conditional in the database too: a charge recorded meanwhile keeps it alive.
+            await uow.payment_intents.retire(intent.id, "replaced", now)
 
 
 async def prepare_requisites_payment(
@@ -778,10 +777,10 @@ async def register_external_payment(
     if intent is None or intent.telegram_user_id != resident.telegram_user_id:
         return None
     if intent.external_charge_id is None:
-        intent.external_charge_id = charge_id
-        intent.updated_at = now
-        await uow.payment_intents.save(intent)
-        await uow.commit()  # the charge is remembered before the platform is asked
+        # Only the charge id is written (never a stale copy of the rest): the charge is
+        # remembered before the platform is asked, even on an intent retired meanwhile.
+        await uow.payment_intents.attach_external_charge(_id(intent), charge_id, now)
+        await uow.commit()
     outcome = await pay(uow, auth, payments, resident, _id(intent), now)
     return await telegram_refund(uow, outcome, now, provider_charge_id) or outcome
 

@@ -190,6 +190,14 @@ class PaymentIntentRepository(Protocol):
         """Write the intent only if its stored status is still `expected_status`."""
         ...
 
+    async def retire(self, intent_id: int, reason: str, now: datetime) -> bool:
+        """NEW → FAILED(`reason`) only while NEW with no outside charge; nothing else written."""
+        ...
+
+    async def attach_external_charge(self, intent_id: int, charge_id: str, now: datetime) -> None:
+        """Record an outside charge id on the intent (whatever its status) unless one is."""
+        ...
+
     async def unsettled(self, updated_before: datetime) -> list[PaymentIntent]:
         """Intents left SUBMITTED or PENDING, last touched before the given time."""
         ...

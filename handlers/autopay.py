@@ -54,7 +54,7 @@ from domain.limits import DEFAULT_LIMITS, AmountLimits, AmountTooLarge
 from domain.money import MoneyParseError, format_rub, parse_rub
 from handlers.payments import Ctx
 from handlers.states import AutopaySG
-from handlers.texts import error_key, format_datetime
+from handlers.texts import error_key, esc, format_datetime
 from handlers.widgets import HintOnText, Tr
 
 SERVICE_KEYS = {
@@ -104,13 +104,14 @@ def _button_id(value: str) -> int | None:
     return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
-def describe(tr: Translator, autopay: Autopay) -> dict[str, str]:
+def describe(tr: Translator, autopay: Autopay, *, for_button: bool = False) -> dict[str, str]:
     """What / how / when of an autopay, in words (also used by notifications)."""
     if autopay.kind is AutopayKind.BILL and autopay.bill_kind is not None:
         what = tr("autopay-what-bill", service=tr(SERVICE_KEYS[autopay.bill_kind]))
         how = tr("autopay-how-limit", limit=format_rub(autopay.limit or 0))
     else:
-        what = tr("autopay-what-fund", fund=autopay.fund_name or "")
+        fund = autopay.fund_name or ""  # the city's text: escaped for HTML messages, not buttons
+        what = tr("autopay-what-fund", fund=fund if for_button else esc(fund))
         how = tr("autopay-how-amount", amount=format_rub(autopay.amount or 0))
     if autopay.schedule.frequency is Frequency.MONTHLY:
         when = tr("autopay-when-monthly", day=str(autopay.schedule.day))
@@ -140,7 +141,7 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     autopays = await ctx.uow.autopays.of_resident(ctx.linked.telegram_user_id)
     items = []
     for autopay in autopays:
-        words = describe(ctx.tr, autopay)
+        words = describe(ctx.tr, autopay, for_button=True)
         paused = ctx.tr("autopay-paused-mark") if autopay.status is AutopayStatus.PAUSED else ""
         items.append((str(autopay.id), ctx.tr("autopay-line", paused=paused, **words)))
     return {"text": ctx.tr("autopay-title" if items else "autopay-none"), "autopays": items}

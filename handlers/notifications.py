@@ -25,6 +25,7 @@ from handlers.autopay import OPEN, SERVICE_KEYS
 from handlers.my_reports import STATUS_KEYS, answer_keyboard
 from handlers.states import AutopaySG
 from handlers.support import render_dashboard
+from handlers.texts import esc
 
 # Kinds the resident may turn off in «Настройки»; urgent notifications come regardless.
 SETTING_KINDS = {
@@ -72,7 +73,7 @@ def _autopay_words(tr: Translator, data: dict[str, Any]) -> dict[str, str]:
         what = tr("autopay-what-bill", service=tr(SERVICE_KEYS[BillKind(data["bill_kind"])]))
         how = tr("autopay-how-limit", limit=format_rub(data.get("limit") or 0))
     else:
-        what = tr("autopay-what-fund", fund=data.get("fund_name") or "")
+        what = tr("autopay-what-fund", fund=esc(data.get("fund_name") or ""))
         how = tr("autopay-how-amount", amount=format_rub(data.get("amount") or 0))
     return {"what": what, "how": how}
 

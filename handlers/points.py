@@ -29,7 +29,7 @@ from domain.points import (
 )
 from handlers.payments import Ctx
 from handlers.states import MetersSG, PointsSG
-from handlers.texts import error_key, format_date, format_datetime
+from handlers.texts import error_key, esc, format_date, format_datetime
 from handlers.widgets import HintOnText, Tr
 
 
@@ -106,7 +106,7 @@ async def amount_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     ctx = Ctx(dialog_manager)
     data = dialog_manager.dialog_data
     balance = ctx.tr("points-count", count=data.get("balance", 0))
-    return {"text": ctx.tr("points-transfer-ask", fund=data["fund_name"], balance=balance)}
+    return {"text": ctx.tr("points-transfer-ask", fund=esc(data["fund_name"]), balance=balance)}
 
 
 async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) -> None:
@@ -133,7 +133,7 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     ctx = Ctx(dialog_manager)
     data = dialog_manager.dialog_data
     points = ctx.tr("points-count", count=data["points"])
-    return {"text": ctx.tr("points-transfer-confirm", points=points, fund=data["fund_name"])}
+    return {"text": ctx.tr("points-transfer-confirm", points=points, fund=esc(data["fund_name"]))}
 
 
 async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
@@ -152,7 +152,7 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
     else:
         data["result"] = ctx.tr(
             "points-transfer-done",
-            fund=transfer.fund_name,
+            fund=esc(transfer.fund_name),
             points=ctx.tr("points-count", count=transfer.points),
             balance=ctx.tr("points-count", count=transfer.balance),
         )

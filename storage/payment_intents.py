@@ -71,6 +71,31 @@ class SqlPaymentIntentRepository:
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
+    async def retire(self, intent_id: int, reason: str, now: datetime) -> bool:
+        """NEW → FAILED(`reason`) only while it is NEW and no outside charge is recorded on it;
+        touches nothing else (a copy read earlier must never write back stale fields)."""
+        result = await self._session.execute(
+            update(PaymentIntentRow)
+            .where(
+                PaymentIntentRow.id == intent_id,
+                PaymentIntentRow.status == IntentStatus.NEW,
+                PaymentIntentRow.external_charge_id.is_(None),
+            )
+            .values(status=IntentStatus.FAILED.value, failure=reason, updated_at=now)
+            .execution_options(synchronize_session="fetch")
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def attach_external_charge(self, intent_id: int, charge_id: str, now: datetime) -> None:
+        """Record money taken outside (a Telegram charge id) on the intent, whatever its status,
+        unless one is recorded already; touches nothing else."""
+        await self._session.execute(
+            update(PaymentIntentRow)
+            .where(PaymentIntentRow.id == intent_id, PaymentIntentRow.external_charge_id.is_(None))
+            .values(external_charge_id=charge_id, updated_at=now)
+            .execution_options(synchronize_session="fetch")
+        )
+
     async def unsettled(self, updated_before: datetime) -> list[PaymentIntent]:
         result = await self._session.execute(
             select(PaymentIntentRow)

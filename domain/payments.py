@@ -476,8 +476,8 @@ async def match_receipt(
     """A receipt by requisites is the resident's bill when the payer code (PersAcc ⇄ the
     bill's payer code) and the period (MM.YYYY) agree — then it is paid as that bill, so it
     leaves «Мои счета» and can never be paid twice by two roads. A receipt without a readable
-    period is the bill of that payer code with the receipt's `amount` (kopecks), when exactly
-    one bill has it."""
+    period is the unpaid bill of that payer code with the receipt's `amount` (kopecks), when
+    exactly one has it."""
     code = _payer_code(requisites.pers_acc)
     if not code:
         return ReceiptMatch(None)
@@ -490,7 +490,12 @@ async def match_receipt(
     if requisites.period:
         same_period = [bill for bill in bills if bill.period == requisites.period]
         return ReceiptMatch(same_period[0] if same_period else None)
-    same_amount = [bill for bill in bills if amount is not None and bill.amount == amount]
+    # No period: only an unpaid bill of the same amount is that bill — a paid one of the same
+    # amount is more likely an earlier month than this receipt (which then goes by requisites,
+    # where a same-amount payment before is shown and confirmed explicitly).
+    same_amount = [
+        bill for bill in bills if not bill.paid and amount is not None and bill.amount == amount
+    ]
     return ReceiptMatch(same_amount[0] if len(same_amount) == 1 else None)
 
 

@@ -234,16 +234,20 @@ async def on_check_earlier(_c: CallbackQuery, _b: Button, manager: DialogManager
 
 async def on_pay_again(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     """The resident saw the earlier payment and asked explicitly for a new one."""
-    ctx = Ctx(manager)
+    await _confirm_anew(Ctx(manager), manager.dialog_data.get("method_id"))
+
+
+async def _confirm_anew(ctx: Ctx, method_id: str | None) -> None:
+    """A new intent for the start data's payable, shown for confirmation (or the error)."""
     try:
-        intent = await _prepare(ctx, manager.dialog_data.get("method_id"))
+        intent = await _prepare(ctx, method_id)
     except DomainError as error:
-        manager.dialog_data["error_text"] = error_text(ctx.tr, error)
-        await manager.switch_to(PaySG.error)
+        ctx.manager.dialog_data["error_text"] = error_text(ctx.tr, error)
+        await ctx.manager.switch_to(PaySG.error)
         return
     await ctx.uow.commit()
-    manager.dialog_data["intent_id"] = intent.id
-    await manager.switch_to(PaySG.confirm)
+    ctx.manager.dialog_data["intent_id"] = intent.id
+    await ctx.manager.switch_to(PaySG.confirm)
 
 
 async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -343,15 +347,7 @@ async def on_new_amount(_callback: CallbackQuery, _button: Button, manager: Dial
     """The amount changed: a new intent for the same bills, confirmed again by the resident."""
     ctx = Ctx(manager)
     old = await own_intent(ctx.uow, ctx.linked, manager.dialog_data["intent_id"])
-    try:
-        intent = await _prepare(ctx, old.method_id)
-    except DomainError as error:
-        manager.dialog_data["error_text"] = error_text(ctx.tr, error)
-        await manager.switch_to(PaySG.error)
-        return
-    await ctx.uow.commit()
-    manager.dialog_data["intent_id"] = intent.id
-    await manager.switch_to(PaySG.confirm)
+    await _confirm_anew(ctx, old.method_id)
 
 
 async def on_done(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:

@@ -9,7 +9,6 @@ it is done, so nothing chosen in one set-up (a fund, an amount) can leak into th
 
 from __future__ import annotations
 
-import html
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +53,7 @@ from domain.limits import DEFAULT_LIMITS, AmountLimits, AmountTooLarge
 from domain.money import MoneyParseError, format_rub, parse_rub
 from handlers.payments import Ctx
 from handlers.states import AutopaySG
-from handlers.texts import error_key, esc, format_datetime
+from handlers.texts import button_int, error_key, esc, format_datetime
 from handlers.widgets import HintOnText, Tr
 
 SERVICE_KEYS = {
@@ -96,12 +95,6 @@ NOT_RESUMABLE = {
     PauseReason.NEEDS_CONFIRMATION,
     PauseReason.OVER_CEILING,
 }
-
-
-def _button_id(value: str) -> int | None:
-    """A number carried by a button's callback data (or start data); None for anything forged
-    or mangled: ASCII digits only («²».isdigit() is true and int("²") raises), at most 18."""
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
 def describe(tr: Translator, autopay: Autopay, *, for_button: bool = False) -> dict[str, str]:
@@ -150,7 +143,7 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
 async def on_autopay(_c: CallbackQuery, _w: Any, manager: DialogManager, autopay_id: str) -> None:
     """An autopay on the list: its card. An id that is not a number, or not one of the
     resident's autopays (forged, or deleted meanwhile), leaves the list as it is."""
-    number = _button_id(autopay_id)
+    number = button_int(autopay_id)
     if number is None:
         return
     ctx = Ctx(manager)
@@ -219,7 +212,7 @@ async def on_start(data: Data, manager: DialogManager) -> None:
         return
     if OPEN in data or EDIT in data:
         ctx = Ctx(manager)
-        number = _button_id(str(data.get(OPEN) or data.get(EDIT)))
+        number = button_int(str(data.get(OPEN) or data.get(EDIT)))
         try:
             if number is None:
                 raise NotFound("autopay")
@@ -296,7 +289,7 @@ async def _show_existing(manager: DialogManager, existing: Autopay) -> None:
         target = tr("autopay-exists-bill", service=tr(SERVICE_KEYS[existing.bill_kind]))
     else:
         # A message text (parse_mode=HTML): the fund's name is outside text.
-        target = tr("autopay-exists-fund", fund=html.escape(existing.fund_name or "", False))
+        target = tr("autopay-exists-fund", fund=esc(existing.fund_name or ""))
     paused = existing.status is AutopayStatus.PAUSED
     lines = [
         tr("autopay-exists-paused" if paused else "autopay-exists", target=target),
@@ -465,7 +458,7 @@ async def weekdays_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
 
 
 async def on_weekday(_c: CallbackQuery, _w: Any, manager: DialogManager, day: str) -> None:
-    number = _button_id(day)
+    number = button_int(day)
     if number is not None and 0 <= number <= 6:
         manager.dialog_data["day"] = number
         await _after_schedule(manager)

@@ -13,14 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 
 from bot.conversation import Conversation
-from bot.jobs import deliver_notifications, run_autopays
-from bot.ratelimit import MemoryLimiter
 from domain.autopay import (
     Autopay,
     AutopayKind,
@@ -32,38 +28,12 @@ from domain.autopay import (
 from domain.autopaying import AutopayExists, set_status, set_up
 from domain.bills import BillKind
 from tests.flows.conftest import Harness
+from tests.flows.test_autopay_setup import DUE, SET_UP_AT, ledger, linked, stored, tick
 
-MSK = timezone(timedelta(hours=3))
-SET_UP_AT = datetime(2026, 11, 24, 12, 0, tzinfo=MSK)
-DUE = datetime(2026, 11, 25, 10, 0, 5, tzinfo=MSK)
 EXISTS_EPD = (
     "У вас уже есть автоплатёж за ЕПД (квартплата) — откройте его, чтобы изменить сумму, "
     "день или карту."
 )
-
-
-async def ledger(harness: Harness) -> list[dict[str, Any]]:
-    return (await harness.sandbox_call("GET", "/sandbox/ledger"))["charges"]
-
-
-async def linked(harness: Harness) -> Conversation:
-    chat = harness.chat()
-    await harness.link(chat)
-    harness.clock.now = SET_UP_AT
-    return chat
-
-
-async def stored(harness: Harness, chat: Conversation) -> list[Autopay]:
-    assert harness.app is not None
-    async with harness.app.uow_factory() as uow:
-        return await uow.autopays.of_resident(chat.chat_id)
-
-
-async def tick(harness: Harness, moment: datetime) -> None:
-    assert harness.app is not None
-    harness.clock.now = moment
-    await run_autopays(harness.app, harness.clock)
-    await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
 
 
 async def epd_summary(chat: Conversation, limit: str = "10 000") -> None:

@@ -31,7 +31,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from html import unescape
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, cast
 
 from aiogram import methods
@@ -60,6 +59,7 @@ _FILE_URL_PREFIX = "local-telegram://file/bot"
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_CALLBACK_DATA_BYTES = 64
+DEFAULT_CALLBACK_QUERY_TIMEOUT = 15.0
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 DEFAULT_FORUM_ICON_COLOR = 7322096
 
@@ -145,9 +145,17 @@ _SIMPLE_TAGS: dict[str, str] = {
     "strike": "strikethrough",
     "del": "strikethrough",
     "tg-spoiler": "spoiler",
-    "code": "code",
-    "pre": "pre",
 }
+_HTML_TAGS = frozenset(
+    {*_SIMPLE_TAGS, "a", "span", "code", "pre", "blockquote", "tg-emoji"},
+)
+_NAMED_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
+# tdlib's is_space: the terminating NUL counts as a space, which ends every scan at the end.
+_SPACES = frozenset(" \t\r\n\v\0")
+_MAX_CODE_POINT = 0x10FFFF
+_URL_HOST = re.compile(r"^[0-9a-z._~%-]+(:\d{1,5})?$", re.IGNORECASE)
+_NAMED_REFERENCE = re.compile(r"&[A-Za-z][A-Za-z0-9]*;")
+_USER_LINK = re.compile(r"^tg://user\?id=(\d{1,18})$", re.IGNORECASE)
 
 
 def utf16_len(text: str) -> int:
@@ -155,94 +163,303 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
+def _byte_offset(text: str, index: int) -> int:
+    """tdlib reports positions as UTF-8 byte offsets."""
+    return len(text[:index].encode("utf-8", "surrogatepass"))
+
+
+def _decode_entity(text: str, pos: int) -> tuple[str, int] | None:
+    """The character an HTML entity at ``text[pos] == "&"`` stands for, and the index after it.
+
+    Only complete references are entities here: ``&lt; &gt; &amp; &quot;``, ``&#NNN;`` and
+    ``&#xHH;`` with the semicolon (the Bot API documentation lists exactly these; tdlib's
+    parser also takes them without the semicolon, which the documentation does not promise).
+    """
+    end = text.find(";", pos + 1, pos + 12)
+    if end < 0:
+        return None
+    body = text[pos + 1 : end]
+    if body.startswith(("#x", "#X")):
+        digits, base = body[2:], 16
+        valid = bool(digits) and all(c in "0123456789abcdefABCDEF" for c in digits)
+    elif body.startswith("#"):
+        digits, base = body[1:], 10
+        valid = digits.isascii() and digits.isdigit()
+    else:
+        char = _NAMED_ENTITIES.get(body)
+        return None if char is None else (char, end + 1)
+    if not valid:
+        return None
+    code = int(digits, base)
+    if code == 0 or code > _MAX_CODE_POINT or 0xD800 <= code <= 0xDFFF:
+        return None
+    return chr(code), end + 1
+
+
+def _checked_url(url: str) -> str | None:
+    """The link an ``<a href>`` makes, or ``None`` where tdlib drops the link silently
+    (the text stays, without an entity): http(s), tg:// and ton:// links and bare host names
+    with a dot (tdlib treats those as http) are links; anything else is not."""
+    url = url.strip()
+    if not url or any(c in _SPACES or ord(c) < 0x20 for c in url):
+        return None
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() in ("tg", "ton"):
+        return url if rest else None
+    if sep and scheme.lower() not in ("http", "https"):
+        return None
+    host = (rest if sep else url).split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    host = host.rsplit("@", 1)[-1]
+    if not _URL_HOST.match(host) or "." not in host.split(":", 1)[0].strip("."):
+        return None
+    return url
+
+
 @dataclass
 class _OpenTag:
     tag: str
+    argument: str
     offset: int
-    entity: JsonDict | None
+    """UTF-16 offset of the tag's content in the plain text."""
+    text_index: int
+    """Index of the tag's content in the plain text (for ``<a>`` without href)."""
 
 
-class _TelegramHtmlParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+class _HtmlParser:
+    """Telegram's HTML parse mode, as tdlib's parser reads it, with the Bot API documentation's
+    stricter rule for bare characters: every ``<``, ``>`` and ``&`` that is not part of a tag
+    or of an entity is refused (tdlib passes a bare ``>`` or ``&`` through, but the
+    documentation says they must be escaped, and the bot must not rely on the leniency)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.i = 0
         self.parts: list[str] = []
-        self.length = 0
+        self.plain_length = 0
+        self.utf16 = 0
         self.stack: list[_OpenTag] = []
         self.entities: list[JsonDict] = []
 
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-        self.length += utf16_len(data)
+    def at(self, index: int) -> str:
+        return self.source[index] if index < len(self.source) else "\0"
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.stack.append(_OpenTag(tag, self.length, _entity_for_tag(tag, dict(attrs))))
+    def error(self, message: str, index: int) -> HtmlParseError:
+        return HtmlParseError(f"{message} at byte offset {_byte_offset(self.source, index)}")
 
-    def handle_endtag(self, tag: str) -> None:
-        if not self.stack or self.stack[-1].tag != tag:
-            expected = f'"</{self.stack[-1].tag}>"' if self.stack else "no end tag"
-            raise HtmlParseError(f'Unmatched end tag "</{tag}>", expected {expected}')
-        opened = self.stack.pop()
-        if opened.entity is None:
-            return
-        if tag == "code" and self.stack and self.stack[-1].tag == "pre":
-            language = opened.entity.get("language")
-            outer = self.stack[-1].entity
-            if language and outer is not None:
-                outer["language"] = language
-            return
-        if tag == "code":
-            opened.entity.pop("language", None)
-        length = self.length - opened.offset
-        if length > 0:
-            self.entities.append({**opened.entity, "offset": opened.offset, "length": length})
+    def emit(self, text: str) -> None:
+        self.parts.append(text)
+        self.plain_length += len(text)
+        self.utf16 += utf16_len(text)
 
-    def handle_comment(self, data: str) -> None:
-        raise HtmlParseError("Comments are not supported")
+    def parse(self) -> tuple[str, list[JsonDict]]:
+        source = self.source
+        while self.i < len(source):
+            char = source[self.i]
+            if char == "&":
+                decoded = _decode_entity(source, self.i)
+                if decoded is None:
+                    named = _NAMED_REFERENCE.match(source, self.i)
+                    if named:
+                        raise self.error(f'Unsupported HTML entity "{named.group()}"', self.i)
+                    raise self.error('Character "&" must be escaped as "&amp;"', self.i)
+                self.emit(decoded[0])
+                self.i = decoded[1]
+            elif char == ">":
+                raise self.error('Character ">" must be escaped as "&gt;"', self.i)
+            elif char == "<":
+                if self.at(self.i + 1) == "/":
+                    self.end_tag()
+                else:
+                    self.start_tag()
+            else:
+                start = self.i
+                while self.i < len(source) and source[self.i] not in "&<>":
+                    self.i += 1
+                self.emit(source[start : self.i])
+        if self.stack:
+            raise HtmlParseError(
+                f'Can\'t find end tag corresponding to start tag "{self.stack[-1].tag}"'
+            )
+        plain = "".join(self.parts)
+        try:
+            plain.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise HtmlParseError("Text contains invalid Unicode characters") from error
+        for entity in self.entities:
+            if entity["type"] == "code":
+                entity.pop("language", None)  # a language belongs to pre entities only
+        entities = sorted(self.entities, key=lambda item: (item["offset"], -item["length"]))
+        return plain, entities
 
-    def handle_decl(self, decl: str) -> None:
-        raise HtmlParseError(f'Unsupported declaration "{decl}"')
+    def start_tag(self) -> None:
+        begin = self.i
+        i = begin + 1
+        while self.at(i) not in _SPACES and self.at(i) != ">":
+            i += 1
+        if i >= len(self.source):
+            raise self.error("Unclosed start tag", begin)
+        tag = self.source[begin + 1 : i].lower()
+        if tag not in _HTML_TAGS:
+            raise self.error(f'Unsupported start tag "{tag}"', begin)
+        argument = ""
+        while self.at(i) != ">":
+            while i < len(self.source) and self.at(i) in _SPACES:
+                i += 1
+            if i >= len(self.source):
+                raise self.error("Unclosed start tag", begin)
+            if self.at(i) == ">":
+                break
+            name_begin = i
+            while self.at(i) not in _SPACES and self.at(i) not in "=>":
+                i += 1
+            name = self.source[name_begin:i]
+            if not name:
+                raise self.error(f'Empty attribute name in the tag "{tag}"', begin)
+            while i < len(self.source) and self.at(i) in _SPACES:
+                i += 1
+            if self.at(i) != "=":
+                # The Bot API documents <blockquote expandable>: the one valueless attribute.
+                if tag == "blockquote" and name == "expandable" and self.at(i) != "\0":
+                    argument = "1"
+                    continue
+                raise self.error(
+                    f'Expected equal sign in declaration of an attribute of the tag "{tag}"',
+                    begin,
+                )
+            i += 1
+            while i < len(self.source) and self.at(i) in _SPACES:
+                i += 1
+            if i >= len(self.source):
+                raise self.error(f'Unclosed start tag "{tag}"', begin)
+            value, i = self.attribute_value(i, begin)
+            # tdlib keeps the attributes it knows and ignores every other one.
+            if tag == "a" and name == "href":
+                argument = value
+            elif tag == "code" and name == "class" and value.startswith("language-"):
+                argument = value.removeprefix("language-")
+            elif tag == "span" and name == "class" and value.startswith("tg-"):
+                argument = value.removeprefix("tg-")
+            elif tag == "tg-emoji" and name == "emoji-id":
+                argument = value
+            elif tag == "blockquote" and name == "expandable":
+                argument = "1"
+        if tag == "span" and argument != "spoiler":
+            raise self.error('Tag "span" must have class "tg-spoiler"', begin)
+        if tag == "a" and any(opened.tag == "a" for opened in self.stack):
+            raise self.error('Tag "a" can\'t be nested in another "a"', begin)
+        self.stack.append(_OpenTag(tag, argument, self.utf16, self.plain_length))
+        self.i = i + 1
 
-    def handle_pi(self, data: str) -> None:
-        raise HtmlParseError("Processing instructions are not supported")
+    def attribute_value(self, i: int, begin: int) -> tuple[str, int]:
+        quote = self.at(i)
+        if quote not in "'\"":
+            # An unquoted value is a name token: letters, digits, periods and hyphens.
+            token_begin = i
+            while self.at(i).isascii() and (self.at(i).isalnum() or self.at(i) in ".-"):
+                i += 1
+            if self.at(i) not in _SPACES and self.at(i) != ">":
+                raise self.error("Unexpected end of name token", token_begin)
+            return self.source[token_begin:i].lower(), i
+        i += 1
+        value: list[str] = []
+        while i < len(self.source) and self.source[i] != quote:
+            if self.source[i] == "&":
+                decoded = _decode_entity(self.source, i)
+                if decoded is not None:
+                    value.append(decoded[0])
+                    i = decoded[1]
+                    continue
+            value.append(self.source[i])
+            i += 1
+        if i >= len(self.source) or i + 1 >= len(self.source):
+            raise self.error("Unclosed start tag", begin)
+        return "".join(value), i + 1
 
-    def unknown_decl(self, data: str) -> None:
-        raise HtmlParseError(f'Unsupported declaration "{data}"')
+    def end_tag(self) -> None:
+        begin = self.i
+        if not self.stack:
+            raise self.error("Unexpected end tag", begin)
+        i = begin + 2
+        while self.at(i) not in _SPACES and self.at(i) != ">":
+            i += 1
+        name = self.source[begin + 2 : i]
+        while i < len(self.source) and self.at(i) in _SPACES:
+            i += 1
+        if self.at(i) != ">":
+            raise self.error("Unclosed end tag", begin)
+        opened = self.stack[-1]
+        if name and name != opened.tag:
+            offset = _byte_offset(self.source, begin)
+            raise HtmlParseError(
+                f"Unmatched end tag at byte offset {offset}, "
+                f'expected "</{opened.tag}>", found "</{name}>"'
+            )
+        self.stack.pop()
+        self.i = i + 1
+        if self.utf16 > opened.offset:
+            self.close(opened)
 
+    def close(self, opened: _OpenTag) -> None:
+        length = self.utf16 - opened.offset
+        entity: JsonDict
+        tag = opened.tag
+        if tag in _SIMPLE_TAGS:
+            entity = {"type": _SIMPLE_TAGS[tag]}
+        elif tag == "span":
+            entity = {"type": "spoiler"}
+        elif tag == "a":
+            url = opened.argument or "".join(self.parts)[opened.text_index :]
+            user = _USER_LINK.match(url)
+            if user:
+                member = {"id": int(user.group(1)), "is_bot": False, "first_name": ""}
+                entity = {"type": "text_mention", "user": member}
+            else:
+                checked = _checked_url(url)
+                if checked is None:
+                    return  # tdlib keeps the text and drops a link that is not a URL
+                entity = {"type": "text_link", "url": checked}
+        elif tag == "blockquote":
+            entity = {"type": "expandable_blockquote" if opened.argument else "blockquote"}
+        elif tag == "tg-emoji":
+            if not opened.argument.isascii() or not opened.argument.isdigit():
+                raise HtmlParseError("Invalid custom emoji identifier specified")
+            entity = {"type": "custom_emoji", "custom_emoji_id": opened.argument}
+        elif tag == "pre":
+            # <pre><code class="language-…">…</code></pre> is one pre entity with a language;
+            # a plain <code> spanning the whole <pre> is dropped (Telegram shows just pre).
+            entity = {"type": "pre"}
+            inner = self._same_span(opened.offset, length, "code")
+            if inner is not None:
+                self.entities.remove(inner)
+                if inner.get("language"):
+                    entity["language"] = inner["language"]
+        else:  # code
+            outer = self._same_span(opened.offset, length, "pre")
+            if outer is not None:  # <code class="language-…"><pre>…</pre></code>
+                if opened.argument:
+                    outer["language"] = opened.argument
+                return
+            entity = {"type": "code"}
+            if opened.argument:
+                entity["language"] = opened.argument  # removed again unless a pre takes it
+        self.entities.append({**entity, "offset": opened.offset, "length": length})
 
-def _entity_for_tag(tag: str, attrs: Mapping[str, str | None]) -> JsonDict | None:
-    if tag in _SIMPLE_TAGS:
-        entity: JsonDict = {"type": _SIMPLE_TAGS[tag]}
-        css_class = attrs.get("class") or ""
-        if tag == "code" and css_class.startswith("language-"):
-            entity["language"] = css_class.removeprefix("language-")
-        return entity
-    if tag == "span" and attrs.get("class") == "tg-spoiler":
-        return {"type": "spoiler"}
-    if tag == "a":
-        href = attrs.get("href")
-        return {"type": "text_link", "url": href} if href else None
-    if tag == "blockquote":
-        kind = "expandable_blockquote" if "expandable" in attrs else "blockquote"
-        return {"type": kind}
-    if tag == "tg-emoji":
-        return {"type": "custom_emoji", "custom_emoji_id": attrs.get("emoji-id") or ""}
-    raise HtmlParseError(f'Unsupported start tag "{tag}"')
+    def _same_span(self, offset: int, length: int, kind: str) -> JsonDict | None:
+        for entity in reversed(self.entities):
+            if entity["type"] == kind and (entity["offset"], entity["length"]) == (offset, length):
+                return entity
+        return None
 
 
 def parse_html(text: str) -> tuple[str, list[JsonDict]]:
     """Split Telegram HTML into the plain text and its entities (as Bot API JSON dicts).
 
-    Raises ``HtmlParseError`` where Telegram would refuse the text.
+    Follows Telegram's HTML parse mode as tdlib's parser implements it (tags, attributes,
+    entities, error messages with byte offsets) and the Bot API documentation where it is
+    stricter (bare ``<``, ``>`` and ``&`` are refused; only ``&lt; &gt; &amp; &quot;`` and
+    numeric references are entities). Raises ``HtmlParseError`` where the text is refused.
     """
-    parser = _TelegramHtmlParser()
-    parser.feed(text)
-    parser.close()
-    if parser.stack:
-        raise HtmlParseError(
-            f'Can\'t find end tag corresponding to start tag "{parser.stack[-1].tag}"'
-        )
-    entities = sorted(parser.entities, key=lambda item: (item["offset"], -item["length"]))
-    return "".join(parser.parts), entities
+    return _HtmlParser(text).parse()
 
 
 def strip_html(text: str) -> str:
@@ -473,9 +690,16 @@ _Handler = Callable[[_Call], Awaitable[Any]]
 class LocalTelegram(BaseSession):
     """A fake Bot API server living inside the aiogram session."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        callback_query_timeout: float = DEFAULT_CALLBACK_QUERY_TIMEOUT,
+    ) -> None:
         super().__init__(api=LOCAL_API)
         self.clock = clock
+        self.callback_query_timeout = callback_query_timeout
+        """Seconds of ``clock`` after a press within which its query can be answered."""
         self.calls: list[TelegramMethod[Any]] = []
         """Every method the bot called, in order (failed ones included)."""
         self.events: list[Event] = []
@@ -506,7 +730,8 @@ class LocalTelegram(BaseSession):
         self._photo_sets: dict[str, list[JsonDict]] = {}
         self._file_counter = itertools.count(1)
         self._group_counter = itertools.count(1)
-        self._open_queries: dict[str, bool] = {}
+        self._open_queries: dict[str, float] = {}
+        """Callback queries that may still be answered: query id → time of the press."""
         self._faults: dict[type[TelegramMethod[Any]], deque[_FaultSpec]] = defaultdict(deque)
         self._blocked: set[int] = set()
         self._users: dict[int, JsonDict] = {}
@@ -604,8 +829,10 @@ class LocalTelegram(BaseSession):
         return copy.deepcopy(payload)
 
     def open_callback_query(self, query_id: str) -> None:
-        """Announce a callback query; answering it twice then fails like on Telegram."""
-        self._open_queries[query_id] = False
+        """Announce a callback query (a press). It can be answered once, within
+        ``callback_query_timeout`` seconds of ``clock``; answering it again, later, or
+        answering a query that was never announced fails like on Telegram."""
+        self._open_queries[query_id] = self.clock()
 
     def fail_next(
         self,
@@ -871,10 +1098,14 @@ class LocalTelegram(BaseSession):
         return _chat_member(status, user)
 
     async def _answer_callback_query(self, call: _Call) -> bool:
+        """The Bot API documentation: a query is answered once, shortly after the press; an
+        unknown, already answered or late query gets "query is too old ... or query ID is
+        invalid"."""
         query_id = str(call.params["callback_query_id"])
-        if self._open_queries.get(query_id):
+        pressed_at = self._open_queries.get(query_id)
+        if pressed_at is None or self.clock() - pressed_at > self.callback_query_timeout:
             raise _bad_request(_QUERY_TOO_OLD.removeprefix("Bad Request: "))
-        self._open_queries[query_id] = True
+        del self._open_queries[query_id]
         answer = CallbackAnswer(
             query_id=query_id,
             text=call.params.get("text"),
@@ -1290,8 +1521,14 @@ def _validated_inline_markup(markup: JsonDict) -> JsonDict:
 
 
 def _validate_button(button: Mapping[str, Any]) -> None:
+    """The Bot API server's checks of an inline button: it needs an action besides its text,
+    a non-empty text, and callback data of 1-64 bytes."""
     if not any(key in button for key in _BUTTON_ACTIONS):
-        raise _bad_request("text buttons are unallowed in the inline keyboard")
+        raise _bad_request(
+            "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+        )
+    if not str(button.get("text") or "").strip():
+        raise _bad_request("BUTTON_TEXT_INVALID")
     data = button.get("callback_data")
     if data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA_BYTES:
         raise _bad_request("BUTTON_DATA_INVALID")

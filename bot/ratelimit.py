@@ -1,22 +1,34 @@
-"""Telegram's sending limits (REFERENCE.md): about 30 messages a second bot-wide and one a
-second per chat. In one process a small in-memory limiter does; with Redis configured the
-counters are shared, so all replicas together stay within the limits.
+"""Telegram's sending limits (REFERENCE.md, from the Bot API FAQ): about 30 messages a second
+bot-wide and one a second per chat; over that the API answers 429. In one process a small
+in-memory limiter does; with Redis configured the counters are shared, so all replicas
+together stay within the limits.
 
 `acquire(chat)` waits for the bot-wide budget (short waits) but never for a chat: it answers
 how long that chat must wait, so the sender moves on to other chats instead of stalling the
-whole outbox behind one resident (found by bench/delivery.py)."""
+whole outbox behind one resident (found by bench/delivery.py).
+
+`answered(chat, accepted)` is told when the Bot API's answer to that send arrived. Telegram
+counts a message when it *arrives*, somewhere between our request and its answer, so a slot
+stamped at `acquire` time alone could make two messages look a second apart to us and less
+than a second apart to Telegram (a request that travelled slower than the next one). Moving
+the stamp to the moment of the answer makes the window a true rolling second as Telegram sees
+it, at the cost of one round trip per message; so the bot-wide budget is the full 30. A send
+Telegram refused (a 4xx/5xx answer: the message was not taken) gives its slot back. A limiter
+that is never told keeps the stamp of `acquire` (the older behaviour)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
-from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
 
-GLOBAL_PER_SECOND = 28  # Telegram's ~30, with a margin for clocks and in-flight requests
-CHAT_INTERVAL = 1.0
+GLOBAL_PER_SECOND = 30  # Telegram's bot-wide bulk limit (Bot API FAQ), in any rolling second
+CHAT_INTERVAL = 1.0  # seconds between two messages to one chat (Bot API FAQ)
+WINDOW = 1.0  # seconds: the bot-wide budget is counted in a rolling window this long
 
 
 class SendLimiter(Protocol):
@@ -24,45 +36,104 @@ class SendLimiter(Protocol):
         """0.0: send now (it is counted); otherwise seconds this chat must wait."""
         ...
 
+    async def answered(self, chat_id: int, accepted: bool) -> None:
+        """The Bot API answered the send `acquire(chat_id)` allowed: `accepted` False when the
+        answer proves the message was not taken (its slot is given back), True when it was or
+        may have been (the slot is stamped now, when the message has surely arrived)."""
+        ...
+
 
 class MemoryLimiter:
-    def __init__(self, per_second: int = GLOBAL_PER_SECOND, interval: float = CHAT_INTERVAL):
+    """One process's limiter. `clock` (seconds, monotonic) and `sleep` can be replaced, e.g.
+    by a test's fake time."""
+
+    def __init__(
+        self,
+        per_second: int = GLOBAL_PER_SECOND,
+        interval: float = CHAT_INTERVAL,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._per_second = per_second
         self._interval = interval
-        self._sent: deque[float] = deque()
-        self._chats: dict[int, float] = {}
+        self._clock = clock
+        self._sleep = sleep
+        self._window: dict[int, float] = {}  # slot → when it was counted
+        self._slots = itertools.count()
+        self._in_flight: dict[int, int] = {}  # chat → its slot, until the answer
+        self._chats: dict[int, float] = {}  # chat → its last message
         self._lock = asyncio.Lock()
 
     async def acquire(self, chat_id: int) -> float:
         async with self._lock:
-            wait_chat = self._chats.get(chat_id, -self._interval) + self._interval
-            wait_chat -= time.monotonic()
-            if wait_chat > 0:
-                return wait_chat
+            last = self._chats.get(chat_id)
+            if last is not None and (wait := last + self._interval - self._clock()) > 0:
+                return wait
             while True:  # a true rolling second, bot-wide
-                now = time.monotonic()
-                while self._sent and now - self._sent[0] >= 1.0:
-                    self._sent.popleft()
-                if len(self._sent) < self._per_second:
-                    self._sent.append(now)
+                now = self._clock()
+                for slot in [s for s, at in self._window.items() if now - at >= WINDOW]:
+                    del self._window[slot]
+                if len(self._window) < self._per_second:
+                    slot = next(self._slots)
+                    self._window[slot] = now
+                    self._in_flight[chat_id] = slot
                     self._chats[chat_id] = now
                     return 0.0
-                await asyncio.sleep(1.0 - (now - self._sent[0]))
+                # At least a millisecond: rounding must not leave the window full forever.
+                await self._sleep(max(min(self._window.values()) + WINDOW - now, 0.001))
+
+    async def answered(self, chat_id: int, accepted: bool) -> None:
+        slot = self._in_flight.pop(chat_id, None)
+        if slot is None:
+            return
+        if accepted:
+            now = self._clock()
+            self._window[slot] = now
+            self._chats[chat_id] = now
+        else:
+            self._window.pop(slot, None)
+            self._chats.pop(chat_id, None)
 
 
-# A sliding one-second log in a sorted set, on Redis's own clock (replicas' clocks may
-# differ): returns 0 when the message may go, else the milliseconds to wait.
-_SLIDING = """
+# One round trip: the chat's turn, then a sliding one-second log in a sorted set, on Redis's
+# own clock (replicas' clocks may differ). Answers {0, 0} when the message may go (counted, the
+# chat key holds its slot), {1, ms} when the chat must wait, {2, ms} when the bot-wide budget is
+# spent for that long.
+_ACQUIRE = """
+local chat_ttl = redis.call('PTTL', KEYS[2])
+if chat_ttl ~= -2 then
+  return {1, math.max(chat_ttl, 1)}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, now - 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], now, ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], 2000)
-  return 0
+  redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', tonumber(ARGV[4]))
+  return {0, 0}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return math.max(1, tonumber(oldest[2]) + 1000 - now)
+return {2, math.max(1, tonumber(oldest[2]) + tonumber(ARGV[3]) - now)}
+"""
+
+# The answer arrived: accepted (ARGV[2] = '1') stamps the slot and the chat now; refused gives
+# both back (the chat key only if it is still this slot's).
+_ANSWERED = """
+if ARGV[2] == '1' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[4]))
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  if redis.call('GET', KEYS[2]) == ARGV[1] then
+    redis.call('DEL', KEYS[2])
+  end
+end
+return 0
 """
 
 
@@ -70,18 +141,27 @@ class RedisLimiter:
     def __init__(self, redis: Redis, per_second: int = GLOBAL_PER_SECOND) -> None:
         self._redis = redis
         self._per_second = per_second
-        self._script = redis.register_script(_SLIDING)
-        self._counter = 0
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._answered = redis.register_script(_ANSWERED)
+        self._counter = itertools.count()
+        self._in_flight: dict[int, str] = {}  # chat → its slot's member, until the answer
 
     async def acquire(self, chat_id: int) -> float:
-        chat_key = f"rl:chat:{chat_id}"
-        if not await self._redis.set(chat_key, 1, nx=True, px=int(CHAT_INTERVAL * 1000)):
-            ttl = await self._redis.pttl(chat_key)
-            return max(ttl, 1) / 1000
+        keys = ["rl:global", f"rl:chat:{chat_id}"]
         while True:
-            self._counter += 1
-            member = f"{time.time_ns()}:{id(self)}:{self._counter}"
-            wait_ms = int(await self._script(keys=["rl:global"], args=[self._per_second, member]))
-            if wait_ms == 0:
+            member = f"{time.time_ns()}:{id(self)}:{next(self._counter)}"
+            args = [self._per_second, member, int(WINDOW * 1000), int(CHAT_INTERVAL * 1000)]
+            verdict, wait_ms = await self._acquire(keys=keys, args=args)
+            if int(verdict) == 0:
+                self._in_flight[chat_id] = member
                 return 0.0
-            await asyncio.sleep(wait_ms / 1000)
+            if int(verdict) == 1:
+                return int(wait_ms) / 1000
+            await asyncio.sleep(int(wait_ms) / 1000)
+
+    async def answered(self, chat_id: int, accepted: bool) -> None:
+        member = self._in_flight.pop(chat_id, None)
+        if member is None:
+            return
+        args = [member, "1" if accepted else "0", int(WINDOW * 1000), int(CHAT_INTERVAL * 1000)]
+        await self._answered(keys=["rl:global", f"rl:chat:{chat_id}"], args=args)

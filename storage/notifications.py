@@ -2,13 +2,16 @@
 
 A claim moves rows from `pending` to `sending` with a conditional update, so two senders (two
 replicas) never take the same row; a row left `sending` by a crashed sender is taken again
-after `STALE_CLAIM`, which is the only way a notification can reach Telegram twice."""
+after `STALE_CLAIM`. That, and an answer lost on its way back (Telegram took the message, the
+sender saw a network error and tries again), are the only ways a notification can reach
+Telegram twice. Outcomes of a send are written only to a row still `sending`, so a row failed
+meanwhile (the resident blocked the bot) stays failed."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,32 +49,33 @@ class SqlNotificationRepository:
     async def claim(
         self, now: datetime, limit: int, urgent_only: bool = False
     ) -> list[Notification]:
+        """Take up to `limit` due rows (urgent first, then oldest) in one statement. Each claim
+        counts as an attempt; `defer` gives it back when the row was not tried after all."""
         due = or_(
             (NotificationRow.status == "pending") & (NotificationRow.due_at <= now),
             (NotificationRow.status == "sending") & (NotificationRow.due_at <= now - STALE_CLAIM),
         )
         if urgent_only:  # quiet hours: the rest waits until morning
             due = due & NotificationRow.urgent.is_(True)
-        candidates = await self._session.execute(
+        candidates = (
             select(NotificationRow.id)
             .where(due)
             .order_by(NotificationRow.urgent.desc(), NotificationRow.id)
             .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL: other senders take other rows
         )
-        claimed = []
-        for notification_id in candidates.scalars():
-            # The same condition again, atomically: a row another sender claimed meanwhile
-            # no longer matches, so it is not taken twice.
-            result = await self._session.execute(
-                update(NotificationRow)
-                .where(NotificationRow.id == notification_id, due)
-                .values(status="sending", due_at=now, attempts=NotificationRow.attempts + 1)
-                .returning(NotificationRow)
-            )
-            row = result.scalar_one_or_none()
-            if row is not None:
-                claimed.append(_domain(row))
-        return claimed
+        # The same condition again in the update itself: a row another sender claimed
+        # meanwhile no longer matches (PostgreSQL re-checks it on the locked row; SQLite
+        # writes one transaction at a time), so it is not taken twice.
+        result = await self._session.execute(
+            update(NotificationRow)
+            .where(NotificationRow.id.in_(candidates.scalar_subquery()), due)
+            .values(status="sending", due_at=now, attempts=NotificationRow.attempts + 1)
+            .returning(NotificationRow)
+            .execution_options(synchronize_session=False)
+        )
+        rows = sorted(result.scalars(), key=lambda row: (not row.urgent, row.id))
+        return [_domain(row) for row in rows]
 
     async def sent(self, notification_id: int, message_id: int | None, now: datetime) -> None:
         await self._session.execute(
@@ -92,10 +96,29 @@ class SqlNotificationRepository:
         )
 
     async def retry(self, notification_id: int, at: datetime, failed: bool) -> None:
+        """Tried and not delivered: due again at `at`, or given up (`failed`). A row that is
+        no longer being sent (e.g. failed meanwhile because the resident blocked the bot) is
+        left as it is."""
         await self._session.execute(
             update(NotificationRow)
-            .where(NotificationRow.id == notification_id)
+            .where(NotificationRow.id == notification_id, NotificationRow.status == "sending")
             .values(status="failed" if failed else "pending", due_at=at)
+        )
+
+    async def defer(self, notification_id: int, at: datetime) -> None:
+        """Claimed but not tried (the chat's turn or Telegram's 429 comes later): due again at
+        `at`, and the claim's attempt is given back, so waiting never counts toward giving
+        the notification up."""
+        await self._session.execute(
+            update(NotificationRow)
+            .where(NotificationRow.id == notification_id, NotificationRow.status == "sending")
+            .values(
+                status="pending",
+                due_at=at,
+                attempts=case(
+                    (NotificationRow.attempts > 0, NotificationRow.attempts - 1), else_=0
+                ),
+            )
         )
 
 

@@ -32,10 +32,52 @@ async def test_a_chat_gets_one_message_a_second(limiter: SendLimiter) -> None:
 
 
 async def test_no_rolling_second_carries_more_than_the_budget(limiter: SendLimiter) -> None:
-    sent: list[float] = []
+    # Each message is counted somewhere between the call and its return (the Redis limiter on
+    # Redis's clock), so message i+5 is counted at least a second after message i only if it
+    # returned at least a second after message i was asked for.
+    calls: list[tuple[float, float]] = []
     for chat in range(12):
+        asked = time.monotonic()
         assert await limiter.acquire(100 + chat) == 0.0
-        sent.append(time.monotonic())
-    busiest = max(sum(1 for t in sent if start <= t < start + 0.999) for start in sent)
-    assert busiest <= 5
-    assert sent[-1] - sent[0] >= 1.9  # 12 messages at 5 a second take two seconds and more
+        calls.append((asked, time.monotonic()))
+    for (asked, _), (_, returned) in zip(calls, calls[5:], strict=False):
+        assert returned - asked >= 0.999
+    assert calls[-1][1] - calls[0][0] >= 1.9  # 12 messages at 5 a second take two seconds
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def test_a_refused_send_gives_its_slot_back() -> None:
+    clock = FakeTime()
+    limiter = MemoryLimiter(per_second=2, clock=clock, sleep=clock.sleep)
+    assert await limiter.acquire(1) == 0.0
+    assert await limiter.acquire(2) == 0.0
+    await limiter.answered(2, accepted=False)  # e.g. a 429: Telegram did not take it
+    assert await limiter.acquire(3) == 0.0
+    assert clock.slept == []  # its bot-wide slot was free again at once
+    assert await limiter.acquire(2) == 0.0  # nor does it count against the chat
+
+
+async def test_the_window_counts_from_the_answer() -> None:
+    """Telegram counts a message when it arrives, at the latest when its answer comes: the
+    slot and the chat's second run from there."""
+    clock = FakeTime()
+    limiter = MemoryLimiter(per_second=1, clock=clock, sleep=clock.sleep)
+    assert await limiter.acquire(1) == 0.0
+    clock.now = 0.4  # the answer took 0.4 s
+    await limiter.answered(1, accepted=True)
+    clock.now = 1.2
+    assert await limiter.acquire(1) == pytest.approx(0.2)  # a second after the answer
+    assert await limiter.acquire(2) == 0.0
+    assert sum(clock.slept) == pytest.approx(0.2, abs=0.002)  # the bot-wide slot, too

@@ -1,0 +1,366 @@
+"""The outbox sender: what is due goes to Telegram within its limits, and no notification can
+jam the others.
+
+Guarantees, per notification claimed (`deliver_notifications`):
+
+* Every claimed row leaves `sending` on the same tick, whatever happens to it: sent (or muted),
+  due again later, or failed. Only a crashed process leaves rows `sending`; they are claimed
+  again after `storage.notifications.STALE_CLAIM`.
+* A lasting refusal — Bot API 400 (other than the «thread not found» and photo fallbacks
+  `_post` handles), 413, a group that became a supergroup, or any unexpected error while
+  rendering or sending that one notification — dead-letters that notification alone (failed,
+  the `failed` metric, and a `dashboard_dead_letter` event for staff); the rest of the batch
+  goes on.
+* Waiting is not failing: a chat's turn under the 1 message/s rule, a 429 and a limiter that
+  cannot be reached return the row to `pending` and give the claim's attempt back. Only real
+  failures (5xx, network errors, other API errors) count toward `MAX_ATTEMPTS`.
+* `retry_after` and the backoff count from the moment the failed call's answer arrived (the
+  clock is read after the call), never from the start of the tick.
+* 403 (the resident blocked the bot) fails that resident's other queued notifications too.
+
+Throughput: up to `SEND_CONCURRENCY` sends are in flight at once, paced by the limiter (Bot API
+FAQ: 30 messages a second bot-wide, 1 a second per chat); a tick claims batch after batch while
+they come full (up to `TICK_BUDGET`), so the scheduler's 1 s interval does not idle the sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import structlog
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
+
+from bot.app import Application, Clock, utc_now
+from bot.charts import payments_chart
+from bot.metrics import NOTIFICATIONS
+from bot.ratelimit import SendLimiter
+from domain.autopay import MOSCOW
+from domain.ports import Notification
+from domain.support import DASHBOARD_DIGEST, THREAD, dead_lettered
+from handlers.notifications import render
+from storage.uow import SqlUnitOfWork
+
+log = structlog.get_logger(__name__)
+
+SEND_BATCH = 60  # rows claimed at once: two seconds of sending at Telegram's 30 a second
+SEND_CONCURRENCY = 8  # sends in flight at once (a round trip to Telegram is ~0.1–0.3 s)
+SEND_TIMEOUT = 10  # seconds a Bot API call may take before it counts as a network error
+TICK_BUDGET = 10.0  # seconds: a tick stops claiming new batches after this long
+MAX_ATTEMPTS = 5  # real failures (5xx, network) before a notification is dead-lettered
+LIMITER_UNAVAILABLE = 5.0  # seconds before a row is tried again when the limiter failed
+QUIET_FROM, QUIET_UNTIL = 22, 9
+
+
+def quiet_hours(now: datetime) -> bool:
+    """22:00–09:00 Moscow time: only urgent notifications go out."""
+    hour = now.astimezone(MOSCOW).hour
+    return hour >= QUIET_FROM or hour < QUIET_UNTIL
+
+
+class Outcome(StrEnum):
+    """What became of one claimed notification; the value is the metric's `outcome`."""
+
+    SENT = "sent"
+    MUTED = "muted"  # the resident turned this kind off: marked sent, nothing sent
+    DEFERRED = "deferred"  # not tried (chat's turn, 429): pending again, attempt given back
+    RETRY = "retry"  # tried and failed for now: pending again, the attempt counts
+    FAILED = "failed"  # given up: blocked by the resident, dead-lettered
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    notification: Notification
+    outcome: Outcome
+    at: datetime  # when it was sent, or when it is due again
+    message_id: int | None = None
+    blocked: bool = False  # 403: the resident's other notifications fail too
+    dead: bool = False  # given up: staff hear of it on the dashboard
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A rendered notification, ready to post (rendering never touches the network)."""
+
+    text: str
+    markup: InlineKeyboardMarkup | None
+    photo: str | None
+    chart: BufferedInputFile | None
+    thread_id: int | None
+
+
+async def deliver_notifications(
+    app: Application, clock: Clock = utc_now, limiter: SendLimiter | None = None
+) -> int:
+    """Send what is due within Telegram's limits (see the module's guarantees); returns how
+    many messages Telegram accepted."""
+    limiter = limiter or app.limiter
+    started = time.monotonic()
+    delivered = 0
+    while True:
+        now = clock()
+        async with app.uow_factory() as uow:
+            batch = await uow.notifications.claim(now, SEND_BATCH, urgent_only=quiet_hours(now))
+            # In the claim's transaction: if the lookup fails, nothing stays claimed.
+            muted = await _muted_kinds(uow, batch)
+            await uow.commit()
+        if not batch:
+            return delivered
+        delivered += await _deliver_batch(app, clock, limiter, batch, muted)
+        if len(batch) < SEND_BATCH or time.monotonic() - started >= TICK_BUDGET:
+            return delivered
+
+
+async def _muted_kinds(uow: SqlUnitOfWork, batch: Iterable[Notification]) -> dict[int, set[str]]:
+    """The kinds each resident in the batch turned off (urgent notifications ignore them)."""
+    chats = {n.telegram_user_id for n in batch if not n.urgent}
+    return {chat: await uow.notification_settings.muted(chat) for chat in chats}
+
+
+async def _deliver_batch(
+    app: Application,
+    clock: Clock,
+    limiter: SendLimiter,
+    batch: list[Notification],
+    muted: dict[int, set[str]],
+) -> int:
+    recorder = _Recorder(app)
+    gate = asyncio.Semaphore(SEND_CONCURRENCY)  # fair: the batch's order (urgent first) holds
+    blocked: set[int] = set()
+
+    async def one(notification: Notification) -> _Result:
+        async with gate:
+            result = await _attempt(app, clock, limiter, notification, muted, blocked)
+        NOTIFICATIONS.labels(outcome=result.outcome.value).inc()
+        await recorder.record(result)
+        return result
+
+    # Every notification runs to its end before anything is raised: none is left half-done.
+    results = await asyncio.gather(*(one(n) for n in batch), return_exceptions=True)
+    sent = 0
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        sent += result.outcome is Outcome.SENT
+    recorder.raise_if_failed()
+    return sent
+
+
+async def _attempt(
+    app: Application,
+    clock: Clock,
+    limiter: SendLimiter,
+    notification: Notification,
+    muted: dict[int, set[str]],
+    blocked: set[int],
+) -> _Result:
+    """One notification's fate. Never raises (but for cancellation): whatever goes wrong is
+    this notification's outcome, never the batch's."""
+    chat = notification.telegram_user_id
+    if chat in blocked:  # blocked the bot earlier in this batch
+        return _Result(notification, Outcome.FAILED, clock())
+    if not notification.urgent and notification.kind in muted.get(chat, ()):
+        return _Result(notification, Outcome.MUTED, clock())
+    try:
+        prepared = _prepare(app, notification)
+    except Exception:  # a notification that cannot be rendered never will be
+        log.exception("notify.unrenderable", notification=notification.id, kind=notification.kind)
+        return _dead(notification, clock())
+    try:
+        wait = await limiter.acquire(chat)
+    except Exception as error:  # e.g. Redis is down: without the limiter, nothing is sent
+        log.error("notify.limiter_unavailable", error=type(error).__name__)
+        return _deferred(notification, clock() + timedelta(seconds=LIMITER_UNAVAILABLE))
+    if wait > 0:
+        return _deferred(notification, clock() + timedelta(seconds=wait))  # the chat's turn
+    try:
+        message = await _post(app, chat, prepared)
+    except TelegramRetryAfter as error:
+        answered = clock()  # retry_after counts from the answer, not from the tick
+        await _answered(limiter, chat, accepted=False)
+        return _deferred(notification, answered + timedelta(seconds=max(error.retry_after, 1)))
+    except TelegramForbiddenError:
+        answered = clock()
+        await _answered(limiter, chat, accepted=False)
+        blocked.add(chat)  # the resident blocked the bot: their other messages stop too
+        return _Result(notification, Outcome.FAILED, answered, blocked=True)
+    except (TelegramBadRequest, TelegramEntityTooLarge, TelegramMigrateToChat) as error:
+        answered = clock()  # refused for what it is: sending it again would be refused again
+        await _answered(limiter, chat, accepted=False)
+        log.error("notify.refused", notification=notification.id, error=error.message)
+        return _dead(notification, answered)
+    except TelegramNetworkError:
+        answered = clock()
+        await _answered(limiter, chat, accepted=True)  # it may have arrived
+        return _backoff(notification, answered)
+    except TelegramAPIError as error:  # 5xx, and 401/404/409: the API's trouble, not the row's
+        answered = clock()
+        await _answered(limiter, chat, accepted=False)
+        if not isinstance(error, TelegramServerError):
+            log.error("notify.api_error", error=type(error).__name__, message=error.message)
+        return _backoff(notification, answered)
+    except Exception:  # a bug or an unexpected answer: whether it arrived is unknown
+        answered = clock()
+        await _answered(limiter, chat, accepted=True)
+        log.exception("notify.unexpected", notification=notification.id, kind=notification.kind)
+        return _dead(notification, answered)  # not sent again: no duplicate from a bug
+    await _answered(limiter, chat, accepted=True)
+    return _Result(notification, Outcome.SENT, clock(), message_id=message.message_id)
+
+
+def _deferred(notification: Notification, at: datetime) -> _Result:
+    return _Result(notification, Outcome.DEFERRED, at)
+
+
+def _backoff(notification: Notification, answered: datetime) -> _Result:
+    """2, 4, 8, 16 s after the answer; given up (dead-lettered) after MAX_ATTEMPTS."""
+    if notification.attempts >= MAX_ATTEMPTS:
+        return _dead(notification, answered)
+    retry_at = answered + timedelta(seconds=2**notification.attempts)
+    return _Result(notification, Outcome.RETRY, retry_at)
+
+
+def _dead(notification: Notification, at: datetime) -> _Result:
+    return _Result(notification, Outcome.FAILED, at, dead=True)
+
+
+async def _answered(limiter: SendLimiter, chat: int, *, accepted: bool) -> None:
+    try:
+        await limiter.answered(chat, accepted)
+    except Exception as error:  # the limiter's trouble must not decide the notification's
+        log.error("notify.limiter_unavailable", error=type(error).__name__)
+
+
+class _Recorder:
+    """Writes outcomes as they come, several to a transaction (group commit): while one
+    transaction is being written, the outcomes arriving meanwhile queue up and the next one
+    takes them all. So a database round trip is shared by the messages sent during the
+    previous one, and a sent message is recorded within about one commit of its answer.
+
+    The crash window this leaves: a process that dies between Telegram's answer and that
+    commit leaves those few rows `sending`; they are claimed again after STALE_CLAIM and sent a
+    second time. One transaction per batch would widen that window to the whole batch (two
+    seconds of sending), one per message would double the database's work per message."""
+
+    def __init__(self, app: Application) -> None:
+        self._app = app
+        self._queue: list[_Result] = []
+        self._lock = asyncio.Lock()
+        self._error: BaseException | None = None
+
+    async def record(self, result: _Result) -> None:
+        self._queue.append(result)
+        async with self._lock:
+            if not self._queue:  # the transaction before took ours too
+                return
+            results, self._queue = self._queue, []
+            try:
+                async with self._app.uow_factory() as uow:
+                    for each in results:
+                        await _write(uow, each)
+                    await uow.commit()
+            except Exception as error:  # the database: those rows are claimed again later
+                log.error("notify.record_failed", error=type(error).__name__, rows=len(results))
+                self._error = self._error or error
+
+    def raise_if_failed(self) -> None:
+        """After the batch: a tick whose outcomes could not be written fails loudly."""
+        if self._error is not None:
+            raise self._error
+
+
+async def _write(uow: SqlUnitOfWork, result: _Result) -> None:
+    notification = result.notification
+    assert notification.id is not None
+    notifications = uow.notifications
+    if result.outcome in (Outcome.SENT, Outcome.MUTED):
+        await notifications.sent(notification.id, result.message_id, result.at)
+    elif result.outcome is Outcome.DEFERRED:
+        await notifications.defer(notification.id, result.at)
+    else:
+        await notifications.retry(notification.id, result.at, result.outcome is Outcome.FAILED)
+    if result.blocked:
+        await notifications.fail_all(notification.telegram_user_id)
+    if result.dead:
+        await dead_lettered(uow, notification, result.at)
+
+
+def _prepare(app: Application, notification: Notification) -> _Prepared:
+    text, markup, photo = render(notification.kind, notification.data, app.tr)
+    thread = notification.data.get(THREAD)  # a forum topic (the support dashboard)
+    chart = None
+    if notification.kind == DASHBOARD_DIGEST:  # the chart is drawn when it is sent
+        series = notification.data.get("series")
+        chart = BufferedInputFile(
+            payments_chart(series if isinstance(series, list) else []), "7days.png"
+        )
+    thread_id = thread if isinstance(thread, int) else None
+    return _Prepared(text, markup, photo, chart, thread_id)
+
+
+async def _post(app: Application, chat_id: int, prepared: _Prepared) -> Message:
+    """Private chats: the chat id is the user id. A photo Telegram cannot take falls back to
+    text, a forum topic staff deleted to «General»."""
+    text, markup, thread_id = prepared.text, prepared.markup, prepared.thread_id
+    if prepared.chart is not None:
+        return await app.bot.send_photo(
+            chat_id,
+            prepared.chart,
+            caption=text,
+            message_thread_id=thread_id,
+            request_timeout=SEND_TIMEOUT,
+        )
+    if prepared.photo:
+        try:
+            return await app.bot.send_photo(
+                chat_id,
+                prepared.photo,
+                caption=text,
+                reply_markup=markup,
+                message_thread_id=thread_id,
+                request_timeout=SEND_TIMEOUT,
+            )
+        except TelegramBadRequest:
+            log.info("notify.photo_unavailable")  # e.g. a URL Telegram cannot fetch
+    try:
+        return await app.bot.send_message(
+            chat_id,
+            text,
+            reply_markup=markup,
+            message_thread_id=thread_id,
+            request_timeout=SEND_TIMEOUT,
+        )
+    except TelegramBadRequest as error:
+        if thread_id is None or "thread not found" not in error.message.lower():
+            raise
+        log.warning("notify.topic_gone")  # staff deleted the topic: «General» still shows it
+        return await app.bot.send_message(
+            chat_id, text, reply_markup=markup, request_timeout=SEND_TIMEOUT
+        )
+
+
+async def _send(app: Application, notification: Notification) -> Message:
+    """Render and post one notification, limits aside (kept for callers of the old name)."""
+    return await _post(app, notification.telegram_user_id, _prepare(app, notification))
+
+
+async def _muted(app: Application, notification: Notification) -> bool:
+    """Whether the resident turned this notification's kind off."""
+    async with app.uow_factory() as uow:
+        return notification.kind in await uow.notification_settings.muted(
+            notification.telegram_user_id
+        )

@@ -1,66 +1,135 @@
-"""Short-lived shared markers: update de-duplication and flood counters.
+"""Short-lived shared markers: update de-duplication with leases, per-chat locks with leases,
+and flood counters.
 
-In the embedded mode they live in process memory; with Redis they are shared by replicas."""
+In the embedded mode they live in process memory; with Redis they are shared by replicas.
+
+A replica can die at any instant (kill -9, OOM, a node lost) without cleaning up, so nothing
+it holds may outlive it by more than a few seconds: an update being handled is marked with a
+short lease carrying its owner's token, and the per-chat lock is a short Redis lock; both are
+renewed by a heartbeat task while the handler runs. A dead owner stops renewing and its lease
+lapses; the next delivery takes the update (or the chat) over."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
-from typing import Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
 
+import structlog
+from aiogram.fsm.storage.base import KeyBuilder, StorageKey
+from aiogram.fsm.storage.redis import RedisEventIsolation
 from redis.asyncio import Redis
+from redis.exceptions import LockNotOwnedError, RedisError
 
-PROCESSING_TTL = 300  # an update being handled; longer than any handler should take
-DONE_TTL = 24 * 3600  # Telegram does not redeliver after a day
+log = structlog.get_logger(__name__)
+
+# Module defaults, read when a middleware or isolation is built (tests shorten them).
+PROCESSING_LEASE = 10.0  # seconds an update's "processing" marker lives without a heartbeat
+DONE_TTL = 24 * 3600  # seconds; Telegram does not redeliver after a day
+LOCK_LEASE = 5.0  # seconds a per-chat lock lives without a heartbeat (aiogram's default: 60)
+LOCK_POLL = 0.05  # seconds between tries of a waiter for a per-chat lock
+BUSY_RETRY_AFTER = (1, 5)  # whole seconds: the Retry-After range for an update being handled
+
+
+class ClaimState(StrEnum):
+    ACQUIRED = "acquired"  # ours now: handle it
+    BUSY = "busy"  # a live lease of another owner: ask Telegram to come back
+    DONE = "done"  # handled (or told once) already: answer 2xx, do nothing
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    state: ClaimState
+    lease_left: float = 0.0  # seconds left on the other owner's lease (BUSY only)
+
+    def retry_after(self) -> int:
+        """Whole seconds for a Retry-After header: the lease left, within BUSY_RETRY_AFTER."""
+        low, high = BUSY_RETRY_AFTER
+        return min(high, max(low, math.ceil(self.lease_left)))
 
 
 class DedupStore(Protocol):
-    async def begin(self, key: str) -> bool:
-        """Mark as being handled; False when it was already handled or is being handled."""
+    async def claim(self, key: str, owner: str, lease: float) -> Claim:
+        """Take the update for `owner` with a lease of `lease` seconds, unless it is done or
+        another owner's lease is live. An expired lease (a dead owner) is taken over."""
         ...
 
-    async def done(self, key: str) -> None: ...
+    async def renew(self, key: str, owner: str, lease: float) -> bool:
+        """Extend `owner`'s lease to `lease` seconds from now; False when it is not ours."""
+        ...
 
-    async def forget(self, key: str) -> None: ...
+    async def done(self, key: str) -> None:
+        """Handled: redeliveries for a day are answered without handling."""
+        ...
+
+    async def release(self, key: str, owner: str) -> None:
+        """Give the update back (it failed and will be redelivered) if the lease is ours."""
+        ...
 
     async def hit(self, key: str, window: int) -> int:
         """Count an event in a window of `window` seconds; the count so far."""
         ...
 
 
+_DONE = "done"
+
+
+def _processing(owner: str) -> str:
+    return f"processing:{owner}"
+
+
 class MemoryDedup:
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
+    """The same semantics within one process (the embedded mode and tests)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._markers: dict[str, tuple[str, float]] = {}  # key → (value, until)
         self._counts: dict[str, tuple[int, float]] = {}
 
-    def _alive(self, key: str) -> bool:
-        until = self._until.get(key)
-        if until is None:
-            return False
-        if until < time.monotonic():
-            del self._until[key]
-            return False
-        return True
+    def _get(self, key: str) -> str | None:
+        found = self._markers.get(key)
+        if found is None:
+            return None
+        if found[1] <= self._clock():
+            del self._markers[key]
+            return None
+        return found[0]
 
     def _sweep(self) -> None:
-        if len(self._until) > 100_000:
-            now = time.monotonic()
-            self._until = {k: v for k, v in self._until.items() if v >= now}
+        if len(self._markers) > 100_000:
+            now = self._clock()
+            self._markers = {k: v for k, v in self._markers.items() if v[1] > now}
 
-    async def begin(self, key: str) -> bool:
-        if self._alive(key):
-            return False
+    async def claim(self, key: str, owner: str, lease: float) -> Claim:
+        value = self._get(key)
+        if value == _DONE:
+            return Claim(ClaimState.DONE)
+        if value is not None:
+            return Claim(ClaimState.BUSY, self._markers[key][1] - self._clock())
         self._sweep()
-        self._until[key] = time.monotonic() + PROCESSING_TTL
+        self._markers[key] = (_processing(owner), self._clock() + lease)
+        return Claim(ClaimState.ACQUIRED)
+
+    async def renew(self, key: str, owner: str, lease: float) -> bool:
+        if self._get(key) != _processing(owner):
+            return False
+        self._markers[key] = (_processing(owner), self._clock() + lease)
         return True
 
     async def done(self, key: str) -> None:
-        self._until[key] = time.monotonic() + DONE_TTL
+        self._markers[key] = (_DONE, self._clock() + DONE_TTL)
 
-    async def forget(self, key: str) -> None:
-        self._until.pop(key, None)
+    async def release(self, key: str, owner: str) -> None:
+        if self._get(key) == _processing(owner):
+            del self._markers[key]
 
     async def hit(self, key: str, window: int) -> int:
-        now = time.monotonic()
+        now = self._clock()
         count, expires = self._counts.get(key, (0, now + window))
         if expires < now:
             count, expires = 0, now + window
@@ -70,18 +139,63 @@ class MemoryDedup:
         return count + 1
 
 
+# Atomic on Redis: read and take in one step, so two replicas never both get ACQUIRED.
+_CLAIM = """
+local value = redis.call('GET', KEYS[1])
+if not value then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {'acquired', 0}
+end
+if value == 'done' then
+  return {'done', 0}
+end
+return {'busy', redis.call('PTTL', KEYS[1])}
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
 class RedisDedup:
+    """Markers shared by replicas. A marker is `processing:<owner token>` with a PX lease
+    (Redis drops it when the lease lapses: a dead owner's update is free again), or `done`
+    for DONE_TTL seconds."""
+
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._claim = redis.register_script(_CLAIM)
+        self._renew = redis.register_script(_RENEW)
+        self._release = redis.register_script(_RELEASE)
 
-    async def begin(self, key: str) -> bool:
-        return bool(await self._redis.set(key, "processing", nx=True, ex=PROCESSING_TTL))
+    async def claim(self, key: str, owner: str, lease: float) -> Claim:
+        state, left_ms = await self._claim(keys=[key], args=[_processing(owner), _ms(lease)])
+        return Claim(ClaimState(_text(state)), max(0, int(left_ms)) / 1000)
+
+    async def renew(self, key: str, owner: str, lease: float) -> bool:
+        return bool(await self._renew(keys=[key], args=[_processing(owner), _ms(lease)]))
 
     async def done(self, key: str) -> None:
-        await self._redis.set(key, "done", ex=DONE_TTL)
+        await self._redis.set(key, _DONE, ex=DONE_TTL)
 
-    async def forget(self, key: str) -> None:
-        await self._redis.delete(key)
+    async def release(self, key: str, owner: str) -> None:
+        await self._release(keys=[key], args=[_processing(owner)])
 
     async def hit(self, key: str, window: int) -> int:
         bucket = f"{key}:{int(time.time() // window)}"
@@ -89,3 +203,78 @@ class RedisDedup:
         if count == 1:
             await self._redis.expire(bucket, window * 2)
         return count
+
+
+@asynccontextmanager
+async def heartbeat(
+    renew: Callable[[], Awaitable[bool]], every: float, what: str
+) -> AsyncIterator[None]:
+    """Call `renew` every `every` seconds while the block runs. A renewal that fails (Redis
+    unreachable for a moment) is logged and tried again at the next beat; one that finds the
+    lease gone (this process stalled longer than the lease, and another may have taken over)
+    is logged and the beating stops. The block itself is never interrupted."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                kept = await renew()
+            except Exception as error:  # logged; the lease may still hold
+                log.warning("lease.renew_failed", what=what, error=type(error).__name__)
+                continue
+            if not kept:
+                log.warning("lease.lost", what=what)
+                return
+
+    task = asyncio.create_task(beat(), name=f"heartbeat-{what}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class LeasedRedisEventIsolation(RedisEventIsolation):
+    """aiogram's per-chat lock (RedisEventIsolation), with a short lease instead of its 60 s
+    timeout: the lock lives `lease` seconds (LOCK_LEASE by default) and is renewed every
+    `heartbeat` seconds (a third of the lease by default) while the handler runs, so a long
+    handler (city calls up to CITY_DEADLINE) keeps it and a replica killed while holding it
+    freezes the chat for at most `lease` seconds. Waiters poll every LOCK_POLL seconds.
+
+    The same object is given to aiogram-dialog's `setup_dialogs(events_isolation=…)`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        key_builder: KeyBuilder | None = None,
+        *,
+        lease: float | None = None,
+        heartbeat: float | None = None,
+    ) -> None:
+        super().__init__(redis, key_builder)
+        self.lease = LOCK_LEASE if lease is None else lease
+        self.heartbeat = self.lease / 3 if heartbeat is None else heartbeat
+
+    @asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncIterator[None]:
+        name = self.key_builder.build(key, "lock")
+        lock = self.redis.lock(name, timeout=self.lease, sleep=LOCK_POLL, thread_local=False)
+        await lock.acquire()
+
+        async def renew() -> bool:
+            try:
+                await lock.reacquire()
+            except LockNotOwnedError:
+                return False
+            return True
+
+        try:
+            async with heartbeat(renew, self.heartbeat, "chat-lock"):
+                yield None
+        finally:
+            try:
+                await lock.release()
+            except LockNotOwnedError:
+                log.warning("lease.lock_lapsed")  # held longer than a stalled heartbeat allowed
+            except RedisError as error:  # it lapses by itself within the lease
+                log.warning("lease.unlock_failed", error=type(error).__name__)

@@ -3,17 +3,32 @@ resident + unit of work of each update."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import AnswerCallbackQuery, Response, TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update, User
 
-from bot.dedup import DedupStore
+from bot import dedup
+from bot.dedup import ClaimState, DedupStore
+from bot.failures import UpdateBusy, classify
 from bot.logs import user_hash
 from bot.metrics import DUPLICATES, HANDLER_SECONDS, THROTTLED, UPDATES
 from storage.uow import UnitOfWorkFactory
+
+log = structlog.get_logger(__name__)
+
+# The Bot API's description of a callback query that can no longer be answered.
+STALE_QUERY = "query is too old and response timeout expired or query ID is invalid"
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -46,29 +61,101 @@ class UnitOfWorkMiddleware(BaseMiddleware):
 
 
 class UpdateDedupMiddleware(BaseMiddleware):
-    """An update delivered twice (webhook retries, two replicas) is handled once.
+    """An update delivered twice (webhook retries, two replicas) is handled once, and an update
+    whose handler died with its replica is handled by the next delivery.
 
-    A marker is set before handling ("processing", short-lived) and kept 24 h after success;
-    a failed update drops its marker so that Telegram's redelivery is handled again."""
+    Before handling, the update is claimed with a lease of `lease` seconds (PROCESSING_LEASE)
+    and an owner token; a heartbeat renews it every `heartbeat` seconds (a third of the lease)
+    while the handler runs. A delivery that finds:
+    - no marker, or one whose lease lapsed (a dead owner): takes the update and handles it;
+    - a live lease: raises `UpdateBusy` (the webhook answers 503 with Retry-After) — never a
+      quiet success, or the update would be lost if its owner died;
+    - `done`: nothing to do.
+    When the handler ends the marker becomes `done` (24 h) if it succeeded or failed in a way
+    that will only repeat (deterministic: the resident was told once); after a transient
+    failure or a cancellation it is released so that the redelivery is handled."""
 
-    def __init__(self, store: DedupStore) -> None:
+    def __init__(
+        self, store: DedupStore, *, lease: float | None = None, heartbeat: float | None = None
+    ) -> None:
         self._store = store
+        self.lease = dedup.PROCESSING_LEASE if lease is None else lease
+        self.heartbeat = self.lease / 3 if heartbeat is None else heartbeat
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if not isinstance(event, Update):
             return await handler(event, data)
         bot = data.get("bot")
         key = f"dedup:{bot.id if bot else 0}:{event.update_id}"
-        if not await self._store.begin(key):
+        owner = uuid.uuid4().hex
+        claim = await self._store.claim(key, owner, self.lease)
+        if claim.state is ClaimState.DONE:
             DUPLICATES.inc()
             return None
+        if claim.state is ClaimState.BUSY:
+            DUPLICATES.inc()
+            raise UpdateBusy(claim.retry_after())
+
+        async def renew() -> bool:
+            return await self._store.renew(key, owner, self.lease)
+
         try:
-            result = await handler(event, data)
-        except BaseException:
-            await self._store.forget(key)
+            async with dedup.heartbeat(renew, self.heartbeat, "update"):
+                result = await handler(event, data)
+        except Exception as error:
+            if classify(error).transient:
+                await self._release(key, owner)
+            else:
+                await self._done(key)  # told once; a redelivery must not tell again
             raise
-        await self._store.done(key)
+        except BaseException:  # cancelled: not handled, give it back
+            await self._release(key, owner)
+            raise
+        await self._done(key)
         return result
+
+    async def _done(self, key: str) -> None:
+        try:
+            await self._store.done(key)
+        except Exception as error:  # the lease lapses by itself; logged
+            log.warning("dedup.done_failed", error=type(error).__name__)
+
+    async def _release(self, key: str, owner: str) -> None:
+        try:
+            await self._store.release(key, owner)
+        except Exception as error:  # the lease lapses by itself; logged
+            log.warning("dedup.release_failed", error=type(error).__name__)
+
+
+class StaleCallbackAnswerMiddleware(BaseRequestMiddleware):
+    """A Bot session middleware: answering a callback query that was already answered (or is
+    too old) is a logged no-op instead of a 400.
+
+    A press whose handling failed after the query was answered comes back as a redelivery; its
+    answerCallbackQuery is then refused with 400 «query is too old and response timeout
+    expired or query ID is invalid» every time, and without this the press could never be
+    handled. The answer only stops the button's spinner; nothing is lost by skipping it."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            return await make_request(bot, method)
+        except TelegramBadRequest as error:
+            if not isinstance(method, AnswerCallbackQuery) or STALE_QUERY not in error.message:
+                raise
+            log.info("callback.already_answered")
+            # Sessions hand back the method's result (aiogram annotates it as a Response).
+            return True  # type: ignore[return-value]
+
+
+def install_session_middlewares(bot: Bot) -> None:
+    """Install the Bot session middlewares once per session (replicas in tests share one)."""
+    if not any(isinstance(m, StaleCallbackAnswerMiddleware) for m in bot.session.middleware):
+        bot.session.middleware(StaleCallbackAnswerMiddleware())
 
 
 class ThrottlingMiddleware(BaseMiddleware):

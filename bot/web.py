@@ -14,10 +14,12 @@ import structlog
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 from aiohttp import web
+from markupsafe import escape
 from pydantic import ValidationError
 
+from bot.failures import RETRIED, UpdateBusy, classify
 from bot.i18n import Translator
-from bot.metrics import CONTENT_TYPE, exposition
+from bot.metrics import CONTENT_TYPE, ERRORS, exposition
 from domain.errors import CityUnavailable, LinkError
 from domain.linking import authorize_link
 from domain.ports import CityApi, CityAuth
@@ -65,13 +67,13 @@ def _page(
 ) -> web.Response:
     action = ""
     if link is not None:
-        label = html.escape(ctx.tr("web-linked-button"))
+        label = escape(ctx.tr("web-linked-button"))  # tr's Markup stays as it is
         action = f'<p><a class="button" id="telegram" href="{html.escape(link)}">{label}</a></p>'
     body = PAGE.format(
         lang=ctx.tr.locale,
-        title=html.escape(ctx.tr("web-page-title")),
-        heading=html.escape(heading),
-        text=html.escape(text),
+        title=escape(ctx.tr("web-page-title")),
+        heading=escape(heading),
+        text=escape(text),
         action=action,
     )
     return web.Response(text=body, status=status, content_type="text/html")
@@ -129,9 +131,18 @@ async def metrics(_request: web.Request) -> web.Response:
 
 
 async def telegram_webhook(request: web.Request) -> web.Response:
-    """Telegram's delivery. Answered only after the update was handled (aiogram's own handler
-    answers first): a failure answers 500 and Telegram delivers again; the de-duplication
-    record makes a repeated delivery harmless."""
+    """Telegram's delivery, answered only after the update was handled (aiogram's own handler
+    answers first). Telegram retries any non-2xx answer and holds the chat's later updates
+    behind it, so the answer says whether a retry can help (`bot.failures.classify`):
+
+    - handled, or already handled (the de-duplication marker is done): 200;
+    - a deterministic failure (a Bot API 400, a bug) — the resident was told once and the
+      marker is done: 200, because a retry would fail the same way and hold the chat;
+    - a transient failure (database, Redis, Telegram, the city): 503, with Retry-After when the
+      failure says how long; the marker was released, so the redelivery is handled;
+    - another replica is handling it right now (a live lease): 503 with Retry-After 1–5 s —
+      if that replica dies, the redelivery after its lease lapses is handled, not lost;
+    - an update that cannot be read: 200 (logged), since it would never be readable."""
     ctx = request.app[CONTEXT]
     secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
     if not ctx.webhook_secret or not hmac.compare_digest(secret, ctx.webhook_secret):
@@ -139,13 +150,23 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     assert ctx.dispatcher is not None and ctx.bot is not None
     try:
         update = Update.model_validate(await request.json(), context={"bot": ctx.bot})
-    except (ValueError, ValidationError):
-        return web.json_response({"ok": False}, status=400)
+    except (ValueError, ValidationError) as error:
+        log.error("webhook.unreadable_update", error=type(error).__name__)
+        ERRORS.inc()
+        return web.json_response({"ok": False})
     try:
-        await ctx.dispatcher.feed_update(ctx.bot, update)
-    except Exception:
-        log.exception("webhook.update_failed", update_id=update.update_id)
-        return web.json_response({"ok": False}, status=500)
+        await ctx.dispatcher.feed_update(ctx.bot, update, telegram_retries=True)
+    except Exception as error:
+        verdict = classify(error)
+        if verdict.deterministic:  # told once (handlers/errors.py), logged there; done
+            log.info("webhook.update_failed_for_good", error=type(error).__name__)
+            return web.json_response({"ok": False})
+        log.warning(
+            "webhook.update_retry", error=type(error).__name__, retry_after=verdict.retry_after
+        )
+        RETRIED.labels(reason="busy" if isinstance(error, UpdateBusy) else "transient").inc()
+        headers = {"Retry-After": str(verdict.retry_after)} if verdict.retry_after else None
+        return web.json_response({"ok": False}, status=503, headers=headers)
     return web.json_response({"ok": True})
 
 

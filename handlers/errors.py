@@ -11,6 +11,7 @@ from aiogram.types import ErrorEvent
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
 
+from bot.failures import classify
 from bot.i18n import Translator
 from bot.metrics import ERRORS
 from domain.errors import DomainError, RelinkRequired
@@ -44,7 +45,7 @@ async def outdated_button(event: ErrorEvent, tr: Translator) -> None:
     log.info("dialog.outdated_button")
     update = event.update
     if update.callback_query is not None:
-        await update.callback_query.answer(tr("error-outdated-button"))
+        await update.callback_query.answer(tr.label("error-outdated-button"))
     elif update.message is not None:  # pragma: no cover - aiogram-dialog raises it for presses
         await update.message.answer(tr("error-outdated-button"))
 
@@ -60,17 +61,33 @@ async def domain_error(event: ErrorEvent, tr: Translator, **data: Any) -> None:
     await _tell(event, tr(error_key(error)))
 
 
-async def unexpected(event: ErrorEvent, tr: Translator) -> None:
-    """Tell the resident, then let the error go on: the webhook answers 500 so that Telegram
-    delivers the update again (a failure may be passing, like a database restart), and
-    polling logs it. The de-duplication record of a failed update is dropped for that."""
-    log.exception("update.failed", exc_info=event.exception)
+async def unexpected(event: ErrorEvent, tr: Translator, telegram_retries: bool = False) -> None:
+    """Any other error, re-raised after this so that the de-duplication middleware and the
+    webhook decide the update's fate with the same `bot.failures.classify`:
+
+    - transient (the database, Redis, Telegram or the city unreachable): when Telegram will
+      deliver the update again (`telegram_retries`, set by the webhook) nothing is said — the
+      redelivery is handled once they are back, and a message per retry would be spam; with
+      polling or the console there is no redelivery, so the resident is told to try later;
+    - deterministic (a Bot API 400, a bug): logged, counted (`bot_errors_total`) and told
+      once; the update is then marked done and answered 2xx, so a redelivery says nothing."""
+    error = event.exception
+    if classify(error).transient:
+        log.warning("update.transient_failure", error=type(error).__name__)
+        if not telegram_retries:
+            await _tell_quietly(event, tr("error-generic"))
+        raise error
+    log.exception("update.failed", exc_info=error)
     ERRORS.inc()
+    await _tell_quietly(event, tr("error-generic"))
+    raise error
+
+
+async def _tell_quietly(event: ErrorEvent, text: str) -> None:
     try:
-        await _tell(event, tr("error-generic"))
+        await _tell(event, text)
     except Exception:  # telling may fail too (Telegram down); the original error matters
         log.warning("update.could_not_tell")
-    raise event.exception
 
 
 def build_router() -> Router:

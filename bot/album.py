@@ -1,50 +1,395 @@
 """Albums as one event: Telegram sends an album as one message per photo, with a shared
-`media_group_id`; the report flow wants them as a single step (one answer, all-or-nothing).
+`media_group_id`; the report flow and receipts want them as a single step (one answer,
+all-or-nothing), the same with polling and with a webhook.
 
-aiogram has no built-in for this. The first message of an album waits briefly while the others
-arrive and are collected, then it alone goes on with `data["album"]`. It must run before
-aiogram's FSM middleware, which holds a per-chat lock for the whole handling: behind that lock
-the other photos could not arrive until the first was done. One process sees one album (with
-webhook replicas Telegram may spread an album over replicas; then each part is its own step).
+aiogram has no built-in for this. With a webhook Telegram delivers one update at a time per
+chat: the next part of an album is sent only after the current part's request was answered,
+and it may reach another replica. So a part never waits for the others inside its request:
+
+1. A part is put in a short shared buffer — Redis when the FSM storage is Redis (the replicas
+   share it), otherwise process memory — keyed by bot, chat and `media_group_id`, and its
+   request is answered at once (the middleware returns None; the update's de-duplication
+   marker is set as for any handled update, so a redelivered part is dropped, and the buffer
+   is keyed by message id as well).
+2. Every part pushes the group's deadline to `debounce` seconds after it (Redis's own clock,
+   so replicas agree). Each process that buffered a part keeps one background task per group
+   that sleeps until the deadline (re-reading it: a later part on another replica moves it).
+3. When the deadline passes, the group is claimed with SET NX and its parts are taken in one
+   atomic step (a Lua script; in memory, one step of the event loop): one replica handles it,
+   the others find nothing. The rest of the middleware chain is called from that task with
+   the first part's update and `data["album"]` = all parts sorted by message id, so the FSM
+   per-chat lock, the error handlers and the unit of work are taken then, once. Nobody will
+   deliver the group again, so `telegram_retries` is off for it: a failure is told to the
+   resident at once (handlers/errors.py) and logged (`album.failed`).
+4. `drain()` waits for this process's album tasks (the flow driver awaits it, so a Reply
+   holds the album's answer; tests use it after posting to the webhook).
+
+Edges:
+
+- A part arriving after its group was claimed (the claim is kept for `CLAIMED_TTL`) is
+  handled alone, at once, in its own request — a late part is never lost; the receipts and
+  report handlers treat it as one more photo. Adding a part and claiming the group are both
+  atomic, so a part is either in the group or late, never left behind.
+- Another update of the same chat (Telegram's per-chat order: a message after the parts means
+  the album is complete) first settles the chat's pending groups: a message (or a part of
+  another album) takes them at once; a button press (a separate queue at Telegram, it may
+  come between two parts) waits for their deadline. The album is thus answered before what
+  the resident did next, in the request of that next update.
+- A replica that dies (or restarts) before its debounce fires: the parts were answered 200,
+  so Telegram will not send them again, but they are still in Redis (`BUFFER_TTL`, with the
+  chat's list of pending groups). The next update of that chat, on any replica, finds the
+  overdue group and handles it first (no scheduler job: an album nobody follows up on is
+  only found when the chat writes again; a chat that never writes again loses it after the
+  TTL). `abandon()` is what a dying replica amounts to. In memory mode there is one process
+  and the buffer dies with it — as an in-flight update would with polling.
+- The update de-duplication marker (bot/middlewares.py, outside this middleware) of each part
+  is set to done when its request returns — when it was buffered, not handled: a redelivery
+  of a part is dropped there (and would only overwrite its own entry in the buffer).
+- Memory: at most `MAX_PARTS` parts per group (Telegram's albums hold up to 10; more parts are
+  handled alone) and at most `MAX_GROUPS` groups pending in memory (beyond that a part is
+  handled alone); claim markers expire; Redis keys all carry a TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
 
-from aiogram import BaseMiddleware, Dispatcher
+import structlog
+from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.methods import TelegramMethod
 from aiogram.types import Message, TelegramObject, Update
+from redis.asyncio import Redis
 
-ALBUM_WAIT = 0.4  # seconds; Telegram delivers an album's parts back to back
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+ALBUM_DEBOUNCE = 0.8  # seconds after the last part seen; Telegram sends the next part at once
+CLAIMED_TTL = 3600  # seconds a handled group is remembered: its later parts are late parts
+BUFFER_TTL = 3600  # seconds a buffered group waits for its replica or the chat's next update
+MAX_PARTS = 10  # Telegram's albums hold 2–10 items
+MAX_GROUPS = 10_000  # groups pending in one process's memory
+
+
+class AlbumBuffer(Protocol):
+    async def add(self, chat: str, group: str, update: Update, debounce: float) -> bool:
+        """Buffer a part and move the group's deadline; False when the group was claimed
+        already (a late part) or is full: then the part is handled alone."""
+        ...
+
+    async def remaining(self, group: str) -> float | None:
+        """Seconds until the group's deadline (0.0 when due); None when nothing is buffered."""
+        ...
+
+    async def take(self, group: str, chat: str, bot: Bot) -> list[Update]:
+        """Claim the group and take its parts, atomically; [] when another took them."""
+        ...
+
+    async def pending(self, chat: str) -> list[str]:
+        """The chat's groups waiting to be handled."""
+        ...
+
+
+@dataclass
+class _Group:
+    chat: str
+    due: float
+    parts: dict[int, Update] = field(default_factory=dict)
+
+
+class MemoryAlbumBuffer:
+    """One process's buffer (polling, the console, a single webhook process without Redis).
+    Each method is one step of the event loop, so adding and taking never interleave."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._groups: dict[str, _Group] = {}
+        self._claimed: dict[str, float] = {}  # group → when its claim is forgotten
+        self._chats: dict[str, set[str]] = {}
+
+    def _is_claimed(self, group: str) -> bool:
+        until = self._claimed.get(group)
+        if until is None:
+            return False
+        if until < self._clock():
+            del self._claimed[group]
+            return False
+        return True
+
+    async def add(self, chat: str, group: str, update: Update, debounce: float) -> bool:
+        if self._is_claimed(group):
+            return False
+        pending = self._groups.get(group)
+        if pending is None:
+            if len(self._groups) >= MAX_GROUPS:
+                return False
+            pending = self._groups[group] = _Group(chat=chat, due=0.0)
+            self._chats.setdefault(chat, set()).add(group)
+        message_id = update.message.message_id if update.message else 0
+        if len(pending.parts) >= MAX_PARTS and message_id not in pending.parts:
+            return False
+        pending.parts[message_id] = update
+        pending.due = self._clock() + debounce
+        return True
+
+    async def remaining(self, group: str) -> float | None:
+        pending = self._groups.get(group)
+        return None if pending is None else max(0.0, pending.due - self._clock())
+
+    async def take(self, group: str, chat: str, bot: Bot) -> list[Update]:
+        now = self._clock()
+        self._claimed[group] = now + CLAIMED_TTL
+        if len(self._claimed) > MAX_GROUPS:
+            self._claimed = {key: until for key, until in self._claimed.items() if until >= now}
+        pending = self._groups.pop(group, None)
+        groups = self._chats.get(chat)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self._chats[chat]
+        return [] if pending is None else list(pending.parts.values())
+
+    async def pending(self, chat: str) -> list[str]:
+        return list(self._chats.get(chat, ()))
+
+
+# KEYS: parts (hash message id → update JSON), due, claimed, the chat's pending set.
+# ARGV: message id, update JSON, debounce ms, buffer TTL, group, max parts.
+# 0: claimed already (a late part); -1: full; 1: buffered.
+_ADD = """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[6])
+   and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return -1 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('SET', KEYS[2], now + tonumber(ARGV[3]), 'EX', ARGV[4])
+redis.call('SADD', KEYS[4], ARGV[5])
+redis.call('EXPIRE', KEYS[4], ARGV[4])
+return 1
+"""
+
+# KEYS: due. Milliseconds until the deadline (0 when due), -1 when nothing is buffered.
+_REMAINING = """
+local due = redis.call('GET', KEYS[1])
+if not due then return -1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return math.max(0, tonumber(due) - now)
+"""
+
+# KEYS: parts, due, claimed, the chat's pending set. ARGV: group, claimed TTL.
+# The claim (SET NX) and the taking of the parts in one step: the parts go to one caller.
+_TAKE = """
+redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[2])
+local parts = redis.call('HVALS', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[4], ARGV[1])
+return parts
+"""
+
+
+class RedisAlbumBuffer:
+    """The buffer shared by replicas."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._add = redis.register_script(_ADD)
+        self._remaining = redis.register_script(_REMAINING)
+        self._take = redis.register_script(_TAKE)
+
+    @staticmethod
+    def _keys(group: str, chat: str) -> list[str]:
+        base = f"album:{group}"
+        return [f"{base}:parts", f"{base}:due", f"{base}:claimed", f"album:chat:{chat}"]
+
+    async def add(self, chat: str, group: str, update: Update, debounce: float) -> bool:
+        message_id = update.message.message_id if update.message else 0
+        raw = update.model_dump_json(exclude_unset=True, by_alias=True)
+        args: list[str | int] = [
+            message_id,
+            raw,
+            int(debounce * 1000),
+            BUFFER_TTL,
+            group,
+            MAX_PARTS,
+        ]
+        return int(await self._add(keys=self._keys(group, chat), args=args)) == 1
+
+    async def remaining(self, group: str) -> float | None:
+        left = int(await self._remaining(keys=[f"album:{group}:due"]))
+        return None if left < 0 else left / 1000
+
+    async def take(self, group: str, chat: str, bot: Bot) -> list[Update]:
+        parts = await self._take(keys=self._keys(group, chat), args=[group, CLAIMED_TTL])
+        return [Update.model_validate_json(raw, context={"bot": bot}) for raw in parts]
+
+    async def pending(self, chat: str) -> list[str]:
+        members = await self._redis.smembers(f"album:chat:{chat}")
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+
+@dataclass
+class _Waiter:
+    task: asyncio.Task[None]
+    hurry: asyncio.Event
 
 
 class AlbumMiddleware(BaseMiddleware):
-    def __init__(self, wait: float = ALBUM_WAIT) -> None:
-        self._wait = wait
-        self._albums: dict[str, list[Message]] = {}
+    """An update outer middleware placed before aiogram's (errors, user context, FSM lock)."""
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        message = event.message if isinstance(event, Update) else None
-        if message is None or message.media_group_id is None:
+    def __init__(self, buffer: AlbumBuffer | None = None, debounce: float = ALBUM_DEBOUNCE):
+        self.buffer: AlbumBuffer = buffer or MemoryAlbumBuffer()
+        self.debounce = debounce
+        self._waiters: dict[str, _Waiter] = {}
+
+    @classmethod
+    def for_storage(cls, storage: BaseStorage, debounce: float = ALBUM_DEBOUNCE) -> AlbumMiddleware:
+        """Shared through Redis when the FSM storage is Redis, in memory otherwise."""
+        if isinstance(storage, RedisStorage):
+            return cls(RedisAlbumBuffer(storage.redis), debounce)
+        return cls(MemoryAlbumBuffer(), debounce)
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not isinstance(event, Update):
             return await handler(event, data)
-        key = f"{message.chat.id}:{message.media_group_id}"
-        if key in self._albums:
-            self._albums[key].append(message)
-            return None
-        self._albums[key] = [message]
+        bot: Bot = data["bot"]
+        chat_id = _chat_id(event)
+        if chat_id is None:
+            return await handler(event, data)
+        chat = f"{bot.id}:{chat_id}"
+        message = event.message
+        if message is None or message.media_group_id is None:
+            await self._settle_chat(chat, handler, data, hurry=message is not None)
+            return await handler(event, data)
+        group = f"{chat}:{message.media_group_id}"
+        await self._settle_chat(chat, handler, data, hurry=True, besides=group)  # an earlier album
+        if not await self.buffer.add(chat, group, event, self.debounce):
+            log.info("album.late_part", message_id=message.message_id)
+            return await handler(event, data)  # late (the group was handled) or over the bound
+        if group not in self._waiters:
+            hurry = asyncio.Event()
+            task = asyncio.create_task(
+                self._settle(group, chat, handler, dict(data), hurry), name=f"album-{group}"
+            )
+            self._waiters[group] = _Waiter(task, hurry)
+            task.add_done_callback(partial(self._forget, group))
+        return None  # answered now; the group is handled when its deadline passes
+
+    def _forget(self, group: str, _task: asyncio.Task[None]) -> None:
+        self._waiters.pop(group, None)
+
+    async def drain(self) -> None:
+        """Wait until every album this process is waiting for has been handled."""
+        while self._waiters:
+            await asyncio.wait({waiter.task for waiter in self._waiters.values()})
+
+    async def abandon(self) -> None:
+        """Stop waiting without handling (shutdown; a test's dying replica): with Redis the
+        parts stay buffered for the chat's next update on any replica."""
+        waiters = [waiter.task for waiter in self._waiters.values()]
+        for task in waiters:
+            task.cancel()
+        if waiters:
+            await asyncio.wait(waiters)
+
+    async def _settle_chat(
+        self,
+        chat: str,
+        handler: Handler,
+        data: dict[str, Any],
+        *,
+        hurry: bool,
+        besides: str | None = None,
+    ) -> None:
+        """Handle the chat's pending groups before another update of the chat: a message
+        (the same queue at Telegram) proves the album complete; a press waits for the
+        deadline. A group whose replica died is picked up here."""
+        for group in await self.buffer.pending(chat):
+            if group == besides:
+                continue
+            waiter = self._waiters.get(group)
+            if waiter is not None:  # ours: let our task do it, and wait for it
+                if hurry:
+                    waiter.hurry.set()
+                await asyncio.wait({waiter.task})
+                continue
+            hurried = asyncio.Event()
+            if hurry:
+                hurried.set()
+            await self._settle(group, chat, handler, dict(data), hurried)
+
+    async def _settle(
+        self,
+        group: str,
+        chat: str,
+        handler: Handler,
+        data: dict[str, Any],
+        hurry: asyncio.Event,
+    ) -> None:
+        """Wait for the group's deadline (or to be hurried), then handle it if it is ours."""
+        bot: Bot = data["bot"]
         try:
-            await asyncio.sleep(self._wait)
-        finally:
-            album = self._albums.pop(key)
-        data["album"] = sorted(album, key=lambda m: m.message_id)
-        return await handler(event, data)
+            while not hurry.is_set():
+                left = await self.buffer.remaining(group)
+                if left is None:
+                    break  # taken by another replica (or expired)
+                if left <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(hurry.wait(), timeout=left)
+                except TimeoutError:
+                    pass
+            updates = await self.buffer.take(group, chat, bot)
+            if updates:
+                await self._handle(updates, handler, data)
+        except Exception:  # the parts were answered 200: nobody else would see this
+            log.exception("album.failed")
+
+    async def _handle(self, updates: list[Update], handler: Handler, data: dict[str, Any]) -> None:
+        updates.sort(key=lambda update: update.message.message_id if update.message else 0)
+        album: list[Message] = [update.message for update in updates if update.message]
+        data["album"] = album
+        # Nobody delivers a group again (its parts were answered 200): on a failure the
+        # resident is told now (handlers/errors.py) instead of waiting for a redelivery.
+        data["telegram_retries"] = False
+        log.info("album.handled", parts=len(album))
+        result = await handler(updates[0], data)
+        if isinstance(result, TelegramMethod):  # a handler answered "webhook style"
+            await data["bot"](result)
+
+
+def _chat_id(update: Update) -> int | None:
+    try:
+        event = update.event
+    except Exception:  # an update type this aiogram does not know
+        return None
+    chat = getattr(event, "chat", None)
+    if chat is None:
+        message = getattr(event, "message", None)  # a callback query's message
+        chat = getattr(message, "chat", None)
+    if chat is None:
+        user = getattr(event, "from_user", None)
+        return getattr(user, "id", None)
+    return getattr(chat, "id", None)
+
+
+def albums_of(dispatcher: Dispatcher) -> list[AlbumMiddleware]:
+    return [m for m in dispatcher.update.outer_middleware if isinstance(m, AlbumMiddleware)]
+
+
+async def drain(dispatcher: Dispatcher) -> None:
+    """Wait for the albums the dispatcher's album middleware is still collecting or handling."""
+    for middleware in albums_of(dispatcher):
+        await middleware.drain()
 
 
 def install_first(dispatcher: Dispatcher, *middlewares: BaseMiddleware) -> None:

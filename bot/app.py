@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import dialog_ids
 from bot.album import AlbumMiddleware, install_first
 from bot.config import Settings
-from bot.dedup import DedupStore, MemoryDedup, RedisDedup
+from bot.dedup import DedupStore, LeasedRedisEventIsolation, MemoryDedup, RedisDedup
 from bot.i18n import Translator, load_translator
 from bot.metrics import observe_city
 from bot.middlewares import (
@@ -35,6 +35,7 @@ from bot.middlewares import (
     ThrottlingMiddleware,
     UnitOfWorkMiddleware,
     UpdateDedupMiddleware,
+    install_session_middlewares,
 )
 from bot.ratelimit import MemoryLimiter, RedisLimiter, SendLimiter
 from bot.telegram_double import LOCAL_BOT_TOKEN
@@ -113,7 +114,9 @@ def _bot_session(settings: Settings) -> BaseSession | None:
 def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation, AsyncEngine | None]:
     if settings.redis_url:
         storage = RedisStorage.from_url(settings.redis_url, key_builder=dialog_key_builder())
-        return storage, storage.create_isolation(), None
+        # The per-chat lock with a short lease kept by a heartbeat (aiogram's holds 60 s): a
+        # replica killed mid-update freezes the chat for seconds, not a minute.
+        return storage, LeasedRedisEventIsolation(storage.redis, storage.key_builder), None
     # Dialog state gets an engine (a pool) of its own: every update holds a connection of the
     # main pool for its unit of work, and sharing that pool deadlocked at 15 concurrent
     # updates once each needed a second connection for its state (found by bench/updates.py).
@@ -147,7 +150,7 @@ def build_dispatcher(
     )
     dedup = dedup or MemoryDedup()
     # De-duplication runs first of all: a redelivered update must not even wait for a lock.
-    install_first(dispatcher, UpdateDedupMiddleware(dedup), AlbumMiddleware())
+    install_first(dispatcher, UpdateDedupMiddleware(dedup), AlbumMiddleware.for_storage(storage))
     if flood_limit:
         dispatcher.update.outer_middleware(ThrottlingMiddleware(dedup, tr, limit=flood_limit))
     dispatcher.update.outer_middleware(MetricsMiddleware())
@@ -252,6 +255,7 @@ async def create_application(
         session=bot_session or _bot_session(settings),
         default=DefaultBotProperties(parse_mode="HTML"),
     )
+    install_session_middlewares(bot)  # a redelivered press is not refused on its old answer
     me = await bot.me()
 
     web_app = create_web_app(

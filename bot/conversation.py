@@ -18,6 +18,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 
+from bot.album import drain as drain_albums
 from bot.telegram_double import (
     CallbackAnswer,
     ChatMessage,
@@ -360,6 +361,7 @@ class Conversation:
             await self._dispatch(payloads[0])
         else:
             await asyncio.gather(*(self._dispatch(payload) for payload in payloads))
+        await drain_albums(self.dispatcher)  # an album is answered from a background task
         return self._reply_since(start)
 
     async def _dispatch(self, payload: JsonDict) -> None:

@@ -1,9 +1,12 @@
 """A terminal chat with the bot: the real Dispatcher, no Telegram token.
 
 The resident types lines; plain text is sent as a message, ``#N`` presses inline button N of
-the latest keyboard and ``:commands`` send locations, photos, files and contacts. Everything
-the bot does is rendered as text. Rendering (``render_*``) and parsing (``parse_line``) are
-pure functions; ``run_console`` is the I/O loop around them.
+the latest keyboard the console printed and ``:commands`` send locations, photos, files and
+contacts. Everything the bot does is rendered as text. Messages the bot sends on its own (the
+outbox's reminders, autopay results, report statuses) are printed as they arrive, under a
+``🔔 [уведомление]`` line, so the resident sees every keyboard ``#N`` can press: a message
+that arrived but was not printed yet is never the one pressed. Rendering (``render_*``) and
+parsing (``parse_line``) are pure functions; ``run_console`` is the I/O loop around them.
 """
 
 from __future__ import annotations
@@ -30,9 +33,13 @@ InputFn = Callable[[str], Awaitable[str] | str]
 
 PROMPT = "> "
 QUIT_WORDS = frozenset({":quit", ":q", ":exit"})
+BACKGROUND_MARK = "🔔 [уведомление]"
+# Seconds between looks for messages the bot sent on its own while the resident is at the
+# prompt (a display refresh for a person; what #N presses never depends on it).
+BACKGROUND_POLL = 0.25
 CONSOLE_HELP = """\
 Console commands (everything else is sent to the bot as a message; /help is the bot's own):
-  #N                 press inline button N of the latest keyboard
+  #N                 press inline button N of the latest keyboard shown
   :loc LAT LON       send a location, e.g. :loc 55.7558 37.6173
   :photo PATH        send a photo from a file
   :file PATH         send a file as a document
@@ -166,6 +173,31 @@ def render_reply(reply: Reply) -> list[str]:
     return lines
 
 
+def render_background(reply: Reply) -> list[str]:
+    """What the bot did in the resident's chat on its own (no action of theirs), each message
+    under a ``BACKGROUND_MARK`` line; nothing when it did nothing visible there."""
+    lines: list[str] = []
+    for event in reply.events:
+        if event.chat_id != reply.chat_id:
+            continue
+        rendered = _render_event(reply, event.kind, event.message, event.markup_only)
+        if rendered:
+            lines.extend([BACKGROUND_MARK, *rendered])
+    return lines
+
+
+def keyboard_shown(reply: Reply, current: int | None) -> int | None:
+    """The id of the message whose keyboard ``#N`` presses after ``reply`` was printed: the
+    last message of the resident's chat printed with buttons, else ``current``."""
+    for event in reply.events:
+        message = event.message
+        if message is None or message.chat_id != reply.chat_id or not message.buttons:
+            continue
+        if event.kind is EventKind.SENT or event.kind is EventKind.EDITED:
+            current = message.message_id
+    return current
+
+
 def _render_event(
     reply: Reply, kind: EventKind, message: ChatMessage | None, markup_only: bool
 ) -> list[str]:
@@ -194,26 +226,70 @@ class _Console:
         self.conversation = conversation
         self.open_url = open_url
         self.output = output
+        self.keyboard: int | None = None  # the message #N presses: the last printed keyboard
+        self.busy = False  # a resident's action is being processed: its reply prints it all
+        self._printed = len(conversation.telegram.events)  # events already shown or skipped
 
     def write(self, lines: list[str] | str) -> None:
         text = lines if isinstance(lines, str) else "\n".join(lines)
         self.output.write(text + "\n")
         self.output.flush()
 
+    def show(self, reply: Reply) -> None:
+        """Print the answer to the resident's action; its keyboard becomes what #N presses."""
+        self.write(render_reply(reply))
+        self._shown(reply)
+
+    def show_background(self) -> None:
+        """Print what the bot sent to this chat on its own since the last print (marked)."""
+        telegram = self.conversation.telegram
+        events = tuple(telegram.events[self._printed :])
+        reply = Reply(chat_id=self.conversation.chat_id, events=events)
+        lines = render_background(reply)
+        if lines:
+            self.write(lines)
+        self._shown(reply)
+
+    def _shown(self, reply: Reply) -> None:
+        self.keyboard = keyboard_shown(reply, self.keyboard)
+        self._printed = max(self._printed, len(self.conversation.telegram.events))
+
+    async def watch_background(self, interval: float) -> None:
+        """While the resident is at the prompt, print background messages as they arrive."""
+        while True:
+            await asyncio.sleep(interval)
+            if not self.busy and self.pending():
+                self.write("")  # the prompt is on screen: start on a line of its own
+                self.show_background()
+                self.output.write(PROMPT)
+                self.output.flush()
+
+    def pending(self) -> bool:
+        return len(self.conversation.telegram.events) > self._printed
+
     async def handle(self, line: str) -> bool:
-        """Process one input line; ``False`` means the resident wants to leave."""
+        """Process one input line; ``False`` means the resident wants to leave.
+
+        ``#N`` presses the keyboard printed before the line was typed: messages that arrived
+        meanwhile are printed first, but what the resident pressed is what they saw."""
         command = parse_line(line)
         if command.kind == "quit":
             return False
+        self.busy = True
+        target = self.keyboard
         try:
-            await self._execute(command)
+            self.show_background()
+            await self._execute(command, target)
         except ConversationError as error:
             self.write(f"! {error}")
         except Exception:
             self.write(["! the bot failed to process that:", traceback.format_exc().rstrip()])
+        finally:
+            self._printed = max(self._printed, len(self.conversation.telegram.events))
+            self.busy = False
         return True
 
-    async def _execute(self, command: ConsoleCommand) -> None:
+    async def _execute(self, command: ConsoleCommand, keyboard: int | None) -> None:
         conversation = self.conversation
         kind, args = command.kind, command.args
         if kind == "empty":
@@ -225,33 +301,36 @@ class _Console:
         elif kind == "screen":
             last = conversation.last_message
             self.write(render_message(last) if last else "(no messages yet)")
+            if last is not None and last.buttons:
+                self.keyboard = last.message_id
         elif kind == "text":
-            self.write(render_reply(await conversation.send(args[0])))
+            self.show(await conversation.send(args[0]))
         elif kind == "press":
-            await self._press(int(args[0]))
+            await self._press(int(args[0]), keyboard)
         elif kind == "loc":
-            reply = await conversation.send_location(float(args[0]), float(args[1]))
-            self.write(render_reply(reply))
+            self.show(await conversation.send_location(float(args[0]), float(args[1])))
         elif kind == "contact":
-            self.write(render_reply(await conversation.send_contact(args[0])))
+            self.show(await conversation.send_contact(args[0]))
         else:
             await self._send_file(kind, args[0])
 
-    async def _press(self, number: int) -> None:
+    async def _press(self, number: int, keyboard: int | None) -> None:
+        if keyboard is None:
+            raise ConversationError("no bot message with an inline keyboard has been shown yet")
         conversation = self.conversation
         try:
-            reply = await conversation.press(number)
+            reply = await conversation.press(number, message_id=keyboard)
         except ConversationError:
-            url = self._url_of(number)
+            url = self._url_of(number, keyboard)
             if url is None:
                 raise
             await self._follow_url(url)
             return
-        self.write(render_reply(reply))
+        self.show(reply)
 
-    def _url_of(self, number: int) -> str | None:
+    def _url_of(self, number: int, keyboard: int) -> str | None:
         try:
-            return self.conversation.url_of(number)
+            return self.conversation.url_of(number, message_id=keyboard)
         except ConversationError:
             return None
 
@@ -262,7 +341,7 @@ class _Console:
         answer = await self.open_url(url)
         if answer:
             self.write(f"{PROMPT}{answer}")
-            self.write(render_reply(await self.conversation.send(answer)))
+            self.show(await self.conversation.send(answer))
 
     async def _send_file(self, kind: str, raw_path: str) -> None:
         path = Path(raw_path)
@@ -276,7 +355,7 @@ class _Console:
         else:
             mime_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             reply = await self.conversation.send_document(data, path.name, mime_type)
-        self.write(render_reply(reply))
+        self.show(reply)
 
 
 def _read_file(path: Path) -> bytes:
@@ -293,19 +372,26 @@ async def run_console(
     output: TextIO = sys.stdout,
     user_id: int = 100001,
     first_name: str = "Житель",
+    background_poll: float | None = BACKGROUND_POLL,
 ) -> None:
     """Chat with the bot in a terminal until ``:quit``, end of input or Ctrl-C.
 
     ``bot`` must use a ``LocalTelegram`` session. ``input_fn(prompt)`` returns the next line
     (sync or async) and raises ``EOFError`` at the end; by default stdin is read in a daemon
-    thread, so Ctrl-C never waits for a pending ``input()``.
+    thread, so Ctrl-C never waits for a pending ``input()``. Messages the bot sends on its own
+    are printed before each prompt, before each line is handled and, every
+    ``background_poll`` seconds (None: never), while the resident is at the prompt.
     """
     conversation = Conversation(dispatcher, bot, user_id=user_id, first_name=first_name)
     console = _Console(conversation, open_url, output)
     read = input_fn or read_stdin_line
     console.write(banner.rstrip("\n"))
+    watcher = None
+    if background_poll is not None:
+        watcher = asyncio.create_task(console.watch_background(background_poll))
     try:
         while True:
+            console.show_background()
             try:
                 line = await _next_line(read)
             except (EOFError, KeyboardInterrupt):
@@ -313,6 +399,10 @@ async def run_console(
             if not await console.handle(line):
                 break
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         console.write("bye")
 
 

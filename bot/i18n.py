@@ -1,20 +1,71 @@
-"""Texts from Fluent files in locales/<locale>/*.ftl."""
+"""Texts from Fluent files in locales/<locale>/*.ftl.
+
+Text that can't break a message: `tr(key, **values)` returns `markupsafe.Markup` — HTML for
+a message sent with parse_mode=HTML. Markup comes only from the .ftl files; every string value
+that is not already Markup (a resident's words, a QR code's fields, the city's answers, an
+address, a fund's name) is escaped, so it can neither be refused by Telegram («can't parse
+entities») nor become a link. A value from another `tr` call (Markup) goes in as it is.
+`tr.label(key, **values)` is the same text as plain, unescaped text: for what Telegram shows
+as it is (button texts, callback alerts, topic names, invoices).
+
+A string value longer than `MAX_VALUE` characters is shortened with «…» (Fluent itself turns a
+placeable over 2,500 characters into `{???}`); a caller that must show a value whole passes it
+escaped as Markup (`handlers.texts.whole`) into a window that pages its text."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from fluent.runtime import FluentBundle, FluentResource
 from fluent.syntax import FluentParser, ast
+from markupsafe import Markup, escape
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 log = structlog.get_logger(__name__)
 
+MAX_VALUE = 500  # UTF-16 units of one outside value inside a message (then «…»)
+# All outside values of one text together: with many of them, each gets its share, so that a
+# text with several long values still fits in a message (4,096) with its own words.
+VALUES_BUDGET = 3000
+ELLIPSIS = "…"
+# Fluent refuses a placeable over 2,500 characters; longer values (Markup, which is never cut,
+# or an escaped value grown by `&amp;`) go in as a short token and are put back afterwards.
+_FLUENT_PART = 2000
+_TOKEN = "\ue000{}\ue001"  # private-use characters: never in a .ftl text
+
+
+class TranslationError(RuntimeError):
+    """A missing key or a Fluent format error while `Translator.strict` is on (tests)."""
+
+
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units: the unit of Telegram's limits."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def shorten(text: str, limit: int = MAX_VALUE) -> str:
+    """`text` cut to at most `limit` UTF-16 units, «…» included; never splits a character."""
+    if utf16_len(text) <= limit:
+        return text
+    size, end = 0, 0
+    for end, char in enumerate(text):  # noqa: B007 - `end` is used after the loop
+        size += 2 if ord(char) > 0xFFFF else 1
+        if size > limit - 1:
+            break
+    return text[:end].rstrip() + ELLIPSIS
+
 
 class Translator:
-    """`tr(<key>, name=value)` → the text. Keys must exist; a test checks code ⇄ .ftl."""
+    """`tr(<key>, name=value)` → the text (Markup). Keys must exist; a test checks code ⇄ .ftl.
+
+    In production a missing key or a format error is logged and the resident still reads a
+    sentence («Что-то пошло не так» or the text Fluent could make); with `strict` (switched on
+    by the tests) it raises `TranslationError`, and every such failure is kept in `failures`."""
+
+    strict: ClassVar[bool] = False
+    failures: ClassVar[list[str]] = []
 
     def __init__(self, bundle: FluentBundle, locale: str) -> None:
         self._bundle = bundle
@@ -23,15 +74,51 @@ class Translator:
     def has(self, key: str) -> bool:
         return self._bundle.has_message(key)
 
-    def __call__(self, key: str, **args: Any) -> str:
+    def __call__(self, key: str, **args: Any) -> Markup:
+        return Markup(self._format(key, args, html=True))
+
+    def label(self, key: str, **args: Any) -> str:
+        """Plain text: nothing escaped (Telegram shows button texts, alerts, topic names and
+        invoice fields as they are). Markup values (another `tr`) are unescaped."""
+        return self._format(key, args, html=False)
+
+    def _fail(self, event: str, key: str, detail: str) -> None:
+        log.error(event, key=key, errors=detail)
+        if self.strict:
+            Translator.failures.append(f"{key}: {detail}")
+            raise TranslationError(f"{event} {key}: {detail}")
+
+    def _format(self, key: str, args: dict[str, Any], *, html: bool) -> str:
         if not self._bundle.has_message(key):
-            log.error("i18n.missing_key", key=key)
+            self._fail("i18n.missing_key", key, "no such key")
             key = "error-generic"
+        values: dict[str, Any] = {}
+        late: dict[str, str] = {}
+        outside = sum(1 for v in args.values() if isinstance(v, str) and not isinstance(v, Markup))
+        limit = min(MAX_VALUE, VALUES_BUDGET // max(outside, 1))
+        for name, value in args.items():
+            if isinstance(value, str):
+                value = _value(value, html=html, limit=limit)
+                if len(value) > _FLUENT_PART:
+                    token = _TOKEN.format(len(late))
+                    late[token] = value
+                    value = token
+            values[name] = value
         message = self._bundle.get_message(key)
-        text, errors = self._bundle.format_pattern(message.value, args)
+        text, errors = self._bundle.format_pattern(message.value, values)
         if errors:
-            log.error("i18n.format_error", key=key, errors=[str(e) for e in errors])
-        return str(text)
+            self._fail("i18n.format_error", key, "; ".join(str(e) for e in errors))
+        text = str(text)
+        for token, value in late.items():
+            text = text.replace(token, value)
+        return text
+
+
+def _value(value: str, *, html: bool, limit: int) -> str:
+    if isinstance(value, Markup):  # another tr's text: whole, already safe
+        return str(value) if html else value.unescape()
+    value = shorten(value, limit)
+    return str(escape(value)) if html else value
 
 
 def ftl_files(locale: str = "ru", root: Path = LOCALES_DIR) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiogram import Router
+from aiogram_dialog import Dialog
 
 from handlers import (
     account,
@@ -27,6 +28,7 @@ from handlers import (
     telegram_pay,
     uin,
 )
+from handlers.widgets import plain_labels
 
 
 def build_router() -> Router:
@@ -60,4 +62,7 @@ def build_router() -> Router:
         support.build_dialog(),
         fallback.build_router(),
     )
+    for router in root.sub_routers:  # button texts are plain text, not HTML
+        if isinstance(router, Dialog):
+            plain_labels(router)
     return root

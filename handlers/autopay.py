@@ -19,6 +19,7 @@ from aiogram_dialog import Data, Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Group, Select, SwitchTo
 from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from bot.i18n import Translator
 from domain.autopay import (
@@ -50,11 +51,11 @@ from domain.bills import BillKind, unpaid_bills
 from domain.charity import funds
 from domain.errors import DomainError, NotFound
 from domain.limits import DEFAULT_LIMITS, AmountLimits, AmountTooLarge
-from domain.money import MoneyParseError, format_rub, parse_rub
+from domain.money import MoneyParseError, format_rub, has_foreign_digit, parse_rub
 from handlers.payments import Ctx
 from handlers.states import AutopaySG
-from handlers.texts import button_int, error_key, esc, format_datetime
-from handlers.widgets import HintOnText, Tr
+from handlers.texts import button_int, error_key, format_datetime
+from handlers.widgets import HintOnText, Tr, body
 
 SERVICE_KEYS = {
     BillKind.EPD: "service-epd",
@@ -98,18 +99,19 @@ NOT_RESUMABLE = {
 
 
 def describe(tr: Translator, autopay: Autopay, *, for_button: bool = False) -> dict[str, str]:
-    """What / how / when of an autopay, in words (also used by notifications)."""
+    """What / how / when of an autopay, in words (also used by notifications): Markup for a
+    message text, plain text for a button."""
+    say = tr.label if for_button else tr
     if autopay.kind is AutopayKind.BILL and autopay.bill_kind is not None:
-        what = tr("autopay-what-bill", service=tr(SERVICE_KEYS[autopay.bill_kind]))
-        how = tr("autopay-how-limit", limit=format_rub(autopay.limit or 0))
+        what = say("autopay-what-bill", service=tr(SERVICE_KEYS[autopay.bill_kind]))
+        how = say("autopay-how-limit", limit=format_rub(autopay.limit or 0))
     else:
-        fund = autopay.fund_name or ""  # the city's text: escaped for HTML messages, not buttons
-        what = tr("autopay-what-fund", fund=fund if for_button else esc(fund))
-        how = tr("autopay-how-amount", amount=format_rub(autopay.amount or 0))
+        what = say("autopay-what-fund", fund=autopay.fund_name or "")
+        how = say("autopay-how-amount", amount=format_rub(autopay.amount or 0))
     if autopay.schedule.frequency is Frequency.MONTHLY:
-        when = tr("autopay-when-monthly", day=str(autopay.schedule.day))
+        when = say("autopay-when-monthly", day=str(autopay.schedule.day))
     else:
-        when = tr("autopay-when-weekly", weekday=tr(WEEKDAY_KEYS[autopay.schedule.day]))
+        when = say("autopay-when-weekly", weekday=tr(WEEKDAY_KEYS[autopay.schedule.day]))
     return {"what": what, "how": how, "when": when}
 
 
@@ -123,7 +125,7 @@ def _start(manager: DialogManager) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _money_problem(tr: Translator, error: DomainError, bill: bool) -> str:
+def _money_problem(tr: Translator, error: DomainError, bill: bool) -> Markup:
     if isinstance(error, AmountTooLarge):
         return tr("autopay-money-too-large", ceiling=format_rub(error.ceiling))
     return tr("autopay-limit-bad" if bill else "autopay-amount-bad")
@@ -135,8 +137,9 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     items = []
     for autopay in autopays:
         words = describe(ctx.tr, autopay, for_button=True)
-        paused = ctx.tr("autopay-paused-mark") if autopay.status is AutopayStatus.PAUSED else ""
-        items.append((str(autopay.id), ctx.tr("autopay-line", paused=paused, **words)))
+        paused_now = autopay.status is AutopayStatus.PAUSED
+        paused = ctx.tr.label("autopay-paused-mark") if paused_now else ""
+        items.append((str(autopay.id), ctx.tr.label("autopay-line", paused=paused, **words)))
     return {"text": ctx.tr("autopay-title" if items else "autopay-none"), "autopays": items}
 
 
@@ -288,8 +291,7 @@ async def _show_existing(manager: DialogManager, existing: Autopay) -> None:
     if existing.kind is AutopayKind.BILL and existing.bill_kind is not None:
         target = tr("autopay-exists-bill", service=tr(SERVICE_KEYS[existing.bill_kind]))
     else:
-        # A message text (parse_mode=HTML): the fund's name is outside text.
-        target = tr("autopay-exists-fund", fund=esc(existing.fund_name or ""))
+        target = tr("autopay-exists-fund", fund=existing.fund_name or "")
     paused = existing.status is AutopayStatus.PAUSED
     lines = [
         tr("autopay-exists-paused" if paused else "autopay-exists", target=target),
@@ -300,7 +302,7 @@ async def _show_existing(manager: DialogManager, existing: Autopay) -> None:
         lines.append(tr(PAUSED_KEYS[reason]))
     manager.dialog_data[EXISTS] = {
         "id": existing.id,
-        "text": "\n".join(lines),
+        "text": Markup("\n").join(lines),  # stored: read back as Markup by summary_getter
         "resume": paused and reason not in NOT_RESUMABLE,
     }
     await manager.switch_to(AutopaySG.summary)
@@ -377,7 +379,7 @@ async def services_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
         kinds = {b.kind for b in await unpaid_bills(ctx.uow, ctx.city, ctx.city, ctx.linked)}
     except DomainError as error:
         return {"text": ctx.tr(error_key(error)), "services": []}
-    services = [(k.value, ctx.tr(SERVICE_KEYS[k])) for k in BILL_KINDS if k in kinds]
+    services = [(k.value, ctx.tr.label(SERVICE_KEYS[k])) for k in BILL_KINDS if k in kinds]
     return {
         "text": ctx.tr("autopay-service-ask" if services else "autopay-no-services"),
         "services": services,
@@ -445,6 +447,9 @@ async def _after_schedule(manager: DialogManager) -> None:
 
 async def on_day(message: Message, _w: MessageInput, manager: DialogManager) -> None:
     text = (message.text or "").strip()
+    if has_foreign_digit(text):
+        await message.answer(Ctx(manager).tr("input-foreign-digits"))
+        return  # the frequency (and the rest) chosen so far stay
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 31:
         await message.answer(Ctx(manager).tr("autopay-day-bad"))
         return
@@ -454,7 +459,7 @@ async def on_day(message: Message, _w: MessageInput, manager: DialogManager) -> 
 
 async def weekdays_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     tr: Translator = dialog_manager.middleware_data["tr"]
-    return {"weekdays": [(str(n), tr(key)) for n, key in enumerate(WEEKDAY_KEYS)]}
+    return {"weekdays": [(str(n), tr.label(key)) for n, key in enumerate(WEEKDAY_KEYS)]}
 
 
 async def on_weekday(_c: CallbackQuery, _w: Any, manager: DialogManager, day: str) -> None:
@@ -477,6 +482,9 @@ async def on_money(message: Message, _w: MessageInput, manager: DialogManager) -
     """The amount (FIXED) or limit (BILL): the payments' rules for what may be typed
     (`parse_rub`), at least 50 ₽ for a donation, at most the operator's ceiling."""
     ctx = Ctx(manager)
+    if has_foreign_digit(message.text or ""):
+        await message.answer(ctx.tr("input-foreign-digits"))
+        return  # the payee and schedule chosen so far stay
     kind = AutopayKind(manager.dialog_data["kind"])
     bill = kind is AutopayKind.BILL
     try:
@@ -509,13 +517,13 @@ async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     suitable, confirming = await autopay_methods(ctx.uow, ctx.city, ctx.city, ctx.linked)
     dialog_manager.dialog_data["cards"] = {m.id: m.last4 for m in suitable}
     items = [
-        (m.id, ctx.tr("pay-method-button", brand=m.brand.capitalize(), last4=m.last4))
+        (m.id, ctx.tr.label("pay-method-button", brand=m.brand.capitalize(), last4=m.last4))
         for m in suitable
     ]
     text = ctx.tr("autopay-card-ask" if items else "autopay-no-cards")
     if confirming:
         cards = ", ".join(f"•• {m.last4}" for m in confirming)
-        text = "\n\n".join([text, ctx.tr("autopay-card-3ds-note", cards=cards)])
+        text = Markup("\n\n").join([text, ctx.tr("autopay-card-3ds-note", cards=cards)])
     return {"text": text, "methods": items}
 
 
@@ -576,7 +584,8 @@ def _draft(manager: DialogManager, now: datetime) -> Autopay:
 async def summary_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     exists = dialog_manager.dialog_data.get(EXISTS)
     if isinstance(exists, dict):  # the resident already has one for this service or fund
-        return {"text": exists["text"], "exists": True, "resume": bool(exists.get("resume"))}
+        text = Markup(exists["text"])  # a tr text, stored by _show_existing
+        return {"text": text, "exists": True, "resume": bool(exists.get("resume"))}
     ctx = Ctx(dialog_manager)
     autopay = _draft(dialog_manager, ctx.clock())
     last4 = dialog_manager.dialog_data["cards"][autopay.method_id]
@@ -608,7 +617,7 @@ def build_dialog() -> Dialog:
     pick = {"item_id_getter": lambda i: i[0]}
     return Dialog(
         Window(
-            Format("{text}"),
+            *body("text", "autopay_text_1"),
             Column(
                 Select(Format("{item[1]}"), id="ap", items="autopays", on_click=on_autopay, **pick)
             ),
@@ -619,7 +628,7 @@ def build_dialog() -> Dialog:
             state=AutopaySG.list,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "autopay_text_2"),
             Button(
                 Tr("autopay-pause"),
                 id="pause",
@@ -650,7 +659,7 @@ def build_dialog() -> Dialog:
             state=AutopaySG.kind,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "autopay_text_3"),
             Column(
                 Select(Format("{item[1]}"), id="svc", items="services", on_click=on_service, **pick)
             ),
@@ -693,7 +702,7 @@ def build_dialog() -> Dialog:
             state=AutopaySG.weekday,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "autopay_text_4"),
             MessageInput(on_money, content_types=ContentType.TEXT),
             SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.frequency, when=~F["editing"]),
             Cancel(Tr("nav-back"), id="cancel", when=F["editing"]),
@@ -701,7 +710,7 @@ def build_dialog() -> Dialog:
             state=AutopaySG.money,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "autopay_text_5"),
             Column(
                 Select(Format("{item[1]}"), id="card", items="methods", on_click=on_method, **pick)
             ),
@@ -711,7 +720,7 @@ def build_dialog() -> Dialog:
             state=AutopaySG.method,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "autopay_text_6"),
             Button(Tr("autopay-confirm"), id="confirm", on_click=on_confirm, when=~F["exists"]),
             Button(Tr("autopay-exists-open"), id="open", on_click=on_exists_open, when="exists"),
             Button(Tr("autopay-resume"), id="resume", on_click=on_exists_resume, when="resume"),

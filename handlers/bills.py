@@ -22,6 +22,7 @@ from aiogram_dialog.widgets.kbd import (
     SwitchTo,
 )
 from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from bot.i18n import Translator
 from domain.bills import Bill, unpaid_bills
@@ -29,8 +30,8 @@ from domain.errors import DomainError, RelinkRequired
 from domain.money import format_rub
 from handlers.payments import Ctx, pay_bills
 from handlers.states import BillsSG
-from handlers.texts import MOSCOW, error_key, esc, format_date
-from handlers.widgets import HintOnText, Tr
+from handlers.texts import MOSCOW, error_key, format_date
+from handlers.widgets import HintOnText, Html, Tr, body
 
 PAGE_SIZE = 5
 PICKED = "picked"
@@ -50,7 +51,7 @@ async def _bills(ctx: Ctx) -> list[Bill]:
         await ctx.uow.commit()  # a refreshed token is kept
 
 
-def _line(tr: Translator, bill: Bill, number: int, today: Any) -> str:
+def _line(tr: Translator, bill: Bill, number: int, today: Any) -> Markup:
     key = "bills-item-overdue" if bill.is_overdue(today) else "bills-item"
     text = tr(
         key,
@@ -59,7 +60,7 @@ def _line(tr: Translator, bill: Bill, number: int, today: Any) -> str:
         amount=format_rub(bill.amount),
         due=format_date(bill.due_date),
     )
-    return f"{number}. {text}"
+    return Markup("{}. {}").format(number, text)
 
 
 async def bills_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -77,7 +78,9 @@ async def bills_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     picked = set(picked_widget.get_checked()) & {b.id for b in bills}  # type: ignore[union-attr]
     dialog_manager.dialog_data["all_ids"] = [bill.id for bill in bills]
     return {
-        "text": "\n\n".join(_line(ctx.tr, b, start + n, today) for n, b in enumerate(shown, 1)),
+        "text": Markup("\n\n").join(
+            _line(ctx.tr, b, start + n, today) for n, b in enumerate(shown, 1)
+        ),
         "bills": [
             (bill.id, f"{n}. {bill.title} · {format_rub(bill.amount)}")
             for n, bill in enumerate(bills, 1)
@@ -118,7 +121,7 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         return {"text": ctx.tr("pay-unknown-bill"), "payable": False}
     tr = ctx.tr
     lines = [
-        tr("bills-card", title=esc(bill.title), provider=esc(bill.provider),
+        tr("bills-card", title=bill.title, provider=bill.provider,
            amount=format_rub(bill.amount), due=format_date(bill.due_date)),
     ]  # fmt: skip
     if bill.is_overdue(ctx.clock().astimezone(MOSCOW).date()):
@@ -127,7 +130,7 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         lines.append(tr("bills-card-uin", uin=bill.uin))
     if bill.payer_code:
         lines.append(tr("bills-card-payer", payer_code=bill.payer_code, period=bill.period or ""))
-    return {"text": "\n".join(lines), "payable": True}
+    return {"text": Markup("\n").join(lines), "payable": True}
 
 
 async def on_pay_card(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
@@ -146,10 +149,10 @@ def build_dialog() -> Dialog:
     return Dialog(
         Window(
             Tr("bills-title", when=F["has_bills"]),
-            Format("{text}", when=F["has_bills"]),
+            Html("{text}", when=F["has_bills"]),
             Tr("bills-pick-hint", when=F["has_bills"]),
             Tr("bills-empty", when=F["empty"]),
-            Format("{error}", when=F["error"]),
+            Html("{error}", when=F["error"]),
             ScrollingGroup(
                 Multiselect(
                     Format("✅ {item[1]}"),
@@ -199,7 +202,7 @@ def build_dialog() -> Dialog:
             state=BillsSG.pick,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "bills_text_1"),
             Button(Tr("bills-card-pay"), id="pay_one", on_click=on_pay_card, when=F["payable"]),
             SwitchTo(Tr("nav-back"), id="back", state=BillsSG.list),
             HintOnText(),

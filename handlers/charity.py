@@ -22,6 +22,7 @@ from aiogram_dialog.widgets.kbd import (
     Url,
 )
 from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from domain.charity import (
     PRESET_AMOUNTS,
@@ -33,12 +34,12 @@ from domain.charity import (
     past_donations,
 )
 from domain.errors import DomainError
-from domain.money import format_rub
+from domain.money import format_rub, has_foreign_digit
 from domain.payable import Payable
 from handlers.payments import Ctx, limits_of, pay_data
 from handlers.states import CharitySG, PaySG
-from handlers.texts import button_int, error_key, esc, format_datetime
-from handlers.widgets import HintOnText, Tr
+from handlers.texts import button_int, error_key, format_datetime
+from handlers.widgets import HintOnText, Html, Tr, body
 
 FUNDS_PAGE = 6
 PROBLEM_KEYS = {
@@ -56,7 +57,9 @@ async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         helped = await past_donations(ctx.uow, ctx.city, ctx.city, ctx.linked)
     except DomainError as error:
         return {"error": ctx.tr(error_key(error)), "categories": [], "helped": False}
-    labels = [(c.id, ctx.tr("charity-category", title=c.title, count=c.count)) for c in categories]
+    labels = [
+        (c.id, ctx.tr.label("charity-category", title=c.title, count=c.count)) for c in categories
+    ]
     dialog_manager.dialog_data["titles"] = {c.id: c.title for c in categories}
     return {"categories": labels, "helped": bool(helped), "error": ""}
 
@@ -100,14 +103,14 @@ async def fund_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     dialog_manager.dialog_data["fund_name"] = card.name
     text = ctx.tr(
         "charity-fund-card",
-        name=esc(card.name),
-        description=esc(card.description),
-        programs=esc(", ".join(card.programs)),
+        name=card.name,
+        description=card.description,
+        programs=", ".join(card.programs),
     )
     return {
         "text": text,
         "amounts": [
-            (str(a), ctx.tr("charity-amount", amount=format_rub(a))) for a in PRESET_AMOUNTS
+            (str(a), ctx.tr.label("charity-amount", amount=format_rub(a))) for a in PRESET_AMOUNTS
         ],
         "report_url": card.report_url,
         "period": card.report_period,
@@ -133,6 +136,9 @@ async def on_amount(_c: CallbackQuery, _w: Any, manager: DialogManager, amount: 
 
 async def on_other_amount(message: Message, _w: MessageInput, manager: DialogManager) -> None:
     ctx = Ctx(manager)
+    if has_foreign_digit(message.text or ""):
+        await message.answer(ctx.tr("input-foreign-digits"))
+        return  # nothing entered so far is lost: the step waits for the number again
     ceiling = limits_of(manager).donation
     amount = parse_donation(message.text or "", ceiling)
     if isinstance(amount, DonationProblem):
@@ -150,17 +156,20 @@ async def helped_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     lines = [ctx.tr("charity-helped-title")] + [
         ctx.tr(
             "charity-helped-line",
-            name=esc(d.fund_name),
+            name=d.fund_name,
             amount=format_rub(d.last_amount),
             date=format_datetime(d.last_donated_at),
         )
         for d in donations
     ]
     again = [
-        (d.fund_id, f"{d.fund_name}: " + ctx.tr("charity-again", amount=format_rub(d.last_amount)))
+        (
+            d.fund_id,
+            f"{d.fund_name}: " + ctx.tr.label("charity-again", amount=format_rub(d.last_amount)),
+        )
         for d in donations
     ]
-    return {"text": "\n".join(lines), "again": again}
+    return {"text": Markup("\n").join(lines), "again": again}
 
 
 async def on_again(_c: CallbackQuery, _w: Any, manager: DialogManager, fund_id: str) -> None:
@@ -181,7 +190,7 @@ def build_dialog() -> Dialog:
     return Dialog(
         Window(
             Tr("charity-title"),
-            Format("{error}", when=F["error"]),
+            Html("{error}", when=F["error"]),
             Column(
                 Select(
                     Format("{item[1]}"),
@@ -199,7 +208,7 @@ def build_dialog() -> Dialog:
             state=CharitySG.main,
         ),
         Window(
-            Format("{title}"),
+            Html("{title}"),
             ScrollingGroup(
                 Select(
                     Format("{item[1]}"),
@@ -219,7 +228,7 @@ def build_dialog() -> Dialog:
             state=CharitySG.funds,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "charity_text_1"),
             Url(Tr("charity-report"), Format("{report_url}"), id="report", when=F["ok"]),
             Group(
                 Select(
@@ -244,7 +253,7 @@ def build_dialog() -> Dialog:
             state=CharitySG.amount,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "charity_text_2"),
             Column(
                 Select(
                     Format("{item[1]}"),

@@ -18,7 +18,7 @@ async def unknown_message(message: Message, tr: Translator, dialog_manager: Dial
 async def unknown_button(
     callback: CallbackQuery, tr: Translator, dialog_manager: DialogManager
 ) -> None:
-    await callback.answer(tr("error-stale-button"))
+    await callback.answer(tr.label("error-stale-button"))
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 

@@ -10,16 +10,16 @@ from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, Window
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Cancel
-from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from domain.errors import DomainError
 from domain.fines import DocumentKind, normalize_document
-from domain.money import format_rub
+from domain.money import format_rub, has_foreign_digit
 from domain.payments import find_fines
 from handlers.payments import Ctx, pay_bills
 from handlers.states import FinesSG
-from handlers.texts import error_key, esc, format_date
-from handlers.widgets import HintOnText, Tr
+from handlers.texts import error_key, format_date
+from handlers.widgets import HintOnText, Html, Paged, PagerRow, Tr
 
 BAD_NUMBER_KEYS = {
     DocumentKind.STS: "fines-bad-sts",
@@ -29,6 +29,9 @@ BAD_NUMBER_KEYS = {
 
 async def on_number(message: Message, _widget: MessageInput, manager: DialogManager) -> None:
     ctx = Ctx(manager)
+    if has_foreign_digit(message.text or ""):
+        await message.answer(ctx.tr("input-foreign-digits"))
+        return  # nothing entered so far is lost: the step waits for the number again
     kind = DocumentKind(manager.dialog_data.get("kind", DocumentKind.STS))
     number = normalize_document(kind, message.text or "")
     if number is None:
@@ -41,11 +44,11 @@ async def on_number(message: Message, _widget: MessageInput, manager: DialogMana
         return
     await ctx.uow.commit()
     manager.dialog_data["fine_ids"] = [fine.id for fine in fines]
-    manager.dialog_data["text"] = "\n\n".join(
+    manager.dialog_data["text"] = Markup("\n\n").join(
         ctx.tr(
             "bills-item",
-            title=esc(fine.title),
-            provider=esc(fine.provider),
+            title=fine.title,
+            provider=fine.provider,
             amount=format_rub(fine.amount),
             due=format_date(fine.due_date),
         )
@@ -67,7 +70,7 @@ async def on_license(_callback: CallbackQuery, _button: Button, manager: DialogM
 async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     data = dialog_manager.dialog_data
     return {
-        "text": data.get("text", ""),
+        "text": Markup(data.get("text", "")),  # a tr text, stored by on_number
         "count": data.get("count", 0),
         "total": data.get("total", ""),
         "found": bool(data.get("count")),
@@ -92,7 +95,8 @@ def build_dialog() -> Dialog:
         ),
         Window(
             Tr("fines-found", when=F["found"]),
-            Format("{text}", when=F["found"]),
+            Paged(Html("{text}"), id="fines_page", when=F["found"]),
+            PagerRow("fines_page", when=F["found"]),
             Tr("fines-none", when=F["none"]),
             Button(Tr("fines-pay-all"), id="pay", on_click=on_pay, when=F["found"]),
             Cancel(Tr("nav-back")),

@@ -8,14 +8,15 @@ from aiogram.types import CallbackQuery
 from aiogram_dialog import Dialog, DialogManager, Window
 from aiogram_dialog.widgets.kbd import Cancel, Column, Select
 from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from domain.errors import DomainError
 from domain.money import format_rub
 from domain.payments import IntentStatus, PaymentStatus, history
 from handlers.payments import Ctx
 from handlers.states import HistorySG, PaySG
-from handlers.texts import button_int, error_key, esc, format_datetime
-from handlers.widgets import HintOnText, Tr
+from handlers.texts import button_int, error_key, format_datetime
+from handlers.widgets import HintOnText, Html, Paged, PagerRow, Tr
 
 STATUS_KEYS = {
     PaymentStatus.SUCCEEDED: "history-status-succeeded",
@@ -42,13 +43,13 @@ async def history_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
             status=status,
         )
         if payment.receipt is not None:
-            line += ", " + tr("history-receipt", number=payment.receipt.number)
-            line += "".join(
-                "\n" + tr("pay-receipt-line", title=esc(item.title), amount=format_rub(item.amount))
+            line += Markup(", ") + tr("history-receipt", number=payment.receipt.number)
+            line += Markup("").join(
+                "\n" + tr("pay-receipt-line", title=item.title, amount=format_rub(item.amount))
                 for item in payment.receipt.lines
             )
         blocks.append(line)
-    return {"text": "\n\n".join(blocks)}
+    return {"text": Markup("\n\n").join(blocks)}  # paged: any number of payments fits
 
 
 async def open_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -56,7 +57,7 @@ async def open_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     ctx = Ctx(dialog_manager)
     intents = await ctx.uow.payment_intents.recent(ctx.linked.telegram_user_id, 20)
     waiting = [
-        (str(i.id), ctx.tr("history-resume", amount=format_rub(i.amount),
+        (str(i.id), ctx.tr.label("history-resume", amount=format_rub(i.amount),
                            date=format_datetime(i.created_at)))
         for i in intents
         if i.status in (IntentStatus.SUBMITTED, IntentStatus.PENDING)
@@ -74,7 +75,8 @@ async def on_resume(_c: CallbackQuery, _w: Any, manager: DialogManager, intent_i
 def build_dialog() -> Dialog:
     return Dialog(
         Window(
-            Format("{text}"),
+            Paged(Html("{text}"), id="history_page"),
+            PagerRow("history_page"),
             Column(
                 Select(
                     Format("{item[1]}"),

@@ -16,6 +16,7 @@ from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo
 from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from bot.i18n import Translator
 from domain.errors import DomainError
@@ -40,10 +41,11 @@ from domain.meters import (
     resident_meters,
     submit_reading,
 )
+from domain.money import has_foreign_digit
 from handlers.payments import Ctx
 from handlers.states import MetersSG
 from handlers.texts import error_key, format_date
-from handlers.widgets import HintOnText, Tr
+from handlers.widgets import HintOnText, Tr, body
 
 KIND_KEYS = {
     MeterKind.COLD_WATER: "meter-cold-water",
@@ -122,9 +124,9 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
             status = tr("meters-window-open", closes_on=format_date(meter.window.closes_on))
         else:
             status = tr("meters-window-closed", opens_on=format_date(meter.window.opens_on))
-        lines.append(f"{line}\n{status}")
-    buttons = [(m.id, f"{tr(KIND_KEYS[m.kind])} № {m.serial}") for m in meters]
-    return {"text": "\n\n".join(lines), "meters": buttons}
+        lines.append(line + "\n" + status)
+    buttons = [(m.id, f"{tr.label(KIND_KEYS[m.kind])} № {m.serial}") for m in meters]
+    return {"text": Markup("\n\n").join(lines), "meters": buttons}
 
 
 async def on_meter(_c: CallbackQuery, _w: Any, manager: DialogManager, meter_id: str) -> None:
@@ -197,6 +199,8 @@ async def on_value(message: Message, _w: MessageInput, manager: DialogManager) -
         return
     value = parse_reading(meter.kind, message.text or "")
     if isinstance(value, ReadingProblem):
+        if has_foreign_digit(message.text or ""):  # «١٢٣», «12²»: say which digits, then how
+            await message.answer(tr("input-foreign-digits"))
         await message.answer(_problem_text(tr, meter, value))
         return  # still waiting for a reading: the resident types it again
     current = reading_this_period(meter)
@@ -290,7 +294,7 @@ async def _send(
             lines.append(tr("meters-points", points=points))
         else:
             lines.append(tr("meters-no-points"))
-        result = "\n".join(lines)
+        result = Markup("\n").join(lines)
         can_correct = True  # a mistake seen only now is still corrected in this period
     manager.dialog_data[RESULT] = result
     manager.dialog_data[CAN_CORRECT] = can_correct
@@ -300,13 +304,13 @@ async def _send(
 
 async def done_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     data = dialog_manager.dialog_data
-    return {"text": data.get(RESULT, ""), "can_correct": bool(data.get(CAN_CORRECT))}
+    return {"text": Markup(data.get(RESULT, "")), "can_correct": bool(data.get(CAN_CORRECT))}
 
 
 def build_dialog() -> Dialog:
     return Dialog(
         Window(
-            Format("{text}"),
+            *body("text", "meters_text_1"),
             Column(
                 Select(
                     Format("{item[1]}"),
@@ -322,7 +326,7 @@ def build_dialog() -> Dialog:
             state=MetersSG.list,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "meters_text_2"),
             MessageInput(on_value, content_types=ContentType.TEXT),
             Button(Tr("meters-correct"), id="correct", on_click=on_correct, when=F["can_correct"]),
             SwitchTo(Tr("nav-back"), id="back", state=MetersSG.list),
@@ -330,7 +334,7 @@ def build_dialog() -> Dialog:
             state=MetersSG.input,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "meters_text_3"),
             Button(Tr("meters-confirm-yes"), id="yes", on_click=on_confirm),
             SwitchTo(Tr("meters-confirm-no"), id="fix", state=MetersSG.input),
             HintOnText(),
@@ -338,7 +342,7 @@ def build_dialog() -> Dialog:
             state=MetersSG.confirm,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "meters_text_4"),
             Button(Tr("meters-correct"), id="correct", on_click=on_correct, when=F["can_correct"]),
             SwitchTo(Tr("nav-back"), id="back", state=MetersSG.list),
             HintOnText(),

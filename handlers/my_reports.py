@@ -4,17 +4,19 @@ the 15-day window is open — from the card or from the status notification."""
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Literal
 
 from aiogram import F, Router
 from aiogram.enums import ContentType
 from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from aiogram_dialog import Data, Dialog, DialogManager, ShowMode, StartMode, Window
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo
 from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from bot.i18n import Translator
 from domain.accounts import Resident
@@ -22,10 +24,19 @@ from domain.errors import DomainError
 from domain.ports import City, UnitOfWork
 from domain.reporting import ConfirmWindowClosed, confirm_fix, my_reports, refute_fix
 from domain.reports import ReportStatus
+from handlers.buttons import (
+    ReportNumber,
+    drop_keyboard,
+    forged,
+    on_forged,
+    press_key,
+    pressed_before,
+    remember_press,
+)
 from handlers.payments import Ctx
 from handlers.states import MyReportsSG
-from handlers.texts import error_key, format_date, format_datetime
-from handlers.widgets import HintOnText, Tr
+from handlers.texts import error_key, format_date, format_datetime, whole
+from handlers.widgets import HintOnText, Html, Paged, PagerRow, Tr, body
 
 STATUS_KEYS = {
     ReportStatus.MODERATION: "report-status-moderation",
@@ -40,18 +51,32 @@ STATUS_KEYS = {
 class ReportAction(CallbackData, prefix="ra"):
     """A button under a status notification: ids only; checked against the presser."""
 
-    action: str  # "ok" or "no"
-    report: str
+    # "ok", "no" or "show" (the card, for an answer too long for a notification)
+    action: Literal["ok", "no", "show"]
+    report: ReportNumber
 
 
 def answer_keyboard(tr: Translator, report_id: str) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(
-        text=tr("report-confirm"), callback_data=ReportAction(action="ok", report=report_id)
+        text=tr.label("report-confirm"), callback_data=ReportAction(action="ok", report=report_id)
     )
     builder.button(
-        text=tr("report-refute"), callback_data=ReportAction(action="no", report=report_id)
+        text=tr.label("report-refute"), callback_data=ReportAction(action="no", report=report_id)
     )
+    return builder.as_markup()
+
+
+def full_answer_keyboard(
+    tr: Translator, report_id: str, markup: InlineKeyboardMarkup | None
+) -> InlineKeyboardMarkup:
+    """«Показать полностью» under a notification whose city answer was shortened: the
+    report's card in «Мои обращения» shows it whole, page by page."""
+    builder = InlineKeyboardBuilder()
+    show = ReportAction(action="show", report=report_id)
+    builder.button(text=tr.label("report-show-full"), callback_data=show)
+    if markup is not None:
+        builder.attach(InlineKeyboardBuilder(markup=markup.inline_keyboard))
     return builder.as_markup()
 
 
@@ -67,7 +92,7 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     items = [
         (
             r.id,
-            tr(
+            tr.label(
                 "my-reports-line", number=r.id, theme=r.theme_name, status=tr(STATUS_KEYS[r.status])
             ),
         )
@@ -89,12 +114,15 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     report = reports.get(report_id)
     if report is None:  # a forged or foreign id shows nothing
         return {"text": tr("error-not-found"), "askable": False}
-    lines = [tr("report-card", number=report.id, theme=report.theme_name,
-                address=report.address or "—", status=tr(STATUS_KEYS[report.status]))]  # fmt: skip
+    # The card is paged: the city's answer and the history are shown whole.
+    lines: list[str] = [
+        tr("report-card", number=report.id, theme=whole(report.theme_name),
+           address=whole(report.address or "—"), status=tr(STATUS_KEYS[report.status]))
+    ]  # fmt: skip
     if report.expected_at and not report.status.final:
         lines.append(tr("report-card-expected", expected=format_date(report.expected_at.date())))
     if report.status_notes:
-        lines.append(tr("report-card-notes", notes=report.status_notes))
+        lines.append(tr("report-card-notes", notes=whole(report.status_notes)))
     askable = report.can_confirm(ctx.clock()) and report.account_id == ctx.linked.city_account_id
     if askable and report.confirm_until is not None:
         lines.append(tr("report-confirm-until", until=format_datetime(report.confirm_until)))
@@ -102,10 +130,10 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     if updates:
         lines += ["", tr("report-history")] + [
             tr("report-history-line", date=format_datetime(u.at), status=tr(STATUS_KEYS[u.status]),
-               text=f": {u.description}" if u.description else "")
+               text=Markup(": ") + whole(u.description) if u.description else "")
             for u in updates
         ]  # fmt: skip
-    return {"text": "\n".join(lines), "askable": askable}
+    return {"text": Markup("\n").join(lines), "askable": askable}
 
 
 async def _confirm(
@@ -121,10 +149,15 @@ async def _confirm(
 
 
 async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """The card's «Подтвердить», once per report: a second tap gets a short answer."""
     ctx = Ctx(manager)
-    text = await _confirm(
-        ctx.uow, ctx.city, ctx.linked, ctx.tr, manager.dialog_data["report"], ctx.clock()
-    )
+    report_id = manager.dialog_data["report"]
+    if manager.dialog_data.get("confirmed") == report_id:
+        await callback.answer(ctx.tr.label("button-already-done"))
+        return
+    text = await _confirm(ctx.uow, ctx.city, ctx.linked, ctx.tr, report_id, ctx.clock())
+    if text == ctx.tr("report-confirmed"):
+        manager.dialog_data["confirmed"] = report_id
     assert callback.message is not None
     await callback.message.answer(text)
     manager.show_mode = ShowMode.SEND
@@ -133,7 +166,7 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
 async def on_refute_start(data: Data, manager: DialogManager) -> None:
     if isinstance(data, dict) and "report" in data:
         manager.dialog_data["report"] = data["report"]
-        await manager.switch_to(MyReportsSG.refute)
+        await manager.switch_to(MyReportsSG.card if data.get("show") else MyReportsSG.refute)
 
 
 async def on_refute_comment(message: Message, _w: MessageInput, manager: DialogManager) -> None:
@@ -170,14 +203,14 @@ async def on_refute_no_photo(_c: CallbackQuery, _b: Button, manager: DialogManag
 
 async def result_getter(dialog_manager: DialogManager, **kwargs: Any) -> dict[str, Any]:
     data = await card_getter(dialog_manager, **kwargs)
-    result = dialog_manager.dialog_data.pop("result", "")
-    return {**data, "text": f"{result}\n\n{data['text']}" if result else data["text"]}
+    result = Markup(dialog_manager.dialog_data.pop("result", ""))  # a tr text, stored by _refute
+    return {**data, "text": result + "\n\n" + data["text"] if result else data["text"]}
 
 
 def build_dialog() -> Dialog:
     return Dialog(
         Window(
-            Format("{text}"),
+            *body("text", "my_reports_text_1"),
             Column(
                 Select(
                     Format("{item[1]}"),
@@ -193,7 +226,8 @@ def build_dialog() -> Dialog:
             state=MyReportsSG.list,
         ),
         Window(
-            Format("{text}"),
+            Paged(Html("{text}"), id="card_page"),
+            PagerRow("card_page"),
             Button(Tr("report-confirm"), id="ok", on_click=on_confirm, when=F["askable"]),
             SwitchTo(Tr("report-refute"), id="no", state=MyReportsSG.refute, when=F["askable"]),
             SwitchTo(Tr("nav-back"), id="back", state=MyReportsSG.list),
@@ -226,31 +260,40 @@ async def on_notification_button(
     tr: Translator,
     clock: Any,
     dialog_manager: DialogManager,
+    state: FSMContext,
     resident: Resident | None = None,
 ) -> None:
+    """«Подтвердить» / «Не устранено» under a status notification. «Подтвердить» works once:
+    a second tap gets a short answer and asks the city nothing."""
     if resident is None:
-        await callback.answer(tr("error-not-linked"), show_alert=True)
+        await callback.answer(tr.label("error-not-linked"), show_alert=True)
         return
-    if callback_data.action == "no":
+    if callback_data.action in ("no", "show"):
         await callback.answer()
         await dialog_manager.start(
             MyReportsSG.refute,
-            data={"report": callback_data.report},
+            data={"report": callback_data.report, "show": callback_data.action == "show"},
             mode=StartMode.RESET_STACK,
             show_mode=ShowMode.SEND,
         )
         return
+    key = press_key(callback)
+    if await pressed_before(state, key):
+        await callback.answer(tr.label("button-already-done"))
+        await drop_keyboard(callback)
+        return
     text = await _confirm(uow, city, resident, tr, callback_data.report, clock())
     await callback.answer()
+    if text in (tr("report-confirmed"), tr("report-window-closed")):
+        await remember_press(state, key)
     if callback.message is not None:
         await callback.message.answer(text)
         if text in (tr("report-confirmed"), tr("report-window-closed")):
-            await callback.bot.edit_message_reply_markup(  # type: ignore[union-attr]
-                chat_id=callback.message.chat.id, message_id=callback.message.message_id
-            )
+            await drop_keyboard(callback)
 
 
 def build_router() -> Router:
     router = Router(name="report_answers")
     router.callback_query.register(on_notification_button, ReportAction.filter())
+    router.callback_query.register(on_forged, forged(ReportAction))
     return router

@@ -7,11 +7,13 @@ from typing import Any
 
 from aiogram import Router
 from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from aiogram_dialog import DialogManager, ShowMode, StartMode
+from markupsafe import Markup
 
-from bot.i18n import Translator
+from bot.i18n import Translator, shorten
 from domain.accounts import Resident
 from domain.autopay import AutopayKind, PauseReason
 from domain.autopaying import skip_once
@@ -22,10 +24,19 @@ from domain.ports import UnitOfWork
 from domain.reports import ReportStatus
 from domain.support import DASHBOARD_KINDS
 from handlers.autopay import OPEN, SERVICE_KEYS
-from handlers.my_reports import STATUS_KEYS, answer_keyboard
+from handlers.buttons import (
+    ButtonId,
+    Period,
+    drop_keyboard,
+    forged,
+    on_forged,
+    press_key,
+    pressed_before,
+    remember_press,
+)
+from handlers.my_reports import STATUS_KEYS, answer_keyboard, full_answer_keyboard
 from handlers.states import AutopaySG
 from handlers.support import render_dashboard
-from handlers.texts import esc
 
 # Kinds the resident may turn off in «Настройки»; urgent notifications come regardless.
 SETTING_KINDS = {
@@ -60,40 +71,43 @@ PAUSED_KEYS = {
 
 
 class AutopaySkip(CallbackData, prefix="as"):
-    autopay: int
-    period: str
+    autopay: ButtonId
+    period: Period
 
 
 class AutopayOpen(CallbackData, prefix="ao"):
-    autopay: int
+    autopay: ButtonId
 
 
-def _autopay_words(tr: Translator, data: dict[str, Any]) -> dict[str, str]:
+def _autopay_words(tr: Translator, data: dict[str, Any]) -> dict[str, Markup]:
     if data.get("kind") == AutopayKind.BILL and data.get("bill_kind"):
         what = tr("autopay-what-bill", service=tr(SERVICE_KEYS[BillKind(data["bill_kind"])]))
         how = tr("autopay-how-limit", limit=format_rub(data.get("limit") or 0))
     else:
-        what = tr("autopay-what-fund", fund=esc(data.get("fund_name") or ""))
+        what = tr("autopay-what-fund", fund=data.get("fund_name") or "")
         how = tr("autopay-how-amount", amount=format_rub(data.get("amount") or 0))
     return {"what": what, "how": how}
 
 
 def render(
     kind: str, data: dict[str, Any], tr: Translator
-) -> tuple[str, InlineKeyboardMarkup | None, str | None]:
+) -> tuple[Markup, InlineKeyboardMarkup | None, str | None]:
     """(text, buttons, photo URL) for a notification; unknown kinds raise KeyError."""
     if kind in DASHBOARD_KINDS:  # for staff, in the support supergroup's dashboard topic
         return render_dashboard(kind, data, tr), None, None
     if kind == "report_status":
         status = ReportStatus(data["status"])
+        answer = str(data.get("text") or "")
         text = tr(
             "notify-report-status",
             number=data["report_id"],
             theme=data.get("theme", ""),
             status=tr(STATUS_KEYS[status]),
-            text=f"\n{data['text']}" if data.get("text") else "",
+            text=Markup("\n") + shorten(answer) if answer else "",  # `+` escapes it
         )
         markup = answer_keyboard(tr, data["report_id"]) if data.get("askable") else None
+        if shorten(answer) != answer:  # the whole answer is on the report's card
+            markup = full_answer_keyboard(tr, data["report_id"], markup)
         return text, markup, data.get("media_url")
     words = _autopay_words(tr, data)
     charged = data.get("amount_charged")
@@ -115,14 +129,14 @@ def render(
     if kind == "autopay_reminder":
         builder = InlineKeyboardBuilder()
         builder.button(
-            text=tr("notify-autopay-skip"),
+            text=tr.label("notify-autopay-skip"),
             callback_data=AutopaySkip(autopay=int(data["autopay_id"]), period=data["period"]),
         )
         markup = builder.as_markup()
     elif kind == "autopay_paused" and data.get("autopay_id") is not None:
         builder = InlineKeyboardBuilder()
         builder.button(
-            text=tr("notify-autopay-open"),
+            text=tr.label("notify-autopay-open"),
             callback_data=AutopayOpen(autopay=int(data["autopay_id"])),
         )
         markup = builder.as_markup()
@@ -134,23 +148,33 @@ async def on_skip(
     callback_data: AutopaySkip,
     uow: UnitOfWork,
     tr: Translator,
+    state: FSMContext,
     resident: Resident | None = None,
 ) -> None:
+    """«Пропустить этот раз», once: a second tap (or a tap after it worked) gets a short
+    answer and changes nothing; another resident's autopay id is refused."""
     if resident is None:
-        await callback.answer(tr("error-not-linked"), show_alert=True)
+        await callback.answer(tr.label("error-not-linked"), show_alert=True)
+        return
+    key = press_key(callback)
+    if await pressed_before(state, key):
+        await callback.answer(tr.label("button-already-done"))
+        await drop_keyboard(callback)
         return
     try:
         skipped = await skip_once(uow, resident, callback_data.autopay, callback_data.period)
     except NotFound:
-        skipped = None  # another resident's autopay: nothing happens
-    await callback.answer(tr("notify-autopay-skipped" if skipped else "notify-autopay-skip-late"))
-    if callback.message is not None and callback.bot is not None:
+        await callback.answer(tr.label("error-forged-button"))  # another resident's autopay
+        return
+    await remember_press(state, key)
+    await callback.answer(
+        tr.label("notify-autopay-skipped" if skipped else "notify-autopay-skip-late")
+    )
+    if callback.message is not None:
         await callback.message.answer(
             tr("notify-autopay-skipped" if skipped else "notify-autopay-skip-late")
         )
-        await callback.bot.edit_message_reply_markup(
-            chat_id=callback.message.chat.id, message_id=callback.message.message_id
-        )
+    await drop_keyboard(callback)
 
 
 async def on_open(
@@ -163,7 +187,7 @@ async def on_open(
     """A paused autopay's «Открыть автоплатёж»: its card in «Автоплатежи» (the dialog checks
     that it is this resident's; another's id shows the list)."""
     if resident is None:
-        await callback.answer(tr("error-not-linked"), show_alert=True)
+        await callback.answer(tr.label("error-not-linked"), show_alert=True)
         return
     await callback.answer()
     await dialog_manager.start(
@@ -178,4 +202,6 @@ def build_router() -> Router:
     router = Router(name="notification_answers")
     router.callback_query.register(on_skip, AutopaySkip.filter())
     router.callback_query.register(on_open, AutopayOpen.filter())
+    router.callback_query.register(on_forged, forged(AutopaySkip))
+    router.callback_query.register(on_forged, forged(AutopayOpen))
     return router

@@ -13,6 +13,7 @@ from aiogram.types import CallbackQuery
 from aiogram_dialog import Data, Dialog, DialogManager, StartMode, Window
 from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo, Url
 from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from bot.i18n import Translator
 from domain.accounts import Resident
@@ -44,8 +45,8 @@ from domain.ports import City, UnitOfWork
 from domain.sessions import ResidentSession
 from handlers.states import AutopaySG, MenuSG, PaySG
 from handlers.telegram_pay import send_invoice
-from handlers.texts import error_key, error_text, esc, format_datetime, format_time
-from handlers.widgets import HintOnText, Tr
+from handlers.texts import error_key, error_text, format_datetime, format_time
+from handlers.widgets import HintOnText, Tr, body
 
 INVOICE_SENT = "invoice_sent"
 RETRY_WITH_OTHER_CARD = {
@@ -145,7 +146,9 @@ async def _prepare(ctx: Ctx, method_id: str | None) -> PaymentIntent:
     if payable.kind is PayableKind.DONATION:
         assert payable.fund_id is not None
         amount = int(start["amount"])
-        fund_line = ctx.tr("charity-donation-line", fund=esc(start.get("fund_name", "")))
+        # The lines are kept plain (they also make the invoice's description); shown, they
+        # are values of «pay-line», escaped there.
+        fund_line = ctx.tr.label("charity-donation-line", fund=start.get("fund_name", ""))
         data["lines"] = [[fund_line, format_rub(amount)]]
         return await prepare_donation(
             ctx.uow, ctx.linked, payable.fund_id, amount, method_id, now, limits
@@ -153,14 +156,14 @@ async def _prepare(ctx: Ctx, method_id: str | None) -> PaymentIntent:
     if payable.kind is PayableKind.REQUISITES:
         assert payable.requisites is not None
         amount = int(start["amount"])
-        data["lines"] = [[esc(payable.requisites.purpose), format_rub(amount)]]
+        data["lines"] = [[payable.requisites.purpose, format_rub(amount)]]
         return await prepare_requisites_payment(
             ctx.uow, ctx.linked, payable.requisites, amount, method_id, now, limits
         )
     intent, bills = await prepare_bills_payment(
         ctx.uow, ctx.city, ctx.city, ctx.linked, payable.bill_ids, method_id, now, limits
     )
-    data["lines"] = [[esc(b.title), format_rub(b.amount)] for b in bills]
+    data["lines"] = [[b.title, format_rub(b.amount)] for b in bills]
     data["epd_total"] = sum(b.amount for b in bills if b.kind is BillKind.EPD)
     autopayable = [b.kind.value for b in bills if b.kind in BILL_KINDS]
     data["autopay_kind"] = autopayable[0] if len(bills) == 1 and autopayable else None
@@ -261,28 +264,28 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
         assert payable.requisites is not None
         header = [
             tr("pay-confirm-requisites"),
-            tr("receipt-payee", payee=esc(payable.requisites.payee_name)),
+            tr("receipt-payee", payee=payable.requisites.payee_name),
         ]
         if payable.requisites.pers_acc:
-            header.append(tr("receipt-payer-code", payer_code=esc(payable.requisites.pers_acc)))
+            header.append(tr("receipt-payer-code", payer_code=payable.requisites.pers_acc))
         if payable.requisites.period:
-            header.append(tr("receipt-period", period=esc(payable.requisites.period)))
+            header.append(tr("receipt-period", period=payable.requisites.period))
     elif payable.kind is PayableKind.DONATION:
         header = [tr("pay-confirm-donation")]
     else:
         header = [tr("pay-confirm", count=len(payable.bill_ids))]
     text = [
-        *([start["note"]] if start.get("note") else []),
+        *([Markup(start["note"])] if start.get("note") else []),  # a tr text (receipts)
         *header,
         *(tr("pay-line", title=title, amount=amount) for title, amount in lines),
         "",
         tr("pay-total", total=format_rub(intent.amount)),
         _method_text(tr, dialog_manager, intent.method_id),
     ]
-    return {"text": "\n".join(text), "total": format_rub(intent.amount)}
+    return {"text": Markup("\n").join(text), "total": format_rub(intent.amount)}
 
 
-def _method_text(tr: Translator, manager: DialogManager, method_id: str | None) -> str:
+def _method_text(tr: Translator, manager: DialogManager, method_id: str | None) -> Markup:
     if method_id == TELEGRAM_METHOD:
         return tr("pay-method-telegram")
     for mid, brand, last4 in manager.dialog_data.get("methods", []):
@@ -381,12 +384,12 @@ async def on_autopay(_c: CallbackQuery, _b: Button, manager: DialogManager) -> N
 async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     tr: Translator = dialog_manager.middleware_data["tr"]
     methods = [
-        (mid, tr("pay-method-button", brand=brand, last4=last4))
+        (mid, tr.label("pay-method-button", brand=brand, last4=last4))
         for mid, brand, last4 in dialog_manager.dialog_data.get("methods", [])
     ]
     if dialog_manager.dialog_data.get("telegram"):
-        methods.append((TELEGRAM_METHOD, tr("pay-method-telegram-button")))
-    return {"methods": [*methods, ("new", tr("pay-new-card"))]}
+        methods.append((TELEGRAM_METHOD, tr.label("pay-method-telegram-button")))
+    return {"methods": [*methods, ("new", tr.label("pay-new-card"))]}
 
 
 async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -404,7 +407,7 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     if kind is OutcomeKind.PAID and intent.receipt is not None and intent.fund_id:
         text = tr(
             "charity-thanks",
-            fund=esc(start.get("fund_name", "")),
+            fund=start.get("fund_name", ""),
             total=format_rub(intent.receipt.total),
             number=intent.receipt.number,
         )
@@ -413,14 +416,14 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         lines = [
             tr("pay-paid", total=format_rub(receipt.total), number=receipt.number,
                issued=format_datetime(receipt.issued_at)),
-            *(tr("pay-receipt-line", title=esc(line.title), amount=format_rub(line.amount))
+            *(tr("pay-receipt-line", title=line.title, amount=format_rub(line.amount))
               for line in receipt.lines),
         ]  # fmt: skip
         if receipt.card_last4:
             lines.append(tr("pay-receipt-card", last4=receipt.card_last4))
         if cashback := epd_cashback(dialog_manager.dialog_data.get("epd_total", 0)):
             lines.append(tr("pay-epd-points", points=tr("points-count", count=cashback)))
-        text = "\n".join(lines)
+        text = Markup("\n").join(lines)
     elif kind is OutcomeKind.REFUSED:
         text = tr(REFUSAL_KEYS.get(outcome.refusal or "", "pay-refused"))
     else:
@@ -446,14 +449,16 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
 
 async def error_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     tr: Translator = dialog_manager.middleware_data["tr"]
-    text = dialog_manager.dialog_data.get("error_text")
-    return {"text": text or tr(dialog_manager.dialog_data.get("error", "error-generic"))}
+    text = dialog_manager.dialog_data.get("error_text")  # a tr text, stored by on_start
+    if text:
+        return {"text": Markup(text)}
+    return {"text": tr(dialog_manager.dialog_data.get("error", "error-generic"))}
 
 
 def build_dialog() -> Dialog:
     return Dialog(
         Window(
-            Format("{text}"),
+            *body("text", "payments_text_1"),
             Button(Tr("pay-button"), id="pay", on_click=on_pay),
             SwitchTo(Tr("pay-change-method"), id="method", state=PaySG.method),
             Cancel(Tr("pay-cancel")),
@@ -478,7 +483,7 @@ def build_dialog() -> Dialog:
             state=PaySG.method,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "payments_text_2"),
             Url(Tr("pay-open-page"), Format("{url}"), id="page", when=F["confirm"]),
             Button(Tr("pay-check"), id="check", on_click=on_check, when=F["checkable"]),
             SwitchTo(Tr("pay-other-card"), id="other", state=PaySG.method, when=F["other_card"]),
@@ -495,14 +500,14 @@ def build_dialog() -> Dialog:
             state=PaySG.result,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "payments_text_3"),
             Cancel(Tr("nav-back")),
             HintOnText(),
             getter=error_getter,
             state=PaySG.error,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "payments_text_4"),
             Button(
                 Tr("pay-check"), id="check_earlier", on_click=on_check_earlier, when=F["unsettled"]
             ),

@@ -11,10 +11,12 @@ from aiogram_dialog import Dialog, DialogManager, Window
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Cancel, ScrollingGroup, Select, Start, SwitchTo
 from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from domain.charity import funds
 from domain.errors import DomainError
 from domain.meters import MeterKind, moscow_date, resident_meters
+from domain.money import has_foreign_digit
 from domain.payments import new_key
 from domain.points import (
     InsufficientPoints,
@@ -29,8 +31,8 @@ from domain.points import (
 )
 from handlers.payments import Ctx
 from handlers.states import MetersSG, PointsSG
-from handlers.texts import error_key, esc, format_date, format_datetime
-from handlers.widgets import HintOnText, Tr
+from handlers.texts import error_key, format_date, format_datetime
+from handlers.widgets import HintOnText, Tr, body
 
 
 async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -58,7 +60,7 @@ async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         ]
     else:
         lines.append(tr("points-empty-history"))
-    return {"text": "\n".join(lines)}
+    return {"text": Markup("\n").join(lines)}
 
 
 async def earn_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -81,7 +83,7 @@ async def earn_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
             lines.append(tr("points-earn-readings-later", opens_on=format_date(tip.opens_on)))
         elif tip.kind is TipKind.EPD_CASHBACK:
             lines.append(tr("points-earn-epd", points=tip.points))
-    return {"text": "\n\n".join(lines), "has_meters": bool(meters)}
+    return {"text": Markup("\n\n").join(lines), "has_meters": bool(meters)}
 
 
 async def pick_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -106,13 +108,16 @@ async def amount_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     ctx = Ctx(dialog_manager)
     data = dialog_manager.dialog_data
     balance = ctx.tr("points-count", count=data.get("balance", 0))
-    return {"text": ctx.tr("points-transfer-ask", fund=esc(data["fund_name"]), balance=balance)}
+    return {"text": ctx.tr("points-transfer-ask", fund=data["fund_name"], balance=balance)}
 
 
 async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) -> None:
     """How many points: digits grouped in threes like every other number the bot asks for
     («1 500», «1 500 баллов»; `parse_points`), at most the balance."""
     ctx = Ctx(manager)
+    if has_foreign_digit(message.text or ""):
+        await message.answer(ctx.tr("input-foreign-digits"))
+        return  # nothing entered so far is lost: the step waits for the number again
     balance = manager.dialog_data.get("balance", 0)
     key = "points-transfer-bad"
     try:
@@ -133,7 +138,7 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     ctx = Ctx(dialog_manager)
     data = dialog_manager.dialog_data
     points = ctx.tr("points-count", count=data["points"])
-    return {"text": ctx.tr("points-transfer-confirm", points=points, fund=esc(data["fund_name"]))}
+    return {"text": ctx.tr("points-transfer-confirm", points=points, fund=data["fund_name"])}
 
 
 async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
@@ -152,7 +157,7 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
     else:
         data["result"] = ctx.tr(
             "points-transfer-done",
-            fund=esc(transfer.fund_name),
+            fund=transfer.fund_name,
             points=ctx.tr("points-count", count=transfer.points),
             balance=ctx.tr("points-count", count=transfer.balance),
         )
@@ -160,13 +165,13 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
 
 
 async def done_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    return {"text": dialog_manager.dialog_data.get("result", "")}
+    return {"text": Markup(dialog_manager.dialog_data.get("result", ""))}  # a tr text
 
 
 def build_dialog() -> Dialog:
     return Dialog(
         Window(
-            Format("{text}"),
+            *body("text", "points_text_1"),
             SwitchTo(Tr("points-earn"), id="earn", state=PointsSG.earn),
             SwitchTo(Tr("points-transfer"), id="transfer", state=PointsSG.pick_fund),
             Cancel(Tr("nav-back")),
@@ -175,7 +180,7 @@ def build_dialog() -> Dialog:
             state=PointsSG.main,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "points_text_2"),
             Start(Tr("points-earn-send"), id="meters", state=MetersSG.list),
             SwitchTo(Tr("nav-back"), id="back", state=PointsSG.main),
             HintOnText(),
@@ -183,7 +188,7 @@ def build_dialog() -> Dialog:
             state=PointsSG.earn,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "points_text_3"),
             ScrollingGroup(
                 Select(
                     Format("{item[1]}"),
@@ -203,14 +208,14 @@ def build_dialog() -> Dialog:
             state=PointsSG.pick_fund,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "points_text_4"),
             MessageInput(on_amount, content_types=ContentType.TEXT),
             SwitchTo(Tr("nav-back"), id="back", state=PointsSG.pick_fund),
             getter=amount_getter,
             state=PointsSG.amount,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "points_text_5"),
             Button(Tr("points-transfer-yes"), id="yes", on_click=on_confirm),
             SwitchTo(Tr("pay-cancel"), id="no", state=PointsSG.main),
             HintOnText(),
@@ -218,7 +223,7 @@ def build_dialog() -> Dialog:
             state=PointsSG.confirm,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "points_text_6"),
             SwitchTo(Tr("nav-back"), id="back", state=PointsSG.main),
             HintOnText(),
             getter=done_getter,

@@ -4,7 +4,7 @@ it says, and offer to pay — by the bill's UIN when it has one, by requisites o
 from __future__ import annotations
 
 import io
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiogram import Bot, F, Router
@@ -13,15 +13,16 @@ from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
 from aiogram_dialog.api.internal import CONTEXT_KEY
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.kbd import Button, Cancel, Start
+from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, Start
 from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from bot.i18n import Translator
 from bot.qr_decoder import ImageTooLarge, NotAnImage, find_qr_payloads
 from domain.accounts import Resident
 from domain.bills import Bill
 from domain.errors import DomainError, NotFound
-from domain.money import MoneyParseError, format_rub, parse_rub
+from domain.money import MoneyParseError, format_rub, has_foreign_digit, parse_rub
 from domain.payable import Payable, Requisites
 from domain.payment_qr import (
     NotAPaymentQr,
@@ -36,8 +37,8 @@ from domain.payments import BillAlreadyPaid, lookup_bill, match_receipt
 from domain.uin import check_uin
 from handlers.payments import Ctx, limits_of, money_error_key, paid_text, pay_bills, pay_data
 from handlers.states import MyReportsSG, PaySG, ReceiptSG, ReportSG, UinSG
-from handlers.texts import error_text, esc
-from handlers.widgets import HintOnText, Tr
+from handlers.texts import error_text
+from handlers.widgets import HintOnText, Tr, body
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files
 PHOTO_STEPS = {ReportSG.photos, MyReportsSG.refute_photo}
@@ -63,62 +64,133 @@ async def on_receipt(
     if resident is None:
         await message.answer(tr("error-not-linked"))
         return
-    group = message.media_group_id
-    if group is not None:
-        # Several receipts in one album: the first is read, the rest are asked for one at a
-        # time. In webhook mode the parts arrive one by one: a later part finds the receipt
-        # dialog the first one started (with the album's id) and is not read over it.
-        context = data.get(CONTEXT_KEY)
-        if context is not None and (context.start_data or {}).get("media_group") == group:
-            await message.answer(tr("receipt-one-at-a-time"))
-            await dialog_manager.show(ShowMode.SEND)  # the first receipt again, below
-            return
-        if album is not None and len(album) > 1:
-            await message.answer(tr("receipt-one-at-a-time"))
-    file = message.photo[-1] if message.photo else message.document
-    assert file is not None
-    if (file.file_size or 0) > TELEGRAM_DOWNLOAD_LIMIT:
-        await message.answer(tr("receipt-too-big"))
+    if album is not None and len(album) > 1:
+        await _read_album(bot, album, dialog_manager)
         return
+    read = await _read(bot, message)
+    if not read.in_window:
+        await message.answer(tr(read.key))
+        return
+    # A late part of an album (it came after the album was answered) goes on top of the
+    # album's list, whose buttons stay usable; anything else starts afresh.
+    group = message.media_group_id
+    context = data.get(CONTEXT_KEY)
+    shown_group = (context.start_data or {}).get("media_group") if context is not None else None
+    late = group is not None and shown_group == group
+    mode = StartMode.NORMAL if late else StartMode.RESET_STACK
+    if read.receipt is None:
+        problem = {"key": read.key, "media_group": group, "problems": list(read.problems)}
+        await dialog_manager.start(
+            ReceiptSG.problem, data=problem, mode=mode, show_mode=ShowMode.SEND
+        )
+        return
+    await dialog_manager.start(
+        ReceiptSG.summary,
+        data={**read.receipt, "media_group": group},
+        mode=mode,
+        show_mode=ShowMode.SEND,
+    )
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one picture says: a receipt that can be paid, or the key of what went wrong."""
+
+    key: str = ""
+    problems: tuple[str, ...] = ()  # fields that could not be used (ReceiptProblem values)
+    receipt: dict[str, Any] | None = None  # `_summary` of a receipt that can be paid
+    in_window: bool = True  # False: a plain answer (not a picture, too big to download)
+
+
+async def _read(bot: Bot, message: Message) -> _Read:
+    file = message.photo[-1] if message.photo else message.document
+    mime = message.document.mime_type if message.document else "image/jpeg"
+    if file is None or not (mime or "").startswith("image/"):
+        return _Read("receipt-not-image", in_window=False)  # e.g. a video or a PDF in an album
+    if (file.file_size or 0) > TELEGRAM_DOWNLOAD_LIMIT:
+        return _Read("receipt-too-big", in_window=False)
     buffer = io.BytesIO()
     await bot.download(file.file_id, destination=buffer)
     try:
         payloads = await find_qr_payloads(buffer.getvalue())
     except NotAnImage:
-        await message.answer(tr("receipt-not-image"))
-        return
+        return _Read("receipt-not-image", in_window=False)
     except ImageTooLarge:
-        await message.answer(tr("receipt-too-big"))
-        return
+        return _Read("receipt-too-big", in_window=False)
     found = _payment_qr(payloads) if payloads else None
     if not isinstance(found, PaymentQr):
         key = {
             None: "receipt-no-qr",
             QrProblem.MISSING_FIELDS: "receipt-missing",
         }.get(found, "receipt-not-payment")
-        await dialog_manager.start(
-            ReceiptSG.problem,
-            data={"key": key, "media_group": group},
-            mode=StartMode.RESET_STACK,
-            show_mode=ShowMode.SEND,
-        )
-        return
+        return _Read(key)
     check = validate(found)
     if not check.can_pay:  # nothing the city would accept: say what, offer to type the UIN
-        await dialog_manager.start(
-            ReceiptSG.problem,
-            data={"key": "receipt-unusable", "media_group": group,
-                  "problems": [problem.value for problem in check.problems]},
-            mode=StartMode.RESET_STACK,
-            show_mode=ShowMode.SEND,
+        return _Read("receipt-unusable", problems=tuple(p.value for p in check.problems))
+    return _Read(receipt=_summary(check))
+
+
+async def _read_album(bot: Bot, album: list[Message], manager: DialogManager) -> None:
+    """Several pictures in one album: each is read, and one list answers them all — each
+    receipt with its own pay button, each picture that could not be used with the reason."""
+    items = []
+    for number, part in enumerate(album, start=1):
+        read = await _read(bot, part)
+        items.append(
+            {"number": number, "key": read.key, "problems": list(read.problems),
+             "receipt": read.receipt}
         )  # fmt: skip
-        return
-    await dialog_manager.start(
-        ReceiptSG.summary,
-        data={**_summary(check), "media_group": group},
+    await manager.start(
+        ReceiptSG.album,
+        data={"media_group": album[0].media_group_id, "items": items},
         mode=StartMode.RESET_STACK,
         show_mode=ShowMode.SEND,
     )
+
+
+# What went wrong with one picture of an album, in a few words for its line of the list.
+ALBUM_PROBLEM_KEYS = {
+    "receipt-no-qr": "receipt-album-no-qr",
+    "receipt-not-payment": "receipt-album-not-payment",
+    "receipt-missing": "receipt-album-missing",
+    "receipt-unusable": "receipt-album-unusable",
+    "receipt-not-image": "receipt-album-not-image",
+    "receipt-too-big": "receipt-album-too-big",
+}
+
+
+async def album_getter(dialog_manager: DialogManager, tr: Translator, **_: Any) -> dict[str, Any]:
+    data: dict[str, Any] = dialog_manager.start_data or {}  # type: ignore[assignment]
+    items = data.get("items") or []
+    lines = [tr("receipt-album", count=len(items))]
+    buttons: list[tuple[str, str]] = []
+    for item in items:
+        number = str(item["number"])
+        receipt = item.get("receipt")
+        if receipt is None:
+            key = ALBUM_PROBLEM_KEYS.get(item.get("key", ""), "receipt-album-not-payment")
+            problem = tr(key, problems=_problems_text(tr, item.get("problems") or []))
+            lines.append(tr("receipt-album-problem", number=number, problem=problem))
+            continue
+        amount = receipt.get("amount")
+        shown = format_rub(int(amount)) if amount else tr.label("receipt-album-no-amount")
+        payee = receipt.get("payee") or receipt.get("purpose") or receipt.get("uin") or ""
+        lines.append(tr("receipt-album-receipt", number=number, payee=payee, amount=shown))
+        buttons.append((number, tr.label("receipt-album-pay", number=number, amount=shown)))
+    lines.append(tr("receipt-album-choose") if buttons else tr("receipt-album-none"))
+    return {"text": Markup("\n").join(lines), "receipts": buttons, "none": not buttons}
+
+
+async def on_album_pick(
+    _callback: CallbackQuery, _widget: Any, manager: DialogManager, item_id: str
+) -> None:
+    """One receipt of the album: its card, on top of the list (back returns to the list)."""
+    data: dict[str, Any] = manager.start_data or {}  # type: ignore[assignment]
+    for item in data.get("items") or []:
+        if str(item["number"]) == item_id and item.get("receipt") is not None:
+            receipt = {**item["receipt"], "media_group": data.get("media_group")}
+            await manager.start(ReceiptSG.summary, data=receipt)
+            return
 
 
 def _summary(check: ReceiptCheck) -> dict[str, Any]:
@@ -151,9 +223,9 @@ PROBLEM_KEYS = {
 }
 
 
-def _problems_text(tr: Translator, problems: list[str]) -> str:
+def _problems_text(tr: Translator, problems: list[str]) -> Markup:
     """The fields that could not be used, in words («ИНН получателя, период»)."""
-    return ", ".join(tr(PROBLEM_KEYS[ReceiptProblem(problem)]) for problem in problems)
+    return Markup(", ").join(tr(PROBLEM_KEYS[ReceiptProblem(problem)]) for problem in problems)
 
 
 async def summary_getter(dialog_manager: DialogManager, tr: Translator, **_: Any) -> dict[str, Any]:
@@ -161,21 +233,21 @@ async def summary_getter(dialog_manager: DialogManager, tr: Translator, **_: Any
     amount = dialog_manager.dialog_data.get("amount", data.get("amount"))
     lines = [tr("receipt-summary")]
     if data.get("payee"):
-        lines.append(tr("receipt-payee", payee=esc(data["payee"])))
+        lines.append(tr("receipt-payee", payee=data["payee"]))
     if data.get("purpose"):
-        lines.append(tr("receipt-purpose", purpose=esc(data["purpose"])))
+        lines.append(tr("receipt-purpose", purpose=data["purpose"]))
     if data.get("period"):
-        lines.append(tr("receipt-period", period=esc(data["period"])))
+        lines.append(tr("receipt-period", period=data["period"]))
     if data.get("payer_code"):
-        lines.append(tr("receipt-payer-code", payer_code=esc(data["payer_code"])))
+        lines.append(tr("receipt-payer-code", payer_code=data["payer_code"]))
     if data.get("uin"):
-        lines.append(tr("bills-card-uin", uin=esc(data["uin"])))
+        lines.append(tr("bills-card-uin", uin=data["uin"]))
     lines.append(
         tr("receipt-amount", amount=format_rub(amount)) if amount else tr("receipt-no-amount")
     )
     if data.get("problems"):
         lines.append(tr("receipt-unread", problems=_problems_text(tr, data["problems"])))
-    return {"text": "\n".join(lines)}
+    return {"text": Markup("\n").join(lines)}
 
 
 async def on_pay(callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
@@ -242,6 +314,9 @@ async def _say(callback: CallbackQuery, text: str) -> None:
 
 async def on_amount(message: Message, _widget: MessageInput, manager: DialogManager) -> None:
     ctx = Ctx(manager)
+    if has_foreign_digit(message.text or ""):
+        await message.answer(ctx.tr("input-foreign-digits"))
+        return  # nothing entered so far is lost: the step waits for the number again
     try:
         amount = parse_rub(message.text or "")
     except MoneyParseError as error:
@@ -267,7 +342,7 @@ async def problem_getter(dialog_manager: DialogManager, tr: Translator, **_: Any
 def build_dialog() -> Dialog:
     return Dialog(
         Window(
-            Format("{text}"),
+            *body("text", "receipts_text_1"),
             Button(Tr("receipt-pay"), id="pay", on_click=on_pay),
             Cancel(Tr("pay-cancel")),
             HintOnText(),
@@ -281,12 +356,29 @@ def build_dialog() -> Dialog:
             state=ReceiptSG.amount,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "receipts_text_2"),
             Start(Tr("receipt-enter-uin"), id="uin", state=UinSG.input),
             Cancel(Tr("nav-back")),
             HintOnText(),
             getter=problem_getter,
             state=ReceiptSG.problem,
+        ),
+        Window(  # an album of receipts: each read, one list answers them all
+            *body("text", "receipts_text_3"),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="album_pay",
+                    item_id_getter=lambda item: item[0],
+                    items="receipts",
+                    on_click=on_album_pick,
+                )
+            ),
+            Start(Tr("receipt-enter-uin"), id="album_uin", state=UinSG.input, when="none"),
+            Cancel(Tr("nav-back")),
+            HintOnText(),
+            getter=album_getter,
+            state=ReceiptSG.album,
         ),
         name="receipts",
     )
@@ -304,6 +396,7 @@ def build_router() -> Router:
     router.message.filter(not_collecting_photos)
     router.message.register(on_receipt, F.photo)
     router.message.register(on_receipt, F.document.mime_type.startswith("image/"))
+    router.message.register(on_receipt, F.media_group_id)  # an album: every part is answered
     router.message.register(on_not_image, F.document)
     return router
 

@@ -25,9 +25,11 @@ from aiogram_dialog.widgets.kbd import (
     SwitchTo,
 )
 from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from domain.errors import DomainError
 from domain.meters import moscow_date
+from domain.money import has_foreign_digit
 from domain.ports import Place
 from domain.reporting import (
     OutsideCity,
@@ -54,8 +56,8 @@ from domain.reports import (
 )
 from handlers.payments import Ctx
 from handlers.states import ReportSG
-from handlers.texts import error_key, format_date
-from handlers.widgets import HintOnText, Tr
+from handlers.texts import button_int, error_key, format_date, whole
+from handlers.widgets import HintOnText, Html, Paged, PagerRow, Tr, body
 
 THEMES_PAGE = 8
 EDITING = "editing"  # set while a field is changed from the review: its step returns there
@@ -168,6 +170,9 @@ async def on_place(message: Message, _w: MessageInput, manager: DialogManager) -
             )
             if message.venue is not None:
                 place = Place(address=message.venue.address or place.address, point=place.point)
+        elif has_foreign_digit(message.text or ""):  # «д. ١٥»: the city would find nothing
+            await message.answer(ctx.tr("input-foreign-digits"))
+            return
         else:
             places = await find_places(ctx.uow, ctx.city, ctx.linked, message.text or "")
             if not places:
@@ -203,9 +208,10 @@ async def places_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
 
 async def on_pick_place(_c: CallbackQuery, _w: Any, manager: DialogManager, index: str) -> None:
     places = manager.dialog_data.get("places", [])
-    if not (index.isascii() and index.isdigit()) or int(index) >= len(places):
-        return
-    address, lat, long = places[int(index)]
+    number = button_int(index)
+    if number is None or number >= len(places):
+        return  # a forged or mangled index: nothing is picked
+    address, lat, long = places[number]
     await _placed(Ctx(manager), Place(address=address, point=Point(lat, long)))
 
 
@@ -215,6 +221,9 @@ async def on_pick_place(_c: CallbackQuery, _w: Any, manager: DialogManager, inde
 async def on_photo(message: Message, _w: MessageInput, manager: DialogManager) -> None:
     ctx = Ctx(manager)
     album: list[Message] = manager.middleware_data.get("album") or [message]
+    if not all(m.photo for m in album):  # an album with a video or a file: all or nothing
+        await message.answer(ctx.tr("report-album-not-only-photos"))
+        return
     file_ids = [m.photo[-1].file_id for m in album if m.photo]
     draft = await _draft(ctx)
     if add_photos(draft, file_ids) is PhotoProblem.TOO_MANY:
@@ -228,7 +237,10 @@ async def on_photo(message: Message, _w: MessageInput, manager: DialogManager) -
 
 async def on_not_photo(message: Message, _w: MessageInput, manager: DialogManager) -> None:
     tr = Ctx(manager).tr
-    if message.document is not None:
+    album: list[Message] = manager.middleware_data.get("album") or [message]
+    if any(m.photo for m in album):  # photos with a video or a file: none is added
+        await message.answer(tr("report-album-not-only-photos"))
+    elif message.document is not None:
         await message.answer(tr("report-document"))
     elif message.video is not None or message.video_note is not None:
         await message.answer(tr("report-video"))
@@ -292,7 +304,7 @@ async def on_skip_description(_c: CallbackQuery, _b: Button, manager: DialogMana
 # --- review, duplicates, sending ------------------------------------------------------------
 
 
-def _summary(ctx: Ctx, draft: Draft) -> str:
+def _summary(ctx: Ctx, draft: Draft) -> Markup:
     tr = ctx.tr
     lines = [
         tr("report-review-theme", theme=draft.theme_name or tr("report-review-empty")),
@@ -300,8 +312,9 @@ def _summary(ctx: Ctx, draft: Draft) -> str:
         tr("report-review-photos", count=len(draft.photos)),
     ]
     if draft.description:
-        lines.append(tr("report-review-description", description=draft.description))
-    return "\n".join(lines)
+        # whole: the window pages its text (the description is at most MAX_DESCRIPTION)
+        lines.append(tr("report-review-description", description=whole(draft.description)))
+    return Markup("\n").join(lines)
 
 
 async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -372,7 +385,7 @@ async def on_send_anyway(callback: CallbackQuery, button: Button, manager: Dialo
 
 
 async def done_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    return {"text": dialog_manager.dialog_data.get("result", "")}
+    return {"text": Markup(dialog_manager.dialog_data.get("result", ""))}  # a tr text
 
 
 async def on_discard_at_review(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
@@ -385,7 +398,8 @@ def build_dialog() -> Dialog:
     select = {"item_id_getter": lambda i: i[0]}
     return Dialog(
         Window(
-            Format("{text}"),
+            Paged(Html("{text}"), id="resume_page"),
+            PagerRow("resume_page"),
             Button(Tr("report-continue"), id="continue", on_click=on_continue),
             Button(Tr("report-discard"), id="discard", on_click=on_discard),
             Cancel(Tr("nav-back")),
@@ -422,7 +436,7 @@ def build_dialog() -> Dialog:
             state=ReportSG.groups,
         ),
         Window(
-            Format("{group}"),
+            Html("{group}"),
             ScrollingGroup(
                 Select(
                     Format("{item[1]}"), id="gtheme", items="themes", on_click=on_theme, **select
@@ -489,7 +503,8 @@ def build_dialog() -> Dialog:
         ),
         Window(
             Tr("report-review"),
-            Format("{text}"),
+            Paged(Html("{text}"), id="review_page"),
+            PagerRow("review_page"),
             Button(Tr("report-send"), id="send", on_click=on_send, when=F["ready"]),
             Row(
                 Button(Tr("report-edit-theme"), id="e_theme", on_click=_edit(ReportSG.theme)),
@@ -508,7 +523,7 @@ def build_dialog() -> Dialog:
             state=ReportSG.review,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "reports_text_1"),
             Button(Tr("report-follow"), id="follow", on_click=on_follow),
             Button(Tr("report-send-anyway"), id="anyway", on_click=on_send_anyway),
             SwitchTo(Tr("nav-back"), id="back", state=ReportSG.review),
@@ -517,7 +532,7 @@ def build_dialog() -> Dialog:
             state=ReportSG.duplicate,
         ),
         Window(
-            Format("{text}"),
+            *body("text", "reports_text_2"),
             Cancel(Tr("pay-done")),
             HintOnText(),
             getter=done_getter,

@@ -21,7 +21,9 @@ async def settings_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
     kinds = [
         (
             kind,
-            ctx.tr("settings-kind-off" if kind in muted else "settings-kind-on", name=ctx.tr(key)),
+            ctx.tr.label(
+                "settings-kind-off" if kind in muted else "settings-kind-on", name=ctx.tr(key)
+            ),
         )
         for kind, key in SETTING_KINDS.items()
     ]

@@ -40,6 +40,7 @@ class ReceiptSG(StatesGroup):
     summary = State()
     amount = State()
     problem = State()
+    album = State()  # several pictures in one album, each read
 
 
 class UnlinkSG(StatesGroup):

@@ -16,7 +16,6 @@ it create topics, and an administrator bot receives every message, not only comm
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
@@ -31,13 +30,14 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
 from aiogram_dialog.api.internal import CONTEXT_KEY
 from aiogram_dialog.widgets.kbd import Button
+from markupsafe import Markup
 
 from bot.i18n import Translator
 from domain import support
 from domain.accounts import Resident
 from domain.autopay import AutopayKind
 from domain.bills import BillKind
-from domain.money import format_rub
+from domain.money import format_rub, has_foreign_digit
 from domain.ports import Dashboard, SupportTopic, UnitOfWork
 from handlers.autopay import SERVICE_KEYS
 from handlers.states import MenuSG, SupportSG
@@ -93,8 +93,9 @@ REFUND_REASON_KEYS = {
 
 
 def topic_name(tr: Translator, resident: Resident | None, number: int) -> str:
-    name = resident.masked_name if resident else tr("support-topic-resident")
-    return tr("support-topic-name", name=name, number=str(number))[:TOPIC_NAME_MAX]
+    """Plain text: a topic's name is shown as it is."""
+    name = resident.masked_name if resident else tr.label("support-topic-resident")
+    return tr.label("support-topic-name", name=name, number=str(number))[:TOPIC_NAME_MAX]
 
 
 async def ensure_dashboard(
@@ -105,7 +106,7 @@ async def ensure_dashboard(
     dashboard = await support.current_dashboard(uow, chat_id)
     if chat_id is None or dashboard is not None:
         return dashboard
-    topic = await bot.create_forum_topic(chat_id, tr("support-dashboard-name"))
+    topic = await bot.create_forum_topic(chat_id, tr.label("support-dashboard-name"))
     stored = await support.keep_dashboard(uow, Dashboard(chat_id, topic.message_thread_id), now)
     if stored.thread_id != topic.message_thread_id:  # another replica made one first
         with suppress(TelegramAPIError):
@@ -289,7 +290,7 @@ class Staff(Filter):
 
 
 def _answer_button(tr: Translator) -> InlineKeyboardMarkup:
-    button = InlineKeyboardButton(text=tr("support-answer"), callback_data=ANSWER)
+    button = InlineKeyboardButton(text=tr.label("support-answer"), callback_data=ANSWER)
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
@@ -337,6 +338,9 @@ async def on_resident(
     """/resident 42, or /resident alone inside a resident's topic."""
     argument = (command.args or "").strip().removeprefix("#")
     number: int | None = None
+    if has_foreign_digit(argument):  # «/resident ١٥»: only 0-9 are digits
+        await message.answer(tr("input-foreign-digits"))
+        return
     if argument.isascii() and argument.isdigit() and len(argument) <= 18:
         number = int(argument)
     elif not argument and message.is_topic_message and message.message_thread_id:
@@ -362,7 +366,7 @@ async def on_resident(
             tr(
                 "support-resident-card",
                 number=str(number),
-                name=html.escape(card.masked_name or ""),
+                name=card.masked_name or "",
                 level=tr(LEVEL_KEYS[card.account_level]),
                 linked=format_date(card.linked_at.date()),
                 reports=card.reports,
@@ -390,11 +394,11 @@ def build_staff_router() -> Router:
 # ---- dashboard events (the outbox renders them through handlers/notifications) --------------
 
 
-def render_dashboard(kind: str, data: dict[str, Any], tr: Translator) -> str:
-    """The text of a dashboard event; values are escaped (the bot speaks HTML)."""
+def render_dashboard(kind: str, data: dict[str, Any], tr: Translator) -> Markup:
+    """The text of a dashboard event; `tr` escapes and shortens the values."""
 
     def text(name: str) -> str:
-        return html.escape(str(data.get(name) or ""))
+        return str(data.get(name) or "")
 
     if kind == support.DASHBOARD_DIGEST:
         return tr(
@@ -450,7 +454,7 @@ def render_dashboard(kind: str, data: dict[str, Any], tr: Translator) -> str:
         return tr(
             "dashboard-telegram-refund",
             amount=format_rub(int(data.get("amount") or 0)),
-            reason=f"{why} ({html.escape(code)})" if code else why,
+            reason=why + Markup(" (%s)") % code if code else why,
             intent=text("intent_id"),
             number=text("resident") or "—",
             charge=text("charge_id"),

@@ -12,7 +12,7 @@ import structlog
 from aiogram import Bot, F, Router
 from aiogram.types import LabeledPrice, Message, PreCheckoutQuery
 
-from bot.i18n import Translator
+from bot.i18n import Translator, shorten
 from domain.accounts import Resident
 from domain.errors import DomainError
 from domain.money import format_rub
@@ -41,18 +41,23 @@ REFUND_KEYS = {
 }
 
 
+INVOICE_DESCRIPTION = 255  # sendInvoice: description, 1-255 characters (Bot API)
+
+
 async def send_invoice(
     bot: Bot, tr: Translator, token: str, chat_id: int, intent: PaymentIntent, lines: list[str]
 ) -> None:
-    description = "; ".join(lines)[:255] or tr("tgpay-description")
+    # An invoice's fields are plain text: labels, not HTML; the Bot API takes a description of
+    # 1-255 characters (cut in UTF-16 units, never more than Telegram counts).
+    description = shorten("; ".join(lines), INVOICE_DESCRIPTION) or tr.label("tgpay-description")
     await bot.send_invoice(
         chat_id=chat_id,
-        title=tr("tgpay-title"),
+        title=tr.label("tgpay-title"),
         description=description,
         payload=intent.key,  # the intent's idempotency key ties the money to the intent
         provider_token=token,
         currency="RUB",
-        prices=[LabeledPrice(label=tr("tgpay-title"), amount=intent.amount)],
+        prices=[LabeledPrice(label=tr.label("tgpay-title"), amount=intent.amount)],
     )
 
 
@@ -81,7 +86,7 @@ async def on_pre_checkout(
     if key != "error-city-unavailable":
         key = REFUSAL_KEYS[refusal]
     log.info("tgpay.refused", reason=refusal.value)
-    await query.answer(ok=False, error_message=tr(key))
+    await query.answer(ok=False, error_message=tr.label(key))
 
 
 async def on_successful_payment(

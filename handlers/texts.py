@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import html
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
+
+from markupsafe import Markup, escape
 
 from bot.i18n import Translator
 from domain.accounts import AccountLevel
@@ -63,7 +64,7 @@ def error_key(error: DomainError) -> str:
     return "error-generic"
 
 
-def error_text(tr: Translator, error: DomainError) -> str:
+def error_text(tr: Translator, error: DomainError) -> Markup:
     """The resident's sentence for a domain error, with the values it names."""
     if isinstance(error, AmountTooLarge):
         return tr("error-amount-too-large", ceiling=format_rub(error.ceiling))
@@ -73,12 +74,11 @@ def error_text(tr: Translator, error: DomainError) -> str:
 MOSCOW = ZoneInfo("Europe/Moscow")
 
 
-def esc(value: object) -> str:
-    """Outside text (a receipt's QR, the city's titles, a fund's name) for a message sent with
-    parse_mode=HTML: `<`, `>` and `&` escaped, so it can neither break the message (Telegram
-    refuses it with «can't parse entities») nor become a link (REFERENCE.md, Bot API HTML
-    style). Not for button texts, which Telegram shows as they are."""
-    return html.escape(str(value), quote=False)
+def whole(value: str) -> Markup:
+    """An outside value the resident must be able to read in full (a city's answer, a report's
+    description): escaped here, so the translator does not shorten it. Only for a window whose
+    text is `Paged` (or a text split into several messages)."""
+    return escape(value)
 
 
 def button_int(value: str) -> int | None:

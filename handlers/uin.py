@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, Window
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Cancel, SwitchTo
-from aiogram_dialog.widgets.text import Format
+from markupsafe import Markup
 
 from domain.errors import DomainError, NotFound
 from domain.money import format_rub
@@ -17,8 +17,8 @@ from domain.payments import BillAlreadyPaid, lookup_bill
 from domain.uin import UinProblem, check_uin
 from handlers.payments import Ctx, paid_text, pay_bills
 from handlers.states import UinSG
-from handlers.texts import error_key, esc, format_date
-from handlers.widgets import HintOnText, Tr
+from handlers.texts import error_key, format_date
+from handlers.widgets import HintOnText, Tr, body
 
 PROBLEM_KEYS = {
     UinProblem.EMPTY: "uin-empty",
@@ -55,19 +55,19 @@ async def on_uin(message: Message, _widget: MessageInput, manager: DialogManager
         "id": bill.id,
         "text": ctx.tr(
             "bills-card",
-            title=esc(bill.title),
-            provider=esc(bill.provider),
+            title=bill.title,
+            provider=bill.provider,
             amount=format_rub(bill.amount),
             due=format_date(bill.due_date),
         )
         + "\n"
         + ctx.tr("bills-card-uin", uin=bill.uin or check.uin),
-    }
+    }  # stored as text: read back as Markup by found_getter
     await manager.switch_to(UinSG.found)
 
 
 async def found_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    return {"text": dialog_manager.dialog_data["bill"]["text"]}
+    return {"text": Markup(dialog_manager.dialog_data["bill"]["text"])}
 
 
 async def on_pay(_callback: CallbackQuery, _button: Button, manager: DialogManager) -> None:
@@ -84,7 +84,7 @@ def build_dialog() -> Dialog:
         ),
         Window(
             Tr("uin-found"),
-            Format("{text}"),
+            *body("text", "uin_text_1"),
             Button(Tr("bills-card-pay"), id="pay", on_click=on_pay),
             SwitchTo(Tr("nav-back"), id="again", state=UinSG.input),
             HintOnText(),

@@ -1,32 +1,201 @@
-"""aiogram-dialog widgets that take their words from the Fluent locale."""
+"""aiogram-dialog widgets that take their words from the Fluent locale, and the widgets that
+keep a message's text safe: `Html` (a Format that escapes outside values), `Paged` (a text
+over one message's size shown page by page), `PagerRow` (its ‹ 1/3 › buttons)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiogram.enums import ContentType
 from aiogram.types import Message
-from aiogram_dialog import DialogManager, ShowMode
-from aiogram_dialog.widgets.common import WhenCondition
+from aiogram_dialog import Dialog, DialogManager, ShowMode
+from aiogram_dialog.api.internal import RawKeyboard
+from aiogram_dialog.widgets.common import Whenable, WhenCondition
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.text import Text
+from aiogram_dialog.widgets.kbd import CurrentPage, Keyboard, NextPage, PrevPage, Row
+from aiogram_dialog.widgets.text import Format, ScrollingText, Text
+from markupsafe import Markup, escape
 
-from bot.i18n import Translator
+from bot.i18n import Translator, utf16_len
 
 _SCALARS = (str, int, float)
+# Visible UTF-16 units of one page of a long text; the rest of the window (a title, a line of
+# hints) must fit in Telegram's 4,096 as well.
+PAGE_LIMIT = 3500
 
 
 class Tr(Text):
-    """A Fluent message; scalar values from the window's data become its variables."""
+    """A Fluent message; scalar values from the window's data become its variables.
 
-    def __init__(self, key: str, when: WhenCondition = None) -> None:
+    In a message text it renders Markup (values escaped); inside a keyboard — marked by
+    `plain_labels`, which `handlers.build_router` runs over every dialog — plain text, since
+    Telegram shows a button's text as it is."""
+
+    def __init__(self, key: str, when: WhenCondition = None, *, plain: bool = False) -> None:
         super().__init__(when=when)
         self.key = key
+        self.plain = plain
 
     async def _render_text(self, data: dict[str, Any], manager: DialogManager) -> str:
         tr: Translator = manager.middleware_data["tr"]
         args = {name: value for name, value in data.items() if isinstance(value, _SCALARS)}
-        return tr(self.key, **args)
+        return tr.label(self.key, **args) if self.plain else tr(self.key, **args)
+
+
+class Html(Format):
+    """`Format` for a message text: a value that is not Markup (a text from `tr`) is escaped,
+    so nothing from outside becomes markup. (Plain `Format` stays for button texts.)"""
+
+    async def _render_text(self, data: dict[str, Any], manager: DialogManager) -> str:
+        if manager.is_preview():
+            return await super()._render_text(data, manager)
+        safe = {
+            name: escape(value) if isinstance(value, str) else value for name, value in data.items()
+        }
+        return Markup(self.text.format_map(safe))
+
+
+_MARKUP_TOKEN = re.compile(r"<[^>]*>|&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z]+);|\n| |[^<&\n ]+")
+_TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)")
+_WORD_PART = 200  # a run of characters without a space is cut into pieces of this size
+
+
+def split_markup(text: str, limit: int = PAGE_LIMIT) -> list[str]:
+    """Telegram HTML cut into pages of at most `limit` visible UTF-16 units: at a line break
+    where possible, else at a space, never inside a tag or an entity; a tag open across a cut
+    is closed on one page and opened again on the next."""
+    if utf16_len(text) <= limit:
+        return [text]
+    part = max(1, min(_WORD_PART, limit // 4))  # characters: up to 2 UTF-16 units each
+    tokens: list[str] = []
+    for token in _MARKUP_TOKEN.findall(text):
+        if token[0] not in "<&\n " and len(token) > part:
+            tokens += [token[i : i + part] for i in range(0, len(token), part)]
+        else:
+            tokens.append(token)
+    pages: list[str] = []
+    page: list[str] = []
+    sizes: list[int] = []  # visible size of page[: i + 1]
+    stack: list[tuple[str, str]] = []  # open tags: (name, the opening tag as written)
+    stacks: list[list[tuple[str, str]]] = []  # the stack after page[i]
+    for token in tokens:
+        width = _visible(token)
+        if page and sizes[-1] + width > limit:
+            cut = _cut_at(page, sizes)
+            head_stack = stacks[cut - 1]
+            pages.append("".join(page[:cut]) + _close(head_stack))
+            tail = page[cut:]
+            page = ["".join(opening for _name, opening in head_stack), *tail]
+            stacks = [list(head_stack), *stacks[cut:]]
+            sizes = [0]
+            for piece in tail:
+                sizes.append(sizes[-1] + _visible(piece))
+        match = _TAG.match(token)
+        if match and token.startswith("<"):
+            if match.group(1):
+                if stack and stack[-1][0] == match.group(2).lower():
+                    stack.pop()
+            elif not token.endswith("/>"):
+                stack.append((match.group(2).lower(), token))
+        page.append(token)
+        sizes.append((sizes[-1] if sizes else 0) + width)
+        stacks.append(list(stack))
+    if "".join(page).strip():
+        pages.append("".join(page))
+    return pages
+
+
+def _visible(token: str) -> int:
+    if token.startswith("<"):
+        return 0
+    if token.startswith("&"):
+        return 1
+    return utf16_len(token)
+
+
+def _cut_at(page: list[str], sizes: list[int]) -> int:
+    """Where the page ends: after its last line break in the second half, else after its last
+    space, else at the end."""
+    half = sizes[-1] // 2
+    for wanted in ("\n", " "):
+        for i in range(len(page) - 1, 0, -1):
+            if page[i] == wanted and sizes[i] >= half:
+                return i + 1
+    return len(page)
+
+
+def _close(stack: list[tuple[str, str]]) -> str:
+    return "".join(f"</{name}>" for name, _opening in reversed(stack))
+
+
+class Paged(ScrollingText):
+    """A text that may pass one message's size, shown page by page (with `PagerRow`)."""
+
+    def __init__(self, text: Text, id: str, when: WhenCondition = None) -> None:
+        super().__init__(text=text, id=id, page_size=PAGE_LIMIT, when=when)
+
+    async def _pages(self, data: dict[str, Any], manager: DialogManager) -> list[str]:
+        return split_markup(await self._render_contents(data, manager), self.page_size)
+
+    async def _render_text(self, data: dict[str, Any], manager: DialogManager) -> str:
+        pages = await self._pages(data, manager)
+        page = min(await self.get_page(manager), len(pages) - 1)
+        return Markup(pages[page])
+
+    async def get_page_count(self, data: dict[str, Any], manager: DialogManager) -> int:
+        return len(await self._pages(data, manager))
+
+
+class PagerRow(Row):
+    """‹ 2/3 › under a `Paged` text; no buttons while the text fits in one page."""
+
+    def __init__(self, scroll: str, when: WhenCondition = None) -> None:
+        super().__init__(
+            PrevPage(scroll=scroll, text=Tr("pager-prev")),
+            CurrentPage(scroll=scroll, text=Format("{current_page1}/{pages}")),
+            NextPage(scroll=scroll, text=Tr("pager-next")),
+            when=when,
+        )
+        self.scroll = scroll
+
+    async def _render_keyboard(self, data: dict[str, Any], manager: DialogManager) -> RawKeyboard:
+        scroll = manager.find(self.scroll)
+        if scroll is None or await scroll.get_page_count(data) <= 1:
+            return []
+        return await super()._render_keyboard(data, manager)
+
+
+def body(field: str, id: str, when: WhenCondition = None) -> tuple[Paged, PagerRow]:
+    """A window's main text from the `field` of its data, escaped (`Html`) and page-safe: a
+    text that would pass one message (Telegram refuses over 4,096 characters) is shown page by
+    page with ‹ 2/3 › above the window's buttons. Use as `Window(*body("text", "pay_text"), …)`."""
+    return Paged(Html(f"{{{field}}}"), id=id, when=when), PagerRow(id, when=when)
+
+
+def plain_labels(dialog: Dialog) -> Dialog:
+    """Every `Tr` inside a window's keyboard renders plain text (a button's text is not HTML)."""
+    for window in dialog.windows.values():
+        _mark(getattr(window, "keyboard", None), set())
+    return dialog
+
+
+def _mark(widget: Any, seen: set[int]) -> None:
+    if id(widget) in seen:
+        return
+    seen.add(id(widget))
+    if isinstance(widget, Tr):
+        widget.plain = True
+        return
+    if isinstance(widget, list | tuple):
+        for item in widget:
+            _mark(item, seen)
+    elif isinstance(widget, dict):
+        for item in widget.values():
+            _mark(item, seen)
+    elif isinstance(widget, Whenable | Keyboard):
+        for item in vars(widget).values():
+            _mark(item, seen)
 
 
 async def _hint(message: Message, _widget: MessageInput, manager: DialogManager) -> None:

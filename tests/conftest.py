@@ -7,7 +7,7 @@ need it instead of skipping them.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,3 +73,20 @@ async def clean_redis(redis_url: str) -> AsyncIterator[str]:
     yield redis_url
     await client.flushdb()
     await client.aclose()
+
+
+# ---- texts: a missing key or a Fluent format error fails the test ----------------------------
+
+from bot.i18n import Translator  # noqa: E402
+
+Translator.strict = True  # raise instead of logging (production logs and says something)
+
+
+@pytest.fixture(autouse=True)
+def _no_translation_failures() -> Iterator[None]:
+    """Raised inside a handler, a translation error could be caught and shown as «Что-то пошло
+    не так»; every failure is also recorded, and any recorded one fails the test."""
+    Translator.failures.clear()
+    yield
+    failures, Translator.failures[:] = list(Translator.failures), []
+    assert failures == [], failures

@@ -22,7 +22,6 @@ receipt-pay = Оплатить
 receipt-ask-amount = Сколько заплатить? Напишите сумму, например 1500 или 1 500,50.
 receipt-bad-amount = Не понял сумму. Напишите число, например 1500 или 1 500,50.
 receipt-amount-differs = ⚠️ На квитанции { $receipt }, а город выставил { $city } — к оплате сумма города.
-receipt-one-at-a-time = Квитанции присылайте по одной: я прочитал только первую из альбома. Остальные пришлите отдельными фото.
 receipt-unusable =
     QR-код прочитан, но по нему нельзя заплатить: { $problems } — с ошибкой или их нет.
     Ничего не списано. Введите УИН из квитанции вручную или оплатите в банке.
@@ -36,3 +35,18 @@ receipt-problem-kpp = КПП
 receipt-problem-sum = сумма
 receipt-problem-period = период
 receipt-problem-uin = УИН
+
+# An album of receipts: each picture read, one list answers them all.
+receipt-album = Фото в альбоме: { $count }. Вот что я прочитал:
+receipt-album-receipt = { $number }. { $payee } — { $amount }
+receipt-album-problem = { $number }. { $problem }
+receipt-album-no-amount = сумма не указана
+receipt-album-pay = Оплатить № { $number } — { $amount }
+receipt-album-choose = Выберите квитанцию, которую оплатить. Остальные останутся в этом списке.
+receipt-album-none = Оплатить по этим фото не получится. Пришлите квитанцию отдельным фото или введите УИН вручную.
+receipt-album-no-qr = не нашёл QR-код — переснимите его крупнее, без бликов
+receipt-album-not-payment = QR-код не платёжный
+receipt-album-missing = в QR-коде нет реквизитов получателя
+receipt-album-unusable = по QR-коду нельзя заплатить: { $problems } — с ошибкой или их нет
+receipt-album-not-image = это не картинка
+receipt-album-too-big = файл больше 20 МБ

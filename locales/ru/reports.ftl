@@ -80,3 +80,5 @@ report-status-rejected = отклонено
 report-status-closed = закрыто
 report-status-returned = возвращено в работу
 notify-report-status = Обращение № { $number } «{ $theme }»: { $status }.{ $text }
+report-show-full = Показать полностью
+report-album-not-only-photos = В альбоме не только фото — не добавил ничего из него. Пришлите только фото, без видео и файлов.

@@ -16,7 +16,7 @@ import pytest
 from bot.app import Application, create_application
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.telegram_double import LocalTelegram
+from bot.telegram_double import EventKind, LocalTelegram
 from city.sandbox import SandboxServer
 from city.sandbox.browser import demo_login
 from domain.accounts import Resident
@@ -133,7 +133,35 @@ def clock() -> FakeClock:
     return FakeClock(datetime.now(moscow).replace(hour=12, minute=0, second=0, microsecond=0))
 
 
-async def _harness(settings: Settings, sandbox: SandboxServer, clock: FakeClock):
+# What a resident must never read: an HTML entity shown as text means a value was escaped
+# twice; a tag shown as text means markup went out as plain text (a button, an alert) — unless
+# the test's own values hold tags on purpose (marker `markup_in_values`).
+_ENTITY_SHOWN = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+_TAG_SHOWN = re.compile(r"</?(?:b|i|u|s|a|code|pre|blockquote)\b")
+
+
+def markup_shown(telegram: LocalTelegram, *, tags: bool = True) -> list[str]:
+    """Every text, button label or callback alert the bot showed with an HTML entity (or a tag)
+    in it."""
+    patterns = [_ENTITY_SHOWN, _TAG_SHOWN] if tags else [_ENTITY_SHOWN]
+    found: list[str] = []
+    for event in telegram.events:
+        if event.answer is not None:  # a callback's toast or alert: plain text
+            shown = [event.answer.text or ""]
+        elif event.message is not None and event.kind in (EventKind.SENT, EventKind.EDITED):
+            message = event.message
+            shown = [message.text, *(button.text for row in message.keyboard for button in row)]
+        else:
+            continue
+        for text in shown:
+            for pattern in patterns:
+                found += [f"{hit!r} in {text[:200]!r}" for hit in pattern.findall(text or "")]
+    return found
+
+
+async def _harness(
+    settings: Settings, sandbox: SandboxServer, clock: FakeClock, request: pytest.FixtureRequest
+):
     harness = Harness(settings=settings, sandbox=sandbox, clock=clock)
     await harness.start()
     try:
@@ -141,14 +169,16 @@ async def _harness(settings: Settings, sandbox: SandboxServer, clock: FakeClock)
     finally:
         if harness.app is not None:
             await harness.app.stop()
+    tags = request.node.get_closest_marker("markup_in_values") is None
+    assert markup_shown(harness.telegram, tags=tags) == [], "a resident was shown markup as text"
 
 
 @pytest.fixture
 async def harness(
-    tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
 ) -> AsyncIterator[Harness]:
     """The embedded defaults: SQLite for data and dialog state."""
-    async for h in _harness(settings_for(tmp_path), sandbox, clock):
+    async for h in _harness(settings_for(tmp_path), sandbox, clock, request):
         yield h
 
 
@@ -170,5 +200,5 @@ async def any_state_harness(
         await client.flushdb()
         await client.aclose()
         overrides["redis_url"] = url
-    async for h in _harness(settings_for(tmp_path, **overrides), sandbox, clock):
+    async for h in _harness(settings_for(tmp_path, **overrides), sandbox, clock, request):
         yield h

@@ -35,10 +35,10 @@ PHONE = "+7 916 123-45-67"  # what residents type in these tests
 
 @pytest.fixture
 async def support_harness(
-    tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
 ) -> AsyncIterator[Harness]:
     settings = settings_for(tmp_path, support_chat_id=SUPPORT_CHAT)
-    async for harness in _harness(settings, sandbox, clock):
+    async for harness in _harness(settings, sandbox, clock, request):
         telegram = harness.telegram
         telegram.register_chat(
             {"id": SUPPORT_CHAT, "type": "supergroup", "title": "Поддержка", "is_forum": True}

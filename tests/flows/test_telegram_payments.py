@@ -18,10 +18,10 @@ from tests.flows.test_payments import bill_buttons, city_bills, ledger
 
 @pytest.fixture
 async def tg_harness(
-    tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
 ) -> AsyncIterator[Harness]:
     settings = settings_for(tmp_path, payments_provider_token="381764678:TEST:100500")
-    async for h in _harness(settings, sandbox, clock):
+    async for h in _harness(settings, sandbox, clock, request):
         yield h
 
 

@@ -37,11 +37,11 @@ TOKEN = "381764678:TEST:100500"
 
 @pytest.fixture
 async def refund_harness(
-    tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
 ) -> AsyncIterator[Harness]:
     """Telegram Payments on, and a support supergroup with its «Dashboard» topic made."""
     settings = settings_for(tmp_path, payments_provider_token=TOKEN, support_chat_id=SUPPORT_CHAT)
-    async for harness in _harness(settings, sandbox, clock):
+    async for harness in _harness(settings, sandbox, clock, request):
         harness.telegram.register_chat(
             {"id": SUPPORT_CHAT, "type": "supergroup", "title": "Поддержка", "is_forum": True}
         )
@@ -200,10 +200,10 @@ async def test_an_invoice_replaced_after_its_pre_checkout_is_refunded(
 
 
 async def test_without_a_support_chat_the_resident_is_still_told_and_it_is_logged(
-    tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
 ) -> None:
     settings = settings_for(tmp_path, payments_provider_token=TOKEN)
-    async for harness in _harness(settings, sandbox, clock):
+    async for harness in _harness(settings, sandbox, clock, request):
         _chat, told, _bill, payload, _before, events = await paid_after_checkout(
             harness, lambda _bill: {"status": "paid"}, "tg-charge-nobody"
         )

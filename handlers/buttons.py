@@ -1,0 +1,88 @@
+"""What a button carries and how a press is answered: the types of callback-data fields, the
+answer to a forged button, and buttons that work once.
+
+Callback data come back from the resident's client (REFERENCE.md, Bot API: `callback_data`
+is at most 64 bytes the bot set, but a modified client sends whatever it likes). So each
+`CallbackData` factory declares its fields with these types, pydantic refuses anything else,
+and the factory's filter does not match; `forged` then answers the press with a short toast
+instead of an error:
+
+- an id is ASCII digits 0-9 only (never «²», «١», «１», a sign, spaces or «1_000», which
+  `int()` and pydantic's lax mode would take) within a PostgreSQL bigint, 1..2**63-1;
+- an autopay period is «2026-11» (monthly) or «2026-W48» (weekly), as domain/autopay.py makes
+  them; a report number is the city's «NG-2026-001001» (Latin letters, digits, hyphens).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, Any
+
+from aiogram import F
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery
+from magic_filter import MagicFilter
+from pydantic import BeforeValidator, Field
+
+from bot.i18n import Translator
+
+MAX_ID = 2**63 - 1  # the largest PostgreSQL bigint: no row has a larger id
+_MAX_ID_DIGITS = len(str(MAX_ID))
+
+
+def _ascii_digits(value: Any) -> Any:
+    """Only «0»-«9» in callback data: pydantic alone would also take «+5», « 5» and «1_000»."""
+    if isinstance(value, str) and not (
+        value.isascii() and value.isdigit() and len(value) <= _MAX_ID_DIGITS
+    ):
+        raise ValueError("an id is ASCII digits 0-9 only")
+    return value
+
+
+ButtonId = Annotated[int, BeforeValidator(_ascii_digits), Field(ge=1, le=MAX_ID)]
+Period = Annotated[str, Field(pattern=r"^[0-9]{4}-(?:W[0-9]{2}|[0-9]{2})$")]
+ReportNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")]
+
+
+def forged(factory: type[CallbackData]) -> MagicFilter:
+    """Callback data with `factory`'s prefix that its own filter refused (register after it)."""
+    return F.data.startswith(f"{factory.__prefix__}{factory.__separator__}")
+
+
+async def on_forged(callback: CallbackQuery, tr: Translator) -> None:
+    """A mangled or forged button of ours: a short answer, nothing done."""
+    await callback.answer(tr.label("error-forged-button"))
+
+
+async def drop_keyboard(callback: CallbackQuery) -> None:
+    """Take the buttons off the pressed message; already gone (a second tap) is fine —
+    Telegram refuses the same markup again with «message is not modified»."""
+    if callback.message is None or callback.bot is None:
+        return
+    with contextlib.suppress(TelegramBadRequest):
+        await callback.bot.edit_message_reply_markup(
+            chat_id=callback.message.chat.id, message_id=callback.message.message_id
+        )
+
+
+_PRESSED = "pressed_once"
+_KEEP_PRESSES = 50  # the latest one-shot presses remembered per chat
+
+
+def press_key(callback: CallbackQuery) -> str:
+    """One button of one message: a second tap of it has the same key."""
+    message_id = callback.message.message_id if callback.message is not None else 0
+    return f"{message_id}:{callback.data}"
+
+
+async def pressed_before(state: FSMContext, key: str) -> bool:
+    """Whether a one-shot button already did its work (updates of a chat are handled one at a
+    time: the dispatcher's event isolation)."""
+    return key in (await state.get_data()).get(_PRESSED, [])
+
+
+async def remember_press(state: FSMContext, key: str) -> None:
+    pressed = [*(await state.get_data()).get(_PRESSED, []), key]
+    await state.update_data({_PRESSED: pressed[-_KEEP_PRESSES:]})

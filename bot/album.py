@@ -19,8 +19,9 @@ and it may reach another replica. So a part never waits for the others inside it
    the others find nothing. The rest of the middleware chain is called from that task with
    the first part's update and `data["album"]` = all parts sorted by message id, so the FSM
    per-chat lock, the error handlers and the unit of work are taken then, once. Nobody will
-   deliver the group again, so `telegram_retries` is off for it: a failure is told to the
-   resident at once (handlers/errors.py) and logged (`album.failed`).
+   deliver the group again, so the task is its redelivery: a failure that passes (database,
+   Redis, Telegram, the city) is tried again after 1, 2 and 4 s, silently; the last try, or a
+   failure that would repeat, is told to the resident (handlers/errors.py) and logged.
 4. `drain()` waits for this process's album tasks (the flow driver awaits it, so a Reply
    holds the album's answer; tests use it after posting to the webhook).
 
@@ -67,6 +68,8 @@ from aiogram.methods import TelegramMethod
 from aiogram.types import Message, TelegramObject, Update
 from redis.asyncio import Redis
 
+from bot.failures import classify
+
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -76,6 +79,7 @@ CLAIMED_TTL = 3600  # seconds a handled group is remembered: its later parts are
 BUFFER_TTL = 3600  # seconds a buffered group waits for its replica or the chat's next update
 MAX_PARTS = 10  # Telegram's albums hold 2–10 items
 MAX_GROUPS = 10_000  # groups pending in one process's memory
+ALBUM_RETRIES = (1.0, 2.0, 4.0)  # seconds before each new try after a failure that passes
 
 
 class AlbumBuffer(Protocol):
@@ -249,6 +253,7 @@ class AlbumMiddleware(BaseMiddleware):
     def __init__(self, buffer: AlbumBuffer | None = None, debounce: float = ALBUM_DEBOUNCE):
         self.buffer: AlbumBuffer = buffer or MemoryAlbumBuffer()
         self.debounce = debounce
+        self.retries: tuple[float, ...] = ALBUM_RETRIES  # a test may shorten them
         self._waiters: dict[str, _Waiter] = {}
 
     @classmethod
@@ -355,16 +360,28 @@ class AlbumMiddleware(BaseMiddleware):
             log.exception("album.failed")
 
     async def _handle(self, updates: list[Update], handler: Handler, data: dict[str, Any]) -> None:
+        """Run the chain once for the group. Nobody delivers a group again (its parts were
+        answered 200), so this task is its redelivery: a failure that passes (the database,
+        Redis, Telegram or the city away — `bot.failures.classify`) is tried again after
+        `self.retries` pauses, silently; the last try, or a failure that would repeat, is told
+        to the resident (handlers/errors.py) and logged."""
         updates.sort(key=lambda update: update.message.message_id if update.message else 0)
         album: list[Message] = [update.message for update in updates if update.message]
-        data["album"] = album
-        # Nobody delivers a group again (its parts were answered 200): on a failure the
-        # resident is told now (handlers/errors.py) instead of waiting for a redelivery.
-        data["telegram_retries"] = False
         log.info("album.handled", parts=len(album))
-        result = await handler(updates[0], data)
-        if isinstance(result, TelegramMethod):  # a handler answered "webhook style"
-            await data["bot"](result)
+        pauses: list[float | None] = [*self.retries, None]
+        for pause in pauses:
+            attempt = dict(data, album=album, telegram_retries=pause is not None)
+            try:
+                result = await handler(updates[0], attempt)
+            except Exception as error:
+                if pause is None or not classify(error).transient:
+                    raise
+                log.warning("album.retry", error=type(error).__name__, pause=pause)
+                await asyncio.sleep(pause)
+                continue
+            if isinstance(result, TelegramMethod):  # a handler answered "webhook style"
+                await data["bot"](result)
+            return
 
 
 def _chat_id(update: Update) -> int | None:

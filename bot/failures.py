@@ -89,6 +89,8 @@ def classify(error: BaseException) -> Verdict:
             return Verdict(transient=True, retry_after=current.retry_after)
         if isinstance(current, TelegramRetryAfter):
             return Verdict(transient=True, retry_after=max(1, int(current.retry_after)))
+        if isinstance(current, sa.OperationalError) and _sqlite_schema_error(current):
+            return Verdict(transient=False)  # a missing table or column fails every time
         if isinstance(current, _TRANSIENT):
             return Verdict(transient=True)
         if isinstance(current, sa.DBAPIError):
@@ -99,3 +101,18 @@ def classify(error: BaseException) -> Verdict:
             return Verdict(transient=True)
         current = current.__cause__
     return Verdict(transient=False)
+
+
+# SQLite reports its passing troubles (a locked or busy database, I/O) and its lasting ones (a
+# schema a migration did not make, a bad statement) with the same OperationalError; only the
+# message tells them apart (the sqlite3 module's documentation, SQLite's result codes).
+_SQLITE_PASSING = ("locked", "busy", "disk i/o", "unable to open", "out of memory", "interrupted")
+
+
+def _sqlite_schema_error(error: sa.OperationalError) -> bool:
+    """An OperationalError from SQLite that is not about the database being reachable."""
+    original = error.orig
+    if original is None or type(original).__module__ != "sqlite3":
+        return False
+    message = str(original).lower()
+    return not any(word in message for word in _SQLITE_PASSING)

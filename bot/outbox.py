@@ -192,7 +192,9 @@ async def _attempt(
     except TelegramRetryAfter as error:
         answered = clock()  # retry_after counts from the answer, not from the tick
         await _answered(limiter, chat, accepted=False)
-        return _deferred(notification, answered + timedelta(seconds=max(error.retry_after, 1)))
+        wait = max(error.retry_after, 1)
+        await _hold(limiter, chat, wait)  # the chat's other messages wait as well
+        return _deferred(notification, answered + timedelta(seconds=wait))
     except TelegramForbiddenError:
         answered = clock()
         await _answered(limiter, chat, accepted=False)
@@ -206,13 +208,13 @@ async def _attempt(
     except TelegramNetworkError:
         answered = clock()
         await _answered(limiter, chat, accepted=True)  # it may have arrived
-        return _backoff(notification, answered)
+        return await _backoff_in_order(limiter, notification, answered)
     except TelegramAPIError as error:  # 5xx, and 401/404/409: the API's trouble, not the row's
         answered = clock()
         await _answered(limiter, chat, accepted=False)
         if not isinstance(error, TelegramServerError):
             log.error("notify.api_error", error=type(error).__name__, message=error.message)
-        return _backoff(notification, answered)
+        return await _backoff_in_order(limiter, notification, answered)
     except Exception:  # a bug or an unexpected answer: whether it arrived is unknown
         answered = clock()
         await _answered(limiter, chat, accepted=True)
@@ -232,6 +234,24 @@ def _backoff(notification: Notification, answered: datetime) -> _Result:
         return _dead(notification, answered)
     retry_at = answered + timedelta(seconds=2**notification.attempts)
     return _Result(notification, Outcome.RETRY, retry_at)
+
+
+async def _backoff_in_order(
+    limiter: SendLimiter, notification: Notification, answered: datetime
+) -> _Result:
+    """The backoff, and the chat held until then: the chat's later notifications must not
+    overtake this one (a report's statuses would arrive out of order)."""
+    result = _backoff(notification, answered)
+    if result.outcome is Outcome.RETRY:
+        await _hold(limiter, notification.telegram_user_id, (result.at - answered).total_seconds())
+    return result
+
+
+async def _hold(limiter: SendLimiter, chat: int, seconds: float) -> None:
+    try:
+        await limiter.hold(chat, seconds)
+    except Exception as error:  # the limiter's trouble must not decide the notification's
+        log.error("notify.limiter_unavailable", error=type(error).__name__)
 
 
 def _dead(notification: Notification, at: datetime) -> _Result:

@@ -42,6 +42,12 @@ class SendLimiter(Protocol):
         may have been (the slot is stamped now, when the message has surely arrived)."""
         ...
 
+    async def hold(self, chat_id: int, seconds: float) -> None:
+        """Nothing more to this chat for `seconds` from now (never shortens a longer hold): a
+        429's `retry_after` binds the chat, not only the refused message, and a message put
+        back after a failure must not be overtaken by the chat's later ones."""
+        ...
+
 
 class MemoryLimiter:
     """One process's limiter. `clock` (seconds, monotonic) and `sleep` can be replaced, e.g.
@@ -95,6 +101,10 @@ class MemoryLimiter:
             self._window.pop(slot, None)
             self._chats.pop(chat_id, None)
 
+    async def hold(self, chat_id: int, seconds: float) -> None:
+        until = self._clock() + seconds - self._interval  # `acquire` adds the interval back
+        self._chats[chat_id] = max(self._chats.get(chat_id, until), until)
+
 
 # One round trip: the chat's turn, then a sliding one-second log in a sorted set, on Redis's
 # own clock (replicas' clocks may differ). Answers {0, 0} when the message may go (counted, the
@@ -137,12 +147,22 @@ return 0
 """
 
 
+# Hold a chat: its key lives ARGV[1] ms from now, unless it already lives longer.
+_HOLD = """
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], 'hold', 'PX', tonumber(ARGV[1]))
+end
+return 0
+"""
+
+
 class RedisLimiter:
     def __init__(self, redis: Redis, per_second: int = GLOBAL_PER_SECOND) -> None:
         self._redis = redis
         self._per_second = per_second
         self._acquire = redis.register_script(_ACQUIRE)
         self._answered = redis.register_script(_ANSWERED)
+        self._hold = redis.register_script(_HOLD)
         self._counter = itertools.count()
         self._in_flight: dict[int, str] = {}  # chat → its slot's member, until the answer
 
@@ -165,3 +185,6 @@ class RedisLimiter:
             return
         args = [member, "1" if accepted else "0", int(WINDOW * 1000), int(CHAT_INTERVAL * 1000)]
         await self._answered(keys=["rl:global", f"rl:chat:{chat_id}"], args=args)
+
+    async def hold(self, chat_id: int, seconds: float) -> None:
+        await self._hold(keys=[f"rl:chat:{chat_id}"], args=[max(1, int(seconds * 1000))])

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
+from aiogram.methods import SendMessage
+
 from bot.album import albums_of
 from bot.conversation import Conversation
+from bot.telegram_double import Fault
 from tests.flows.conftest import Harness
 from tests.flows.test_receipt_photo import epd_qr, linked, receipt_photo
 from tests.flows.test_reports import ARBAT_10, photo, start_pothole
@@ -118,3 +121,23 @@ async def test_an_album_with_a_video_adds_nothing(harness: Harness) -> None:
     await chat.press("Пропустить")
     await chat.press("Пропустить")
     assert "Фото: 0" in chat.last_text
+
+
+async def test_an_album_whose_handling_meets_a_passing_failure_is_tried_again(
+    harness: Harness,
+) -> None:
+    """Nobody redelivers an album (its parts were answered when buffered): a failure that
+    passes — here Telegram's 500 on the answer — is tried again by the album's own task,
+    without a word to the resident, and the receipts are answered."""
+    shorten_debounce(harness)
+    assert harness.app is not None
+    for middleware in albums_of(harness.app.dispatcher):
+        middleware.retries = (0.01, 0.01)
+    chat = await linked(harness)
+    harness.telegram.fail_next(SendMessage, Fault.SERVER_ERROR)
+    reply = await chat.send_album(
+        [receipt_photo(epd_qr()), receipt_photo(epd_qr(Sum="100000", PaymPeriod="112026"))]
+    )
+    assert harness.telegram.pending_faults(SendMessage) == 0  # the failure did happen
+    assert "8 124,50 ₽" in reply.text and "1 000,00 ₽" in reply.text
+    assert "Что-то пошло не так" not in reply.text

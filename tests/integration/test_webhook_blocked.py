@@ -36,7 +36,7 @@ class Blocked:
 
 async def test_a_blocked_resident_does_not_loop(
     tmp_path: Path,
-    sandbox: SandboxServer,
+    sandbox: SandboxServer,  # noqa: F811 - the fixture imported above
     services: tuple[str, str],  # noqa: F811
 ) -> None:
     database_url, redis_url = services
@@ -49,6 +49,6 @@ async def test_a_blocked_resident_does_not_loop(
     try:
         statuses = [await deliver(app.web_url, start_update(70)) for _ in range(3)]
         assert statuses == [(200, None)] * 3
-        assert blocked.refused <= 2  # the greeting, and at most one attempt to tell
+        assert 1 <= blocked.refused <= 2  # the greeting, and at most one attempt to tell
     finally:
         await app.stop()

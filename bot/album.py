@@ -80,6 +80,8 @@ BUFFER_TTL = 3600  # seconds a buffered group waits for its replica or the chat'
 MAX_PARTS = 10  # Telegram's albums hold 2–10 items
 MAX_GROUPS = 10_000  # groups pending in one process's memory
 ALBUM_RETRIES = (1.0, 2.0, 4.0)  # seconds before each new try after a failure that passes
+SWEEP_GRACE = 5.0  # seconds past a group's deadline before a sweep takes it (its replica died)
+SWEPT = "album_swept"  # data key: the parts of a group taken by a sweep
 
 
 class AlbumBuffer(Protocol):
@@ -98,6 +100,10 @@ class AlbumBuffer(Protocol):
 
     async def pending(self, chat: str) -> list[str]:
         """The chat's groups waiting to be handled."""
+        ...
+
+    async def overdue(self, grace: float) -> list[str]:
+        """Groups whose deadline passed more than `grace` seconds ago (their replica died)."""
         ...
 
 
@@ -163,8 +169,13 @@ class MemoryAlbumBuffer:
     async def pending(self, chat: str) -> list[str]:
         return list(self._chats.get(chat, ()))
 
+    async def overdue(self, grace: float) -> list[str]:
+        late = self._clock() - grace
+        return [group for group, pending in self._groups.items() if pending.due < late]
 
-# KEYS: parts (hash message id → update JSON), due, claimed, the chat's pending set.
+
+# KEYS: parts (hash message id → update JSON), due, claimed, the chat's pending set, all
+# groups' deadlines (a sorted set, for the sweep).
 # ARGV: message id, update JSON, debounce ms, buffer TTL, group, max parts.
 # 0: claimed already (a late part); -1: full; 1: buffered.
 _ADD = """
@@ -176,6 +187,8 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', KEYS[2], now + tonumber(ARGV[3]), 'EX', ARGV[4])
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), ARGV[5])
+redis.call('EXPIRE', KEYS[5], ARGV[4])
 redis.call('SADD', KEYS[4], ARGV[5])
 redis.call('EXPIRE', KEYS[4], ARGV[4])
 return 1
@@ -190,15 +203,27 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return math.max(0, tonumber(due) - now)
 """
 
-# KEYS: parts, due, claimed, the chat's pending set. ARGV: group, claimed TTL.
-# The claim (SET NX) and the taking of the parts in one step: the parts go to one caller.
+# KEYS: parts, due, claimed, the chat's pending set, all deadlines. ARGV: group, claimed TTL.
+# The claim and the taking of the parts in one step (a script runs alone): the parts go to one
+# caller; a later caller finds them gone.
 _TAKE = """
-redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[2])
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
 local parts = redis.call('HVALS', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 return parts
 """
+
+# KEYS: all deadlines. ARGV: grace ms, limit. Groups overdue by more than the grace.
+_OVERDUE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]), 'LIMIT', 0,
+                  tonumber(ARGV[2]))
+"""
+DUE_KEY = "album:due"
+SWEEP_LIMIT = 100  # groups settled by one sweep
 
 
 class RedisAlbumBuffer:
@@ -209,11 +234,18 @@ class RedisAlbumBuffer:
         self._add = redis.register_script(_ADD)
         self._remaining = redis.register_script(_REMAINING)
         self._take = redis.register_script(_TAKE)
+        self._overdue = redis.register_script(_OVERDUE)
 
     @staticmethod
     def _keys(group: str, chat: str) -> list[str]:
         base = f"album:{group}"
-        return [f"{base}:parts", f"{base}:due", f"{base}:claimed", f"album:chat:{chat}"]
+        return [
+            f"{base}:parts",
+            f"{base}:due",
+            f"{base}:claimed",
+            f"album:chat:{chat}",
+            DUE_KEY,
+        ]
 
     async def add(self, chat: str, group: str, update: Update, debounce: float) -> bool:
         message_id = update.message.message_id if update.message else 0
@@ -239,6 +271,10 @@ class RedisAlbumBuffer:
     async def pending(self, chat: str) -> list[str]:
         members = await self._redis.smembers(f"album:chat:{chat}")
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+    async def overdue(self, grace: float) -> list[str]:
+        groups = await self._overdue(keys=[DUE_KEY], args=[int(grace * 1000), SWEEP_LIMIT])
+        return [g.decode() if isinstance(g, bytes) else str(g) for g in groups]
 
 
 @dataclass
@@ -271,6 +307,10 @@ class AlbumMiddleware(BaseMiddleware):
         if chat_id is None:
             return await handler(event, data)
         chat = f"{bot.id}:{chat_id}"
+        swept: list[Update] | None = data.pop(SWEPT, None)
+        if swept is not None:  # a group taken by `sweep`: its parts were answered long ago
+            await self._handle(swept, handler, data)
+            return None
         message = event.message
         if message is None or message.media_group_id is None:
             await self._settle_chat(chat, handler, data, hurry=message is not None)
@@ -288,6 +328,24 @@ class AlbumMiddleware(BaseMiddleware):
             self._waiters[group] = _Waiter(task, hurry)
             task.add_done_callback(partial(self._forget, group))
         return None  # answered now; the group is handled when its deadline passes
+
+    async def sweep(self, dispatcher: Dispatcher, bot: Bot, grace: float = SWEEP_GRACE) -> int:
+        """Handle the groups whose deadline passed `grace` seconds ago and that nobody took —
+        their replica died before its debounce fired and the chat has not written since. Run
+        by a scheduler job on every replica (`bot/jobs.py`); the take is atomic, so each group
+        is handled once. Returns the number of groups handled."""
+        handled = 0
+        for group in await self.buffer.overdue(grace):
+            if group in self._waiters:
+                continue  # ours, still waiting (a slow event loop): our task takes it
+            chat = group.rsplit(":", 1)[0]
+            updates = await self.buffer.take(group, chat, bot)
+            if not updates:
+                continue
+            log.warning("album.swept", parts=len(updates))
+            await dispatcher.feed_update(bot, updates[0], **{SWEPT: updates})
+            handled += 1
+        return handled
 
     def _forget(self, group: str, _task: asyncio.Task[None]) -> None:
         self._waiters.pop(group, None)

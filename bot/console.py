@@ -236,9 +236,21 @@ class _Console:
         self.output.flush()
 
     def show(self, reply: Reply) -> None:
-        """Print the answer to the resident's action; its keyboard becomes what #N presses."""
-        self.write(render_reply(reply))
-        self._shown(reply)
+        """Print the answer to the resident's action; its keyboard becomes what #N presses.
+        A background message that arrived while the action was handled (a scheduler job's,
+        no action of the resident's) is printed first, marked as such."""
+        background = Reply(
+            chat_id=reply.chat_id, events=tuple(e for e in reply.events if e.action is None)
+        )
+        answer = Reply(
+            chat_id=reply.chat_id, events=tuple(e for e in reply.events if e.action is not None)
+        )
+        lines = render_background(background)
+        if lines:
+            self.write(lines)
+            self._shown(background)
+        self.write(render_reply(answer))
+        self._shown(answer)
 
     def show_background(self) -> None:
         """Print what the bot sent to this chat on its own since the last print (marked)."""

@@ -20,6 +20,7 @@ from aiogram.types import Update
 
 from bot.album import drain as drain_albums
 from bot.telegram_double import (
+    ACTION,
     CallbackAnswer,
     ChatMessage,
     Event,
@@ -357,11 +358,15 @@ class Conversation:
     async def _feed(self, *updates: JsonDict) -> Reply:
         start = len(self.telegram.events)
         payloads = [{"update_id": next(self._update_ids), **update} for update in updates]
-        if len(payloads) == 1:
-            await self._dispatch(payloads[0])
-        else:
-            await asyncio.gather(*(self._dispatch(payload) for payload in payloads))
-        await drain_albums(self.dispatcher)  # an album is answered from a background task
+        token = ACTION.set(payloads[0]["update_id"])  # what is sent now answers this action
+        try:
+            if len(payloads) == 1:
+                await self._dispatch(payloads[0])
+            else:
+                await asyncio.gather(*(self._dispatch(payload) for payload in payloads))
+            await drain_albums(self.dispatcher)  # an album is answered from a background task
+        finally:
+            ACTION.reset(token)
         return self._reply_since(start)
 
     async def _dispatch(self, payload: JsonDict) -> None:

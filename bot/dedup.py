@@ -26,6 +26,8 @@ from aiogram.fsm.storage.redis import RedisEventIsolation
 from redis.asyncio import Redis
 from redis.exceptions import LockNotOwnedError, RedisError
 
+from bot.metrics import LEASES_LOST
+
 log = structlog.get_logger(__name__)
 
 # Module defaults, read when a middleware or isolation is built (tests shorten them).
@@ -224,6 +226,7 @@ async def heartbeat(
                 continue
             if not kept:
                 log.warning("lease.lost", what=what)
+                LEASES_LOST.labels(what=what).inc()
                 return
 
     task = asyncio.create_task(beat(), name=f"heartbeat-{what}")

@@ -12,17 +12,9 @@ from dataclasses import dataclass
 import asyncpg  # type: ignore[import-untyped]
 import redis.exceptions as redis_errors
 from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
-from prometheus_client import Counter
 from sqlalchemy import exc as sa
 
 from domain.errors import CityUnavailable
-
-# Next to bot/metrics.py's: answers that ask Telegram to deliver again, by reason.
-RETRIED = Counter(
-    "bot_updates_retried_total",
-    "Updates answered non-2xx so that Telegram delivers them again",
-    ["reason"],  # busy: another owner's live lease; transient: a failure that passes
-)
 
 # Failures of what the bot depends on, not of the update itself: they pass.
 _TRANSIENT: tuple[type[BaseException], ...] = (

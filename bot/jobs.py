@@ -12,6 +12,7 @@ import structlog
 from aiogram.exceptions import TelegramAPIError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.album import albums_of
 from bot.app import RECONCILE_EVERY, Application, Clock, reconcile_in_background, utc_now
 from bot.metrics import AUTOPAY_RUNS
 
@@ -85,11 +86,23 @@ async def post_daily_digest(app: Application, clock: Clock = utc_now) -> bool:
         return await post_digest(uow, clock())
 
 
+async def sweep_albums(app: Application) -> int:
+    """Albums whose replica died before handling them, found by any replica (bot/album.py)."""
+    handled = 0
+    for middleware in albums_of(app.dispatcher):
+        try:
+            handled += await middleware.sweep(app.dispatcher, app.bot)
+        except Exception as error:  # Redis away: the next sweep tries again
+            log.warning("album.sweep_failed", error=type(error).__name__)
+    return handled
+
+
 def start_scheduler(app: Application) -> AsyncIOScheduler:
     """Started inside the running loop; jobs take only the app (nothing to pickle)."""
     scheduler = AsyncIOScheduler(timezone="Europe/Moscow")
     scheduler.add_job(deliver_notifications, "interval", seconds=1, args=[app], max_instances=1)
     scheduler.add_job(poll_reports, "interval", seconds=60, args=[app], max_instances=1)
+    scheduler.add_job(sweep_albums, "interval", seconds=5, args=[app], max_instances=1)
     # Starts a background run (with its own backoff while the city is down) unless one is under
     # way; the first run is started by the runners at start-up, without waiting for it.
     scheduler.add_job(

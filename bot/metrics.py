@@ -17,6 +17,17 @@ CITY_ERRORS = Counter("city_errors_total", "City platform failures", ["path", "f
 NOTIFICATIONS = Counter("notifications_total", "Outbox deliveries by outcome", ["outcome"])
 AUTOPAY_RUNS = Counter("autopay_runs_total", "Autopay runs by outcome", ["outcome"])
 PAYMENTS = Counter("payments_total", "Payments by outcome", ["outcome"])
+RETRIED = Counter(
+    "bot_updates_retried_total",
+    "Updates answered non-2xx so that Telegram delivers them again",
+    ["reason"],  # busy: another owner's live lease; transient: a failure that passes
+)
+LEASES_LOST = Counter(
+    "bot_leases_lost_total",
+    "Leases (an update's marker, a chat's lock) found taken over while their holder still ran:"
+    " the handler may run twice (keys keep effects single)",
+    ["what"],
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

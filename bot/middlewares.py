@@ -19,6 +19,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update, User
 
 from bot import dedup
+from bot.album import SWEPT
 from bot.dedup import ClaimState, DedupStore
 from bot.failures import UpdateBusy, classify
 from bot.logs import user_hash
@@ -84,6 +85,8 @@ class UpdateDedupMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if not isinstance(event, Update):
+            return await handler(event, data)
+        if SWEPT in data:  # an album's parts taken by a sweep, handled long after their update
             return await handler(event, data)
         bot = data.get("bot")
         key = f"dedup:{bot.id if bot else 0}:{event.update_id}"

@@ -289,13 +289,23 @@ class _Recorder:
                 return
             results, self._queue = self._queue, []
             try:
-                async with self._app.uow_factory() as uow:
-                    for each in results:
-                        await _write(uow, each)
-                    await uow.commit()
-            except Exception as error:  # the database: those rows are claimed again later
-                log.error("notify.record_failed", error=type(error).__name__, rows=len(results))
-                self._error = self._error or error
+                await self._write(results)
+            except Exception as error:
+                log.warning("notify.group_record_failed", error=type(error).__name__)
+                # One outcome that cannot be written must not undo the others (a sent row left
+                # `sending` goes out again): each is written alone.
+                for each in results:
+                    try:
+                        await self._write([each])
+                    except Exception as alone:  # the database: the row is claimed again later
+                        log.error("notify.record_failed", error=type(alone).__name__)
+                        self._error = self._error or alone
+
+    async def _write(self, results: list[_Result]) -> None:
+        async with self._app.uow_factory() as uow:
+            for each in results:
+                await _write(uow, each)
+            await uow.commit()
 
     def raise_if_failed(self) -> None:
         """After the batch: a tick whose outcomes could not be written fails loudly."""

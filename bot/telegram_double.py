@@ -21,6 +21,7 @@ Unknown API methods raise ``LocalTelegramError`` naming the method, so a gap is 
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import itertools
 import mimetypes
@@ -564,6 +565,12 @@ class CallbackAnswer:
     url: str | None
 
 
+# Which resident action (an id of the driver's choosing) the running code answers: set by the
+# conversation driver while it feeds an update, inherited by the tasks that update starts, and
+# unset in the scheduler's jobs — so an Event tells an answer from a background message.
+ACTION: contextvars.ContextVar[int | None] = contextvars.ContextVar("action", default=None)
+
+
 @dataclass(frozen=True)
 class Event:
     """A visible effect of one successful API call."""
@@ -577,6 +584,8 @@ class Event:
     answer: CallbackAnswer | None = None
     markup_only: bool = False
     """An edit that only changed the inline keyboard (editMessageReplyMarkup)."""
+    action: int | None = field(default_factory=ACTION.get, compare=False)
+    """The resident action this answered (`ACTION` when the call was made); None: background."""
 
 
 @dataclass

@@ -17,9 +17,9 @@ from aiohttp import web
 from markupsafe import escape
 from pydantic import ValidationError
 
-from bot.failures import RETRIED, UpdateBusy, classify
+from bot.failures import UpdateBusy, classify
 from bot.i18n import Translator
-from bot.metrics import CONTENT_TYPE, ERRORS, exposition
+from bot.metrics import CONTENT_TYPE, ERRORS, RETRIED, exposition
 from domain.errors import CityUnavailable, LinkError
 from domain.linking import authorize_link
 from domain.ports import CityApi, CityAuth

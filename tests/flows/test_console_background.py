@@ -4,8 +4,14 @@ console printed — never one that arrived but was not shown yet."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import io
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import Bot
+from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
 
 from bot.console import BACKGROUND_MARK, run_console
 from bot.jobs import deliver_notifications
@@ -128,3 +134,38 @@ async def test_a_press_before_any_keyboard_is_printed_presses_nothing(
         background_poll=None,
     )
     assert "! no bot message with an inline keyboard has been shown yet" in output.getvalue()
+
+
+class ReminderDuringAnswer:
+    """A scheduler job that sends a reminder while the bot is answering the resident's press:
+    run in a context of its own, as APScheduler's tasks are (no resident action in it)."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self.armed = False
+
+    async def __call__(self, make_request: Any, bot: Bot, method: TelegramMethod[Any]) -> Any:
+        result = await make_request(bot, method)
+        if self.armed and isinstance(method, (SendMessage, EditMessageText)):
+            self.armed = False
+            job = asyncio.create_task(send_reminder(self.harness), context=contextvars.Context())
+            await job
+        return result
+
+
+async def test_a_background_message_during_an_answer_is_printed_marked(
+    harness: Harness,
+) -> None:
+    assert harness.app is not None
+    during = ReminderDuringAnswer(harness)
+    harness.app.bot.session.middleware(during)
+
+    async def press_while_a_job_sends() -> str:
+        during.armed = True
+        return "#1"  # «Мои счета»: the reminder goes out while its answer is being sent
+
+    screen = await run(harness, [press_while_a_job_sends, ":quit"])
+
+    after_link = screen[screen.index(LINKED) :]
+    assert f"{BACKGROUND_MARK}\n{REMINDER}" in after_link  # marked, not shown as the answer
+    assert BILLS in after_link

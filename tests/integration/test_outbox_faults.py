@@ -33,6 +33,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import outbox
 from bot.app import Application
 from bot.i18n import load_translator
 from bot.jobs import MAX_ATTEMPTS, deliver_notifications
@@ -357,3 +358,28 @@ def _stop(faults: list[str]) -> int:
         if fault in ("400", "403"):
             return position + 1
     return len(faults)
+
+
+async def test_an_outcome_that_cannot_be_written_does_not_undo_the_others(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outcomes are written several to a transaction; when one of them cannot be written (here
+    the dashboard's dead letter), the others are written alone — a sent row left `sending`
+    would be sent again after STALE_CLAIM."""
+    clock = Clock()
+    telegram = ScriptedTelegram(clock)
+    sender = make_sender(engine, telegram, clock)
+    notes = [report(1100 + i, i) for i in range(4)]
+    telegram.script(1, "400")
+    await write(sender, clock, *notes)
+
+    async def broken(*_args: object, **_kwargs: object) -> bool:
+        raise RuntimeError("the dashboard's row cannot be written")
+
+    monkeypatch.setattr(outbox, "dead_lettered", broken)
+    with pytest.raises(RuntimeError):  # the tick says so, after the others were recorded
+        await deliver_notifications(sender.app(), clock, sender.limiter)
+    stored = await rows(engine)
+    assert [stored[f"test:{i}"].status for i in (0, 2, 3)] == ["sent"] * 3
+    assert stored["test:1"].status == "sending"  # claimed again after STALE_CLAIM
+    await sender.bot.session.close()

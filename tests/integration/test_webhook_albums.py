@@ -13,9 +13,10 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from bot.album import albums_of, drain
+from bot.album import DUE_KEY, albums_of, drain
 from bot.app import Application, create_application
 from bot.conversation import Conversation
+from bot.jobs import sweep_albums
 from bot.web import WEBHOOK_PATH
 from city.sandbox import SandboxServer
 from tests.conftest import REDIS_URL, need_service
@@ -214,6 +215,42 @@ async def test_a_group_left_by_a_dead_replica_is_handled_on_the_next_update(
         assert "Фото добавлено: 3 из 5" in texts[0]  # the album first, then the message
         assert any("Здесь нужны фото" in text for text in texts[1:])
         assert "Фото: 3" in await photos_in_draft(chat)
+    finally:
+        await second.stop()
+        await first.app.stop()
+
+
+async def test_a_group_left_by_a_dead_replica_is_swept_without_another_update(
+    tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+) -> None:
+    """The parts were answered 200, so Telegram never sends them again, and the resident waits
+    for an answer instead of writing: the other replica's sweep job finds the overdue group
+    and handles it — once, however many replicas sweep."""
+    settings = settings_for(tmp_path, webhook_secret=SECRET, redis_url=await fresh_redis())
+    first = Harness(settings=settings, sandbox=sandbox, clock=clock)
+    await first.start()
+    assert first.app is not None
+    second = await create_application(
+        settings, bot_session=first.telegram, clock=clock, sandbox=sandbox
+    )
+    try:
+        set_debounce(first.app, LONG)  # the replica dies before its debounce fires
+        chat = await at_photo_step(first)
+        await deliver([first.app], album_parts(chat, [photo(10), photo(80)], "g7"))
+        for middleware in albums_of(first.app.dispatcher):
+            await middleware.abandon()
+        assert await sweep_albums(second) == 0  # not overdue yet: a live replica may take it
+        redis = Redis.from_url(settings.redis_url or "")
+        try:  # its deadline long past (as after LONG + SWEEP_GRACE seconds)
+            [group] = await redis.zrange(DUE_KEY, 0, -1)
+            await redis.zadd(DUE_KEY, {group: 0})
+        finally:
+            await redis.aclose()
+        assert await sweep_albums(second) == 1
+        assert await sweep_albums(second) == 0  # taken once
+        answers = photo_answers(chat.inbox().texts)
+        assert len(answers) == 1 and "Фото добавлено: 2 из 5" in answers[0], answers
+        assert "Фото: 2" in await photos_in_draft(chat)
     finally:
         await second.stop()
         await first.app.stop()

@@ -18,6 +18,7 @@ from sqlalchemy import exc as sa
 from bot import dedup
 from bot.dedup import MemoryDedup
 from bot.failures import classify
+from bot.metrics import LEASES_LOST
 from bot.middlewares import UpdateDedupMiddleware
 
 
@@ -102,3 +103,16 @@ async def test_memory_dedup_busy_then_takeover_after_lease() -> None:
     assert await store.renew("k", "a", 10) is False
     await store.release("k", "a")  # not a's any more: b keeps it
     assert (await store.claim("k", "c", 10)).state is dedup.ClaimState.BUSY
+
+
+async def test_a_lost_lease_is_counted() -> None:
+    """A holder that finds its lease taken over (it stalled longer than the lease) may run the
+    handler twice with the new owner: operators see it in `bot_leases_lost_total`."""
+    before = LEASES_LOST.labels(what="test-lost")._value.get()
+
+    async def renew() -> bool:
+        return False  # another owner holds it now
+
+    async with dedup.heartbeat(renew, 0.01, "test-lost"):
+        await asyncio.sleep(0.05)
+    assert LEASES_LOST.labels(what="test-lost")._value.get() == before + 1

@@ -30,17 +30,22 @@ from domain.autopaying import send_reminders
 from domain.autopaying import tick as autopay_tick
 from domain.errors import DomainError
 from domain.limits import DEFAULT_LIMITS
-from domain.reporting import poll_statuses
+from domain.reporting import DiscoveryCursor, poll_statuses
 from domain.support import payment_errors_seen, platform_seen, post_digest
 from handlers.support import ensure_dashboard
 
 log = structlog.get_logger(__name__)
 
 
+# This process's place in the round of residents whose reports made elsewhere are looked for
+# (one batch a tick; replicas each go round, which only repeats an idempotent lookup).
+_DISCOVERY = DiscoveryCursor()
+
+
 async def poll_reports(app: Application, clock: Clock = utc_now) -> int:
     try:
         async with app.uow_factory() as uow:
-            return await poll_statuses(uow, app.city, clock())
+            return await poll_statuses(uow, app.city, clock(), _DISCOVERY)
     except DomainError as error:
         log.warning("reports.poll_failed", error=type(error).__name__)
         return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -21,6 +21,8 @@ import structlog
 
 from domain.accounts import AccountLevel, CityProfile, TokenSet
 from domain.bills import Bill, BillKind
+from domain.boundary import Boundary
+from domain.boundary import from_geojson as boundary_from_geojson
 from domain.charity import Fund, FundCategory, PastDonation
 from domain.errors import (
     CityUnavailable,
@@ -55,7 +57,16 @@ from domain.payments import (
 )
 from domain.points import InsufficientPoints, PointsAccount, PointsEntry, Transfer
 from domain.ports import CitySession, Place
-from domain.reports import Draft, Point, Report, ReportStatus, ReportUpdate, Theme
+from domain.reports import (
+    AttributeChoice,
+    Draft,
+    Point,
+    Report,
+    ReportStatus,
+    ReportUpdate,
+    Theme,
+    ThemeQuestion,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +75,10 @@ RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 Observer = Callable[[str, str, int, float, str | None], None]
 OPEN311 = "/open311/v2"
 THEMES_TTL = 600.0
+OPEN311_MAX_RESULTS = 1000  # one GET requests.json answers at most this many
+REPORTS_WINDOW = timedelta(days=90)  # the widest start_date..end_date the contract allows
+REPORTS_LEAD = timedelta(days=7)  # the first window starts this long ago
+REPORTS_HISTORY = timedelta(days=360)  # with the lead, «Мои обращения» covers a year
 
 
 class _Unauthorized(Exception):
@@ -97,6 +112,7 @@ class CityClient:
         self._backoff = backoff
         self._open311_key = open311_key
         self._themes: tuple[float, list[Theme]] | None = None
+        self._definitions: dict[str, tuple[float, list[ThemeQuestion]]] = {}
         self._observe = observe
         self._http: aiohttp.ClientSession | None = None
 
@@ -291,9 +307,14 @@ class CityClient:
         self._themes = (time.monotonic(), themes)
         return themes
 
-    async def boundary(self, session: CitySession) -> list[Point]:
+    async def boundary(self, session: CitySession) -> Boundary:
+        """A MultiPolygon (Moscow: the old city, Zelenograd, New Moscow) or, from an older
+        platform, a Polygon."""
         body = await self._resident_get("/api/v1/geo/boundary", session)
-        return [Point(lat=lat, long=long) for long, lat in body["coordinates"][0]]
+        try:
+            return boundary_from_geojson(body)
+        except ValueError as error:
+            raise CityUnavailable(f"boundary: {error}") from error
 
     async def search_address(self, session: CitySession, query: str) -> list[Place]:
         body = await self._resident_get("/api/v1/geo/search", session, params={"q": query})
@@ -312,6 +333,27 @@ class CityClient:
             raise CityUnavailable(f"reverse geocoding answered {status}")
         return str(body["address"])
 
+    async def nearest_address(
+        self, session: CitySession, point: Point, within_m: float
+    ) -> Place | None:
+        """The gazetteer's address nearest to the point within `within_m` (at most 5 km)."""
+        params = {
+            "lat": str(point.lat),
+            "long": str(point.long),
+            "radius": str(int(min(max(within_m, 1), 5000))),
+        }
+        status, body = await self._resident_call(
+            "GET", "/api/v1/geo/reverse", session, params=params
+        )
+        if status == 404:
+            return None
+        if status != 200:
+            raise CityUnavailable(f"reverse geocoding answered {status}")
+        lat, long = body.get("lat"), body.get("long")
+        if not isinstance(lat, (int, float)) or not isinstance(long, (int, float)):
+            return None  # an older platform: the address without its point
+        return Place(address=str(body["address"]), point=Point(float(lat), float(long)))
+
     async def upload_media(self, data: bytes, content_type: str) -> str:
         form = aiohttp.FormData()
         form.add_field("api_key", self._open311_key)
@@ -321,7 +363,27 @@ class CityClient:
             raise _open311_error(status, body)
         return str(body["media_url"])
 
-    async def create_report(self, account_id: str, draft: Draft, media_urls: list[str]) -> str:
+    async def service_definition(self, theme_code: str) -> list[ThemeQuestion]:
+        """The theme's questions (GeoReport v2 service definition), kept for THEMES_TTL."""
+        cached = self._definitions.get(theme_code)
+        if cached is not None and time.monotonic() - cached[0] < THEMES_TTL:
+            return cached[1]
+        path = f"{OPEN311}/services/{quote(theme_code, safe='')}.json"
+        status, body = await self._request("GET", path)
+        if status != 200:
+            raise _open311_error(status, body)
+        definition = [_question(item) for item in body.get("attributes") or []]
+        self._definitions[theme_code] = (time.monotonic(), definition)
+        return definition
+
+    async def create_report(
+        self,
+        account_id: str,
+        draft: Draft,
+        media_urls: list[str],
+        attributes: dict[str, list[str]],
+        key: str,
+    ) -> str:
         form: list[tuple[str, str]] = [
             ("api_key", self._open311_key),
             ("service_code", draft.theme_code or ""),
@@ -336,7 +398,20 @@ class CityClient:
             form.append(("media_url", media_urls[0]))  # the spec's single photo
         else:
             form += [("media_url[]", url) for url in media_urls]  # the platform's extension
-        status, body = await self._request("POST", OPEN311 + "/requests.json", data=form)
+        for code, values in attributes.items():
+            if len(values) == 1:
+                form.append((f"attribute[{code}]", values[0]))
+            else:
+                form += [(f"attribute[{code}][]", value) for value in values]  # multivaluelist
+        # The Idempotence-Key (the platform's extension) makes the POST safe to repeat: a retry
+        # after a lost answer gets the request already made, never a second one.
+        status, body = await self._request(
+            "POST",
+            OPEN311 + "/requests.json",
+            data=form,
+            headers={"Idempotence-Key": key},
+            retries=self._read_retries,
+        )
         if status not in (200, 201):
             raise _open311_error(status, body)
         return str(body[0]["service_request_id"])
@@ -347,13 +422,49 @@ class CityClient:
             raise _open311_error(status, body)
         return _report(body[0])
 
-    async def reports_of(self, account_id: str) -> list[Report]:
-        since = (datetime.now(UTC) - timedelta(days=365)).isoformat()
-        params = {"account_id": account_id, "start_date": since}
-        status, body = await self._request("GET", OPEN311 + "/requests.json", params=params)
-        if status != 200:
-            raise _open311_error(status, body)
-        return [_report(item) for item in body]
+    async def reports_of(self, account_id: str, *, recent: bool = False) -> list[Report]:
+        """Every request of the account made within `REPORTS_HISTORY`, newest first (with
+        `recent`, one request: the platform's default window, its last 90 days).
+
+        The contract bounds one answer to a 90-day window of `requested_datetime` (a lone
+        `start_date` means the 90 days after it), so the history is asked window by window:
+        the first one starts a week ago (a platform clock ahead of ours is still covered), the
+        others go back 90 days each; a full window (1000) is paged on by its oldest moment."""
+        if recent:
+            return await self._reports_in(account_id, None, None)
+        first = datetime.now(UTC) - REPORTS_LEAD
+        windows: list[tuple[datetime | None, datetime | None]] = [(first, None)]
+        end = first
+        while first - end < REPORTS_HISTORY:
+            windows.append((end - REPORTS_WINDOW, end))
+            end -= REPORTS_WINDOW
+        found: dict[str, Report] = {}
+        for part in await asyncio.gather(
+            *(self._reports_in(account_id, start, end) for start, end in windows)
+        ):
+            found.update((r.id, r) for r in part)
+        return sorted(found.values(), key=lambda r: (r.requested_at, r.id), reverse=True)
+
+    async def _reports_in(
+        self, account_id: str, start: datetime | None, end: datetime | None
+    ) -> list[Report]:
+        found: list[Report] = []
+        while True:
+            params = {"account_id": account_id}
+            if start is not None:
+                params["start_date"] = start.isoformat()
+            if end is not None:
+                params["end_date"] = end.isoformat()
+            status, body = await self._request("GET", OPEN311 + "/requests.json", params=params)
+            if status != 200:
+                raise _open311_error(status, body)
+            page = [_report(item) for item in body]
+            found += page
+            oldest = min((r.requested_at for r in page), default=None)
+            full = len(page) == OPEN311_MAX_RESULTS and start is not None
+            if not full or oldest is None or oldest == end:
+                return found
+            end = oldest  # inclusive: the oldest ones come again and are deduplicated
 
     async def nearby_open(self, theme_code: str, point: Point, radius_m: int) -> list[Report]:
         params = {
@@ -380,6 +491,7 @@ class CityClient:
                 description=u.get("description") or "",
                 media_url=u.get("media_url"),
                 at=datetime.fromisoformat(u["updated_datetime"]),
+                by_resident=u.get("author") == "resident",
             )
             for u in body
         ]
@@ -390,7 +502,8 @@ class CityClient:
         status, body = await self._request("POST", path, data=form)
         if status != 200:
             raise _open311_error(status, body)
-        return _report(body[0])
+        points = body[0].get("points_credited")
+        return replace(_report(body[0]), points_credited=points if type(points) is int else 0)
 
     async def refute_report(
         self, report_id: str, account_id: str, description: str, media_url: str | None
@@ -655,15 +768,46 @@ def _paid_target(item: dict[str, Any]) -> Payable | None:
     return None
 
 
+# Open311 error descriptions the bot recognises (English ones are the platform's technical
+# wording): the first matching fragment names the kind; the handlers say it in Russian.
+REFUSAL_KINDS: tuple[tuple[str, str], ...] = (
+    ("idempotence-key was used", "key_reused"),
+    ("jpeg or png", "photo_format"),
+    ("media must be at most", "photo_size"),
+    ("multipart", "photo_format"),
+    ("media url", "photo_link"),
+    ("media_url", "photo_link"),
+    ("location parameter", "place"),
+    ("lat & long", "place"),
+    ("address_id", "place"),
+    ("за пределами города", "place"),
+    ("фотограф", "photo_required"),
+    ("доступна только", "season"),
+    ("не заполнено поле", "answer_missing"),
+    ("поле «", "answer_bad"),
+    ("описание", "description"),
+    ("only the author", "not_author"),
+    ("only an answered request", "not_answered"),
+    ("cannot be moved", "not_answered"),
+)
+
+
+def refusal_kind(description: str) -> str:
+    lowered = description.lower()
+    return next((kind for fragment, kind in REFUSAL_KINDS if fragment in lowered), "other")
+
+
 def _open311_error(status: int, body: Any) -> DomainError:
     """Open311 answers errors as [{"code", "description"}]."""
-    description = ""
-    if isinstance(body, list) and body and isinstance(body[0], dict):
-        description = str(body[0].get("description", ""))
+    descriptions: list[str] = []
+    if isinstance(body, list):
+        descriptions = [str(e.get("description", "")) for e in body if isinstance(e, dict)]
+    description = "; ".join(descriptions)
     if status == 404:
         return NotFound(description)
-    if status in (400, 409):
-        return ReportRefused(description)
+    if status in (400, 409, 422):
+        kinds = tuple(dict.fromkeys(refusal_kind(d) for d in descriptions)) or ("other",)
+        return ReportRefused(description, kinds)
     log.error("city.open311_failed", status=status)
     return CityUnavailable(f"open311 answered {status}")
 
@@ -682,6 +826,22 @@ def _theme(item: dict[str, Any]) -> Theme:
         description=item.get("description") or "",
         photo_required=bool(item.get("photo_required")),
         season=(season["from"], season["to"]) if season else None,
+    )
+
+
+def _question(item: dict[str, Any]) -> ThemeQuestion:
+    return ThemeQuestion(
+        code=str(item["code"]),
+        datatype=str(item.get("datatype") or "string"),
+        required=bool(item.get("required")),
+        description=str(item.get("description") or item["code"]),
+        order=int(item.get("order") or 0),
+        hint=str(item.get("datatype_description") or ""),
+        choices=tuple(
+            AttributeChoice(key=str(v["key"]), name=str(v.get("name") or v["key"]))
+            for v in item.get("values") or []
+        ),
+        variable=item.get("variable", True) is not False,
     )
 
 

@@ -52,4 +52,11 @@ class LinkCodeRejected(LinkError):
 
 
 class ReportRefused(DomainError):
-    """The city refused a report or an action on it; `str(error)` is the city's reason."""
+    """The city refused a report or an action on it; `str(error)` is the city's reason.
+
+    `kinds` name the reasons the client recognised (one per error of the answer, "other"
+    for an unknown one): the resident reads them in Russian, never the platform's English."""
+
+    def __init__(self, reason: str = "", kinds: tuple[str, ...] = ("other",)) -> None:
+        super().__init__(reason)
+        self.kinds = kinds

@@ -11,13 +11,14 @@ if TYPE_CHECKING:
     from domain.accounts import CityProfile, Resident, TokenSet
     from domain.autopay import Autopay, AutopayRun
     from domain.bills import Bill
+    from domain.boundary import Boundary
     from domain.charity import Fund, FundCategory, PastDonation
     from domain.linking_state import LinkAttempt
     from domain.meters import Meter, SubmittedReading
     from domain.payable import Payable
     from domain.payments import ExternalCharge, Payment, PaymentIntent, PaymentMethod
     from domain.points import PointsAccount, Transfer
-    from domain.reports import Draft, Point, Report, ReportUpdate, Theme
+    from domain.reports import Draft, Point, Report, ReportUpdate, Theme, ThemeQuestion
 
 
 class CitySession(Protocol):
@@ -130,7 +131,11 @@ class CityReports(Protocol):
 
     async def themes(self) -> list[Theme]: ...
 
-    async def boundary(self, session: CitySession) -> list[Point]: ...
+    async def boundary(self, session: CitySession) -> Boundary: ...
+
+    async def nearest_address(
+        self, session: CitySession, point: Point, within_m: float
+    ) -> Place | None: ...
 
     async def search_address(self, session: CitySession, query: str) -> list[Place]: ...
 
@@ -138,11 +143,25 @@ class CityReports(Protocol):
 
     async def upload_media(self, data: bytes, content_type: str) -> str: ...
 
-    async def create_report(self, account_id: str, draft: Draft, media_urls: list[str]) -> str: ...
+    async def service_definition(self, theme_code: str) -> list[ThemeQuestion]: ...
+
+    async def create_report(
+        self,
+        account_id: str,
+        draft: Draft,
+        media_urls: list[str],
+        attributes: dict[str, list[str]],
+        key: str,
+    ) -> str:
+        """POST requests.json once per `key` (Idempotence-Key): a repeat gets the same id."""
+        ...
 
     async def report(self, report_id: str) -> Report: ...
 
-    async def reports_of(self, account_id: str) -> list[Report]: ...
+    async def reports_of(self, account_id: str, *, recent: bool = False) -> list[Report]:
+        """The account's requests, newest first: about a year of them, or with `recent` the
+        platform's default window (its last 90 days) in one request."""
+        ...
 
     async def nearby_open(self, theme_code: str, point: Point, radius_m: int) -> list[Report]: ...
 
@@ -159,6 +178,11 @@ class ResidentRepository(Protocol):
     async def get(self, telegram_user_id: int) -> Resident | None: ...
 
     async def save(self, resident: Resident) -> None: ...
+
+    async def accounts(self, after: int, limit: int) -> list[tuple[int, str]]:
+        """(Telegram user id, city account id) of linked residents with a user id above
+        `after`, in that order."""
+        ...
 
     async def delete(self, telegram_user_id: int) -> None: ...
 

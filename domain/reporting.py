@@ -3,12 +3,15 @@ resident's answer to the city («Подтвердить» / «Не устран�
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from domain import support
 from domain.accounts import Resident
-from domain.errors import DomainError, NotFound
+from domain.boundary import SUGGEST_WITHIN_M, Boundary, nearest_inside
+from domain.errors import DomainError, NotFound, ReportRefused
 from domain.ports import City, Notification, Place, TrackedReport, UnitOfWork
 from domain.reports import (
     DUPLICATE_RADIUS_M,
@@ -17,17 +20,28 @@ from domain.reports import (
     Report,
     ReportStatus,
     Theme,
-    inside,
+    answers_to_send,
     nearby_duplicates,
+    unanswered,
 )
 from domain.sessions import ResidentSession
 
 PhotoLoader = Callable[[str], Awaitable[tuple[bytes, str]]]  # file id → (bytes, content type)
 POLL_BATCH = 200
+KEY_REUSED = "key_reused"  # ReportRefused kind: the Idempotence-Key was used for another body
 
 
 class OutsideCity(DomainError):
-    """The point is outside the city's boundary."""
+    """The point is outside the city's boundary; `suggestion` is the nearest address inside it
+    (within SUGGEST_WITHIN_M), when the gazetteer knows one."""
+
+    def __init__(self, suggestion: Place | None = None) -> None:
+        super().__init__()
+        self.suggestion = suggestion
+
+
+class AnswersMissing(DomainError):
+    """A required question of the theme (or a step) is still without an answer."""
 
 
 class ConfirmWindowClosed(DomainError):
@@ -50,6 +64,8 @@ async def discard_draft(uow: UnitOfWork, resident: Resident) -> None:
 
 
 def choose_theme(draft: Draft, theme: Theme) -> None:
+    if draft.theme_code != theme.code:
+        draft.answers = {}  # another theme asks other questions
     draft.theme_code, draft.theme_name = theme.code, theme.name
     draft.photo_required = theme.photo_required
 
@@ -57,8 +73,9 @@ def choose_theme(draft: Draft, theme: Theme) -> None:
 async def place_at(uow: UnitOfWork, city: City, resident: Resident, point: Point) -> Place:
     """A point from Telegram's location button: refused outside the city, named when it can be."""
     session = ResidentSession(resident, city, uow.residents)
-    if not inside(point, await city.boundary(session)):
-        raise OutsideCity()
+    boundary = await city.boundary(session)
+    if not boundary.contains(point):
+        raise OutsideCity(await _suggestion(city, session, boundary, point))
     address = await city.reverse_geocode(session, point)
     return Place(address=address or f"{point.lat:.5f}, {point.long:.5f}", point=point)
 
@@ -67,7 +84,18 @@ async def find_places(uow: UnitOfWork, city: City, resident: Resident, query: st
     """A typed address → candidates inside the city, for the resident to confirm."""
     session = ResidentSession(resident, city, uow.residents)
     boundary = await city.boundary(session)
-    return [p for p in await city.search_address(session, query) if inside(p.point, boundary)]
+    return [p for p in await city.search_address(session, query) if boundary.contains(p.point)]
+
+
+async def _suggestion(
+    city: City, session: ResidentSession, boundary: Boundary, point: Point
+) -> Place | None:
+    """The nearest known address inside the city, when one is close enough to be meant."""
+    found = await city.nearest_address(session, point, SUGGEST_WITHIN_M)
+    if found is None:
+        return None
+    near = nearest_inside(point, [(found.address, found.point)], boundary)
+    return None if near is None else Place(address=near[0], point=near[1])
 
 
 def set_place(draft: Draft, place: Place) -> None:
@@ -90,12 +118,33 @@ async def send_report(
     load_photo: PhotoLoader,
     now: datetime,
 ) -> Report:
-    """Upload the photos, create the request, follow it, forget the draft."""
+    """Upload the photos, create the request, follow it, forget the draft.
+
+    The request's Idempotence-Key is kept on the draft (committed) before the first POST: a
+    POST whose answer was lost is repeated with it, by the client or by the resident pressing
+    «Отправить» again, and the platform answers with the report it already made."""
+    definition = await city.service_definition(draft.theme_code or "")
+    if draft.missing() or unanswered(definition, draft):
+        raise AnswersMissing()
+    if draft.send_key is None:
+        draft.send_key = secrets.token_hex(16)
+        await uow.drafts.save(resident.telegram_user_id, draft, now)
+        await uow.commit()
     media_urls = []
     for file_id in draft.photos:
         data, content_type = await load_photo(file_id)
         media_urls.append(await city.upload_media(data, content_type))
-    report_id = await city.create_report(resident.city_account_id, draft, media_urls)
+    attributes = answers_to_send(definition, draft)
+    try:
+        report_id = await city.create_report(
+            resident.city_account_id, draft, media_urls, attributes, draft.send_key
+        )
+    except ReportRefused as refused:
+        if KEY_REUSED in refused.kinds:  # the draft changed after a send that may have gone
+            draft.send_key = None
+            await uow.drafts.save(resident.telegram_user_id, draft, now)
+            await uow.commit()
+        raise
     await uow.tracked_reports.track(TrackedReport(resident.telegram_user_id, report_id), now)
     await uow.drafts.delete(resident.telegram_user_id)
     await support.report_sent(uow, report_id, draft, now)  # to the staff dashboard
@@ -116,23 +165,109 @@ async def follow(
     await uow.commit()
 
 
-async def my_reports(uow: UnitOfWork, city: City, resident: Resident) -> list[Report]:
-    """The resident's own reports at the city and the ones they follow, newest first."""
+async def my_reports(
+    uow: UnitOfWork, city: City, resident: Resident, now: datetime
+) -> list[Report]:
+    """Every report the city has for the resident's account (made in the bot, on the site or
+    in the app) and the ones they follow, newest first. Reports made elsewhere are followed
+    from now on (their changes reach the resident like those of the bot's own)."""
     own = {r.id: r for r in await city.reports_of(resident.city_account_id)}
-    for tracked in await uow.tracked_reports.of_resident(resident.telegram_user_id):
-        if tracked.report_id not in own:
+    tracked = await uow.tracked_reports.of_resident(resident.telegram_user_id)
+    if await _adopt(uow, city, resident.telegram_user_id, own.values(), tracked, now):
+        await uow.commit()
+    for followed in tracked:
+        if followed.report_id not in own:
             try:
-                own[tracked.report_id] = await city.report(tracked.report_id)
+                own[followed.report_id] = await city.report(followed.report_id)
             except NotFound:
                 continue
-    return sorted(own.values(), key=lambda r: r.requested_at, reverse=True)
+    return sorted(own.values(), key=lambda r: (r.requested_at, r.id), reverse=True)
 
 
-async def poll_statuses(uow: UnitOfWork, city: City, now: datetime) -> int:
+async def my_report(uow: UnitOfWork, city: City, resident: Resident, report_id: str) -> Report:
+    """One report of «Мои обращения»: the resident's own at the city, or one they follow;
+    NotFound for any other id (a forged one)."""
+    report = await city.report(report_id)
+    if report.account_id != resident.city_account_id:
+        if await uow.tracked_reports.get(resident.telegram_user_id, report_id) is None:
+            raise NotFound(report_id)
+    return report
+
+
+async def _adopt(
+    uow: UnitOfWork,
+    city: City,
+    telegram_user_id: int,
+    reports: Iterable[Report],
+    tracked: Iterable[TrackedReport],
+    now: datetime,
+) -> int:
+    """Follow the account's reports the bot did not know (made elsewhere): their past is not
+    news, so each is followed from its latest update on. Returns how many."""
+    known = {t.report_id for t in tracked}
+    adopted = 0
+    for report in reports:
+        if report.id in known:
+            continue
+        last = None
+        if not report.status.final:
+            updates = await city.report_updates(report.id)
+            last = updates[-1].update_id if updates else None
+        found = TrackedReport(telegram_user_id, report.id, last, closed=report.status.final)
+        await uow.tracked_reports.track(found, now)
+        adopted += 1
+    return adopted
+
+
+@dataclass
+class DiscoveryCursor:
+    """Where the next poll goes on looking for reports made elsewhere: the last Telegram user
+    id looked at (0: from the start). One batch of residents a tick, round and round, so a
+    tick's city calls stay bounded however many residents there are."""
+
+    after: int = 0
+
+
+async def discover_reports(
+    uow: UnitOfWork, city: City, now: datetime, cursor: DiscoveryCursor | None = None
+) -> int:
+    """Before a poll: linked residents' recent reports at the city (the platform's last 90
+    days) are followed, also those made on the site or in the app. With a `cursor`, one batch
+    of POLL_BATCH residents (then the next tick goes on); without, every resident. Returns how
+    many reports are newly followed."""
+    if cursor is not None:
+        accounts = await uow.residents.accounts(cursor.after, POLL_BATCH)
+        if not accounts and cursor.after:  # the round is over: from the top
+            accounts = await uow.residents.accounts(0, POLL_BATCH)
+        cursor.after = accounts[-1][0] if accounts else 0
+        return await _discover(uow, city, accounts, now)
+    adopted, after = 0, 0
+    while accounts := await uow.residents.accounts(after, POLL_BATCH):
+        adopted += await _discover(uow, city, accounts, now)
+        after = accounts[-1][0]
+    return adopted
+
+
+async def _discover(
+    uow: UnitOfWork, city: City, accounts: list[tuple[int, str]], now: datetime
+) -> int:
+    adopted = 0
+    for telegram_user_id, account_id in accounts:
+        reports = await city.reports_of(account_id, recent=True)
+        tracked = await uow.tracked_reports.of_resident(telegram_user_id)
+        adopted += await _adopt(uow, city, telegram_user_id, reports, tracked, now)
+        await uow.commit()
+    return adopted
+
+
+async def poll_statuses(
+    uow: UnitOfWork, city: City, now: datetime, cursor: DiscoveryCursor | None = None
+) -> int:
     """Write one notification per new status update of every followed open report.
 
     The dedupe key is the report and the update, so a poll that runs twice, or on two
-    processes at once, writes each notification once."""
+    processes at once, writes each notification once. Then the residents' reports made
+    elsewhere are found and followed (their changes are told from the next poll on)."""
     written = 0
     for tracked in await uow.tracked_reports.open_ones(POLL_BATCH):
         updates = await city.report_updates(tracked.report_id)
@@ -141,6 +276,8 @@ async def poll_statuses(uow: UnitOfWork, city: City, now: datetime) -> int:
         fresh = updates[start:]
         if tracked.last_update_id is None:
             fresh = [u for u in fresh if u.status is not ReportStatus.MODERATION]
+        if tracked.own:  # the resident's own words (a refutation) are no news to them
+            fresh = [u for u in fresh if not u.by_resident]
         report = await city.report(tracked.report_id) if fresh else None
         for update in fresh:
             assert report is not None
@@ -167,6 +304,7 @@ async def poll_statuses(uow: UnitOfWork, city: City, now: datetime) -> int:
             tracked.closed = updates[-1].status.final
             await uow.tracked_reports.save(tracked)
         await uow.commit()
+    await discover_reports(uow, city, now, cursor)
     return written
 
 

@@ -4,13 +4,18 @@ lifecycle as the resident sees it, and confirming or refuting the fix."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
+from rapidfuzz import fuzz
+
 MAX_PHOTOS = 5
 MAX_DESCRIPTION = 2000  # Open311 allows 4000; a chat message this long is already an essay
+MAX_ADDRESS = 200  # a typed address longer than this is not an address
+MAX_ANSWER = 255  # an Open311 `string` attribute is one line of at most 255 characters
 DUPLICATE_RADIUS_M = 50
 CONFIRM_DAYS = 15
 EARTH_RADIUS_M = 6_371_000
@@ -34,36 +39,60 @@ class Theme:
         return start <= today <= end if start <= end else today >= start or today <= end
 
 
+THEME_CHOICES = 3  # buttons offered for what the resident typed
+WORD_CUTOFF = 80  # rapidfuzz similarity (0–100) from which two words are the same word
+MAX_QUERY_WORDS = 12  # a pasted essay is not a theme search
+
+
 def _words(text: str) -> list[str]:
-    cleaned = "".join(ch.lower() if ch.isalnum() else " " for ch in text.replace("ё", "е"))
+    cleaned = "".join(ch if ch.isalnum() else " " for ch in text.lower().replace("ё", "е"))
     return [word for word in cleaned.split() if len(word) >= 3]
 
 
-def _stem_match(query: str, candidate: str) -> bool:
-    """Russian endings vary («яму», «ямы», «фонари»): compare the first letters."""
-    shortest = min(len(query), len(candidate))
-    size = max(2, shortest - 1 if shortest <= 5 else shortest - 2)
-    return query[:size] == candidate[:size]
+def _stem(word: str) -> str:
+    """A rough cut of Russian endings («ямы», «яма» → «ям»; «вывезли», «вывезен» → «вывез»)."""
+    if len(word) >= 6:
+        return word[:-2]
+    return word[:-1] if len(word) >= 3 else word
 
 
-def search_themes(themes: Iterable[Theme], query: str, today: date, limit: int = 10) -> list[Theme]:
-    """Themes for what the resident typed, best first; out-of-season themes are left out."""
-    words = _words(query)
-    if not words:
+def _similarity(query: str, word: str) -> float:
+    """How alike two words are, typos («фанарь») and word forms («сосульки») forgiven."""
+    if _stem(query) == _stem(word):
+        return 100.0
+    if min(len(query), len(word)) <= 3:
+        return 0.0  # short words: a one-letter typo is another word («люк», «лук»)
+    return max(
+        fuzz.ratio(query, word, score_cutoff=WORD_CUTOFF),
+        fuzz.ratio(_stem(query), _stem(word), score_cutoff=WORD_CUTOFF),
+    )
+
+
+def search_themes(
+    themes: Iterable[Theme], query: str, today: date, limit: int = THEME_CHOICES
+) -> list[Theme]:
+    """Themes for what the resident typed, best first (the catalogue's order breaks ties);
+    out-of-season themes are left out. Each word of the query counts once, by its closest
+    word in the theme's name or keywords (the everyday words the city lists for it), a little
+    more when both have it."""
+    words = list(dict.fromkeys(_words(query)))[:MAX_QUERY_WORDS]
+    if not words or limit <= 0:
         return []
-    scored: list[tuple[int, str, Theme]] = []
-    for theme in themes:
+    scored: list[tuple[float, int, Theme]] = []
+    for order, theme in enumerate(themes):
         if not theme.in_season(today):
             continue
-        keys = [w for k in theme.keywords for w in _words(k)]
-        name = _words(theme.name)
-        score = sum(
-            3 * any(_stem_match(w, k) for k in keys) + 2 * any(_stem_match(w, n) for n in name)
-            for w in words
-        )
+        name = set(_words(theme.name))
+        keywords = set().union(*(_words(k) for k in theme.keywords))
+        score = 0.0
+        for word in words:
+            in_name = max((_similarity(word, v) for v in name), default=0.0)
+            in_keywords = max((_similarity(word, v) for v in keywords), default=0.0)
+            score += max(in_name, in_keywords) + 0.2 * min(in_name, in_keywords)
         if score:
-            scored.append((-score, theme.name, theme))
-    return [theme for _score, _name, theme in sorted(scored)[:limit]]
+            scored.append((-score, order, theme))
+    scored.sort(key=lambda item: (item[0], item[1]))
+    return [theme for _score, _order, theme in scored[:limit]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +110,8 @@ def distance_m(a: Point, b: Point) -> float:
 
 
 def inside(point: Point, polygon: Sequence[Point]) -> bool:
-    """Ray casting: is the point inside the city's boundary polygon?"""
+    """Ray casting: is the point inside one ring (closed or not)? A city of several areas, with
+    holes, is `domain.boundary.Boundary`."""
     result = False
     for i, a in enumerate(polygon):
         b = polygon[i - 1]
@@ -114,6 +144,7 @@ class ReportUpdate:
     description: str
     media_url: str | None
     at: datetime
+    by_resident: bool = False  # written by the report's author (a refutation), not the city
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +161,7 @@ class Report:
     answer_media_url: str | None = None
     confirm_until: datetime | None = None
     account_id: str | None = None
+    points_credited: int = 0  # in the answer to a confirmation: the points it brought
 
     def can_confirm(self, now: datetime) -> bool:
         """«Подтвердить» / «Не устранено» while the answer is fresh (15 days)."""
@@ -165,6 +197,8 @@ class Draft:
     photos: list[str] = field(default_factory=list)  # Telegram file ids
     description: str = ""
     stage: str = "theme"  # the step to come back to
+    answers: dict[str, list[str]] = field(default_factory=dict)  # attribute code → values
+    send_key: str | None = None  # Idempotence-Key of the send, stored before the POST
 
     @property
     def point(self) -> Point | None:
@@ -192,6 +226,8 @@ class Draft:
             "photos": list(self.photos),
             "description": self.description,
             "stage": self.stage,
+            "answers": {code: list(values) for code, values in self.answers.items()},
+            "send_key": self.send_key,
         }
 
     @classmethod
@@ -210,6 +246,15 @@ class Draft:
         draft.description = description if isinstance(description, str) else ""
         stage = data.get("stage")
         draft.stage = stage if isinstance(stage, str) else "theme"
+        answers = data.get("answers")  # absent in drafts saved before attributes were asked
+        if isinstance(answers, dict):
+            draft.answers = {
+                str(code): [str(v) for v in values]
+                for code, values in answers.items()
+                if isinstance(values, list) and values
+            }
+        send_key = data.get("send_key")
+        draft.send_key = send_key if isinstance(send_key, str) else None
         return draft
 
 
@@ -229,3 +274,120 @@ def clean_description(text: str) -> str | None:
     """Plain text for Open311 (which refuses HTML); None when it is over the limit."""
     cleaned = text.strip().replace("<", "‹").replace(">", "›")
     return cleaned if len(cleaned) <= MAX_DESCRIPTION else None
+
+
+# --- a theme's questions (Open311 service definition attributes) --------------------------
+
+ASKED_DATATYPES = frozenset({"string", "number", "text", "singlevaluelist", "multivaluelist"})
+_NUMBER = re.compile(r"^-?[0-9]{1,9}([.,][0-9]{1,6})?$")
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeChoice:
+    key: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThemeQuestion:
+    """One attribute of a theme's Open311 service definition."""
+
+    code: str
+    datatype: str  # string, number, text, datetime, singlevaluelist, multivaluelist
+    required: bool
+    description: str
+    order: int = 0
+    hint: str = ""  # datatype_description
+    choices: tuple[AttributeChoice, ...] = ()
+    variable: bool = True  # False: a notice for the resident, nothing to answer
+
+    @property
+    def asked(self) -> bool:
+        """Asked in the dialog: variable and of a datatype the bot can ask. (An optional
+        `datetime` is not asked; the platform's themes have no required one.)"""
+        return self.variable and (self.datatype in ASKED_DATATYPES or self.required)
+
+    @property
+    def is_list(self) -> bool:
+        return self.datatype in ("singlevaluelist", "multivaluelist")
+
+    def choice_name(self, key: str) -> str:
+        return next((c.name for c in self.choices if c.key == key), key)
+
+
+def questions(definition: Iterable[ThemeQuestion]) -> list[ThemeQuestion]:
+    """The questions to ask, in the definition's order."""
+    return sorted((q for q in definition if q.asked), key=lambda q: q.order)
+
+
+def notices(definition: Iterable[ThemeQuestion]) -> list[str]:
+    """What the city tells the resident about this theme (attributes with variable=false)."""
+    return [q.description for q in sorted(definition, key=lambda q: q.order) if not q.variable]
+
+
+def unanswered(definition: Iterable[ThemeQuestion], draft: Draft) -> list[ThemeQuestion]:
+    """Required questions still without an answer: the report cannot be sent yet."""
+    return [q for q in questions(definition) if q.required and not draft.answers.get(q.code)]
+
+
+class AnswerProblem(StrEnum):
+    EMPTY = "empty"
+    NOT_A_NUMBER = "not_a_number"
+    FOREIGN_DIGITS = "foreign_digits"
+    TOO_LONG = "too_long"
+    NOT_A_CHOICE = "not_a_choice"
+
+
+def typed_answer(question: ThemeQuestion, text: str) -> str | AnswerProblem:
+    """A typed answer as it will be sent, or what is wrong with it.
+
+    Numbers take ASCII digits only («３» or «٣» would not be read by the platform the way the
+    resident means it); a decimal comma becomes a point."""
+    value = text.strip()
+    if not value:
+        return AnswerProblem.EMPTY
+    if question.datatype == "number":
+        if any(ch.isdigit() and not ("0" <= ch <= "9") for ch in value):
+            return AnswerProblem.FOREIGN_DIGITS
+        if not _NUMBER.match(value):
+            return AnswerProblem.NOT_A_NUMBER
+        return value.replace(",", ".")
+    cleaned = value.replace("<", "‹").replace(">", "›")
+    if question.datatype == "text":
+        return cleaned if len(cleaned) <= MAX_DESCRIPTION else AnswerProblem.TOO_LONG
+    cleaned = " ".join(cleaned.split())  # a string is one line
+    return cleaned if len(cleaned) <= MAX_ANSWER else AnswerProblem.TOO_LONG
+
+
+def choose(question: ThemeQuestion, draft: Draft, key: str) -> AnswerProblem | None:
+    """A list button: a singlevaluelist takes the key, a multivaluelist toggles it."""
+    if key not in {c.key for c in question.choices}:
+        return AnswerProblem.NOT_A_CHOICE  # a forged or stale button
+    if question.datatype == "multivaluelist":
+        chosen = list(draft.answers.get(question.code, []))
+        chosen = [k for k in chosen if k != key] if key in chosen else [*chosen, key]
+        order = [c.key for c in question.choices]
+        draft.answers[question.code] = sorted(chosen, key=order.index)
+        if not draft.answers[question.code]:
+            del draft.answers[question.code]
+    else:
+        draft.answers[question.code] = [key]
+    return None
+
+
+def shown_answer(question: ThemeQuestion, values: Sequence[str]) -> str:
+    """An answer as the resident reads it: list keys become their names."""
+    if question.is_list:
+        return ", ".join(question.choice_name(v) for v in values)
+    return ", ".join(values)
+
+
+def answers_to_send(definition: Iterable[ThemeQuestion], draft: Draft) -> dict[str, list[str]]:
+    """The answers the theme defines (answers left from another theme are not sent)."""
+    codes = {q.code for q in questions(definition)}
+    return {code: values for code, values in draft.answers.items() if code in codes and values}
+
+
+def is_russian(text: str) -> bool:
+    """Has Cyrillic letters: a platform's sentence the resident can read as it is."""
+    return any("\u0400" <= ch <= "\u04ff" for ch in text)

@@ -14,15 +14,15 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from aiogram_dialog import Data, Dialog, DialogManager, ShowMode, StartMode, Window
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo
+from aiogram_dialog.widgets.kbd import Button, Cancel, ScrollingGroup, Select, SwitchTo
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
 from bot.i18n import Translator
 from domain.accounts import Resident
-from domain.errors import DomainError
+from domain.errors import DomainError, NotFound
 from domain.ports import City, UnitOfWork
-from domain.reporting import ConfirmWindowClosed, confirm_fix, my_reports, refute_fix
+from domain.reporting import ConfirmWindowClosed, confirm_fix, my_report, my_reports, refute_fix
 from domain.reports import ReportStatus
 from handlers.buttons import (
     ReportNumber,
@@ -46,6 +46,7 @@ STATUS_KEYS = {
     ReportStatus.CLOSED: "report-status-closed",
     ReportStatus.RETURNED: "report-status-returned",
 }
+PAGE_SIZE = 8  # reports per page of «Мои обращения»
 
 
 class ReportAction(CallbackData, prefix="ra"):
@@ -84,7 +85,7 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     ctx = Ctx(dialog_manager)
     tr = ctx.tr
     try:
-        reports = await my_reports(ctx.uow, ctx.city, ctx.linked)
+        reports = await my_reports(ctx.uow, ctx.city, ctx.linked, ctx.clock())
     except DomainError as error:
         return {"text": tr(error_key(error)), "reports": []}
     if not reports:
@@ -110,10 +111,13 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     ctx = Ctx(dialog_manager)
     tr = ctx.tr
     report_id = dialog_manager.dialog_data.get("report", "")
-    reports = {r.id: r for r in await my_reports(ctx.uow, ctx.city, ctx.linked)}
-    report = reports.get(report_id)
-    if report is None:  # a forged or foreign id shows nothing
+    try:
+        report = await my_report(ctx.uow, ctx.city, ctx.linked, report_id)
+    except NotFound:  # a forged or foreign id shows nothing
         return {"text": tr("error-not-found"), "askable": False}
+    except DomainError as error:
+        return {"text": tr(error_key(error)), "askable": False}
+    updates = await ctx.city.report_updates(report.id)
     # The card is paged: the city's answer and the history are shown whole.
     lines: list[str] = [
         tr("report-card", number=report.id, theme=whole(report.theme_name),
@@ -121,15 +125,17 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     ]  # fmt: skip
     if report.expected_at and not report.status.final:
         lines.append(tr("report-card-expected", expected=format_date(report.expected_at.date())))
-    if report.status_notes:
-        lines.append(tr("report-card-notes", notes=whole(report.status_notes)))
+    if report.status_notes:  # the latest update's text: the city's, or the resident's own
+        own_words = bool(updates) and updates[-1].by_resident
+        notes_key = "report-card-own-notes" if own_words else "report-card-notes"
+        lines.append(tr(notes_key, notes=whole(report.status_notes)))
     askable = report.can_confirm(ctx.clock()) and report.account_id == ctx.linked.city_account_id
     if askable and report.confirm_until is not None:
         lines.append(tr("report-confirm-until", until=format_datetime(report.confirm_until)))
-    updates = await ctx.city.report_updates(report.id)
     if updates:
         lines += ["", tr("report-history")] + [
-            tr("report-history-line", date=format_datetime(u.at), status=tr(STATUS_KEYS[u.status]),
+            tr("report-history-own-line" if u.by_resident else "report-history-line",
+               date=format_datetime(u.at), status=tr(STATUS_KEYS[u.status]),
                text=Markup(": ") + whole(u.description) if u.description else "")
             for u in updates
         ]  # fmt: skip
@@ -138,14 +144,18 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
 
 async def _confirm(
     uow: UnitOfWork, city: City, resident: Resident, tr: Translator, report_id: str, now: Any
-) -> str:
+) -> tuple[str, bool]:
+    """(the answer, whether the button is spent: confirmed, or the window has closed). The
+    platform credits the points with the confirmation and says how many in its answer."""
     try:
-        await confirm_fix(uow, city, resident, report_id, now)
+        report = await confirm_fix(uow, city, resident, report_id, now)
     except ConfirmWindowClosed:
-        return tr("report-window-closed")
+        return tr("report-window-closed"), True
     except DomainError as error:
-        return tr(error_key(error))
-    return tr("report-confirmed")
+        return tr(error_key(error)), False
+    if report.points_credited > 0:
+        return tr("report-confirmed-points", points=report.points_credited), True
+    return tr("report-confirmed"), True
 
 
 async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
@@ -155,8 +165,8 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
     if manager.dialog_data.get("confirmed") == report_id:
         await callback.answer(ctx.tr.label("button-already-done"))
         return
-    text = await _confirm(ctx.uow, ctx.city, ctx.linked, ctx.tr, report_id, ctx.clock())
-    if text == ctx.tr("report-confirmed"):
+    text, spent = await _confirm(ctx.uow, ctx.city, ctx.linked, ctx.tr, report_id, ctx.clock())
+    if spent:
         manager.dialog_data["confirmed"] = report_id
     assert callback.message is not None
     await callback.message.answer(text)
@@ -211,14 +221,18 @@ def build_dialog() -> Dialog:
     return Dialog(
         Window(
             *body("text", "my_reports_text_1"),
-            Column(
+            ScrollingGroup(
                 Select(
                     Format("{item[1]}"),
                     id="report",
                     item_id_getter=lambda i: i[0],
                     items="reports",
                     on_click=on_report,
-                )
+                ),
+                id="reports_page",
+                width=1,
+                height=PAGE_SIZE,
+                hide_on_single_page=True,
             ),
             Cancel(Tr("nav-back")),
             HintOnText(),
@@ -282,13 +296,13 @@ async def on_notification_button(
         await callback.answer(tr.label("button-already-done"))
         await drop_keyboard(callback)
         return
-    text = await _confirm(uow, city, resident, tr, callback_data.report, clock())
+    text, spent = await _confirm(uow, city, resident, tr, callback_data.report, clock())
     await callback.answer()
-    if text in (tr("report-confirmed"), tr("report-window-closed")):
+    if spent:
         await remember_press(state, key)
     if callback.message is not None:
         await callback.message.answer(text)
-        if text in (tr("report-confirmed"), tr("report-window-closed")):
+        if spent:
             await drop_keyboard(callback)
 
 

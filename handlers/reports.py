@@ -27,11 +27,12 @@ from aiogram_dialog.widgets.kbd import (
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
-from domain.errors import DomainError
+from domain.errors import DomainError, ReportRefused
 from domain.meters import moscow_date
 from domain.money import has_foreign_digit
 from domain.ports import Place
 from domain.reporting import (
+    AnswersMissing,
     OutsideCity,
     choose_theme,
     discard_draft,
@@ -45,14 +46,25 @@ from domain.reporting import (
     set_place,
 )
 from domain.reports import (
+    MAX_ADDRESS,
+    MAX_ANSWER,
     MAX_DESCRIPTION,
     MAX_PHOTOS,
+    AnswerProblem,
     Draft,
     PhotoProblem,
     Point,
+    ThemeQuestion,
     add_photos,
+    choose,
     clean_description,
+    is_russian,
+    notices,
+    questions,
     search_themes,
+    shown_answer,
+    typed_answer,
+    unanswered,
 )
 from handlers.payments import Ctx
 from handlers.states import ReportSG
@@ -87,7 +99,9 @@ async def on_start(_data: Data, manager: DialogManager) -> None:
 
 async def resume_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
-    return {"text": ctx.tr("report-resume") + "\n\n" + _summary(ctx, await _draft(ctx))}
+    draft = await _draft(ctx)
+    definition = await _questions_shown(ctx, draft)
+    return {"text": ctx.tr("report-resume") + "\n\n" + _summary(ctx, draft, definition)}
 
 
 async def on_discard(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
@@ -111,10 +125,12 @@ async def on_theme_query(message: Message, _w: MessageInput, manager: DialogMana
     ctx = Ctx(manager)
     themes = await ctx.city.themes()
     found = search_themes(themes, message.text or "", moscow_date(ctx.clock()))
-    if not found:
+    if not found:  # the groups, never the previous search's list
+        manager.dialog_data.pop("results", None)
         await message.answer(ctx.tr("report-theme-none"))
+        await manager.switch_to(ReportSG.groups, show_mode=ShowMode.SEND)
         return
-    manager.dialog_data["results"] = [[t.code, t.name] for t in found]
+    manager.dialog_data["results"] = [[t.code, t.name] for t in found]  # the best three
     await manager.switch_to(ReportSG.theme_results, show_mode=ShowMode.SEND)
 
 
@@ -173,16 +189,28 @@ async def on_place(message: Message, _w: MessageInput, manager: DialogManager) -
         elif has_foreign_digit(message.text or ""):  # «д. ١٥»: the city would find nothing
             await message.answer(ctx.tr("input-foreign-digits"))
             return
+        elif len((message.text or "").strip()) > MAX_ADDRESS:  # not an address: not the city's
+            length = str(len((message.text or "").strip()))
+            await message.answer(ctx.tr("report-address-long", max=str(MAX_ADDRESS), length=length))
+            return
         else:
             places = await find_places(ctx.uow, ctx.city, ctx.linked, message.text or "")
             if not places:
                 await message.answer(ctx.tr("report-address-none"))
                 return
             manager.dialog_data["places"] = [[p.address, p.point.lat, p.point.long] for p in places]
+            manager.dialog_data["outside"] = False
             await manager.switch_to(ReportSG.place_pick, show_mode=ShowMode.SEND)
             return
-    except OutsideCity:
-        await message.answer(ctx.tr("report-outside"))
+    except OutsideCity as outside:
+        near = outside.suggestion
+        if near is None:
+            await message.answer(ctx.tr("report-outside"))
+            return
+        await message.answer(ctx.tr("report-outside-near", address=near.address))
+        manager.dialog_data["places"] = [[near.address, near.point.lat, near.point.long]]
+        manager.dialog_data["outside"] = True
+        await manager.switch_to(ReportSG.place_pick, show_mode=ShowMode.SEND)
         return
     except DomainError as error:
         await message.answer(ctx.tr(error_key(error)))
@@ -203,7 +231,10 @@ async def on_place_other(message: Message, _w: MessageInput, manager: DialogMana
 
 async def places_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     places = dialog_manager.dialog_data.get("places", [])
-    return {"places": [(str(n), p[0]) for n, p in enumerate(places)]}
+    return {
+        "places": [(str(n), p[0]) for n, p in enumerate(places)],
+        "outside": bool(dialog_manager.dialog_data.get("outside")),
+    }
 
 
 async def on_pick_place(_c: CallbackQuery, _w: Any, manager: DialogManager, index: str) -> None:
@@ -293,18 +324,179 @@ async def on_description(message: Message, _w: MessageInput, manager: DialogMana
         return
     draft = await _draft(ctx)
     draft.description = text
-    await _save_and_next(ctx, draft, ReportSG.review)
+    await _after_description(ctx, draft)
 
 
 async def on_skip_description(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
-    await _save_and_next(ctx, await _draft(ctx), ReportSG.review)
+    await _after_description(ctx, await _draft(ctx))
+
+
+# --- the theme's questions (Open311 service definition attributes) ---------------------------
+
+QUESTION = "question"  # dialog data: the code of the attribute being asked
+WALK_ALL = "walk_all"  # dialog data: asking every question (from the review), not only required
+
+
+async def _questions(ctx: Ctx, draft: Draft) -> list[ThemeQuestion]:
+    if draft.theme_code is None:
+        return []
+    return await ctx.city.service_definition(draft.theme_code)
+
+
+async def _questions_shown(ctx: Ctx, draft: Draft) -> list[ThemeQuestion]:
+    """For a summary: without the city the draft is still shown (sending checks again)."""
+    try:
+        return await _questions(ctx, draft)
+    except DomainError:
+        return []
+
+
+async def _after_description(ctx: Ctx, draft: Draft) -> None:
+    """The theme's required questions come after the description; the optional ones are
+    offered at the review («Ответы на вопросы»)."""
+    missing = unanswered(await _questions(ctx, draft), draft)
+    if ctx.manager.dialog_data.get(EDITING) or not missing:
+        await _save_and_next(ctx, draft, ReportSG.review)
+        return
+    ctx.manager.dialog_data[QUESTION] = missing[0].code
+    ctx.manager.dialog_data[WALK_ALL] = False
+    await _save_and_next(ctx, draft, ReportSG.attributes)
+
+
+async def _next_question(ctx: Ctx, draft: Draft, current: str) -> None:
+    """The question after `current` (only unanswered required ones unless every question is
+    being walked through), or the review after the last one."""
+    asked = questions(await _questions(ctx, draft))
+    codes = [q.code for q in asked]
+    rest = asked[codes.index(current) + 1 :] if current in codes else []
+    if not ctx.manager.dialog_data.get(WALK_ALL):
+        rest = [q for q in rest if q.required and not draft.answers.get(q.code)]
+    if rest:
+        ctx.manager.dialog_data[QUESTION] = rest[0].code
+        await _save_and_next(ctx, draft, ReportSG.attributes)
+        return
+    ctx.manager.dialog_data.pop(EDITING, None)
+    await _save_and_next(ctx, draft, ReportSG.review)
+
+
+async def _current(ctx: Ctx, draft: Draft) -> ThemeQuestion | None:
+    """The question being asked; after a restart (or from the review), the first unanswered
+    required one, else the first unanswered one, else the first one."""
+    definition = await _questions(ctx, draft)
+    asked = questions(definition)
+    code = ctx.manager.dialog_data.get(QUESTION)
+    found = next((q for q in asked if q.code == code), None)
+    if found is None:
+        open_ones = [q for q in asked if not draft.answers.get(q.code)]
+        found = next(iter(unanswered(definition, draft) + open_ones + asked), None)
+        if found is not None:
+            ctx.manager.dialog_data[QUESTION] = found.code
+    return found
+
+
+async def question_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    ctx = Ctx(dialog_manager)
+    tr = ctx.tr
+    draft = await _draft(ctx)
+    definition = await _questions(ctx, draft)
+    question = await _current(ctx, draft)
+    if question is None:
+        return {"text": tr("report-attr-none"), "choices": [], "is_list": False}
+    lines = [tr("report-attr-notice", notice=n) for n in notices(definition)]
+    lines.append(tr("report-attr-question", question=question.description))
+    if question.hint:
+        lines.append(tr("report-attr-hint", hint=question.hint))
+    if question.datatype == "multivaluelist":
+        lines.append(tr("report-attr-pick-many"))
+    elif question.is_list:
+        lines.append(tr("report-attr-pick"))
+    elif question.datatype == "number":
+        lines.append(tr("report-attr-type-number"))
+    else:
+        lines.append(tr("report-attr-type-text"))
+    lines.append(tr("report-attr-required" if question.required else "report-attr-optional"))
+    answer = draft.answers.get(question.code, [])
+    if answer and question.datatype != "multivaluelist":
+        lines.append(tr("report-attr-current", answer=shown_answer(question, answer)))
+    mark = "\N{WHITE HEAVY CHECK MARK} "
+    multi = question.datatype == "multivaluelist"
+    return {
+        "text": Markup("\n").join(lines),
+        "choices": [(c.key, (mark if c.key in answer else "") + c.name) for c in question.choices],
+        "is_list": question.is_list,
+        "multi_done": multi and (bool(answer) or not question.required),
+        "keep": bool(answer) and not multi,
+        "skippable": not answer and not question.required and not multi,
+    }
+
+
+async def on_choice(_c: CallbackQuery, _w: Any, manager: DialogManager, key: str) -> None:
+    ctx = Ctx(manager)
+    draft = await _draft(ctx)
+    question = await _current(ctx, draft)
+    if question is None or choose(question, draft, key) is not None:
+        return  # a forged or stale button: nothing changes
+    if question.datatype == "multivaluelist":
+        await keep_draft(ctx.uow, ctx.linked, draft, ctx.clock())  # toggled: still asking
+        return
+    await _next_question(ctx, draft, question.code)
+
+
+async def on_answer_text(message: Message, _w: MessageInput, manager: DialogManager) -> None:
+    ctx = Ctx(manager)
+    draft = await _draft(ctx)
+    question = await _current(ctx, draft)
+    if question is None:
+        return
+    if question.is_list:
+        await message.answer(ctx.tr("report-attr-use-buttons"))
+        return
+    answer = typed_answer(question, message.text or "")
+    if answer is AnswerProblem.FOREIGN_DIGITS:
+        await message.answer(ctx.tr("input-foreign-digits"))
+    elif answer is AnswerProblem.NOT_A_NUMBER or answer is AnswerProblem.EMPTY:
+        await message.answer(ctx.tr("report-attr-not-number"))
+    elif answer is AnswerProblem.TOO_LONG:
+        limit = MAX_DESCRIPTION if question.datatype == "text" else MAX_ANSWER
+        await message.answer(ctx.tr("report-attr-too-long", max=str(limit)))
+    elif isinstance(answer, str):
+        draft.answers[question.code] = [answer]
+        await _next_question(ctx, draft, question.code)
+
+
+async def on_question_next(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«Пропустить», «Оставить как есть» or «Готово»: on to the next question."""
+    ctx = Ctx(manager)
+    draft = await _draft(ctx)
+    question = await _current(ctx, draft)
+    if question is None:
+        await _save_and_next(ctx, draft, ReportSG.review)
+        return
+    if question.required and not draft.answers.get(question.code):
+        return  # a stale button: a required question has no way around
+    await _next_question(ctx, draft, question.code)
+
+
+async def on_question_other(message: Message, _w: MessageInput, manager: DialogManager) -> None:
+    await message.answer(Ctx(manager).tr("report-attr-use-buttons"))
+
+
+async def on_edit_answers(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """From the review: every question in turn, from the first one (each shows its answer,
+    with «Оставить как есть»)."""
+    ctx = Ctx(manager)
+    asked = questions(await _questions(ctx, await _draft(ctx)))
+    if asked:
+        manager.dialog_data[QUESTION] = asked[0].code
+    manager.dialog_data[WALK_ALL] = True
+    await manager.switch_to(ReportSG.attributes)
 
 
 # --- review, duplicates, sending ------------------------------------------------------------
 
 
-def _summary(ctx: Ctx, draft: Draft) -> Markup:
+def _summary(ctx: Ctx, draft: Draft, definition: list[ThemeQuestion] | None = None) -> Markup:
     tr = ctx.tr
     lines = [
         tr("report-review-theme", theme=draft.theme_name or tr("report-review-empty")),
@@ -314,13 +506,49 @@ def _summary(ctx: Ctx, draft: Draft) -> Markup:
     if draft.description:
         # whole: the window pages its text (the description is at most MAX_DESCRIPTION)
         lines.append(tr("report-review-description", description=whole(draft.description)))
+    for question in questions(definition or []):
+        answer = draft.answers.get(question.code)
+        if answer:
+            shown = whole(shown_answer(question, answer))  # a text answer may be long: paged
+            lines.append(tr("report-review-answer", question=question.description, answer=shown))
+        elif question.required:
+            lines.append(tr("report-review-unanswered", question=question.description))
+    optional = [
+        q.description
+        for q in questions(definition or [])
+        if not q.required and not draft.answers.get(q.code)
+    ]
+    if optional:
+        lines.append(tr("report-review-optional", questions=", ".join(optional)))
     return Markup("\n").join(lines)
 
 
 async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
     draft = await _draft(ctx)
-    return {"text": _summary(ctx, draft), "ready": not draft.missing()}
+    definition = await _questions_shown(ctx, draft)
+    return {
+        "text": _summary(ctx, draft, definition),
+        "ready": not draft.missing() and not unanswered(definition, draft),
+        "has_questions": bool(questions(definition)),
+    }
+
+
+def _refusal(ctx: Ctx, error: ReportRefused) -> Markup:
+    """The city's refusal in Russian: known reasons by their keys, the platform's Russian
+    sentences as they are, never its English."""
+    keys = {
+        "photo_format": "report-refused-photo-format",
+        "photo_size": "report-refused-photo-size",
+        "photo_link": "report-refused-photo-link",
+        "place": "report-refused-place",
+        "key_reused": "report-refused-key-reused",
+    }
+    lines = [ctx.tr(keys[kind]) for kind in error.kinds if kind in keys]
+    russian = [part for part in str(error).split("; ") if is_russian(part)]
+    if russian:
+        lines.append(ctx.tr("report-refused", reason="; ".join(russian)))
+    return Markup("\n").join(lines) if lines else ctx.tr("report-refused-generic")
 
 
 def _edit(step: Any) -> Any:
@@ -335,6 +563,12 @@ async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -
     ctx = Ctx(manager)
     draft = await _draft(ctx)
     if draft.missing():
+        return
+    if unanswered(await _questions_shown(ctx, draft), draft):  # a stale «Отправить»
+        await callback.answer(ctx.tr.label("report-answers-missing"), show_alert=True)
+        manager.dialog_data.pop(QUESTION, None)
+        manager.dialog_data[WALK_ALL] = False
+        await manager.switch_to(ReportSG.attributes)
         return
     if not manager.dialog_data.get("send_anyway"):
         duplicates = await duplicates_of(ctx.city, draft)
@@ -353,12 +587,15 @@ async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -
 
     try:
         report = await send_report(ctx.uow, ctx.city, ctx.linked, draft, load, ctx.clock())
+    except AnswersMissing:
+        manager.dialog_data.pop(QUESTION, None)
+        manager.dialog_data[WALK_ALL] = False
+        await manager.switch_to(ReportSG.attributes)
+        return
+    except ReportRefused as refused:
+        manager.dialog_data["result"] = _refusal(ctx, refused)
     except DomainError as error:
-        key = error_key(error)
-        text = (
-            ctx.tr(key) if key != "error-generic" else ctx.tr("report-refused", reason=str(error))
-        )
-        manager.dialog_data["result"] = text
+        manager.dialog_data["result"] = ctx.tr(error_key(error))  # never the platform's words
     else:
         expected = format_date(report.expected_at.date()) if report.expected_at else "—"
         manager.dialog_data["result"] = ctx.tr("report-sent", number=report.id, expected=expected)
@@ -431,7 +668,7 @@ def build_dialog() -> Dialog:
                 Select(Format("{item[1]}"), id="group", items="groups", on_click=on_group, **select)
             ),
             SwitchTo(Tr("nav-back"), id="back", state=ReportSG.theme),
-            HintOnText(),
+            MessageInput(on_theme_query, content_types=ContentType.TEXT),  # another search
             getter=groups_getter,
             state=ReportSG.groups,
         ),
@@ -462,7 +699,8 @@ def build_dialog() -> Dialog:
             state=ReportSG.place,
         ),
         Window(
-            Tr("report-place-pick"),
+            Tr("report-place-pick", when=~F["outside"]),
+            Tr("report-outside-pick", when=F["outside"]),
             Column(
                 Select(
                     Format("{item[1]}"),
@@ -502,6 +740,29 @@ def build_dialog() -> Dialog:
             state=ReportSG.description,
         ),
         Window(
+            *body("text", "reports_question"),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="choice",
+                    items="choices",
+                    on_click=on_choice,
+                    **select,
+                ),
+                when=F["is_list"],
+            ),
+            MessageInput(on_answer_text, content_types=ContentType.TEXT),
+            MessageInput(on_question_other),
+            Button(
+                Tr("report-attr-done"), id="q_done", on_click=on_question_next, when="multi_done"
+            ),
+            Button(Tr("report-attr-keep"), id="q_keep", on_click=on_question_next, when="keep"),
+            Button(Tr("report-skip"), id="q_skip", on_click=on_question_next, when="skippable"),
+            Cancel(Tr("nav-back")),
+            getter=question_getter,
+            state=ReportSG.attributes,
+        ),
+        Window(
             Tr("report-review"),
             Paged(Html("{text}"), id="review_page"),
             PagerRow("review_page"),
@@ -515,6 +776,12 @@ def build_dialog() -> Dialog:
                 Button(
                     Tr("report-edit-description"), id="e_desc", on_click=_edit(ReportSG.description)
                 ),
+            ),
+            Button(
+                Tr("report-edit-answers"),
+                id="e_answers",
+                on_click=on_edit_answers,
+                when="has_questions",
             ),
             Button(Tr("report-discard"), id="discard", on_click=on_discard_at_review),
             Cancel(Tr("report-later")),

@@ -81,6 +81,7 @@ class ReportSG(StatesGroup):
     place_pick = State()
     photos = State()
     description = State()
+    attributes = State()
     review = State()
     duplicate = State()
     done = State()

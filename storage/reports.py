@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.ports import TrackedReport
@@ -44,10 +45,13 @@ class SqlTrackedReportRepository:
         self._session = session
 
     async def track(self, report: TrackedReport, now: datetime) -> None:
-        if await self._row(report.telegram_user_id, report.report_id) is not None:
-            return
-        self._session.add(
-            TrackedReportRow(
+        """Follow a report once: a row already there (also one another poll or replica wrote a
+        moment ago — INSERT … ON CONFLICT DO NOTHING) is left as it is."""
+        dialect = self._session.bind.dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        await self._session.execute(
+            insert(TrackedReportRow)
+            .values(
                 telegram_user_id=report.telegram_user_id,
                 report_id=report.report_id,
                 last_update_id=report.last_update_id,
@@ -55,8 +59,10 @@ class SqlTrackedReportRepository:
                 own=report.own,
                 created_at=now,
             )
+            .on_conflict_do_nothing(
+                index_elements=[TrackedReportRow.telegram_user_id, TrackedReportRow.report_id]
+            )
         )
-        await self._session.flush()
 
     async def open_ones(self, limit: int) -> list[TrackedReport]:
         result = await self._session.execute(

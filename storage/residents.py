@@ -39,6 +39,15 @@ class SqlResidentRepository:
         row.updated_at = now
         await self._session.flush()
 
+    async def accounts(self, after: int, limit: int) -> list[tuple[int, str]]:
+        result = await self._session.execute(
+            select(ResidentRow.telegram_user_id, ResidentRow.city_account_id)
+            .where(ResidentRow.telegram_user_id > after)
+            .order_by(ResidentRow.telegram_user_id)
+            .limit(limit)
+        )
+        return [(user_id, account_id) for user_id, account_id in result.all()]
+
     async def delete(self, telegram_user_id: int) -> None:
         await self._session.execute(
             delete(ResidentRow).where(ResidentRow.telegram_user_id == telegram_user_id)

@@ -74,6 +74,7 @@ def create_app(
     app[charges.FINES_KEY] = charges.FineRegistry()
     photos = media.MediaStore()
     reports = RequestBook(moved, photos)
+    reports.confirm_listeners.append(points.credit_report_confirmed)
     seed_requests(reports, moved())
     app[media.MEDIA_KEY] = photos
     app[open311_api.REQUESTS_KEY] = reports

@@ -68,6 +68,10 @@ _PLACES: tuple[tuple[str, float, float, str], ...] = (
     ("Новослободская ул., 10", 55.7820, 37.6010, "127055"),
     ("Чистопрудный б-р, 12", 55.7610, 37.6440, "101000"),
     ("ул. Сретенка, 26", 55.7700, 37.6320, "107045"),
+    ("ул. Дыбенко, 7", 55.8770, 37.4800, "125475"),
+    ("Осташковская ул., 9", 55.8830, 37.6830, "129345"),
+    ("г. Зеленоград, корп. 1106", 55.9829, 37.1800, "124482"),
+    ("г. Троицк, Октябрьский пр-т, 7", 55.4846, 37.3050, "108840"),
 )
 
 PLACES: tuple[Place, ...] = tuple(
@@ -75,23 +79,60 @@ PLACES: tuple[Place, ...] = tuple(
     for index, (address, lat, long, zipcode) in enumerate(_PLACES, start=1)
 )
 
-# A simplified city boundary, [long, lat] (GeoJSON order), counter-clockwise, closed: MKAD
-# with a margin, within 55.49–55.96 N and 37.30–37.97 E.
-BOUNDARY: tuple[tuple[float, float], ...] = (
-    (37.6150, 55.9600),
-    (37.4500, 55.9200),
-    (37.3400, 55.8400),
-    (37.3000, 55.7300),
-    (37.3200, 55.6200),
-    (37.4200, 55.5300),
-    (37.6000, 55.4900),
-    (37.8000, 55.5300),
-    (37.9300, 55.6200),
-    (37.9700, 55.7300),
-    (37.9400, 55.8300),
-    (37.8300, 55.9100),
-    (37.6150, 55.9600),
+# The city's boundary, simplified but honest: a GeoJSON MultiPolygon of [long, lat] positions,
+# each polygon one closed, counter-clockwise outer ring (RFC 7946), no holes. Shared edges are
+# the MKAD's south-western stretch. Left out for brevity: the districts just beyond the MKAD
+# (Mitino, Kurkino, Nekrasovka, Molzhaninovsky...), Mytishchi and Khimki (Moscow Oblast) stay
+# outside.
+OLD_MOSCOW: tuple[tuple[float, float], ...] = (  # the MKAD, kilometre posts rounded
+    (37.5870, 55.9115),  # Altufyevskoe sh.
+    (37.5430, 55.9090),  # Dmitrovskoe sh.
+    (37.4450, 55.8820),  # Leningradskoe sh.
+    (37.3930, 55.8320),  # Volokolamskoe sh.
+    (37.3690, 55.7700),  # the westernmost point
+    (37.3880, 55.7180),  # Mozhayskoe sh.
+    (37.4100, 55.6800),  # Michurinsky pr.
+    (37.4580, 55.6370),  # Leninsky pr.
+    (37.4960, 55.6137),  # Profsoyuznaya ul.
+    (37.5965, 55.5735),  # Varshavskoe sh., the southernmost point
+    (37.7290, 55.5920),  # Kashirskoe sh.
+    (37.8340, 55.7080),  # Ryazansky pr.
+    (37.8430, 55.7760),  # sh. Entuziastov
+    (37.8380, 55.8110),  # Shchyolkovskoe sh.
+    (37.7000, 55.8930),  # Yaroslavskoe sh.
+    (37.6500, 55.9050),  # Ostashkovskoe sh.
+    (37.5870, 55.9115),
 )
+ZELENOGRAD: tuple[tuple[float, float], ...] = (
+    (37.1950, 56.0300),
+    (37.1350, 56.0050),
+    (37.1350, 55.9650),
+    (37.1900, 55.9550),
+    (37.2600, 55.9750),
+    (37.2500, 56.0150),
+    (37.1950, 56.0300),
+)
+NEW_MOSCOW: tuple[tuple[float, float], ...] = (  # Novomoskovsky and Troitsky okrugs
+    (37.4100, 55.6800),  # meets the MKAD at Michurinsky pr.
+    (37.3300, 55.6650),  # Novo-Peredelkino
+    (37.2300, 55.6300),  # north of Vnukovo
+    (37.1000, 55.5300),
+    (36.9500, 55.4300),
+    (36.8000, 55.2500),
+    (36.8200, 55.1400),  # the south-western tip, by the Kaluga Oblast
+    (37.0000, 55.1800),
+    (37.2000, 55.3300),
+    (37.4000, 55.4000),
+    (37.5600, 55.4500),
+    (37.6300, 55.5000),  # Shcherbinka
+    (37.6100, 55.5500),
+    (37.5965, 55.5735),  # back along the MKAD
+    (37.4960, 55.6137),
+    (37.4580, 55.6370),
+    (37.4100, 55.6800),
+)
+AREAS: tuple[tuple[tuple[float, float], ...], ...] = (OLD_MOSCOW, ZELENOGRAD, NEW_MOSCOW)
+BOUNDARY = OLD_MOSCOW  # the single ring older clients read as a Polygon
 
 # Words that only say what kind of street or building it is (after splitting on punctuation).
 _DESIGNATORS = frozenset(
@@ -178,12 +219,17 @@ def nearest(lat: float, long: float, within_m: float = REVERSE_RADIUS_M) -> Plac
     return best if distance_m(lat, long, best.lat, best.long) <= within_m else None
 
 
-def inside_city(lat: float, long: float) -> bool:
-    """Whether the point lies inside `BOUNDARY` (ray casting)."""
+def _in_ring(lat: float, long: float, ring: tuple[tuple[float, float], ...]) -> bool:
+    """Ray casting over one closed ring of (long, lat)."""
     inside = False
-    for (x1, y1), (x2, y2) in itertools.pairwise(BOUNDARY):
+    for (x1, y1), (x2, y2) in itertools.pairwise(ring):
         if (y1 > lat) != (y2 > lat):
             crossing = x1 + (lat - y1) * (x2 - x1) / (y2 - y1)
             if long < crossing:
                 inside = not inside
     return inside
+
+
+def inside_city(lat: float, long: float) -> bool:
+    """Whether the point lies inside any area of the city (`AREAS`)."""
+    return any(_in_ring(lat, long, ring) for ring in AREAS)

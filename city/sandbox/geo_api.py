@@ -10,6 +10,7 @@ from city.sandbox import gazetteer
 from city.sandbox.common import authenticated_resident, error_response
 
 MAX_QUERY_LENGTH = 200
+MAX_RADIUS_M = 5000
 
 routes = web.RouteTableDef()
 
@@ -36,18 +37,30 @@ async def reverse(request: web.Request) -> web.Response:
     point = parse_point(request.query.get("lat"), request.query.get("long"))
     if point is None:
         return error_response(400, "lat and long must be decimal degrees (WGS84)")
-    place = gazetteer.nearest(*point)
+    radius = _radius(request.query.get("radius"))
+    if radius is None:
+        return error_response(400, f"radius must be a whole number of metres, 1 to {MAX_RADIUS_M}")
+    place = gazetteer.nearest(*point, within_m=radius)
     if place is None:
-        radius = int(gazetteer.REVERSE_RADIUS_M)
         return error_response(404, f"no known address within {radius} m of this point")
-    return web.json_response({"address": place.address})
+    return web.json_response({"address": place.address, "lat": place.lat, "long": place.long})
 
 
 @routes.get("/api/v1/geo/boundary")
 async def boundary(request: web.Request) -> web.Response:
     authenticated_resident(request)
-    ring = [[long, lat] for long, lat in gazetteer.BOUNDARY]
-    return web.json_response({"type": "Polygon", "coordinates": [ring]})
+    polygons = [[[[long, lat] for long, lat in ring]] for ring in gazetteer.AREAS]
+    return web.json_response({"type": "MultiPolygon", "coordinates": polygons})
+
+
+def _radius(text: str | None) -> int | None:
+    """The reverse lookup's radius in metres (300 when not given), None when invalid."""
+    if text is None:
+        return int(gazetteer.REVERSE_RADIUS_M)
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= MAX_RADIUS_M:
+        return None
+    return int(value)
 
 
 def parse_point(lat_text: str | None, long_text: str | None) -> tuple[float, float] | None:

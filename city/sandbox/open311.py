@@ -9,12 +9,13 @@ the city answers 3 days after a request went (back) to work. Every change is an 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from city.sandbox.clock import MOSCOW, Clock
+from city.sandbox.idempotency import AnswerMemory
 from city.sandbox.media import MediaStore
 from city.sandbox.open311_common import Open311Error
 from city.sandbox.themes import Theme
@@ -96,6 +97,7 @@ class Update:
     description: str
     media: str | None
     at: datetime
+    by_author: bool = False  # written by the request's author (confirm, refute), not the city
 
 
 @dataclass(slots=True)
@@ -154,6 +156,10 @@ class RequestBook:
         self.media = media
         self._requests: dict[str, ServiceRequest] = {}
         self._next_number = FIRST_NEW_NUMBER
+        # POST requests.json with an Idempotence-Key: (account, key) → the request it made
+        self.created_by_key: AnswerMemory[str] = AnswerMemory()
+        # Called once per confirmed request; each returns the points it credited for it.
+        self.confirm_listeners: list[Callable[[ServiceRequest], int]] = []
 
     # ------------------------------------------------------------ reading
 
@@ -193,17 +199,20 @@ class RequestBook:
         self._requests[request.id] = request
         return request
 
-    def confirm(self, service_request_id: str, account_id: str) -> ServiceRequest:
+    def confirm(self, service_request_id: str, account_id: str) -> tuple[ServiceRequest, int]:
+        """Close the request as the author confirmed it: (request, points credited for it)."""
         request = self._awaiting_author(service_request_id, account_id)
-        self._add(request, ExtendedStatus.CLOSED, NOTE_CONFIRMED, None, _second(self.clock()))
+        moment = _second(self.clock())
+        self._add(request, ExtendedStatus.CLOSED, NOTE_CONFIRMED, None, moment, by_author=True)
         request.confirm_until = None
-        return request
+        return request, sum(listener(request) for listener in self.confirm_listeners)
 
     def refute(
         self, service_request_id: str, account_id: str, description: str, media: str | None
     ) -> ServiceRequest:
         request = self._awaiting_author(service_request_id, account_id)
-        self._add(request, ExtendedStatus.RETURNED, description, media, _second(self.clock()))
+        moment = _second(self.clock())
+        self._add(request, ExtendedStatus.RETURNED, description, media, moment, by_author=True)
         request.answer_media = None
         request.confirm_until = None
         return request
@@ -294,9 +303,11 @@ class RequestBook:
         description: str,
         media: str | None,
         at: datetime,
+        *,
+        by_author: bool = False,
     ) -> None:
         number = len(request.updates) + 1
-        request.updates.append(Update(number, status, description, media, at))
+        request.updates.append(Update(number, status, description, media, at, by_author))
 
 
 def _next_step(request: ServiceRequest) -> tuple[datetime, ExtendedStatus] | None:

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from city.sandbox.clock import moscow_date
+from city.sandbox.idempotency import KeyReused
 from city.sandbox.open311 import ADVANCES, ExtendedStatus, RequestBook
 from city.sandbox.open311_common import (
     API_KEY,
@@ -36,11 +37,13 @@ from city.sandbox.open311_json import (
     update_json,
 )
 from city.sandbox.open311_query import parse_query, select
+from city.sandbox.payments import IDEMPOTENCE_KEY
 from city.sandbox.themes import THEMES, theme_by_code
 
 REQUESTS_KEY = web.AppKey("sandbox_open311_requests", RequestBook)
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-03-01T00:00:00+03:00"  # the last change of the themes catalogue
+KEY_FORMAT = "the Idempotence-Key header must be 1 to 64 of A-Z, a-z, 0-9, '_' and '-'"
 
 routes = web.RouteTableDef()
 
@@ -88,11 +91,28 @@ async def service_definition(request: web.Request) -> web.Response:
 
 @routes.post(f"{BASE_PATH}/requests.json")
 async def create_request(request: web.Request) -> web.Response:
+    """With the optional `Idempotence-Key` header (an extension) a repeat of the same form
+    gets the request it made again (200); the key with another form → 422."""
     form = await request.post()
     check_api_key(form, request.query)
     book = request.app[REQUESTS_KEY]
+    key = request.headers.get("Idempotence-Key")
+    account = argument(form, "account_id") or ""
+    fingerprint = json.dumps(sorted((k, str(v)) for k, v in form.items() if k != "api_key"))
+    if key is not None:
+        if not IDEMPOTENCE_KEY.match(key):
+            raise Open311Error(400, KEY_FORMAT)
+        try:
+            known = book.created_by_key.recall(account, key, fingerprint)
+        except KeyReused as reused:
+            raise Open311Error(422, str(reused)) from None
+        if known is not None:
+            return _json([created_json(book.existing(known))], status=200)
     submission = parse_submission(form, moscow_date(book.clock()))
-    return _json([created_json(book.create(submission))], status=201)
+    created = book.create(submission)
+    if key is not None:
+        book.created_by_key.remember(account, key, fingerprint, created.id)
+    return _json([created_json(created)], status=201)
 
 
 @routes.get(f"{BASE_PATH}/requests.json")
@@ -125,8 +145,8 @@ async def confirm(request: web.Request) -> web.Response:
     check_api_key(form, request.query)
     account_id = _account_id(form)
     book = request.app[REQUESTS_KEY]
-    confirmed = book.confirm(request.match_info["service_request_id"], account_id)
-    return _json([request_json(confirmed, base_url(request))])
+    confirmed, points = book.confirm(request.match_info["service_request_id"], account_id)
+    return _json([{**request_json(confirmed, base_url(request)), "points_credited": points}])
 
 
 @routes.post(BASE_PATH + "/requests/{service_request_id}/refute")

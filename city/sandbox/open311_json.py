@@ -98,6 +98,7 @@ def update_json(request: ServiceRequest, update: Update, base: str) -> dict[str,
         "description": update.description,
         "media_url": _maybe_absolute(update.media, base),
         "updated_datetime": iso(update.at),
+        "author": "resident" if update.by_author else "city",
     }
 
 

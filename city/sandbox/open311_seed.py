@@ -3,7 +3,8 @@
 Other residents' reports around the gazetteer (an open and a closed «Яма на дороге» at
 Тверская ул., 7, another open one about 100 m away at Тверская ул., 9, a rejected one, one in
 moderation, one older than 90 days) give the bot's duplicate hint something to find; demo-full
-has one answered report (confirmable for about 13 more days) and one in work.
+has reports filed on the site or in the app: one answered (confirmable for about 13 more days),
+one in work and one closed long ago (250 days, outside the default 90-day window).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from datetime import datetime, timedelta
 from city.sandbox import gazetteer
 from city.sandbox.clock import MOSCOW
 from city.sandbox.data import FULL
-from city.sandbox.open311 import NOTE_CONFIRMED, ExtendedStatus, Location, RequestBook, Submission
+from city.sandbox.open311 import (
+    NOTE_CLOSED,
+    NOTE_CONFIRMED,
+    ExtendedStatus,
+    Location,
+    RequestBook,
+    Submission,
+)
 from city.sandbox.themes import theme_by_name
 
 POTHOLE = "Яма на дороге"
@@ -113,6 +121,15 @@ _SEEDS = (
         timedelta(days=1),
         "Контейнеры переполнены третий день",
         attributes={"container_type": ("mixed",)},
+    ),
+    _Seed(
+        110,
+        LAMP,
+        "Профсоюзная ул., 56",
+        FULL.account_id,
+        timedelta(days=250),
+        "Фонарь во дворе мигает",
+        steps=(_Step(timedelta(days=6), ExtendedStatus.CLOSED, NOTE_CLOSED),),
     ),
 )
 

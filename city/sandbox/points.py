@@ -2,7 +2,7 @@
 
 An entry counts towards the balance once it is available (`available_at` has come by the
 sandbox's clock). The sandbox credits points itself: ЕПД cashback when an ЕПД bill is paid
-(pending for 7 days), and meter readings (see meters.py).
+(pending for 7 days), meter readings (see meters.py) and confirmed «Наш город» fixes.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from city.sandbox.common import Refused
 from city.sandbox.data import FULL, STANDARD, BillKind, CityBill
 from city.sandbox.funds import fund_by_id
 from city.sandbox.idempotency import AnswerMemory, KeyReused
+from city.sandbox.open311 import ServiceRequest
 from city.sandbox.payments import Payment
 from domain.accounts import AccountLevel
 
 READING_POINTS = {AccountLevel.SIMPLE: 10, AccountLevel.STANDARD: 20, AccountLevel.FULL: 20}
 EPD_CASHBACK_PERCENT = 5
+REPORT_CONFIRMED_POINTS = 50  # for a «Наш город» report whose fix its author confirmed
 CASHBACK_DELAY = timedelta(days=7)
 
 
@@ -71,6 +73,7 @@ class PointsBook:
         self.clock = clock
         self.entries: list[PointsEntry] = []  # in the order they were added
         self._transfers: AnswerMemory[TransferAnswer] = AnswerMemory()
+        self._confirmed_reports: set[str] = set()  # requests already credited
 
     # ------------------------------------------------------------ reading
 
@@ -137,6 +140,21 @@ class PointsBook:
                 at=paid_at,
                 available_at=paid_at + CASHBACK_DELAY,
             )
+
+    def credit_report_confirmed(self, request: ServiceRequest) -> int:
+        """A confirm listener of the requests: the author gets points for a confirmed fix,
+        available at once, once per request (a second call credits nothing). Returns them."""
+        account_id = request.submission.account_id
+        if account_id is None or request.id in self._confirmed_reports:
+            return 0
+        self._confirmed_reports.add(request.id)
+        self.add(
+            account_id,
+            REPORT_CONFIRMED_POINTS,
+            PointsKind.REPORT_CONFIRMED,
+            f"Подтверждено решение по обращению № {request.id}",
+        )
+        return REPORT_CONFIRMED_POINTS
 
     # ------------------------------------------------------------ transfers
 

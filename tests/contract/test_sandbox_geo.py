@@ -91,9 +91,9 @@ async def test_reverse_finds_the_nearest_address(city: ContractClient, full_toke
     near = await city.geo(full_token, "reverse", lat="55.7574", long="37.6110")  # ~40 m
     closer_to_9 = await city.geo(full_token, "reverse", lat="55.7585", long="37.6104")
 
-    assert exact.body == {"address": "Тверская ул., 7"}
-    assert near.body == {"address": "Тверская ул., 7"}
-    assert closer_to_9.body == {"address": "Тверская ул., 9"}
+    assert exact.body == {"address": "Тверская ул., 7", "lat": 55.7577, "long": 37.6107}
+    assert near.body["address"] == "Тверская ул., 7"
+    assert closer_to_9.body["address"] == "Тверская ул., 9"
 
 
 async def test_reverse_gives_up_beyond_300_m(city: ContractClient, full_token: str) -> None:
@@ -106,7 +106,7 @@ async def test_reverse_gives_up_beyond_300_m(city: ContractClient, full_token: s
         < 300
         < distance_m(55.7730, 37.6320, 55.7700, 37.6320)
     )
-    assert within.body == {"address": "ул. Сретенка, 26"}
+    assert within.body["address"] == "ул. Сретенка, 26"
     assert beyond.status == 404
     assert beyond.body["code"] == 404
 
@@ -123,30 +123,47 @@ async def test_reverse_needs_a_point(
     assert answer.status == 400
 
 
-async def test_boundary_is_a_closed_polygon_around_moscow(
-    city: ContractClient, full_token: str
-) -> None:
+async def test_boundary_is_a_multipolygon_of_moscow(city: ContractClient, full_token: str) -> None:
     answer = await city.geo(full_token, "boundary")
 
     assert answer.status == 200
-    assert answer.body["type"] == "Polygon"
-    [ring] = answer.body["coordinates"]
-    assert ring[0] == ring[-1]
-    assert 10 <= len(ring) - 1 <= 16
-    longs = [position[0] for position in ring]
-    lats = [position[1] for position in ring]
-    assert 55.49 <= min(lats) and max(lats) <= 55.96
-    assert 37.30 <= min(longs) and max(longs) <= 37.97
-    # counter-clockwise (RFC 7946): the shoelace sum is positive
-    area = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in itertools.pairwise(ring))
-    assert area > 0
+    assert answer.body["type"] == "MultiPolygon"
+    polygons = answer.body["coordinates"]
+    assert len(polygons) == 3  # the old city, Zelenograd, New Moscow
+    for [ring] in polygons:
+        assert ring[0] == ring[-1]
+        assert 6 <= len(ring) - 1 <= 20
+        longs = [position[0] for position in ring]
+        lats = [position[1] for position in ring]
+        assert 55.10 <= min(lats) and max(lats) <= 56.05
+        assert 36.75 <= min(longs) and max(longs) <= 37.90
+        # counter-clockwise (RFC 7946): the shoelace sum is positive
+        area = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in itertools.pairwise(ring))
+        assert area > 0
+
+
+async def test_reverse_within_a_radius_gives_the_address_and_its_point(
+    city: ContractClient, full_token: str
+) -> None:
+    khimki = {"lat": "55.8970", "long": "37.4297"}
+    assert (await city.geo(full_token, "reverse", **khimki)).status == 404
+    answer = await city.geo(full_token, "reverse", radius="5000", **khimki)
+    assert answer.status == 200
+    assert answer.body["address"] == "ул. Дыбенко, 7"
+    assert inside_city(answer.body["lat"], answer.body["long"])
+    for bad in ("0", "5001", "-3", "1.5", "far"):
+        assert (await city.geo(full_token, "reverse", radius=bad, **khimki)).status == 400, bad
 
 
 def test_inside_city() -> None:
     assert inside_city(55.7522, 37.6156)  # the Kremlin
     assert inside_city(55.58, 37.60)  # southern MKAD
     assert not inside_city(59.9386, 30.3141)  # Saint Petersburg
-    assert not inside_city(55.98, 37.18)  # Zelenograd
+    assert inside_city(55.9825, 37.1814)  # Zelenograd
+    assert inside_city(55.4844, 37.3072)  # Troitsk, New Moscow
+    assert inside_city(55.6044, 37.2872)  # Vnukovo, New Moscow
+    assert not inside_city(55.9116, 37.7308)  # Mytishchi, Moscow Oblast
+    assert not inside_city(55.8970, 37.4297)  # Khimki, Moscow Oblast
     assert not inside_city(55.75, 38.10)  # east of the ring
 
 

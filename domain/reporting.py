@@ -3,6 +3,7 @@ resident's answer to the city («Подтвердить» / «Не устран�
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from datetime import datetime
 from domain import support
 from domain.accounts import Resident
 from domain.boundary import SUGGEST_WITHIN_M, Boundary, nearest_inside
-from domain.errors import DomainError, NotFound, ReportRefused
+from domain.errors import CityUnavailable, DomainError, NotFound, ReportRefused
 from domain.ports import City, Notification, Place, TrackedReport, UnitOfWork
 from domain.reports import (
     DUPLICATE_RADIUS_M,
@@ -48,6 +49,11 @@ class ConfirmWindowClosed(DomainError):
     """The 15 days to confirm or refute the answer have passed (or there is no answer yet)."""
 
 
+class ReportAlreadyClosed(ConfirmWindowClosed):
+    """The report is closed already — confirmed (from the card, a notification, the site) or
+    closed by the city: there is nothing left to confirm or refute."""
+
+
 async def draft_of(uow: UnitOfWork, resident: Resident) -> Draft | None:
     return await uow.drafts.get(resident.telegram_user_id)
 
@@ -72,12 +78,24 @@ def choose_theme(draft: Draft, theme: Theme) -> None:
 
 async def place_at(uow: UnitOfWork, city: City, resident: Resident, point: Point) -> Place:
     """A point from Telegram's location button: refused outside the city, named when it can be."""
+    if not _on_earth(point):  # Telegram never sends such a point; a forged update may
+        raise OutsideCity(None)
     session = ResidentSession(resident, city, uow.residents)
     boundary = await city.boundary(session)
     if not boundary.contains(point):
         raise OutsideCity(await _suggestion(city, session, boundary, point))
     address = await city.reverse_geocode(session, point)
     return Place(address=address or f"{point.lat:.5f}, {point.long:.5f}", point=point)
+
+
+def _on_earth(point: Point) -> bool:
+    """A latitude within ±90° and a longitude within ±180°, both finite numbers."""
+    return (
+        math.isfinite(point.lat)
+        and math.isfinite(point.long)
+        and -90 <= point.lat <= 90
+        and -180 <= point.long <= 180
+    )
 
 
 async def find_places(uow: UnitOfWork, city: City, resident: Resident, query: str) -> list[Place]:
@@ -126,14 +144,20 @@ async def send_report(
     definition = await city.service_definition(draft.theme_code or "")
     if draft.missing() or unanswered(definition, draft):
         raise AnswersMissing()
-    if draft.send_key is None:
-        draft.send_key = secrets.token_hex(16)
+    # The photos are uploaded once: their addresses are kept on the draft with the key, so a
+    # repeated send has the very same body (a new upload would be a new address, and the
+    # platform refuses a key reused with another body).
+    uploaded = {f: url for f, url in draft.uploaded.items() if f in draft.photos}
+    for file_id in draft.photos:
+        if file_id not in uploaded:
+            data, content_type = await load_photo(file_id)
+            uploaded[file_id] = await city.upload_media(data, content_type)
+    if draft.send_key is None or uploaded != draft.uploaded:
+        draft.send_key = draft.send_key or secrets.token_hex(16)
+        draft.uploaded = uploaded
         await uow.drafts.save(resident.telegram_user_id, draft, now)
         await uow.commit()
-    media_urls = []
-    for file_id in draft.photos:
-        data, content_type = await load_photo(file_id)
-        media_urls.append(await city.upload_media(data, content_type))
+    media_urls = [uploaded[file_id] for file_id in draft.photos]
     attributes = answers_to_send(definition, draft)
     try:
         report_id = await city.create_report(
@@ -142,6 +166,7 @@ async def send_report(
     except ReportRefused as refused:
         if KEY_REUSED in refused.kinds:  # the draft changed after a send that may have gone
             draft.send_key = None
+            draft.uploaded = {}
             await uow.drafts.save(resident.telegram_user_id, draft, now)
             await uow.commit()
         raise
@@ -320,9 +345,30 @@ async def confirm_fix(
     uow: UnitOfWork, city: City, resident: Resident, report_id: str, now: datetime
 ) -> Report:
     report = await _own_report(uow, city, resident, report_id)
-    if not report.can_confirm(now):
-        raise ConfirmWindowClosed()
-    return await city.confirm_report(report_id, resident.city_account_id)
+    await _check_open(city, report, now)
+    try:
+        return await city.confirm_report(report_id, resident.city_account_id)
+    except CityUnavailable:
+        # The confirmation may have gone through with its answer lost: the report says.
+        try:
+            after = await city.report(report_id)
+        except DomainError:
+            after = None
+        if after is not None and after.status is ReportStatus.CLOSED:
+            return after  # confirmed; the points it brought are in «Баллы»
+        raise
+
+
+async def _check_open(city: City, report: Report, now: datetime) -> None:
+    """Confirmable now, or why not: the resident confirmed it already (its closing update is
+    theirs), or the 15 days ran out (then the platform closes it itself) — or no answer yet."""
+    if report.can_confirm(now):
+        return
+    if report.status is ReportStatus.CLOSED:
+        updates = await city.report_updates(report.id)
+        if updates and updates[-1].by_resident:
+            raise ReportAlreadyClosed()
+    raise ConfirmWindowClosed()
 
 
 async def refute_fix(
@@ -336,7 +382,6 @@ async def refute_fix(
 ) -> Report:
     """«Не устранено»: the comment (and a new photo) go back to the city services."""
     report = await _own_report(uow, city, resident, report_id)
-    if not report.can_confirm(now):
-        raise ConfirmWindowClosed()
+    await _check_open(city, report, now)
     media_url = await city.upload_media(*photo) if photo else None
     return await city.refute_report(report_id, resident.city_account_id, comment, media_url)

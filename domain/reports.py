@@ -199,6 +199,7 @@ class Draft:
     stage: str = "theme"  # the step to come back to
     answers: dict[str, list[str]] = field(default_factory=dict)  # attribute code → values
     send_key: str | None = None  # Idempotence-Key of the send, stored before the POST
+    uploaded: dict[str, str] = field(default_factory=dict)  # photo file id → its media URL
 
     @property
     def point(self) -> Point | None:
@@ -228,6 +229,7 @@ class Draft:
             "stage": self.stage,
             "answers": {code: list(values) for code, values in self.answers.items()},
             "send_key": self.send_key,
+            "uploaded": dict(self.uploaded),
         }
 
     @classmethod
@@ -255,6 +257,9 @@ class Draft:
             }
         send_key = data.get("send_key")
         draft.send_key = send_key if isinstance(send_key, str) else None
+        uploaded = data.get("uploaded")
+        if isinstance(uploaded, dict):
+            draft.uploaded = {str(f): url for f, url in uploaded.items() if isinstance(url, str)}
         return draft
 
 
@@ -280,6 +285,7 @@ def clean_description(text: str) -> str | None:
 
 ASKED_DATATYPES = frozenset({"string", "number", "text", "singlevaluelist", "multivaluelist"})
 _NUMBER = re.compile(r"^-?[0-9]{1,9}([.,][0-9]{1,6})?$")
+_ANY_NUMBER = re.compile(r"^-?[0-9]+([.,][0-9]+)?$")  # digits, but more than _NUMBER takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +341,7 @@ class AnswerProblem(StrEnum):
     NOT_A_NUMBER = "not_a_number"
     FOREIGN_DIGITS = "foreign_digits"
     TOO_LONG = "too_long"
+    TOO_BIG = "too_big"  # a number of more digits than any entrance, floor or post has
     NOT_A_CHOICE = "not_a_choice"
 
 
@@ -350,7 +357,7 @@ def typed_answer(question: ThemeQuestion, text: str) -> str | AnswerProblem:
         if any(ch.isdigit() and not ("0" <= ch <= "9") for ch in value):
             return AnswerProblem.FOREIGN_DIGITS
         if not _NUMBER.match(value):
-            return AnswerProblem.NOT_A_NUMBER
+            return AnswerProblem.TOO_BIG if _ANY_NUMBER.match(value) else AnswerProblem.NOT_A_NUMBER
         return value.replace(",", ".")
     cleaned = value.replace("<", "‹").replace(">", "›")
     if question.datatype == "text":

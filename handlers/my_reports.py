@@ -22,8 +22,15 @@ from bot.i18n import Translator
 from domain.accounts import Resident
 from domain.errors import DomainError, NotFound
 from domain.ports import City, UnitOfWork
-from domain.reporting import ConfirmWindowClosed, confirm_fix, my_report, my_reports, refute_fix
-from domain.reports import ReportStatus
+from domain.reporting import (
+    ConfirmWindowClosed,
+    ReportAlreadyClosed,
+    confirm_fix,
+    my_report,
+    my_reports,
+    refute_fix,
+)
+from domain.reports import ReportStatus, ReportUpdate
 from handlers.buttons import (
     ReportNumber,
     drop_keyboard,
@@ -126,7 +133,7 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     if report.expected_at and not report.status.final:
         lines.append(tr("report-card-expected", expected=format_date(report.expected_at.date())))
     if report.status_notes:  # the latest update's text: the city's, or the resident's own
-        own_words = bool(updates) and updates[-1].by_resident
+        own_words = bool(updates) and _own_words(updates[-1])
         notes_key = "report-card-own-notes" if own_words else "report-card-notes"
         lines.append(tr(notes_key, notes=whole(report.status_notes)))
     askable = report.can_confirm(ctx.clock()) and report.account_id == ctx.linked.city_account_id
@@ -134,12 +141,18 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         lines.append(tr("report-confirm-until", until=format_datetime(report.confirm_until)))
     if updates:
         lines += ["", tr("report-history")] + [
-            tr("report-history-own-line" if u.by_resident else "report-history-line",
+            tr("report-history-own-line" if _own_words(u) else "report-history-line",
                date=format_datetime(u.at), status=tr(STATUS_KEYS[u.status]),
                text=Markup(": ") + whole(u.description) if u.description else "")
             for u in updates
         ]  # fmt: skip
     return {"text": Markup("\n").join(lines), "askable": askable}
+
+
+def _own_words(update: ReportUpdate) -> bool:
+    """The resident's own comment (a «Не устранено»): an update by the author that did not
+    close the report — a confirmation's text is the platform's note, not theirs."""
+    return update.by_resident and update.status is not ReportStatus.CLOSED
 
 
 async def _confirm(
@@ -149,6 +162,8 @@ async def _confirm(
     platform credits the points with the confirmation and says how many in its answer."""
     try:
         report = await confirm_fix(uow, city, resident, report_id, now)
+    except ReportAlreadyClosed:
+        return tr("report-already-closed"), True
     except ConfirmWindowClosed:
         return tr("report-window-closed"), True
     except DomainError as error:
@@ -194,6 +209,8 @@ async def _refute(manager: DialogManager, message: Message | None) -> None:
     try:
         await refute_fix(ctx.uow, ctx.city, ctx.linked, manager.dialog_data["report"],
                          manager.dialog_data.get("comment", ""), photo, ctx.clock())  # fmt: skip
+    except ReportAlreadyClosed:
+        manager.dialog_data["result"] = ctx.tr("report-already-closed")
     except ConfirmWindowClosed:
         manager.dialog_data["result"] = ctx.tr("report-window-closed")
     except DomainError as error:

@@ -457,6 +457,8 @@ async def on_answer_text(message: Message, _w: MessageInput, manager: DialogMana
         await message.answer(ctx.tr("input-foreign-digits"))
     elif answer is AnswerProblem.NOT_A_NUMBER or answer is AnswerProblem.EMPTY:
         await message.answer(ctx.tr("report-attr-not-number"))
+    elif answer is AnswerProblem.TOO_BIG:
+        await message.answer(ctx.tr("report-attr-too-big"))
     elif answer is AnswerProblem.TOO_LONG:
         limit = MAX_DESCRIPTION if question.datatype == "text" else MAX_ANSWER
         await message.answer(ctx.tr("report-attr-too-long", max=str(limit)))

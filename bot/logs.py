@@ -10,9 +10,11 @@ import hashlib
 import logging
 import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
+
+from domain.support import mask_personal
 
 _PHONE = re.compile(r"\+?\d[\d\s()-]{9,}\d")
 _CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
@@ -29,6 +31,7 @@ def user_hash(user_id: int | None) -> str | None:
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
         value = _BEARER.sub("Bearer ***", value)
+        value = mask_personal(value)[0]  # phones in every writing, cards, e-mails (support's)
         value = _CARD.sub("***", value)
         return _PHONE.sub("***", value)
     return value
@@ -38,23 +41,44 @@ def scrub_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str
     return {key: _scrub(value) for key, value in event.items()}
 
 
-def setup_logging(level: str = "INFO", fmt: str = "console") -> None:
+# Libraries that speak through the standard logging module; quiet unless DEBUG.
+CHATTY = ("aiogram", "aiohttp", "alembic", "apscheduler", "asyncio", "aiosqlite", "sqlalchemy")
+
+
+def setup_logging(level: str = "INFO", fmt: str = "console", stream: TextIO | None = None) -> None:
+    """structlog for our events and the standard logging module for every library's, through
+    one handler and one formatter (structlog's ProcessorFormatter): with `fmt="json"` every
+    line is one JSON object — aiogram's, aiohttp's and APScheduler's included — and every
+    line passes the scrubber."""
+    out = stream or sys.stderr
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         scrub_processor,
     ]
+    level_no = logging.getLevelName(level.upper())
     structlog.configure(
-        processors=[*shared, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.make_filtering_bound_logger(level_no),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=logging.WARNING if level != "DEBUG" else logging.INFO)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,  # a library's record: the same fields, scrubbed
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level_no)
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(logging.DEBUG if level.upper() == "DEBUG" else "WARNING")

@@ -50,21 +50,32 @@ THREAD = "message_thread_id"  # in a notification's data: the forum topic to pos
 MAP_URL = "https://yandex.ru/maps/?pt={long},{lat}&z=17"
 MASK = "•••"
 
+# Separators people put inside numbers: spaces of any kind (no-break and thin ones too — \s
+# covers them), hyphens and dashes, dots.
+_SEP = r"[\s.\-\u2010-\u2015]"
 _PHONE = re.compile(
-    r"(?<![\d+])(?:\+7|8|7)[\s(-]*\d{3}[\s)-]*\d{3}[\s-]*\d{2}[\s-]*\d{2}(?!\d)"  # Russian
+    # Russian, with +7 / 8 / 7 and any area code: +7 (916) 123-45-67, 8 495 123 45 67
+    rf"(?<![\d+])(?:\+7|8|7){_SEP}*\(?{_SEP}*\d{{3}}{_SEP}*\)?{_SEP}*\d{{3}}{_SEP}*\d{{2}}{_SEP}*\d{{2}}(?!\d)"
+    # Russian without the prefix: a mobile (9xx) or Moscow (495, 499) number — 9161234567,
+    # 916-123-45-67, (916) 123-45-67
+    rf"|(?<![\d+])\(?(?:9\d\d|49[59])\)?{_SEP}*\d{{3}}{_SEP}*\d{{2}}{_SEP}*\d{{2}}(?!\d)"
     r"|\+\d[\d\s()-]{8,}\d"  # international, with a plus
 )
-_CARD = re.compile(r"(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)")
+_CARD = re.compile(rf"(?<!\d)\d(?:{_SEP}?\d){{12,18}}(?!\d)")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def mask_personal(text: str) -> tuple[str, bool]:
-    """Phone numbers and card numbers (those passing the Luhn check) replaced by •••; the
-    second value says whether anything was masked. UINs and accounts (20+ digits) stay."""
+    """Phone numbers (Russian in all usual writings — with +7, 8 or no prefix, brackets,
+    hyphens, dots, any spaces — and international ones with a plus), card numbers (13–19
+    digits with any separators, passing the Luhn check) and e-mail addresses replaced by •••;
+    the second value says whether anything was masked. UINs and accounts (20+ digits) stay."""
 
     def card(match: re.Match[str]) -> str:
         return MASK if _luhn_ok(re.sub(r"\D", "", match.group())) else match.group()
 
-    masked = _PHONE.sub(MASK, _CARD.sub(card, text))
+    masked = _EMAIL.sub(MASK, text)
+    masked = _PHONE.sub(MASK, _CARD.sub(card, masked))
     return masked, masked != text
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from bot.logs import scrub_processor, user_hash
+import io
+import json
+import logging
+
+import structlog
+
+from bot.logs import scrub_processor, setup_logging, user_hash
 
 
 def test_user_hash_is_stable_and_not_the_id() -> None:
@@ -25,3 +31,35 @@ def test_scrubber_masks_what_looks_personal() -> None:
     joined = " ".join(str(v) for v in scrubbed.values())
     assert "916" not in joined and "4242" not in joined and "abc.def" not in joined
     assert scrubbed["count"] == 12 and scrubbed["path"] == "/api/v1/bills"
+
+
+def test_every_line_is_json_and_scrubbed_libraries_included() -> None:
+    """With LOG_FORMAT=json, aiogram's, aiohttp's and APScheduler's lines (the standard
+    logging module) are JSON like ours, pass the same scrubber, and a traceback stays inside
+    its line; library chatter below WARNING stays out."""
+    out = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        setup_logging("INFO", "json", out)
+        structlog.get_logger("bot.test").info("ours", phone="+7 916 123-45-67")
+        logging.getLogger("aiogram.event").warning("Update id=%s: call 89161234567", 5)
+        logging.getLogger("apscheduler.scheduler").warning("Run time of job was missed")
+        try:
+            raise ZeroDivisionError("boom")
+        except ZeroDivisionError:
+            logging.getLogger("aiohttp.server").exception("Error handling request")
+        logging.getLogger("aiogram.dispatcher").info("Start polling")  # chatter: left out
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        structlog.reset_defaults()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["logger"] for line in lines] == [
+        "bot.test",
+        "aiogram.event",
+        "apscheduler.scheduler",
+        "aiohttp.server",
+    ]
+    assert "916" not in out.getvalue() and lines[1]["event"] == "Update id=5: call •••"
+    assert "ZeroDivisionError: boom" in lines[3]["exception"]

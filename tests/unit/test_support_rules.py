@@ -27,6 +27,19 @@ STAFF_CHAT = -1001234567890
         "4242 4242 4242 4242",
         "4242-4242-4242-4242",
         "4000000000000002",
+        # without a prefix, as residents write them
+        "9161234567",
+        "916-123-45-67",
+        "(916) 123-45-67",
+        "916.123.45.67",
+        "495 123-45-67",
+        # cards with dots, no-break or thin spaces
+        "4242.4242.4242.4242",
+        "4242\u00a04242\u00a04242\u00a04242",
+        "4242\u20094242\u20094242\u20094242",
+        # e-mails
+        "ivan.petrov@mail.ru",
+        "a+b@sub.example.com",
     ],
 )
 def test_phones_and_cards_are_masked(text: str) -> None:
@@ -42,6 +55,10 @@ def test_phones_and_cards_are_masked(text: str) -> None:
         "сумма 1 500,50 ₽ за 10.2026",
         "обращение NG-2026-001001",
         "лицевой счёт 40817810099910004312",
+        "ИНН 7701234567",  # an organisation's INN: ten digits, not a 9xx/495/499 phone
+        "код плательщика 1234567890",
+        "дом 12, кв. 34, подъезд 3",
+        "12.11.2026 в 10:30",
     ],
 )
 def test_other_numbers_are_left_alone(text: str) -> None:

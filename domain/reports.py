@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from rapidfuzz import fuzz
 
+from domain.money import has_foreign_digit
+
 MAX_PHOTOS = 5
 MAX_DESCRIPTION = 2000  # Open311 allows 4000; a chat message this long is already an essay
 MAX_ADDRESS = 200  # a typed address longer than this is not an address
@@ -354,7 +356,7 @@ def typed_answer(question: ThemeQuestion, text: str) -> str | AnswerProblem:
     if not value:
         return AnswerProblem.EMPTY
     if question.datatype == "number":
-        if any(ch.isdigit() and not ("0" <= ch <= "9") for ch in value):
+        if has_foreign_digit(value):
             return AnswerProblem.FOREIGN_DIGITS
         if not _NUMBER.match(value):
             return AnswerProblem.TOO_BIG if _ANY_NUMBER.match(value) else AnswerProblem.NOT_A_NUMBER

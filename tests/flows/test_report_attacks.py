@@ -10,6 +10,7 @@ import pytest
 
 from bot.conversation import Conversation, Reply
 from tests.flows.conftest import Harness
+from tests.flows.test_hostile_input import forge, forged_item
 from tests.flows.test_my_reports_all import linked, my_reports_list, seeded
 from tests.flows.test_report_questions import (
     number_of,
@@ -23,20 +24,7 @@ from tests.flows.test_reports import photo
 
 async def press_forged(chat: Conversation, text: str, item: str) -> Reply:
     """Press the button `text` with its Select item replaced by `item`."""
-    message = chat._keyboard_message(None)
-    button = next(b for b in message.buttons if b.text == text)
-    assert button.callback_data is not None
-    data = button.callback_data.rsplit(":", 1)[0] + ":" + item
-    query_id = f"{chat.chat_id}-forged-{len(item)}"
-    chat.telegram.open_callback_query(query_id)
-    query = {
-        "id": query_id,
-        "from": dict(chat.user),
-        "message": dict(message.payload),
-        "chat_instance": f"local-{chat.chat_id}",
-        "data": data,
-    }
-    return await chat.feed({"callback_query": query})
+    return await forge(chat, forged_item(chat, text, item))
 
 
 async def lamp_question(harness: Harness) -> Conversation:

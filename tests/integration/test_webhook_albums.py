@@ -66,6 +66,25 @@ async def harness(
             await h.app.stop()
 
 
+@pytest.fixture
+async def replicas(
+    tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+) -> AsyncIterator[tuple[Harness, Application]]:
+    """Two replicas sharing Redis, the database and Telegram: a harness and a second app."""
+    settings = settings_for(tmp_path, webhook_secret=SECRET, redis_url=await fresh_redis())
+    first = Harness(settings=settings, sandbox=sandbox, clock=clock)
+    await first.start()
+    assert first.app is not None
+    second = await create_application(
+        settings, bot_session=first.telegram, clock=clock, sandbox=sandbox
+    )
+    try:
+        yield first, second
+    finally:
+        await second.stop()
+        await first.app.stop()
+
+
 def set_debounce(app: Application, seconds: float) -> None:
     for middleware in albums_of(app.dispatcher):
         middleware.debounce = seconds
@@ -127,29 +146,20 @@ async def test_three_parts_posted_one_after_another_are_one_step(harness: Harnes
 
 
 async def test_parts_alternating_between_two_replicas_are_one_step(
-    tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+    replicas: tuple[Harness, Application],
 ) -> None:
-    settings = settings_for(tmp_path, webhook_secret=SECRET, redis_url=await fresh_redis())
-    first = Harness(settings=settings, sandbox=sandbox, clock=clock)
-    await first.start()
+    first, second = replicas
     assert first.app is not None
-    second = await create_application(
-        settings, bot_session=first.telegram, clock=clock, sandbox=sandbox
-    )
-    try:
-        for app in (first.app, second):
-            set_debounce(app, DEBOUNCE)
-        chat = await at_photo_step(first)
-        parts = album_parts(chat, [photo(10), photo(80), photo(160)], "g2")
-        await deliver([first.app, second], parts)
-        await drain(first.app.dispatcher)
-        await drain(second.dispatcher)
-        answers = photo_answers(chat.inbox().texts)
-        assert len(answers) == 1 and "Фото добавлено: 3 из 5" in answers[0]
-        assert "Фото: 3" in await photos_in_draft(chat)
-    finally:
-        await second.stop()
-        await first.app.stop()
+    for app in (first.app, second):
+        set_debounce(app, DEBOUNCE)
+    chat = await at_photo_step(first)
+    parts = album_parts(chat, [photo(10), photo(80), photo(160)], "g2")
+    await deliver([first.app, second], parts)
+    await drain(first.app.dispatcher)
+    await drain(second.dispatcher)
+    answers = photo_answers(chat.inbox().texts)
+    assert len(answers) == 1 and "Фото добавлено: 3 из 5" in answers[0]
+    assert "Фото: 3" in await photos_in_draft(chat)
 
 
 async def test_six_photos_posted_part_by_part_are_refused_together(harness: Harness) -> None:
@@ -194,63 +204,45 @@ async def test_the_next_message_of_the_chat_comes_after_the_album(harness: Harne
 
 
 async def test_a_group_left_by_a_dead_replica_is_handled_on_the_next_update(
-    tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+    replicas: tuple[Harness, Application],
 ) -> None:
-    settings = settings_for(tmp_path, webhook_secret=SECRET, redis_url=await fresh_redis())
-    first = Harness(settings=settings, sandbox=sandbox, clock=clock)
-    await first.start()
+    first, second = replicas
     assert first.app is not None
-    second = await create_application(
-        settings, bot_session=first.telegram, clock=clock, sandbox=sandbox
-    )
-    try:
-        set_debounce(first.app, LONG)
-        chat = await at_photo_step(first)
-        await deliver([first.app], album_parts(chat, [photo(10), photo(80), photo(160)], "g6"))
-        for middleware in albums_of(first.app.dispatcher):  # the first replica dies
-            await middleware.abandon()
-        assert photo_answers(chat.inbox().texts) == []
-        await deliver([second], [part(chat, {"text": "ну что?"})])
-        texts = chat.inbox().texts
-        assert "Фото добавлено: 3 из 5" in texts[0]  # the album first, then the message
-        assert any("Здесь нужны фото" in text for text in texts[1:])
-        assert "Фото: 3" in await photos_in_draft(chat)
-    finally:
-        await second.stop()
-        await first.app.stop()
+    set_debounce(first.app, LONG)
+    chat = await at_photo_step(first)
+    await deliver([first.app], album_parts(chat, [photo(10), photo(80), photo(160)], "g6"))
+    for middleware in albums_of(first.app.dispatcher):  # the first replica dies
+        await middleware.abandon()
+    assert photo_answers(chat.inbox().texts) == []
+    await deliver([second], [part(chat, {"text": "ну что?"})])
+    texts = chat.inbox().texts
+    assert "Фото добавлено: 3 из 5" in texts[0]  # the album first, then the message
+    assert any("Здесь нужны фото" in text for text in texts[1:])
+    assert "Фото: 3" in await photos_in_draft(chat)
 
 
 async def test_a_group_left_by_a_dead_replica_is_swept_without_another_update(
-    tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+    replicas: tuple[Harness, Application],
 ) -> None:
     """The parts were answered 200, so Telegram never sends them again, and the resident waits
     for an answer instead of writing: the other replica's sweep job finds the overdue group
     and handles it — once, however many replicas sweep."""
-    settings = settings_for(tmp_path, webhook_secret=SECRET, redis_url=await fresh_redis())
-    first = Harness(settings=settings, sandbox=sandbox, clock=clock)
-    await first.start()
+    first, second = replicas
     assert first.app is not None
-    second = await create_application(
-        settings, bot_session=first.telegram, clock=clock, sandbox=sandbox
-    )
-    try:
-        set_debounce(first.app, LONG)  # the replica dies before its debounce fires
-        chat = await at_photo_step(first)
-        await deliver([first.app], album_parts(chat, [photo(10), photo(80)], "g7"))
-        for middleware in albums_of(first.app.dispatcher):
-            await middleware.abandon()
-        assert await sweep_albums(second) == 0  # not overdue yet: a live replica may take it
-        redis = Redis.from_url(settings.redis_url or "")
-        try:  # its deadline long past (as after LONG + SWEEP_GRACE seconds)
-            [group] = await redis.zrange(DUE_KEY, 0, -1)
-            await redis.zadd(DUE_KEY, {group: 0})
-        finally:
-            await redis.aclose()
-        assert await sweep_albums(second) == 1
-        assert await sweep_albums(second) == 0  # taken once
-        answers = photo_answers(chat.inbox().texts)
-        assert len(answers) == 1 and "Фото добавлено: 2 из 5" in answers[0], answers
-        assert "Фото: 2" in await photos_in_draft(chat)
+    set_debounce(first.app, LONG)  # the replica dies before its debounce fires
+    chat = await at_photo_step(first)
+    await deliver([first.app], album_parts(chat, [photo(10), photo(80)], "g7"))
+    for middleware in albums_of(first.app.dispatcher):
+        await middleware.abandon()
+    assert await sweep_albums(second) == 0  # not overdue yet: a live replica may take it
+    redis = Redis.from_url(first.settings.redis_url or "")
+    try:  # its deadline long past (as after LONG + SWEEP_GRACE seconds)
+        [group] = await redis.zrange(DUE_KEY, 0, -1)
+        await redis.zadd(DUE_KEY, {group: 0})
     finally:
-        await second.stop()
-        await first.app.stop()
+        await redis.aclose()
+    assert await sweep_albums(second) == 1
+    assert await sweep_albums(second) == 0  # taken once
+    answers = photo_answers(chat.inbox().texts)
+    assert len(answers) == 1 and "Фото добавлено: 2 из 5" in answers[0], answers
+    assert "Фото: 2" in await photos_in_draft(chat)

@@ -33,7 +33,7 @@ migrate: $(STAMP)
 	$(PY) -m bot migrate
 
 sandbox: $(STAMP)
-	$(PY) -m city.sandbox
+	$(PY) -m sandbox
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

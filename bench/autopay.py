@@ -34,11 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common import NO_POSTGRES, Services, fresh_postgres, heading, table
 from city.client import CityClient
-from city.sandbox import SandboxServer
 from domain.accounts import AccountLevel, Resident
 from domain.autopay import MOSCOW, Autopay, AutopayKind, Frequency, Schedule, next_due
 from domain.autopaying import TICK_BATCH, tick
 from domain.linking import pkce_challenge
+from sandbox import SandboxServer
 from storage.database import create_engine, create_sessionmaker
 from storage.models import AutopayRow, AutopayRunRow
 from storage.token_cipher import TokenCipher

@@ -1,6 +1,6 @@
 """Updates benchmark: updates a second through the whole bot, with bare aiogram as a yardstick.
 
-N residents (default 50), each a `bot.conversation.Conversation` with its own user id, chat with
+N residents (default 50), each a `sandbox.conversation.Conversation` with its own user id, chat with
 the real application at the same time (asyncio.gather): `create_application` like the
 conversation tests (`tests/flows/conftest.py`), over the in-process Bot API `LocalTelegram`, with
 the city sandbox serving over HTTP in this process. Each resident first links the mos.ru account
@@ -49,10 +49,10 @@ from aiogram.types import Message
 from bench.common import NO_POSTGRES, Services, flush_redis, fresh_postgres, heading, table
 from bot.app import Application, create_application
 from bot.config import Settings
-from bot.conversation import Conversation, ConversationError, Reply
-from bot.telegram_double import LOCAL_BOT_TOKEN, LocalTelegram
-from city.sandbox import SandboxServer
-from city.sandbox.browser import demo_login
+from sandbox import SandboxServer
+from sandbox.browser import demo_login
+from sandbox.conversation import Conversation, ConversationError, Reply
+from sandbox.telegram_double import LOCAL_BOT_TOKEN, LocalTelegram
 from storage.token_cipher import TokenCipher
 
 FIRST_USER = 600_000_001

@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from bot.config import SettingsError, exit_on_bad_settings, load_settings
+from bot.i18n import TextsMissing
 from bot.logs import setup_logging
 from storage.migrate import NotMigrated
 
@@ -37,8 +38,17 @@ def main(argv: list[str] | None = None) -> None:
         pass
     except SettingsError as error:
         exit_on_bad_settings(error)
-    except NotMigrated as error:
+    except (NotMigrated, TextsMissing) as error:
         print(f"Cannot start: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ModuleNotFoundError as error:
+        if error.name != "sandbox":
+            raise
+        print(
+            "Cannot start: the sandbox city and the console ship only with the source checkout;"
+            " set BOT_TOKEN and CITY_API_URL to run this install",
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None
 
 

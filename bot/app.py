@@ -7,6 +7,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 from aiogram import Bot, Dispatcher
@@ -38,11 +39,8 @@ from bot.middlewares import (
     install_session_middlewares,
 )
 from bot.ratelimit import MemoryLimiter, RedisLimiter, SendLimiter
-from bot.telegram_double import LOCAL_BOT_TOKEN
 from bot.web import Check, WebContext, create_web_app
 from city.client import CityClient
-from city.sandbox import SandboxServer
-from city.sandbox import create_app as create_sandbox_app
 from domain.errors import CityUnavailable
 from domain.limits import DEFAULT_LIMITS, AmountLimits
 from domain.money import format_rub
@@ -54,6 +52,9 @@ from storage.fsm import SqlStorage, dialog_key_builder
 from storage.migrate import ensure_migrated, upgrade
 from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory
+
+if TYPE_CHECKING:  # the sandbox ships only with the source checkout, never in the wheel
+    from sandbox import SandboxServer
 
 log = structlog.get_logger(__name__)
 dialog_ids.install()
@@ -197,6 +198,9 @@ async def create_application(
     """Everything started except the Telegram side (polling, console or webhook)."""
     owns_sandbox = settings.uses_sandbox and sandbox is None
     if owns_sandbox:
+        from sandbox import SandboxServer
+        from sandbox import create_app as create_sandbox_app
+
         sandbox = SandboxServer(
             create_sandbox_app(
                 client_id=settings.city_client_id,
@@ -205,7 +209,7 @@ async def create_application(
             port=settings.sandbox_port,
         )
         await sandbox.start()
-        log.warning("city.sandbox", url=sandbox.url, note="SANDBOX city platform, not production")
+        log.warning("sandbox", url=sandbox.url, note="SANDBOX city platform, not production")
     city_url = sandbox.url if settings.uses_sandbox and sandbox else str(settings.city_api_url)
 
     engine = create_engine(settings.database_url)
@@ -249,7 +253,10 @@ async def create_application(
         flood_limit=settings.flood_limit,
         limits=settings.amount_limits(),
     )
-    token = settings.bot_token.get_secret_value() if settings.bot_token else LOCAL_BOT_TOKEN
+    if settings.bot_token:
+        token = settings.bot_token.get_secret_value()
+    else:
+        from sandbox.telegram_double import LOCAL_BOT_TOKEN as token
     bot = Bot(
         token,
         session=bot_session or _bot_session(settings),

@@ -22,7 +22,9 @@ from fluent.runtime import FluentBundle, FluentResource
 from fluent.syntax import FluentParser, ast
 from markupsafe import Markup, escape
 
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+import locales
+
+LOCALES_DIR = Path(locales.__file__).resolve().parent  # package data: in the checkout and the wheel
 log = structlog.get_logger(__name__)
 
 MAX_VALUE = 500  # UTF-16 units of one outside value inside a message (then «…»)
@@ -38,6 +40,15 @@ _TOKEN = "\ue000{}\ue001"  # private-use characters: never in a .ftl text
 
 class TranslationError(RuntimeError):
     """A missing key or a Fluent format error while `Translator.strict` is on (tests)."""
+
+
+class TextsMissing(RuntimeError):
+    """No texts for the locale (say, an install without the .ftl files): start-up refuses."""
+
+
+# Keys without which no reply can be written at all: start-up checks them, so an install that
+# lost its texts stops at once instead of failing every reply.
+ESSENTIAL_KEYS = ("error-generic", "nav-back", "pager-next")
 
 
 def utf16_len(text: str) -> int:
@@ -135,11 +146,19 @@ def defined_keys(locale: str = "ru", root: Path = LOCALES_DIR) -> set[str]:
 
 
 def load_translator(locale: str = "ru", root: Path = LOCALES_DIR) -> Translator:
+    """The texts of `locale` under `root`. Raises `TextsMissing` when there are no .ftl files
+    or an essential key is absent, `ValueError` when a file does not parse."""
+    files = ftl_files(locale, root)
+    if not files:
+        raise TextsMissing(f"no texts: {root / locale} holds no .ftl files")
     bundle = FluentBundle([locale], use_isolating=False)
-    for path in ftl_files(locale, root):
+    for path in files:
         resource = FluentParser().parse(path.read_text("utf-8"))
         junk = [entry for entry in resource.body if isinstance(entry, ast.Junk)]
         if junk:
             raise ValueError(f"{path}: cannot parse {junk[0].content[:60]!r}")
         bundle.add_resource(FluentResource(path.read_text("utf-8")))
+    missing = [key for key in ESSENTIAL_KEYS if not bundle.has_message(key)]
+    if missing:
+        raise TextsMissing(f"no texts: {root / locale} lacks {', '.join(missing)}")
     return Translator(bundle, locale)

@@ -7,6 +7,7 @@ import re
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import aiohttp
 import structlog
@@ -17,10 +18,11 @@ from bot.app import Application, Clock, create_application, utc_now
 from bot.config import Settings, SettingsError
 from bot.jobs import start_scheduler
 from bot.web import WEBHOOK_PATH
-from city.sandbox import SandboxServer
-from city.sandbox.browser import demo_login, pay_on_page
 from storage.database import create_engine
 from storage.migrate import upgrade
+
+if TYPE_CHECKING:  # the sandbox ships only with the source checkout, never in the wheel
+    from sandbox import SandboxServer
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +105,8 @@ def sandbox_login_opener(sandbox_url: str, ask: Ask) -> Callable[[str], Awaitabl
     chosen demo resident and returns the `/start link-…` the callback page points back to; the
     sandbox's payment page takes a test card number."""
 
+    from sandbox.browser import demo_login, pay_on_page
+
     async def open_url(url: str) -> str | None:
         if url.startswith(sandbox_url + "/pay/"):
             card = await ask(
@@ -142,8 +146,8 @@ Resident Bot — консоль (без Telegram).
 
 
 async def console(settings: Settings) -> None:
-    from bot.console import read_stdin_line, run_console
-    from bot.telegram_double import LocalTelegram
+    from sandbox.console import read_stdin_line, run_console
+    from sandbox.telegram_double import LocalTelegram
 
     async with serving(settings, bot_session=LocalTelegram()) as app:
         city = (

@@ -52,7 +52,7 @@ class MeterKind(StrEnum):
 
 # The largest value a flat's meter can show, its dial full: water meters have 5 digits of m³
 # and 3 of litres (99 999,999 m³), electricity meters 6 digits of kWh (999 999 kWh). A typed
-# value above is a typo, never sent. The sandbox (city/sandbox/meters.py) refuses the same.
+# value above is a typo, never sent. The sandbox (sandbox/meters.py) refuses the same.
 MAX_READING = {
     MeterKind.COLD_WATER: Decimal("99999.999"),
     MeterKind.HOT_WATER: Decimal("99999.999"),

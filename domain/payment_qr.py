@@ -11,7 +11,7 @@ so the work is split in two:
 * ``parse_payment_qr`` reads what is there and refuses only what is not a payment code at all
   (``NotAPaymentQr``): no header, an unknown encoding digit, bytes no encoding makes sense of,
   or neither the payee's account and BIC nor a UIN.
-* ``validate`` checks every field the city validates (``city/sandbox/payments.py``
+* ``validate`` checks every field the city validates (``sandbox/payments.py``
   ``_requisites`` mirrors the platform's rules), normalises what it can, leaves out what it
   cannot, and names each problem (``ReceiptProblem``). Only its ``ReceiptCheck`` should reach
   a payment: an invalid UIN, period or INN is never passed on.
@@ -32,7 +32,7 @@ from domain.uin import check_uin
 HEADER = "ST0001"
 ENCODINGS = {"1": "cp1251", "2": "utf-8", "3": "koi8_r"}
 SUM_MAX_DIGITS = 18
-# The period the city accepts (city/sandbox/payments.py: ``_PERIOD``).
+# The period the city accepts (sandbox/payments.py: ``_PERIOD``).
 PERIOD_FORMAT = re.compile(r"(0[1-9]|1[0-2])\.[0-9]{4}")
 
 # Around the whole payload only: C0 controls (a reader's trailing NUL, CR, LF, SUB), spaces, a
@@ -609,7 +609,7 @@ _KPP = re.compile(r"[0-9]{4}[0-9A-Z]{2}[0-9]{3}")
 def validate(qr: PaymentQr) -> ReceiptCheck:
     """Check and normalise a parsed receipt before «Оплатить» is offered.
 
-    The rules are the city's (``city/sandbox/payments.py`` ``_requisites``, the platform's
+    The rules are the city's (``sandbox/payments.py`` ``_requisites``, the platform's
     contract): PayeeINN 10 or 12 digits (a 9-digit one is a problem, never padded), PersonalAcc
     20, BIC 9, period MM.YYYY, UIN valid (``domain.uin``). Digits are the ASCII 0-9 only
     (REFERENCE.md: «²» and full-width digits are refused, not converted). Also: KPP 9

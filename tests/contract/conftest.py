@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 import aiohttp
 import pytest
 
-from city.sandbox import SandboxServer, create_app
+from sandbox import SandboxServer, create_app
 
 from .sandbox_client import ContractClient, FakeClock
 

@@ -17,13 +17,13 @@ import pytest
 from aiohttp import web
 
 from city.client import CityClient
-from city.sandbox import SandboxServer, create_app
-from city.sandbox.browser import demo_login
 from domain.accounts import AccountLevel, TokenSet
 from domain.bills import by_due_date
 from domain.errors import CityUnavailable, InvalidGrant, RelinkRequired
 from domain.linking import StaticSession, pkce_challenge
 from domain.uin import check_uin
+from sandbox import SandboxServer, create_app
+from sandbox.browser import demo_login
 
 from .openapi import validate
 from .sandbox_client import FakeClock

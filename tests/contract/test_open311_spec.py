@@ -23,7 +23,7 @@ from urllib.parse import quote, urlparse
 import aiohttp
 import pytest
 
-from city.sandbox import SandboxServer
+from sandbox import SandboxServer
 
 API_KEY = "sandbox-open311-key"
 PREFIX = "/open311/v2"

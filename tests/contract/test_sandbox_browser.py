@@ -8,8 +8,8 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from city.sandbox import SandboxServer
-from city.sandbox.browser import DemoLoginError, demo_login
+from sandbox import SandboxServer
+from sandbox.browser import DemoLoginError, demo_login
 
 from .sandbox_client import CLIENT_ID, ContractClient, Pkce
 

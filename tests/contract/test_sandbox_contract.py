@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from city.sandbox import SandboxServer, create_app
-from city.sandbox.data import build_data
 from domain.uin import check_uin
+from sandbox import SandboxServer, create_app
+from sandbox.data import build_data
 
 from .conftest import TODAY
 from .openapi import declared_operations

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from city.sandbox.gazetteer import PLACES, distance_m, inside_city
+from sandbox.gazetteer import PLACES, distance_m, inside_city
 
 from .sandbox_client import ContractClient
 

@@ -8,9 +8,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from city.sandbox import SandboxServer, create_app
-from city.sandbox.points import READING_POINTS
 from domain.accounts import AccountLevel
+from sandbox import SandboxServer, create_app
+from sandbox.points import READING_POINTS
 
 from .conftest import MOSCOW
 from .sandbox_client import ContractClient, FakeClock

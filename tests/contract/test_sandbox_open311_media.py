@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from city.sandbox import SandboxServer, create_app
-from city.sandbox.media import MAX_MEDIA_BYTES
+from sandbox import SandboxServer, create_app
+from sandbox.media import MAX_MEDIA_BYTES
 
 from .sandbox_client import OPEN311, ContractClient
 

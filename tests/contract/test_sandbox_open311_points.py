@@ -62,10 +62,10 @@ async def test_the_account_history_window_by_window(city: ContractClient) -> Non
 def test_the_ledger_credits_a_request_once() -> None:
     from datetime import UTC, datetime
 
-    from city.sandbox.media import MediaStore
-    from city.sandbox.open311 import RequestBook
-    from city.sandbox.open311_seed import seed_requests
-    from city.sandbox.points import PointsBook, PointsKind
+    from sandbox.media import MediaStore
+    from sandbox.open311 import RequestBook
+    from sandbox.open311_seed import seed_requests
+    from sandbox.points import PointsBook, PointsKind
 
     now = datetime(2026, 3, 10, 6, 30, tzinfo=UTC)
     book, points = RequestBook(lambda: now, MediaStore()), PointsBook(lambda: now)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from city.sandbox import SandboxServer
+from sandbox import SandboxServer
 
 from .sandbox_client import ContractClient
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from city.sandbox import SandboxServer
-from city.sandbox.browser import PaymentPageError, pay_on_page
+from sandbox import SandboxServer
+from sandbox.browser import PaymentPageError, pay_on_page
 
 from .sandbox_client import Answer, ContractClient
 

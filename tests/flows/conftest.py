@@ -15,11 +15,11 @@ import pytest
 
 from bot.app import Application, create_application
 from bot.config import Settings
-from bot.conversation import Conversation
-from bot.telegram_double import EventKind, LocalTelegram
-from city.sandbox import SandboxServer
-from city.sandbox.browser import demo_login
 from domain.accounts import Resident
+from sandbox import SandboxServer
+from sandbox.browser import demo_login
+from sandbox.conversation import Conversation
+from sandbox.telegram_double import EventKind, LocalTelegram
 from storage.token_cipher import TokenCipher
 from tests.conftest import POSTGRES_URL, REDIS_URL, fresh_engine, need_service
 from tests.contract.sandbox_client import FakeClock

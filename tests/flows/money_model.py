@@ -72,8 +72,11 @@ from aiogram.client.default import Default
 from aiogram.methods import EditMessageCaption, EditMessageText, SendMessage, SendPhoto
 from structlog.testing import capture_logs
 
-from bot.conversation import Conversation, ConversationError, Reply
-from bot.telegram_double import (
+from domain.uin import with_control_digit
+from sandbox import SandboxServer
+from sandbox.browser import PaymentPageError, demo_login, pay_on_page
+from sandbox.conversation import Conversation, ConversationError, Reply
+from sandbox.telegram_double import (
     MAX_CAPTION_LENGTH,
     MAX_TEXT_LENGTH,
     ChatMessage,
@@ -83,9 +86,6 @@ from bot.telegram_double import (
     parse_html,
     utf16_len,
 )
-from city.sandbox import SandboxServer
-from city.sandbox.browser import PaymentPageError, demo_login, pay_on_page
-from domain.uin import with_control_digit
 from tests.contract.sandbox_client import FakeClock
 from tests.flows import receipt_codes
 from tests.flows.conftest import START_LINK, Harness, settings_for
@@ -631,8 +631,8 @@ class Epoch:
         self.clock = FakeClock(moscow_noon)
         async with SandboxServer() as sandbox:
             self.sandbox = sandbox
-            from city.sandbox.oauth import DATA_KEY
-            from city.sandbox.payments_api import PAYMENTS_KEY
+            from sandbox.oauth import DATA_KEY
+            from sandbox.payments_api import PAYMENTS_KEY
 
             self.data = sandbox.app[DATA_KEY]
             self.book = sandbox.app[PAYMENTS_KEY]
@@ -915,7 +915,7 @@ class Epoch:
     # --- (3) screens that offer to pay
 
     def _check_offer(self, account: str, message: ChatMessage) -> None:
-        from city.sandbox.data import BillStatus
+        from sandbox.data import BillStatus
 
         text, buttons = message.text, [b.text for b in message.buttons]
         first = text.split("\n", 1)[0]
@@ -1025,7 +1025,7 @@ class Epoch:
         self.ledger_seen = len(charges)
 
     def _judge(self, charge: dict[str, Any]) -> None:
-        from city.sandbox.funds import fund_by_id
+        from sandbox.funds import fund_by_id
 
         payment = self.book.payments[charge["payment_id"]]
         request = payment.request
@@ -1434,7 +1434,7 @@ class Epoch:
     # ------------------------------------------------------------ steps: UIN and receipts
 
     def _own_uins(self, *, paid: bool) -> list[str]:
-        from city.sandbox.data import BillStatus
+        from sandbox.data import BillStatus
 
         if self.account is None:
             return []
@@ -1465,7 +1465,7 @@ class Epoch:
         await self._pay(args["pay"], expect)
 
     def _receipt(self, args: dict[str, Any]) -> dict[str, str | None] | None:
-        from city.sandbox.data import BillKind
+        from sandbox.data import BillKind
 
         account = self.account
         if account is None:
@@ -1838,7 +1838,7 @@ class Epoch:
     # ------------------------------------------------------------ steps: the world
 
     def _unpaid(self) -> list[Any]:
-        from city.sandbox.data import BillStatus
+        from sandbox.data import BillStatus
 
         return self.data.bills_of(self.account, BillStatus.UNPAID) if self.account else []
 

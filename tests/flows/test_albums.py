@@ -9,8 +9,8 @@ import asyncio
 from aiogram.methods import SendMessage
 
 from bot.album import albums_of
-from bot.conversation import Conversation
-from bot.telegram_double import Fault
+from sandbox.conversation import Conversation
+from sandbox.telegram_double import Fault
 from tests.flows.conftest import Harness
 from tests.flows.test_receipt_photo import epd_qr, linked, receipt_photo
 from tests.flows.test_reports import ARBAT_10, photo, start_pothole

@@ -9,11 +9,11 @@ from typing import Any
 from aiogram.methods import SendMessage
 from prometheus_client import REGISTRY
 
-from bot.conversation import Conversation
 from bot.jobs import deliver_notifications, run_autopays
 from bot.ratelimit import MemoryLimiter
-from bot.telegram_double import Fault
 from domain.ports import Notification
+from sandbox.conversation import Conversation
+from sandbox.telegram_double import Fault
 from tests.flows.conftest import Harness
 
 MSK = timezone(timedelta(hours=3))

@@ -16,7 +16,6 @@ import re
 
 import pytest
 
-from bot.conversation import Conversation
 from domain.autopay import (
     Autopay,
     AutopayKind,
@@ -27,6 +26,7 @@ from domain.autopay import (
 )
 from domain.autopaying import AutopayExists, set_status, set_up
 from domain.bills import BillKind
+from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 from tests.flows.test_autopay_setup import DUE, SET_UP_AT, ledger, linked, stored, tick
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bot.conversation import Conversation
 from bot.jobs import deliver_notifications, run_autopays
 from bot.ratelimit import MemoryLimiter
 from domain.autopay import Autopay, AutopayKind, AutopayStatus, Frequency, Schedule
 from domain.autopaying import set_up
 from domain.bills import BillKind, unpaid_bills
 from domain.sessions import ResidentSession
+from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 
 MSK = timezone(timedelta(hours=3))

@@ -6,7 +6,7 @@ import asyncio
 import re
 from datetime import datetime, timedelta, timezone
 
-from bot.conversation import Conversation
+from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 from tests.flows.test_payments import ledger
 

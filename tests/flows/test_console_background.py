@@ -13,11 +13,11 @@ from typing import Any
 from aiogram import Bot
 from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
 
-from bot.console import BACKGROUND_MARK, run_console
 from bot.jobs import deliver_notifications
 from bot.ratelimit import MemoryLimiter
 from bot.runners import sandbox_login_opener
 from domain.ports import Notification
+from sandbox.console import BACKGROUND_MARK, run_console
 from tests.flows.conftest import Harness
 
 USER_ID = 100001  # the console's chat (run_console's default user)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 
-from bot.console import run_console
 from bot.runners import sandbox_login_opener
+from sandbox.console import run_console
 from tests.flows.conftest import Harness
 
 

@@ -25,9 +25,9 @@ from aiogram_dialog import Dialog, DialogManager, StartMode, Window, setup_dialo
 from aiogram_dialog.widgets.kbd import Button, SwitchTo
 from aiogram_dialog.widgets.text import Const
 
-from bot.console import parse_line, render_reply, run_console
-from bot.conversation import Conversation, ConversationError
-from bot.telegram_double import Fault, LocalTelegram, make_local_bot
+from sandbox.console import parse_line, render_reply, run_console
+from sandbox.conversation import Conversation, ConversationError
+from sandbox.telegram_double import Fault, LocalTelegram, make_local_bot
 
 SITE_URL = "https://www.mos.ru/"
 LOGIN_URL = "https://sandbox.local/oauth/authorize?state=abc"

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import Conversation, Reply
 from bot.jobs import deliver_notifications, poll_reports, run_autopays
 from bot.ratelimit import MemoryLimiter
+from sandbox.conversation import Conversation, Reply
 from tests.flows.conftest import Harness
 from tests.flows.test_autopay_and_outbox import MSK, set_up_donation
 from tests.flows.test_charity_points_meters import linked, open_first_fund

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import Conversation
 from bot.jobs import deliver_notifications, poll_reports
 from bot.ratelimit import MemoryLimiter
-from bot.telegram_double import ChatMessage, utf16_len
-from city.sandbox.payments_api import PAYMENTS_KEY
+from sandbox.conversation import Conversation
+from sandbox.payments_api import PAYMENTS_KEY
+from sandbox.telegram_double import ChatMessage, utf16_len
 from tests.flows.conftest import Harness
 from tests.flows.test_receipt_photo import epd_qr, linked, receipt_photo
 from tests.flows.test_reports import ARBAT_10, advance, photo, start_pothole

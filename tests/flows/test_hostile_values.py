@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from city.sandbox import funds as sandbox_funds
-from city.sandbox.oauth import DATA_KEY
+from sandbox import funds as sandbox_funds
+from sandbox.oauth import DATA_KEY
 from tests.flows.conftest import Harness
 from tests.flows.test_charity_points_meters import linked
 from tests.flows.test_hostile_input import forge, forged_item, no_crash
@@ -133,7 +133,7 @@ async def test_pay_pressed_twice_pays_once(harness: Harness) -> None:
     assert "Оплачено" in chat.last_text, chat.last_text[:300]
     reply = await press_again(chat, payload, button.callback_data or "")
     no_crash(reply)
-    from city.sandbox.payments_api import PAYMENTS_KEY
+    from sandbox.payments_api import PAYMENTS_KEY
 
     book = harness.sandbox.app[PAYMENTS_KEY]
     assert len(book.payments) == 1, list(book.payments)

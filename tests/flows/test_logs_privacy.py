@@ -6,7 +6,7 @@ from __future__ import annotations
 import structlog
 from structlog.testing import capture_logs
 
-from city.sandbox.browser import pay_on_page
+from sandbox.browser import pay_on_page
 from tests.flows.conftest import Harness
 from tests.flows.test_payments import bill_buttons
 from tests.flows.test_reports import ARBAT_10, start_pothole

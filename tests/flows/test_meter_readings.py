@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import Conversation
 from domain.linking import StaticSession
+from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 from tests.flows.test_charity_points_meters import MSK, at, linked
 

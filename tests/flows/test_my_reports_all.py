@@ -8,11 +8,11 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.conversation import Conversation
 from bot.jobs import deliver_notifications, poll_reports
 from bot.ratelimit import MemoryLimiter
 from domain import reporting
 from domain.reporting import DiscoveryCursor
+from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 from tests.flows.test_reports import ARBAT_10, advance, open311, start_pothole
 

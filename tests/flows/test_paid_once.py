@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.conversation import Conversation
-from city.sandbox.browser import pay_on_page
 from domain.payable import MixedPayable, Payable, PayableKind, Requisites
 from domain.payments import IntentStatus, OutcomeKind, check_payment, pay
 from domain.uin import with_control_digit
+from sandbox.browser import pay_on_page
+from sandbox.conversation import Conversation
 from tests.flows.conftest import LINKED_MENU, Harness
 from tests.flows.test_charity_points_meters import open_first_fund
 from tests.flows.test_payments import bill_buttons, city_bills, ledger, open_bills

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import Conversation
-from city.sandbox.browser import pay_on_page
 from domain.uin import with_control_digit
+from sandbox.browser import pay_on_page
+from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 
 CARD_OK = "4242424242424242"

@@ -9,8 +9,8 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from bot.app import create_application
-from bot.conversation import Conversation
-from city.sandbox import SandboxServer
+from sandbox import SandboxServer
+from sandbox.conversation import Conversation
 from tests.conftest import REDIS_URL, need_service
 from tests.contract.sandbox_client import FakeClock
 from tests.flows.conftest import Harness, settings_for

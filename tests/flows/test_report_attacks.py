@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import Conversation, Reply
+from sandbox.conversation import Conversation, Reply
 from tests.flows.conftest import Harness
 from tests.flows.test_hostile_input import forge, forged_item
 from tests.flows.test_my_reports_all import linked, my_reports_list, seeded

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import Conversation, Reply
-from bot.telegram_double import ChatMessage
-from city.sandbox.open311_api import REQUESTS_KEY
 from domain.errors import ReportRefused
+from sandbox.conversation import Conversation, Reply
+from sandbox.open311_api import REQUESTS_KEY
+from sandbox.telegram_double import ChatMessage
 from tests.flows.conftest import Harness
 from tests.flows.test_reports import ARBAT_10, photo, start_pothole
 

@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 from PIL import Image
 
-from bot.conversation import Conversation
 from bot.jobs import deliver_notifications, poll_reports
 from bot.ratelimit import MemoryLimiter
+from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 
 TVERSKAYA_7 = (55.7577, 37.6107)  # the sandbox's seed: an open pothole report is here

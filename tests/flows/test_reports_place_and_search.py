@@ -4,7 +4,7 @@ the theme, and a search that finds nothing offers the groups, never the previous
 
 from __future__ import annotations
 
-from bot.conversation import Conversation
+from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 
 ZELENOGRAD = (55.9825, 37.1814)

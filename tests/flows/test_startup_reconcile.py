@@ -19,11 +19,11 @@ from structlog.testing import capture_logs
 import bot.app
 import bot.runners
 from bot.app import Application, create_application
-from bot.conversation import Conversation
 from bot.runners import start_background
 from bot.web import WEBHOOK_PATH
-from city.sandbox.browser import pay_on_page
 from domain.payments import IntentStatus, PaymentIntent, reconcile
+from sandbox.browser import pay_on_page
+from sandbox.conversation import Conversation
 from tests.contract.sandbox_client import FakeClock
 from tests.flows.conftest import LINKED_MENU, Harness, settings_for
 from tests.flows.test_payments import bill_buttons, open_bills
@@ -331,7 +331,7 @@ async def test_console_starts_and_serves_while_the_city_is_down(
         consoles += 1
         await menu_then_stop(harness, runner_apps)
 
-    monkeypatch.setattr("bot.console.run_console", run_console)
+    monkeypatch.setattr("sandbox.console.run_console", run_console)
     await bot.runners.console(settings_for_runner(harness))
     assert consoles == 1
     after_runner(harness, runner_apps)

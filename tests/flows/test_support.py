@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from aiogram.methods import GetChatMember, SendMessage, SendPhoto
 
-from bot.conversation import Conversation, Reply
 from bot.jobs import deliver_notifications, post_daily_digest, run_autopays, support_dashboard
 from bot.ratelimit import MemoryLimiter
-from bot.telegram_double import ChatMessage, Fault
-from city.sandbox import SandboxServer
 from domain import support
 from domain.ports import Notification
 from domain.reports import Draft
+from sandbox import SandboxServer
+from sandbox.conversation import Conversation, Reply
+from sandbox.telegram_double import ChatMessage, Fault
 from tests.contract.sandbox_client import FakeClock
 from tests.flows.conftest import LINKED_MENU, Harness, _harness, settings_for
 from tests.flows.test_payments import bill_buttons

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiogram.methods import AnswerPreCheckoutQuery, SendInvoice
 
-from bot.conversation import Conversation
-from city.sandbox import SandboxServer
+from sandbox import SandboxServer
+from sandbox.conversation import Conversation
 from tests.contract.sandbox_client import FakeClock
 from tests.flows.conftest import Harness, _harness, settings_for
 from tests.flows.test_payments import bill_buttons, city_bills, ledger

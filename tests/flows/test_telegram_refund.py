@@ -17,10 +17,10 @@ from structlog.testing import capture_logs
 
 from bot.jobs import deliver_notifications, support_dashboard
 from bot.ratelimit import MemoryLimiter
-from city.sandbox import SandboxServer
 from domain.money import format_rub
 from domain.payments import IntentStatus, PaymentIntent
 from domain.support import DASHBOARD_TELEGRAM_REFUND
+from sandbox import SandboxServer
 from storage.models import NotificationRow
 from tests.contract.sandbox_client import FakeClock
 from tests.flows.conftest import Harness, _harness, settings_for

@@ -17,7 +17,7 @@ import sys
 from bot import dedup
 from bot.app import create_application
 from bot.config import Settings
-from bot.telegram_double import LocalTelegram
+from sandbox.telegram_double import LocalTelegram
 
 
 async def main() -> None:

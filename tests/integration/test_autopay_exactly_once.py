@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from city.client import CityClient
-from city.sandbox import SandboxServer
 from domain.accounts import AccountLevel, Resident
 from domain.autopay import MOSCOW, Autopay, AutopayKind, Frequency, RunStatus, Schedule
 from domain.autopaying import set_up, tick
 from domain.bills import BillKind
+from sandbox import SandboxServer
 from storage.database import create_sessionmaker
 from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory

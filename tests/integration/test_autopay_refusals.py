@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.i18n import load_translator
 from city.client import CityClient
-from city.sandbox import SandboxServer
 from domain.accounts import AccountLevel, Resident
 from domain.autopay import (
     MOSCOW,
@@ -37,6 +36,7 @@ from domain.linking import unlink
 from domain.payments import Payment, PaymentStatus
 from domain.ports import Dashboard
 from handlers.notifications import render
+from sandbox import SandboxServer
 from storage.database import create_sessionmaker
 from storage.models import NotificationRow
 from storage.token_cipher import TokenCipher

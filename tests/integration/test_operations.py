@@ -19,9 +19,9 @@ from sqlalchemy.exc import OperationalError
 
 from bot.app import Application, create_application
 from bot.config import Settings
-from bot.telegram_double import LocalTelegram
 from bot.web import WEBHOOK_PATH
-from city.sandbox import SandboxServer
+from sandbox import SandboxServer
+from sandbox.telegram_double import LocalTelegram
 from storage.token_cipher import TokenCipher
 from tests.conftest import POSTGRES_URL, REDIS_URL, fresh_engine, need_service
 from tests.proxy import Proxy

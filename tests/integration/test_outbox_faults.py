@@ -38,9 +38,9 @@ from bot.app import Application
 from bot.i18n import load_translator
 from bot.jobs import MAX_ATTEMPTS, deliver_notifications
 from bot.ratelimit import MemoryLimiter
-from bot.telegram_double import LocalTelegram
 from domain.ports import Dashboard, Notification
 from domain.support import DASHBOARD_DEAD_LETTER
+from sandbox.telegram_double import LocalTelegram
 from storage.database import create_sessionmaker
 from storage.models import NotificationRow
 from storage.token_cipher import TokenCipher

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from city.client import CityClient
-from city.sandbox import SandboxServer
 from domain.accounts import AccountLevel, Resident
 from domain.linking import StaticSession
 from domain.payments import IntentStatus, OutcomeKind, pay, prepare_bills_payment
+from sandbox import SandboxServer
 from storage.database import create_sessionmaker
 from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory

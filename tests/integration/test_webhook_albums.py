@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 
 from bot.album import DUE_KEY, albums_of, drain
 from bot.app import Application, create_application
-from bot.conversation import Conversation
 from bot.jobs import sweep_albums
 from bot.web import WEBHOOK_PATH
-from city.sandbox import SandboxServer
+from sandbox import SandboxServer
+from sandbox.conversation import Conversation
 from tests.conftest import REDIS_URL, need_service
 from tests.contract.sandbox_client import FakeClock
 from tests.flows.conftest import Harness, settings_for

@@ -10,8 +10,8 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramForbiddenError
 from aiogram.methods import SendMessage, TelegramMethod
 
-from bot.telegram_double import LocalTelegram
-from city.sandbox import SandboxServer
+from sandbox import SandboxServer
+from sandbox.telegram_double import LocalTelegram
 from tests.integration.test_operations import app_for, settings, start_update
 from tests.integration.test_webhook_delivery import (  # noqa: F401 - fixtures
     deliver,

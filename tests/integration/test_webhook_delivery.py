@@ -40,10 +40,10 @@ from bot import dedup
 from bot.app import Application
 from bot.dedup import LeasedRedisEventIsolation, RedisDedup
 from bot.middlewares import UnitOfWorkMiddleware, UpdateDedupMiddleware
-from bot.telegram_double import Fault, LocalTelegram
 from bot.web import WEBHOOK_PATH
-from city.sandbox import SandboxServer
-from city.sandbox.app import create_app as create_sandbox_app
+from sandbox import SandboxServer
+from sandbox.app import create_app as create_sandbox_app
+from sandbox.telegram_double import Fault, LocalTelegram
 from tests.conftest import POSTGRES_URL, REDIS_URL, fresh_engine, need_service
 from tests.contract.sandbox_client import FakeClock
 from tests.flows.conftest import Harness, settings_for

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from city.sandbox import gazetteer
 from domain.boundary import Area, Boundary, from_geojson, nearest_inside
 from domain.reports import Point
+from sandbox import gazetteer
 
 
 def sandbox_boundary() -> Boundary:

@@ -30,8 +30,8 @@ from bot.middlewares import (
     UpdateDedupMiddleware,
     install_session_middlewares,
 )
-from bot.telegram_double import LocalTelegram, make_local_bot
 from domain.errors import CityUnavailable, NotFound
+from sandbox.telegram_double import LocalTelegram, make_local_bot
 
 METHOD = SendMessage(chat_id=1, text="x")
 
@@ -235,6 +235,6 @@ async def test_an_answered_callback_is_answered_again_quietly() -> None:
 
 
 def test_the_description_is_telegrams() -> None:
-    from bot.telegram_double import _QUERY_TOO_OLD
+    from sandbox.telegram_double import _QUERY_TOO_OLD
 
     assert STALE_QUERY in _QUERY_TOO_OLD

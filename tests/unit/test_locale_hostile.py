@@ -18,8 +18,8 @@ from fluent.syntax.visitor import Visitor
 from markupsafe import Markup
 
 from bot.i18n import MAX_VALUE, Translator, ftl_files, load_translator, shorten
-from bot.telegram_double import parse_html, utf16_len
 from handlers.widgets import PAGE_LIMIT, split_markup
+from sandbox.telegram_double import parse_html, utf16_len
 
 LONG = ('a < b & c <a href="https://evil.example">x</a> ' * 200)[:5000]
 HOSTILE = ['<a href="x">', "<b>", "a < b & c", "&amp;", LONG, "😀" * 3000, "²"]

@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 
 import pytest
 
-from city.sandbox.payments import _requisites
 from domain.payment_qr import ReceiptProblem, parse_payment_qr, validate
 from domain.uin import check_uin
+from sandbox.payments import _requisites
 
 # The Moscow treasury: a treasury account, the single treasury account as CorrespAcc, its BIC.
 TREASURY = (

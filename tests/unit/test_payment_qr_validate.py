@@ -9,7 +9,6 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from city.sandbox.payments import InvalidPaymentRequest, _requisites
 from domain.payable import Requisites
 from domain.payment_qr import (
     PERIOD_FORMAT,
@@ -22,6 +21,7 @@ from domain.payment_qr import (
     validate,
 )
 from domain.uin import check_uin, with_control_digit
+from sandbox.payments import InvalidPaymentRequest, _requisites
 
 GOOD = {
     "Name": "ООО «Ромашка»",

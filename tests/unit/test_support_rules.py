@@ -10,8 +10,8 @@ from aiogram import Bot
 from aiogram.enums import ChatMemberStatus
 from aiogram.exceptions import TelegramBadRequest
 
-from bot.telegram_double import LocalTelegram, make_local_bot
 from domain.support import mask_personal
+from sandbox.telegram_double import LocalTelegram, make_local_bot
 
 STAFF_CHAT = -1001234567890
 

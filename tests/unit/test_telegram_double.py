@@ -31,7 +31,7 @@ from aiogram.types import (
     ReplyKeyboardRemove,
 )
 
-from bot.telegram_double import (
+from sandbox.telegram_double import (
     BOT_FIRST_NAME,
     BOT_USER_ID,
     BOT_USERNAME,

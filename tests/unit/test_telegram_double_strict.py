@@ -14,7 +14,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, Teleg
 from aiogram.methods import SendMessage
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.telegram_double import (
+from sandbox.telegram_double import (
     Fault,
     HtmlParseError,
     LocalTelegram,

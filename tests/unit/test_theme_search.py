@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from city.sandbox.themes import THEMES
 from domain.reports import THEME_CHOICES, Theme, search_themes
+from sandbox.themes import THEMES
 
 CATALOGUE = [
     Theme(

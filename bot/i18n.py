@@ -24,14 +24,18 @@ from markupsafe import Markup, escape
 
 import locales
 
+# The text rules live with the handlers that need them too; the dependency points bot → handlers.
+from handlers.texts import ELLIPSIS as ELLIPSIS
+from handlers.texts import MAX_VALUE as MAX_VALUE
+from handlers.texts import shorten as shorten
+from handlers.texts import utf16_len as utf16_len
+
 LOCALES_DIR = Path(locales.__file__).resolve().parent  # package data: in the checkout and the wheel
 log = structlog.get_logger(__name__)
 
-MAX_VALUE = 500  # UTF-16 units of one outside value inside a message (then «…»)
 # All outside values of one text together: with many of them, each gets its share, so that a
 # text with several long values still fits in a message (4,096) with its own words.
 VALUES_BUDGET = 3000
-ELLIPSIS = "…"
 # Fluent refuses a placeable over 2,500 characters; longer values (Markup, which is never cut,
 # or an escaped value grown by `&amp;`) go in as a short token and are put back afterwards.
 _FLUENT_PART = 2000
@@ -51,25 +55,9 @@ class TextsMissing(RuntimeError):
 ESSENTIAL_KEYS = ("error-generic", "nav-back", "pager-next")
 
 
-def utf16_len(text: str) -> int:
-    """Length in UTF-16 code units: the unit of Telegram's limits."""
-    return len(text.encode("utf-16-le")) // 2
-
-
-def shorten(text: str, limit: int = MAX_VALUE) -> str:
-    """`text` cut to at most `limit` UTF-16 units, «…» included; never splits a character."""
-    if utf16_len(text) <= limit:
-        return text
-    size, end = 0, 0
-    for end, char in enumerate(text):  # noqa: B007 - `end` is used after the loop
-        size += 2 if ord(char) > 0xFFFF else 1
-        if size > limit - 1:
-            break
-    return text[:end].rstrip() + ELLIPSIS
-
-
 class Translator:
     """`tr(<key>, name=value)` → the text (Markup). Keys must exist; a test checks code ⇄ .ftl.
+    Implements `handlers.ports.Texts`, what handlers depend on.
 
     In production a missing key or a format error is logged and the resident still reads a
     sentence («Что-то пошло не так» or the text Fluent could make); with `strict` (switched on
@@ -115,8 +103,12 @@ class Translator:
                     late[token] = value
                     value = token
             values[name] = value
-        message = self._bundle.get_message(key)
-        text, errors = self._bundle.format_pattern(message.value, values)
+        pattern = self._bundle.get_message(key).value
+        if pattern is None:  # a message with attributes only
+            self._fail("i18n.missing_key", key, "no value")
+            pattern = self._bundle.get_message("error-generic").value
+            assert pattern is not None  # an essential key (load_translator)
+        text, errors = self._bundle.format_pattern(pattern, values)
         if errors:
             self._fail("i18n.format_error", key, "; ".join(str(e) for e in errors))
         text = str(text)
@@ -156,7 +148,7 @@ def load_translator(locale: str = "ru", root: Path = LOCALES_DIR) -> Translator:
         resource = FluentParser().parse(path.read_text("utf-8"))
         junk = [entry for entry in resource.body if isinstance(entry, ast.Junk)]
         if junk:
-            raise ValueError(f"{path}: cannot parse {junk[0].content[:60]!r}")
+            raise ValueError(f"{path}: cannot parse {(junk[0].content or '')[:60]!r}")
         bundle.add_resource(FluentResource(path.read_text("utf-8")))
     missing = [key for key in ESSENTIAL_KEYS if not bundle.has_message(key)]
     if missing:

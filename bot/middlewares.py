@@ -24,6 +24,8 @@ from bot.dedup import ClaimState, DedupStore
 from bot.failures import UpdateBusy, classify
 from bot.logs import user_hash
 from bot.metrics import DUPLICATES, HANDLER_SECONDS, THROTTLED, UPDATES
+from domain.limits import DEFAULT_LIMITS
+from handlers.context import CONTEXT_KEY, ResidentContext
 from storage.uow import UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
@@ -48,7 +50,10 @@ class LogContextMiddleware(BaseMiddleware):
 
 class UnitOfWorkMiddleware(BaseMiddleware):
     """Opens a unit of work for the update and loads the resident who sent it (None if not
-    linked). Handlers commit what they change; whatever they leave uncommitted is rolled back."""
+    linked). Handlers commit what they change; whatever they leave uncommitted is rolled back.
+
+    With the dispatcher's workflow data (city, tr, clock, limits: `build_dispatcher`) it also
+    builds the update's `handlers.context.ResidentContext` once, under `CONTEXT_KEY`."""
 
     def __init__(self, factory: UnitOfWorkFactory) -> None:
         self._factory = factory
@@ -58,6 +63,15 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         async with self._factory() as uow:
             data["uow"] = uow
             data["resident"] = await uow.residents.get(user.id) if user else None
+            if "city" in data and "clock" in data:
+                data[CONTEXT_KEY] = ResidentContext(
+                    uow=uow,
+                    city=data["city"],
+                    tr=data["tr"],
+                    resident=data["resident"],
+                    now=data["clock"](),
+                    limits=data.get("limits") or DEFAULT_LIMITS,
+                )
             return await handler(event, data)
 
 

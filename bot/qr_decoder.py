@@ -17,6 +17,11 @@ from dataclasses import dataclass
 import zxingcpp
 from PIL import Image, ImageOps
 
+# The errors are declared with the port the handlers depend on (handlers.ports.QrDecoder).
+from handlers.ports import ImageTooLarge as ImageTooLarge
+from handlers.ports import NotAnImage as NotAnImage
+from handlers.ports import QrImageError as QrImageError
+
 DEFAULT_MAX_PIXELS = 40_000_000
 # The retries work on a copy at most this big: phone cameras give 4000+ px, and resampling a
 # 12-megapixel photo down keeps three more passes cheap and averages out sensor noise.
@@ -29,18 +34,6 @@ AUTOCONTRAST_CUTOFF_PERCENT = 1
 # QR model 1/2, micro and rMQR: no other symbology, which is faster and never misreads a
 # barcode on the receipt as something else.
 _QR_FORMATS = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
-
-
-class QrImageError(ValueError):
-    """The picture cannot be searched for QR codes."""
-
-
-class NotAnImage(QrImageError):
-    """The bytes are not a picture Pillow can open (or the file is broken)."""
-
-
-class ImageTooLarge(QrImageError):
-    """More pixels than we agree to decode: a decompression bomb or an absurd scan."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,39 +1,47 @@
-"""aiogram routers and dialogs: presentation only. `build_router` fixes their order."""
+"""aiogram routers and dialogs: presentation only. `build_router` fixes their order.
+
+The handler modules are imported by `build_router`, not here: a light module of this package
+(`handlers.texts`, `handlers.ports`) can be imported by bot/ without loading every dialog."""
 
 from __future__ import annotations
 
-from aiogram import Router
-from aiogram_dialog import Dialog
+from typing import TYPE_CHECKING
 
-from handlers import (
-    account,
-    autopay,
-    bills,
-    charity,
-    errors,
-    fallback,
-    fines,
-    history,
-    menu,
-    meters,
-    my_reports,
-    notifications,
-    payments,
-    points,
-    receipts,
-    reports,
-    settings,
-    start,
-    support,
-    telegram_pay,
-    uin,
-)
-from handlers.widgets import plain_labels
+if TYPE_CHECKING:
+    from aiogram import Router
 
 
 def build_router() -> Router:
     """A fresh tree for each Dispatcher (a router can belong to one parent only): commands
     first, then dialogs, then the catch-all fallback; errors are handled at the top."""
+    from aiogram import Router
+    from aiogram_dialog import Dialog
+
+    from handlers import (
+        account,
+        autopay,
+        bills,
+        charity,
+        errors,
+        fallback,
+        fines,
+        history,
+        menu,
+        meters,
+        my_reports,
+        notifications,
+        payments,
+        points,
+        receipts,
+        reports,
+        settings,
+        start,
+        support,
+        telegram_pay,
+        uin,
+    )
+    from handlers.widgets import plain_labels
+
     root = Router(name="root")
     root.include_routers(
         errors.build_router(),

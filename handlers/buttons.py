@@ -1,7 +1,7 @@
 """What a button carries and how a press is answered: the types of callback-data fields, the
 answer to a forged button, and buttons that work once.
 
-Callback data come back from the resident's client (REFERENCE.md, Bot API: `callback_data`
+Callback data come back from the resident's client (the Bot API's rule: `callback_data`
 is at most 64 bytes the bot set, but a modified client sends whatever it likes). So each
 `CallbackData` factory declares its fields with these types, pydantic refuses anything else,
 and the factory's filter does not match; `forged` then answers the press with a short toast
@@ -26,7 +26,7 @@ from aiogram.types import CallbackQuery
 from magic_filter import MagicFilter
 from pydantic import BeforeValidator, Field
 
-from bot.i18n import Translator
+from handlers.ports import Texts
 
 MAX_ID = 2**63 - 1  # the largest PostgreSQL bigint: no row has a larger id
 _MAX_ID_DIGITS = len(str(MAX_ID))
@@ -51,7 +51,7 @@ def forged(factory: type[CallbackData]) -> MagicFilter:
     return F.data.startswith(f"{factory.__prefix__}{factory.__separator__}")
 
 
-async def on_forged(callback: CallbackQuery, tr: Translator) -> None:
+async def on_forged(callback: CallbackQuery, tr: Texts) -> None:
     """A mangled or forged button of ours: a short answer, nothing done."""
     await callback.answer(tr.label("error-forged-button"))
 

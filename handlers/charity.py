@@ -36,7 +36,8 @@ from domain.charity import (
 from domain.errors import DomainError
 from domain.money import format_rub, has_foreign_digit
 from domain.payable import Payable
-from handlers.payments import Ctx, limits_of, pay_data
+from handlers.context import context_of
+from handlers.payments import pay_data
 from handlers.states import CharitySG, PaySG
 from handlers.texts import button_int, error_key, format_datetime
 from handlers.widgets import HintOnText, Html, Tr, body
@@ -51,10 +52,10 @@ PROBLEM_KEYS = {
 
 
 async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     try:
-        categories = await fund_categories(ctx.uow, ctx.city, ctx.city, ctx.linked)
-        helped = await past_donations(ctx.uow, ctx.city, ctx.city, ctx.linked)
+        categories = await fund_categories(*ctx.acting)
+        helped = await past_donations(*ctx.acting)
     except DomainError as error:
         return {"error": ctx.tr(error_key(error)), "categories": [], "helped": False}
     labels = [
@@ -74,10 +75,10 @@ async def on_all(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
 
 
 async def funds_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     category = dialog_manager.dialog_data.get("category")
     try:
-        found = await funds(ctx.uow, ctx.city, ctx.city, ctx.linked, category)
+        found = await funds(*ctx.acting, category)
     except DomainError as error:
         return {"title": ctx.tr(error_key(error)), "funds": []}
     title = dialog_manager.dialog_data.get("titles", {}).get(category) or ctx.tr("charity-all")
@@ -93,11 +94,9 @@ async def on_fund(_c: CallbackQuery, _w: Any, manager: DialogManager, fund_id: s
 
 
 async def fund_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     try:
-        card = await fund(
-            ctx.uow, ctx.city, ctx.city, ctx.linked, dialog_manager.dialog_data["fund"]
-        )
+        card = await fund(*ctx.acting, dialog_manager.dialog_data["fund"])
     except DomainError as error:
         return {"text": ctx.tr(error_key(error)), "amounts": [], "report_url": "", "ok": False}
     dialog_manager.dialog_data["fund_name"] = card.name
@@ -135,11 +134,11 @@ async def on_amount(_c: CallbackQuery, _w: Any, manager: DialogManager, amount: 
 
 
 async def on_other_amount(message: Message, _w: MessageInput, manager: DialogManager) -> None:
-    ctx = Ctx(manager)
+    ctx = context_of(manager)
     if has_foreign_digit(message.text or ""):
         await message.answer(ctx.tr("input-foreign-digits"))
         return  # nothing entered so far is lost: the step waits for the number again
-    ceiling = limits_of(manager).donation
+    ceiling = ctx.limits.donation
     amount = parse_donation(message.text or "", ceiling)
     if isinstance(amount, DonationProblem):
         await message.answer(ctx.tr(PROBLEM_KEYS[amount], ceiling=format_rub(ceiling)))
@@ -148,9 +147,9 @@ async def on_other_amount(message: Message, _w: MessageInput, manager: DialogMan
 
 
 async def helped_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     try:
-        donations = await past_donations(ctx.uow, ctx.city, ctx.city, ctx.linked)
+        donations = await past_donations(*ctx.acting)
     except DomainError as error:
         return {"text": ctx.tr(error_key(error)), "again": []}
     lines = [ctx.tr("charity-helped-title")] + [
@@ -175,10 +174,8 @@ async def helped_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
 async def on_again(_c: CallbackQuery, _w: Any, manager: DialogManager, fund_id: str) -> None:
     """«Помочь ещё раз»: the same fund, the last amount preselected — checked against the
     resident's own history, so a forged fund id repeats nothing."""
-    ctx = Ctx(manager)
-    donations = {
-        d.fund_id: d for d in await past_donations(ctx.uow, ctx.city, ctx.city, ctx.linked)
-    }
+    ctx = context_of(manager)
+    donations = {d.fund_id: d for d in await past_donations(*ctx.acting)}
     last = donations.get(fund_id)
     if last is None:
         return

@@ -11,10 +11,8 @@ from aiogram.types import ErrorEvent
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
 
-from bot.failures import classify
-from bot.i18n import Translator
-from bot.metrics import ERRORS
 from domain.errors import DomainError, RelinkRequired
+from handlers.ports import Texts
 from handlers.states import MenuSG
 from handlers.texts import error_key
 
@@ -31,14 +29,14 @@ async def _tell(event: ErrorEvent, text: str) -> None:
         await update.message.answer(text)
 
 
-async def stale_dialog(event: ErrorEvent, tr: Translator, dialog_manager: DialogManager) -> None:
+async def stale_dialog(event: ErrorEvent, tr: Texts, dialog_manager: DialogManager) -> None:
     """A button from before a restart (or a long-gone dialog): bring the menu back."""
     log.info("dialog.stale", error=type(event.exception).__name__)
     await _tell(event, tr("error-stale-button"))
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
-async def outdated_button(event: ErrorEvent, tr: Translator) -> None:
+async def outdated_button(event: ErrorEvent, tr: Texts) -> None:
     """A button of a dialog still open lower in the stack — typically the second tap of a
     double tap that already opened the next step. The step on top stays as it is (resetting
     to the menu would lose it and what the resident typed); the press gets a short answer."""
@@ -50,7 +48,7 @@ async def outdated_button(event: ErrorEvent, tr: Translator) -> None:
         await update.message.answer(tr("error-outdated-button"))
 
 
-async def domain_error(event: ErrorEvent, tr: Translator, **data: Any) -> None:
+async def domain_error(event: ErrorEvent, tr: Texts, **data: Any) -> None:
     error = event.exception
     log.info("domain.error", error=type(error).__name__)
     if isinstance(error, RelinkRequired) and (user := data.get("event_from_user")) is not None:
@@ -61,29 +59,8 @@ async def domain_error(event: ErrorEvent, tr: Translator, **data: Any) -> None:
     await _tell(event, tr(error_key(error)))
 
 
-async def unexpected(event: ErrorEvent, tr: Translator, telegram_retries: bool = False) -> None:
-    """Any other error, re-raised after this so that the de-duplication middleware and the
-    webhook decide the update's fate with the same `bot.failures.classify`:
-
-    - transient (the database, Redis, Telegram or the city unreachable): when Telegram will
-      deliver the update again (`telegram_retries`, set by the webhook) nothing is said — the
-      redelivery is handled once they are back, and a message per retry would be spam; with
-      polling or the console there is no redelivery, so the resident is told to try later;
-    - deterministic (a Bot API 400, a bug): logged, counted (`bot_errors_total`) and told
-      once; the update is then marked done and answered 2xx, so a redelivery says nothing."""
-    error = event.exception
-    if classify(error).transient:
-        log.warning("update.transient_failure", error=type(error).__name__)
-        if not telegram_retries:
-            await _tell_quietly(event, tr("error-generic"))
-        raise error
-    log.exception("update.failed", exc_info=error)
-    ERRORS.inc()
-    await _tell_quietly(event, tr("error-generic"))
-    raise error
-
-
-async def _tell_quietly(event: ErrorEvent, text: str) -> None:
+async def tell_quietly(event: ErrorEvent, text: str) -> None:
+    """Say `text` in the update's chat; a failure to say it (Telegram down) is only logged."""
     try:
         await _tell(event, text)
     except Exception:  # telling may fail too (Telegram down); the original error matters
@@ -91,9 +68,11 @@ async def _tell_quietly(event: ErrorEvent, text: str) -> None:
 
 
 def build_router() -> Router:
+    """The errors handlers can put into words. Any other error is left to the last error
+    handler, which bot/ includes after every handler's router (`bot.unexpected`): whether it
+    is transient, and counting it, are the wiring's business."""
     router = Router(name="errors")
     router.errors.register(outdated_button, ExceptionTypeFilter(OutdatedIntent))
     router.errors.register(stale_dialog, ExceptionTypeFilter(UnknownIntent, UnknownState))
     router.errors.register(domain_error, ExceptionTypeFilter(DomainError))
-    router.errors.register(unexpected)
     return router

@@ -18,7 +18,6 @@ from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
-from bot.i18n import Translator
 from domain.errors import DomainError
 from domain.meters import (
     MAX_READING,
@@ -42,7 +41,8 @@ from domain.meters import (
     submit_reading,
 )
 from domain.money import has_foreign_digit
-from handlers.payments import Ctx
+from handlers.context import ResidentContext, context_of
+from handlers.ports import Texts
 from handlers.states import MetersSG
 from handlers.texts import error_key, format_date
 from handlers.widgets import HintOnText, Tr, body
@@ -65,7 +65,7 @@ CORRECTION = "correction"  # the nonce of the correction under way; absent: a ne
 CAN_CORRECT = "can_correct"  # the done window offers «Исправить показание»
 
 
-def _unit(tr: Translator, meter: Meter) -> str:
+def _unit(tr: Texts, meter: Meter) -> str:
     return tr(UNIT_KEYS.get(meter.unit, "unit-m3"))
 
 
@@ -73,7 +73,7 @@ def _water(meter: Meter) -> str:
     return "yes" if meter.kind.is_water else "no"
 
 
-def _last(tr: Translator, meter: Meter) -> str:
+def _last(tr: Texts, meter: Meter) -> str:
     if meter.last_reading is None:
         return tr("meters-no-last")
     return tr(
@@ -84,11 +84,11 @@ def _last(tr: Translator, meter: Meter) -> str:
     )
 
 
-async def _meters(ctx: Ctx) -> dict[str, Meter]:
-    return {m.id: m for m in await resident_meters(ctx.uow, ctx.city, ctx.city, ctx.linked)}
+async def _meters(ctx: ResidentContext) -> dict[str, Meter]:
+    return {m.id: m for m in await resident_meters(*ctx.acting)}
 
 
-def _already_sent(tr: Translator, meter: Meter, period: str, value: Decimal) -> str:
+def _already_sent(tr: Texts, meter: Meter, period: str, value: Decimal) -> Markup:
     return tr(
         "meters-already-sent",
         name=tr(KIND_KEYS[meter.kind]),
@@ -101,7 +101,7 @@ def _already_sent(tr: Translator, meter: Meter, period: str, value: Decimal) -> 
 
 
 async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     tr = ctx.tr
     try:
         meters = list((await _meters(ctx)).values())
@@ -109,7 +109,7 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         return {"text": tr(error_key(error)), "meters": []}
     if not meters:
         return {"text": tr("meters-none"), "meters": []}
-    today = moscow_date(ctx.clock())
+    today = moscow_date(ctx.now)
     lines = [tr("meters-title")]
     for meter in meters:
         line = tr("meters-line", name=tr(KIND_KEYS[meter.kind]), serial=meter.serial,
@@ -143,7 +143,7 @@ async def on_correct(_c: CallbackQuery, _b: Button, manager: DialogManager) -> N
 
 
 async def input_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     tr = ctx.tr
     try:
         meter = (await _meters(ctx)).get(dialog_manager.dialog_data.get(METER, ""))
@@ -151,7 +151,7 @@ async def input_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
         return {"text": tr(error_key(error)), "can_correct": False}
     if meter is None:
         return {"text": tr("error-not-found"), "can_correct": False}
-    if open_window(meter.kind, moscow_date(ctx.clock())) is None:
+    if open_window(meter.kind, moscow_date(ctx.now)) is None:
         opens_on = format_date(meter.window.opens_on)
         return {"text": tr("meters-closed", opens_on=opens_on), "can_correct": False}
     current = reading_this_period(meter)
@@ -176,7 +176,7 @@ async def input_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     return {"text": text, "can_correct": False}
 
 
-def _problem_text(tr: Translator, meter: Meter, problem: ReadingProblem) -> str:
+def _problem_text(tr: Texts, meter: Meter, problem: ReadingProblem) -> str:
     if problem is ReadingProblem.TOO_LARGE:
         most = format_reading(meter.kind, MAX_READING[meter.kind])
         return tr("meters-too-large", most=most, unit=_unit(tr, meter), water=_water(meter))
@@ -184,7 +184,7 @@ def _problem_text(tr: Translator, meter: Meter, problem: ReadingProblem) -> str:
 
 
 async def on_value(message: Message, _w: MessageInput, manager: DialogManager) -> None:
-    ctx = Ctx(manager)
+    ctx = context_of(manager)
     tr = ctx.tr
     try:
         meter = (await _meters(ctx)).get(manager.dialog_data.get(METER, ""))
@@ -194,7 +194,7 @@ async def on_value(message: Message, _w: MessageInput, manager: DialogManager) -
     if meter is None:
         await message.answer(tr("error-not-found"))
         return
-    if open_window(meter.kind, moscow_date(ctx.clock())) is None:
+    if open_window(meter.kind, moscow_date(ctx.now)) is None:
         await message.answer(tr("meters-closed", opens_on=format_date(meter.window.opens_on)))
         return
     value = parse_reading(meter.kind, message.text or "")
@@ -228,7 +228,7 @@ async def on_value(message: Message, _w: MessageInput, manager: DialogManager) -
 
 
 async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     try:
         meter = (await _meters(ctx)).get(dialog_manager.dialog_data.get(METER, ""))
     except DomainError as error:
@@ -239,7 +239,7 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
 
 
 async def on_confirm(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
-    ctx = Ctx(manager)
+    ctx = context_of(manager)
     meter = (await _meters(ctx)).get(manager.dialog_data.get(METER, ""))
     if meter is None:
         return
@@ -260,16 +260,14 @@ async def _send(
     """Send the reading (or the correction, with its nonce) and show the outcome. A value the
     platform finds below the last period's, when it was typed, is answered where it was typed:
     the resident stays in the input and types it again."""
-    ctx = Ctx(manager)
+    ctx = context_of(manager)
     tr = ctx.tr
     can_correct = False
     try:
         if correction is None:
-            accepted = await submit_reading(ctx.uow, ctx.city, ctx.city, ctx.linked, meter, value)
+            accepted = await submit_reading(*ctx.acting, meter, value)
         else:
-            accepted = await correct_reading(
-                ctx.uow, ctx.city, ctx.city, ctx.linked, meter, value, correction
-            )
+            accepted = await correct_reading(*ctx.acting, meter, value, correction)
     except WindowClosed as error:
         result = tr("meters-closed", opens_on=format_date(error.opens_on))
     except ReadingBelowPrevious as error:

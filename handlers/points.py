@@ -29,24 +29,24 @@ from domain.points import (
     points_account,
     transfer_points,
 )
-from handlers.payments import Ctx
+from handlers.context import context_of
 from handlers.states import MetersSG, PointsSG
 from handlers.texts import error_key, format_date, format_datetime
 from handlers.widgets import HintOnText, Tr, body
 
 
 async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     tr = ctx.tr
     try:
-        account = await points_account(ctx.uow, ctx.city, ctx.city, ctx.linked)
+        account = await points_account(*ctx.acting)
     except DomainError as error:
         return {"text": tr(error_key(error))}
     dialog_manager.dialog_data["balance"] = account.balance
     lines = [tr("points-balance", balance=account.balance)]
     if account.pending_total:
         lines.append(tr("points-pending", pending=account.pending_total))
-    lines.append("")
+    lines.append(Markup())
     if account.entries:
         lines.append(tr("points-history-title"))
         lines += [
@@ -64,14 +64,14 @@ async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
 
 
 async def earn_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     tr = ctx.tr
     try:
-        meters = await resident_meters(ctx.uow, ctx.city, ctx.city, ctx.linked)
+        meters = await resident_meters(*ctx.acting)
     except DomainError as error:
         return {"text": tr(error_key(error)), "has_meters": False}
     states = [MeterState(MeterKind(m.kind), m.submitted_this_period) for m in meters]
-    today = moscow_date(ctx.clock())
+    today = moscow_date(ctx.now)
     lines = []
     for tip in how_to_earn_now(today, ctx.linked.account_level, states):
         if tip.kind is TipKind.READINGS_NOW and tip.until is not None:
@@ -87,9 +87,9 @@ async def earn_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
 
 
 async def pick_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     try:
-        found = await funds(ctx.uow, ctx.city, ctx.city, ctx.linked, None)
+        found = await funds(*ctx.acting, None)
     except DomainError as error:
         return {"text": ctx.tr(error_key(error)), "funds": []}
     dialog_manager.dialog_data["fund_names"] = {f.id: f.name for f in found}
@@ -105,7 +105,7 @@ async def on_fund(_c: CallbackQuery, _w: Any, manager: DialogManager, fund_id: s
 
 
 async def amount_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     data = dialog_manager.dialog_data
     balance = ctx.tr("points-count", count=data.get("balance", 0))
     return {"text": ctx.tr("points-transfer-ask", fund=data["fund_name"], balance=balance)}
@@ -114,7 +114,7 @@ async def amount_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
 async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) -> None:
     """How many points: digits grouped in threes like every other number the bot asks for
     («1 500», «1 500 баллов»; `parse_points`), at most the balance."""
-    ctx = Ctx(manager)
+    ctx = context_of(manager)
     if has_foreign_digit(message.text or ""):
         await message.answer(ctx.tr("input-foreign-digits"))
         return  # nothing entered so far is lost: the step waits for the number again
@@ -135,19 +135,17 @@ async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) 
 
 
 async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    ctx = Ctx(dialog_manager)
+    ctx = context_of(dialog_manager)
     data = dialog_manager.dialog_data
     points = ctx.tr("points-count", count=data["points"])
     return {"text": ctx.tr("points-transfer-confirm", points=points, fund=data["fund_name"])}
 
 
 async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
-    ctx = Ctx(manager)
+    ctx = context_of(manager)
     data = manager.dialog_data
     try:
-        transfer = await transfer_points(
-            ctx.uow, ctx.city, ctx.city, ctx.linked, data["key"], data["fund"], data["points"]
-        )
+        transfer = await transfer_points(*ctx.acting, data["key"], data["fund"], data["points"])
     except InsufficientPoints as error:
         data["result"] = ctx.tr(
             "points-transfer-insufficient", balance=ctx.tr("points-count", count=error.balance)

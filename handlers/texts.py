@@ -1,4 +1,5 @@
-"""Keys for texts chosen by value (account levels, errors) and small display helpers."""
+"""Keys for texts chosen by value (account levels, errors), small display helpers, and the
+rules of Telegram's text units (`utf16_len`, `shorten`) the translator in bot/i18n.py uses."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
-from bot.i18n import Translator
 from domain.accounts import AccountLevel
 from domain.errors import (
     CityUnavailable,
@@ -30,6 +30,28 @@ from domain.payments import (
     PaymentRefused,
     UnknownBill,
 )
+from handlers.ports import Texts
+
+MAX_VALUE = 500  # UTF-16 units of one outside value inside a message (then «…»)
+ELLIPSIS = "…"
+
+
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units: the unit of Telegram's limits."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def shorten(text: str, limit: int = MAX_VALUE) -> str:
+    """`text` cut to at most `limit` UTF-16 units, «…» included; never splits a character."""
+    if utf16_len(text) <= limit:
+        return text
+    size, end = 0, 0
+    for end, char in enumerate(text):  # noqa: B007 - `end` is used after the loop
+        size += 2 if ord(char) > 0xFFFF else 1
+        if size > limit - 1:
+            break
+    return text[:end].rstrip() + ELLIPSIS
+
 
 LEVEL_KEYS: dict[AccountLevel, str] = {
     AccountLevel.SIMPLE: "level-simple",
@@ -64,7 +86,7 @@ def error_key(error: DomainError) -> str:
     return "error-generic"
 
 
-def error_text(tr: Translator, error: DomainError) -> Markup:
+def error_text(tr: Texts, error: DomainError) -> Markup:
     """The resident's sentence for a domain error, with the values it names."""
     if isinstance(error, AmountTooLarge):
         return tr("error-amount-too-large", ceiling=format_rub(error.ceiling))

@@ -5,7 +5,7 @@ over one message's size shown page by page), `PagerRow` (its ‹ 1/3 › buttons
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 from aiogram.enums import ContentType
 from aiogram.types import Message
@@ -14,15 +14,23 @@ from aiogram_dialog.api.internal import RawKeyboard
 from aiogram_dialog.widgets.common import Whenable, WhenCondition
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import CurrentPage, Keyboard, NextPage, PrevPage, Row
+from aiogram_dialog.widgets.kbd.select import ItemIdGetter
 from aiogram_dialog.widgets.text import Format, ScrollingText, Text
 from markupsafe import Markup, escape
 
-from bot.i18n import Translator, utf16_len
+from handlers.ports import Texts
+from handlers.texts import utf16_len
 
 _SCALARS = (str, int, float)
 # Visible UTF-16 units of one page of a long text; the rest of the window (a title, a line of
 # hints) must fit in Telegram's 4,096 as well.
 PAGE_LIMIT = 3500
+
+
+class SelectIds(TypedDict):
+    """The keyword arguments several Selects of a dialog share, typed for `**`."""
+
+    item_id_getter: ItemIdGetter
 
 
 class Tr(Text):
@@ -38,7 +46,7 @@ class Tr(Text):
         self.plain = plain
 
     async def _render_text(self, data: dict[str, Any], manager: DialogManager) -> str:
-        tr: Translator = manager.middleware_data["tr"]
+        tr: Texts = manager.middleware_data["tr"]
         args = {name: value for name, value in data.items() if isinstance(value, _SCALARS)}
         return tr.label(self.key, **args) if self.plain else tr(self.key, **args)
 
@@ -199,7 +207,7 @@ def _mark(widget: Any, seen: set[int]) -> None:
 
 
 async def _hint(message: Message, _widget: MessageInput, manager: DialogManager) -> None:
-    tr: Translator = manager.middleware_data["tr"]
+    tr: Texts = manager.middleware_data["tr"]
     await message.answer(tr("fallback-hint"))
     manager.show_mode = ShowMode.SEND  # the window comes back below the hint
 

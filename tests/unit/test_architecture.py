@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from bot.i18n import defined_keys, load_translator
@@ -22,7 +24,13 @@ def python_files(*dirs: str) -> list[Path]:
 
 
 def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text("utf-8"))
+    return imported_in(path.read_text("utf-8"))
+
+
+def imported_in(source: str) -> set[str]:
+    """The top-level packages `source` imports, absolute imports only (wherever they stand:
+    inside functions and `if TYPE_CHECKING:` too)."""
+    tree = ast.parse(source)
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -47,6 +55,47 @@ def test_domain_does_not_import_outer_layers() -> None:
         for path in python_files("domain")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_handlers_do_not_import_the_wiring() -> None:
+    """handlers → domain; bot/ wires and passes the handlers what they need (handlers.ports:
+    the texts, the QR reader) through the dispatcher's data. The dependency points bot →
+    handlers, never back."""
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_modules(path) & {"bot"})
+        for path in python_files("handlers")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_wiring_check_can_fail() -> None:
+    planted = (
+        "from bot.i18n import Translator\n"
+        "def f():\n"
+        "    import bot.qr_decoder\n"
+        "from handlers.ports import Texts\n"
+        "from . import texts\n"
+    )
+    assert imported_in(planted) & {"bot"} == {"bot"}
+    assert imported_in("import bot.metrics as m\n") == {"bot"}
+    assert imported_in("from handlers.ports import Texts\nfrom . import bot\n") == {"handlers"}
+
+
+def _loaded_after(statement: str) -> set[str]:
+    probe = f"import sys\n{statement}\nprint(' '.join(sys.modules))"
+    run = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return set(run.stdout.split())
+
+
+def test_the_qr_reader_is_loaded_with_the_first_picture_not_at_start_up() -> None:
+    """handlers/receipts.py gets the reader through the dispatcher's data (bot.app.decode_qr),
+    so building the dispatcher loads neither bot.qr_decoder nor zxing-cpp."""
+    start_up = _loaded_after("import bot.app, bot.runners\nbot.app.build_router()")
+    assert {"handlers.receipts", "bot.app"} <= start_up
+    assert start_up & {"bot.qr_decoder", "zxingcpp"} == set()
+    assert {"bot.qr_decoder", "zxingcpp"} <= _loaded_after("import bot.qr_decoder")
 
 
 def test_no_cyrillic_literal_in_handlers() -> None:

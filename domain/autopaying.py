@@ -197,7 +197,7 @@ async def autopay_methods(
     """(the saved cards an autopay may charge, those it may not: their bank asks for 3-D
     Secure on every charge, and nobody is there to confirm). Raises CityUnavailable,
     RelinkRequired."""
-    methods = await payments.payment_methods(ResidentSession(resident, auth, uow.residents))
+    methods = await payments.payment_methods(ResidentSession(resident, auth, uow))
     return (
         [m for m in methods if not m.requires_confirmation],
         [m for m in methods if m.requires_confirmation],
@@ -375,6 +375,9 @@ async def _pause(
     assert autopay.id is not None
     run.status, run.failure = RunStatus.FAILED, reason.value
     await uow.autopays.save_run(run, now)
+    if await _forgotten(uow, autopay):
+        await uow.commit()
+        return PAUSED
     await uow.notifications.add_once(
         Notification(
             telegram_user_id=autopay.telegram_user_id,
@@ -408,7 +411,7 @@ async def _process(
     if autopay.skip_period == period:
         return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
     _, ceiling = money_ceiling(autopay.kind, limits)
-    session = ResidentSession(resident, city, uow.residents)
+    session = ResidentSession(resident, city, uow)
     bill_ids: list[str] = []
     amount = autopay.amount
     if autopay.kind is AutopayKind.BILL:
@@ -482,6 +485,14 @@ def _next(autopay: Autopay, now: datetime) -> None:
     autopay.advance(now)
 
 
+async def _forgotten(uow: UnitOfWork, autopay: Autopay) -> bool:
+    """The resident unlinked while this tick held their autopay (it is anonymous now): nothing
+    more is written about them — no notification, no Dashboard event, no support topic; the
+    run, anonymous, still records what was charged. Locks the autopay's row (`owner`)."""
+    assert autopay.id is not None
+    return await uow.autopays.owner(autopay.id) != autopay.telegram_user_id
+
+
 async def _finish(
     uow: UnitOfWork,
     autopay: Autopay,
@@ -496,7 +507,8 @@ async def _finish(
     """Record the run, write the notification and move the schedule, in one transaction."""
     run.status = status
     await uow.autopays.save_run(run, now)
-    if notify is not None:
+    forgotten = await _forgotten(uow, autopay)
+    if notify is not None and not forgotten:
         await uow.notifications.add_once(
             Notification(
                 telegram_user_id=autopay.telegram_user_id,
@@ -507,7 +519,7 @@ async def _finish(
             ),
             now,
         )
-    if status is RunStatus.FAILED:  # retries used up or refused: staff hear of it
+    if status is RunStatus.FAILED and not forgotten:  # retries used up or refused: staff hear
         await support.autopay_failed(uow, autopay, run, now)
     _next(autopay, now)
     await uow.autopays.save(autopay)

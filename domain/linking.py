@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from domain.accounts import Resident, TokenSet, mask_name
@@ -32,10 +32,17 @@ from domain.errors import (
     LinkWrongUser,
 )
 from domain.linking_state import LinkAttempt, LinkStatus, secret_hash
-from domain.ports import CityApi, CityAuth, UnitOfWork
+from domain.payments import IntentStatus, outcome_of, pay, record, telegram_refund
+from domain.ports import CityApi, CityAuth, CityPayments, SupportTopic, UnitOfWork
+from domain.sessions import ResidentSession
 
 LINK_TTL = timedelta(minutes=10)
 NONCE_PREFIX = "link-"
+# The Telegram user of records kept after unlinking (payments, autopay runs' autopays):
+# nobody — Telegram user ids start at 1.
+ANONYMOUS = 0
+# An intent's `failure` for a Telegram charge still unregistered when its resident unlinked.
+UNLINKED_UNREGISTERED = "unlinked"
 
 
 class StaticSession:
@@ -162,18 +169,113 @@ async def confirm_link(
     return resident
 
 
-async def unlink(uow: UnitOfWork, auth: CityAuth, resident: Resident) -> bool:
-    """Revoke the tokens at the city and delete everything stored about the resident; their
-    autopays are cancelled (DELETED), so linking again never resumes an old charge.
+@dataclass(frozen=True, slots=True)
+class Unlinked:
+    """What unlinking did: whether the city confirmed the revocation, and the support topics
+    forgotten (their names in the support chat still carry the masked name: make them neutral)."""
 
-    Returns whether the city confirmed the revocation; the local data is deleted either way,
-    because a resident who asks to be forgotten must be forgotten even when the city is down.
-    The caller commits.
+    revoked: bool
+    support_topics: list[SupportTopic] = field(default_factory=list)
+    refunds_owed: int = 0  # Telegram charges the city did not register: owed back (`_owe_back`)
+
+
+async def unlink(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    resident: Resident,
+    *,
+    payments: CityPayments | None = None,
+    now: datetime | None = None,
+) -> Unlinked:
+    """Forget the resident: every row about them is deleted or made anonymous (see README,
+    «Personal data»), their tokens (and those of a login never confirmed) are revoked at the
+    city, their autopays (held only by the bot) are cancelled for good.
+
+    With `payments` and `now`, payments the city may still settle are first asked about while
+    the token still works (what `reconcile` would do later, when nobody is left to ask for):
+    a payment that went through is recorded as such, a Telegram charge not yet registered is
+    registered — or, refused or unanswered, recorded as owed back and told to support's
+    Dashboard (`_owe_back`). Whatever else stays open keeps its key and the
+    city's payment id on an anonymous record, so it can still be matched with the city's
+    ledger. Those answers are committed as they come; the forgetting itself is left to the
+    caller's one commit.
+
+    Local data is forgotten even when the city is down: a resident who asks to be forgotten is
+    forgotten. Raises nothing of the city's.
     """
+    user = resident.telegram_user_id
+    owed = 0
+    if payments is not None and now is not None:
+        owed = await _settle_open(uow, auth, payments, resident, now)
     revoked = await _revoke_quietly(auth, resident.tokens)
-    await cancel_all(uow, resident.telegram_user_id)
-    await uow.residents.delete(resident.telegram_user_id)
-    return revoked
+    for tokens in await uow.link_attempts.forget(user):
+        await _revoke_quietly(auth, tokens)
+    await cancel_all(uow, user)
+    await uow.autopays.forget(user)
+    await uow.payment_intents.anonymise(user)
+    await uow.drafts.delete(user)
+    await uow.tracked_reports.forget(user)
+    await uow.notifications.forget(user)
+    await uow.notification_settings.forget(user)
+    topics = await uow.support.forget(user)
+    await uow.residents.delete(user)
+    return Unlinked(revoked=revoked, support_topics=topics, refunds_owed=owed)
+
+
+async def purge_expired_attempts(uow: UnitOfWork, auth: CityAuth, now: datetime) -> int:
+    """Retention: login attempts past their expiry are deleted (commits); tokens an abandoned
+    login still held are revoked at the city. Returns how many tokens were held."""
+    held = await uow.link_attempts.delete_expired(now)
+    await uow.commit()
+    for tokens in held:
+        await _revoke_quietly(auth, tokens)
+    return len(held)
+
+
+async def _settle_open(
+    uow: UnitOfWork, auth: CityAuth, payments: CityPayments, resident: Resident, now: datetime
+) -> int:
+    """`reconcile` for one resident's open intents, now, while their token still works.
+    Returns how many Telegram charges are left owed back (`_owe_back`)."""
+    session = ResidentSession(resident, auth, uow)
+    owed = 0
+    for intent in await uow.payment_intents.open_of(resident.telegram_user_id):
+        assert intent.id is not None
+        try:
+            if intent.status is not IntentStatus.NEW:
+                payment = await payments.find_payment(session, intent.key)
+                if payment is not None:
+                    await record(uow, intent, payment, now)
+                    continue
+            if intent.external_charge_id is not None:  # Telegram took money: register it
+                outcome = await pay(uow, auth, payments, resident, intent.id, now)
+                await telegram_refund(uow, outcome, now)
+            elif intent.status is IntentStatus.SUBMITTED:  # never reached the city
+                intent.status, intent.failure = IntentStatus.FAILED, "not_submitted"
+                intent.updated_at = now
+                await uow.payment_intents.save(intent)
+                await uow.commit()
+        except DomainError:
+            pass  # left open: anonymous, with its key, for the city's ledger
+        if intent.external_charge_id is not None:
+            owed += await _owe_back(uow, intent.id, now)
+    return owed
+
+
+async def _owe_back(uow: UnitOfWork, intent_id: int, now: datetime) -> int:
+    """A Telegram charge the city has not registered (it did not answer): once unlinked, nobody
+    is left to register it for, and `reconcile` never will — so it is money owed back, recorded
+    as such (FAILED, `UNLINKED_UNREGISTERED`, the charge id kept) and told to support's
+    Dashboard, whose staff check the city's ledger by the key before refunding. Returns 1 when
+    owed, else 0 (settled meanwhile)."""
+    intent = await uow.payment_intents.get(intent_id)
+    if intent is None or intent.status.final:
+        return 0
+    intent.status, intent.failure = IntentStatus.FAILED, UNLINKED_UNREGISTERED
+    intent.updated_at = now
+    await uow.payment_intents.save(intent)
+    await telegram_refund(uow, outcome_of(intent), now)  # commits
+    return 1
 
 
 async def _revoke_quietly(auth: CityAuth, tokens: TokenSet) -> bool:

@@ -200,6 +200,14 @@ class LinkAttemptRepository(Protocol):
         """Write the attempt only if its stored status is still `expected_status` (atomic claim)."""
         ...
 
+    async def delete_expired(self, before: datetime) -> list[TokenSet]:
+        """Delete attempts expired before `before`; the tokens they still held, to revoke."""
+        ...
+
+    async def forget(self, telegram_user_id: int) -> list[TokenSet]:
+        """Delete every attempt of this user; the tokens they still held, to revoke."""
+        ...
+
 
 class PaymentIntentRepository(Protocol):
     async def add(self, intent: PaymentIntent) -> None: ...
@@ -227,6 +235,15 @@ class PaymentIntentRepository(Protocol):
         ...
 
     async def recent(self, telegram_user_id: int, limit: int) -> list[PaymentIntent]: ...
+
+    async def open_of(self, telegram_user_id: int) -> list[PaymentIntent]:
+        """SUBMITTED or PENDING intents, and NEW ones holding a Telegram charge."""
+        ...
+
+    async def anonymise(self, telegram_user_id: int) -> int:
+        """Unlinking: intents that charged nothing are deleted, the others kept as accounting
+        records without the person (user, card, payer code). Returns how many were kept."""
+        ...
 
 
 class DraftRepository(Protocol):
@@ -261,6 +278,8 @@ class TrackedReportRepository(Protocol):
 
     async def save(self, report: TrackedReport) -> None: ...
 
+    async def forget(self, telegram_user_id: int) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Notification:
@@ -292,6 +311,14 @@ class NotificationRepository(Protocol):
 
     async def retry(self, notification_id: int, at: datetime, failed: bool) -> None: ...
 
+    async def forget(self, telegram_user_id: int) -> None:
+        """Delete every notification to this user, waiting or sent."""
+        ...
+
+    async def purge_sent(self, before: datetime) -> int:
+        """Delete notifications sent before `before`; how many."""
+        ...
+
 
 class AutopayRepository(Protocol):
     async def add(self, autopay: Autopay, now: datetime) -> None: ...
@@ -316,23 +343,55 @@ class AutopayRepository(Protocol):
 
     async def runs(self, autopay_id: int) -> list[AutopayRun]: ...
 
+    async def forget(self, telegram_user_id: int) -> None:
+        """Every autopay of the user DELETED and anonymous (runs keep what was charged)."""
+        ...
+
+    async def owner(self, autopay_id: int) -> int | None:
+        """The autopay's Telegram user as stored now, its row locked until the transaction
+        ends (so `forget` and this caller do not interleave); None: no such autopay."""
+        ...
+
 
 class NotificationSettings(Protocol):
     async def muted(self, telegram_user_id: int) -> set[str]: ...
 
     async def set_muted(self, telegram_user_id: int, kinds: set[str]) -> None: ...
 
+    async def forget(self, telegram_user_id: int) -> None: ...
+
 
 class UnitOfWork(Protocol):
-    residents: ResidentRepository
-    link_attempts: LinkAttemptRepository
-    payment_intents: PaymentIntentRepository
-    drafts: DraftRepository
-    tracked_reports: TrackedReportRepository
-    notifications: NotificationRepository
-    autopays: AutopayRepository
-    notification_settings: NotificationSettings
-    support: SupportRepository
+    """One transaction and its repositories. The repositories are read-only members, so an
+    adapter may offer its own (narrower) repository classes; `storage/uow.py` checks that
+    `SqlUnitOfWork` is one."""
+
+    @property
+    def residents(self) -> ResidentRepository: ...
+
+    @property
+    def link_attempts(self) -> LinkAttemptRepository: ...
+
+    @property
+    def payment_intents(self) -> PaymentIntentRepository: ...
+
+    @property
+    def drafts(self) -> DraftRepository: ...
+
+    @property
+    def tracked_reports(self) -> TrackedReportRepository: ...
+
+    @property
+    def notifications(self) -> NotificationRepository: ...
+
+    @property
+    def autopays(self) -> AutopayRepository: ...
+
+    @property
+    def notification_settings(self) -> NotificationSettings: ...
+
+    @property
+    def support(self) -> SupportRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -414,6 +473,10 @@ class SupportRepository(Protocol):
     async def get(self, topic_id: int) -> SupportTopic | None: ...
 
     async def set_thread(self, topic_id: int, thread_id: int, name: str, now: datetime) -> None: ...
+
+    async def forget(self, telegram_user_id: int) -> list[SupportTopic]:
+        """Delete the user's topics (the mapping); returns them, to make their names neutral."""
+        ...
 
     async def dashboard(self) -> Dashboard | None: ...
 

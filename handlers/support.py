@@ -32,7 +32,6 @@ from aiogram_dialog.api.internal import CONTEXT_KEY
 from aiogram_dialog.widgets.kbd import Button
 from markupsafe import Markup
 
-from bot.i18n import Translator
 from domain import support
 from domain.accounts import Resident
 from domain.autopay import AutopayKind
@@ -40,6 +39,7 @@ from domain.bills import BillKind
 from domain.money import format_rub, has_foreign_digit
 from domain.ports import Dashboard, SupportTopic, UnitOfWork
 from handlers.autopay import SERVICE_KEYS
+from handlers.ports import Texts
 from handlers.states import MenuSG, SupportSG
 from handlers.texts import LEVEL_KEYS, format_date
 from handlers.widgets import Tr
@@ -86,20 +86,21 @@ REFUND_REASON_KEYS = {
     "amount_changed": "dashboard-refund-amount-changed",
     "refused": "dashboard-failure-refused",
     "replaced": "dashboard-refund-replaced",
+    "unlinked": "dashboard-refund-unlinked",  # domain.linking.UNLINKED_UNREGISTERED
 }
 
 
 # ---- topics ---------------------------------------------------------------------------------
 
 
-def topic_name(tr: Translator, resident: Resident | None, number: int) -> str:
+def topic_name(tr: Texts, resident: Resident | None, number: int) -> str:
     """Plain text: a topic's name is shown as it is."""
     name = resident.masked_name if resident else tr.label("support-topic-resident")
     return tr.label("support-topic-name", name=name, number=str(number))[:TOPIC_NAME_MAX]
 
 
 async def ensure_dashboard(
-    bot: Bot, uow: UnitOfWork, chat_id: int | None, tr: Translator, now: datetime
+    bot: Bot, uow: UnitOfWork, chat_id: int | None, tr: Texts, now: datetime
 ) -> Dashboard | None:
     """The «Dashboard» topic of the configured chat, created once; None when support is off
     (and then no dashboard is kept, so no event is written for a chat no longer ours)."""
@@ -126,7 +127,7 @@ async def _resident_topic(
     bot: Bot, data: dict[str, Any], chat_id: int, user_id: int
 ) -> SupportTopic:
     uow: UnitOfWork = data["uow"]
-    tr: Translator = data["tr"]
+    tr: Texts = data["tr"]
     now = data["clock"]()
     topic = await support.topic_of(uow, chat_id, user_id, now)
     name = topic_name(tr, data.get("resident"), topic.id)
@@ -206,7 +207,7 @@ class InSupport(Filter):
 
 async def on_resident_message(message: Message, dialog_manager: DialogManager) -> None:
     data = dialog_manager.middleware_data
-    tr: Translator = data["tr"]
+    tr: Texts = data["tr"]
     messages: list[Message] = data.get("album") or [message]
     problem: str | None = None
     if data.get("support_chat_id") is None or message.from_user is None:
@@ -289,12 +290,12 @@ class Staff(Filter):
         return member.status in STAFF
 
 
-def _answer_button(tr: Translator) -> InlineKeyboardMarkup:
+def _answer_button(tr: Texts) -> InlineKeyboardMarkup:
     button = InlineKeyboardButton(text=tr.label("support-answer"), callback_data=ANSWER)
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
-async def on_staff_message(message: Message, bot: Bot, uow: UnitOfWork, tr: Translator) -> None:
+async def on_staff_message(message: Message, bot: Bot, uow: UnitOfWork, tr: Texts) -> None:
     """A staff message in a resident's topic goes to the resident's chat."""
     if message.message_thread_id is None or message.content_type not in COPYABLE:
         return
@@ -317,7 +318,7 @@ async def on_staff_message(message: Message, bot: Bot, uow: UnitOfWork, tr: Tran
 
 
 async def on_stats(
-    message: Message, uow: UnitOfWork, tr: Translator, clock: Callable[[], datetime]
+    message: Message, uow: UnitOfWork, tr: Texts, clock: Callable[[], datetime]
 ) -> None:
     stats = await support.stats(uow, clock())
     await message.answer(
@@ -332,9 +333,7 @@ async def on_stats(
     )
 
 
-async def on_resident(
-    message: Message, command: CommandObject, uow: UnitOfWork, tr: Translator
-) -> None:
+async def on_resident(message: Message, command: CommandObject, uow: UnitOfWork, tr: Texts) -> None:
     """/resident 42, or /resident alone inside a resident's topic."""
     argument = (command.args or "").strip().removeprefix("#")
     number: int | None = None
@@ -394,7 +393,7 @@ def build_staff_router() -> Router:
 # ---- dashboard events (the outbox renders them through handlers/notifications) --------------
 
 
-def render_dashboard(kind: str, data: dict[str, Any], tr: Translator) -> Markup:
+def render_dashboard(kind: str, data: dict[str, Any], tr: Texts) -> Markup:
     """The text of a dashboard event; `tr` escapes and shortens the values."""
 
     def text(name: str) -> str:

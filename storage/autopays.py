@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,7 @@ from domain.autopay import (
     Schedule,
 )
 from domain.bills import BillKind
+from domain.linking import ANONYMOUS
 from storage.models import AutopayRow, AutopayRunRow, NotificationSettingsRow
 
 LEASE = timedelta(minutes=5)
@@ -109,7 +110,7 @@ class SqlAutopayRepository:
 
     async def run_for(self, autopay_id: int, period: str, key: str, now: datetime) -> AutopayRun:
         """The run of this period: created once (unique autopay + period), then found."""
-        dialect = self._session.bind.dialect.name
+        dialect = self._session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         await self._session.execute(
             insert(AutopayRunRow)
@@ -155,6 +156,33 @@ class SqlAutopayRepository:
         )
         return [_run(row) for row in result.scalars()]
 
+    async def forget(self, telegram_user_id: int) -> None:
+        """Unlinking: every autopay of the resident becomes an anonymous DELETED record (so a
+        tick that loaded one earlier cannot bring it back, and its runs — period, key, amount:
+        what was charged — keep their autopay's kind, fund or service); the Telegram user, the
+        card id and the payer code are gone."""
+        await self._session.execute(
+            update(AutopayRow)
+            .where(AutopayRow.telegram_user_id == telegram_user_id)
+            .values(
+                telegram_user_id=ANONYMOUS,
+                status=AutopayStatus.DELETED,
+                method_id="",
+                payer_code=None,
+                claimed_until=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def owner(self, autopay_id: int) -> int | None:
+        """The stored Telegram user (`ANONYMOUS` once unlinked), the row locked FOR UPDATE on
+        PostgreSQL until the transaction ends: an unlinking that updated it first is waited
+        for and seen; one that comes later waits, and then deletes what this caller wrote."""
+        result = await self._session.execute(
+            select(AutopayRow.telegram_user_id).where(AutopayRow.id == autopay_id).with_for_update()
+        )
+        return result.scalar_one_or_none()
+
 
 class SqlNotificationSettings:
     def __init__(self, session: AsyncSession) -> None:
@@ -173,6 +201,13 @@ class SqlNotificationSettings:
         else:
             row.muted = sorted(kinds)
         await self._session.flush()
+
+    async def forget(self, telegram_user_id: int) -> None:
+        await self._session.execute(
+            delete(NotificationSettingsRow).where(
+                NotificationSettingsRow.telegram_user_id == telegram_user_id
+            )
+        )
 
 
 def _fill(row: AutopayRow, autopay: Autopay) -> None:

@@ -55,10 +55,29 @@ class SqlLinkAttemptRepository:
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
-    async def delete_expired(self, before: datetime) -> None:
-        await self._session.execute(
-            delete(LinkAttemptRow).where(LinkAttemptRow.expires_at < before)
+    async def delete_expired(self, before: datetime) -> list[TokenSet]:
+        """Delete attempts that expired before `before`; returns the tokens the deleted ones
+        still held (an authorized login never confirmed), for the caller to revoke."""
+        return await self._delete(LinkAttemptRow.expires_at < before)
+
+    async def forget(self, telegram_user_id: int) -> list[TokenSet]:
+        """Delete every attempt of this Telegram user (unlinking); returns the tokens the
+        deleted ones still held, for the caller to revoke."""
+        return await self._delete(LinkAttemptRow.telegram_user_id == telegram_user_id)
+
+    async def _delete(self, condition: ColumnElement[bool]) -> list[TokenSet]:
+        result = await self._session.execute(
+            select(LinkAttemptRow).where(condition, LinkAttemptRow.secret_enc.is_not(None))
         )
+        tokens = [
+            attempt.tokens
+            for attempt in map(self._to_domain, result.scalars())
+            if attempt.tokens is not None
+        ]
+        await self._session.execute(
+            delete(LinkAttemptRow).where(condition).execution_options(synchronize_session=False)
+        )
+        return tokens
 
     async def _one(self, condition: ColumnElement[bool]) -> LinkAttempt | None:
         result = await self._session.execute(select(LinkAttemptRow).where(condition))

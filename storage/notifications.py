@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +26,7 @@ class SqlNotificationRepository:
         self._session = session
 
     async def add_once(self, notification: Notification, now: datetime) -> bool:
-        dialect = self._session.bind.dialect.name
+        dialect = self._session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         stmt = (
             insert(NotificationRow)
@@ -94,6 +94,21 @@ class SqlNotificationRepository:
             )
             .values(status="failed")
         )
+
+    async def forget(self, telegram_user_id: int) -> None:
+        """Unlinking: every notification to the resident (waiting or sent) is deleted."""
+        await self._session.execute(
+            delete(NotificationRow).where(NotificationRow.telegram_user_id == telegram_user_id)
+        )
+
+    async def purge_sent(self, before: datetime) -> int:
+        """Retention: notifications sent before `before` are deleted. Returns how many."""
+        result = await self._session.execute(
+            delete(NotificationRow).where(
+                NotificationRow.status == "sent", NotificationRow.sent_at < before
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def retry(self, notification_id: int, at: datetime, failed: bool) -> None:
         """Tried and not delivered: due again at `at`, or given up (`failed`). A row that is

@@ -6,11 +6,12 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.linking import ANONYMOUS
 from domain.payable import Payable, Requisites
-from domain.payments import IntentStatus, PaymentIntent, Receipt, ReceiptLine
+from domain.payments import TELEGRAM_METHOD, IntentStatus, PaymentIntent, Receipt, ReceiptLine
 from storage.models import PaymentIntentRow
 
 _FIELDS = (
@@ -115,6 +116,57 @@ class SqlPaymentIntentRepository:
             .limit(limit)
         )
         return [_to_domain(row) for row in result.scalars()]
+
+    async def open_of(self, telegram_user_id: int) -> list[PaymentIntent]:
+        """The resident's intents the city may still settle: SUBMITTED or PENDING, and NEW
+        ones holding a Telegram charge (money taken, not registered yet)."""
+        result = await self._session.execute(
+            select(PaymentIntentRow)
+            .where(
+                PaymentIntentRow.telegram_user_id == telegram_user_id,
+                PaymentIntentRow.status.in_([IntentStatus.SUBMITTED, IntentStatus.PENDING])
+                | (
+                    (PaymentIntentRow.status == IntentStatus.NEW)
+                    & PaymentIntentRow.external_charge_id.is_not(None)
+                ),
+            )
+            .order_by(PaymentIntentRow.id)
+        )
+        return [_to_domain(row) for row in result.scalars()]
+
+    async def anonymise(self, telegram_user_id: int) -> int:
+        """Unlinking: the resident's intents stay as accounting records (key, amount, dates,
+        status, the city's payment id, bill ids, fund, the receipt's lines, a Telegram charge
+        id) and lose what points at the person: the Telegram user (set to `ANONYMOUS`), the
+        card (id, last digits, also the receipt's), the confirmation URL, and a receipt's
+        payer code and purpose (requisites keep the payee, period and UIN). Intents that
+        charged nothing and never will (NEW or FAILED, no Telegram charge) are deleted.
+        Returns how many were kept."""
+        await self._session.execute(
+            delete(PaymentIntentRow)
+            .where(
+                PaymentIntentRow.telegram_user_id == telegram_user_id,
+                PaymentIntentRow.status.in_([IntentStatus.NEW, IntentStatus.FAILED]),
+                PaymentIntentRow.external_charge_id.is_(None),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        result = await self._session.execute(
+            select(PaymentIntentRow).where(PaymentIntentRow.telegram_user_id == telegram_user_id)
+        )
+        rows = list(result.scalars())
+        for row in rows:
+            row.telegram_user_id = ANONYMOUS
+            if row.method_id != TELEGRAM_METHOD:  # «paid in Telegram» says nothing of anyone
+                row.method_id = None
+            row.card_last4 = None
+            row.confirmation_url = None
+            if row.requisites:
+                row.requisites = {**row.requisites, "pers_acc": None, "purpose": ""}
+            if row.receipt:
+                row.receipt = {**row.receipt, "card_last4": None}
+        await self._session.flush()
+        return len(rows)
 
     def _fill(self, row: PaymentIntentRow, intent: PaymentIntent) -> None:
         for name, value in _values(intent).items():

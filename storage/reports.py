@@ -47,7 +47,7 @@ class SqlTrackedReportRepository:
     async def track(self, report: TrackedReport, now: datetime) -> None:
         """Follow a report once: a row already there (also one another poll or replica wrote a
         moment ago — INSERT … ON CONFLICT DO NOTHING) is left as it is."""
-        dialect = self._session.bind.dialect.name
+        dialect = self._session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         await self._session.execute(
             insert(TrackedReportRow)
@@ -92,6 +92,12 @@ class SqlTrackedReportRepository:
         row.last_update_id = report.last_update_id
         row.closed = report.closed
         await self._session.flush()
+
+    async def forget(self, telegram_user_id: int) -> None:
+        """Unlinking: the resident follows nothing any more (the reports stay at the city)."""
+        await self._session.execute(
+            delete(TrackedReportRow).where(TrackedReportRow.telegram_user_id == telegram_user_id)
+        )
 
     async def _row(self, telegram_user_id: int, report_id: str) -> TrackedReportRow | None:
         result = await self._session.execute(

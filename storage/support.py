@@ -67,6 +67,20 @@ class SqlSupportRepository:
             .values(thread_id=thread_id, name=name, updated_at=now)
         )
 
+    async def forget(self, telegram_user_id: int) -> list[SupportTopic]:
+        """Unlinking: the resident's topics are forgotten (staff replies there reach nobody,
+        `/resident <number>` knows no one); returns them, so their names can be made neutral."""
+        result = await self._session.execute(
+            select(SupportTopicRow).where(SupportTopicRow.telegram_user_id == telegram_user_id)
+        )
+        topics = [_topic(row) for row in result.scalars()]
+        await self._session.execute(
+            delete(SupportTopicRow)
+            .where(SupportTopicRow.telegram_user_id == telegram_user_id)
+            .execution_options(synchronize_session=False)
+        )
+        return topics
+
     async def dashboard(self) -> Dashboard | None:
         result = await self._session.execute(
             select(SupportDashboardRow).order_by(SupportDashboardRow.created_at.desc()).limit(1)
@@ -174,7 +188,7 @@ class SqlSupportRepository:
         )
 
     async def platform_changed(self, reachable: bool, now: datetime) -> bool:
-        dialect = self._session.bind.dialect.name
+        dialect = self._session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         await self._session.execute(  # the first sighting is "reachable": nothing to report
             insert(PlatformHealthRow)
@@ -209,7 +223,9 @@ class SqlSupportRepository:
         )
         return reports, autopays
 
-    async def _scalar(self, stmt: Select[tuple[int]]) -> int:
+    async def _scalar(self, stmt: Select[Any]) -> int:
+        """One count or sum (`Any`: a one-column Select is typed differently in SQLAlchemy
+        2.0 and 2.1)."""
         return int((await self._session.execute(stmt)).scalar_one() or 0)
 
     async def _topic_row(self, chat_id: int, telegram_user_id: int) -> SupportTopicRow | None:
@@ -224,7 +240,7 @@ class SqlSupportRepository:
 
 def _insert(session: AsyncSession) -> Any:
     """INSERT … ON CONFLICT DO NOTHING is dialect-specific in SQLAlchemy."""
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def _topic(row: SupportTopicRow) -> SupportTopic:

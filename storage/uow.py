@@ -7,6 +7,7 @@ from typing import Any, Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from domain.ports import UnitOfWork
 from storage.autopays import SqlAutopayRepository, SqlNotificationSettings
 from storage.link_attempts import SqlLinkAttemptRepository
 from storage.notifications import SqlNotificationRepository
@@ -80,3 +81,7 @@ class UnitOfWorkFactory:
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.sessionmaker, self.cipher)
+
+
+# mypy checks here that SqlUnitOfWork (and so every repository in it) fits domain.ports.
+_IMPLEMENTS: type[UnitOfWork] = SqlUnitOfWork

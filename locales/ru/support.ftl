@@ -79,3 +79,4 @@ dashboard-telegram-refund =
 dashboard-refund-already-paid = счёт уже был оплачен
 dashboard-refund-amount-changed = сумма счёта изменилась
 dashboard-refund-replaced = счёт выставлен заново, этот уже не действовал
+dashboard-refund-unlinked = город не ответил, а житель отвязал аккаунт — зарегистрировать платёж больше некому; прежде чем вернуть, проверьте в журнале города, что платёж не прошёл

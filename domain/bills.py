@@ -51,5 +51,5 @@ async def unpaid_bills(
     uow: UnitOfWork, auth: CityAuth, city: CityApi, resident: Resident
 ) -> list[Bill]:
     """The resident's unpaid bills, earliest due first."""
-    session = ResidentSession(resident, auth, uow.residents)
+    session = ResidentSession(resident, auth, uow)
     return by_due_date(await city.unpaid_bills(session))

@@ -76,23 +76,23 @@ def parse_donation(text: str, ceiling: int = DEFAULT_LIMITS.donation) -> int | D
 async def fund_categories(
     uow: UnitOfWork, auth: CityAuth, city: CityCharity, resident: Resident
 ) -> list[FundCategory]:
-    return await city.fund_categories(ResidentSession(resident, auth, uow.residents))
+    return await city.fund_categories(ResidentSession(resident, auth, uow))
 
 
 async def funds(
     uow: UnitOfWork, auth: CityAuth, city: CityCharity, resident: Resident, category: str | None
 ) -> list[Fund]:
-    return await city.funds(ResidentSession(resident, auth, uow.residents), category)
+    return await city.funds(ResidentSession(resident, auth, uow), category)
 
 
 async def fund(
     uow: UnitOfWork, auth: CityAuth, city: CityCharity, resident: Resident, fund_id: str
 ) -> Fund:
-    return await city.fund(ResidentSession(resident, auth, uow.residents), fund_id)
+    return await city.fund(ResidentSession(resident, auth, uow), fund_id)
 
 
 async def past_donations(
     uow: UnitOfWork, auth: CityAuth, city: CityCharity, resident: Resident
 ) -> list[PastDonation]:
     """«Вы помогали»: newest first."""
-    return await city.donations(ResidentSession(resident, auth, uow.residents))
+    return await city.donations(ResidentSession(resident, auth, uow))

@@ -1,6 +1,6 @@
 """Meter readings («Электронный дом»): submission windows, reading checks, points by level.
 
-Windows (REFERENCE.md, «City services»): water from the 15th to the 3rd of the next month,
+Windows (the city platform's rules): water from the 15th to the 3rd of the next month,
 electricity from the 15th to the 26th; a reading belongs to the month in which its window
 opened. Dates are Moscow dates: the caller converts.
 
@@ -245,7 +245,7 @@ def reading_key(telegram_user_id: int, meter_id: str, period: str, value: Decima
 async def resident_meters(
     uow: UnitOfWork, auth: CityAuth, city: CityCharity, resident: Resident
 ) -> list[Meter]:
-    return await city.meters(ResidentSession(resident, auth, uow.residents))
+    return await city.meters(ResidentSession(resident, auth, uow))
 
 
 def reading_this_period(meter: Meter) -> LastReading | None:
@@ -294,7 +294,7 @@ async def submit_reading(
     if current is not None:
         raise ReadingAlreadySubmitted(current.period, current.value)
     key = reading_key(resident.telegram_user_id, meter.id, meter.window.period, value)
-    session = ResidentSession(resident, auth, uow.residents)
+    session = ResidentSession(resident, auth, uow)
     return await city.submit_reading(session, key, meter.id, format_reading(meter.kind, value))
 
 
@@ -312,5 +312,5 @@ async def correct_reading(
     if reading_this_period(meter) is None:
         raise NothingToCorrect(meter.current_period)
     key = correction_key(resident.telegram_user_id, meter.id, meter.window.period, value, nonce)
-    session = ResidentSession(resident, auth, uow.residents)
+    session = ResidentSession(resident, auth, uow)
     return await city.correct_reading(session, key, meter.id, format_reading(meter.kind, value))

@@ -241,7 +241,7 @@ async def prepare_bills_payment(
 
     Raises UnknownBill (not this resident's unpaid bill), AmountTooLarge (above the ceiling
     for one payment)."""
-    session = ResidentSession(resident, auth, uow.residents)
+    session = ResidentSession(resident, auth, uow)
     bills = choose_bills(await city.unpaid_bills(session), bill_ids)
     total = limits.check(LimitKind.PAYMENT, sum(b.amount for b in bills))
     payable = Payable.bills([b.id for b in bills])
@@ -317,7 +317,7 @@ async def prepare_donation(
     limits: AmountLimits = DEFAULT_LIMITS,
 ) -> PaymentIntent:
     """A donation is paid like a bill. Raises DonationTooSmall (below the platform's 50 ₽
-    minimum, REFERENCE.md's charity facts) and AmountTooLarge (the operator's ceiling)."""
+    minimum for a donation) and AmountTooLarge (the operator's ceiling)."""
     if amount < MIN_DONATION:
         raise DonationTooSmall()
     limits.check(LimitKind.DONATION, amount)
@@ -398,7 +398,7 @@ async def earlier_payment(
                 return Earlier(True, intent.amount, when, number, intent.id)
     if payable.kind is not PayableKind.REQUISITES:
         return None
-    session = ResidentSession(resident, auth, uow.residents)
+    session = ResidentSession(resident, auth, uow)
     for payment in await payments.payment_history(session, EARLIER_LOOKBACK):
         if (
             payment.status is PaymentStatus.SUCCEEDED
@@ -481,7 +481,7 @@ async def match_receipt(
     code = _payer_code(requisites.pers_acc)
     if not code:
         return ReceiptMatch(None)
-    session = ResidentSession(resident, auth, uow.residents)
+    session = ResidentSession(resident, auth, uow)
     bills = [
         bill
         for bill in [*await city.unpaid_bills(session), *await city.paid_bills(session)]
@@ -567,7 +567,7 @@ async def pay(
         intent = submitted
     if external is None and intent.external_charge_id is not None:
         external = ExternalCharge("telegram", intent.external_charge_id)
-    session = ResidentSession(resident, auth, uow.residents)
+    session = ResidentSession(resident, auth, uow)
     try:
         payment = await payments.create_payment(
             session,
@@ -643,7 +643,7 @@ async def check_payment(
     intent = await own_intent(uow, resident, intent_id)
     if intent.status.final or intent.status is IntentStatus.NEW:
         return outcome_of(intent)
-    session = ResidentSession(resident, auth, uow.residents)
+    session = ResidentSession(resident, auth, uow)
     payment = await payments.find_payment(session, intent.key)
     if payment is None:
         return await pay(uow, auth, payments, resident, intent_id, now)  # never arrived: resend
@@ -670,7 +670,7 @@ async def reconcile(
         if resident is None:
             continue
         try:
-            session = ResidentSession(resident, auth, uow.residents)
+            session = ResidentSession(resident, auth, uow)
             payment = await payments.find_payment(session, intent.key)
             if payment is None and intent.external_charge_id is not None:
                 # Telegram took the money: the platform must learn about it, never drop it;
@@ -694,20 +694,20 @@ async def reconcile(
 async def available_methods(
     uow: UnitOfWork, auth: CityAuth, payments: CityPayments, resident: Resident
 ) -> list[PaymentMethod]:
-    return await payments.payment_methods(ResidentSession(resident, auth, uow.residents))
+    return await payments.payment_methods(ResidentSession(resident, auth, uow))
 
 
 async def history(
     uow: UnitOfWork, auth: CityAuth, payments: CityPayments, resident: Resident, limit: int = 10
 ) -> list[Payment]:
-    return await payments.payment_history(ResidentSession(resident, auth, uow.residents), limit)
+    return await payments.payment_history(ResidentSession(resident, auth, uow), limit)
 
 
 async def lookup_bill(
     uow: UnitOfWork, auth: CityAuth, payments: CityPayments, resident: Resident, uin: str
 ) -> Bill:
     """A checked UIN → the bill; the city adds it to the resident's bills so it can be paid."""
-    return await payments.lookup_bill(ResidentSession(resident, auth, uow.residents), uin)
+    return await payments.lookup_bill(ResidentSession(resident, auth, uow), uin)
 
 
 async def find_fines(
@@ -718,7 +718,7 @@ async def find_fines(
     kind: DocumentKind,
     number: str,
 ) -> list[Bill]:
-    session = ResidentSession(resident, auth, uow.residents)
+    session = ResidentSession(resident, auth, uow)
     if kind is DocumentKind.STS:
         return await payments.find_fines(session, sts=number)
     return await payments.find_fines(session, driver_license=number)
@@ -755,9 +755,7 @@ async def check_checkout(
     if intent.amount != total_amount:
         return CheckoutRefusal.AMOUNT_CHANGED
     if intent.bill_ids:
-        unpaid = {
-            b.id: b for b in await city.unpaid_bills(ResidentSession(resident, auth, uow.residents))
-        }
+        unpaid = {b.id: b for b in await city.unpaid_bills(ResidentSession(resident, auth, uow))}
         if any(bill_id not in unpaid for bill_id in intent.bill_ids):
             return CheckoutRefusal.ALREADY_PAID
         if sum(unpaid[bill_id].amount for bill_id in intent.bill_ids) != intent.amount:

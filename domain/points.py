@@ -171,7 +171,7 @@ def epd_cashback(amount_kopecks: int) -> int:
 async def points_account(
     uow: UnitOfWork, auth: CityAuth, city: CityCharity, resident: Resident, limit: int = 10
 ) -> PointsAccount:
-    return await city.points(ResidentSession(resident, auth, uow.residents), limit)
+    return await city.points(ResidentSession(resident, auth, uow), limit)
 
 
 async def transfer_points(
@@ -185,6 +185,4 @@ async def transfer_points(
 ) -> Transfer:
     """Points to a fund. The key is made when the confirmation is shown, so pressing
     «Подтвердить» twice sends the same key and the platform debits once."""
-    return await city.transfer_points(
-        ResidentSession(resident, auth, uow.residents), key, fund_id, points
-    )
+    return await city.transfer_points(ResidentSession(resident, auth, uow), key, fund_id, points)

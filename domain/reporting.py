@@ -80,7 +80,7 @@ async def place_at(uow: UnitOfWork, city: City, resident: Resident, point: Point
     """A point from Telegram's location button: refused outside the city, named when it can be."""
     if not _on_earth(point):  # Telegram never sends such a point; a forged update may
         raise OutsideCity(None)
-    session = ResidentSession(resident, city, uow.residents)
+    session = ResidentSession(resident, city, uow)
     boundary = await city.boundary(session)
     if not boundary.contains(point):
         raise OutsideCity(await _suggestion(city, session, boundary, point))
@@ -100,7 +100,7 @@ def _on_earth(point: Point) -> bool:
 
 async def find_places(uow: UnitOfWork, city: City, resident: Resident, query: str) -> list[Place]:
     """A typed address → candidates inside the city, for the resident to confirm."""
-    session = ResidentSession(resident, city, uow.residents)
+    session = ResidentSession(resident, city, uow)
     boundary = await city.boundary(session)
     return [p for p in await city.search_address(session, query) if boundary.contains(p.point)]
 

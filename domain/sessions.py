@@ -6,20 +6,25 @@ from dataclasses import replace
 
 from domain.accounts import Resident
 from domain.errors import InvalidGrant, RelinkRequired
-from domain.ports import CityAuth, ResidentRepository
+from domain.ports import CityAuth, UnitOfWork
 
 
 class ResidentSession:
     """Implements the CitySession port for a stored resident.
 
-    A refreshed token set is written back through the repository at once, so the caller's unit
-    of work keeps it even if the city call that needed it fails afterwards.
+    A refreshed token set is saved and committed at once through the caller's unit of work:
+    the city rotates the refresh token, so a rollback of the action that needed the refresh
+    must not take the new tokens with it (the old ones are spent: the resident would have to
+    link again). Committing there also ends the update's write transaction before anything
+    else writes — on SQLite the dialog state's own connection would otherwise wait for it.
+    What the caller wrote before the city call is committed with the tokens; use cases
+    commit their own state before calling the city anyway (intents, claims).
     """
 
-    def __init__(self, resident: Resident, auth: CityAuth, residents: ResidentRepository) -> None:
+    def __init__(self, resident: Resident, auth: CityAuth, uow: UnitOfWork) -> None:
         self.resident = resident
         self._auth = auth
-        self._residents = residents
+        self._uow = uow
 
     @property
     def access_token(self) -> str:
@@ -33,4 +38,5 @@ class ResidentSession:
         if not fresh.refresh_token:
             fresh = replace(fresh, refresh_token=self.resident.tokens.refresh_token)
         self.resident.tokens = fresh
-        await self._residents.save(self.resident)
+        await self._uow.residents.save(self.resident)
+        await self._uow.commit()

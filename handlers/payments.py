@@ -15,7 +15,6 @@ from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo,
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
-from bot.i18n import Translator
 from domain.accounts import Resident
 from domain.autopay import BILL_KINDS, AutopayKind
 from domain.bills import Bill, BillKind
@@ -43,6 +42,7 @@ from domain.payments import (
 from domain.points import epd_cashback
 from domain.ports import City, UnitOfWork
 from domain.sessions import ResidentSession
+from handlers.ports import Texts
 from handlers.states import AutopaySG, MenuSG, PaySG
 from handlers.telegram_pay import send_invoice
 from handlers.texts import error_key, error_text, format_datetime, format_time
@@ -86,7 +86,7 @@ class Ctx:
         self.manager = manager
         self.uow: UnitOfWork = data["uow"]
         self.city: City = data["city"]
-        self.tr: Translator = data["tr"]
+        self.tr: Texts = data["tr"]
         self.clock: Callable[[], datetime] = data["clock"]
         self.resident: Resident | None = data.get("resident")
 
@@ -113,7 +113,7 @@ async def pay_bills(manager: DialogManager, bill_ids: Any, **display: Any) -> No
 
 async def paid_text(ctx: Ctx, bill: Bill | None) -> str:
     """«уже оплачено <дата>» with the receipt when the bot or the city knows them."""
-    session = ResidentSession(ctx.linked, ctx.city, ctx.uow.residents)
+    session = ResidentSession(ctx.linked, ctx.city, ctx.uow)
     record = await paid_record(ctx.uow, ctx.city, ctx.linked, session, bill)
     if record.paid_at is None:
         return ctx.tr("pay-paid-before")
@@ -285,7 +285,7 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     return {"text": Markup("\n").join(text), "total": format_rub(intent.amount)}
 
 
-def _method_text(tr: Translator, manager: DialogManager, method_id: str | None) -> Markup:
+def _method_text(tr: Texts, manager: DialogManager, method_id: str | None) -> Markup:
     if method_id == TELEGRAM_METHOD:
         return tr("pay-method-telegram")
     for mid, brand, last4 in manager.dialog_data.get("methods", []):
@@ -382,7 +382,7 @@ async def on_autopay(_c: CallbackQuery, _b: Button, manager: DialogManager) -> N
 
 
 async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    tr: Translator = dialog_manager.middleware_data["tr"]
+    tr: Texts = dialog_manager.middleware_data["tr"]
     methods = [
         (mid, tr.label("pay-method-button", brand=brand, last4=last4))
         for mid, brand, last4 in dialog_manager.dialog_data.get("methods", [])
@@ -448,7 +448,7 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
 
 
 async def error_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    tr: Translator = dialog_manager.middleware_data["tr"]
+    tr: Texts = dialog_manager.middleware_data["tr"]
     text = dialog_manager.dialog_data.get("error_text")  # a tr text, stored by on_start
     if text:
         return {"text": Markup(text)}

@@ -16,6 +16,7 @@ from domain.bills import BillKind, unpaid_bills
 from domain.sessions import ResidentSession
 from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
+from tests.money_text import nb
 
 MSK = timezone(timedelta(hours=3))
 SET_UP_AT = datetime(2026, 11, 24, 12, 0, tzinfo=MSK)
@@ -69,13 +70,13 @@ async def test_an_epd_autopay_after_a_donations_autopay_charges_the_bill_not_the
     await chat.press("Детям")
     await chat.press(1)
     fund = chat.last_text.splitlines()[0]
-    await chat.press("300,00 ₽")
+    await chat.press(nb("300,00 ₽"))
     await chat.press("Оплатить")
     await chat.press("Подключить автоплатёж")  # under the thank-you: the fund and 300 ₽ known
     await chat.press("Раз в месяц")
     await chat.send("25")
     await chat.press("•• 4242")
-    assert fund in chat.last_text and "300,00 ₽" in chat.last_text
+    assert fund in chat.last_text and nb("300,00 ₽") in chat.last_text
     assert "Автоплатёж подключён" in (await chat.press("Подключить")).text
 
     await chat.press("➕ Подключить автоплатёж")  # in the same visit: an ЕПД autopay
@@ -87,8 +88,8 @@ async def test_an_epd_autopay_after_a_donations_autopay_charges_the_bill_not_the
     await chat.send("10 000")
     await chat.press("•• 4242")
     summary = chat.last_text
-    assert "ЕПД" in summary and "до 10 000,00 ₽" in summary
-    assert fund not in summary and "300,00 ₽" not in summary
+    assert "ЕПД" in summary and nb("до 10 000,00 ₽") in summary
+    assert fund not in summary and nb("300,00 ₽") not in summary
     await chat.press("Подключить")
 
     donation, epd = await stored(harness, chat)
@@ -109,7 +110,7 @@ async def test_an_epd_autopay_after_a_donations_autopay_charges_the_bill_not_the
     charges = {c["idempotence_key"]: c for c in (await ledger(harness))[charges_before:]}
     assert sorted(c["amount"] for c in charges.values()) == sorted([30_000, epd_bill.amount])
     async with harness.app.uow_factory() as uow:
-        session = ResidentSession(resident, city, uow.residents)
+        session = ResidentSession(resident, city, uow)
         epd_payment = await city.find_payment(session, f"ap-{epd.id}-2026-11-1")
         fund_payment = await city.find_payment(session, f"ap-{donation.id}-2026-11-1")
     assert epd_payment is not None and fund_payment is not None
@@ -124,8 +125,8 @@ async def test_two_autopays_in_one_visit_each_ask_and_keep_their_amount(
     await chat.press("Автоплатежи")
     first = await add_donation(chat, 1, 5, "150")
     second = await add_donation(chat, 2, 10, "300")
-    assert "150,00 ₽" in first and "каждое 5-е число" in first
-    assert "300,00 ₽" in second and "каждое 10-е число" in second
+    assert nb("150,00 ₽") in first and "каждое 5-е число" in first
+    assert nb("300,00 ₽") in second and "каждое 10-е число" in second
     one, two = await stored(harness, chat)
     assert (one.amount, one.schedule.day) == (15_000, 5)
     assert (two.amount, two.schedule.day) == (30_000, 10)
@@ -157,7 +158,7 @@ async def test_amounts_follow_the_payment_rules_and_have_a_ceiling(harness: Harn
     await chat.press("Раз в месяц")
     await chat.send("5")
     too_much = await chat.send("10 000 000")  # a recurring 10 000 000 ₽ donation
-    assert "слишком много: не больше 100 000,00 ₽" in too_much.text
+    assert nb("слишком много: не больше 100 000,00 ₽") in too_much.text
     assert "Нужна сумма не меньше 50 ₽" in (await chat.send("1500 50")).text  # a typo
     assert "Нужна сумма не меньше 50 ₽" in (await chat.send("49")).text
     await chat.send("1 500,50")
@@ -171,7 +172,7 @@ async def test_amounts_follow_the_payment_rules_and_have_a_ceiling(harness: Harn
     await chat.press("Сумма или лимит")
     assert "слишком много" in (await chat.send("1000000")).text
     await chat.send("200")
-    assert "200,00 ₽" in chat.last_text and "Статус: включён" in chat.last_text
+    assert nb("200,00 ₽") in chat.last_text and "Статус: включён" in chat.last_text
 
 
 async def test_a_paused_autopays_card_is_changed_and_it_resumes(harness: Harness) -> None:

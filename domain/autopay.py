@@ -1,6 +1,6 @@
 """Autopay: schedules in Moscow time, due periods, and one run per (autopay, period).
 
-Kinds (REFERENCE.md, «Мои платежи»):
+Kinds (the city platform's «Мои платежи» autopayments):
 - BILL: pay the issued bill of a service in full when it appears, up to the resident's limit;
 - FIXED: a fixed amount on a schedule — monthly on a day (29–31 fall on the last day of
   shorter months) or weekly on a weekday — to a charity fund (≥ 50 ₽).
@@ -266,9 +266,3 @@ def run_key(autopay_id: int, period: str, attempt: int) -> str:
     """Each attempt for a period has its own key (a declined charge may be tried again);
     the same attempt always has the same key, so a repeated tick cannot charge twice."""
     return f"ap-{autopay_id}-{period}-{attempt}"
-
-
-def reminder_due(autopay: Autopay, now: datetime) -> bool:
-    """«Завтра спишем …» goes out the day before the charge."""
-    due_day = autopay.next_due_at.astimezone(MOSCOW).date()
-    return now.astimezone(MOSCOW).date() == due_day - timedelta(days=1)

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 # СТС and licence: 2 digits (region), 2 digits or Cyrillic capitals (series), 6 digits (number).
 # ASCII digits only: [0-9], not \d, which also matches Arabic-Indic, full-width and other
-# scripts' digits (REFERENCE.md: only 0-9 are digits; they must never be sent on).
+# scripts' digits (the city platform accepts only 0-9; other digits must never be sent on).
 _STS = re.compile(r"[0-9]{2}[0-9А-ЯЁ]{2}[0-9]{6}")
 _LICENCE = re.compile(r"[0-9]{2}[0-9А-ЯЁ]{2}[0-9]{6}")
 # Latin letters that look like the Cyrillic ones used in series, typed on a Latin keyboard.

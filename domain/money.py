@@ -4,7 +4,7 @@ What a resident may type as an amount (`parse_rub`):
 
 - digits 0-9 only (ASCII). `str.isdigit()` and the regex class `\\d` also accept «²», «½»,
   Arabic-Indic and full-width digits; they are refused here, never converted silently
-  (REFERENCE.md, UIN section: only the ASCII digits 0-9 are digits);
+  (as for a UIN, Minfin order 107н: only the ASCII digits 0-9 are digits);
 - a comma or a dot before one or two digits of kopecks: «1500,50», «1500.5»;
 - a space (also the no-break, narrow no-break and thin spaces Telegram clients and copied
   texts carry) groups the rubles in threes only, as Russian typography splits long numbers
@@ -57,11 +57,13 @@ class MoneyParseError(ValueError):
 
 
 def format_rub(kopecks: int) -> str:
-    """1234.56 rubles in kopecks → '1 234,56 ₽' (thousands separated by a space)."""
+    """Kopecks → rubles as Russian texts write them: 123456 → «1 234,56 ₽», where each space
+    is a NO-BREAK SPACE (U+00A0), between the groups of three digits and before «₽», so a
+    message never wraps inside an amount. `parse_rub` reads it back."""
     sign = "-" if kopecks < 0 else ""
     rub, kop = divmod(abs(kopecks), 100)
-    groups = f"{rub:,}".replace(",", " ")
-    return f"{sign}{groups},{kop:02d} ₽"
+    groups = f"{rub:,}".replace(",", NBSP)
+    return f"{sign}{groups},{kop:02d}{NBSP}₽"
 
 
 def has_foreign_digit(text: str) -> bool:

@@ -2,7 +2,7 @@
 the check that decides what of a receipt may be sent on to the city.
 
 ``ST0001`` + encoding digit (1 windows-1251, 2 UTF-8, 3 KOI8-R) + a one-character separator,
-then ``Key=Value`` pairs split by that separator (shared/REFERENCE.md, the standard's section 5).
+then ``Key=Value`` pairs split by that separator (GOST R 56042-2014, section 5).
 Real codes break the rules — lower-case keys, ``CorrespAcc=0``, a header that names another
 encoding than the bytes are in, a stray byte after a value, the separator inside a value, a
 ``Sum`` in rubles with a decimal point, a period in words, a 26-character UIN, a 9-digit INN —
@@ -612,7 +612,7 @@ def validate(qr: PaymentQr) -> ReceiptCheck:
     The rules are the city's (``sandbox/payments.py`` ``_requisites``, the platform's
     contract): PayeeINN 10 or 12 digits (a 9-digit one is a problem, never padded), PersonalAcc
     20, BIC 9, period MM.YYYY, UIN valid (``domain.uin``). Digits are the ASCII 0-9 only
-    (REFERENCE.md: «²» and full-width digits are refused, not converted). Also: KPP 9
+    («²» and full-width digits are refused, not converted). Also: KPP 9
     characters (the tax service's format: four digits, two digits or capital Latin letters,
     three digits; «0» means none), CorrespAcc 20 digits or «0»/absent (tolerated either way),
     ``Sum`` at most 18 digits of kopecks (see ``sum_to_kopecks``; zero or absent is no amount).
@@ -705,7 +705,7 @@ def _checked_amount(qr: PaymentQr, problems: list[ReceiptProblem]) -> int | None
 
 
 def _checked_uin(value: str | None, cbc: str | None, problems: list[ReceiptProblem]) -> str | None:
-    """A valid UIN, or None. Never an invalid one (REFERENCE.md, Minfin order 107н):
+    """A valid UIN, or None. Never an invalid one (Minfin order 107н):
 
     «0» (or all zeros) means no UIN. A 26-character field — seen on printed receipts — is a
     25-character UIN with a character too many, or a padded «0»: when its first 25 characters

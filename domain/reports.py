@@ -19,7 +19,6 @@ MAX_DESCRIPTION = 2000  # Open311 allows 4000; a chat message this long is alrea
 MAX_ADDRESS = 200  # a typed address longer than this is not an address
 MAX_ANSWER = 255  # an Open311 `string` attribute is one line of at most 255 characters
 DUPLICATE_RADIUS_M = 50
-CONFIRM_DAYS = 15
 EARTH_RADIUS_M = 6_371_000
 
 

@@ -1,9 +1,10 @@
 """UIN (уникальный идентификатор начисления): offline validation before any network call.
 
-The control digit algorithm and the letter values are the ones in shared/REFERENCE.md (the
-Moscow DIT description and its table; Minfin order 107н for the lengths 20 and 25 and the
-all-zero UIN). Only the ASCII digits 0-9 are digits: anything else that Unicode calls a digit
-(«²», Arabic-Indic, full-width) is refused as an invalid character, never converted.
+The control digit algorithm and the letter values are the ones the Moscow Department of
+Information Technologies (DIT) describes, with its table; Minfin order 107н gives the lengths
+20 and 25 and the all-zero UIN. Only the ASCII digits 0-9 are digits: anything else that
+Unicode calls a digit («²», Arabic-Indic, full-width) is refused as an invalid character, never
+converted.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 UIN_LENGTHS = (20, 25)
-DIGITS = "0123456789"  # ASCII only: «²», «١», «１» are not digits of a UIN (REFERENCE.md)
+DIGITS = "0123456789"  # ASCII only: «²», «١», «１» are not digits of a UIN
 
-# Letters of old traffic-police UINs and their values before `mod 10` (REFERENCE.md: the Moscow
-# DIT table, used by two independent public implementations). Ё and Й are not in it; Latin
-# letters that look like Cyrillic ones take the Cyrillic value, the other Latin letters go on
-# after Я (D 29 … Z 42).
+# Letters of old traffic-police UINs and their values before `mod 10` (the Moscow DIT table,
+# used by two independent public implementations). Ё and Й are not in it; Latin letters that
+# look like Cyrillic ones take the Cyrillic value, the other Latin letters go on after Я
+# (D 29 … Z 42).
 _CYRILLIC_VALUES = {
     "А": 1, "Б": 2, "В": 3, "Г": 4, "Д": 5, "Е": 6, "Ж": 7, "З": 8, "И": 9, "К": 10,
     "Л": 11, "М": 12, "Н": 13, "О": 14, "П": 15, "Р": 16, "С": 17, "Т": 18, "У": 19,
@@ -78,7 +79,7 @@ def char_value(ch: str) -> int:
 
 
 def control_digit(body: str) -> int:
-    """Control digit for the characters before it (REFERENCE.md, steps 1-4)."""
+    """Control digit for the characters before it (the DIT description's steps 1-4)."""
     values = [char_value(ch) for ch in body]
     for shift in (0, 2):
         total = sum(v * ((i + shift) % 10 + 1) for i, v in enumerate(values))

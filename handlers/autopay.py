@@ -21,7 +21,6 @@ from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Group, Select, Sw
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
-from bot.i18n import Translator
 from domain.autopay import (
     BILL_KINDS,
     MOSCOW,
@@ -53,9 +52,10 @@ from domain.errors import DomainError, NotFound
 from domain.limits import DEFAULT_LIMITS, AmountLimits, AmountTooLarge
 from domain.money import MoneyParseError, format_rub, has_foreign_digit, parse_rub
 from handlers.payments import Ctx
+from handlers.ports import Texts
 from handlers.states import AutopaySG
 from handlers.texts import button_int, error_key, format_datetime
-from handlers.widgets import HintOnText, Tr, body
+from handlers.widgets import HintOnText, SelectIds, Tr, body
 
 SERVICE_KEYS = {
     BillKind.EPD: "service-epd",
@@ -98,7 +98,7 @@ NOT_RESUMABLE = {
 }
 
 
-def describe(tr: Translator, autopay: Autopay, *, for_button: bool = False) -> dict[str, str]:
+def describe(tr: Texts, autopay: Autopay, *, for_button: bool = False) -> dict[str, str]:
     """What / how / when of an autopay, in words (also used by notifications): Markup for a
     message text, plain text for a button."""
     say = tr.label if for_button else tr
@@ -125,7 +125,7 @@ def _start(manager: DialogManager) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _money_problem(tr: Translator, error: DomainError, bill: bool) -> Markup:
+def _money_problem(tr: Texts, error: DomainError, bill: bool) -> Markup:
     if isinstance(error, AmountTooLarge):
         return tr("autopay-money-too-large", ceiling=format_rub(error.ceiling))
     return tr("autopay-limit-bad" if bill else "autopay-amount-bad")
@@ -458,7 +458,7 @@ async def on_day(message: Message, _w: MessageInput, manager: DialogManager) -> 
 
 
 async def weekdays_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    tr: Translator = dialog_manager.middleware_data["tr"]
+    tr: Texts = dialog_manager.middleware_data["tr"]
     return {"weekdays": [(str(n), tr.label(key)) for n, key in enumerate(WEEKDAY_KEYS)]}
 
 
@@ -470,7 +470,7 @@ async def on_weekday(_c: CallbackQuery, _w: Any, manager: DialogManager, day: st
 
 
 async def money_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    tr: Translator = dialog_manager.middleware_data["tr"]
+    tr: Texts = dialog_manager.middleware_data["tr"]
     bill = dialog_manager.dialog_data.get("kind") == AutopayKind.BILL
     return {
         "text": tr("autopay-limit-ask" if bill else "autopay-amount-ask"),
@@ -614,7 +614,7 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
 
 
 def build_dialog() -> Dialog:
-    pick = {"item_id_getter": lambda i: i[0]}
+    pick: SelectIds = {"item_id_getter": lambda i: i[0]}
     return Dialog(
         Window(
             *body("text", "autopay_text_1"),

@@ -24,11 +24,11 @@ from aiogram_dialog.widgets.kbd import (
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
-from bot.i18n import Translator
 from domain.bills import Bill, unpaid_bills
 from domain.errors import DomainError, RelinkRequired
 from domain.money import format_rub
 from handlers.payments import Ctx, pay_bills
+from handlers.ports import Texts
 from handlers.states import BillsSG
 from handlers.texts import MOSCOW, error_key, format_date
 from handlers.widgets import HintOnText, Html, Tr, body
@@ -51,7 +51,7 @@ async def _bills(ctx: Ctx) -> list[Bill]:
         await ctx.uow.commit()  # a refreshed token is kept
 
 
-def _line(tr: Translator, bill: Bill, number: int, today: Any) -> Markup:
+def _line(tr: Texts, bill: Bill, number: int, today: Any) -> Markup:
     key = "bills-item-overdue" if bill.is_overdue(today) else "bills-item"
     text = tr(
         key,

@@ -6,18 +6,16 @@ from aiogram import Router
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 
-from bot.i18n import Translator
+from handlers.ports import Texts
 from handlers.states import MenuSG
 
 
-async def unknown_message(message: Message, tr: Translator, dialog_manager: DialogManager) -> None:
+async def unknown_message(message: Message, tr: Texts, dialog_manager: DialogManager) -> None:
     await message.answer(tr("fallback-hint"))
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
-async def unknown_button(
-    callback: CallbackQuery, tr: Translator, dialog_manager: DialogManager
-) -> None:
+async def unknown_button(callback: CallbackQuery, tr: Texts, dialog_manager: DialogManager) -> None:
     await callback.answer(tr.label("error-stale-button"))
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 

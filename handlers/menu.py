@@ -12,10 +12,10 @@ from aiogram_dialog import Dialog, DialogManager, Window
 from aiogram_dialog.widgets.kbd import Button, Start, SwitchTo, Url
 from aiogram_dialog.widgets.text import Format
 
-from bot.i18n import Translator
 from domain.accounts import Resident
 from domain.linking import start_link
 from domain.ports import CityAuth, UnitOfWork
+from handlers.ports import Texts
 from handlers.states import (
     AutopaySG,
     BillsSG,
@@ -38,7 +38,7 @@ from handlers.widgets import HintOnText, Tr
 
 async def menu_getter(
     dialog_manager: DialogManager,
-    tr: Translator,
+    tr: Texts,
     resident: Resident | None = None,
     support_chat_id: int | None = None,
     **_: Any,

@@ -18,7 +18,6 @@ from aiogram_dialog.widgets.kbd import Button, Cancel, ScrollingGroup, Select, S
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
-from bot.i18n import Translator
 from domain.accounts import Resident
 from domain.errors import DomainError, NotFound
 from domain.ports import City, UnitOfWork
@@ -41,6 +40,7 @@ from handlers.buttons import (
     remember_press,
 )
 from handlers.payments import Ctx
+from handlers.ports import Texts
 from handlers.states import MyReportsSG
 from handlers.texts import error_key, format_date, format_datetime, whole
 from handlers.widgets import HintOnText, Html, Paged, PagerRow, Tr, body
@@ -64,7 +64,7 @@ class ReportAction(CallbackData, prefix="ra"):
     report: ReportNumber
 
 
-def answer_keyboard(tr: Translator, report_id: str) -> InlineKeyboardMarkup:
+def answer_keyboard(tr: Texts, report_id: str) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(
         text=tr.label("report-confirm"), callback_data=ReportAction(action="ok", report=report_id)
@@ -76,7 +76,7 @@ def answer_keyboard(tr: Translator, report_id: str) -> InlineKeyboardMarkup:
 
 
 def full_answer_keyboard(
-    tr: Translator, report_id: str, markup: InlineKeyboardMarkup | None
+    tr: Texts, report_id: str, markup: InlineKeyboardMarkup | None
 ) -> InlineKeyboardMarkup:
     """«Показать полностью» under a notification whose city answer was shortened: the
     report's card in «Мои обращения» shows it whole, page by page."""
@@ -156,7 +156,7 @@ def _own_words(update: ReportUpdate) -> bool:
 
 
 async def _confirm(
-    uow: UnitOfWork, city: City, resident: Resident, tr: Translator, report_id: str, now: Any
+    uow: UnitOfWork, city: City, resident: Resident, tr: Texts, report_id: str, now: Any
 ) -> tuple[str, bool]:
     """(the answer, whether the button is spent: confirmed, or the window has closed). The
     platform credits the points with the confirmation and says how many in its answer."""
@@ -288,7 +288,7 @@ async def on_notification_button(
     callback_data: ReportAction,
     uow: UnitOfWork,
     city: City,
-    tr: Translator,
+    tr: Texts,
     clock: Any,
     dialog_manager: DialogManager,
     state: FSMContext,

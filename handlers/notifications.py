@@ -13,7 +13,6 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 from markupsafe import Markup
 
-from bot.i18n import Translator, shorten
 from domain.accounts import Resident
 from domain.autopay import AutopayKind, PauseReason
 from domain.autopaying import skip_once
@@ -35,8 +34,10 @@ from handlers.buttons import (
     remember_press,
 )
 from handlers.my_reports import STATUS_KEYS, answer_keyboard, full_answer_keyboard
+from handlers.ports import Texts
 from handlers.states import AutopaySG
 from handlers.support import render_dashboard
+from handlers.texts import shorten
 
 # Kinds the resident may turn off in «Настройки»; urgent notifications come regardless.
 SETTING_KINDS = {
@@ -79,7 +80,7 @@ class AutopayOpen(CallbackData, prefix="ao"):
     autopay: ButtonId
 
 
-def _autopay_words(tr: Translator, data: dict[str, Any]) -> dict[str, Markup]:
+def _autopay_words(tr: Texts, data: dict[str, Any]) -> dict[str, Markup]:
     if data.get("kind") == AutopayKind.BILL and data.get("bill_kind"):
         what = tr("autopay-what-bill", service=tr(SERVICE_KEYS[BillKind(data["bill_kind"])]))
         how = tr("autopay-how-limit", limit=format_rub(data.get("limit") or 0))
@@ -90,7 +91,7 @@ def _autopay_words(tr: Translator, data: dict[str, Any]) -> dict[str, Markup]:
 
 
 def render(
-    kind: str, data: dict[str, Any], tr: Translator
+    kind: str, data: dict[str, Any], tr: Texts
 ) -> tuple[Markup, InlineKeyboardMarkup | None, str | None]:
     """(text, buttons, photo URL) for a notification; unknown kinds raise KeyError."""
     if kind in DASHBOARD_KINDS:  # for staff, in the support supergroup's dashboard topic
@@ -147,7 +148,7 @@ async def on_skip(
     callback: CallbackQuery,
     callback_data: AutopaySkip,
     uow: UnitOfWork,
-    tr: Translator,
+    tr: Texts,
     state: FSMContext,
     resident: Resident | None = None,
 ) -> None:
@@ -181,7 +182,7 @@ async def on_open(
     callback: CallbackQuery,
     callback_data: AutopayOpen,
     dialog_manager: DialogManager,
-    tr: Translator,
+    tr: Texts,
     resident: Resident | None = None,
 ) -> None:
     """A paused autopay's «Открыть автоплатёж»: its card in «Автоплатежи» (the dialog checks

@@ -4,6 +4,7 @@ it says, and offer to pay — by the bill's UIN when it has one, by requisites o
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -17,8 +18,6 @@ from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, Start
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
-from bot.i18n import Translator
-from bot.qr_decoder import ImageTooLarge, NotAnImage, find_qr_payloads
 from domain.accounts import Resident
 from domain.bills import Bill
 from domain.errors import DomainError, NotFound
@@ -36,6 +35,7 @@ from domain.payment_qr import (
 from domain.payments import BillAlreadyPaid, lookup_bill, match_receipt
 from domain.uin import check_uin
 from handlers.payments import Ctx, limits_of, money_error_key, paid_text, pay_bills, pay_data
+from handlers.ports import ImageTooLarge, NotAnImage, QrCode, QrDecoder, Texts
 from handlers.states import MyReportsSG, PaySG, ReceiptSG, ReportSG, UinSG
 from handlers.texts import error_text
 from handlers.widgets import HintOnText, Tr, body
@@ -44,7 +44,7 @@ TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses bigger files
 PHOTO_STEPS = {ReportSG.photos, MyReportsSG.refute_photo}
 
 
-def _payment_qr(payloads: list[Any]) -> PaymentQr | QrProblem:
+def _payment_qr(payloads: Sequence[QrCode]) -> PaymentQr | QrProblem:
     """The first payload that is a payment code; else the most telling problem."""
     problem = QrProblem.NOT_PAYMENT
     for payload in payloads:
@@ -58,16 +58,16 @@ def _payment_qr(payloads: list[Any]) -> PaymentQr | QrProblem:
 
 
 async def on_receipt(
-    message: Message, bot: Bot, tr: Translator, dialog_manager: DialogManager,
+    message: Message, bot: Bot, tr: Texts, qr_decoder: QrDecoder, dialog_manager: DialogManager,
     resident: Resident | None = None, album: list[Message] | None = None, **data: Any,
 ) -> None:  # fmt: skip
     if resident is None:
         await message.answer(tr("error-not-linked"))
         return
     if album is not None and len(album) > 1:
-        await _read_album(bot, album, dialog_manager)
+        await _read_album(bot, qr_decoder, album, dialog_manager)
         return
-    read = await _read(bot, message)
+    read = await _read(bot, qr_decoder, message)
     if not read.in_window:
         await message.answer(tr(read.key))
         return
@@ -102,7 +102,7 @@ class _Read:
     in_window: bool = True  # False: a plain answer (not a picture, too big to download)
 
 
-async def _read(bot: Bot, message: Message) -> _Read:
+async def _read(bot: Bot, qr_decoder: QrDecoder, message: Message) -> _Read:
     file = message.photo[-1] if message.photo else message.document
     mime = message.document.mime_type if message.document else "image/jpeg"
     if file is None or not (mime or "").startswith("image/"):
@@ -112,7 +112,7 @@ async def _read(bot: Bot, message: Message) -> _Read:
     buffer = io.BytesIO()
     await bot.download(file.file_id, destination=buffer)
     try:
-        payloads = await find_qr_payloads(buffer.getvalue())
+        payloads = await qr_decoder(buffer.getvalue())
     except NotAnImage:
         return _Read("receipt-not-image", in_window=False)
     except ImageTooLarge:
@@ -130,12 +130,14 @@ async def _read(bot: Bot, message: Message) -> _Read:
     return _Read(receipt=_summary(check))
 
 
-async def _read_album(bot: Bot, album: list[Message], manager: DialogManager) -> None:
+async def _read_album(
+    bot: Bot, qr_decoder: QrDecoder, album: list[Message], manager: DialogManager
+) -> None:
     """Several pictures in one album: each is read, and one list answers them all — each
     receipt with its own pay button, each picture that could not be used with the reason."""
     items = []
     for number, part in enumerate(album, start=1):
-        read = await _read(bot, part)
+        read = await _read(bot, qr_decoder, part)
         items.append(
             {"number": number, "key": read.key, "problems": list(read.problems),
              "receipt": read.receipt}
@@ -159,7 +161,7 @@ ALBUM_PROBLEM_KEYS = {
 }
 
 
-async def album_getter(dialog_manager: DialogManager, tr: Translator, **_: Any) -> dict[str, Any]:
+async def album_getter(dialog_manager: DialogManager, tr: Texts, **_: Any) -> dict[str, Any]:
     data: dict[str, Any] = dialog_manager.start_data or {}  # type: ignore[assignment]
     items = data.get("items") or []
     lines = [tr("receipt-album", count=len(items))]
@@ -223,12 +225,12 @@ PROBLEM_KEYS = {
 }
 
 
-def _problems_text(tr: Translator, problems: list[str]) -> Markup:
+def _problems_text(tr: Texts, problems: list[str]) -> Markup:
     """The fields that could not be used, in words («ИНН получателя, период»)."""
     return Markup(", ").join(tr(PROBLEM_KEYS[ReceiptProblem(problem)]) for problem in problems)
 
 
-async def summary_getter(dialog_manager: DialogManager, tr: Translator, **_: Any) -> dict[str, Any]:
+async def summary_getter(dialog_manager: DialogManager, tr: Texts, **_: Any) -> dict[str, Any]:
     data: dict[str, Any] = dialog_manager.start_data or {}  # type: ignore[assignment]
     amount = dialog_manager.dialog_data.get("amount", data.get("amount"))
     lines = [tr("receipt-summary")]
@@ -333,7 +335,7 @@ async def on_amount(message: Message, _widget: MessageInput, manager: DialogMana
     await manager.switch_to(ReceiptSG.summary, show_mode=ShowMode.SEND)
 
 
-async def problem_getter(dialog_manager: DialogManager, tr: Translator, **_: Any) -> dict[str, Any]:
+async def problem_getter(dialog_manager: DialogManager, tr: Texts, **_: Any) -> dict[str, Any]:
     data: dict[str, Any] = dialog_manager.start_data or {}  # type: ignore[assignment]
     problems = _problems_text(tr, data.get("problems") or [])
     return {"text": tr(data.get("key", "receipt-no-qr"), problems=problems)}
@@ -401,6 +403,6 @@ def build_router() -> Router:
     return router
 
 
-async def on_not_image(message: Message, tr: Translator) -> None:
+async def on_not_image(message: Message, tr: Texts) -> None:
     """A PDF or any other file: we read pictures only."""
     await message.answer(tr("receipt-not-image"))

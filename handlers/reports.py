@@ -12,6 +12,7 @@ from typing import Any
 
 from aiogram import F
 from aiogram.enums import ContentType
+from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Data, Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
@@ -69,7 +70,7 @@ from domain.reports import (
 from handlers.payments import Ctx
 from handlers.states import ReportSG
 from handlers.texts import button_int, error_key, format_date, whole
-from handlers.widgets import HintOnText, Html, Paged, PagerRow, Tr, body
+from handlers.widgets import HintOnText, Html, Paged, PagerRow, SelectIds, Tr, body
 
 THEMES_PAGE = 8
 EDITING = "editing"  # set while a field is changed from the review: its step returns there
@@ -79,11 +80,17 @@ async def _draft(ctx: Ctx) -> Draft:
     return await draft_of(ctx.uow, ctx.linked) or Draft()
 
 
+def _stage(step: State) -> str:
+    """The name a draft keeps of its step: `theme` of `ReportSG:theme`."""
+    assert step.state is not None  # a state of a group always has a name
+    return step.state.split(":")[-1]
+
+
 async def _save_and_next(ctx: Ctx, draft: Draft, step: Any) -> None:
     """Save the draft, then go to `step` — or back to the review when a field was edited.
     The step is saved with the draft: coming back after a restart resumes there."""
     target = ReportSG.review if ctx.manager.dialog_data.pop(EDITING, False) else step
-    draft.stage = target.state.split(":")[-1]
+    draft.stage = _stage(target)
     await keep_draft(ctx.uow, ctx.linked, draft, ctx.clock())
     await ctx.manager.switch_to(target, show_mode=ShowMode.SEND)
 
@@ -114,7 +121,7 @@ async def on_discard(_c: CallbackQuery, _b: Button, manager: DialogManager) -> N
 async def on_continue(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
     draft = await _draft(ctx)
-    steps = {s.state.split(":")[-1]: s for s in ReportSG.__states__}
+    steps = {_stage(s): s for s in ReportSG.__states__}
     await manager.switch_to(steps.get(draft.stage, ReportSG.theme))
 
 
@@ -634,7 +641,7 @@ async def on_discard_at_review(_c: CallbackQuery, _b: Button, manager: DialogMan
 
 
 def build_dialog() -> Dialog:
-    select = {"item_id_getter": lambda i: i[0]}
+    select: SelectIds = {"item_id_getter": lambda i: i[0]}
     return Dialog(
         Window(
             Paged(Html("{text}"), id="resume_page"),

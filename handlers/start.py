@@ -10,10 +10,10 @@ from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import Message
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 
-from bot.i18n import Translator
 from domain.errors import LinkError
 from domain.linking import NONCE_PREFIX, confirm_link
 from domain.ports import CityAuth, UnitOfWork
+from handlers.ports import Texts
 from handlers.states import MenuSG
 from handlers.texts import LEVEL_KEYS, error_key
 
@@ -23,7 +23,7 @@ async def finish_link(
     command: CommandObject,
     uow: UnitOfWork,
     city: CityAuth,
-    tr: Translator,
+    tr: Texts,
     clock: Callable[[], datetime],
     dialog_manager: DialogManager,
 ) -> None:
@@ -48,7 +48,7 @@ async def finish_link(
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
-async def start(message: Message, tr: Translator, dialog_manager: DialogManager) -> None:
+async def start(message: Message, tr: Texts, dialog_manager: DialogManager) -> None:
     await message.answer(tr("start-greeting"))
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 

@@ -12,7 +12,6 @@ import structlog
 from aiogram import Bot, F, Router
 from aiogram.types import LabeledPrice, Message, PreCheckoutQuery
 
-from bot.i18n import Translator, shorten
 from domain.accounts import Resident
 from domain.errors import DomainError
 from domain.money import format_rub
@@ -25,6 +24,8 @@ from domain.payments import (
     register_external_payment,
 )
 from domain.ports import City, UnitOfWork
+from handlers.ports import Texts
+from handlers.texts import shorten
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +46,7 @@ INVOICE_DESCRIPTION = 255  # sendInvoice: description, 1-255 characters (Bot API
 
 
 async def send_invoice(
-    bot: Bot, tr: Translator, token: str, chat_id: int, intent: PaymentIntent, lines: list[str]
+    bot: Bot, tr: Texts, token: str, chat_id: int, intent: PaymentIntent, lines: list[str]
 ) -> None:
     # An invoice's fields are plain text: labels, not HTML; the Bot API takes a description of
     # 1-255 characters (cut in UTF-16 units, never more than Telegram counts).
@@ -65,7 +66,7 @@ async def on_pre_checkout(
     query: PreCheckoutQuery,
     uow: UnitOfWork,
     city: City,
-    tr: Translator,
+    tr: Texts,
     resident: Resident | None = None,
 ) -> None:
     refusal: CheckoutRefusal | None = CheckoutRefusal.UNKNOWN
@@ -93,7 +94,7 @@ async def on_successful_payment(
     message: Message,
     uow: UnitOfWork,
     city: City,
-    tr: Translator,
+    tr: Texts,
     clock: Callable[[], datetime],
     resident: Resident | None = None,
 ) -> None:

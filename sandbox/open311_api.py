@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiDict
 
 from sandbox.clock import moscow_date
 from sandbox.idempotency import KeyReused
@@ -93,7 +94,7 @@ async def service_definition(request: web.Request) -> web.Response:
 async def create_request(request: web.Request) -> web.Response:
     """With the optional `Idempotence-Key` header (an extension) a repeat of the same form
     gets the request it made again (200); the key with another form → 422."""
-    form = await request.post()
+    form = await _form(request)
     check_api_key(form, request.query)
     book = request.app[REQUESTS_KEY]
     key = request.headers.get("Idempotence-Key")
@@ -141,7 +142,7 @@ async def updates(request: web.Request) -> web.Response:
 
 @routes.post(BASE_PATH + "/requests/{service_request_id}/confirm")
 async def confirm(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await _form(request)
     check_api_key(form, request.query)
     account_id = _account_id(form)
     book = request.app[REQUESTS_KEY]
@@ -151,7 +152,7 @@ async def confirm(request: web.Request) -> web.Response:
 
 @routes.post(BASE_PATH + "/requests/{service_request_id}/refute")
 async def refute(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await _form(request)
     check_api_key(form, request.query)
     errors: list[str] = []
     account_id = argument(form, "account_id")
@@ -178,7 +179,13 @@ async def refute(request: web.Request) -> web.Response:
     return _json([request_json(returned, base_url(request))])
 
 
-def _account_id(form: Any) -> str:
+async def _form(request: web.Request) -> MultiDict[str]:
+    """The posted form's text fields (the API takes no file uploads: those are left out)."""
+    posted = await request.post()
+    return MultiDict((name, value) for name, value in posted.items() if isinstance(value, str))
+
+
+def _account_id(form: MultiDict[str]) -> str:
     account_id = argument(form, "account_id")
     if account_id is None:
         raise Open311Error(400, "account_id was not provided")

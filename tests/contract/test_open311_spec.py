@@ -1,7 +1,6 @@
 """Open311 GeoReport v2 conformance of the city sandbox, written from the specification.
 
-The specification is http://wiki.open311.org/GeoReport_v2, summarised for this project in
-/work/shared/REFERENCE.md («Open311 GeoReport v2»). The suite is an independent check of the
+The specification is http://wiki.open311.org/GeoReport_v2. The suite is an independent check of the
 server: it reads nothing of the implementation and imports only ``SandboxServer``.
 
 Deployment facts used here: the base URL is ``<server>/open311/v2``, the API key is

@@ -157,7 +157,7 @@ async def test_a_uin_with_spaces_is_found_by_its_digits(
 @pytest.mark.parametrize(
     "uin",
     [
-        "18810177200718000123",  # wrong control digit (REFERENCE.md)
+        "18810177200718000123",  # wrong control digit (the DIT description's example)
         traffic_uin(2)[:-1] + str((int(traffic_uin(2)[-1]) + 1) % 10),
         "1881017720071800012",
         "188101772007180001277",

@@ -9,6 +9,7 @@ import pytest
 
 from sandbox import SandboxServer
 from sandbox.browser import PaymentPageError, pay_on_page
+from tests.money_text import nb
 
 from .sandbox_client import Answer, ContractClient
 
@@ -47,7 +48,7 @@ async def test_a_payment_without_a_card_waits_on_the_hosted_page(
     page = await city.pay_page(payment["confirmation_url"])
     assert page.status == 200
     assert 'name="card_number"' in page.body
-    assert "500,00 ₽" in page.body
+    assert nb("500,00 ₽") in page.body
     assert page_status(page) == "pending"
     assert await city.ledger() == []
     assert (await city.bill(full_token, FINE))["status"] == "unpaid"

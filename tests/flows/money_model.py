@@ -124,7 +124,7 @@ def rub(text: str) -> int:
 
 def show_rub(kopecks: int) -> str:
     rubles, kop = divmod(kopecks, 100)
-    return f"{rubles:,}".replace(",", " ") + f",{kop:02d} ₽"
+    return f"{rubles:,}".replace(",", "\u00a0") + f",{kop:02d}\u00a0₽"  # no-break spaces
 
 
 # ================================================================== plans

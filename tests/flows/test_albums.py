@@ -14,6 +14,7 @@ from sandbox.telegram_double import Fault
 from tests.flows.conftest import Harness
 from tests.flows.test_receipt_photo import epd_qr, linked, receipt_photo
 from tests.flows.test_reports import ARBAT_10, photo, start_pothole
+from tests.money_text import nb
 
 SHORT_DEBOUNCE = 0.2  # seconds; the harness waits for the album's handling (drain)
 
@@ -38,14 +39,14 @@ async def test_two_receipts_in_one_album_are_both_answered(harness: Harness) -> 
     reply = await chat.send_album(
         [receipt_photo(epd_qr()), receipt_photo(epd_qr(Sum="100000", PaymPeriod="112026"))]
     )
-    assert "8 124,50 ₽" in reply.text and "1 000,00 ₽" in reply.text
-    assert "Оплатить № 1 — 8 124,50 ₽" in chat.buttons
-    assert "Оплатить № 2 — 1 000,00 ₽" in chat.buttons
+    assert nb("8 124,50 ₽") in reply.text and nb("1 000,00 ₽") in reply.text
+    assert nb("Оплатить № 1 — 8 124,50 ₽") in chat.buttons
+    assert nb("Оплатить № 2 — 1 000,00 ₽") in chat.buttons
     await chat.press("Оплатить № 1")
-    assert "Сумма: 8 124,50 ₽" in chat.last_text
+    assert nb("Сумма: 8 124,50 ₽") in chat.last_text
     await chat.press("Отмена")
     await chat.press("Оплатить № 2")
-    assert "Сумма: 1 000,00 ₽" in chat.last_text
+    assert nb("Сумма: 1 000,00 ₽") in chat.last_text
 
 
 async def test_a_photo_without_a_code_in_an_album_is_said_so(harness: Harness) -> None:
@@ -53,8 +54,10 @@ async def test_a_photo_without_a_code_in_an_album_is_said_so(harness: Harness) -
     chat = await linked(harness)
     reply = await chat.send_album([photo(30), receipt_photo(epd_qr())])
     assert "1. не нашёл QR-код" in reply.text
-    assert "2. ГБУ «Жилищник района Сосновая Роща» — 8 124,50 ₽" in reply.text
-    assert [b for b in chat.buttons if b.startswith("Оплатить")] == ["Оплатить № 2 — 8 124,50 ₽"]
+    assert nb("2. ГБУ «Жилищник района Сосновая Роща» — 8 124,50 ₽") in reply.text
+    assert [b for b in chat.buttons if b.startswith("Оплатить")] == [
+        nb("Оплатить № 2 — 8 124,50 ₽")
+    ]
 
 
 async def test_an_album_without_any_code_offers_the_uin(harness: Harness) -> None:
@@ -139,5 +142,5 @@ async def test_an_album_whose_handling_meets_a_passing_failure_is_tried_again(
         [receipt_photo(epd_qr()), receipt_photo(epd_qr(Sum="100000", PaymPeriod="112026"))]
     )
     assert harness.telegram.pending_faults(SendMessage) == 0  # the failure did happen
-    assert "8 124,50 ₽" in reply.text and "1 000,00 ₽" in reply.text
+    assert nb("8 124,50 ₽") in reply.text and nb("1 000,00 ₽") in reply.text
     assert "Что-то пошло не так" not in reply.text

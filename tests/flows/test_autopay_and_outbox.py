@@ -15,6 +15,7 @@ from domain.ports import Notification
 from sandbox.conversation import Conversation
 from sandbox.telegram_double import Fault
 from tests.flows.conftest import Harness
+from tests.money_text import nb
 
 MSK = timezone(timedelta(hours=3))
 METRICS = [
@@ -45,7 +46,7 @@ async def set_up_donation(harness: Harness, chat: Conversation, day: int) -> Non
     await chat.send("150")
     await chat.press("•• 4242")
     summary = chat.last_text
-    assert "150,00 ₽" in summary and f"каждое {day}-е число" in summary and "•• 4242" in summary
+    assert nb("150,00 ₽") in summary and f"каждое {day}-е число" in summary and "•• 4242" in summary
     reply = await chat.press("Подключить")
     assert "Автоплатёж подключён" in reply.text
 
@@ -77,7 +78,7 @@ async def test_reminder_skip_then_the_next_period_is_charged(harness: Harness) -
     await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
     for name, labels in METRICS:  # the charge and its notification show in /metrics
         assert sample(name, labels) == before[name] + 1, name
-    assert "Автоплатёж: Помощь фонду" in chat.last_text and "списано 150,00 ₽" in chat.last_text
+    assert "Автоплатёж: Помощь фонду" in chat.last_text and nb("списано 150,00 ₽") in chat.last_text
 
 
 async def test_pause_and_resume(harness: Harness) -> None:
@@ -94,11 +95,11 @@ async def test_pause_and_resume(harness: Harness) -> None:
     await chat.press("Сумма или лимит")  # change the amount…
     assert "Нужна сумма не меньше 50 ₽" in (await chat.send("10")).text
     await chat.send("250")
-    assert "250,00 ₽" in chat.last_text and "каждое 5-е число" in chat.last_text
+    assert nb("250,00 ₽") in chat.last_text and "каждое 5-е число" in chat.last_text
     await chat.press("День списания")  # …and the day
     await chat.press("Раз в неделю")
     await chat.press("пятница")
-    assert "каждую неделю, пятница" in chat.last_text and "250,00 ₽" in chat.last_text
+    assert "каждую неделю, пятница" in chat.last_text and nb("250,00 ₽") in chat.last_text
 
 
 async def note(harness: Harness, chat: Conversation, key: str, *, urgent: bool = False) -> None:

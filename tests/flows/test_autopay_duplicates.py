@@ -29,6 +29,7 @@ from domain.bills import BillKind
 from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 from tests.flows.test_autopay_setup import DUE, SET_UP_AT, ledger, linked, stored, tick
+from tests.money_text import nb
 
 EXISTS_EPD = (
     "У вас уже есть автоплатёж за ЕПД (квартплата) — откройте его, чтобы изменить сумму, "
@@ -104,13 +105,13 @@ async def test_a_second_epd_autopay_in_one_visit_is_refused_and_the_first_is_off
     await chat.press("ЕПД")
     told = chat.last_text
     assert told.startswith(EXISTS_EPD), told  # at once: no schedule, limit or card asked
-    assert "Сейчас: счёт целиком, до 10 000,00 ₽, каждое 25-е число." in told
+    assert nb("Сейчас: счёт целиком, до 10 000,00 ₽, каждое 25-е число.") in told
     assert "Открыть автоплатёж" in chat.buttons and "Подключить" not in chat.buttons
     assert "▶️ Возобновить" not in chat.buttons  # it is active
 
     await chat.press("Открыть автоплатёж")
     card = chat.last_text
-    assert "ЕПД" in card and "до 10 000,00 ₽" in card and "Статус: включён" in card
+    assert "ЕПД" in card and nb("до 10 000,00 ₽") in card and "Статус: включён" in card
     await chat.press("‹ Назад")
     assert "Ваши автоплатежи" in chat.last_text
     [epd] = await stored(harness, chat)
@@ -142,7 +143,7 @@ async def test_a_second_visit_is_refused_too_and_other_targets_are_not(
     await chat.press("Пожертвование фонду")
     await chat.press(1)
     assert chat.last_text.startswith("У вас уже есть автоплатёж в помощь фонду «")
-    assert "Сейчас: 150,00 ₽, каждое 5-е число." in chat.last_text
+    assert nb("Сейчас: 150,00 ₽, каждое 5-е число.") in chat.last_text
     await chat.press("Отмена")
 
     await add_donation(chat, 2)  # another fund: a second autopay of its own
@@ -207,7 +208,7 @@ async def test_from_a_thank_you_the_autopay_there_is_is_offered(harness: Harness
         await chat.press("Благотворительность")
         await chat.press("Детям")
         await chat.press(1)
-        await chat.press("300,00 ₽")
+        await chat.press(nb("300,00 ₽"))
         await chat.press("Оплатить")
         await chat.press("Подключить автоплатёж")
         if "Как часто?" in chat.last_text:  # the first time: a set-up
@@ -217,7 +218,7 @@ async def test_from_a_thank_you_the_autopay_there_is_is_offered(harness: Harness
             assert "Автоплатёж подключён" in (await chat.press("Подключить")).text
     assert chat.last_text.startswith("У вас уже есть автоплатёж в помощь фонду «")
     await chat.press("Открыть автоплатёж")
-    assert "300,00 ₽" in chat.last_text and "Статус: включён" in chat.last_text
+    assert nb("300,00 ₽") in chat.last_text and "Статус: включён" in chat.last_text
     await chat.press("‹ Назад")
     assert "Ваши автоплатежи" in chat.last_text
     assert len(await stored(harness, chat)) == 1
@@ -323,7 +324,7 @@ async def test_a_double_tap_from_a_thank_you_stores_one_autopay(harness: Harness
     await chat.press("Благотворительность")
     await chat.press("Детям")
     await chat.press(1)
-    await chat.press("300,00 ₽")
+    await chat.press(nb("300,00 ₽"))
     await chat.press("Оплатить")
     await chat.press("Подключить автоплатёж")
     await chat.press("Раз в месяц")

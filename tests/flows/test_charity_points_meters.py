@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 from tests.flows.test_payments import ledger
+from tests.money_text import nb
 
 MSK = timezone(timedelta(hours=3))
 
@@ -37,10 +38,10 @@ async def test_donate_to_a_fund_chosen_by_category(harness: Harness) -> None:
     name = await open_first_fund(chat)
     assert "Программы:" in chat.last_text
     assert chat.url_of("Отчёт за").startswith(harness.sandbox.url + "/reports/")
-    await chat.press("300,00 ₽")
-    assert f"Пожертвование фонду «{name}» — 300,00 ₽" in chat.last_text
+    await chat.press(nb("300,00 ₽"))
+    assert nb(f"Пожертвование фонду «{name}» — 300,00 ₽") in chat.last_text
     reply = await chat.press("Оплатить")
-    assert f"Спасибо! Вы помогли фонду «{name}» — 300,00 ₽" in reply.text
+    assert nb(f"Спасибо! Вы помогли фонду «{name}» — 300,00 ₽") in reply.text
     assert [c["amount"] for c in await ledger(harness)] == [30000]
 
 
@@ -58,7 +59,7 @@ async def test_other_amounts_are_checked_and_nothing_is_lost(harness: Harness) -
         assert answer in (await chat.send(text)).text
         assert "Сколько пожертвовать?" in chat.last_text or answer in chat.last_text
     await chat.send("150")
-    assert "150,00 ₽" in chat.last_text and "Пожертвование фонду" in chat.last_text
+    assert nb("150,00 ₽") in chat.last_text and "Пожертвование фонду" in chat.last_text
     assert await ledger(harness) == []
 
 
@@ -68,16 +69,16 @@ async def test_help_again_appears_after_a_first_donation(harness: Harness) -> No
     assert "Вы помогали" not in chat.buttons
     await chat.press("‹ Назад")
     name = await open_first_fund(chat)
-    await chat.press("500,00 ₽")
+    await chat.press(nb("500,00 ₽"))
     await chat.press("Оплатить")
     await chat.press("Готово")
     await chat.press("‹ Назад")
     await chat.press("‹ Назад")
     assert "Вы помогали" in chat.buttons
     await chat.press("Вы помогали")
-    assert name in chat.last_text and "500,00 ₽" in chat.last_text
+    assert name in chat.last_text and nb("500,00 ₽") in chat.last_text
     await chat.press("Помочь ещё раз")
-    assert f"Пожертвование фонду «{name}» — 500,00 ₽" in chat.last_text
+    assert nb(f"Пожертвование фонду «{name}» — 500,00 ₽") in chat.last_text
     await chat.press("Оплатить")
     assert [c["amount"] for c in await ledger(harness)] == [50000, 50000]
 

@@ -20,6 +20,7 @@ from tests.flows.test_meter_readings import in_the_window, open_meter
 from tests.flows.test_receipt_photo import epd_qr, receipt_photo
 from tests.flows.test_reports import advance, sent_report, start_pothole
 from tests.flows.test_support import STAFF_ID, in_group, person, support_harness  # noqa: F401
+from tests.money_text import nb
 
 FOREIGN = ["²", "①", "١٥٠٠", "１５００"]
 FRIENDLY = "обычными цифрами 0–9"
@@ -108,7 +109,7 @@ STEPS: dict[str, tuple[Step, str, str, str]] = {
     "sts": (sts_step, FRIENDLY, "77АВ123456", ""),
     "donation": (donation_step, FRIENDLY, "1 500", "Пожертвование фонду «"),
     "points": (points_step, FRIENDLY, "100", "Перевести 100 баллов"),
-    "receipt amount": (receipt_amount_step, FRIENDLY, "1 500 ₽", "Сумма: 1 500,00 ₽"),
+    "receipt amount": (receipt_amount_step, FRIENDLY, "1 500 ₽", nb("Сумма: 1 500,00 ₽")),
     "meter reading": (meter_step, FRIENDLY, "", ""),
     "autopay day": (autopay_day_step, FRIENDLY, "25", ""),
     "autopay amount": (autopay_money_step, FRIENDLY, "150", ""),
@@ -146,7 +147,7 @@ async def test_the_autopay_set_up_keeps_day_and_amount_around_foreign_digits(
     assert FRIENDLY in (await chat.send("１５０")).text
     await chat.send("150")
     await chat.press("•• 4242")
-    assert "150,00 ₽" in chat.last_text and "каждое 25-е число" in chat.last_text
+    assert nb("150,00 ₽") in chat.last_text and "каждое 25-е число" in chat.last_text
 
 
 async def test_a_meter_reading_after_foreign_digits_is_accepted(harness: Harness) -> None:

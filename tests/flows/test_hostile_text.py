@@ -19,6 +19,7 @@ from sandbox.telegram_double import ChatMessage, utf16_len
 from tests.flows.conftest import Harness
 from tests.flows.test_receipt_photo import epd_qr, linked, receipt_photo
 from tests.flows.test_reports import ARBAT_10, advance, photo, start_pothole
+from tests.money_text import nb
 
 PAYEE = "ООО <Ромашка> & Ко"
 EVIL_ADDRESS = '<a href="https://evil.example">x</a>'
@@ -47,7 +48,7 @@ async def test_a_payee_with_markup_characters_is_shown_and_paid(harness: Harness
     assert f"Получатель: {PAYEE}" in reply.text
     await chat.press("Оплатить")
     assert f"Получатель: {PAYEE}" in chat.last_text
-    await chat.press("Оплатить 8 124,50 ₽")
+    await chat.press(nb("Оплатить 8 124,50 ₽"))
     assert "✅ Оплачено" in chat.last_text
     assert_clean(chat)
 
@@ -156,7 +157,7 @@ async def test_a_payment_history_over_one_message(harness: Harness) -> None:
     chat = await linked(harness)
     await chat.send_photo(receipt_photo(epd_qr(Name=PAYEE)), width=900, height=600)
     await chat.press("Оплатить")
-    await chat.press("Оплатить 8 124,50 ₽")
+    await chat.press(nb("Оплатить 8 124,50 ₽"))
     # The city's history: the same payment many times, each line long and hostile.
     book = harness.sandbox.app[PAYMENTS_KEY]
     (paid,) = list(book.payments.values())

@@ -13,6 +13,7 @@ from tests.flows.conftest import Harness
 from tests.flows.test_charity_points_meters import linked
 from tests.flows.test_hostile_input import forge, forged_item, no_crash
 from tests.flows.test_hostile_text import assert_clean
+from tests.money_text import nb
 
 HOSTILE = "Газ & <свет> «²» 😀 <бк"
 
@@ -84,7 +85,7 @@ async def test_hostile_fund_name_card_donation_and_again(
     assert hostile_fund in chat.buttons, chat.buttons
     await chat.press(hostile_fund)
     assert hostile_fund in chat.last_text, chat.last_text[:300]
-    await chat.press("300,00 ₽")
+    await chat.press(nb("300,00 ₽"))
     assert hostile_fund in chat.last_text, chat.last_text[:300]
     await chat.press("Оплатить")
     assert hostile_fund in chat.last_text, chat.last_text[:300]

@@ -26,7 +26,7 @@ async def test_link_then_bills_then_pages(harness: Harness) -> None:
     reply = await chat.press("Мои счета")
     assert "У вас 12 неоплаченных счетов" in reply.text
     first_page = chat.last_text
-    assert first_page.count(" ₽\n") == 5  # five bills to a page
+    assert first_page.count("\u00a0₽\n") == 5  # five bills to a page
     assert "⚠️" in first_page and "просрочен с" in first_page  # earliest due first: overdue
     assert "1/3" in chat.buttons
 

@@ -12,6 +12,7 @@ from tests.flows.conftest import Harness
 from tests.flows.test_charity_points_meters import linked, open_first_fund
 from tests.flows.test_payments import ledger
 from tests.flows.test_receipt_photo import epd_qr, receipt_photo
+from tests.money_text import nb
 
 
 async def test_a_stray_space_in_a_donation_gets_a_hint_and_charges_nothing(
@@ -28,7 +29,7 @@ async def test_a_stray_space_in_a_donation_gets_a_hint_and_charges_nothing(
         assert "Пожертвование фонду" not in reply.text
 
     await chat.send("1 500 руб.")
-    assert f"Пожертвование фонду «{name}» — 1 500,00 ₽" in chat.last_text
+    assert nb(f"Пожертвование фонду «{name}» — 1 500,00 ₽") in chat.last_text
     assert await ledger(harness) == []  # nothing is charged before «Оплатить»
 
 
@@ -48,7 +49,7 @@ async def test_a_stray_space_in_a_receipts_amount_gets_a_hint_and_charges_nothin
         assert "Не понял сумму" in (await chat.send(typed)).text, typed
     assert "обычными цифрами 0–9" in (await chat.send("１５００")).text
     await chat.send("1 500 ₽")
-    assert "Сумма: 1 500,00 ₽" in chat.last_text
+    assert nb("Сумма: 1 500,00 ₽") in chat.last_text
     assert await ledger(harness) == []
 
 

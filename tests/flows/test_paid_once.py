@@ -14,6 +14,7 @@ from tests.flows.conftest import LINKED_MENU, Harness
 from tests.flows.test_charity_points_meters import open_first_fund
 from tests.flows.test_payments import bill_buttons, city_bills, ledger, open_bills
 from tests.flows.test_receipt_photo import epd_qr, linked, receipt_photo
+from tests.money_text import nb
 
 
 def _period(harness: Harness, months_back: int) -> str:
@@ -57,7 +58,7 @@ async def test_the_same_epd_receipt_twice_is_not_paid_twice_unasked(harness: Har
     chat = await linked(harness)
     await chat.send_photo(receipt_photo(epd_qr()))
     await chat.press("Оплатить")
-    await chat.press("Оплатить 8 124,50 ₽")
+    await chat.press(nb("Оплатить 8 124,50 ₽"))
     assert "✅ Оплачено" in chat.last_text
     await chat.press("Готово")
     assert chat.buttons == LINKED_MENU  # «Готово» leads to the menu, not back to the receipt
@@ -65,11 +66,11 @@ async def test_the_same_epd_receipt_twice_is_not_paid_twice_unasked(harness: Har
     harness.clock.advance(7 * 24 * 3600)  # photographed again a week later
     await chat.send_photo(receipt_photo(epd_qr()))
     reply = await chat.press("Оплатить")
-    assert "Уже оплачено" in reply.text and "8 124,50 ₽" in reply.text
+    assert "Уже оплачено" in reply.text and nb("8 124,50 ₽") in reply.text
     _no_pay_button(chat)
     assert len(await ledger(harness)) == 1
     await chat.press("Всё равно оплатить ещё раз")  # only an explicit second payment
-    await chat.press("Оплатить 8 124,50 ₽")
+    await chat.press(nb("Оплатить 8 124,50 ₽"))
     assert len(await ledger(harness)) == 2
 
 
@@ -81,8 +82,8 @@ async def test_a_receipt_matching_an_unpaid_epd_is_paid_as_that_bill(harness: Ha
     reply = await chat.press("Оплатить")
     confirm = reply.text
     assert "К оплате 1 счёт" in confirm and f"ЕПД за {period}" in confirm
-    assert "8 000,00 ₽" in confirm and "8 124,50 ₽" in confirm  # both amounts shown
-    await chat.press("Оплатить 8 124,50 ₽")
+    assert nb("8 000,00 ₽") in confirm and nb("8 124,50 ₽") in confirm  # both amounts shown
+    await chat.press(nb("Оплатить 8 124,50 ₽"))
     assert "✅ Оплачено" in chat.last_text
     assert "B-1001" not in {b["id"] for b in await city_bills(harness, chat)}
     [charge] = await ledger(harness)
@@ -111,7 +112,7 @@ async def test_a_receipt_paid_by_requisites_leaves_my_bills_and_pay_all(harness:
     payload = epd_qr(PersAcc="4703159826", PaymPeriod=period.replace(".", ""), Sum="764318")
     await chat.send_photo(receipt_photo(payload))
     await chat.press("Оплатить")
-    await chat.press("Оплатить 7 643,18 ₽")
+    await chat.press(nb("Оплатить 7 643,18 ₽"))
     await chat.press("Готово")
     await chat.press("Мои счета")
     assert f"ЕПД за {period}" not in chat.last_text
@@ -217,13 +218,13 @@ async def test_a_donation_after_no_answer_is_checked_before_a_second_charge(
 ) -> None:
     chat = await linked(harness, "demo-standard")
     await open_first_fund(chat)
-    await chat.press("500,00 ₽")
+    await chat.press(nb("500,00 ₽"))
     await harness.sandbox_call("PUT", "/sandbox/faults", json={"fail_after_processing": 5})
     reply = await chat.press(next(b for b in chat.buttons if b.startswith("Оплатить")))
     assert "Не оплачивайте повторно" in reply.text
     await chat.press("Готово")  # back to the fund's card
     await harness.sandbox_call("PUT", "/sandbox/faults", json={})
-    reply = await chat.press("500,00 ₽")
+    reply = await chat.press(nb("500,00 ₽"))
     assert "банк ещё не ответил" in reply.text
     _no_pay_button(chat)
     reply = await chat.press("Проверить оплату")
@@ -238,20 +239,20 @@ async def test_an_album_of_receipts_answers_each_receipt(harness: Harness) -> No
     chat = await linked(harness)
     photos = [receipt_photo(epd_qr()), receipt_photo(epd_qr(Sum="100000"))]
     reply = await chat.send_album(photos)
-    assert "8 124,50 ₽" in reply.text and "1 000,00 ₽" in reply.text  # both read, one list
+    assert nb("8 124,50 ₽") in reply.text and nb("1 000,00 ₽") in reply.text  # both read, one list
     await chat.press("Оплатить № 2")
-    assert "Сумма: 1 000,00 ₽" in chat.last_text
+    assert nb("Сумма: 1 000,00 ₽") in chat.last_text
     await chat.press("Отмена")
-    assert "Оплатить № 1 — 8 124,50 ₽" in chat.buttons  # back to the album's list
+    assert nb("Оплатить № 1 — 8 124,50 ₽") in chat.buttons  # back to the album's list
 
 
 async def test_a_late_part_of_an_album_is_read_too(harness: Harness) -> None:
     """A part that arrives after its album was answered is read on its own, never dropped."""
     chat = await linked(harness)
     await chat.send_photo(receipt_photo(epd_qr()), media_group_id="42")
-    assert "8 124,50 ₽" in chat.last_text
+    assert nb("8 124,50 ₽") in chat.last_text
     reply = await chat.send_photo(receipt_photo(epd_qr(Sum="100000")), media_group_id="42")
-    assert "Сумма: 1 000,00 ₽" in reply.text
+    assert nb("Сумма: 1 000,00 ₽") in reply.text
 
 
 async def test_a_huge_typed_receipt_amount_is_refused_and_the_receipt_kept(
@@ -261,11 +262,11 @@ async def test_a_huge_typed_receipt_amount_is_refused_and_the_receipt_kept(
     await chat.send_photo(receipt_photo(epd_qr(Sum=None)))
     await chat.press("Оплатить")
     reply = await chat.send("99 999 999 999")
-    assert "не более 500 000,00 ₽" in reply.text
+    assert nb("не более 500 000,00 ₽") in reply.text
     reply = await chat.send("1500 50")
     assert "разряды по три цифры" in reply.text
     await chat.send("1 500,50")
-    assert "Сумма: 1 500,50 ₽" in chat.last_text
+    assert nb("Сумма: 1 500,50 ₽") in chat.last_text
     assert await ledger(harness) == []
 
 
@@ -323,7 +324,7 @@ async def test_an_epd_receipt_printed_otherwise_is_still_that_bill(
     await chat.send_photo(receipt_photo(epd_qr(**base)))
     reply = await chat.press("Оплатить")
     assert "К оплате 1 счёт" in reply.text and f"ЕПД за {period}" in reply.text
-    await chat.press("Оплатить 8 124,50 ₽")
+    await chat.press(nb("Оплатить 8 124,50 ₽"))
     await chat.press("Готово")
     await chat.press("Мои счета")
     assert f"ЕПД за {period}" not in chat.last_text
@@ -342,7 +343,7 @@ async def test_a_receipt_paid_from_another_telegram_account_is_shown_as_paid(
     await harness.link(first)
     await first.send_photo(receipt_photo(epd_qr()))
     await first.press("Оплатить")
-    await first.press("Оплатить 8 124,50 ₽")
+    await first.press(nb("Оплатить 8 124,50 ₽"))
     second = harness.chat(user_id=100002, first_name="Пётр")
     await harness.link(second)  # the same demo city account, another Telegram user
     await second.send_photo(receipt_photo(epd_qr()))

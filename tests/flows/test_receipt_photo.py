@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from domain.uin import with_control_digit
 from tests.flows.conftest import Harness
 from tests.flows.test_payments import ledger
+from tests.money_text import nb
 
 
 def receipt_photo(payload: bytes, *, rotate: float = 0) -> bytes:
@@ -59,10 +60,10 @@ async def test_a_receipt_with_requisites_is_paid_by_requisites(harness: Harness)
     reply = await chat.send_photo(receipt_photo(epd_qr()), width=900, height=600)
     text = reply.text
     assert "Получатель: ГБУ «Жилищник района Сосновая Роща»" in text  # windows-1251 decoded
-    assert "Период: 10.2026" in text and "Сумма: 8 124,50 ₽" in text
+    assert "Период: 10.2026" in text and nb("Сумма: 8 124,50 ₽") in text
     await chat.press("Оплатить")
     assert "Оплата по реквизитам" in chat.last_text
-    await chat.press("Оплатить 8 124,50 ₽")
+    await chat.press(nb("Оплатить 8 124,50 ₽"))
     assert "✅ Оплачено" in chat.last_text
     assert [c["amount"] for c in await ledger(harness)] == [812450]
 
@@ -90,7 +91,7 @@ async def test_no_amount_in_the_code_is_asked_for(harness: Harness) -> None:
     assert "Сколько заплатить" in chat.last_text
     assert "Не понял сумму" in (await chat.send("много")).text
     await chat.send("1 500,50")
-    assert "Сумма: 1 500,50 ₽" in chat.last_text  # the receipt is still there, now with a sum
+    assert nb("Сумма: 1 500,50 ₽") in chat.last_text  # the receipt is still there, now with a sum
 
 
 async def test_a_photo_without_a_qr_gets_advice(harness: Harness) -> None:
@@ -112,7 +113,7 @@ async def test_a_qr_that_is_not_a_payment(harness: Harness) -> None:
 async def test_an_image_sent_as_a_file_is_read_too(harness: Harness) -> None:
     chat = await linked(harness)
     reply = await chat.send_document(receipt_photo(epd_qr()), "scan.jpg", "image/jpeg")
-    assert "Сумма: 8 124,50 ₽" in reply.text
+    assert nb("Сумма: 8 124,50 ₽") in reply.text
 
 
 async def test_a_pdf_or_a_huge_file_gets_a_polite_answer(harness: Harness) -> None:

@@ -26,6 +26,7 @@ from tests.contract.sandbox_client import FakeClock
 from tests.flows.conftest import LINKED_MENU, Harness, _harness, settings_for
 from tests.flows.test_payments import bill_buttons
 from tests.flows.test_reports import ARBAT_10, photo, start_pothole
+from tests.money_text import nb
 
 SUPPORT_CHAT = -1001234567890
 STAFF_ID, MEMBER_ID, OUTSIDER_ID = 500001, 500002, 500003
@@ -368,7 +369,7 @@ async def test_a_failed_autopay_is_posted_once_without_card_data(
     await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
     [post] = dashboard(harness)
     assert "не прошёл (2026-11), попыток: 3" in post and "банк отклонил списание" in post
-    assert "Помощь фонду" in post and "150,00 ₽" in post
+    assert "Помощь фонду" in post and nb("150,00 ₽") in post
     await assert_no_personal_data(harness, chat, post)
     assert "не прошёл три дня подряд" in chat.last_text  # the resident heard too
 

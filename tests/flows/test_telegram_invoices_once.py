@@ -14,6 +14,7 @@ from tests.flows.test_payments import ledger
 from tests.flows.test_receipt_photo import epd_qr, receipt_photo
 from tests.flows.test_telegram_payments import invoice_for_first_bill, pre_checkout
 from tests.flows.test_telegram_payments import tg_harness as tg_harness  # the fixture
+from tests.money_text import nb
 
 
 async def _invoice(harness: Harness) -> SendInvoice:
@@ -24,7 +25,7 @@ async def test_a_donation_invoice_is_void_after_paying_by_card(tg_harness: Harne
     chat = tg_harness.chat()
     await tg_harness.link(chat, "demo-standard")
     await open_first_fund(chat)
-    await chat.press("500,00 ₽")
+    await chat.press(nb("500,00 ₽"))
     await chat.press("Другой способ оплаты")
     await chat.press("Оплатить в Telegram")
     await chat.press("Оплатить")

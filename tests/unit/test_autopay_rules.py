@@ -22,6 +22,7 @@ from domain.autopaying import AutopayTooSmall, check_money, money_ceiling
 from domain.bills import BillKind
 from domain.limits import AmountLimits, AmountTooLarge, LimitKind
 from handlers.notifications import render
+from tests.money_text import nb
 
 DUE = datetime(2026, 11, 25, 10, 0, tzinfo=MOSCOW)
 MONTHLY_25 = Schedule(Frequency.MONTHLY, 25)
@@ -154,7 +155,7 @@ DATA = {"autopay_id": 1, "period": "2026-11", "kind": "fixed", "fund_name": "Ф�
         (
             "autopay_paused",
             {"reason": "over_ceiling", "amount_charged": 10**9, "ceiling": 10**7},
-            "не больше 100 000,00 ₽",
+            nb("не больше 100 000,00 ₽"),
         ),
     ],
 )

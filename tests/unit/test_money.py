@@ -16,14 +16,32 @@ from domain.money import (
     has_foreign_digit,
     parse_rub,
 )
+from tests.money_text import nb
 
 
 @pytest.mark.parametrize(
     ("kopecks", "text"),
-    [(0, "0,00 ₽"), (5, "0,05 ₽"), (123456, "1 234,56 ₽"), (100000000, "1 000 000,00 ₽")],
+    [
+        (0, "0,00\u00a0₽"),
+        (5, "0,05\u00a0₽"),
+        (123456, "1\u00a0234,56\u00a0₽"),
+        (4150768, "41\u00a0507,68\u00a0₽"),
+        (100000000, "1\u00a0000\u00a0000,00\u00a0₽"),
+        (-123456, "-1\u00a0234,56\u00a0₽"),
+    ],
 )
-def test_format(kopecks: int, text: str) -> None:
+def test_format_puts_no_break_spaces_in_the_amount(kopecks: int, text: str) -> None:
     assert format_rub(kopecks) == text
+
+
+@given(st.integers(min_value=-(10**14), max_value=10**14))
+def test_an_amount_never_breaks_across_lines(kopecks: int) -> None:
+    """Every space in an amount is U+00A0: Telegram wraps a line only at the other spaces."""
+    text = format_rub(kopecks)
+    assert [ch for ch in text if ch.isspace()] == ["\u00a0"] * (text.count("\u00a0"))
+    assert unicodedata.name(text[-2]) == "NO-BREAK SPACE" and text.endswith("₽")
+    digits = str(abs(kopecks) // 100)
+    assert text.count("\u00a0") == (len(digits) - 1) // 3 + 1  # between groups, before ₽
 
 
 @pytest.mark.parametrize(
@@ -185,3 +203,10 @@ def test_nothing_but_money_parse_error_is_ever_raised(text: str) -> None:
 def test_plain_numbers_are_read_exactly(text: str) -> None:
     rub, _, kop = text.replace(",", ".").partition(".")
     assert parse_rub(text) == int(rub) * 100 + int(kop.ljust(2, "0") or "0")
+
+
+@given(st.integers(min_value=-(10**14), max_value=10**14))
+def test_the_tests_helper_writes_amounts_as_format_rub_does(kopecks: int) -> None:
+    """Tests write «8 124,50 ₽» with ordinary spaces and compare `nb(...)` with what is shown."""
+    shown = format_rub(kopecks)
+    assert nb(shown.replace("\u00a0", " ")) == shown

@@ -175,7 +175,7 @@ def test_uin_read_or_left_out_without_a_problem(printed: str, uin: str | None) -
 @pytest.mark.parametrize(
     "printed",
     [
-        "18810177200718000123",  # REFERENCE.md: the control digit should be 7
+        "18810177200718000123",  # the DIT description: the control digit should be 7
         "18810177220123456789",
         "1881017720010451911",  # 19
         "18810177200104519116" + "123456",  # 26, no valid UIN in its first 25

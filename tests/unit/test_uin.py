@@ -1,4 +1,5 @@
-"""UIN validation: REFERENCE.md's vectors and properties against an independent formula."""
+"""UIN validation: the Moscow DIT description's vectors, and properties against an independent
+formula."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def test_spaces_are_tolerated() -> None:
 
 
 def independent_control(body: str) -> int:
-    """REFERENCE.md's algorithm, written again plainly for digits only."""
+    """The DIT description's algorithm, written again plainly for digits only."""
     digits = [int(c) for c in body]
     total = sum(
         d * w for d, w in zip(digits, [(i % 10) + 1 for i in range(len(digits))], strict=True)
@@ -104,7 +105,7 @@ def test_one_changed_digit_is_caught(body: str, data: st.DataObject) -> None:
 
 
 def test_a_change_hidden_by_the_fallback_is_a_property_of_the_algorithm() -> None:
-    """Documented limit, not a bug: REFERENCE.md's fallbacks collapse some values to 0."""
+    """Documented limit, not a bug: the algorithm's fallbacks collapse some values to 0."""
     body = "0053332901715219971"
     uin = with_control_digit(body)
     hidden = [

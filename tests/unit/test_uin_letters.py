@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from domain.uin import UinProblem, char_value, check_uin, control_digit, with_control_digit
 
-# REFERENCE.md's table, typed again here (not imported) so a slip in one shows in the other.
+# The Moscow DIT letter table, typed again here (not imported) so a slip in one shows in the other.
 DIT = (
     "А1 Б2 В3 Г4 Д5 Е6 Ж7 З8 И9 К10 Л11 М12 Н13 О14 П15 Р16 С17 Т18 У19 Ф20 Х21 Ц22 Ч23 Ш24 Щ25"
     " Э26 Ю27 Я28 Ъ33 Ы36 Ь42"
@@ -36,7 +36,7 @@ def independent_control(body: str) -> int:
         ("M00007229730048364Z9", True),  # Latin M
         ("М00007229740048364Z4", False),  # the control digit should be 5
         ("м00007229740048364z5", True),  # lower case as typed
-        # REFERENCE.md's table of real UINs
+        # real UINs (the DIT description's examples)
         ("18810136161108008161", True),
         ("18810177181128202096", True),
         ("18810177190218155028", True),

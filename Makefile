@@ -1,38 +1,51 @@
-# make run   — install what is needed, then start the bot (terminal console without BOT_TOKEN)
-# make test  — install what is needed, then lint, type-check and run the whole suite
+# make run   — install what running needs, then start the bot (terminal console without BOT_TOKEN)
+# make test  — install what testing needs, then lint, type-check and run the whole suite on
+#              databases of its own (tests/services.py: never one holding other data)
+# Installs take the exact versions of constraints.txt.
 # make bench — benchmarks (not part of the test run)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+PIP := $(PY) -m pip install --quiet -c constraints.txt
 
 .PHONY: run test lint bench migrate sandbox clean
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	$(PIP) --upgrade pip
+	$(PIP) -e .
+	@touch $(RUN_STAMP)
 
-run: $(STAMP)
+# Everything running needs and the tools: the run stamp is then up to date as well.
+$(DEV_STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[dev]'
+	@touch $(DEV_STAMP) $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(PY) -m bot
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# tests.services prints the exports, or one line and exit code 2 (the exit must stop make: an
+# `eval "$$(...)"` alone would hide it).
 test: lint
-	@eval "$$($(PY) -m tests.services)" && $(PY) -m pytest $(PYTEST_ARGS)
+	@services="$$($(PY) -m tests.services)" && eval "$$services" && $(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	@eval "$$($(PY) -m tests.services)" && $(PY) -m bench
+bench: $(DEV_STAMP)
+	@services="$$($(PY) -m tests.services)" && eval "$$services" && $(PY) -m bench
 
-migrate: $(STAMP)
+migrate: $(RUN_STAMP)
 	$(PY) -m bot migrate
 
-sandbox: $(STAMP)
+sandbox: $(RUN_STAMP)
 	$(PY) -m sandbox
 
 clean:

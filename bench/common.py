@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -17,11 +18,11 @@ from yarl import URL
 from bot.logs import setup_logging
 from storage.database import create_engine
 from storage.migrate import upgrade
+from tests.services import _CLAIM, DATABASE_COMMENT, OWNER_MARK, REDIS_DBS
 
 TEST_POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 NO_POSTGRES = "neither BENCH_DATABASE_URL nor TEST_DATABASE_URL is set"
-BENCH_REDIS_DB = 14  # next to the tests' 15 (tests/services.py)
 
 
 @dataclass(frozen=True)
@@ -45,25 +46,60 @@ async def bench_services() -> Services:
         postgres = await _sibling_database(TEST_POSTGRES_URL)
     redis = os.environ.get("BENCH_REDIS_URL") or None
     if redis is None and TEST_REDIS_URL:
-        tests_db = _redis_db(TEST_REDIS_URL)
-        db = BENCH_REDIS_DB if tests_db != BENCH_REDIS_DB else BENCH_REDIS_DB - 1
-        redis = str(URL(TEST_REDIS_URL).with_path(f"/{db}"))
+        redis = await _free_redis(TEST_REDIS_URL)
     return Services(postgres, redis)
 
 
-async def _sibling_database(test_url: str) -> str:
-    """`<tests' database>_bench` on the same server, created when missing; the tests' own
-    database if it cannot be created (it is then wiped like the tests do)."""
+async def _free_redis(test_url: str, dbs: Sequence[int] = REDIS_DBS) -> str | None:
+    """On the tests' Redis server, the first database of `dbs` other than the tests' that is
+    empty or holds the tests' mark (tests/services.py), now holding it; None (no Redis
+    benchmarks) when each holds other data: the benchmarks flush it."""
+    tests_db = _redis_db(test_url)
+    for db in dbs:
+        if db == tests_db:
+            continue
+        url = str(URL(test_url).with_path(f"/{db}"))
+        client = Redis.from_url(url)
+        try:
+            if await client.eval(_CLAIM, 1, OWNER_MARK, "1"):  # type: ignore[misc]
+                return url
+        except ResponseError:  # no such database on this server
+            continue
+        finally:
+            await client.aclose()
+    print("note: no Redis database the benchmarks may flush (each holds other data)")
+    return None
+
+
+async def _sibling_database(test_url: str) -> str | None:
+    """`<tests' database>_bench` on the same server, created when missing and marked as the
+    tests' (tests/services.py); the tests' own database if it cannot be created (it is then
+    wiped like the tests do); None (no PostgreSQL benchmarks) when one of that name exists
+    without the mark."""
     url = make_url(test_url)
     name = f"{url.database}_bench"
     admin = create_engine(test_url, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as connection:
-            exists = await connection.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
-            )
-            if not exists:
+            found = (
+                await connection.execute(
+                    text(
+                        "SELECT coalesce(shobj_description(oid, 'pg_database'), '') "
+                        "FROM pg_database WHERE datname = :name"
+                    ),
+                    {"name": name},
+                )
+            ).all()
+            if not found:
                 await connection.execute(text(f'CREATE DATABASE "{name}"'))
+                comment = DATABASE_COMMENT.replace("'", "''")
+                await connection.execute(text(f"COMMENT ON DATABASE \"{name}\" IS '{comment}'"))
+            elif not found[0][0].startswith(OWNER_MARK):
+                print(
+                    f"note: database {name} exists without the tests' mark, so the benchmarks "
+                    f"leave it alone (drop it, or set BENCH_DATABASE_URL)"
+                )
+                return None
     except DBAPIError as error:
         print(f"note: cannot create database {name} ({type(error.orig).__name__}); using {url}")
         return test_url

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import sys
 
-from bot.config import SettingsError, exit_on_bad_settings, load_settings
+from bot.config import PortBusy, SettingsError, exit_on_bad_settings, load_settings
 from bot.i18n import TextsMissing
 from bot.logs import setup_logging
 from storage.migrate import NotMigrated
@@ -38,8 +39,15 @@ def main(argv: list[str] | None = None) -> None:
         pass
     except SettingsError as error:
         exit_on_bad_settings(error)
-    except (NotMigrated, TextsMissing) as error:
+    except (NotMigrated, TextsMissing, PortBusy) as error:
         print(f"Cannot start: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise
+        # The web server's bind raises PortBusy; the only other listener is the sandbox city.
+        busy = PortBusy("SANDBOX_PORT", "127.0.0.1", settings.sandbox_port)
+        print(f"Cannot start: {busy}", file=sys.stderr)
         raise SystemExit(2) from None
     except ModuleNotFoundError as error:
         if error.name != "sandbox":

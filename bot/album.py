@@ -62,6 +62,7 @@ from typing import Any, Protocol
 
 import structlog
 from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram.dispatcher.event.bases import MiddlewareType
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.methods import TelegramMethod
@@ -269,7 +270,7 @@ class RedisAlbumBuffer:
         return [Update.model_validate_json(raw, context={"bot": bot}) for raw in parts]
 
     async def pending(self, chat: str) -> list[str]:
-        members = await self._redis.smembers(f"album:chat:{chat}")
+        members = await self._redis.smembers(f"album:chat:{chat}")  # type: ignore[misc]
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
 
     async def overdue(self, grace: float) -> list[str]:
@@ -473,5 +474,6 @@ def install_first(dispatcher: Dispatcher, *middlewares: BaseMiddleware) -> None:
     registered = list(dispatcher.update.outer_middleware)
     for existing in registered:
         dispatcher.update.outer_middleware.unregister(existing)
-    for middleware in (*middlewares, *registered):
+    chain: list[MiddlewareType[TelegramObject]] = [*middlewares, *registered]
+    for middleware in chain:
         dispatcher.update.outer_middleware(middleware)

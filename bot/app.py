@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import dialog_ids
 from bot.album import AlbumMiddleware, install_first
-from bot.config import Settings
+from bot.config import PortBusy, Settings, SettingsError
 from bot.dedup import DedupStore, LeasedRedisEventIsolation, MemoryDedup, RedisDedup
 from bot.i18n import Translator, load_translator
 from bot.metrics import observe_city
@@ -39,6 +40,7 @@ from bot.middlewares import (
     install_session_middlewares,
 )
 from bot.ratelimit import MemoryLimiter, RedisLimiter, SendLimiter
+from bot.unexpected import build_router as build_unexpected_router
 from bot.web import Check, WebContext, create_web_app
 from city.client import CityClient
 from domain.errors import CityUnavailable
@@ -46,9 +48,10 @@ from domain.limits import DEFAULT_LIMITS, AmountLimits
 from domain.money import format_rub
 from domain.payments import IntentStatus, OutcomeKind, PaymentIntent, reconcile
 from handlers import build_router
+from handlers.ports import QrCode, QrDecoder
 from handlers.telegram_pay import REFUND_KEYS
 from storage.database import create_engine, create_sessionmaker
-from storage.fsm import SqlStorage, dialog_key_builder
+from storage.fsm import DIALOG_STATE_KEPT, SqlStorage, dialog_key_builder
 from storage.migrate import ensure_migrated, upgrade
 from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory
@@ -114,7 +117,12 @@ def _bot_session(settings: Settings) -> BaseSession | None:
 
 def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation, AsyncEngine | None]:
     if settings.redis_url:
-        storage = RedisStorage.from_url(settings.redis_url, key_builder=dialog_key_builder())
+        storage = RedisStorage.from_url(
+            settings.redis_url,
+            key_builder=dialog_key_builder(),
+            state_ttl=DIALOG_STATE_KEPT,
+            data_ttl=DIALOG_STATE_KEPT,
+        )
         # The per-chat lock with a short lease kept by a heartbeat (aiogram's holds 60 s): a
         # replica killed mid-update freezes the chat for seconds, not a minute.
         return storage, LeasedRedisEventIsolation(storage.redis, storage.key_builder), None
@@ -123,6 +131,14 @@ def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation, Async
     # updates once each needed a second connection for its state (found by bench/updates.py).
     state_engine = create_engine(settings.database_url)
     return SqlStorage(create_sessionmaker(state_engine)), SimpleEventIsolation(), state_engine
+
+
+async def decode_qr(image: bytes) -> Sequence[QrCode]:
+    """`handlers.ports.QrDecoder` by Pillow + zxing-cpp (`bot.qr_decoder`), imported with the
+    first picture a resident sends rather than at start-up."""
+    from bot.qr_decoder import find_qr_payloads
+
+    return await find_qr_payloads(image)
 
 
 def build_dispatcher(
@@ -138,11 +154,13 @@ def build_dispatcher(
     dedup: DedupStore | None = None,
     flood_limit: int = 10,
     limits: AmountLimits = DEFAULT_LIMITS,
+    qr_decoder: QrDecoder = decode_qr,
 ) -> Dispatcher:
     dispatcher = Dispatcher(storage=storage, events_isolation=isolation)
     dispatcher.workflow_data.update(
         city=city,
-        tr=tr,
+        tr=tr,  # handlers.ports.Texts
+        qr_decoder=qr_decoder,  # handlers.ports.QrDecoder: receipts' photos
         uow_factory=uow_factory,
         clock=clock,
         telegram_payments=telegram_payments,  # the provider token, when Telegram Payments is on
@@ -158,6 +176,7 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(LogContextMiddleware())
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
     dispatcher.include_router(build_router())
+    dispatcher.include_router(build_unexpected_router())  # last: errors no handler words
     setup_dialogs(dispatcher, events_isolation=isolation)
     return dispatcher
 
@@ -171,7 +190,7 @@ def _readiness_checks(
 
     async def redis() -> None:
         assert isinstance(storage, RedisStorage)
-        await storage.redis.ping()
+        await storage.redis.ping()  # type: ignore[misc]  # redis<8 types it `Awaitable[T] | T`
 
     checks: dict[str, Check] = {"database": database, "city": city.ping}
     if isinstance(storage, RedisStorage):
@@ -180,9 +199,21 @@ def _readiness_checks(
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A listening socket for the web server on WEB_HOST:WEB_PORT; PortBusy when it is taken,
+    SettingsError when the port is not ours to take (below 1024) or the host is not this
+    machine's (unknown, or an address of another)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise PortBusy("WEB_PORT", host, port) from None
+        if error.errno == errno.EACCES:
+            raise SettingsError("WEB_PORT", f"port {port} needs privileges") from None
+        reason = error.strerror or str(error)
+        raise SettingsError("WEB_HOST", f"cannot listen on {host!r}: {reason}") from None
     sock.listen(128)
     sock.setblocking(False)
     return sock
@@ -220,7 +251,7 @@ async def create_application(
 
     sock = _bind(settings.web_host, settings.web_port)
     web_url = f"http://{settings.web_host}:{sock.getsockname()[1]}"
-    public = web_url if settings.web_port == 0 else str(settings.public_base_url).rstrip("/")
+    public = settings.public_url(sock.getsockname()[1])  # unset: follows the bound port
 
     city = CityClient(
         city_url,

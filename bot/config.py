@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
 from cryptography.fernet import Fernet
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.limits import AmountLimits
@@ -35,7 +43,7 @@ class Settings(BaseSettings):
     sandbox_port: int = Field(default=8081, ge=0, le=65535)
 
     token_encryption_keys: Annotated[list[SecretStr], NoDecode] = []
-    public_base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
+    public_base_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")  # unset: see public_url
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
     support_chat_id: int | None = None
@@ -109,6 +117,23 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @model_validator(mode="after")
+    def _public_follows_web_port(self) -> Settings:
+        """Unset, PUBLIC_BASE_URL is this machine's web server, so WEB_PORT alone moves both."""
+        if "public_base_url" not in self.model_fields_set:
+            object.__setattr__(self, "public_base_url", AnyHttpUrl(self.public_url()))
+        return self
+
+    def public_url(self, bound_port: int | None = None) -> str:
+        """Where browsers reach the web server (the OAuth callback), without a trailing "/":
+        PUBLIC_BASE_URL when set; otherwise http://WEB_HOST:port, 127.0.0.1 for a wildcard
+        WEB_HOST, the port being `bound_port` (the one WEB_PORT=0 was given) or WEB_PORT."""
+        if "public_base_url" in self.model_fields_set:
+            return str(self.public_base_url).rstrip("/")
+        host = "127.0.0.1" if self.web_host in ("", "0.0.0.0", "::") else self.web_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.web_port if bound_port is None else bound_port}"
+
     @property
     def uses_sandbox(self) -> bool:
         return self.city_api_url is None
@@ -116,10 +141,6 @@ class Settings(BaseSettings):
     @property
     def is_embedded_database(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-    @property
-    def callback_url(self) -> str:
-        return str(self.public_base_url).rstrip("/") + "/oauth/callback"
 
     def amount_limits(self) -> AmountLimits:
         """MAX_PAYMENT_RUB, MAX_DONATION_RUB and MAX_AUTOPAY_RUB as the domain's ceilings, in
@@ -148,6 +169,18 @@ class SettingsError(Exception):
     def __init__(self, setting: str, problem: str) -> None:
         super().__init__(f"Invalid setting {setting}: {problem}")
         self.setting = setting
+
+
+class PortBusy(OSError):
+    """Another program listens on a port the bot must bind (errno EADDRINUSE); `python -m bot`
+    prints it as one line naming the setting that moves it."""
+
+    def __init__(self, setting: str, host: str, port: int) -> None:
+        super().__init__(errno.EADDRINUSE, f"port {port} on {host} is busy — set {setting}")
+        self.setting = setting
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def load_settings(**overrides: object) -> Settings:

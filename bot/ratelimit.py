@@ -1,4 +1,4 @@
-"""Telegram's sending limits (REFERENCE.md, from the Bot API FAQ): about 30 messages a second
+"""Telegram's sending limits (the Bot API FAQ): about 30 messages a second
 bot-wide and one a second per chat; over that the API answers 429. In one process a small
 in-memory limiter does; with Redis configured the counters are shared, so all replicas
 together stay within the limits.
@@ -107,25 +107,29 @@ class MemoryLimiter:
 
 
 # One round trip: the chat's turn, then a sliding one-second log in a sorted set, on Redis's
-# own clock (replicas' clocks may differ). Answers {0, 0} when the message may go (counted, the
-# chat key holds its slot), {1, ms} when the chat must wait, {2, ms} when the bot-wide budget is
-# spent for that long.
+# own clock (replicas' clocks may differ) to the microsecond: a millisecond floor counted two
+# stamps 999.1 ms apart as a second apart. Stamps, the window (ARGV[3]) and the answered waits
+# are in microseconds, written with %.0f (Lua's default number format keeps 14 digits, too few
+# for a stamp); PTTL and PX stay in milliseconds. Answers {0, 0} when the message may go
+# (counted, the chat key holds its slot), {1, us} when the chat must wait, {2, us} when the
+# bot-wide budget is spent for that long.
 _ACQUIRE = """
 local chat_ttl = redis.call('PTTL', KEYS[2])
 if chat_ttl ~= -2 then
-  return {1, math.max(chat_ttl, 1)}
+  return {1, math.max(chat_ttl, 1) * 1000}
 end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - window))
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now, ARGV[2])
-  redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
+  redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], 2 * math.ceil(window / 1000))
   redis.call('SET', KEYS[2], ARGV[2], 'PX', tonumber(ARGV[4]))
   return {0, 0}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {2, math.max(1, tonumber(oldest[2]) + tonumber(ARGV[3]) - now)}
+return {2, math.max(1, tonumber(oldest[2]) + window - now)}
 """
 
 # The answer arrived: accepted (ARGV[2] = '1') stamps the slot and the chat now; refused gives
@@ -133,9 +137,9 @@ return {2, math.max(1, tonumber(oldest[2]) + tonumber(ARGV[3]) - now)}
 _ANSWERED = """
 if ARGV[2] == '1' then
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('ZADD', KEYS[1], now, ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], 2 * math.ceil(tonumber(ARGV[3]) / 1000))
   redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[4]))
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
@@ -170,20 +174,22 @@ class RedisLimiter:
         keys = ["rl:global", f"rl:chat:{chat_id}"]
         while True:
             member = f"{time.time_ns()}:{id(self)}:{next(self._counter)}"
-            args = [self._per_second, member, int(WINDOW * 1000), int(CHAT_INTERVAL * 1000)]
-            verdict, wait_ms = await self._acquire(keys=keys, args=args)
+            window_us, interval_ms = int(WINDOW * 1_000_000), int(CHAT_INTERVAL * 1000)
+            args: list[int | str] = [self._per_second, member, window_us, interval_ms]
+            verdict, wait_us = await self._acquire(keys=keys, args=args)
             if int(verdict) == 0:
                 self._in_flight[chat_id] = member
                 return 0.0
             if int(verdict) == 1:
-                return int(wait_ms) / 1000
-            await asyncio.sleep(int(wait_ms) / 1000)
+                return int(wait_us) / 1_000_000
+            await asyncio.sleep(int(wait_us) / 1_000_000)
 
     async def answered(self, chat_id: int, accepted: bool) -> None:
         member = self._in_flight.pop(chat_id, None)
         if member is None:
             return
-        args = [member, "1" if accepted else "0", int(WINDOW * 1000), int(CHAT_INTERVAL * 1000)]
+        window_us, interval_ms = int(WINDOW * 1_000_000), int(CHAT_INTERVAL * 1000)
+        args = [member, "1" if accepted else "0", window_us, interval_ms]
         await self._answered(keys=["rl:global", f"rl:chat:{chat_id}"], args=args)
 
     async def hold(self, chat_id: int, seconds: float) -> None:

@@ -24,6 +24,7 @@ from tests.contract.sandbox_client import FakeClock
 from tests.flows.conftest import Harness, settings_for
 from tests.flows.test_receipt_photo import epd_qr, receipt_photo
 from tests.flows.test_reports import ARBAT_10, photo, start_pothole
+from tests.money_text import nb
 
 SECRET = "album-secret"
 DEBOUNCE = 0.3  # seconds: short for tests; correctness never depends on it being short
@@ -185,8 +186,8 @@ async def test_two_receipts_posted_part_by_part_are_both_answered(harness: Harne
     await deliver([harness.app], album_parts(chat, receipts, "g4"))
     await drain(harness.app.dispatcher)
     text = chat.inbox().text
-    assert "8 124,50 ₽" in text and "1 000,00 ₽" in text
-    assert {"Оплатить № 1 — 8 124,50 ₽", "Оплатить № 2 — 1 000,00 ₽"} <= set(chat.buttons)
+    assert nb("8 124,50 ₽") in text and nb("1 000,00 ₽") in text
+    assert {nb("Оплатить № 1 — 8 124,50 ₽"), nb("Оплатить № 2 — 1 000,00 ₽")} <= set(chat.buttons)
 
 
 async def test_the_next_message_of_the_chat_comes_after_the_album(harness: Harness) -> None:

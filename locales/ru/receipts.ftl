@@ -19,8 +19,8 @@ receipt-payer-code = Код плательщика: { $payer_code }
 receipt-amount = Сумма: { $amount }
 receipt-no-amount = Сумма в QR-коде не указана.
 receipt-pay = Оплатить
-receipt-ask-amount = Сколько заплатить? Напишите сумму, например 1500 или 1 500,50.
-receipt-bad-amount = Не понял сумму. Напишите число, например 1500 или 1 500,50.
+receipt-ask-amount = Сколько заплатить? Напишите сумму, например 1500 или 1 500,50.
+receipt-bad-amount = Не понял сумму. Напишите число, например 1500 или 1 500,50.
 receipt-amount-differs = ⚠️ На квитанции { $receipt }, а город выставил { $city } — к оплате сумма города.
 receipt-unusable =
     QR-код прочитан, но по нему нельзя заплатить: { $problems } — с ошибкой или их нет.

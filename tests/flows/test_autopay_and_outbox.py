@@ -42,7 +42,7 @@ async def set_up_donation(harness: Harness, chat: Conversation, day: int) -> Non
     await chat.press("Раз в месяц")
     assert "Нужно число от 1 до 31" in (await chat.send("32")).text
     await chat.send(str(day))
-    assert "Нужна сумма не меньше 50 ₽" in (await chat.send("49")).text
+    assert "Нужна сумма не меньше 50\u00a0₽" in (await chat.send("49")).text
     await chat.send("150")
     await chat.press("•• 4242")
     summary = chat.last_text
@@ -93,7 +93,7 @@ async def test_pause_and_resume(harness: Harness) -> None:
     assert "Статус: включён" in chat.last_text
 
     await chat.press("Сумма или лимит")  # change the amount…
-    assert "Нужна сумма не меньше 50 ₽" in (await chat.send("10")).text
+    assert "Нужна сумма не меньше 50\u00a0₽" in (await chat.send("10")).text
     await chat.send("250")
     assert nb("250,00 ₽") in chat.last_text and "каждое 5-е число" in chat.last_text
     await chat.press("День списания")  # …and the day

@@ -159,8 +159,8 @@ async def test_amounts_follow_the_payment_rules_and_have_a_ceiling(harness: Harn
     await chat.send("5")
     too_much = await chat.send("10 000 000")  # a recurring 10 000 000 ₽ donation
     assert nb("слишком много: не больше 100 000,00 ₽") in too_much.text
-    assert "Нужна сумма не меньше 50 ₽" in (await chat.send("1500 50")).text  # a typo
-    assert "Нужна сумма не меньше 50 ₽" in (await chat.send("49")).text
+    assert "Нужна сумма не меньше 50\u00a0₽" in (await chat.send("1500 50")).text  # a typo
+    assert "Нужна сумма не меньше 50\u00a0₽" in (await chat.send("49")).text
     await chat.send("1 500,50")
     assert "С какой карты списывать?" in chat.last_text
     await chat.press("•• 4242")

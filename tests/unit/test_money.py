@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
@@ -210,3 +211,18 @@ def test_the_tests_helper_writes_amounts_as_format_rub_does(kopecks: int) -> Non
     """Tests write «8 124,50 ₽» with ordinary spaces and compare `nb(...)` with what is shown."""
     shown = format_rub(kopecks)
     assert nb(shown.replace("\u00a0", " ")) == shown
+
+
+def test_the_texts_write_their_own_amounts_with_no_break_spaces() -> None:
+    """What format_rub does for amounts, the .ftl files do for the amounts they hold
+    («Минимум 50 ₽», «1 500»): a line never breaks inside a number or before «₽»."""
+    from bot.i18n import ftl_files
+
+    breaking = re.compile(r"\d (?:\d{3}(?!\d)|₽)")
+    found = [
+        f"{path.name}: {line.strip()}"
+        for path in ftl_files()
+        for line in path.read_text("utf-8").splitlines()
+        if breaking.search(line)
+    ]
+    assert found == []

@@ -10,7 +10,8 @@ from domain.ports import CityAuth, UnitOfWork
 
 
 class ResidentSession:
-    """Implements the CitySession port for a stored resident.
+    """Implements the CitySession port for a stored resident. `refresh` raises RelinkRequired
+    when the city refuses the refresh token, after deleting the stored link (committed).
 
     A refreshed token set is saved and committed at once through the caller's unit of work:
     the city rotates the refresh token, so a rollback of the action that needed the refresh
@@ -34,6 +35,12 @@ class ResidentSession:
         try:
             fresh = await self._auth.refresh(self.resident.tokens.refresh_token)
         except InvalidGrant as exc:
+            # The city refuses these tokens for good (consent withdrawn, revoked, expired): they
+            # are forgotten at once, wherever the refusal met us, so every screen after it
+            # offers linking again (the menu of someone not linked) and no job keeps trying them
+            # (an autopay of a resident not linked pauses, asking to link).
+            await self._uow.residents.delete(self.resident.telegram_user_id)
+            await self._uow.commit()
             raise RelinkRequired() from exc
         if not fresh.refresh_token:
             fresh = replace(fresh, refresh_token=self.resident.tokens.refresh_token)

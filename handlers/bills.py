@@ -38,14 +38,12 @@ PICKED = "picked"
 
 
 async def _bills(ctx: Ctx) -> list[Bill]:
-    """The resident's unpaid bills; a city that refuses our tokens makes us forget them."""
+    """The resident's unpaid bills. A city that refuses our tokens has made us forget them
+    (domain.sessions): the rest of this update sees nobody linked."""
     try:
         return await unpaid_bills(ctx.uow, ctx.city, ctx.city, ctx.linked)
     except RelinkRequired:
-        if ctx.resident is not None:
-            await ctx.uow.residents.delete(ctx.resident.telegram_user_id)
-            await ctx.uow.commit()
-            ctx.manager.middleware_data["resident"] = None
+        ctx.manager.middleware_data["resident"] = None
         raise
     finally:
         await ctx.uow.commit()  # a refreshed token is kept

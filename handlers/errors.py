@@ -51,10 +51,15 @@ async def outdated_button(event: ErrorEvent, tr: Texts) -> None:
 async def domain_error(event: ErrorEvent, tr: Texts, **data: Any) -> None:
     error = event.exception
     log.info("domain.error", error=type(error).__name__)
-    if isinstance(error, RelinkRequired) and (user := data.get("event_from_user")) is not None:
-        async with data["uow_factory"]() as uow:  # the update's own unit of work is closed
-            await uow.residents.delete(user.id)
-            await uow.commit()
+    if isinstance(error, RelinkRequired):  # the link is already forgotten (domain.sessions)
+        await _tell(event, tr(error_key(error)))
+        dialog_manager: DialogManager | None = data.get("dialog_manager")
+        if dialog_manager is not None:  # the way forward at once: the menu with «Привязать»
+            dialog_manager.middleware_data["resident"] = None  # `data` is aiogram's copy
+            await dialog_manager.start(
+                MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND
+            )
+        return
     assert isinstance(error, DomainError)
     await _tell(event, tr(error_key(error)))
 

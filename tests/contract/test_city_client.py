@@ -229,3 +229,31 @@ async def test_demo_login_follows_to_the_callback(client: CityClient) -> None:
     url = client.authorization_url(state="state-abcdefgh", code_challenge=pkce_challenge(VERIFIER))
     with pytest.raises(aiohttp.ClientError):
         await demo_login(url, "demo-full")  # the redirect target (port 9) is not listening
+
+
+async def test_a_keyed_post_is_repeated_after_a_lost_answer_and_an_unkeyed_one_is_not(
+    sandbox: SandboxServer, recorder: Recorder
+) -> None:
+    """The refactor's claim (city/transport.py `request(..., key=...)`): a POST under an
+    Idempotence-Key is retried like a read and done once; a POST without one that may have
+    reached the city is never sent again — its lost answer is CityUnavailable."""
+    client = make_client(sandbox, backoff=0.01)
+    tokens = await client.exchange_code(
+        code=await login_code(client, "demo-full"), code_verifier=VERIFIER
+    )
+    session = StaticSession(tokens)
+    before = (await client.points(session, 1)).balance
+    fund = (await client.funds(session, None))[0]
+    await put_faults(sandbox, {"fail_after_processing": 1})
+    transfer = await client.transfer_points(session, "lost-answer-key-1", fund.id, 1)
+    assert transfer.balance == before - 1  # the repeat got the first transfer back
+    assert recorder.checked.count("POST /api/v1/points/transfers 504") == 1
+    assert (await client.points(session, 1)).balance == before - 1  # moved once
+
+    await put_faults(sandbox, {"fail_after_processing": 1})
+    with pytest.raises(CityUnavailable):
+        await client.upload_media(b"\x89PNG\r\n\x1a\n", "image/png")
+    media = [line for line in recorder.checked if line.startswith("POST /open311/v2/media")]
+    assert media == ["POST /open311/v2/media 504"]  # sent once, never repeated
+    await put_faults(sandbox, {})
+    await client.close()

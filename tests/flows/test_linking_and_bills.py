@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 from sqlalchemy import text
 
 from tests.flows.conftest import LINKED_MENU, START_LINK, Harness
@@ -119,3 +120,25 @@ async def test_the_login_link_is_shown_as_a_button_to_the_sandbox(harness: Harne
     assert "code_challenge_method=S256" in url
     page = await harness.login_page(chat)
     assert START_LINK.search(page)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["📜 История платежей", "⭐ Баллы", "🔢 Показания счётчиков"],
+)
+async def test_revoked_tokens_anywhere_lead_to_linking_again(harness: Harness, entry: str) -> None:
+    """Whichever screen meets the city's refusal, the resident is told and gets the way
+    forward at once: the menu of someone not linked, with its button — never a dead end with
+    the old menu whose every button fails the same way."""
+    chat = harness.chat()
+    await harness.link(chat)
+    resident = await harness.stored_resident(chat)
+    assert resident is not None and harness.app is not None
+    await harness.app.city.revoke(resident.tokens.refresh_token)
+
+    reply = await chat.press(entry)
+    assert "Привяжите аккаунт заново" in reply.text
+    assert await harness.stored_resident(chat) is None  # the refused tokens are forgotten
+    if chat.buttons != ["🔑 Привязать аккаунт mos.ru"]:  # said inside the screen: one step back
+        await chat.press("‹ Назад")
+    assert chat.buttons == ["🔑 Привязать аккаунт mos.ru"], chat.last_text

@@ -194,11 +194,15 @@ async def test_a_revoked_token_is_left_for_later_and_others_are_settled(
     with capture_logs() as events:
         scheduler = start_background(app)
         try:
-            await answers_start_with_the_menu(harness)
             await finished(app.reconciliation.task)
         finally:
             scheduler.shutdown(wait=False)
 
+    # The city refused the resident's tokens: they are forgotten, so the resident is offered
+    # linking again; the intent keeps its owner and is settled once they have linked.
+    revoked_chat = harness.chat(revoked.chat_id)
+    await revoked_chat.send("/start")
+    assert revoked_chat.buttons == ["🔑 Привязать аккаунт mos.ru"]
     assert sleep.delays == []  # a revoked token is not retried quickly: the regular job asks
     assert (await last_intent(harness, revoked.chat_id)).status is IntentStatus.PENDING
     assert (await last_intent(harness, other.chat_id)).status is IntentStatus.SUCCEEDED

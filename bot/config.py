@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from cryptography.fernet import Fernet
 from pydantic import (
@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.limits import AmountLimits
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/resident-bot.sqlite3"
+DEFAULT_DATABASE_FILE = "resident-bot.sqlite3"  # in DATA_DIR, when DATABASE_URL is unset
 MAX_CEILING_RUB = 1_000_000_000  # a ceiling above 1 billion ₽ is a typo in the setting
 
 
@@ -31,7 +31,7 @@ class Settings(BaseSettings):
 
     bot_token: SecretStr | None = None
     bot_api_url: AnyHttpUrl | None = None
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = ""  # unset: SQLite in DATA_DIR (see `_database_in_data_dir`)
     redis_url: str | None = None
 
     city_api_url: AnyHttpUrl | None = None  # unset: the in-process sandbox
@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _database_in_data_dir(cls, data: Any) -> Any:
+        """Without DATABASE_URL the embedded SQLite file lives in DATA_DIR, beside the key and
+        the sandbox's saved state: one directory holds the whole embedded world."""
+        if isinstance(data, dict) and not data.get("database_url"):
+            folder = Path(str(data.get("data_dir") or "var"))
+            data = {**data, "database_url": f"sqlite+aiosqlite:///{folder / DEFAULT_DATABASE_FILE}"}
+        return data
 
     @field_validator("database_url")
     @classmethod

@@ -6,14 +6,16 @@ dedupe keys, and the sender claims outbox rows before sending them.
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from datetime import datetime, timedelta
 
 import structlog
 from aiogram.exceptions import TelegramAPIError
+from apscheduler.executors.base import run_coroutine_job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.album import albums_of
-from bot.app import RECONCILE_EVERY, Application, Clock, reconcile_in_background, utc_now
+from bot.app import RECONCILE_EVERY, Application, Clock, reconcile_in_background
 from bot.metrics import AUTOPAY_RUNS
 
 # The outbox sender lives in bot/outbox.py; these names stay importable from here.
@@ -25,14 +27,17 @@ from bot.outbox import _muted as _muted
 from bot.outbox import _send as _send
 from bot.outbox import deliver_notifications as deliver_notifications
 from bot.outbox import quiet_hours as quiet_hours
+from bot.ratelimit import SendLimiter
 from domain.autopay import MOSCOW
 from domain.autopaying import send_reminders
 from domain.autopaying import tick as autopay_tick
 from domain.errors import DomainError
 from domain.limits import DEFAULT_LIMITS
+from domain.linking import purge_expired_attempts
 from domain.reporting import DiscoveryCursor, poll_statuses
 from domain.support import payment_errors_seen, platform_seen, post_digest
 from handlers.support import ensure_dashboard
+from storage.fsm import DIALOG_STATE_KEPT
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +47,8 @@ log = structlog.get_logger(__name__)
 _DISCOVERY = DiscoveryCursor()
 
 
-async def poll_reports(app: Application, clock: Clock = utc_now) -> int:
+async def poll_reports(app: Application, clock: Clock | None = None) -> int:
+    clock = clock or app.clock  # every job reads the app's clock (the console can move it)
     try:
         async with app.uow_factory() as uow:
             return await poll_statuses(uow, app.city, clock(), _DISCOVERY)
@@ -51,9 +57,10 @@ async def poll_reports(app: Application, clock: Clock = utc_now) -> int:
         return 0
 
 
-async def support_dashboard(app: Application, clock: Clock = utc_now) -> None:
+async def support_dashboard(app: Application, clock: Clock | None = None) -> None:
     """The support supergroup's «Dashboard» topic exists (made once, its thread stored) — or,
     with SUPPORT_CHAT_ID unset, no dashboard is kept and no dashboard event is written."""
+    clock = clock or app.clock
     try:
         async with app.uow_factory() as uow:
             await ensure_dashboard(app.bot, uow, app.settings.support_chat_id, app.tr, clock())
@@ -61,9 +68,10 @@ async def support_dashboard(app: Application, clock: Clock = utc_now) -> None:
         log.error("support.dashboard_unavailable", error=type(error).__name__)
 
 
-async def run_autopays(app: Application, clock: Clock = utc_now) -> int:
+async def run_autopays(app: Application, clock: Clock | None = None) -> int:
     """Reminders, then the due charges. The operator's ceilings are the handlers' own (the
     dispatcher's `limits`, else the defaults), so a charge above them is never made."""
+    clock = clock or app.clock
     outcomes: list[str] = []
     limits = app.dispatcher.workflow_data.get("limits", DEFAULT_LIMITS)
     async with app.uow_factory() as uow:
@@ -74,8 +82,9 @@ async def run_autopays(app: Application, clock: Clock = utc_now) -> int:
     return processed
 
 
-async def watch_platform(app: Application, clock: Clock = utc_now) -> None:
+async def watch_platform(app: Application, clock: Clock | None = None) -> None:
     """Every minute: is the city platform there, and are payments going unanswered?"""
+    clock = clock or app.clock
     try:
         await app.city.ping()
         reachable = True
@@ -86,7 +95,8 @@ async def watch_platform(app: Application, clock: Clock = utc_now) -> None:
         await payment_errors_seen(uow, clock())
 
 
-async def post_daily_digest(app: Application, clock: Clock = utc_now) -> bool:
+async def post_daily_digest(app: Application, clock: Clock | None = None) -> bool:
+    clock = clock or app.clock
     async with app.uow_factory() as uow:
         return await post_digest(uow, clock())
 
@@ -102,12 +112,48 @@ async def sweep_albums(app: Application) -> int:
     return handled
 
 
+# Retention (README, «Personal data»): how long what is no longer needed is kept.
+SENT_NOTIFICATIONS_KEPT = timedelta(days=90)  # the outbox's sent rows (dedupe keys live as long)
+
+
+async def purge_retained(app: Application, clock: Clock | None = None) -> dict[str, int]:
+    """Hourly: login attempts past their expiry (tokens an abandoned login held are revoked),
+    sent notifications older than SENT_NOTIFICATIONS_KEPT and SQL dialog state not written for
+    DIALOG_STATE_KEPT are deleted (Redis expires its own: the storage's TTL). Returns
+    how many of each."""
+    now = (clock or app.clock)()
+    async with app.uow_factory() as uow:
+        tokens = await purge_expired_attempts(uow, app.city, now)
+        sent = await uow.notifications.purge_sent(now - SENT_NOTIFICATIONS_KEPT)
+        await uow.commit()
+    purge_stale = getattr(app.storage, "purge_stale", None)  # storage.fsm.SqlStorage
+    dialogs = await purge_stale(now - DIALOG_STATE_KEPT) if purge_stale is not None else 0
+    counts = {"attempt_tokens": tokens, "notifications": sent, "dialogs": dialogs}
+    log.info("retention.purged", **counts)
+    return counts
+
+
+async def run_due_now(app: Application, limiter: SendLimiter | None = None) -> int:
+    """The scheduler's clock-driven work once, now, at `app.clock`'s moment (the console's
+    `:time` after moving the clock): autopay reminders and charges, the report status poll,
+    then the outbox sender until nothing more is due. Returns the messages sent."""
+    await run_autopays(app)
+    await poll_reports(app)
+    sent = 0
+    while delivered := await deliver_notifications(app, app.clock, limiter):
+        sent += delivered
+    return sent
+
+
 def start_scheduler(app: Application) -> AsyncIOScheduler:
     """Started inside the running loop; jobs take only the app (nothing to pickle)."""
     scheduler = AsyncIOScheduler(timezone="Europe/Moscow")
-    scheduler.add_job(deliver_notifications, "interval", seconds=1, args=[app], max_instances=1)
+    scheduler.add_job(
+        deliver_notifications, "interval", seconds=1, args=[app, app.clock], max_instances=1
+    )
     scheduler.add_job(poll_reports, "interval", seconds=60, args=[app], max_instances=1)
     scheduler.add_job(sweep_albums, "interval", seconds=5, args=[app], max_instances=1)
+    scheduler.add_job(purge_retained, "interval", hours=1, args=[app], max_instances=1)
     # Starts a background run (with its own backoff while the city is down) unless one is under
     # way; the first run is started by the runners at start-up, without waiting for it.
     scheduler.add_job(
@@ -128,3 +174,26 @@ def start_scheduler(app: Application) -> AsyncIOScheduler:
     )
     scheduler.start()
     return scheduler
+
+
+# How long the runs under way get to finish when the bot stops (a send, a charge, a poll).
+STOP_GRACE = 10.0
+
+
+async def stop_scheduler(scheduler: AsyncIOScheduler, grace: float = STOP_GRACE) -> int:
+    """Stops the ticks without cutting a run short: no run starts any more, the runs under way
+    get `grace` seconds to finish, then the scheduler shuts down (which cancels what is still
+    running, logged by APScheduler as an error). Returns how many were cut short."""
+    scheduler.pause()
+    running = {
+        task
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "cr_code", None) is run_coroutine_job.__code__
+    }
+    late: set[asyncio.Task[object]] = set()
+    if running:
+        _, late = await asyncio.wait(running, timeout=grace)
+    if late:
+        log.warning("scheduler.runs_cut_short", runs=len(late), grace=grace)
+    scheduler.shutdown(wait=False)
+    return len(late)

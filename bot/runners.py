@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
+import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -16,13 +22,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.app import Application, Clock, create_application, utc_now
 from bot.config import Settings, SettingsError
-from bot.jobs import start_scheduler
+from bot.jobs import run_due_now, start_scheduler, stop_scheduler
+from bot.ratelimit import MemoryLimiter
 from bot.web import WEBHOOK_PATH
 from storage.database import create_engine
 from storage.migrate import upgrade
 
 if TYPE_CHECKING:  # the sandbox ships only with the source checkout, never in the wheel
     from sandbox import SandboxServer
+    from sandbox.clock import SandboxClock
+    from sandbox.console import InputFn
+    from sandbox.telegram_double import LocalTelegram
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +40,7 @@ START_LINK = re.compile(r"[?&]start=(link-[A-Za-z0-9_-]+)")
 
 Ask = Callable[[str], Awaitable[str]]
 TEST_CARD = "4242424242424242"
+CONSOLE_USER = 100001  # the Telegram user id the terminal console chats as
 
 
 async def migrate(settings: Settings) -> None:
@@ -57,7 +68,8 @@ async def serving(
 ) -> AsyncIterator[Application]:
     """What every runner (console, poll, webhook) does around its own way of taking updates:
     the application and its background work (`start_background`). On the way out the scheduler
-    stops and the application stops, which cancels a reconciliation under way."""
+    stops (`stop_scheduler`: the job runs under way finish first) and the application stops,
+    which cancels a reconciliation under way."""
     app = await create_application(settings, bot_session=bot_session, clock=clock, sandbox=sandbox)
     scheduler: AsyncIOScheduler | None = None
     try:
@@ -65,7 +77,7 @@ async def serving(
         yield app
     finally:
         if scheduler is not None:
-            scheduler.shutdown(wait=False)
+            await stop_scheduler(scheduler)  # the runs under way finish first
         await app.stop()
 
 
@@ -100,23 +112,56 @@ async def webhook(settings: Settings) -> None:
         await stop.wait()
 
 
-def sandbox_login_opener(sandbox_url: str, ask: Ask) -> Callable[[str], Awaitable[str | None]]:
+CARD_PROMPT = (
+    "Страница оплаты песочницы: новая карта. Номер карты (4242424242424242 — успех, "
+    "4000000000000002 — отказ, 4000000000003220 — с 3-D Secure), пусто — 4242424242424242: "
+)
+CONFIRM_PROMPT = (
+    "3-D Secure: банк просит подтвердить оплату картой. Подтвердить? "
+    "(пусто или «да» — подтвердить, «нет» — отклонить): "
+)
+REFUSALS = frozenset({"нет", "н", "no", "n", "-", "отклонить"})
+
+
+async def complete_payment_page(url: str, ask: Ask, say: Callable[[str], None]) -> str | None:
+    """Go through the sandbox's hosted payment page as the resident would: a card number on
+    the «new card» form, then «Подтвердить» or «Отклонить» on the 3-D Secure page (after a
+    card that asks for it, or for a saved card that does), each asked in the terminal.
+    Returns the payment's status the last page shows (None when the page does not say)."""
+    from sandbox.browser import open_payment_page, pay_on_page, read_payment_page
+
+    page = await open_payment_page(url)
+    for _ in range(3):  # a card, then its 3-D Secure: never more pages than that
+        if page.step == "card":
+            card = "".join((await ask(CARD_PROMPT)).split()) or TEST_CARD
+            page = read_payment_page(await pay_on_page(url, card_number=card))
+        elif page.step == "confirmation":
+            refused = (await ask(CONFIRM_PROMPT)).strip().lower() in REFUSALS
+            action = "reject" if refused else "confirm"
+            page = read_payment_page(await pay_on_page(url, action=action))
+        else:
+            break
+    say(f"[песочница] {page.title} (статус: {page.status or '—'}); нажмите «Проверить оплату»")
+    return page.status
+
+
+def sandbox_login_opener(
+    sandbox_url: str, ask: Ask, say: Callable[[str], None] = print
+) -> Callable[[str], Awaitable[str | None]]:
     """For the console, a browser without a screen: the sandbox's login page logs in as a
     chosen demo resident and returns the `/start link-…` the callback page points back to; the
-    sandbox's payment page takes a test card number."""
+    sandbox's payment page takes a test card number and a 3-D Secure confirmation
+    (`complete_payment_page`). `say` prints a line for the resident."""
 
-    from sandbox.browser import demo_login, pay_on_page
+    from sandbox.browser import demo_login
 
     async def open_url(url: str) -> str | None:
-        if url.startswith(sandbox_url + "/pay/"):
-            card = await ask(
-                "Страница оплаты песочницы. Номер карты (4242424242424242 — успех, "
-                "4000000000000002 — отказ), пусто — 4242424242424242: "
-            )
-            result = await pay_on_page(url, card_number="".join(card.split()) or TEST_CARD)
-            print(
-                f"[песочница] страница оплаты ответила {result.status}; нажмите «Проверить оплату»"
-            )
+        where = urlsplit(url)
+        if where.hostname == urlsplit(sandbox_url).hostname and where.path.startswith("/pay/"):
+            # a page made before a restart on another port (SANDBOX_PORT=0): the kept city
+            # still has the payment, now on this port
+            url = sandbox_url + url[url.index("/pay/") :]
+            await complete_payment_page(url, ask, say)
             return None
         if not url.startswith(sandbox_url + "/oauth/authorize"):
             return None
@@ -145,15 +190,109 @@ Resident Bot — консоль (без Telegram).
 """
 
 
-async def console(settings: Settings) -> None:
+@dataclass
+class EmbeddedCity:
+    """The console's sandbox city: its server, the one clock the bot shares with it, and
+    whether a saved world was taken back from DATA_DIR."""
+
+    server: SandboxServer
+    clock: SandboxClock
+    restored: bool
+    state_path: Path
+
+
+@asynccontextmanager
+async def embedded_city(settings: Settings, telegram: LocalTelegram) -> AsyncIterator[EmbeddedCity]:
+    """The console's sandbox, kept across restarts in DATA_DIR (sandbox/state.py): loaded
+    before it starts, saved every second while it runs and once more on the way out."""
+    from sandbox import SandboxServer, create_app
+    from sandbox.clock import CLOCK_KEY
+    from sandbox.state import STATE_FILE, SandboxState
+
+    city = create_app(
+        client_id=settings.city_client_id,
+        client_secret=settings.city_client_secret.get_secret_value(),
+    )
+    # The city's movable clock (real time plus the offset `:time` sets) is the bot's clock
+    # too. OAuth keeps real time: a jump is for watching bills, autopays and reminders come,
+    # and a token refresh after a long jump is covered elsewhere (tests/flows/test_token_refresh).
+    shared = city[CLOCK_KEY]
+    state = SandboxState(settings.data_dir / STATE_FILE, city, shared, telegram)
+    restored = state.load()
+    city.middlewares.insert(0, state.save_after_request)  # on disk before the bot hears
+    server = SandboxServer(city, port=settings.sandbox_port)
+    await server.start()
+    log.warning("sandbox", url=server.url, note="SANDBOX city platform, not production")
+    saver = asyncio.create_task(state.autosave(), name="sandbox-autosave")
+    try:
+        yield EmbeddedCity(server, shared, restored, state.path)
+    finally:
+        saver.cancel()
+        await asyncio.wait({saver})
+        try:
+            state.save()
+        finally:
+            await server.stop()
+
+
+async def console(
+    settings: Settings,
+    *,
+    input_fn: InputFn | None = None,
+    ask: Ask | None = None,
+    output: TextIO | None = None,
+    background_poll: float | None = 0.25,
+) -> None:
+    """The terminal console. With the embedded sandbox the bot and the city share one movable
+    clock (`:time`), and the city, that clock and the Telegram double's chats and files outlive
+    a restart (DATA_DIR/sandbox-state.pickle). `input_fn`, `ask` and `output` stand in for the
+    terminal (tests); by default stdin and stdout."""
     from sandbox.console import read_stdin_line, run_console
     from sandbox.telegram_double import LocalTelegram
 
-    async with serving(settings, bot_session=LocalTelegram()) as app:
-        city = (
-            f"ПЕСОЧНИЦА {app.sandbox.url} — демо-данные, не настоящий mos.ru"
-            if app.sandbox
-            else str(settings.city_api_url)
+    telegram = LocalTelegram()
+    out = output or sys.stdout
+
+    def say(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+
+    async with contextlib.AsyncExitStack() as stack:
+        city: EmbeddedCity | None = None
+        if settings.uses_sandbox:
+            city = await stack.enter_async_context(embedded_city(settings, telegram))
+        app = await stack.enter_async_context(
+            serving(
+                settings,
+                bot_session=telegram,
+                clock=city.clock if city else utc_now,
+                sandbox=city.server if city else None,
+            )
         )
-        opener = sandbox_login_opener(app.sandbox.url, read_stdin_line) if app.sandbox else None
-        await run_console(app.dispatcher, app.bot, banner=BANNER.format(city=city), open_url=opener)
+        if city is not None:
+            kept = "восстановлен из" if city.restored else "новый; сохраняется в"
+            where = f"ПЕСОЧНИЦА {city.server.url} — демо-данные, не настоящий mos.ru"
+            where += f"\nМир песочницы {kept} {city.state_path}; время — :time"
+        else:
+            where = str(settings.city_api_url)
+        opener = (
+            sandbox_login_opener(city.server.url, ask or read_stdin_line, say) if city else None
+        )
+
+        async def run_due() -> int:  # no pacing: the console's one chat gets all at once
+            return await run_due_now(app, MemoryLimiter(interval=0.0))
+
+        await run_console(
+            app.dispatcher,
+            app.bot,
+            banner=BANNER.format(city=where),
+            open_url=opener,
+            input_fn=input_fn,
+            output=out,
+            background_poll=background_poll,
+            clock=city.clock if city else None,
+            run_due=run_due if city else None,
+            # ids a Redis de-duplication may still remember from the last run are never reused
+            first_update_id=int(time.time() * 1000),
+            user_id=CONSOLE_USER,
+        )

@@ -3,12 +3,14 @@
 `demo_login` opens the authorize URL, submits the login form for a demo resident and follows the
 redirect to wherever `redirect_uri` points (in real use the bot's own /oauth/callback page).
 `pay_on_page` opens a pending payment's `confirmation_url` and submits a card or a 3-D Secure
-answer.
+answer; `open_payment_page` / `read_payment_page` tell which of the two a page asks for.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from html import unescape
 
 import aiohttp
 from yarl import URL
@@ -64,3 +66,43 @@ async def pay_on_page(
                 raise PaymentPageError(f"payment page answered {page.status}: {snippet}")
         async with session.post(confirmation_url, data=form) as final:
             return BrowserResult(url=str(final.url), status=final.status, text=await final.text())
+
+
+_STATUS = re.compile(r'id="payment-status" data-status="([a-z_]+)"')
+_TITLE = re.compile(r"<h1>(.*?)</h1>", re.S)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPage:
+    """What a hosted payment page shows: `step` is "card" (the card form: a payment with no
+    saved card, or a new one), "confirmation" (3-D Secure: confirm or reject) or "" (nothing
+    to do: finished, refused or not found); `status` the payment's, when the page tells it."""
+
+    step: str
+    status: str | None
+    title: str
+
+
+def read_payment_page(page: BrowserResult) -> PaymentPage:
+    text = page.text
+    if 'name="action" value="confirm"' in text:
+        step = "confirmation"
+    elif 'name="card_number"' in text:
+        step = "card"
+    else:
+        step = ""
+    status = _STATUS.search(text)
+    title = _TITLE.search(text)
+    return PaymentPage(
+        step=step,
+        status=status.group(1) if status else None,
+        title=unescape(title.group(1)).strip() if title else f"HTTP {page.status}",
+    )
+
+
+async def open_payment_page(confirmation_url: str) -> PaymentPage:
+    """Open the hosted payment page (GET) and read what it asks for."""
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        async with session.get(confirmation_url) as page:
+            result = BrowserResult(url=str(page.url), status=page.status, text=await page.text())
+    return read_payment_page(result)

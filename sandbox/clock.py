@@ -31,10 +31,28 @@ class SandboxClock:
     def __call__(self) -> datetime:
         return self._base() + self._offset
 
+    @property
+    def base(self) -> Clock:
+        """The injected clock this one is shifted from."""
+        return self._base
+
+    @property
+    def offset(self) -> timedelta:
+        """How far this clock is from its base (kept across console restarts)."""
+        return self._offset
+
+    @offset.setter
+    def offset(self, offset: timedelta) -> None:
+        self._offset = offset
+
     def move_to(self, now: datetime) -> None:
         if now.tzinfo is None:
             raise ValueError("the sandbox clock needs a timezone-aware moment")
         self._offset = now - self._base()
+
+    def move_by(self, delta: timedelta) -> None:
+        """Jump `delta` forwards (or backwards, when negative) and go on from there."""
+        self._offset += delta
 
     def moscow_today(self) -> date:
         return moscow_date(self())

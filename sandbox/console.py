@@ -5,8 +5,10 @@ the latest keyboard the console printed and ``:commands`` send locations, photos
 contacts. Everything the bot does is rendered as text. Messages the bot sends on its own (the
 outbox's reminders, autopay results, report statuses) are printed as they arrive, under a
 ``🔔 [уведомление]`` line, so the resident sees every keyboard ``#N`` can press: a message
-that arrived but was not printed yet is never the one pressed. Rendering (``render_*``) and
-parsing (``parse_line``) are pure functions; ``run_console`` is the I/O loop around them.
+that arrived but was not printed yet is never the one pressed. ``:time`` shows or moves the
+clock the bot and the sandbox city share and does what fell due on the way. Rendering
+(``render_*``) and parsing (``parse_line``) are pure functions; ``run_console`` is the I/O
+loop around them.
 """
 
 from __future__ import annotations
@@ -15,21 +17,37 @@ import asyncio
 import contextlib
 import inspect
 import mimetypes
+import re
 import sys
 import threading
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from aiogram import Bot, Dispatcher
 
+from sandbox.clock import MOSCOW
 from sandbox.conversation import Conversation, ConversationError, Reply
 from sandbox.telegram_double import ChatMessage, EventKind, InlineButton
 
 OpenUrl = Callable[[str], Awaitable[str | None]]
 InputFn = Callable[[str], Awaitable[str] | str]
+RunDue = Callable[[], Awaitable[object]]
+
+
+class MovableClock(Protocol):
+    """The clock `:time` moves (sandbox.clock.SandboxClock): the bot's and the city's."""
+
+    def __call__(self) -> datetime: ...
+
+    @property
+    def offset(self) -> timedelta: ...
+
+    def move_by(self, delta: timedelta) -> None: ...
+
 
 PROMPT = "> "
 QUIT_WORDS = frozenset({":quit", ":q", ":exit"})
@@ -37,6 +55,12 @@ BACKGROUND_MARK = "🔔 [уведомление]"
 # Seconds between looks for messages the bot sent on its own while the resident is at the
 # prompt (a display refresh for a person; what #N presses never depends on it).
 BACKGROUND_POLL = 0.25
+# `:time` moves the clock in steps of at most this, doing what fell due after each, so every
+# calendar day passed is visited (an autopay's reminder the day before, then its charge).
+TIME_STEP = timedelta(hours=12)
+# A longer move forwards (`:time 2026-12-15` after `:time 1900-01-01`) jumps straight to this
+# far before its target and walks only the rest: step by step, decades would take hours.
+MAX_WALK = timedelta(days=92)
 CONSOLE_HELP = """\
 Console commands (everything else is sent to the bot as a message; /help is the bot's own):
   #N                 press inline button N of the latest keyboard shown
@@ -45,6 +69,10 @@ Console commands (everything else is sent to the bot as a message; /help is the 
   :file PATH         send a file as a document
   :contact PHONE     share your own contact
   :screen            show the latest bot message again
+  :time              show the clock the bot and the sandbox city share
+  :time +1d | +3h | +30m | -2h | 2026-12-15 10:00
+                     move that clock (Moscow time) and do at once what fell due on the way:
+                     autopay reminders and charges, report statuses, notifications
   :help              this help
   :quit              leave (Ctrl-D / Ctrl-C work too)"""
 
@@ -78,6 +106,8 @@ def parse_line(line: str) -> ConsoleCommand:
 def _parse_console_command(name: str, rest: str) -> ConsoleCommand:
     if name in ("help", "screen"):
         return ConsoleCommand(name)
+    if name == "time":
+        return ConsoleCommand("time", (rest,))
     if name == "loc":
         parts = rest.replace(",", " ").split()
         if len(parts) != 2 or not all(_is_float(part) for part in parts):
@@ -97,6 +127,39 @@ def _is_float(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+_SHIFT = re.compile(r"([+-])((?:\d{1,5}[dhm])+)")
+_UNIT = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
+TIME_USAGE = "usage: :time, :time +1d, :time +3h, :time -30m, :time 2026-12-15 10:00"
+
+
+def parse_time(argument: str, now: datetime) -> datetime:
+    """The moment `:time ARGUMENT` moves to from `now` (aware): a shift such as ``+1d``,
+    ``+3h``, ``-30m``, ``+1d12h``, or a Moscow date with an optional time (``2026-12-15
+    10:00``). ValueError (with `TIME_USAGE`) for anything else."""
+    text = argument.strip().lower().replace(" ", "") if argument.strip()[:1] in "+-" else ""
+    shift = _SHIFT.fullmatch(text) if text else None
+    if shift is not None:
+        total = sum(
+            (int(n) * _UNIT[unit] for n, unit in re.findall(r"(\d+)([dhm])", shift.group(2))),
+            timedelta(0),
+        )
+        return now + total if shift.group(1) == "+" else now - total
+    for pattern in ("%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(argument.strip(), pattern).replace(tzinfo=MOSCOW)
+        except ValueError:
+            continue
+    raise ValueError(TIME_USAGE)
+
+
+def render_time(now: datetime, offset: timedelta) -> str:
+    """``⏰ 15.12.2026 10:00 MSK (real time +1 day, 2:00:00)``: the shared clock's moment."""
+    moment = now.astimezone(MOSCOW).strftime("%d.%m.%Y %H:%M")
+    sign = "-" if offset < timedelta(0) else "+"
+    shift = timedelta(seconds=round(abs(offset).total_seconds()))
+    return f"⏰ {moment} MSK (real time {sign}{shift})"
 
 
 # ---- rendering --------------------------------------------------------------------------------
@@ -221,11 +284,18 @@ def _render_event(
 
 class _Console:
     def __init__(
-        self, conversation: Conversation, open_url: OpenUrl | None, output: TextIO
+        self,
+        conversation: Conversation,
+        open_url: OpenUrl | None,
+        output: TextIO,
+        clock: MovableClock | None = None,
+        run_due: RunDue | None = None,
     ) -> None:
         self.conversation = conversation
         self.open_url = open_url
         self.output = output
+        self.clock = clock
+        self.run_due = run_due
         self.keyboard: int | None = None  # the message #N presses: the last printed keyboard
         self.busy = False  # a resident's action is being processed: its reply prints it all
         self._printed = len(conversation.telegram.events)  # events already shown or skipped
@@ -323,8 +393,49 @@ class _Console:
             self.show(await conversation.send_location(float(args[0]), float(args[1])))
         elif kind == "contact":
             self.show(await conversation.send_contact(args[0]))
+        elif kind == "time":
+            await self._time(args[0])
         else:
             await self._send_file(kind, args[0])
+
+    async def _time(self, argument: str) -> None:
+        """Show or move the shared clock; after a move, what fell due on the way is done
+        step by step (`TIME_STEP`) and what the bot sent is printed as it comes."""
+        clock = self.clock
+        if clock is None:
+            self.write("! :time needs the embedded sandbox (no CITY_API_URL)")
+            return
+        if not argument.strip():
+            self.write(render_time(clock(), clock.offset))
+            return
+        try:
+            target = parse_time(argument, clock())
+        except ValueError as error:
+            self.write(f"! {error}")
+            return
+        await self._due()  # first what is due before the jump
+        remaining = target - clock()
+        if remaining > MAX_WALK:
+            clock.move_by(remaining - MAX_WALK)
+            self.write(
+                f"(jumped {(remaining - MAX_WALK).days} days at once; what falls due is done"
+                f" only for the last {MAX_WALK.days})"
+            )
+            remaining = target - clock()
+        if remaining <= timedelta(0):
+            clock.move_by(remaining)
+            await self._due()
+        while remaining > timedelta(0):
+            step = min(remaining, TIME_STEP)
+            clock.move_by(step)
+            remaining -= step
+            await self._due()
+        self.write(render_time(clock(), clock.offset))
+
+    async def _due(self) -> None:
+        if self.run_due is not None:
+            await self.run_due()
+        self.show_background()
 
     async def _press(self, number: int, keyboard: int | None) -> None:
         if keyboard is None:
@@ -350,7 +461,11 @@ class _Console:
         self.write(f"↗ {url}")
         if self.open_url is None:
             return
-        answer = await self.open_url(url)
+        try:
+            answer = await self.open_url(url)
+        except EOFError:  # Ctrl-D at the page's own question: the resident left the page
+            self.write("! page left (end of input)")
+            return
         if answer:
             self.write(f"{PROMPT}{answer}")
             self.show(await self.conversation.send(answer))
@@ -385,6 +500,9 @@ async def run_console(
     user_id: int = 100001,
     first_name: str = "Житель",
     background_poll: float | None = BACKGROUND_POLL,
+    clock: MovableClock | None = None,
+    run_due: RunDue | None = None,
+    first_update_id: int = 1,
 ) -> None:
     """Chat with the bot in a terminal until ``:quit``, end of input or Ctrl-C.
 
@@ -393,9 +511,20 @@ async def run_console(
     thread, so Ctrl-C never waits for a pending ``input()``. Messages the bot sends on its own
     are printed before each prompt, before each line is handled and, every
     ``background_poll`` seconds (None: never), while the resident is at the prompt.
+
+    ``clock`` is the one clock of the bot and the city that ``:time`` moves, ``run_due()`` the
+    scheduler's clock-driven work done after each step of a move (without them ``:time``
+    says it needs the embedded sandbox). ``first_update_id`` numbers the updates (a restarted
+    console must not reuse ids a Redis de-duplication still remembers).
     """
-    conversation = Conversation(dispatcher, bot, user_id=user_id, first_name=first_name)
-    console = _Console(conversation, open_url, output)
+    conversation = Conversation(
+        dispatcher,
+        bot,
+        user_id=user_id,
+        first_name=first_name,
+        first_update_id=first_update_id,
+    )
+    console = _Console(conversation, open_url, output, clock, run_due)
     read = input_fn or read_stdin_line
     console.write(banner.rstrip("\n"))
     watcher = None

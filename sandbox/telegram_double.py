@@ -104,6 +104,20 @@ _COPYABLE_KEYS = (
     "location",
     "contact",
 )
+# LocalTelegram's attributes a restarted console takes back (`snapshot` / `restore`).
+_KEPT_ON_RESTART = (
+    "_chats",
+    "_messages",
+    "_last_message_id",
+    "_reply_keyboards",
+    "_one_time_chats",
+    "_files",
+    "_files_by_path",
+    "_photo_sets",
+    "_users",
+    "forum_topics",
+    "chat_members",
+)
 
 
 class LocalTelegramError(RuntimeError):
@@ -768,6 +782,25 @@ class LocalTelegram(BaseSession):
         if chat_id > 0:
             return {"id": chat_id, "type": "private", "first_name": f"User {chat_id}"}
         return {"id": chat_id, "type": "supergroup", "title": f"Chat {chat_id}"}
+
+    def snapshot(self) -> JsonDict:
+        """What a restarted console keeps (sandbox/state.py pickles it): chats, messages and
+        their ids, files with their bytes and the counters, so a file id kept in a report
+        draft still downloads its photo and a new message or file never reuses an old id.
+        Calls, events, faults and open callback queries are this process's only."""
+        state: JsonDict = {name: getattr(self, name) for name in _KEPT_ON_RESTART}
+        for name in ("_file_counter", "_group_counter"):
+            number = next(getattr(self, name))
+            setattr(self, name, itertools.count(number))  # peeked, not consumed
+            state[name] = number
+        return state
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a `snapshot()` (before the bot's first call)."""
+        for name in _KEPT_ON_RESTART:
+            setattr(self, name, state[name])
+        for name in ("_file_counter", "_group_counter"):
+            setattr(self, name, itertools.count(int(state[name])))
 
     def register_file(
         self,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.config import DEFAULT_DATABASE_URL, SettingsError, load_settings
+from bot.config import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = [
@@ -31,7 +31,9 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def test_nothing_set_means_embedded_defaults(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path)
-    assert settings.database_url == DEFAULT_DATABASE_URL
+    # the embedded database lives in DATA_DIR with the key and the sandbox's saved state
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path}/resident-bot.sqlite3"
+    assert load_settings().database_url == "sqlite+aiosqlite:///var/resident-bot.sqlite3"
     assert settings.redis_url is None and settings.uses_sandbox and settings.bot_token is None
     keys = settings.encryption_keys()  # generated once and kept under DATA_DIR
     assert keys == settings.encryption_keys()
@@ -96,3 +98,14 @@ def test_empty_optional_settings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> 
     settings = load_settings()
     assert settings.bot_token is None and settings.redis_url is None
     assert settings.support_chat_id is None and settings.webhook_secret is None
+
+
+def test_data_dir_from_the_environment_moves_the_embedded_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "world"))
+    assert (
+        load_settings().database_url == f"sqlite+aiosqlite:///{tmp_path}/world/resident-bot.sqlite3"
+    )
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bot@db/city")
+    assert load_settings().database_url == "postgresql+asyncpg://bot@db/city"

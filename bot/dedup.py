@@ -12,6 +12,7 @@ lapses; the next delivery takes the update (or the chat) over."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +37,7 @@ DONE_TTL = 24 * 3600  # seconds; Telegram does not redeliver after a day
 LOCK_LEASE = 5.0  # seconds a per-chat lock lives without a heartbeat (aiogram's default: 60)
 LOCK_POLL = 0.05  # seconds between tries of a waiter for a per-chat lock
 BUSY_RETRY_AFTER = (1, 5)  # whole seconds: the Retry-After range for an update being handled
+MEMORY_MARKERS = 200_000  # markers (and counters) the in-memory store keeps at most
 
 
 class ClaimState(StrEnum):
@@ -85,59 +87,93 @@ def _processing(owner: str) -> str:
     return f"processing:{owner}"
 
 
+class _Expiring:
+    """Values with a moment of expiry, dropped in O(1) amortised: a heap of (until, key) is
+    popped from the front only while its head has expired (an entry whose value was
+    overwritten since is skipped), so a call touches only what expired, never every value.
+    Above `limit` values the soonest to expire are dropped first."""
+
+    def __init__(self, limit: int) -> None:
+        self.values: dict[str, tuple[Any, float]] = {}  # key → (value, until)
+        self._heap: list[tuple[float, str]] = []
+        self._limit = limit
+
+    def get(self, key: str, now: float) -> tuple[Any, float] | None:
+        found = self.values.get(key)
+        return None if found is None or found[1] <= now else found
+
+    def put(self, key: str, value: Any, until: float, now: float) -> None:
+        self.expire(now)
+        self.values[key] = (value, until)
+        heapq.heappush(self._heap, (until, key))
+        while len(self.values) > self._limit:
+            self._drop_head()
+        if len(self._heap) > 2 * len(self.values) + 64:  # many renewals: rebuild once
+            self._heap = [(until, key) for key, (_, until) in self.values.items()]
+            heapq.heapify(self._heap)
+
+    def pop(self, key: str) -> None:
+        self.values.pop(key, None)  # its heap entry is skipped when it comes up
+
+    def expire(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            self._drop_head()
+
+    def _drop_head(self) -> None:
+        until, key = heapq.heappop(self._heap)
+        found = self.values.get(key)
+        if found is not None and found[1] == until:
+            del self.values[key]
+
+
 class MemoryDedup:
-    """The same semantics within one process (the embedded mode and tests)."""
+    """The same semantics within one process (the embedded mode and tests). Each call costs
+    O(log n) plus the markers that expired since the last call (no scan of the day's markers);
+    at most `limit` done markers, `limit` leases and `limit` counters are kept (apart, so a
+    day of done markers never pushes out a live lease), the soonest to expire dropped first."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, limit: int = MEMORY_MARKERS
+    ) -> None:
         self._clock = clock
-        self._markers: dict[str, tuple[str, float]] = {}  # key → (value, until)
-        self._counts: dict[str, tuple[int, float]] = {}
-
-    def _get(self, key: str) -> str | None:
-        found = self._markers.get(key)
-        if found is None:
-            return None
-        if found[1] <= self._clock():
-            del self._markers[key]
-            return None
-        return found[0]
-
-    def _sweep(self) -> None:
-        if len(self._markers) > 100_000:
-            now = self._clock()
-            self._markers = {k: v for k, v in self._markers.items() if v[1] > now}
+        self._leases = _Expiring(limit)  # key → owner's processing marker
+        self._done = _Expiring(limit)  # key → _DONE
+        self._counts = _Expiring(limit)  # key → count in its window
 
     async def claim(self, key: str, owner: str, lease: float) -> Claim:
-        value = self._get(key)
-        if value == _DONE:
+        now = self._clock()
+        self._done.expire(now)
+        if self._done.get(key, now) is not None:
             return Claim(ClaimState.DONE)
-        if value is not None:
-            return Claim(ClaimState.BUSY, self._markers[key][1] - self._clock())
-        self._sweep()
-        self._markers[key] = (_processing(owner), self._clock() + lease)
+        held = self._leases.get(key, now)
+        if held is not None:
+            return Claim(ClaimState.BUSY, held[1] - now)
+        self._leases.put(key, _processing(owner), now + lease, now)
         return Claim(ClaimState.ACQUIRED)
 
     async def renew(self, key: str, owner: str, lease: float) -> bool:
-        if self._get(key) != _processing(owner):
+        now = self._clock()
+        held = self._leases.get(key, now)
+        if held is None or held[0] != _processing(owner):
             return False
-        self._markers[key] = (_processing(owner), self._clock() + lease)
+        self._leases.put(key, held[0], now + lease, now)
         return True
 
     async def done(self, key: str) -> None:
-        self._markers[key] = (_DONE, self._clock() + DONE_TTL)
+        now = self._clock()
+        self._leases.pop(key)
+        self._done.put(key, _DONE, now + DONE_TTL, now)
 
     async def release(self, key: str, owner: str) -> None:
-        if self._get(key) == _processing(owner):
-            del self._markers[key]
+        held = self._leases.get(key, self._clock())
+        if held is not None and held[0] == _processing(owner):
+            self._leases.pop(key)
 
     async def hit(self, key: str, window: int) -> int:
         now = self._clock()
-        count, expires = self._counts.get(key, (0, now + window))
-        if expires < now:
-            count, expires = 0, now + window
-        self._counts[key] = (count + 1, expires)
-        if len(self._counts) > 100_000:
-            self._counts = {k: v for k, v in self._counts.items() if v[1] >= now}
+        found = self._counts.get(key, now)
+        count, expires = (0, now + window) if found is None else found
+        self._counts.put(key, count + 1, expires, now)
         return count + 1
 
 

@@ -114,21 +114,25 @@ async def sweep_albums(app: Application) -> int:
 
 # Retention (README, «Personal data»): how long what is no longer needed is kept.
 SENT_NOTIFICATIONS_KEPT = timedelta(days=90)  # the outbox's sent rows (dedupe keys live as long)
+# Report drafts abandoned as long as their dialog (its state is gone by then too). Payments,
+# autopays and their runs are accounting records: never purged here.
+DRAFTS_KEPT = DIALOG_STATE_KEPT
 
 
 async def purge_retained(app: Application, clock: Clock | None = None) -> dict[str, int]:
     """Hourly: login attempts past their expiry (tokens an abandoned login held are revoked),
-    sent notifications older than SENT_NOTIFICATIONS_KEPT and SQL dialog state not written for
-    DIALOG_STATE_KEPT are deleted (Redis expires its own: the storage's TTL). Returns
-    how many of each."""
+    sent notifications older than SENT_NOTIFICATIONS_KEPT, report drafts not written for
+    DRAFTS_KEPT and SQL dialog state not written for DIALOG_STATE_KEPT are deleted (Redis
+    expires its own: the storage's TTL). Returns how many of each."""
     now = (clock or app.clock)()
     async with app.uow_factory() as uow:
         tokens = await purge_expired_attempts(uow, app.city, now)
         sent = await uow.notifications.purge_sent(now - SENT_NOTIFICATIONS_KEPT)
+        drafts = await uow.drafts.purge_stale(now - DRAFTS_KEPT)
         await uow.commit()
     purge_stale = getattr(app.storage, "purge_stale", None)  # storage.fsm.SqlStorage
     dialogs = await purge_stale(now - DIALOG_STATE_KEPT) if purge_stale is not None else 0
-    counts = {"attempt_tokens": tokens, "notifications": sent, "dialogs": dialogs}
+    counts = {"attempt_tokens": tokens, "notifications": sent, "drafts": drafts, "dialogs": dialogs}
     log.info("retention.purged", **counts)
     return counts
 

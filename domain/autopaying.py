@@ -241,24 +241,34 @@ async def cancel_all(uow: UnitOfWork, telegram_user_id: int) -> int:
     return len(autopays)
 
 
+REMIND_BATCH = 500  # reminders written per statement
+
+
 async def send_reminders(uow: UnitOfWork, now: datetime) -> int:
-    """«Завтра спишем …»: once per autopay and period (the dedupe key), the day before."""
+    """«Завтра спишем …»: once per autopay and period (the dedupe key), the day before.
+
+    Only autopays not yet reminded for their due moment are read, REMIND_BATCH at a time, and
+    each batch is written with one INSERT and one UPDATE: a tick costs the new reminders, not
+    the day's autopays. Returns how many reminders were written."""
     tomorrow = now.astimezone(MOSCOW).date() + timedelta(days=1)
     start = datetime.combine(tomorrow, datetime.min.time(), MOSCOW)
+    end = start + timedelta(days=1)
     written = 0
-    for autopay in await uow.autopays.reminders_due(start, start + timedelta(days=1)):
-        if autopay.skip_period == autopay.period or autopay.retry_period is not None:
-            continue
-        written += await uow.notifications.add_once(
+    while batch := await uow.autopays.reminders_due(start, end, REMIND_BATCH):
+        reminders = [
             Notification(
                 telegram_user_id=autopay.telegram_user_id,
                 kind="autopay_reminder",
                 dedupe_key=f"autopay:{autopay.id}:{autopay.period}:reminder",
                 data=_describe(autopay),
-            ),
-            now,
-        )
-    await uow.commit()
+            )
+            for autopay in batch
+            if autopay.skip_period != autopay.period  # skipped: marked, nothing written
+        ]
+        written += await uow.autopays.remind(batch, reminders, now)
+        await uow.commit()
+        if len(batch) < REMIND_BATCH:
+            break
     return written
 
 

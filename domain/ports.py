@@ -253,6 +253,10 @@ class DraftRepository(Protocol):
 
     async def delete(self, telegram_user_id: int) -> None: ...
 
+    async def purge_stale(self, before: datetime) -> int:
+        """Drafts not written since `before` deleted; returns how many."""
+        ...
+
 
 @dataclass(slots=True)
 class TrackedReport:
@@ -263,6 +267,7 @@ class TrackedReport:
     last_update_id: str | None = None
     closed: bool = False
     own: bool = True
+    checked_at: datetime | None = None  # when the status poll last asked (None: not stored)
 
 
 class TrackedReportRepository(Protocol):
@@ -270,7 +275,14 @@ class TrackedReportRepository(Protocol):
         """Start following; following twice changes nothing."""
         ...
 
-    async def open_ones(self, limit: int) -> list[TrackedReport]: ...
+    async def claim_for_poll(self, now: datetime, limit: int) -> list[TrackedReport]:
+        """Up to `limit` open reports least recently checked, stamped as checked at `now`
+        (each returned with its previous `checked_at`); another poller takes other ones."""
+        ...
+
+    async def give_back(self, reports: list[TrackedReport]) -> None:
+        """Claimed but not asked about: their previous `checked_at` is restored."""
+        ...
 
     async def of_resident(self, telegram_user_id: int) -> list[TrackedReport]: ...
 
@@ -333,7 +345,17 @@ class AutopayRepository(Protocol):
 
     async def release(self, autopay_id: int) -> None: ...
 
-    async def reminders_due(self, start: datetime, end: datetime) -> list[Autopay]: ...
+    async def reminders_due(self, start: datetime, end: datetime, limit: int) -> list[Autopay]:
+        """Up to `limit` active autopays due in [start, end), not yet reminded for that due
+        moment and not being tried again."""
+        ...
+
+    async def remind(
+        self, autopays: list[Autopay], reminders: list[Notification], now: datetime
+    ) -> int:
+        """The reminders written (a dedupe key already there is skipped) and the autopays
+        marked reminded for their due moment, one statement each. Returns the new ones."""
+        ...
 
     async def run_for(
         self, autopay_id: int, period: str, key: str, now: datetime

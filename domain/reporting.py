@@ -292,44 +292,72 @@ async def poll_statuses(
 
     The dedupe key is the report and the update, so a poll that runs twice, or on two
     processes at once, writes each notification once. Then the residents' reports made
-    elsewhere are found and followed (their changes are told from the next poll on)."""
+    elsewhere are found and followed (their changes are told from the next poll on).
+
+    One batch of POLL_BATCH open reports a call, the least recently checked first (claimed and
+    stamped at once), so with N open reports each is asked about once in ceil(N/POLL_BATCH)
+    calls. Raises DomainError (e.g. CityUnavailable) when the city fails; the reports not yet
+    asked about keep their place at the front."""
+    claimed = await uow.tracked_reports.claim_for_poll(now, POLL_BATCH)
+    await uow.commit()  # the claim is taken; another poller takes the next batch
     written = 0
-    for tracked in await uow.tracked_reports.open_ones(POLL_BATCH):
-        updates = await city.report_updates(tracked.report_id)
-        seen = [u.update_id for u in updates]
-        start = seen.index(tracked.last_update_id) + 1 if tracked.last_update_id in seen else 0
-        fresh = updates[start:]
-        if tracked.last_update_id is None:
-            fresh = [u for u in fresh if u.status is not ReportStatus.MODERATION]
-        if tracked.own:  # the resident's own words (a refutation) are no news to them
-            fresh = [u for u in fresh if not u.by_resident]
-        report = await city.report(tracked.report_id) if fresh else None
-        for update in fresh:
-            assert report is not None
-            added = await uow.notifications.add_once(
-                Notification(
-                    telegram_user_id=tracked.telegram_user_id,
-                    kind="report_status",
-                    dedupe_key=f"report:{tracked.report_id}:{update.update_id}",
-                    data={
-                        "report_id": tracked.report_id,
-                        "theme": report.theme_name,
-                        "status": update.status.value,
-                        "text": update.description,
-                        "media_url": update.media_url,
-                        "own": tracked.own,
-                        "askable": tracked.own and update.status is ReportStatus.ANSWERED,
-                    },
-                ),
-                now,
-            )
-            written += added
-        if updates:
-            tracked.last_update_id = updates[-1].update_id
-            tracked.closed = updates[-1].status.final
-            await uow.tracked_reports.save(tracked)
-        await uow.commit()
+    for index, tracked in enumerate(claimed):
+        try:
+            written += await _poll_one(uow, city, tracked, now)
+        except DomainError as error:
+            # The city is down: this report and the rest wait at the front. Any other refusal
+            # is this report's own: it keeps its stamp (to the back), so it cannot block the
+            # rest for ever.
+            unasked = claimed[index if isinstance(error, CityUnavailable) else index + 1 :]
+            await uow.rollback()
+            await uow.tracked_reports.give_back(unasked)
+            await uow.commit()
+            raise
     await discover_reports(uow, city, now, cursor)
+    return written
+
+
+async def _poll_one(uow: UnitOfWork, city: City, tracked: TrackedReport, now: datetime) -> int:
+    """One report's new status updates written as notifications; returns how many."""
+    written = 0
+    updates = await city.report_updates(tracked.report_id)
+    seen = [u.update_id for u in updates]
+    start = seen.index(tracked.last_update_id) + 1 if tracked.last_update_id in seen else 0
+    fresh = updates[start:]
+    if tracked.last_update_id is None:
+        fresh = [u for u in fresh if u.status is not ReportStatus.MODERATION]
+    if tracked.own:  # the resident's own words (a refutation) are no news to them
+        fresh = [u for u in fresh if not u.by_resident]
+    report = await city.report(tracked.report_id) if fresh else None
+    for update in fresh:
+        assert report is not None
+        added = await uow.notifications.add_once(
+            Notification(
+                telegram_user_id=tracked.telegram_user_id,
+                kind="report_status",
+                # one notice per follower and update: a neighbour who follows the same report
+                # is told too (the key without the resident told only the first)
+                dedupe_key=(
+                    f"report:{tracked.report_id}:{update.update_id}:{tracked.telegram_user_id}"
+                ),
+                data={
+                    "report_id": tracked.report_id,
+                    "theme": report.theme_name,
+                    "status": update.status.value,
+                    "text": update.description,
+                    "media_url": update.media_url,
+                    "own": tracked.own,
+                    "askable": tracked.own and update.status is ReportStatus.ANSWERED,
+                },
+            ),
+            now,
+        )
+        written += added
+    if updates:
+        tracked.last_update_id = updates[-1].update_id
+        tracked.closed = updates[-1].status.final
+        await uow.tracked_reports.save(tracked)
+    await uow.commit()
     return written
 
 

@@ -22,7 +22,8 @@ from domain.autopay import (
 )
 from domain.bills import BillKind
 from domain.linking import ANONYMOUS
-from storage.models import AutopayRow, AutopayRunRow, NotificationSettingsRow
+from domain.ports import Notification
+from storage.models import AutopayRow, AutopayRunRow, NotificationRow, NotificationSettingsRow
 
 LEASE = timedelta(minutes=5)
 
@@ -96,15 +97,68 @@ class SqlAutopayRepository:
             update(AutopayRow).where(AutopayRow.id == autopay_id).values(claimed_until=None)
         )
 
-    async def reminders_due(self, start: datetime, end: datetime) -> list[Autopay]:
+    async def reminders_due(self, start: datetime, end: datetime, limit: int) -> list[Autopay]:
+        """Up to `limit` active autopays due in [start, end) not yet reminded for that due
+        moment and not being tried again (one SELECT; on PostgreSQL `SKIP LOCKED`, so two
+        replicas take different ones)."""
         result = await self._session.execute(
-            select(AutopayRow).where(
+            select(AutopayRow)
+            .where(
                 AutopayRow.status == AutopayStatus.ACTIVE,
                 AutopayRow.next_due_at >= start,
                 AutopayRow.next_due_at < end,
+                AutopayRow.retry_period.is_(None),
+                or_(
+                    AutopayRow.reminded_due_at.is_(None),
+                    AutopayRow.reminded_due_at != AutopayRow.next_due_at,
+                ),
             )
+            .order_by(AutopayRow.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
         return [_domain(row) for row in result.scalars()]
+
+    async def remind(
+        self, autopays: list[Autopay], reminders: list[Notification], now: datetime
+    ) -> int:
+        """Write `reminders` to the outbox (one INSERT … ON CONFLICT DO NOTHING: a dedupe key
+        already there is skipped) and mark `autopays` reminded for their due moment (one
+        UPDATE). Returns how many reminders were new."""
+        written = 0
+        if reminders:
+            dialect = self._session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            result = await self._session.execute(
+                insert(NotificationRow)
+                .values(
+                    [
+                        {
+                            "telegram_user_id": note.telegram_user_id,
+                            "kind": note.kind,
+                            "data": note.data,
+                            "dedupe_key": note.dedupe_key,
+                            "urgent": note.urgent,
+                            "status": "pending",
+                            "attempts": 0,
+                            "due_at": now,
+                            "created_at": now,
+                        }
+                        for note in reminders
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=[NotificationRow.dedupe_key])
+                .returning(NotificationRow.id)
+            )
+            written = len(result.all())
+        if autopays:
+            await self._session.execute(
+                update(AutopayRow)
+                .where(AutopayRow.id.in_([autopay.id for autopay in autopays]))
+                .values(reminded_due_at=AutopayRow.next_due_at)
+                .execution_options(synchronize_session=False)
+            )
+        return written
 
     # --- runs ---------------------------------------------------------------------------
 

@@ -9,11 +9,13 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -127,6 +129,22 @@ class TrackedReportRow(Base):
     closed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     own: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # When the status poll last asked the city (or, until then, when following began): the
+    # poll takes the open reports least recently checked, so every one comes round in turn.
+    checked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+# The status poll's order over open reports (a partial index: closed ones are never polled).
+# Queries use OPEN_REPORT itself: SQLite proves a partial index usable only from the same terms
+# (SQLAlchemy would render `~closed` there as `closed = ?`, which the planner cannot match).
+OPEN_REPORT = text("NOT closed")
+Index(
+    "ix_tracked_reports_open_checked",
+    TrackedReportRow.checked_at,
+    TrackedReportRow.id,
+    postgresql_where=OPEN_REPORT,
+    sqlite_where=OPEN_REPORT,
+)
 
 
 class NotificationRow(Base):
@@ -172,6 +190,9 @@ class AutopayRow(Base):
     unanswered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The due moment the «tomorrow» reminder was last written for: the reminder step takes
+    # only autopays whose next_due_at differs, so each reminder is written once.
+    reminded_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class AutopayRunRow(Base):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.ports import TrackedReport
 from domain.reports import Draft
-from storage.models import ReportDraftRow, TrackedReportRow
+from storage.models import OPEN_REPORT, ReportDraftRow, TrackedReportRow
 
 
 class SqlDraftRepository:
@@ -39,6 +39,14 @@ class SqlDraftRepository:
             delete(ReportDraftRow).where(ReportDraftRow.telegram_user_id == telegram_user_id)
         )
 
+    async def purge_stale(self, before: datetime) -> int:
+        """Retention: drafts not written since `before` (abandoned) are deleted. Returns how
+        many."""
+        result = await self._session.execute(
+            delete(ReportDraftRow).where(ReportDraftRow.updated_at < before)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
 
 class SqlTrackedReportRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -58,20 +66,55 @@ class SqlTrackedReportRepository:
                 closed=report.closed,
                 own=report.own,
                 created_at=now,
+                checked_at=now,  # its state was just read: it joins the back of the poll order
             )
             .on_conflict_do_nothing(
                 index_elements=[TrackedReportRow.telegram_user_id, TrackedReportRow.report_id]
             )
         )
 
-    async def open_ones(self, limit: int) -> list[TrackedReport]:
-        result = await self._session.execute(
-            select(TrackedReportRow)
-            .where(TrackedReportRow.closed.is_(False))
-            .order_by(TrackedReportRow.id)
-            .limit(limit)
+    async def claim_for_poll(self, now: datetime, limit: int) -> list[TrackedReport]:
+        """The `limit` open reports least recently checked, stamped `checked_at = now` (each
+        returned with its previous `checked_at`); the caller commits at once. On PostgreSQL the
+        rows are taken `FOR UPDATE SKIP LOCKED`, so a second poller takes other reports (and,
+        once this commits, finds these at the back of the order). Two statements, served by
+        the partial index `ix_tracked_reports_open_checked`."""
+        rows = (
+            (
+                await self._session.execute(
+                    select(TrackedReportRow)
+                    .where(OPEN_REPORT)  # the partial index's own predicate, word for word
+                    .order_by(TrackedReportRow.checked_at, TrackedReportRow.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers
+                )
+            )
+            .scalars()
+            .all()
         )
-        return [_domain(row) for row in result.scalars()]
+        claimed = [_domain(row) for row in rows]
+        if rows:
+            await self._session.execute(
+                update(TrackedReportRow)
+                .where(TrackedReportRow.id.in_([row.id for row in rows]))
+                .values(checked_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        return claimed
+
+    async def give_back(self, reports: list[TrackedReport]) -> None:
+        """Claimed reports the poll did not get to ask about (the city stopped answering) get
+        their previous `checked_at` back, so they stay at the front of the order."""
+        for report in reports:
+            await self._session.execute(
+                update(TrackedReportRow)
+                .where(
+                    TrackedReportRow.telegram_user_id == report.telegram_user_id,
+                    TrackedReportRow.report_id == report.report_id,
+                )
+                .values(checked_at=report.checked_at)
+                .execution_options(synchronize_session=False)
+            )
 
     async def of_resident(self, telegram_user_id: int) -> list[TrackedReport]:
         result = await self._session.execute(
@@ -116,4 +159,5 @@ def _domain(row: TrackedReportRow) -> TrackedReport:
         last_update_id=row.last_update_id,
         closed=row.closed,
         own=row.own,
+        checked_at=row.checked_at,
     )

@@ -228,3 +228,28 @@ async def test_after_fifteen_days_the_buttons_are_gone(harness: Harness) -> None
     await chat.press(number)
     assert "получен ответ" in chat.last_text
     assert "✅ Подтвердить" not in chat.buttons
+
+
+async def test_two_residents_following_one_report_both_hear_of_its_news(harness: Harness) -> None:
+    """The author and a neighbour who chose «Следить за этим обращением» on the duplicate hint
+    are each told of every status change: the outbox's key names the resident too."""
+    chat, number = await sent_report(harness)
+    assert harness.app is not None
+    neighbour = harness.chat(200002, "Олег")
+    await harness.link(neighbour, "demo-standard")
+    await neighbour.press("Сообщить о проблеме")
+    await neighbour.send("яма на дороге")
+    await neighbour.press("Яма на дороге")
+    await neighbour.send_location(*ARBAT_10)
+    await neighbour.press("Пропустить")
+    await neighbour.press("Пропустить")
+    reply = await neighbour.press("Отправить")
+    assert number in reply.text
+    await neighbour.press("Следить за этим обращением")
+
+    await advance(harness, number, to="in_work")
+    await poll_reports(harness.app, harness.clock)
+    await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
+    for resident in (chat, neighbour):
+        told = [t for t in resident.history if t.startswith(f"Обращение № {number} «")]
+        assert len(told) == 1 and "в работе" in told[0], resident.history[-3:]

@@ -296,11 +296,11 @@ async def test_the_retention_job_purges_what_has_expired(harness: Harness) -> No
     assert fresh_state
 
     counts = await purge_retained(app, harness.clock)
-    assert counts == {"attempt_tokens": 0, "notifications": 1, "dialogs": 1}
+    assert counts == {"attempt_tokens": 0, "notifications": 1, "drafts": 0, "dialogs": 1}
     assert await profile_status(harness, access) == 200  # the login has not expired yet
     harness.clock.advance(11 * 60)
     counts = await purge_retained(app, harness.clock)
-    assert counts == {"attempt_tokens": 1, "notifications": 0, "dialogs": 0}
+    assert counts == {"attempt_tokens": 1, "notifications": 0, "drafts": 0, "dialogs": 0}
     assert await profile_status(harness, access) == 401
     tables = await every_row(harness)
     assert tables["link_attempts"] == []

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     payments_provider_token: SecretStr | None = None  # Telegram Payments (e.g. ЮKassa)
     webhook_secret: SecretStr | None = None  # X-Telegram-Bot-Api-Secret-Token
     flood_limit: int = Field(default=10, ge=0)  # events per resident per 2 s; 0 turns it off
+    # Backpressure (README's table): connections each pool keeps, how long a checkout waits
+    # for a free one, and how many updates are handled at once (0: DATABASE_POOL_SIZE).
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
+    pool_timeout: float = Field(default=30.0, gt=0, le=600)  # seconds, database and Redis
+    redis_max_connections: int = Field(default=100, ge=1, le=10_000)
+    max_concurrent_updates: int = Field(default=0, ge=0, le=10_000)
     # The most one action may charge, in whole rubles (domain/limits.py; README's table).
     max_payment_rub: int = Field(default=500_000, gt=0, le=MAX_CEILING_RUB)
     max_donation_rub: int = Field(default=100_000, gt=0, le=MAX_CEILING_RUB)
@@ -143,6 +149,13 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.web_host in ("", "0.0.0.0", "::") else self.web_host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.web_port if bound_port is None else bound_port}"
+
+    @property
+    def updates_in_flight(self) -> int:
+        """How many updates are handled at once (polling tasks, webhook requests):
+        MAX_CONCURRENT_UPDATES, or unset (0) DATABASE_POOL_SIZE — each update holds one
+        connection of the pool for its unit of work, so more would only wait for the pool."""
+        return self.max_concurrent_updates or self.database_pool_size
 
     @property
     def uses_sandbox(self) -> bool:

@@ -3,6 +3,7 @@ resident + unit of work of each update."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,7 +24,7 @@ from bot.album import SWEPT
 from bot.dedup import ClaimState, DedupStore
 from bot.failures import UpdateBusy, classify
 from bot.logs import user_hash
-from bot.metrics import DUPLICATES, HANDLER_SECONDS, THROTTLED, UPDATES
+from bot.metrics import DUPLICATES, HANDLER_SECONDS, RETRIED, THROTTLED, UPDATES
 from domain.limits import DEFAULT_LIMITS
 from handlers.context import CONTEXT_KEY, ResidentContext
 from storage.uow import UnitOfWorkFactory
@@ -142,6 +143,45 @@ class UpdateDedupMiddleware(BaseMiddleware):
             await self._store.release(key, owner)
         except Exception as error:  # the lease lapses by itself; logged
             log.warning("dedup.release_failed", error=type(error).__name__)
+
+
+class TransientRetryMiddleware(BaseMiddleware):
+    """Polling's stand-in for Telegram's redelivery: polling confirms an update before it is
+    handled, so an update that failed in a way that passes (`bot.failures.classify`: a pool
+    timeout, Redis or the database unreachable, …) is handled again here, after `delays`
+    seconds (one retry per entry; Retry-After when the failure says more), rather than lost.
+
+    Installed in front of every other update middleware (`bot.runners.run_polling`), so each
+    attempt claims the update afresh (the de-duplication middleware released it) with fresh
+    middleware data. Every attempt but the last runs with `telegram_retries=True`, so the
+    last error handler (`bot.unexpected`) stays silent; the last one tells the resident once.
+    A deterministic failure (told once, marked done) is never retried."""
+
+    def __init__(
+        self,
+        delays: tuple[float, ...] = (0.5, 2.0, 5.0),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.delays = delays
+        self._sleep = sleep
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        for attempt, delay in enumerate((*self.delays, None), start=1):
+            try:
+                return await handler(event, {**data, "telegram_retries": delay is not None})
+            except Exception as error:
+                verdict = classify(error)
+                if delay is None or verdict.deterministic:
+                    raise
+                wait = max(delay, verdict.retry_after or 0)
+                log.warning(
+                    "update.retry", attempt=attempt, error=type(error).__name__, in_seconds=wait
+                )
+                RETRIED.labels(reason="polling").inc()
+                await self._sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class StaleCallbackAnswerMiddleware(BaseRequestMiddleware):

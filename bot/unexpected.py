@@ -25,8 +25,10 @@ async def unexpected(event: ErrorEvent, tr: Texts, telegram_retries: bool = Fals
 
     - transient (the database, Redis, Telegram or the city unreachable): when Telegram will
       deliver the update again (`telegram_retries`, set by the webhook) nothing is said — the
-      redelivery is handled once they are back, and a message per retry would be spam; with
-      polling or the console there is no redelivery, so the resident is told to try later;
+      redelivery is handled once they are back, and a message per retry would be spam; polling
+      retries the update itself (`TransientRetryMiddleware`, also `telegram_retries` until its
+      last attempt), and after the last attempt — or in the console — the resident is told to
+      try later;
     - deterministic (a Bot API 400, a bug): logged, counted (`bot_errors_total`) and told
       once; the update is then marked done and answered 2xx, so a redelivery says nothing."""
     error = event.exception

@@ -30,6 +30,8 @@ log = structlog.get_logger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 READY_TIMEOUT = 2.0
+SLOT_WAIT = 10.0  # seconds a webhook delivery waits for a free slot before a 503
+SLOT_RETRY_AFTER = 1  # whole seconds: Retry-After when no slot came free in time
 
 PAGE = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8">
@@ -57,6 +59,15 @@ class WebContext:
     bot: Bot | None = None
     webhook_secret: str | None = None
     checks: dict[str, Check] = field(default_factory=dict)  # readiness: name → probe
+    # Updates handled at once (Settings.updates_in_flight; 0: no bound). A delivery finding
+    # them all taken waits up to SLOT_WAIT seconds for one, then is answered 503 + Retry-After.
+    updates_in_flight: int = 0
+    _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+
+    def update_slots(self) -> asyncio.Semaphore | None:
+        if self.updates_in_flight and self._slots is None:
+            self._slots = asyncio.Semaphore(self.updates_in_flight)
+        return self._slots
 
 
 CONTEXT = web.AppKey("context", WebContext)
@@ -142,6 +153,8 @@ async def telegram_webhook(request: web.Request) -> web.Response:
       failure says how long; the marker was released, so the redelivery is handled;
     - another replica is handling it right now (a live lease): 503 with Retry-After 1–5 s —
       if that replica dies, the redelivery after its lease lapses is handled, not lost;
+    - this replica already handles `updates_in_flight` updates and none finished within
+      SLOT_WAIT seconds: 503 with Retry-After 1, before the update is claimed;
     - an update that cannot be read: 200 (logged), since it would never be readable."""
     ctx = request.app[CONTEXT]
     secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
@@ -154,6 +167,25 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         log.error("webhook.unreadable_update", error=type(error).__name__)
         ERRORS.inc()
         return web.json_response({"ok": False})
+    slots = ctx.update_slots()
+    if slots is None:
+        return await _handle_update(ctx, update)
+    try:  # nothing claimed yet: a 503 here leaves the de-duplication marker untouched
+        await asyncio.wait_for(slots.acquire(), SLOT_WAIT)
+    except TimeoutError:
+        log.warning("webhook.full", in_flight=ctx.updates_in_flight)
+        RETRIED.labels(reason="full").inc()
+        headers = {"Retry-After": str(SLOT_RETRY_AFTER)}
+        return web.json_response({"ok": False}, status=503, headers=headers)
+    try:
+        return await _handle_update(ctx, update)
+    finally:
+        slots.release()
+
+
+async def _handle_update(ctx: WebContext, update: Update) -> web.Response:
+    """Feed one update and put its outcome into the webhook's answer (`telegram_webhook`)."""
+    assert ctx.dispatcher is not None and ctx.bot is not None
     try:
         await ctx.dispatcher.feed_update(ctx.bot, update, telegram_retries=True)
     except Exception as error:

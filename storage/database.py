@@ -9,13 +9,36 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+DEFAULT_POOL_SIZE = 10  # connections kept open (Settings.database_pool_size)
+DEFAULT_POOL_TIMEOUT = 30.0  # seconds a checkout waits for a free connection
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; for SQLite the file's folder is created and sane pragmas are set."""
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """An async engine; for SQLite the file's folder is created and sane pragmas are set.
+
+    The pool (PostgreSQL and an SQLite file alike) keeps `pool_size` connections and opens as
+    many again when they are all taken (overflow: background jobs, the web app and an update's
+    second session beside the updates in flight, which `Settings.updates_in_flight` bounds to
+    `pool_size`); a checkout beyond that waits up to `pool_timeout` seconds for one to come
+    back, then raises SQLAlchemy's `TimeoutError` (transient: `bot.failures.classify`)."""
     parsed = make_url(url)
+    memory = parsed.database in (None, "", ":memory:")
+    if not (parsed.get_backend_name() == "sqlite" and memory):  # in-memory: one static conn
+        kwargs = {
+            "pool_size": pool_size,
+            "max_overflow": pool_size,
+            "pool_timeout": pool_timeout,
+            **kwargs,
+        }
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if not memory:
+            Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -3,7 +3,8 @@
 delivery  the outbox sender against a fake Bot API enforcing Telegram's limits
 autopay   autopay ticks on PostgreSQL against the city sandbox, 1 then 2 schedulers
 updates   updates a second through the whole bot (SQLite; PostgreSQL + Redis), bare aiogram
-all       all three (the default)
+footprint a fresh replica's RSS idle and time to ready, against importing aiogram alone
+all       all four (the default)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import platform
 import sys
 import time
 
-from bench import autopay, delivery, updates
+from bench import autopay, delivery, footprint, updates
 from bench.common import bench_services, quiet_logs
 from bench.fake_telegram import Faults
 
@@ -27,7 +28,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "which", nargs="?", choices=["delivery", "autopay", "updates", "all"], default="all"
+        "which",
+        nargs="?",
+        choices=["delivery", "autopay", "updates", "footprint", "all"],
+        default="all",
     )
     parser.add_argument(
         "--notifications", type=_positive, default=3_000, metavar="N", help="default 3000"
@@ -118,6 +122,8 @@ async def main(args: argparse.Namespace) -> None:
         await autopay.run(services, args.autopays, args.schedulers_as)
     if args.which in ("updates", "all"):
         await updates.run(services, args.residents, args.seconds)
+    if args.which in ("footprint", "all"):
+        await footprint.run(services)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram_dialog import setup_dialogs
 from aiohttp import web
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -41,6 +42,7 @@ from bot.middlewares import (
 )
 from bot.ratelimit import MemoryLimiter, RedisLimiter, SendLimiter
 from bot.unexpected import build_router as build_unexpected_router
+from bot.warmup import keep_response_types_alive
 from bot.web import Check, WebContext, create_web_app
 from city.client import CityClient
 from domain.errors import CityUnavailable
@@ -115,10 +117,26 @@ def _bot_session(settings: Settings) -> BaseSession | None:
     return AiohttpSession(api=TelegramAPIServer.from_base(str(settings.bot_api_url)))
 
 
+def _engine(settings: Settings) -> AsyncEngine:
+    """A pool of DATABASE_POOL_SIZE (+ as many overflow) waiting up to POOL_TIMEOUT."""
+    return create_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        pool_timeout=settings.pool_timeout,
+    )
+
+
 def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation, AsyncEngine | None]:
     if settings.redis_url:
-        storage = RedisStorage.from_url(
+        # One client for dialog state, locks, de-duplication and the send limiter; its pool
+        # waits up to POOL_TIMEOUT for a free connection rather than failing at the limit.
+        pool = BlockingConnectionPool.from_url(
             settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=settings.pool_timeout,
+        )
+        storage = RedisStorage(
+            Redis(connection_pool=pool),
             key_builder=dialog_key_builder(),
             state_ttl=DIALOG_STATE_KEPT,
             data_ttl=DIALOG_STATE_KEPT,
@@ -129,7 +147,7 @@ def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation, Async
     # Dialog state gets an engine (a pool) of its own: every update holds a connection of the
     # main pool for its unit of work, and sharing that pool deadlocked at 15 concurrent
     # updates once each needed a second connection for its state (found by bench/updates.py).
-    state_engine = create_engine(settings.database_url)
+    state_engine = _engine(settings)
     return SqlStorage(create_sessionmaker(state_engine)), SimpleEventIsolation(), state_engine
 
 
@@ -243,7 +261,7 @@ async def create_application(
         log.warning("sandbox", url=sandbox.url, note="SANDBOX city platform, not production")
     city_url = sandbox.url if settings.uses_sandbox and sandbox else str(settings.city_api_url)
 
-    engine = create_engine(settings.database_url)
+    engine = _engine(settings)
     if settings.is_embedded_database:
         await upgrade(engine)
     else:
@@ -294,6 +312,7 @@ async def create_application(
         default=DefaultBotProperties(parse_mode="HTML"),
     )
     install_session_middlewares(bot)  # a redelivered press is not refused on its old answer
+    keep_response_types_alive()  # aiogram's Response[T] classes never garbage-collected
     me = await bot.me()
 
     web_app = create_web_app(
@@ -310,6 +329,7 @@ async def create_application(
                 settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
             ),
             checks=_readiness_checks(engine, storage, city),
+            updates_in_flight=settings.updates_in_flight,
         )
     )
     runner = web.AppRunner(web_app, access_log=None)

@@ -1,14 +1,12 @@
 """The digest's chart: seven bars of money paid per day, drawn with Pillow.
 
 A plotting library would be heavier than this one picture needs; Pillow is already here for
-receipt photos."""
+receipt photos. It is imported on the first chart, not at start-up."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-
-from PIL import Image, ImageDraw
 
 WIDTH, HEIGHT, MARGIN = 700, 360, 40
 BAR = (42, 171, 238)
@@ -17,6 +15,8 @@ INK = (40, 40, 40)
 
 def payments_chart(series: Sequence[Sequence[object]]) -> bytes:
     """`series`: [[ISO date, kopecks, count], …] oldest first → PNG bytes."""
+    from PIL import Image, ImageDraw  # ~5 MB of RSS: only once a chart is drawn
+
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
     values = [int(str(item[1])) for item in series] or [0]

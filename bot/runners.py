@@ -20,10 +20,13 @@ import structlog
 from aiogram.client.session.base import BaseSession
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.album import install_first
 from bot.app import Application, Clock, create_application, utc_now
 from bot.config import Settings, SettingsError
 from bot.jobs import run_due_now, start_scheduler, stop_scheduler
+from bot.middlewares import TransientRetryMiddleware
 from bot.ratelimit import MemoryLimiter
+from bot.warmup import lean_heap
 from bot.web import WEBHOOK_PATH
 from storage.database import create_engine
 from storage.migrate import upgrade
@@ -41,6 +44,8 @@ START_LINK = re.compile(r"[?&]start=(link-[A-Za-z0-9_-]+)")
 Ask = Callable[[str], Awaitable[str]]
 TEST_CARD = "4242424242424242"
 CONSOLE_USER = 100001  # the Telegram user id the terminal console chats as
+POLL_GRACE = 30.0  # seconds the updates in flight get to finish when polling stops
+RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds before each retry of a transiently failed update
 
 
 async def migrate(settings: Settings) -> None:
@@ -69,12 +74,14 @@ async def serving(
     """What every runner (console, poll, webhook) does around its own way of taking updates:
     the application and its background work (`start_background`). On the way out the scheduler
     stops (`stop_scheduler`: the job runs under way finish first) and the application stops,
-    which cancels a reconciliation under way."""
+    which cancels a reconciliation under way. While the runner takes updates, what start-up
+    left on the heap is frozen out of the garbage collector's way (`bot.warmup.lean_heap`)."""
     app = await create_application(settings, bot_session=bot_session, clock=clock, sandbox=sandbox)
     scheduler: AsyncIOScheduler | None = None
     try:
         scheduler = start_background(app)
-        yield app
+        with lean_heap():  # no collection scans start-up's ~300 000 objects again
+            yield app
     finally:
         if scheduler is not None:
             await stop_scheduler(scheduler)  # the runs under way finish first
@@ -86,7 +93,40 @@ async def poll(settings: Settings) -> None:
         raise SettingsError("BOT_TOKEN", "polling needs a token from @BotFather")
     async with serving(settings) as app:
         await app.bot.delete_webhook(drop_pending_updates=False)
-        await app.dispatcher.start_polling(app.bot, handle_signals=True)
+        await run_polling(app, handle_signals=True)
+
+
+async def run_polling(
+    app: Application,
+    *,
+    handle_signals: bool = False,
+    retry_delays: tuple[float, ...] = RETRY_DELAYS,
+) -> None:
+    """Long polling with backpressure, until the dispatcher is stopped (a signal when
+    `handle_signals`, or `Dispatcher.stop_polling`):
+
+    - at most `Settings.updates_in_flight` updates are handled at once (aiogram's
+      `tasks_concurrency_limit`): a burst waits in Telegram's queue instead of piling up
+      tasks that all wait for the database pool;
+    - polling confirms an update as soon as its task starts, so an update that fails in a way
+      that passes is retried after each of `retry_delays` seconds in turn
+      (`TransientRetryMiddleware`), holding its slot, rather than lost;
+    - on the way out the updates in flight get POLL_GRACE seconds to finish before the
+      caller stops the application."""
+    install_first(app.dispatcher, TransientRetryMiddleware(retry_delays))
+    try:
+        await app.dispatcher.start_polling(
+            app.bot,
+            handle_signals=handle_signals,
+            tasks_concurrency_limit=app.settings.updates_in_flight,
+            close_bot_session=False,  # Application.stop closes it, after the updates in flight
+        )
+    finally:
+        # aiogram does not wait for the tasks it started; they were confirmed already
+        in_flight = set(getattr(app.dispatcher, "_handle_update_tasks", ()))
+        if in_flight:
+            log.info("polling.finishing", in_flight=len(in_flight))
+            await asyncio.wait(in_flight, timeout=POLL_GRACE)
 
 
 async def webhook(settings: Settings) -> None:
@@ -107,6 +147,9 @@ async def webhook(settings: Settings) -> None:
             url=str(settings.public_base_url).rstrip("/") + WEBHOOK_PATH,
             secret_token=secret,
             allowed_updates=app.dispatcher.resolve_used_update_types(),
+            # Telegram opens no more connections than the replica handles updates at once
+            # (the Bot API allows 1-100): the rest wait at Telegram, not in our queue.
+            max_connections=max(1, min(100, settings.updates_in_flight)),
         )
         log.info("webhook.ready", url=app.web_url)
         await stop.wait()

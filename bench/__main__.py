@@ -37,6 +37,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--notifications", type=_positive, default=3_000, metavar="N", help="default 3000"
     )
     parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="delivery: every Bot API answer takes this long (50: about the distance to Telegram)",
+    )
+    parser.add_argument(
         "--chats", type=_positive, default=None, metavar="M", help="default N / 3 (3 a chat)"
     )
     parser.add_argument(
@@ -114,7 +121,11 @@ async def main(args: argparse.Namespace) -> None:
             count=args.notifications,
             chats=chats,
             order=args.order,
-            faults=Faults(server_errors=args.server_errors, too_many_requests=args.injected_429),
+            faults=Faults(
+                server_errors=args.server_errors,
+                too_many_requests=args.injected_429,
+                latency=args.latency_ms / 1000,
+            ),
             give_up_after=args.give_up_after,
         )
         await delivery.run(services, plan, args.sequential)

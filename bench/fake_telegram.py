@@ -8,12 +8,15 @@
 * Every accepted message (chat id, text, arrival time) is recorded, so a benchmark can count
   what was lost and what was delivered twice.
 
+Every answer can take `Faults.latency` seconds, like a distant Telegram.
+
 Only what a bot needs for sending is answered: getMe, deleteWebhook, sendMessage, sendPhoto
 (its caption is recorded as the text). Other methods get Telegram's 404.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -42,6 +45,7 @@ class Faults:
     server_errors: float = 0.02  # share of sends answered 500 although within the limits
     too_many_requests: float = 0.01  # share answered 429 although within the limits
     retry_after: int = 2  # seconds, for the injected 429s
+    latency: float = 0.0  # seconds every answer takes, like the distance to Telegram (~0.05)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,8 @@ class FakeBotApi:
     # ----------------------------------------------------------------- the API
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if self.faults.latency:  # the way there and back: the answer leaves this much later
+            await asyncio.sleep(self.faults.latency)
         arrived = time.monotonic()
         method = request.match_info["method"]
         self.calls[method] += 1

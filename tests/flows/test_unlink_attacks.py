@@ -40,6 +40,7 @@ from tests.flows.test_support import (
 )
 from tests.flows.test_telegram_payments import pre_checkout, successful_payment
 from tests.flows.test_telegram_refund import refund_events, refund_harness, stored_intent
+from tests.flows.test_unlink_forgets import donate_with_monthly_autopay
 
 __all__ = ["refund_harness", "support_harness"]  # fixtures used here
 
@@ -105,16 +106,7 @@ async def test_an_autopay_charge_under_way_while_unlinking_tells_nobody(harness:
     app = harness.app
     chat = harness.chat()
     await harness.link(chat)
-    await chat.press("Благотворительность")
-    await chat.press("Детям")
-    await chat.press(1)
-    await chat.press("300,00\u00a0₽")
-    await chat.press("Оплатить")
-    await chat.press("Подключить автоплатёж")
-    await chat.press("Раз в месяц")
-    await chat.send("25")
-    await chat.press("•• 4242")
-    assert "Автоплатёж подключён" in (await chat.press("Подключить")).text
+    await donate_with_monthly_autopay(chat)
     charges = len(await ledger(harness))
 
     create_payment = app.city.create_payment

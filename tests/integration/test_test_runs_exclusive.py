@@ -5,12 +5,9 @@ hold_exclusively)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import subprocess
-import sys
 
-from tests.integration.test_test_services import ROOT, Foreign, foreign, intact
+from tests.integration.test_test_services import Foreign, foreign, intact, small_run
 from tests.services import POSTGRES, REDIS, Refused, hold_exclusively
 
 __all__ = ["foreign"]  # the fixture, shared with test_test_services
@@ -24,24 +21,7 @@ async def test_a_second_run_on_the_same_databases_stops_before_wiping(foreign: F
     }
     held = [hold_exclusively(setting, url) for setting, url in urls.items()]  # the first run
     try:
-        run = await asyncio.to_thread(
-            subprocess.run,
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "tests/integration/test_storage.py::test_resident_round_trip_with_aware_datetimes",
-                "tests/integration/test_ratelimit.py::test_a_chat_gets_one_message_a_second",
-            ],
-            cwd=ROOT,
-            env={**os.environ, **urls, "REQUIRE_SERVICES": "1"},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        run = await small_run(urls)
         assert run.returncode == 2, run.stdout[-2000:]
         assert (
             f"Another test run (pid {os.getpid()}) is using TEST_DATABASE_URL="

@@ -108,6 +108,29 @@ async def owned_name() -> AsyncIterator[str]:
     await postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+async def small_run(urls: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A real pytest run of two small tests (SQLite + PostgreSQL, memory + Redis: 4 cases) on
+    `urls`, the way `make test` runs the suite on what tests/services.py picked."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/integration/test_storage.py::test_resident_round_trip_with_aware_datetimes",
+            "tests/integration/test_ratelimit.py::test_a_chat_gets_one_message_a_second",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **urls, "REQUIRE_SERVICES": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 async def intact(foreign: Foreign) -> None:
     assert await postgres("SELECT note FROM probe", foreign.database) == [("theirs",)]
     theirs = Redis(host=REDIS[0], port=REDIS[1], db=foreign.redis_db)
@@ -131,24 +154,7 @@ async def test_make_test_picks_its_own_databases_and_keeps_foreign_data(
         assert urls["TEST_REDIS_URL"].endswith(f":{REDIS[1]}/{foreign.free_db}")
         for url in urls.values():
             assert not url.endswith(("/test", "/15", f"/{foreign.database}"))
-        run = await asyncio.to_thread(
-            subprocess.run,
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "tests/integration/test_storage.py::test_resident_round_trip_with_aware_datetimes",
-                "tests/integration/test_ratelimit.py::test_a_chat_gets_one_message_a_second",
-            ],
-            cwd=ROOT,
-            env={**os.environ, **urls, "REQUIRE_SERVICES": "1"},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        run = await small_run(urls)
         assert run.returncode == 0, run.stdout[-2000:]
         assert "4 passed" in run.stdout  # sqlite+postgres, memory+redis: nothing skipped
         await intact(foreign)

@@ -25,6 +25,7 @@ from bot.app import Application, Clock, create_application, utc_now
 from bot.config import Settings, SettingsError
 from bot.jobs import run_due_now, start_scheduler, stop_scheduler
 from bot.middlewares import TransientRetryMiddleware
+from bot.polling import poll_confirming
 from bot.ratelimit import MemoryLimiter
 from bot.warmup import lean_heap
 from bot.web import WEBHOOK_PATH
@@ -102,31 +103,28 @@ async def run_polling(
     handle_signals: bool = False,
     retry_delays: tuple[float, ...] = RETRY_DELAYS,
 ) -> None:
-    """Long polling with backpressure, until the dispatcher is stopped (a signal when
-    `handle_signals`, or `Dispatcher.stop_polling`):
+    """Long polling with backpressure (`bot.polling.poll_confirming`), until the dispatcher is
+    stopped (a signal when `handle_signals`, or `Dispatcher.stop_polling`):
 
-    - at most `Settings.updates_in_flight` updates are handled at once (aiogram's
-      `tasks_concurrency_limit`): a burst waits in Telegram's queue instead of piling up
-      tasks that all wait for the database pool;
-    - polling confirms an update as soon as its task starts, so an update that fails in a way
-      that passes is retried after each of `retry_delays` seconds in turn
-      (`TransientRetryMiddleware`), holding its slot, rather than lost;
-    - on the way out the updates in flight get POLL_GRACE seconds to finish before the
-      caller stops the application."""
+    - at most `Settings.updates_in_flight` updates are handled at once, and no more than one
+      getUpdates batch (100) waits to start: a burst waits in Telegram's queue instead of
+      piling up tasks that all wait for the database pool;
+    - Telegram is told an update was received only once it and every update before it were
+      handled (or failed and the resident was told), so what was in flight when the process
+      died comes back after a restart;
+    - an update that fails in a way that passes is retried after each of `retry_delays`
+      seconds in turn (`TransientRetryMiddleware`), holding its slot: Telegram would only
+      send it again after a restart;
+    - on the way out the updates in flight get POLL_GRACE seconds to finish; the others are
+      not confirmed, and are handled after the restart."""
     install_first(app.dispatcher, TransientRetryMiddleware(retry_delays))
-    try:
-        await app.dispatcher.start_polling(
-            app.bot,
-            handle_signals=handle_signals,
-            tasks_concurrency_limit=app.settings.updates_in_flight,
-            close_bot_session=False,  # Application.stop closes it, after the updates in flight
-        )
-    finally:
-        # aiogram does not wait for the tasks it started; they were confirmed already
-        in_flight = set(getattr(app.dispatcher, "_handle_update_tasks", ()))
-        if in_flight:
-            log.info("polling.finishing", in_flight=len(in_flight))
-            await asyncio.wait(in_flight, timeout=POLL_GRACE)
+    await poll_confirming(
+        app.dispatcher,
+        app.bot,
+        in_flight=app.settings.updates_in_flight,
+        grace=POLL_GRACE,
+        handle_signals=handle_signals,
+    )  # the bot's session is left open: Application.stop closes it
 
 
 async def webhook(settings: Settings) -> None:

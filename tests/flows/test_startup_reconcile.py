@@ -350,12 +350,12 @@ async def test_polling_starts_and_serves_while_the_city_is_down(
     harness = down_city_with_open_payment
     polled = 0
 
-    async def start_polling(self: Dispatcher, *bots: Bot, **_: Any) -> None:
+    async def poll_confirming(dispatcher: Dispatcher, bot_: Bot, **_: Any) -> None:
         nonlocal polled
         polled += 1
         await menu_then_stop(harness, runner_apps)
 
-    monkeypatch.setattr(Dispatcher, "start_polling", start_polling)
+    monkeypatch.setattr(bot.runners, "poll_confirming", poll_confirming)
     await bot.runners.poll(settings_for_runner(harness, bot_token="123456:TEST"))
     assert polled == 1
     after_runner(harness, runner_apps)

@@ -1,13 +1,12 @@
 """Backpressure in long polling: a burst of residents queues instead of failing. The real
-application and the real polling loop (`bot.runners.run_polling` → aiogram's start_polling)
-against an HTTP fake Bot API whose getUpdates hands out the whole burst, on SQLite with a pool
-of two connections."""
+application and the real polling loop (`bot.runners.run_polling` → `bot.polling`) against an
+HTTP fake Bot API whose getUpdates hands out the burst 100 at a time as Telegram does, on
+SQLite with a pool of two connections."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,37 +14,24 @@ from typing import Any
 import pytest
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
-from aiohttp import web
 from sqlalchemy import exc as sa
 
 from bot.album import install_first
-from bot.app import Application, create_application
+from bot.app import Application
 from bot.runners import run_polling
-from sandbox import SandboxServer
-from tests.flows.conftest import settings_for
-from tests.integration.test_wheel import TOKEN, FakeBotApi
+from tests.polling_api import (
+    InFlight,
+    TelegramQueue,
+    polling_application,
+    sent_per_chat,
+    serve_bot_api,
+    start_update,
+)
 
 POOL = 2  # DATABASE_POOL_SIZE: the bound on updates in flight follows it
 FIRST_USER = 500_000_000
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
-
-
-class InFlight(BaseMiddleware):
-    """Counts the updates being handled at once; `most` is the highest count seen."""
-
-    def __init__(self) -> None:
-        self.now = 0
-        self.most = 0
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        self.now += 1
-        self.most = max(self.most, self.now)
-        try:
-            await asyncio.sleep(0)  # let the others in, as a real query would
-            return await handler(event, data)
-        finally:
-            self.now -= 1
 
 
 class PoolTimeoutOnce(BaseMiddleware):
@@ -73,55 +59,27 @@ class Unhandled(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def _start(update_id: int, user_id: int) -> dict[str, Any]:
-    person = {"id": user_id, "is_bot": False, "first_name": "Житель", "language_code": "ru"}
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": 1,
-            "date": 1_700_000_000,
-            "chat": {"id": user_id, "type": "private", "first_name": "Житель"},
-            "from": person,
-            "text": "/start",
-            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
-        },
-    }
-
-
 @pytest.fixture
-async def bot_api() -> AsyncIterator[tuple[FakeBotApi, str]]:
-    api = FakeBotApi()
-    server = web.Application()
-    server.router.add_route("*", "/bot{token}/{method}", api.handle)
-    runner = web.AppRunner(server)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield api, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+async def bot_api() -> AsyncIterator[tuple[TelegramQueue, str]]:
+    api = TelegramQueue()
+    async with serve_bot_api(api) as url:
+        yield api, url
 
 
 @pytest.fixture
 async def application(
-    bot_api: tuple[FakeBotApi, str], tmp_path: Path
+    bot_api: tuple[TelegramQueue, str], tmp_path: Path
 ) -> AsyncIterator[Application]:
-    settings = settings_for(
-        tmp_path, bot_token=TOKEN, bot_api_url=bot_api[1], database_pool_size=POOL
-    )
-    async with SandboxServer() as city:
-        app = await create_application(settings, sandbox=city)
-        try:
-            yield app
-        finally:
-            await app.stop()
+    async with polling_application(tmp_path, bot_api[1], database_pool_size=POOL) as app:
+        yield app
 
 
 async def _burst(
-    app: Application, api: FakeBotApi, residents: int, *, retry_delays: tuple[float, ...]
+    app: Application, api: TelegramQueue, residents: int, *, retry_delays: tuple[float, ...]
 ) -> tuple[InFlight, Unhandled]:
     """Hand out `residents` distinct residents' /start at once, poll until each chat got two
     messages (or 30 s passed), stop polling; the in-flight count and aiogram's errors."""
-    api.updates.extend(_start(n + 1, FIRST_USER + n) for n in range(residents))
+    api.updates.extend(start_update(n + 1, FIRST_USER + n) for n in range(residents))
     counter = InFlight()
     install_first(app.dispatcher, counter)  # outside the unit of work and its pool checkout
     unhandled = Unhandled()
@@ -140,12 +98,8 @@ async def _burst(
     return counter, unhandled
 
 
-def _per_chat(api: FakeBotApi) -> Counter[int]:
-    return Counter(int(message["chat_id"]) for message in api.sent)
-
-
 async def test_a_burst_queues_within_the_pool_and_every_resident_is_answered(
-    application: Application, bot_api: tuple[FakeBotApi, str]
+    application: Application, bot_api: tuple[TelegramQueue, str]
 ) -> None:
     api, _ = bot_api
     residents = 300
@@ -153,7 +107,7 @@ async def test_a_burst_queues_within_the_pool_and_every_resident_is_answered(
 
     assert application.settings.updates_in_flight == POOL
     assert unhandled.lines == []
-    per_chat = _per_chat(api)
+    per_chat = sent_per_chat(api)
     assert per_chat == {FIRST_USER + n: 2 for n in range(residents)}  # greeting + menu, once
     menus = [m for m in api.sent if "reply_markup" in m]
     assert len(menus) == residents
@@ -161,7 +115,7 @@ async def test_a_burst_queues_within_the_pool_and_every_resident_is_answered(
 
 
 async def test_a_pool_timeout_is_retried_not_lost(
-    application: Application, bot_api: tuple[FakeBotApi, str]
+    application: Application, bot_api: tuple[TelegramQueue, str]
 ) -> None:
     api, _ = bot_api
     residents = 40
@@ -171,7 +125,7 @@ async def test_a_pool_timeout_is_retried_not_lost(
 
     assert len(flaky.failed) == residents  # every update failed once…
     assert unhandled.lines == []  # …and none was given up
-    assert _per_chat(api) == {FIRST_USER + n: 2 for n in range(residents)}  # answered once
+    assert sent_per_chat(api) == {FIRST_USER + n: 2 for n in range(residents)}  # answered once
     texts = {m["text"] for m in api.sent}
     assert application.tr("error-generic") not in texts  # retried silently
     assert counter.most <= POOL

@@ -1,0 +1,343 @@
+"""Long polling that confirms to Telegram only what was handled.
+
+aiogram's `Dispatcher.start_polling` moves getUpdates' offset past an update as soon as it hands
+the update to a task, so the updates in flight when the process dies (kill -9, out of memory, a
+replica stopped) are confirmed and lost. This loop is aiogram's (`Dispatcher._polling` and
+`_listen_updates`: the same getUpdates, allowed updates, long-poll timeout, backoff, start-up
+and shutdown events, `stop_polling` and signals) with one difference, which is why it is
+written here rather than borrowed: the offset it sends is the lowest update_id not finished
+yet, so Telegram forgets an update only once it and every update before it were handled (or
+failed and the resident was told: the error handlers ran). What was not finished when the
+process went away comes back after a restart, and the de-duplication middleware
+(`bot.middlewares.UpdateDedupMiddleware`) keeps what did finish from being handled twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import deque
+from collections.abc import Sequence
+from contextlib import suppress
+from functools import partial
+from typing import Any
+
+import structlog
+from aiogram import Bot, Dispatcher, loggers
+from aiogram.dispatcher.dispatcher import DEFAULT_BACKOFF_CONFIG
+from aiogram.methods import GetUpdates, TelegramMethod
+from aiogram.types import Update
+from aiogram.utils.backoff import Backoff, BackoffConfig
+
+log = structlog.get_logger(__name__)
+
+POLLING_TIMEOUT = 10  # seconds getUpdates waits for updates (aiogram's start_polling default)
+BATCH = 100  # getUpdates' largest `limit`, and the most updates held before they start
+IDLE_REFETCH = 1.0  # seconds before asking again when a batch brought only known updates
+CONFIRM_TIMEOUT = 5  # seconds the last confirmation on the way out may take
+
+
+class ConfirmingPoller:
+    """One bot's polling loop. `run()` until the dispatcher's stop signal (`stop_polling`, or
+    SIGTERM/SIGINT through aiogram's handler) or cancellation.
+
+    - Updates are fetched in update_id order and started in that order, at most `in_flight`
+      at once (0: no bound); while they run, the next batch is fetched. Fetching pauses
+      while more than half of `hold` fetched updates wait to start, so no more than
+      `hold // 2 + 100` (one batch) ever wait.
+    - Each getUpdates sends the lowest update_id still waiting or running as its offset (or
+      one past the last update seen when none is), so only a contiguous prefix of finished
+      updates is ever confirmed. Telegram sends unconfirmed updates again with every answer;
+      those already held, running or finished are skipped by update_id.
+    - getUpdates failures (network, Telegram's 5xx, 409 Conflict, 401) are logged and retried
+      after aiogram's backoff, as aiogram does; polling does not end on them.
+    - On stop: nothing new is fetched or started; the updates in flight get `grace` seconds
+      to finish, the rest are cancelled (the de-duplication middleware releases them); then
+      one last getUpdates confirms the finished prefix. Cancelled from outside (a crash in
+      tests), it cancels its updates and confirms nothing more."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        bot: Bot,
+        *,
+        in_flight: int,
+        grace: float,
+        hold: int = BATCH,
+        polling_timeout: int = POLLING_TIMEOUT,
+        backoff_config: BackoffConfig = DEFAULT_BACKOFF_CONFIG,
+        allowed_updates: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.bot = bot
+        self.in_flight = in_flight
+        self.grace = grace
+        self.hold = max(1, hold)
+        self.polling_timeout = polling_timeout
+        self.backoff_config = backoff_config
+        self.allowed_updates = list(allowed_updates) if allowed_updates is not None else None
+        self.kwargs = kwargs  # handed to every feed_update, as aiogram's _process_update does
+        self._held: deque[Update] = deque()  # fetched, not started, in update_id order
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._unfinished: set[int] = set()  # held or running: the offset never passes them
+        self._finished: set[int] = set()  # finished, maybe not confirmed yet
+        self._last_seen: int | None = None  # the newest update_id fetched
+        self._confirmed: int | None = None  # the last offset Telegram accepted
+        self._wake = asyncio.Event()
+
+    def offset(self) -> int | None:
+        """What getUpdates sends now: the lowest unfinished update_id, or one past the newest
+        update seen when all finished; None before the first update (Telegram's own start)."""
+        if self._unfinished:
+            return min(self._unfinished)
+        return None if self._last_seen is None else self._last_seen + 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set; see the class. Raises what cancels it."""
+        user = await self.bot.me()
+        loggers.dispatcher.info(
+            "Run polling for bot @%s id=%d - %r", user.username, self.bot.id, user.full_name
+        )
+        stopper = asyncio.create_task(stop.wait(), name="polling-stop")
+        stopper.add_done_callback(lambda _: self._wake.set())
+        fetch: asyncio.Task[tuple[int | None, list[Update]]] | None = None
+        # A batch that brought nothing new was asked with this offset: ask again once the
+        # offset moves (a full batch: nothing new can come before), or at `refetch_at`.
+        wait_for_offset: int | None = None
+        refetch_at = 0.0
+        loop = asyncio.get_running_loop()
+        clean = False
+        try:
+            while not stop.is_set():
+                self._start_held()
+                if fetch is not None and fetch.done():
+                    asked, batch = fetch.result()  # _fetch retries every Exception itself
+                    fetch = None
+                    if not self._take(batch):
+                        wait_for_offset = asked
+                        full = len(batch) >= BATCH  # nothing new can come before it moves
+                        refetch_at = float("inf") if full else loop.time() + IDLE_REFETCH
+                    self._start_held()
+                may_fetch = wait_for_offset is None or (
+                    self.offset() != wait_for_offset or loop.time() >= refetch_at
+                )
+                # below half the bound: each batch then brings about half a batch of new
+                # updates, not one new among a hundred parsed again
+                if fetch is None and len(self._held) <= self.hold // 2 and may_fetch:
+                    wait_for_offset = None
+                    fetch = asyncio.create_task(self._fetch(), name="polling-get-updates")
+                    fetch.add_done_callback(lambda _: self._wake.set())
+                self._wake.clear()
+                if fetch is None and wait_for_offset is not None and refetch_at != float("inf"):
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), refetch_at - loop.time())
+                else:
+                    await self._wake.wait()
+            clean = True
+        finally:
+            stopper.cancel()
+            if fetch is not None:
+                fetch.cancel()
+                await asyncio.gather(fetch, return_exceptions=True)
+            self._held.clear()  # never started: not confirmed, Telegram keeps them
+            if clean:
+                await self._finish_in_flight()
+                await self._confirm_finished()
+            else:
+                await self._cancel_in_flight()
+            loggers.dispatcher.info(
+                "Polling stopped for bot @%s id=%d - %r", user.username, self.bot.id, user.full_name
+            )
+
+    def _take(self, batch: list[Update]) -> bool:
+        """Hold the batch's new updates in order; False when every one was known already."""
+        fresh = False
+        for update in batch:
+            number = update.update_id
+            if number in self._unfinished or number in self._finished:
+                continue  # Telegram repeats what is not confirmed yet
+            if self._confirmed is not None and number < self._confirmed:
+                continue  # confirmed already: Telegram should not send it
+            self._held.append(update)
+            self._unfinished.add(number)
+            self._last_seen = number
+            fresh = True
+        return fresh
+
+    def _start_held(self) -> None:
+        while self._held and (not self.in_flight or len(self._running) < self.in_flight):
+            update = self._held.popleft()
+            task = asyncio.create_task(self._handle(update), name=f"update-{update.update_id}")
+            self._running[update.update_id] = task
+            task.add_done_callback(partial(self._ended, update.update_id))
+
+    def _ended(self, number: int, task: asyncio.Task[None]) -> None:
+        self._running.pop(number, None)
+        if not task.cancelled():  # a cancelled update was not handled: it stays unconfirmed
+            self._unfinished.discard(number)
+            self._finished.add(number)
+        self._wake.set()
+
+    async def _handle(self, update: Update) -> None:
+        """aiogram's `Dispatcher._process_update`: feed the update; a Telegram method returned
+        by a handler is called; an error is logged the same way (aiogram.event) — the error
+        handlers and `TransientRetryMiddleware` already had their say, so it is finished."""
+        try:
+            response = await self.dispatcher.feed_update(self.bot, update, **self.kwargs)
+            if isinstance(response, TelegramMethod):
+                await self.dispatcher.silent_call_request(bot=self.bot, result=response)
+        except Exception as error:  # logged as aiogram logs it
+            loggers.event.exception(
+                "Cause exception while process update id=%d by bot id=%d\n%s: %s",
+                update.update_id,
+                self.bot.id,
+                type(error).__name__,
+                error,
+            )
+
+    async def _fetch(self) -> tuple[int | None, list[Update]]:
+        """aiogram's `_listen_updates` for one batch: getUpdates with the offset of this moment,
+        retried after a backoff on any failure until it answers. Returns the offset sent and
+        the updates."""
+        backoff = Backoff(config=self.backoff_config)
+        extra: dict[str, Any] = {}
+        if self.bot.session.timeout:  # wait longer than the long poll itself
+            extra["request_timeout"] = int(self.bot.session.timeout + self.polling_timeout)
+        failed = False
+        while True:
+            offset = self.offset()
+            method = GetUpdates(
+                offset=offset,
+                limit=BATCH,
+                timeout=self.polling_timeout,
+                allowed_updates=self.allowed_updates,
+            )
+            try:
+                batch = await self.bot(method, **extra)
+            except Exception as error:  # aiogram retries every failure too
+                failed = True
+                loggers.dispatcher.error(
+                    "Failed to fetch updates - %s: %s", type(error).__name__, error
+                )
+                loggers.dispatcher.warning(
+                    "Sleep for %f seconds and try again... (tryings = %d, bot id = %d)",
+                    backoff.next_delay,
+                    backoff.counter,
+                    self.bot.id,
+                )
+                await backoff.asleep()
+                continue
+            if failed:
+                loggers.dispatcher.info(
+                    "Connection established (tryings = %d, bot id = %d)",
+                    backoff.counter,
+                    self.bot.id,
+                )
+            self._accepted(offset)
+            return offset, batch
+
+    def _accepted(self, offset: int | None) -> None:
+        """Telegram took `offset`: the updates below it are gone for good."""
+        if offset is None:
+            return
+        self._confirmed = offset
+        self._finished = {number for number in self._finished if number >= offset}
+
+    async def _finish_in_flight(self) -> None:
+        running = set(self._running.values())
+        if not running:
+            return
+        log.info("polling.finishing", in_flight=len(running), grace=self.grace)
+        await asyncio.wait(running, timeout=self.grace)
+        await self._cancel_in_flight()
+
+    async def _cancel_in_flight(self) -> None:
+        running = set(self._running.values())
+        if not running:
+            return
+        log.warning("polling.unfinished", updates=sorted(self._running))
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    async def _confirm_finished(self) -> None:
+        """One getUpdates, not waiting, that confirms the finished prefix (what it returns is
+        left for the next run)."""
+        offset = self.offset()
+        if offset is None or offset == self._confirmed:
+            return
+        try:
+            await self.bot(
+                GetUpdates(offset=offset, limit=1, timeout=0, allowed_updates=self.allowed_updates),
+                request_timeout=CONFIRM_TIMEOUT,
+            )
+        except Exception as error:  # the next run gets them again; dedup holds
+            log.warning("polling.confirm_failed", error=type(error).__name__)
+        else:
+            self._accepted(offset)
+
+
+async def poll_confirming(
+    dispatcher: Dispatcher,
+    bot: Bot,
+    *,
+    in_flight: int,
+    grace: float,
+    handle_signals: bool = False,
+    hold: int = BATCH,
+    polling_timeout: int = POLLING_TIMEOUT,
+    backoff_config: BackoffConfig = DEFAULT_BACKOFF_CONFIG,
+    **kwargs: Any,
+) -> None:
+    """`Dispatcher.start_polling` for one bot with `ConfirmingPoller`: the same start-up and
+    shutdown events (with the same data), the same lock (so polling runs once), and the same
+    stop: `Dispatcher.stop_polling()` returns once the updates in flight finished (or `grace`
+    seconds passed) and the shutdown ran; with `handle_signals`, SIGTERM and SIGINT stop it
+    the same way. The bot's session is left open (its owner closes it).
+
+    Touches the dispatcher's private `_running_lock`, `_stop_signal` and `_stopped_signal`:
+    they are what `stop_polling` and aiogram's signal handler act on. Raises RuntimeError when
+    this dispatcher is polling already."""
+    if dispatcher._running_lock.locked():
+        raise RuntimeError("the dispatcher is polling already")
+    async with dispatcher._running_lock:
+        stop = dispatcher._stop_signal = dispatcher._stop_signal or asyncio.Event()
+        stopped = dispatcher._stopped_signal = dispatcher._stopped_signal or asyncio.Event()
+        stop.clear()
+        stopped.clear()
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            with suppress(NotImplementedError):  # no signal handlers on Windows
+                for number in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(number, dispatcher._signal_stop_polling, number)
+        allowed_updates = dispatcher.resolve_used_update_types()  # before start-up, as aiogram
+        workflow_data: dict[str, Any] = {
+            "dispatcher": dispatcher,
+            "bots": (bot,),
+            **dispatcher.workflow_data,
+            **kwargs,
+        }
+        workflow_data.pop("bot", None)
+        await dispatcher.emit_startup(bot=bot, **workflow_data)
+        loggers.dispatcher.info("Start polling")
+        try:
+            poller = ConfirmingPoller(
+                dispatcher,
+                bot,
+                in_flight=in_flight,
+                grace=grace,
+                hold=hold,
+                polling_timeout=polling_timeout,
+                backoff_config=backoff_config,
+                allowed_updates=allowed_updates,
+                bots=(bot,),
+                **kwargs,
+            )
+            await poller.run(stop)
+        finally:
+            loggers.dispatcher.info("Polling stopped")
+            try:
+                await dispatcher.emit_shutdown(bot=bot, **workflow_data)
+            finally:
+                stopped.set()

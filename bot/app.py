@@ -53,7 +53,7 @@ from handlers import build_router
 from handlers.ports import QrCode, QrDecoder
 from handlers.telegram_pay import REFUND_KEYS
 from storage.database import create_engine, create_sessionmaker
-from storage.fsm import DIALOG_STATE_KEPT, SqlStorage, dialog_key_builder
+from storage.fsm import DIALOG_STATE_KEPT, BatchedRedisStorage, SqlStorage, dialog_key_builder
 from storage.migrate import ensure_migrated, upgrade
 from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory
@@ -69,6 +69,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 RECONCILE_EVERY = 300.0  # seconds: the scheduler's reconciliation job (bot/jobs.py)
 FIRST_RETRY = 5.0  # seconds: the first retry after the city did not answer about an intent
+FLOOD_WINDOW = 2  # seconds: flood protection counts a resident's updates per window
 
 
 def utc_now() -> datetime:
@@ -135,7 +136,8 @@ def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation, Async
             max_connections=settings.redis_max_connections,
             timeout=settings.pool_timeout,
         )
-        storage = RedisStorage(
+        # aiogram's RedisStorage, with an update's reads and writes batched (storage/fsm.py).
+        storage = BatchedRedisStorage(
             Redis(connection_pool=pool),
             key_builder=dialog_key_builder(),
             state_ttl=DIALOG_STATE_KEPT,
@@ -187,9 +189,17 @@ def build_dispatcher(
     )
     dedup = dedup or MemoryDedup()
     # De-duplication runs first of all: a redelivered update must not even wait for a lock.
-    install_first(dispatcher, UpdateDedupMiddleware(dedup), AlbumMiddleware.for_storage(storage))
+    # With Redis the claim also counts the update for flood protection (one round trip).
+    flood_window = FLOOD_WINDOW if flood_limit else None
+    install_first(
+        dispatcher,
+        UpdateDedupMiddleware(dedup, flood_window=flood_window),
+        AlbumMiddleware.for_storage(storage),
+    )
     if flood_limit:
-        dispatcher.update.outer_middleware(ThrottlingMiddleware(dedup, tr, limit=flood_limit))
+        dispatcher.update.outer_middleware(
+            ThrottlingMiddleware(dedup, tr, limit=flood_limit, window=FLOOD_WINDOW)
+        )
     dispatcher.update.outer_middleware(MetricsMiddleware())
     dispatcher.update.outer_middleware(LogContextMiddleware())
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))

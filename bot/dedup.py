@@ -15,19 +15,21 @@ import asyncio
 import heapq
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
 import structlog
-from aiogram.fsm.storage.base import KeyBuilder, StorageKey
+from aiogram.fsm.storage.base import DEFAULT_DESTINY, KeyBuilder, StorageKey
 from aiogram.fsm.storage.redis import RedisEventIsolation
 from redis.asyncio import Redis
 from redis.exceptions import LockNotOwnedError, RedisError
 
 from bot.metrics import LEASES_LOST
+from storage.fsm import UpdateBatch, current_batch
 
 log = structlog.get_logger(__name__)
 
@@ -203,6 +205,102 @@ return 0
 """
 
 
+# The claim with the update's flood count (ThrottlingMiddleware) in the same round trip.
+# KEYS: the marker, the flood counter's window bucket. ARGV: marker, lease ms, bucket TTL s.
+_CLAIM_COUNTED = """
+local value = redis.call('GET', KEYS[1])
+if not value then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  local count = redis.call('INCR', KEYS[2])
+  if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+  return {'acquired', 0, count}
+end
+if value == 'done' then
+  return {'done', 0, 0}
+end
+return {'busy', redis.call('PTTL', KEYS[1]), 0}
+"""
+# The end of an update, in one step: its dialog state written, its per-chat locks let go (ours
+# only), its marker set to done or given back (ours only).
+# KEYS: the marker, the written keys, the locks. ARGV: 'done' | 'release', the marker's
+# owner value, done TTL s, number of writes, then per write: value (or '' with a ttl of -1:
+# delete), ttl s (0: none); then per lock: its token.
+# Returns how many of the locks were no longer ours (a lease lapsed).
+_FINISH = """
+local writes = tonumber(ARGV[4])
+for i = 1, writes do
+  local value, ttl = ARGV[3 + 2 * i], tonumber(ARGV[4 + 2 * i])
+  if ttl < 0 then
+    redis.call('DEL', KEYS[1 + i])
+  elseif ttl > 0 then
+    redis.call('SET', KEYS[1 + i], value, 'EX', ttl)
+  else
+    redis.call('SET', KEYS[1 + i], value)
+  end
+end
+local lapsed = 0
+for i = 2 + writes, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[3 + writes + i] then
+    redis.call('DEL', KEYS[i])
+  else
+    lapsed = lapsed + 1
+  end
+end
+if ARGV[1] == 'done' then
+  redis.call('SET', KEYS[1], 'done', 'EX', ARGV[3])
+elseif redis.call('GET', KEYS[1]) == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+end
+return lapsed
+"""
+# A chat's locks taken together (all or none) and its dialog state read under them.
+# KEYS: the locks, then the keys to read. ARGV: number of locks, token, lease ms, the
+# position (among the keys read, from 1) of aiogram-dialog's stack or 0, then the stack's
+# last context's key: its text before and after the intent id.
+# Returns {0} when a lock is taken by another, else {1, value per key read..., the context's
+# key, its value} (false where there is none).
+_TAKE = """
+local locks = tonumber(ARGV[1])
+for i = 1, locks do
+  if not redis.call('SET', KEYS[i], ARGV[2], 'NX', 'PX', ARGV[3]) then
+    for j = 1, i - 1 do redis.call('DEL', KEYS[j]) end
+    return {0}
+  end
+end
+local found = {1}
+for i = locks + 1, #KEYS do
+  found[#found + 1] = redis.call('GET', KEYS[i])
+end
+local context, value = false, false
+local stack = tonumber(ARGV[4])
+if stack > 0 and found[1 + stack] then
+  local ok, decoded = pcall(cjson.decode, found[1 + stack])
+  if ok and type(decoded) == 'table' and type(decoded['intents']) == 'table' then
+    local last = decoded['intents'][#decoded['intents']]
+    if type(last) == 'string' then
+      context = ARGV[5] .. last .. ARGV[6]
+      value = redis.call('GET', context)
+    end
+  end
+end
+found[#found + 1] = context
+found[#found + 1] = value
+return found
+"""
+# Extend our locks' lease. KEYS: locks. ARGV: their tokens, then the lease ms. Returns how
+# many are still ours.
+_RENEW_ALL = """
+local kept = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[#KEYS + 1])
+    kept = kept + 1
+  end
+end
+return kept
+"""
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -219,8 +317,39 @@ class RedisDedup:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._claim = redis.register_script(_CLAIM)
+        self._claim_counted = redis.register_script(_CLAIM_COUNTED)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
+        self._finish = redis.register_script(_FINISH)
+
+    async def claim_counted(
+        self, key: str, owner: str, lease: float, flood: str, window: int
+    ) -> tuple[Claim, int]:
+        """`claim`, and when the update is ours, `hit(flood, window)` too, in one round trip:
+        (the claim, the count so far — 0 when the update is not ours)."""
+        bucket = f"{flood}:{int(time.time() // window)}"
+        state, left_ms, count = await self._claim_counted(
+            keys=[key, bucket], args=[_processing(owner), _ms(lease), window * 2]
+        )
+        return Claim(ClaimState(_text(state)), max(0, int(left_ms)) / 1000), int(count)
+
+    async def finish(self, key: str, owner: str, *, done: bool, batch: UpdateBatch) -> None:
+        """The end of an update, one round trip: the batch's writes sent, its locks let go,
+        then the update marked `done` (or given back, `release`, when not `done`). Raises
+        redis-py's errors (nothing of it was done then, or all: a script runs whole)."""
+        writes = list(batch.writes.items())
+        locks = list(batch.locks.items())
+        batch.writes.clear()
+        batch.locks.clear()
+        args: list[Any] = ["done" if done else "release", _processing(owner), DONE_TTL]
+        args.append(len(writes))
+        for _, (value, ttl) in writes:
+            args += ["", -1] if value is None else [value, ttl or 0]
+        args += [token for _, token in locks]
+        keys = [key, *(name for name, _ in writes), *(name for name, _ in locks)]
+        lapsed = int(await self._finish(keys=keys, args=args))
+        if lapsed:
+            log.warning("lease.lock_lapsed", locks=lapsed)  # held past a stalled heartbeat
 
     async def claim(self, key: str, owner: str, lease: float) -> Claim:
         state, left_ms = await self._claim(keys=[key], args=[_processing(owner), _ms(lease)])
@@ -280,6 +409,14 @@ class LeasedRedisEventIsolation(RedisEventIsolation):
     handler (city calls up to CITY_DEADLINE) keeps it and a replica killed while holding it
     freezes the chat for at most `lease` seconds. Waiters poll every LOCK_POLL seconds.
 
+    Inside an update (an open `storage.fsm.UpdateBatch`: UpdateDedupMiddleware with Redis)
+    a lock is not let go when its block ends but with the update's end, after the update's
+    dialog state is written (`RedisDedup.finish`, one script). A private chat's lock is taken
+    with aiogram-dialog's stack lock (all or none), and the chat's state, its stack and the
+    stack's last context are read in the same script (`BatchedRedisStorage` answers the
+    update's reads from them). Taken by another: waited for as usual, then held the same way.
+    The script reads a key it computes (the context's) — fine on one Redis, not on a cluster.
+
     The same object is given to aiogram-dialog's `setup_dialogs(events_isolation=…)`."""
 
     def __init__(
@@ -293,9 +430,85 @@ class LeasedRedisEventIsolation(RedisEventIsolation):
         super().__init__(redis, key_builder)
         self.lease = LOCK_LEASE if lease is None else lease
         self.heartbeat = self.lease / 3 if heartbeat is None else heartbeat
+        self._take_script = redis.register_script(_TAKE)
+        self._renew_all = redis.register_script(_RENEW_ALL)
 
     @asynccontextmanager
     async def lock(self, key: StorageKey) -> AsyncIterator[None]:
+        batch = current_batch()
+        if batch is None:  # outside an update (its de-duplication middleware)
+            async with self._waiting_lock(key):
+                yield None
+            return
+        name = self.key_builder.build(key, "lock")
+        if name not in batch.locks and not await self._take(batch, key):
+            # Another holds it: wait for it as aiogram does, then hold it like the others.
+            lock = self.redis.lock(name, timeout=self.lease, sleep=LOCK_POLL, thread_local=False)
+            await lock.acquire()
+            batch.locks[name] = _text(lock.local.token)
+        # Ours until the update's end (RedisDedup.finish lets it go after the writes); renewed
+        # while a block runs, by this block unless an enclosing one already renews it.
+        idle = {n: t for n, t in batch.locks.items() if n not in batch.renewed}
+        if not idle:
+            yield None
+            return
+        renew_all, lease = self._renew_all, _ms(self.lease)
+
+        async def renew() -> bool:
+            return bool(await renew_all(keys=list(idle), args=[*idle.values(), lease]))
+
+        batch.renewed.update(idle)
+        try:
+            async with heartbeat(renew, self.heartbeat, "chat-lock"):
+                yield None
+        finally:
+            batch.renewed.difference_update(idle)
+
+    async def _take(self, batch: UpdateBatch, key: StorageKey) -> list[str]:
+        """One round trip: the lock of `key` taken, and for a private chat's own key also
+        aiogram-dialog's stack lock, with the chat's state, its stack and the stack's last
+        context read into the batch. Returns the locks taken (none: another holds one)."""
+        locks = [self.key_builder.build(key, "lock")]
+        reads: list[str] = []
+        stack = 0
+        context = ("", "")
+        private = key.user_id == key.chat_id and key.thread_id is None
+        dialogs = getattr(self.key_builder, "with_destiny", False)  # aiogram-dialog's keys
+        if (
+            dialogs
+            and key.destiny == DEFAULT_DESTINY
+            and private
+            and key.business_connection_id is None
+        ):
+            stack_key = replace(key, destiny="aiogd:stack:")  # aiogram-dialog's StorageProxy
+            locks.append(self.key_builder.build(stack_key, "lock"))
+            reads = [
+                self.key_builder.build(key, "state"),
+                self.key_builder.build(stack_key, "data"),
+            ]
+            stack = 2
+            marker = "\x00"
+            built = self.key_builder.build(replace(key, destiny=f"aiogd:context:{marker}"), "data")
+            before, _, after = built.partition(marker)
+            context = (before, after)
+        token = uuid.uuid4().hex
+        found = await self._take_script(
+            keys=[*locks, *reads], args=[len(locks), token, _ms(self.lease), stack, *context]
+        )
+        if not int(found[0]):
+            return []
+        for name in locks:
+            batch.locks[name] = token
+        values = [None if v is None else _text(v) for v in found[1:]]
+        for name, value in zip(reads, values, strict=False):
+            batch.known.setdefault(name, value)
+        context_key, context_value = values[len(reads)], values[len(reads) + 1]
+        if context_key is not None:
+            batch.known.setdefault(context_key, context_value)
+        return locks
+
+    @asynccontextmanager
+    async def _waiting_lock(self, key: StorageKey) -> AsyncIterator[None]:
         name = self.key_builder.build(key, "lock")
         lock = self.redis.lock(name, timeout=self.lease, sleep=LOCK_POLL, thread_local=False)
         await lock.acquire()

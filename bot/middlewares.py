@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -14,6 +15,7 @@ from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
 )
+from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import AnswerCallbackQuery, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
@@ -21,13 +23,15 @@ from aiogram.types import TelegramObject, Update, User
 
 from bot import dedup
 from bot.album import SWEPT
-from bot.dedup import ClaimState, DedupStore
+from bot.dedup import ClaimState, DedupStore, RedisDedup
 from bot.failures import UpdateBusy, classify
 from bot.logs import user_hash
 from bot.metrics import DUPLICATES, HANDLER_SECONDS, RETRIED, THROTTLED, UPDATES
+from city.transport import before_call
 from domain.limits import DEFAULT_LIMITS
 from handlers.context import CONTEXT_KEY, ResidentContext
-from storage.uow import UnitOfWorkFactory
+from storage.fsm import UpdateBatch, update_batch
+from storage.uow import SqlUnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +39,20 @@ log = structlog.get_logger(__name__)
 STALE_QUERY = "query is too old and response timeout expired or query ID is invalid"
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+# data key: the update's flood count, taken by UpdateDedupMiddleware with its claim.
+FLOOD_COUNT = "flood_count"
+
+
+def _flood_key(event: Update) -> str | None:
+    """ThrottlingMiddleware's counter for the update's sender: residents in private chats
+    only (None for anything else: nothing is counted)."""
+    context = UserContextMiddleware.resolve_event_context(event)
+    user, chat = context.user, context.chat
+    if user is None or (chat is not None and chat.type != "private"):
+        return None
+    return f"flood:{user.id}"
 
 
 class LogContextMiddleware(BaseMiddleware):
@@ -49,12 +67,25 @@ class LogContextMiddleware(BaseMiddleware):
             return await handler(event, data)
 
 
+@contextmanager
+def _releasing_before_city_calls(uow: SqlUnitOfWork) -> Iterator[None]:
+    token = before_call.set(uow.release_idle)
+    try:
+        yield
+    finally:
+        before_call.reset(token)
+
+
 class UnitOfWorkMiddleware(BaseMiddleware):
     """Opens a unit of work for the update and loads the resident who sent it (None if not
     linked). Handlers commit what they change; whatever they leave uncommitted is rolled back.
 
     With the dispatcher's workflow data (city, tr, clock, limits: `build_dispatcher`) it also
-    builds the update's `handlers.context.ResidentContext` once, under `CONTEXT_KEY`."""
+    builds the update's `handlers.context.ResidentContext` once, under `CONTEXT_KEY`.
+
+    While the update is handled, every call to the city first ends the unit of work's
+    transaction if it only read (`city.transport.before_call` → `release_idle`), so an update
+    waiting on the city holds no database connection."""
 
     def __init__(self, factory: UnitOfWorkFactory) -> None:
         self._factory = factory
@@ -62,18 +93,19 @@ class UnitOfWorkMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         async with self._factory() as uow:
-            data["uow"] = uow
-            data["resident"] = await uow.residents.get(user.id) if user else None
-            if "city" in data and "clock" in data:
-                data[CONTEXT_KEY] = ResidentContext(
-                    uow=uow,
-                    city=data["city"],
-                    tr=data["tr"],
-                    resident=data["resident"],
-                    now=data["clock"](),
-                    limits=data.get("limits") or DEFAULT_LIMITS,
-                )
-            return await handler(event, data)
+            with _releasing_before_city_calls(uow):
+                data["uow"] = uow
+                data["resident"] = await uow.residents.get(user.id) if user else None
+                if "city" in data and "clock" in data:
+                    data[CONTEXT_KEY] = ResidentContext(
+                        uow=uow,
+                        city=data["city"],
+                        tr=data["tr"],
+                        resident=data["resident"],
+                        now=data["clock"](),
+                        limits=data.get("limits") or DEFAULT_LIMITS,
+                    )
+                return await handler(event, data)
 
 
 class UpdateDedupMiddleware(BaseMiddleware):
@@ -89,14 +121,26 @@ class UpdateDedupMiddleware(BaseMiddleware):
     - `done`: nothing to do.
     When the handler ends the marker becomes `done` (24 h) if it succeeded or failed in a way
     that will only repeat (deterministic: the resident was told once); after a transient
-    failure or a cancellation it is released so that the redelivery is handled."""
+    failure or a cancellation it is released so that the redelivery is handled.
+
+    With Redis (`RedisDedup`) an update costs two round trips here: the claim, which also
+    counts the update for flood protection (`flood_window`: ThrottlingMiddleware's window, or
+    None without it; the count is left in `data[FLOOD_COUNT]`), and the end, which also sends
+    the update's dialog state (`storage.fsm.UpdateBatch`, opened here) and lets its per-chat
+    locks go. The heartbeat runs only for a handler slower than a third of the lease."""
 
     def __init__(
-        self, store: DedupStore, *, lease: float | None = None, heartbeat: float | None = None
+        self,
+        store: DedupStore,
+        *,
+        lease: float | None = None,
+        heartbeat: float | None = None,
+        flood_window: int | None = None,
     ) -> None:
         self._store = store
         self.lease = dedup.PROCESSING_LEASE if lease is None else lease
         self.heartbeat = self.lease / 3 if heartbeat is None else heartbeat
+        self.flood_window = flood_window
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if not isinstance(event, Update):
@@ -106,16 +150,26 @@ class UpdateDedupMiddleware(BaseMiddleware):
         bot = data.get("bot")
         key = f"dedup:{bot.id if bot else 0}:{event.update_id}"
         owner = uuid.uuid4().hex
-        claim = await self._store.claim(key, owner, self.lease)
+        store = self._store
+        window = self.flood_window
+        flood = _flood_key(event) if window and isinstance(store, RedisDedup) else None
+        if isinstance(store, RedisDedup) and flood is not None and window:
+            claim, data[FLOOD_COUNT] = await store.claim_counted(
+                key, owner, self.lease, flood, window
+            )
+        else:
+            claim = await store.claim(key, owner, self.lease)
         if claim.state is ClaimState.DONE:
             DUPLICATES.inc()
             return None
         if claim.state is ClaimState.BUSY:
             DUPLICATES.inc()
             raise UpdateBusy(claim.retry_after())
+        if isinstance(store, RedisDedup):
+            return await self._handle_batched(store, handler, event, data, key, owner)
 
         async def renew() -> bool:
-            return await self._store.renew(key, owner, self.lease)
+            return await store.renew(key, owner, self.lease)
 
         try:
             async with dedup.heartbeat(renew, self.heartbeat, "update"):
@@ -132,6 +186,56 @@ class UpdateDedupMiddleware(BaseMiddleware):
         await self._done(key)
         return result
 
+    async def _handle_batched(
+        self,
+        store: RedisDedup,
+        handler: Handler,
+        event: Update,
+        data: dict[str, Any],
+        key: str,
+        owner: str,
+    ) -> Any:
+        """The same outcomes, with the update's dialog state written at its end together with
+        the marker: a success or a deterministic failure → done, a transient failure or a
+        cancellation → released. What the handler changed in the dialog state before it
+        failed is written either way, as it was when each write went out at once. A failure
+        to write is the update's failure: not marked done, its lease lapses, Telegram (or
+        polling's retry) delivers it again."""
+
+        async def renew() -> bool:
+            return await store.renew(key, owner, self.lease)
+
+        with update_batch() as batch:
+            try:
+                async with dedup.heartbeat(renew, self.heartbeat, "update"):
+                    result = await handler(event, data)
+            except Exception as error:
+                done = not classify(error).transient  # told once: a redelivery must not tell
+                await self._finish(store, key, owner, done, batch, error)
+                raise
+            except BaseException as error:  # cancelled: not handled, give it back
+                await self._finish(store, key, owner, False, batch, error)
+                raise
+            await store.finish(key, owner, done=True, batch=batch)
+        return result
+
+    @staticmethod
+    async def _finish(
+        store: RedisDedup,
+        key: str,
+        owner: str,
+        done: bool,
+        batch: UpdateBatch,
+        failure: BaseException,
+    ) -> None:
+        """The end of a failed update: its own failure is what the caller sees, not this."""
+        try:
+            await store.finish(key, owner, done=done, batch=batch)
+        except Exception as error:  # the lease and the locks lapse by themselves; logged
+            log.warning(
+                "dedup.finish_failed", error=type(error).__name__, after=type(failure).__name__
+            )
+
     async def _done(self, key: str) -> None:
         try:
             await self._store.done(key)
@@ -146,10 +250,12 @@ class UpdateDedupMiddleware(BaseMiddleware):
 
 
 class TransientRetryMiddleware(BaseMiddleware):
-    """Polling's stand-in for Telegram's redelivery: polling confirms an update before it is
-    handled, so an update that failed in a way that passes (`bot.failures.classify`: a pool
-    timeout, Redis or the database unreachable, …) is handled again here, after `delays`
-    seconds (one retry per entry; Retry-After when the failure says more), rather than lost.
+    """Polling's stand-in for Telegram's redelivery: long polling hands an unconfirmed update
+    back only with a later getUpdates (and `bot.polling` confirms only finished updates, so it
+    would wait behind the failed one until a restart), so an update that failed in a way that
+    passes (`bot.failures.classify`: a pool timeout, Redis or the database unreachable, …) is
+    handled again here, after `delays` seconds (one retry per entry; Retry-After when the
+    failure says more), rather than lost or left to the next start.
 
     Installed in front of every other update middleware (`bot.runners.run_polling`), so each
     attempt claims the update afresh (the de-duplication middleware released it) with fresh
@@ -230,7 +336,8 @@ class ThrottlingMiddleware(BaseMiddleware):
         chat = data.get("event_chat")
         if user is None or not isinstance(event, Update) or (chat and chat.type != "private"):
             return await handler(event, data)  # residents in private chats only; staff are not
-        count = await self._store.hit(f"flood:{user.id}", self._window)
+        counted: int | None = data.pop(FLOOD_COUNT, None)  # with the claim (UpdateDedup…)
+        count = counted or await self._store.hit(f"flood:{user.id}", self._window)
         if count <= self._limit:
             return await handler(event, data)
         THROTTLED.inc()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
@@ -24,6 +25,13 @@ RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 # method, path, status (0: no answer), seconds, failure or None — for metrics
 Observer = Callable[[str, str, int, float, str | None], None]
 OPEN311 = "/open311/v2"
+
+# Awaited before every call to the platform, in the task making it: the update's unit of work
+# ends a transaction that only read (`storage.uow.SqlUnitOfWork.release_idle`, set by
+# bot/middlewares.py), so no database connection waits on the city's answer.
+before_call: ContextVar[Callable[[], Awaitable[object]] | None] = ContextVar(
+    "city_before_call", default=None
+)
 
 
 class CityTransport:
@@ -82,6 +90,8 @@ class CityTransport:
         With `key` the call is sent under that Idempotence-Key and retried like a read (the
         key makes a repeat harmless: the platform answers it with what the first one did).
         Returns (status, JSON body or text); raises CityUnavailable when no answer came."""
+        if (release := before_call.get()) is not None:
+            await release()
         if key is not None:
             kwargs["headers"] = {**kwargs.get("headers", {}), "Idempotence-Key": key}
         if retries is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -15,11 +16,66 @@ class AccountLevel(StrEnum):
     FULL = "full"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TokenSet:
     access_token: str
     refresh_token: str
     expires_at: datetime
+
+    @staticmethod
+    def sealed(
+        access_token: bytes,
+        refresh_token: bytes,
+        expires_at: datetime,
+        reveal: Callable[[bytes], str],
+    ) -> TokenSet:
+        """Tokens kept sealed (encrypted, as stored) until one is read: `reveal` turns a sealed
+        token into the token, once per token, on its first read (what `reveal` raises, that
+        read raises). An update that makes no city call never pays for it. Such a TokenSet
+        equals a plain one with the same values; `dataclasses.replace` is for plain ones."""
+        return _SealedTokenSet(access_token, refresh_token, expires_at, reveal)
+
+
+class _SealedTokenSet(TokenSet):
+    """A TokenSet whose two tokens are revealed on first read and then kept on the object.
+
+    Not a dataclass of its own: its fields are not set by `__init__` but found by
+    `__getattr__` (called only while the instance has no such attribute yet). Equal to a
+    TokenSet with the same values, either way round."""
+
+    def __init__(
+        self,
+        access_token: bytes,
+        refresh_token: bytes,
+        expires_at: datetime,
+        reveal: Callable[[bytes], str],
+    ) -> None:
+        object.__setattr__(self, "expires_at", expires_at)
+        object.__setattr__(
+            self, "_sealed", {"access_token": access_token, "refresh_token": refresh_token}
+        )
+        object.__setattr__(self, "_reveal", reveal)
+
+    def __getattr__(self, name: str) -> str:
+        sealed: dict[str, bytes] = object.__getattribute__(self, "_sealed")
+        if name not in sealed:
+            raise AttributeError(name)
+        reveal: Callable[[bytes], str] = object.__getattribute__(self, "_reveal")
+        value = reveal(sealed[name])
+        object.__setattr__(self, name, value)
+        return value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TokenSet):
+            return NotImplemented
+        mine = (self.access_token, self.refresh_token, self.expires_at)
+        return mine == (other.access_token, other.refresh_token, other.expires_at)
+
+    def __hash__(self) -> int:
+        return hash((self.access_token, self.refresh_token, self.expires_at))
+
+    def __repr__(self) -> str:
+        return f"TokenSet(sealed, expires_at={self.expires_at!r})"
 
 
 @dataclass(frozen=True, slots=True)

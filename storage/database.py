@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 DEFAULT_POOL_SIZE = 10  # connections kept open (Settings.database_pool_size)
 DEFAULT_POOL_TIMEOUT = 30.0  # seconds a checkout waits for a free connection
+POOL_RECYCLE = 1800  # seconds a PostgreSQL connection is used before it is replaced
 
 
 def create_engine(
@@ -50,7 +51,13 @@ def create_engine(
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    # No pre-ping: it costs every checkout a round trip. A connection the server closed fails
+    # its first statement instead, and the failure is transient (`bot.failures.classify`):
+    # the update is handled again (polling's retry, the webhook's 503) on a fresh connection,
+    # SQLAlchemy having dropped the pool's connections when it saw the disconnect. Idle
+    # connections are renewed after POOL_RECYCLE seconds, before a firewall or the server's
+    # idle timeout closes them.
+    return create_async_engine(url, pool_recycle=POOL_RECYCLE, **kwargs)
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:

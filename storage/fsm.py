@@ -1,17 +1,23 @@
-"""aiogram FSM storage in the SQL database, for the embedded mode without Redis.
+"""aiogram FSM storages: in the SQL database, for the embedded mode without Redis; and Redis
+with one update's reads and writes batched.
 
 aiogram ships Memory, Redis and Mongo storages only; the embedded default must survive a restart
-without a server, so this one keeps state and data in the `fsm_state` table.
+without a server, so `SqlStorage` keeps state and data in the `fsm_state` table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder, StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -109,3 +115,126 @@ class SqlStorage(BaseStorage):
             )
             await session.execute(stmt)
             await session.commit()
+
+
+# ---- Redis: one update's dialog state read once and written once ----------------------------
+
+
+@dataclass(eq=False)
+class UpdateBatch:
+    """What one update read from and will write to Redis's dialog state, and the per-chat locks
+    it holds until those writes are sent (bot/dedup.py: `LeasedRedisEventIsolation` takes the
+    chat's locks and reads its state in one script, `RedisDedup.finish` sends the writes, lets
+    the locks go and marks the update in one more).
+
+    Only the update's own task uses it (`current_batch`): a task started during the update
+    (an album's debounce) reads and writes Redis directly. Never kept across updates: another
+    replica handles the chat's next update."""
+
+    task: asyncio.Task[Any] | None = field(default_factory=asyncio.current_task)
+    known: dict[str, str | None] = field(default_factory=dict)  # Redis key → value (None: none)
+    writes: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    # ↑ Redis key → (value, None: delete; seconds to live, None: no expiry), the last one wins
+    locks: dict[str, str] = field(default_factory=dict)  # lock key → our token
+    renewed: set[str] = field(default_factory=set)  # locks a heartbeat renews now
+    open: bool = True
+
+
+_BATCH: ContextVar[UpdateBatch | None] = ContextVar("fsm_update_batch", default=None)
+
+
+def current_batch() -> UpdateBatch | None:
+    """The batch of the update this task is handling, if it is still open."""
+    batch = _BATCH.get()
+    if batch is None or not batch.open or batch.task is not asyncio.current_task():
+        return None
+    return batch
+
+
+@contextmanager
+def update_batch() -> Iterator[UpdateBatch]:
+    """Open a batch for the update handled in this task; closed (later calls go to Redis
+    directly) when the block ends — its writes must have been sent by then."""
+    batch = UpdateBatch()
+    token = _BATCH.set(batch)
+    try:
+        yield batch
+    finally:
+        batch.open = False
+        _BATCH.reset(token)
+
+
+def _seconds(ttl: Any) -> int | None:
+    if ttl is None:
+        return None
+    return int(ttl.total_seconds()) if isinstance(ttl, timedelta) else int(ttl)
+
+
+class BatchedRedisStorage(RedisStorage):
+    """aiogram's RedisStorage, same keys and values, with an update's reads and writes batched.
+
+    aiogram-dialog reads a chat's stack and context, and writes them, several times per
+    update (and aiogram reads the state once); each was a round trip. Inside an update (an
+    open `UpdateBatch` of this task): a key is read from Redis once (or not at all: the
+    per-chat lock's script brought it), later reads are answered from the batch, and writes
+    are kept — the last one per key — to be sent with the update's end, while the chat's
+    lock is still held. Outside an update (jobs, background managers) it is RedisStorage.
+
+    aiogram-dialog 2.x has no caching layer of its own to use instead (its StorageProxy
+    calls the storage for every load and save)."""
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        batch = current_batch()
+        if batch is None:
+            return await super().get_state(key)
+        return await self._read(batch, self.key_builder.build(key, "state"))
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        batch = current_batch()
+        if batch is None:
+            return await super().get_data(key)
+        raw = await self._read(batch, self.key_builder.build(key, "data"))
+        return {} if raw is None else dict(self.json_loads(raw))
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        batch = current_batch()
+        if batch is None:
+            return await super().set_state(key, state)
+        value = state.state if isinstance(state, State) else state
+        self._write(batch, self.key_builder.build(key, "state"), value, self.state_ttl)
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        batch = current_batch()
+        if batch is None or not isinstance(data, dict):  # RedisStorage refuses a non-dict
+            return await super().set_data(key, data)
+        value = self.json_dumps(data) if data else None
+        self._write(batch, self.key_builder.build(key, "data"), value, self.data_ttl)
+
+    async def forget_user(self, bot_id: int, user_id: int) -> int:
+        """Forget every state and dialog of one user in their private chat with this bot
+        (unlinking), as `SqlStorage.forget_user`: every key under the user's prefix but a held
+        lock — in Redis, and among the update's batched reads and writes (a write kept from
+        before would otherwise bring a forgotten key back). Returns how many keys in Redis."""
+        prefix = user_prefix(self.key_builder, bot_id, user_id)
+        batch = current_batch()
+        if batch is not None:
+            for name in [n for n in batch.known if n.startswith(prefix)]:
+                batch.known[name] = None
+                batch.writes.pop(name, None)
+        names = [
+            name
+            async for name in self.redis.scan_iter(match=prefix + "*", count=500)
+            if not (name.decode() if isinstance(name, bytes) else name).endswith(":lock")
+        ]
+        return int(await self.redis.delete(*names)) if names else 0
+
+    async def _read(self, batch: UpdateBatch, name: str) -> str | None:
+        if name not in batch.known:
+            value = await self.redis.get(name)
+            batch.known[name] = value.decode() if isinstance(value, bytes) else value
+        return batch.known[name]
+
+    @staticmethod
+    def _write(batch: UpdateBatch, name: str, value: str | None, ttl: Any) -> None:
+        batch.known[name] = value
+        batch.writes[name] = (value, _seconds(ttl))

@@ -66,10 +66,14 @@ class SqlResidentRepository:
             city_account_id=row.city_account_id,
             account_level=AccountLevel(row.account_level),
             masked_name=row.masked_name,
-            tokens=TokenSet(
-                access_token=self._cipher.decrypt(row.access_token_enc),
-                refresh_token=self._cipher.decrypt(row.refresh_token_enc),
-                expires_at=row.token_expires_at,
+            # Decrypted when read (a city call), not with every update's resident. Never kept
+            # across updates: another replica may rotate the refresh token meanwhile, and a
+            # stale one would be spent (the city refuses a refresh token used twice).
+            tokens=TokenSet.sealed(
+                row.access_token_enc,
+                row.refresh_token_enc,
+                row.token_expires_at,
+                self._cipher.decrypt,
             ),
             linked_at=row.linked_at,
             locale=row.locale,

@@ -5,7 +5,9 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Self
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from domain.ports import UnitOfWork
 from storage.autopays import SqlAutopayRepository, SqlNotificationSettings
@@ -16,6 +18,27 @@ from storage.reports import SqlDraftRepository, SqlTrackedReportRepository
 from storage.residents import SqlResidentRepository
 from storage.support import SqlSupportRepository
 from storage.token_cipher import TokenCipher
+
+# `Session.info` key: this transaction wrote (or locked) something, so it must not be ended early.
+WROTE = "resident_bot.wrote"
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    # Anything but a plain SELECT counts: DML, text(), and SELECT … FOR UPDATE (its locks).
+    if not state.is_select or getattr(state.statement, "_for_update_arg", None) is not None:
+        state.session.info[WROTE] = True
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context: object) -> None:
+    session.info[WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost transaction: committed or rolled back
+        session.info.pop(WROTE, None)
 
 
 class SqlUnitOfWork:
@@ -67,6 +90,19 @@ class SqlUnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
+
+    async def release_idle(self) -> bool:
+        """Ends the transaction if it only read (no write, flush or row lock since it began),
+        so its connection goes back to the pool — called before a city call, which may take
+        seconds (`city.transport.before_call`). Nothing is lost: the next statement begins a
+        new transaction. Returns whether a transaction was ended."""
+        session = self._session
+        if session is None or not session.in_transaction():
+            return False
+        if session.info.get(WROTE) or session.new or session.dirty or session.deleted:
+            return False
+        await session.commit()  # nothing to write: only ends the transaction, keeps the objects
+        return True
 
     async def rollback(self) -> None:
         await self.session.rollback()

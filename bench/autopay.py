@@ -1,15 +1,23 @@
-"""Autopay benchmark: `domain.autopaying.tick` on PostgreSQL against the city sandbox.
+"""Autopay benchmark: the production autopay job on PostgreSQL against the city sandbox.
 
 One resident (demo-full, linked through the sandbox's OAuth login like the integration tests)
 has K due autopays: FIXED donations of 100 ₽ to fund F-101 on card pm-full-4242, monthly on the
-same day. Schedulers call `tick` (up to TICK_BATCH autopays a call), each with its own engine,
-units of work and city client, until none is due. First one scheduler, then — on a fresh
-database and sandbox — two at once. By default each scheduler is an OS process
-(`bench.scheduler_process`) and this process serves the sandbox, like replicas calling the city
-platform; `mode="tasks"` runs them as asyncio tasks of this process instead.
+same day. Each scheduler calls what `bot.jobs.run_autopays` calls — `domain.autopaying.tick`
+with the job's default AUTOPAY_CONCURRENCY, its own engine, units of work and city client —
+until a call finds nothing due (one call normally does it all: a run goes on while work is
+due). First one scheduler, then — on a fresh database and sandbox — two at once. By default
+each scheduler is an OS process (`bench.scheduler_process`) and this process serves the
+sandbox, like replicas calling the city platform; `mode="tasks"` runs them as asyncio tasks of
+this process instead.
+
+The ceiling is the city: before the job, in the same sandbox and with the same clients (as
+many processes, each with AUTOPAY_CONCURRENCY calls in flight), K `create_payment` calls go
+straight to the payment endpoint (keys `bench-endpoint-…`); the job's rate is shown against
+that endpoint rate.
 
 The sandbox's ledger (`GET /sandbox/ledger`) is the judge: an (autopay, period) charged more than
-once is a double charge; an autopay never charged is a missed one.
+once is a double charge; an autopay never charged is a missed one (endpoint charges are not
+counted there).
 """
 
 from __future__ import annotations
@@ -33,11 +41,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common import NO_POSTGRES, Services, fresh_postgres, heading, table
+from bot.config import Settings
 from city.client import CityClient
 from domain.accounts import AccountLevel, Resident
 from domain.autopay import MOSCOW, Autopay, AutopayKind, Frequency, Schedule, next_due
 from domain.autopaying import TICK_BATCH, tick
 from domain.linking import pkce_challenge
+from domain.payable import Payable
+from domain.sessions import ResidentSession
 from sandbox import SandboxServer
 from storage.database import create_engine, create_sessionmaker
 from storage.models import AutopayRow, AutopayRunRow
@@ -45,6 +56,7 @@ from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory
 
 Mode = Literal["processes", "tasks"]
+Work = Literal["job", "endpoint"]  # the autopay job, or create_payment straight at the sandbox
 WHERE: dict[Mode, str] = {
     "processes": "OS processes (the sandbox in this one)",
     "tasks": "asyncio tasks in this process (with the sandbox)",
@@ -58,6 +70,8 @@ REDIRECT = "http://127.0.0.1:9/oauth/callback"  # never contacted: the login sto
 VERIFIER = "v" * 64
 RUN_KEY = re.compile(r"^ap-(\d+)-(.+)-(\d+)$")  # ap-<autopay id>-<period>-<attempt>
 MAX_ERRORS = 10  # a scheduler gives up after this many failed ticks in a row
+# The job's own default (bot/jobs.run_autopays passes Settings.autopay_concurrency).
+CONCURRENCY: int = Settings.model_fields["autopay_concurrency"].default
 
 
 @dataclass
@@ -81,10 +95,23 @@ class AutopayResult:
     still_due: int  # autopays still due (or leased) when the schedulers stopped
     runs: Counter[str] = field(default_factory=Counter)
     stats: list[SchedulerStats] = field(default_factory=list)
+    endpoint_calls: int = 0  # create_payment calls made straight at the sandbox
+    endpoint_seconds: float = 0.0
+    endpoint_errors: int = 0
 
     @property
     def rate(self) -> float:
         return self.autopays / self.seconds if self.seconds else 0.0
+
+    @property
+    def endpoint_rate(self) -> float:
+        """Charges per second the sandbox's payment endpoint answered, called straight."""
+        return self.endpoint_calls / self.endpoint_seconds if self.endpoint_seconds else 0.0
+
+    @property
+    def ratio(self) -> float:
+        """The job's rate as a share of the endpoint's."""
+        return self.rate / self.endpoint_rate if self.endpoint_rate else 0.0
 
 
 def city_client(sandbox_url: str) -> CityClient:
@@ -144,13 +171,13 @@ async def add_autopays(factory: UnitOfWorkFactory, count: int) -> None:
 
 
 async def scheduler(factory: UnitOfWorkFactory, city: CityClient, now: datetime) -> SchedulerStats:
-    """Tick until a tick finds nothing due (what is left is leased by another scheduler)."""
+    """The production job's charging, called until a call finds nothing due (what is left is
+    leased by another scheduler): `tick` with the job's concurrency, as `run_autopays` calls it."""
     stats = SchedulerStats()
     failures_in_a_row = 0
     while failures_in_a_row < MAX_ERRORS:
         try:
-            async with factory() as uow:
-                processed = await tick(uow, city, now)
+            processed = await tick(factory, city, now, concurrency=CONCURRENCY)
         except Exception as error:  # counted and reported; the loop goes on
             stats.errors += 1
             failures_in_a_row += 1
@@ -164,17 +191,62 @@ async def scheduler(factory: UnitOfWorkFactory, city: CityClient, now: datetime)
     return stats
 
 
+async def endpoint(
+    factory: UnitOfWorkFactory, city: CityClient, calls: int, tag: str
+) -> SchedulerStats:
+    """`calls` create_payment calls straight at the sandbox, CONCURRENCY in flight: the same
+    charge as an autopay's (100 ₽ to F-101, card pm-full-4242, the resident's session), each
+    with its own key. `processed` counts the answered ones."""
+    stats = SchedulerStats(ticks=1)
+    async with factory() as uow:
+        resident = await uow.residents.get(RESIDENT)
+        assert resident is not None, "the bench resident is linked first"
+        session = ResidentSession(resident, city, uow)
+        numbers = iter(range(calls))
+
+        async def worker() -> None:
+            for number in numbers:
+                try:
+                    await city.create_payment(
+                        session,
+                        f"bench-endpoint-{tag}-{number}",
+                        payable=Payable.donation("F-101"),
+                        amount=AMOUNT,
+                        method_id="pm-full-4242",
+                    )
+                    stats.processed += 1
+                except Exception as error:  # counted and reported
+                    stats.errors += 1
+                    stats.first_error = stats.first_error or f"{type(error).__name__}: {error}"
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return stats
+
+
+async def work(
+    what: Work, factory: UnitOfWorkFactory, city: CityClient, calls: int, tag: str
+) -> SchedulerStats:
+    if what == "endpoint":
+        return await endpoint(factory, city, calls, tag)
+    return await scheduler(factory, city, DUE)
+
+
 async def in_tasks(
-    url: str, sandbox_url: str, key: str, schedulers: int
+    url: str, sandbox_url: str, key: str, schedulers: int, what: Work = "job", calls: int = 0
 ) -> tuple[float, list[SchedulerStats]]:
-    """Schedulers as asyncio tasks of this process (which also runs the sandbox)."""
+    """Schedulers as asyncio tasks of this process (which also runs the sandbox); for the
+    endpoint, `calls` split between them."""
     engines = [create_engine(url) for _ in range(schedulers)]
     cities = [city_client(sandbox_url) for _ in range(schedulers)]
     factories = [UnitOfWorkFactory(create_sessionmaker(e), TokenCipher([key])) for e in engines]
+    shares = _split(calls, schedulers)
     try:
         started = time.perf_counter()
         stats = await asyncio.gather(
-            *(scheduler(f, c, DUE) for f, c in zip(factories, cities, strict=True))
+            *(
+                work(what, f, c, share, str(n))
+                for n, (f, c, share) in enumerate(zip(factories, cities, shares, strict=True))
+            )
         )
         return time.perf_counter() - started, list(stats)
     finally:
@@ -185,17 +257,17 @@ async def in_tasks(
 
 
 async def in_processes(
-    url: str, sandbox_url: str, key: str, schedulers: int
+    url: str, sandbox_url: str, key: str, schedulers: int, what: Work = "job", calls: int = 0
 ) -> tuple[float, list[SchedulerStats]]:
     """Schedulers as OS processes (`bench.scheduler_process`), started together once each has
     imported everything and said it is ready; the sandbox stays in this process."""
     environment = {**os.environ, "BENCH_CIPHER_KEY": key}
-    command = [sys.executable, "-m", "bench.scheduler_process", url, sandbox_url]
+    command = [sys.executable, "-m", "bench.scheduler_process", url, sandbox_url, what]
     workers = [
         await asyncio.create_subprocess_exec(
-            *command, stdin=PIPE, stdout=PIPE, env=environment, cwd=PROJECT
+            *command, str(share), str(n), stdin=PIPE, stdout=PIPE, env=environment, cwd=PROJECT
         )
-        for _ in range(schedulers)
+        for n, share in enumerate(_split(calls, schedulers))
     ]
     try:
         for worker in workers:
@@ -249,8 +321,16 @@ async def run_once(url: str, count: int, schedulers: int, mode: Mode) -> Autopay
             finally:
                 await city.close()
             run = in_processes if mode == "processes" else in_tasks
+            # The city's own ceiling first, in the same sandbox and with the same clients.
+            endpoint_seconds, endpoint_stats = await run(
+                url, sandbox.url, key, schedulers, "endpoint", count
+            )
             seconds, stats = await run(url, sandbox.url, key, schedulers)
-            charges = await ledger(sandbox)
+            charges = [
+                charge
+                for charge in await ledger(sandbox)
+                if not charge["idempotence_key"].startswith("bench-endpoint-")
+            ]
         ids, still_due, runs = await database_figures(engine)
     finally:
         await engine.dispose()
@@ -273,19 +353,23 @@ async def run_once(url: str, count: int, schedulers: int, mode: Mode) -> Autopay
         still_due=still_due,
         runs=runs,
         stats=list(stats),
+        endpoint_calls=sum(s.processed for s in endpoint_stats),
+        endpoint_seconds=endpoint_seconds,
+        endpoint_errors=sum(s.errors for s in endpoint_stats),
     )
 
 
 async def run(
     services: Services, count: int = 10_000, mode: Mode = "processes"
 ) -> list[AutopayResult]:
-    heading("Autopay: tick on PostgreSQL against the city sandbox")
+    heading("Autopay: the production job on PostgreSQL against the city sandbox")
     if not services.postgres:
         print(f"skipped: {NO_POSTGRES} (this benchmark needs PostgreSQL)")
         return []
     print(
         f"{count:,} due FIXED donations of 100 ₽ (one resident, card pm-full-4242, fund F-101); "
-        f"tick batch {TICK_BATCH}; schedulers as {WHERE[mode]}"
+        f"claim batch {TICK_BATCH}, {CONCURRENCY} charges in flight per scheduler "
+        f"(AUTOPAY_CONCURRENCY); schedulers as {WHERE[mode]}"
     )
     results = []
     for schedulers in (1, 2):
@@ -304,14 +388,20 @@ def report(results: list[AutopayResult]) -> None:
         [
             ["autopays due", *(r.autopays for r in results)],
             ["seconds", *(r.seconds for r in results)],
-            ["autopays/s", *(r.rate for r in results)],
+            ["autopays/s (job)", *(r.rate for r in results)],
+            ["endpoint calls/s (create_payment straight)", *(r.endpoint_rate for r in results)],
+            ["job / endpoint", *(f"{r.ratio:.0%}" for r in results)],
+            [
+                "endpoint calls (errors)",
+                *(f"{r.endpoint_calls:,} ({r.endpoint_errors})" for r in results),
+            ],
             ["charges in the ledger", *(r.charges for r in results)],
             ["double charges (autopay+period)", *(r.double_charged for r in results)],
             ["  extra charges", *(r.extra_charges for r in results)],
             ["missed (never charged)", *(r.missed for r in results)],
             ["still due at the end", *(r.still_due for r in results)],
             *([f"runs {status}", *(r.runs[status] for r in results)] for status in statuses),
-            ["ticks per scheduler", *(_each(r, "ticks") for r in results)],
+            ["job calls per scheduler", *(_each(r, "ticks") for r in results)],
             ["processed per scheduler", *(_each(r, "processed") for r in results)],
             ["tick errors", *(sum(s.errors for s in r.stats) for r in results)],
         ],
@@ -322,6 +412,15 @@ def report(results: list[AutopayResult]) -> None:
                 print(
                     f"{result.schedulers} schedulers, #{number}, first error: {stats.first_error}"
                 )
+
+
+def _calls(result: AutopayResult) -> str:
+    return f"{result.endpoint_calls:,} ({result.endpoint_errors})"
+
+
+def _split(calls: int, parts: int) -> list[int]:
+    """`calls` shared as evenly as can be between `parts`."""
+    return [calls // parts + (n < calls % parts) for n in range(parts)]
 
 
 def _each(result: AutopayResult, name: str) -> str:

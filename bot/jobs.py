@@ -7,12 +7,14 @@ dedupe keys, and the sender claims outbox rows before sending them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import structlog
 from aiogram.exceptions import TelegramAPIError
 from apscheduler.executors.base import run_coroutine_job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 
 from bot.album import albums_of
 from bot.app import RECONCILE_EVERY, Application, Clock, reconcile_in_background
@@ -41,6 +43,8 @@ from storage.fsm import DIALOG_STATE_KEPT
 
 log = structlog.get_logger(__name__)
 
+AUTOPAY_EVERY = 5  # seconds between autopay runs (a run lasts while work is due; never two)
+
 
 # This process's place in the round of residents whose reports made elsewhere are looked for
 # (one batch a tick; replicas each go round, which only repeats an idempotent lookup).
@@ -68,18 +72,33 @@ async def support_dashboard(app: Application, clock: Clock | None = None) -> Non
         log.error("support.dashboard_unavailable", error=type(error).__name__)
 
 
-async def run_autopays(app: Application, clock: Clock | None = None) -> int:
-    """Reminders, then the due charges. The operator's ceilings are the handlers' own (the
-    dispatcher's `limits`, else the defaults), so a charge above them is never made."""
+async def run_autopays(
+    app: Application, clock: Clock | None = None, stopping: Callable[[], bool] | None = None
+) -> int:
+    """Reminders, then the due charges, continuously until none is due (`autopaying.tick`):
+    AUTOPAY_CONCURRENCY charges in flight at once, each in its own unit of work, read at
+    `clock`'s time as it goes. `stopping()` true ends the run early (no new autopay is
+    started; see `stop_scheduler`). The operator's ceilings are the handlers' own (the
+    dispatcher's `limits`, else the defaults), so a charge above them is never made. Returns
+    how many autopays were processed."""
     clock = clock or app.clock
     outcomes: list[str] = []
     limits = app.dispatcher.workflow_data.get("limits", DEFAULT_LIMITS)
     async with app.uow_factory() as uow:
         await send_reminders(uow, clock())
-        processed = await autopay_tick(uow, app.city, clock(), outcomes, limits)
-    for outcome in outcomes:
-        AUTOPAY_RUNS.labels(outcome=outcome).inc()
-    return processed
+    try:
+        return await autopay_tick(
+            app.uow_factory,
+            app.city,
+            clock,
+            outcomes,
+            limits,
+            concurrency=app.settings.autopay_concurrency,
+            stopping=stopping,
+        )
+    finally:  # counted even when a charge broke the run
+        for outcome in outcomes:
+            AUTOPAY_RUNS.labels(outcome=outcome).inc()
 
 
 async def watch_platform(app: Application, clock: Clock | None = None) -> None:
@@ -163,7 +182,16 @@ def start_scheduler(app: Application) -> AsyncIOScheduler:
     scheduler.add_job(
         reconcile_in_background, "interval", seconds=RECONCILE_EVERY, args=[app], max_instances=1
     )
-    scheduler.add_job(run_autopays, "interval", seconds=30, args=[app], max_instances=1)
+    # A run charges until nothing is due, so it is started often: due work begins within
+    # AUTOPAY_EVERY seconds; it stops taking autopays once the scheduler is paused or stopped.
+    scheduler.add_job(
+        run_autopays,
+        "interval",
+        seconds=AUTOPAY_EVERY,
+        args=[app],
+        kwargs={"stopping": lambda: scheduler.state != STATE_RUNNING},
+        max_instances=1,
+    )
     # Every 10 minutes: written once a day after 09:00 Moscow time (its dedupe key), so a
     # restart or a replica that was down at nine still gets the digest out.
     scheduler.add_job(post_daily_digest, "interval", minutes=10, args=[app], max_instances=1)

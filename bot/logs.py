@@ -45,6 +45,17 @@ def scrub_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str
 CHATTY = ("aiogram", "aiohttp", "alembic", "apscheduler", "asyncio", "aiosqlite", "sqlalchemy")
 
 
+def _not_a_run_still_going(record: logging.LogRecord) -> bool:
+    """APScheduler warns each time a job's next run comes while the last one still runs. Our
+    jobs run one at a time on purpose (`max_instances=1`) and a run works while work is due
+    (the outbox, autopays), so that is how they work, not a problem: a warning every second or
+    five would bury the real ones. Logged at DEBUG instead."""
+    if isinstance(record.msg, str) and "maximum number of running instances" in record.msg:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+    return True
+
+
 def setup_logging(level: str = "INFO", fmt: str = "console", stream: TextIO | None = None) -> None:
     """structlog for our events and the standard logging module for every library's, through
     one handler and one formatter (structlog's ProcessorFormatter): with `fmt="json"` every
@@ -82,3 +93,6 @@ def setup_logging(level: str = "INFO", fmt: str = "console", stream: TextIO | No
     root.setLevel(level_no)
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.DEBUG if level.upper() == "DEBUG" else "WARNING")
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    if _not_a_run_still_going not in scheduler.filters:
+        scheduler.addFilter(_not_a_run_still_going)

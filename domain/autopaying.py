@@ -1,9 +1,11 @@
 """Autopay use cases: set up (one per service or fund), change (amount, day, card), pause,
 skip once, remind, and the tick that charges.
 
-The tick claims due autopays batch by batch (a lease, `FOR UPDATE SKIP LOCKED` on PostgreSQL),
-and for each finds or creates the run of its period — unique per (autopay, period) — then
-charges with the run's idempotency key after committing it. A tick that repeats, a second
+The tick claims due autopays batch by batch, one statement a batch (a lease, `FOR UPDATE SKIP
+LOCKED` on PostgreSQL), and works through them continuously with a bounded number of charges in
+flight, each autopay in its own unit of work: it finds or creates the run of its period —
+unique per (autopay, period) — then charges with the run's idempotency key after committing
+it, and commits the outcome together with the end of its lease. A tick that repeats, a second
 scheduler, or a crash after the charge all meet the same run and the same key: one charge per
 period.
 
@@ -15,10 +17,14 @@ answer keeps its run and key and is pushed back (`Autopay.back_off`) behind the 
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain import support
-from domain.accounts import Resident
+from domain.accounts import Resident, TokenSet
 from domain.autopay import (
     MOSCOW,
     RETRY_DAYS,
@@ -43,11 +49,18 @@ from domain.payments import (
     PaymentRefused,
     PaymentStatus,
 )
-from domain.ports import City, CityAuth, CityPayments, Notification, UnitOfWork
+from domain.ports import (
+    City,
+    CityAuth,
+    CityPayments,
+    Notification,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from domain.sessions import ResidentSession
 
-TICK_BATCH = 50  # autopays claimed (leased) at once
-TICK_BATCHES = 20  # a tick works through up to TICK_BATCH × TICK_BATCHES due autopays
+TICK_BATCH = 50  # autopays claimed (leased) at once, in one statement
+AUTOPAY_CONCURRENCY = 8  # charges (city calls) in flight at once in one run, by default
 RETRYABLE = {PaymentStatus.DECLINED, PaymentStatus.INSUFFICIENT_FUNDS}
 UNAVAILABLE = "unavailable"  # a tick outcome: the city did not answer, tried again later
 PAUSED = "paused"  # a tick outcome: refused for a lasting reason, the autopay is paused
@@ -287,46 +300,182 @@ def _describe(autopay: Autopay, **extra: object) -> dict[str, object]:
 
 
 async def tick(
-    uow: UnitOfWork,
+    uows: UnitOfWorkFactory,
     city: City,
-    now: datetime,
+    now: datetime | Callable[[], datetime],
     outcomes: list[str] | None = None,
     limits: AmountLimits = DEFAULT_LIMITS,
+    *,
+    concurrency: int = AUTOPAY_CONCURRENCY,
+    batch: int = TICK_BATCH,
+    stopping: Callable[[], bool] | None = None,
 ) -> int:
-    """Charge every due autopay once for its period, TICK_BATCH at a time, up to TICK_BATCHES
-    batches. Returns how many were processed; each one's outcome (a RunStatus value,
-    "already_done", "paused" or "unavailable") is appended to `outcomes`.
+    """Charge every due autopay once for its period, continuously, until none is due. Returns
+    how many were processed; each one's outcome (a RunStatus value, "already_done", "paused",
+    "inactive" or "unavailable") is appended to `outcomes` as it comes.
 
-    Every processed autopay leaves the due set (its schedule moves on, it is paused, or it is
-    pushed back), so no batch meets an autopay twice and one that keeps failing cannot starve
-    the rest. A batch the city answered not once means it is down: the tick ends there."""
-    processed = 0
-    for _ in range(TICK_BATCHES):
-        claimed = await uow.autopays.claim_due(now, TICK_BATCH)
-        await uow.commit()  # the lease is taken; another scheduler skips these
-        unanswered = 0
-        for autopay in claimed:
-            assert autopay.id is not None
-            outcome = await _attempt(uow, city, autopay, now, limits)
-            unanswered += outcome == UNAVAILABLE
-            processed += 1
-            if outcomes is not None:
-                outcomes.append(outcome)
-            # Released after the work, not in `finally`: a scheduler that dies keeps the lease
-            # until it expires, and whoever takes over finds the run and its key.
-            await uow.autopays.release(autopay.id)
+    `now` is a fixed moment, or a clock read at each claim and each autopay (a long run leases
+    and decides with the time it is). Due autopays are claimed (leased) `batch` at a time,
+    oldest due first, the next batch as soon as the last one is all started; `concurrency`
+    workers take them in that order, so at most `concurrency` charges (city calls) are in
+    flight. Each autopay is handled in its own unit of work from `uows` (`_charge`); charges
+    of one resident under way at once share a token refresh (`_RunSession`).
+
+    The run ends when a claim comes back short (nothing more due that nobody else holds), when
+    a whole batch came back "unavailable" (the city is down: tried again by the next run), or
+    when `stopping()` turns true (the scheduler is shutting down). Autopays claimed but not
+    started by then are released at once (nothing was done for them). An error other than a
+    domain one in one charge stops the run the same way — the charges under way finish — and
+    is raised; that autopay keeps its lease until it expires, like one of a scheduler that
+    died. Raises ValueError for a `concurrency` or `batch` below 1."""
+    if concurrency < 1 or batch < 1:
+        raise ValueError("concurrency and batch are at least 1")
+    run = _Run(uows, city, now if callable(now) else (lambda: now), limits, batch, stopping)
+    workers = [asyncio.ensure_future(run.work(outcomes)) for _ in range(concurrency)]
+    results = await asyncio.gather(*workers, return_exceptions=True)
+    if run.waiting:  # claimed, never started: free for the next run at once
+        async with uows() as uow:
+            await uow.autopays.release([autopay.id for autopay, _ in run.waiting if autopay.id])
             await uow.commit()
-        if len(claimed) < TICK_BATCH or unanswered == len(claimed):
-            break
-    return processed
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return run.processed
+
+
+@dataclass
+class _Batch:
+    size: int
+    finished: int = 0
+    unanswered: int = 0
+
+
+class _Run:
+    """One run of `tick`: the queue of claimed autopays its workers share."""
+
+    def __init__(
+        self,
+        uows: UnitOfWorkFactory,
+        city: City,
+        clock: Callable[[], datetime],
+        limits: AmountLimits,
+        batch: int,
+        stopping: Callable[[], bool] | None,
+    ) -> None:
+        self.uows, self.city, self.clock, self.limits = uows, city, clock, limits
+        self.batch, self.stopping = batch, stopping or (lambda: False)
+        self.waiting: deque[tuple[Autopay, _Batch]] = deque()  # claimed, not yet started
+        self.claiming = asyncio.Lock()  # one claim at a time
+        self.drained = False  # the last claim came back short: claim no more
+        self.halted = False  # the city is down, the scheduler stops, or a charge failed
+        self.processed = 0
+        self.refreshes = _Refreshes()
+
+    async def next(self) -> tuple[Autopay, _Batch] | None:
+        """The oldest claimed autopay not yet started; a new batch is claimed (one statement,
+        its own unit of work, committed before any is charged: another scheduler skips these)
+        when none is waiting. None when the run is over."""
+        async with self.claiming:
+            if self.halted or self.stopping():
+                self.halted = True
+                return None
+            if not self.waiting and not self.drained:
+                async with self.uows() as uow:
+                    claimed = await uow.autopays.claim_due(self.clock(), self.batch)
+                    await uow.commit()
+                self.drained = len(claimed) < self.batch
+                batch = _Batch(len(claimed))
+                self.waiting.extend((autopay, batch) for autopay in claimed)
+            return self.waiting.popleft() if self.waiting else None
+
+    async def work(self, outcomes: list[str] | None) -> None:
+        try:
+            while (taken := await self.next()) is not None:
+                autopay, batch = taken
+                outcome = await _charge(
+                    self.uows, self.city, autopay, self.clock(), self.limits, self.refreshes
+                )
+                self.processed += 1
+                if outcomes is not None:
+                    outcomes.append(outcome)
+                batch.finished += 1
+                batch.unanswered += outcome == UNAVAILABLE
+                if batch.finished == batch.size == batch.unanswered:
+                    self.halted = True  # not one answer in a whole batch: the city is down
+        except BaseException:  # a claim or a charge broke: the others finish what they hold
+            self.halted = True
+            raise
+
+
+async def _charge(
+    uows: UnitOfWorkFactory,
+    city: City,
+    autopay: Autopay,
+    now: datetime,
+    limits: AmountLimits,
+    refreshes: _Refreshes,
+) -> str:
+    """One claimed autopay, in its own unit of work: at most two commits. The first records the
+    run and its key before the city hears it (`_process`); the second records the outcome and
+    ends the lease together. Released after the work and never in `finally`: if anything
+    breaks in between (the process dies, the database goes away), the lease is kept until it
+    expires, and whoever takes over finds the run and sends its key again — never a second
+    charge."""
+    assert autopay.id is not None
+    async with uows() as uow:
+        outcome = await _attempt(uow, city, autopay, now, limits, refreshes)
+        await uow.autopays.release([autopay.id])
+        await uow.commit()
+    return outcome
+
+
+class _Refreshes:
+    """A run's token refreshes: one resident's at a time, and the tokens each last got. The
+    city rotates refresh tokens, so two charges of one resident that met an expired access
+    token at once must not both refresh: the second refresh, with the spent token, would be
+    refused and unlink the resident."""
+
+    def __init__(self) -> None:
+        self.locks: dict[int, asyncio.Lock] = {}
+        self.latest: dict[int, TokenSet] = {}
+
+    def lock(self, telegram_user_id: int) -> asyncio.Lock:
+        return self.locks.setdefault(telegram_user_id, asyncio.Lock())
+
+
+class _RunSession(ResidentSession):
+    """A ResidentSession whose refresh is shared by the run's charges of the same resident: the
+    first refreshes (saved and committed as usual), the others, waiting meanwhile, take the
+    tokens it got instead of refreshing again."""
+
+    def __init__(
+        self, resident: Resident, auth: CityAuth, uow: UnitOfWork, refreshes: _Refreshes
+    ) -> None:
+        super().__init__(resident, auth, uow)
+        self._refreshes = refreshes
+
+    async def refresh(self) -> None:
+        user = self.resident.telegram_user_id
+        async with self._refreshes.lock(user):
+            latest = self._refreshes.latest.get(user)
+            if latest is not None and latest.access_token != self.access_token:
+                self.resident.tokens = latest  # refreshed by another charge while we waited
+                return
+            await super().refresh()
+            self._refreshes.latest[user] = self.resident.tokens
 
 
 async def _attempt(
-    uow: UnitOfWork, city: City, autopay: Autopay, now: datetime, limits: AmountLimits
+    uow: UnitOfWork,
+    city: City,
+    autopay: Autopay,
+    now: datetime,
+    limits: AmountLimits,
+    refreshes: _Refreshes,
 ) -> str:
     assert autopay.id is not None
     try:
-        return await _process(uow, city, autopay, now, limits)
+        return await _process(uow, city, autopay, now, limits, refreshes)
     except CityUnavailable:
         await uow.rollback()  # the run stays STARTED: its key is sent again later
         return await _back_off(uow, autopay.id, now)
@@ -349,7 +498,6 @@ async def _back_off(uow: UnitOfWork, autopay_id: int, now: datetime) -> str:
     if autopay is not None and autopay.status is AutopayStatus.ACTIVE:
         autopay.back_off(now)
         await uow.autopays.save(autopay)
-        await uow.commit()
     return UNAVAILABLE
 
 
@@ -381,12 +529,11 @@ async def _pause(
 ) -> str:
     """Paused for a lasting reason: the run failed, the resident is told (urgent: it needs
     them) what happened and how to fix it, staff see it on the dashboard — each once, by the
-    dedupe keys of the autopay's period — all in one transaction."""
+    dedupe keys of the autopay's period — all in one transaction (`_charge` commits it)."""
     assert autopay.id is not None
     run.status, run.failure = RunStatus.FAILED, reason.value
     await uow.autopays.save_run(run, now)
     if await _forgotten(uow, autopay):
-        await uow.commit()
         return PAUSED
     await uow.notifications.add_once(
         Notification(
@@ -401,12 +548,16 @@ async def _pause(
     await support.autopay_failed(uow, autopay, run, now, paused=True)
     autopay.pause(reason)
     await uow.autopays.save(autopay)
-    await uow.commit()
     return PAUSED
 
 
 async def _process(
-    uow: UnitOfWork, city: City, autopay: Autopay, now: datetime, limits: AmountLimits
+    uow: UnitOfWork,
+    city: City,
+    autopay: Autopay,
+    now: datetime,
+    limits: AmountLimits,
+    refreshes: _Refreshes,
 ) -> str:
     assert autopay.id is not None
     period = autopay.period
@@ -421,7 +572,7 @@ async def _process(
     if autopay.skip_period == period:
         return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
     _, ceiling = money_ceiling(autopay.kind, limits)
-    session = ResidentSession(resident, city, uow)
+    session = _RunSession(resident, city, uow, refreshes)
     bill_ids: list[str] = []
     amount = autopay.amount
     if autopay.kind is AutopayKind.BILL:
@@ -482,7 +633,6 @@ async def _process(
         await uow.autopays.save_run(run, now)
         autopay.retry_tomorrow(now)
         await uow.autopays.save(autopay)
-        await uow.commit()
         return RunStatus.RETRYING.value
     # Retries used up (declined, insufficient funds) or canceled: the text says which.
     return await _finish(
@@ -514,7 +664,8 @@ async def _finish(
     urgent: bool = False,
     **extra: object,
 ) -> str:
-    """Record the run, write the notification and move the schedule, in one transaction."""
+    """Record the run, write the notification and move the schedule, in one transaction (the
+    caller, `_charge`, commits it)."""
     run.status = status
     await uow.autopays.save_run(run, now)
     forgotten = await _forgotten(uow, autopay)
@@ -533,7 +684,6 @@ async def _finish(
         await support.autopay_failed(uow, autopay, run, now)
     _next(autopay, now)
     await uow.autopays.save(autopay)
-    await uow.commit()
     return status.value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -341,9 +342,16 @@ class AutopayRepository(Protocol):
 
     async def save(self, autopay: Autopay) -> None: ...
 
-    async def claim_due(self, now: datetime, limit: int) -> list[Autopay]: ...
+    async def claim_due(self, now: datetime, limit: int) -> list[Autopay]:
+        """Lease up to `limit` active autopays due at `now` and not leased by anyone (or whose
+        lease has expired), oldest due first (next_due_at, id), in ONE statement; they are
+        returned in that order. The lease lasts a few minutes from `now` (storage decides), so
+        a scheduler that dies keeps it until it expires. The caller commits at once."""
+        ...
 
-    async def release(self, autopay_id: int) -> None: ...
+    async def release(self, autopay_ids: Sequence[int]) -> None:
+        """End the lease of these autopays, in the caller's transaction (one statement)."""
+        ...
 
     async def reminders_due(self, start: datetime, end: datetime, limit: int) -> list[Autopay]:
         """Up to `limit` active autopays due in [start, end), not yet reminded for that due
@@ -427,6 +435,13 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None: ...
 
     async def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    """Opens a fresh unit of work (its own transaction and connection) each call: work done
+    concurrently, such as the autopay run's charges, gets one each."""
+
+    def __call__(self) -> UnitOfWork: ...
 
 
 class City(CityAuth, CityApi, CityPayments, CityCharity, CityReports, Protocol):

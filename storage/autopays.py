@@ -1,9 +1,11 @@
-"""Autopays and their runs. Due autopays are claimed with `FOR UPDATE SKIP LOCKED` on
-PostgreSQL plus a lease (`claimed_until`) that also works on SQLite and expires if a
-scheduler dies, so two schedulers never work on the same autopay at once."""
+"""Autopays and their runs. Due autopays are claimed a batch at a time with one statement
+(`UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING`) that sets a lease
+(`claimed_until`), which also works on SQLite and expires if a scheduler dies, so two
+schedulers never work on the same autopay at once."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select, update
@@ -66,36 +68,44 @@ class SqlAutopayRepository:
         await self._session.flush()
 
     async def claim_due(self, now: datetime, limit: int) -> list[Autopay]:
-        """Take up to `limit` due active autopays; the caller commits at once."""
-        query = (
-            select(AutopayRow)
+        """Lease up to `limit` due active autopays, oldest due first (next_due_at, id), in one
+        statement: `UPDATE … SET claimed_until = now + LEASE WHERE id IN (SELECT id … ORDER BY
+        next_due_at, id LIMIT n FOR UPDATE SKIP LOCKED) RETURNING …`. On PostgreSQL a row
+        another scheduler is claiming is skipped, and one it has just leased is re-checked
+        after its commit (READ COMMITTED) and left out; SQLite (3.35+ for RETURNING) has no row
+        locks and serialises writers anyway. The caller commits at once."""
+        free = or_(AutopayRow.claimed_until.is_(None), AutopayRow.claimed_until < now)
+        due = (
+            select(AutopayRow.id)
             .where(
                 AutopayRow.status == AutopayStatus.ACTIVE,
                 AutopayRow.next_due_at <= now,
-                or_(AutopayRow.claimed_until.is_(None), AutopayRow.claimed_until < now),
+                free,
             )
             .order_by(AutopayRow.next_due_at, AutopayRow.id)
             .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers anyway
+            .with_for_update(skip_locked=True)  # rendered on PostgreSQL only
         )
-        claimed = []
-        for row in (await self._session.execute(query)).scalars().all():
-            result = await self._session.execute(
-                update(AutopayRow)
-                .where(
-                    AutopayRow.id == row.id,
-                    or_(AutopayRow.claimed_until.is_(None), AutopayRow.claimed_until < now),
-                )
-                .values(claimed_until=now + LEASE)
-            )
-            if getattr(result, "rowcount", 0) == 1:
-                claimed.append(_domain(row))
-        return claimed
+        result = await self._session.execute(
+            update(AutopayRow)
+            .where(AutopayRow.id.in_(due.scalar_subquery()), free)
+            .values(claimed_until=now + LEASE)
+            .returning(AutopayRow)
+            .execution_options(synchronize_session=False, populate_existing=True)
+        )
+        rows = result.scalars().all()
+        # RETURNING keeps no order: the run takes them oldest due first.
+        return [_domain(row) for row in sorted(rows, key=lambda r: (r.next_due_at, r.id))]
 
-    async def release(self, autopay_id: int) -> None:
-        await self._session.execute(
-            update(AutopayRow).where(AutopayRow.id == autopay_id).values(claimed_until=None)
-        )
+    async def release(self, autopay_ids: Sequence[int]) -> None:
+        """End the lease of these autopays in the caller's transaction (one UPDATE)."""
+        if autopay_ids:
+            await self._session.execute(
+                update(AutopayRow)
+                .where(AutopayRow.id.in_(list(autopay_ids)))
+                .values(claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
 
     async def reminders_due(self, start: datetime, end: datetime, limit: int) -> list[Autopay]:
         """Up to `limit` active autopays due in [start, end) not yet reminded for that due

@@ -82,8 +82,7 @@ async def add(factory: UnitOfWorkFactory, autopay: Autopay, now: datetime = STAR
 
 
 async def tick_at(factory: UnitOfWorkFactory, city: Any, now: datetime) -> int:
-    async with factory() as uow:
-        return await tick(uow, city, now)
+    return await tick(factory, city, now)
 
 
 async def test_two_schedulers_at_once_charge_each_period_once(

@@ -115,8 +115,7 @@ async def add(factory: UnitOfWorkFactory, count: int, **kwargs: Any) -> list[int
 
 
 async def tick_at(factory: UnitOfWorkFactory, city: Any, now: datetime) -> int:
-    async with factory() as uow:
-        return await tick(uow, city, now)
+    return await tick(factory, city, now)
 
 
 async def outbox(engine: AsyncEngine) -> dict[str, int]:
@@ -302,8 +301,8 @@ async def test_operator_ceilings_bound_what_an_autopay_charges(
             ),
             START,
         )
+    await tick(factory, city, DUE, limits=AmountLimits(autopay=100_000))
     async with factory() as uow:
-        await tick(uow, city, DUE, limits=AmountLimits(autopay=100_000))
         [run] = await uow.autopays.runs(bill.id or 0)
         [notification] = [
             n for n in await uow.notifications.claim(DUE, 10) if n.telegram_user_id == RESIDENT

@@ -7,6 +7,7 @@ the session, deadlines, retries, the 401 refresh, error mapping, metrics):
     api.py       ApiClient       CityApi       profile, bills
     payments.py  PaymentsClient  CityPayments  payments, UIN lookup, fines
     charity.py   CharityClient   CityCharity   funds, donations, points, meters
+    prizes.py    PrizesClient    CityPrizes    prizes for points, «Мои призы»
     reports.py   ReportsClient   CityReports   «Наш город»: Open311 and the gazetteer
 
 CityClient is all of them at once (domain.ports.City), as the bot wires it. Every call has a
@@ -23,6 +24,7 @@ from city.api import ApiClient
 from city.auth import AuthClient
 from city.charity import CharityClient
 from city.payments import PaymentsClient
+from city.prizes import PrizesClient
 from city.reports import REFUSAL_KINDS, ReportsClient, _open311_error, refusal_kind
 from city.transport import CityTransport, Observer
 from domain.ports import City
@@ -30,7 +32,7 @@ from domain.ports import City
 __all__ = ["REFUSAL_KINDS", "CityClient", "Observer", "_open311_error", "refusal_kind"]
 
 
-class CityClient(AuthClient, ApiClient, PaymentsClient, CharityClient, ReportsClient):
+class CityClient(AuthClient, ApiClient, PaymentsClient, CharityClient, PrizesClient, ReportsClient):
     """Implements the city ports (domain.ports.City) over HTTP: every port's client over one
     CityTransport. `attempt_timeout`, `deadline` and `backoff` are seconds."""
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from domain.payable import Payable
     from domain.payments import ExternalCharge, Payment, PaymentIntent, PaymentMethod
     from domain.points import PointsAccount, Transfer
+    from domain.prizes import OwnedPrize, Prize, PrizeCategory, PrizeExchange
     from domain.reports import Draft, Point, Report, ReportUpdate, Theme, ThemeQuestion
 
 
@@ -444,7 +445,26 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
 
 
-class City(CityAuth, CityApi, CityPayments, CityCharity, CityReports, Protocol):
+class CityPrizes(Protocol):
+    """Prizes for points («Миллион призов»): the catalogue, the exchange, «Мои призы»."""
+
+    async def prizes(self, session: CitySession, category: PrizeCategory | None) -> list[Prize]: ...
+
+    async def prize(self, session: CitySession, prize_id: str) -> Prize:
+        """Raises NotFound."""
+        ...
+
+    async def exchange_prize(
+        self, session: CitySession, key: str, prize_id: str, price: int
+    ) -> PrizeExchange:
+        """Once per `key` (Idempotence-Key). Raises InsufficientPoints, PrizeOutOfStock,
+        PriceChanged, NotFound, CityUnavailable."""
+        ...
+
+    async def my_prizes(self, session: CitySession) -> list[OwnedPrize]: ...
+
+
+class City(CityAuth, CityApi, CityPayments, CityCharity, CityReports, CityPrizes, Protocol):
     """The whole city platform as one adapter offers it (city/client.py)."""
 
 

@@ -1,5 +1,8 @@
 """«Мои счета»: unpaid bills earliest due first, five to a page; pick some or pay them all;
-a bill's card with its details."""
+a bill's card with its details. Under the bills, as on mos.ru, a short «Благотворительность»
+block: the funds the resident helped, each with «Помочь ещё раз» (the same pay step as the
+charity menu's), and «Все фонды». The block is best-effort: a charity endpoint that fails
+leaves it out (the bills still show)."""
 
 from __future__ import annotations
 
@@ -19,22 +22,28 @@ from aiogram_dialog.widgets.kbd import (
     Row,
     ScrollingGroup,
     Select,
+    Start,
     SwitchTo,
 )
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
 from domain.bills import Bill, unpaid_bills
+from domain.charity import PastDonation, past_donations
 from domain.errors import DomainError, RelinkRequired
 from domain.money import format_rub
-from handlers.payments import Ctx, pay_bills
+from domain.payable import Payable
+from handlers.context import context_of
+from handlers.payments import Ctx, pay_bills, pay_data
 from handlers.ports import Texts
-from handlers.states import BillsSG
+from handlers.states import BillsSG, CharitySG, PaySG
 from handlers.texts import MOSCOW, error_key, format_date
 from handlers.widgets import HintOnText, Html, Tr, body
 
 PAGE_SIZE = 5
 PICKED = "picked"
+HELPED_SHOWN = 3  # funds under the bills, the latest first («Вы помогали» in charity has all)
+HELPED = "helped"  # dialog data: [fund id, fund name] pairs, asked once per visit of the list
 
 
 async def _bills(ctx: Ctx) -> list[Bill]:
@@ -94,6 +103,62 @@ async def bills_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     }
 
 
+async def _helped(manager: DialogManager) -> list[PastDonation]:
+    """The funds the resident helped, the latest first; [] when the city cannot say now (a
+    failing charity block never hides the bills)."""
+    ctx = context_of(manager)
+    if ctx.resident is None:
+        return []
+    try:
+        return (await past_donations(*ctx.acting))[:HELPED_SHOWN]
+    except RelinkRequired:
+        manager.middleware_data["resident"] = None  # as `_bills`: the city made us forget them
+        raise
+    except DomainError:
+        return []
+
+
+async def list_getter(dialog_manager: DialogManager, **kwargs: Any) -> dict[str, Any]:
+    """The bills (`bills_getter`) and the charity block under them. The funds are asked once
+    per visit (kept in dialog data until a child dialog — a payment, the charity menu —
+    returns), so picking bills and turning pages cost no charity call, and a failing charity
+    endpoint is waited for once."""
+    shown = await bills_getter(dialog_manager, **kwargs)
+    data = dialog_manager.dialog_data
+    if shown["error"]:
+        helped: list[list[str]] = []
+    elif HELPED in data:
+        helped = data[HELPED]
+    else:
+        helped = data[HELPED] = [[d.fund_id, d.fund_name] for d in await _helped(dialog_manager)]
+    tr = context_of(dialog_manager).tr
+    funds = Markup(", ").join(tr("bills-charity-fund", name=name) for _, name in helped)
+    shown["charity"] = tr("bills-charity", funds=funds) if helped else ""
+    shown["helped"] = [
+        (fund_id, tr.label("bills-charity-again", name=name)) for fund_id, name in helped
+    ]
+    return shown
+
+
+async def on_help_again(
+    callback: CallbackQuery, _w: Any, manager: DialogManager, fund_id: str
+) -> None:
+    """«Помочь ещё раз» under the bills: the fund's donation with the last amount, the same pay
+    step as the charity menu's. Checked against the resident's own history: a forged fund id
+    gets the toast and starts nothing."""
+    ctx = context_of(manager)
+    last = {d.fund_id: d for d in await past_donations(*ctx.acting)}.get(fund_id)
+    if last is None:
+        await callback.answer(ctx.tr.label("error-forged-button"))
+        return
+    await manager.start(
+        PaySG.confirm,
+        data=pay_data(
+            Payable.donation(last.fund_id), last.last_amount, fund_name=last.fund_name, back=True
+        ),
+    )
+
+
 async def on_pay_selected(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     picked = manager.find(PICKED).get_checked()  # type: ignore[union-attr]
     await pay_bills(manager, list(picked), back=True)
@@ -139,6 +204,7 @@ async def on_paid(_start: Data, _result: Any, manager: DialogManager) -> None:
     """Back from paying: the picks are cleared and the list (fetched again by its getter) is
     shown — never the card of a bill that may have just been paid."""
     await manager.find(PICKED).reset_checked()  # type: ignore[union-attr]
+    manager.dialog_data.pop(HELPED, None)  # a donation may have been made: ask again
     if isinstance(_result, dict) and _result.get("refresh"):
         await manager.switch_to(BillsSG.list)
 
@@ -151,6 +217,7 @@ def build_dialog() -> Dialog:
             Tr("bills-pick-hint", when=F["has_bills"]),
             Tr("bills-empty", when=F["empty"]),
             Html("{error}", when=F["error"]),
+            Html("{charity}", when=F["charity"]),
             ScrollingGroup(
                 Multiselect(
                     Format("✅ {item[1]}"),
@@ -178,9 +245,19 @@ def build_dialog() -> Dialog:
             ),
             Button(Tr("bills-pay-all"), id="pay_all", on_click=on_pay_all, when=F["has_bills"]),
             SwitchTo(Tr("bills-details"), id="details", state=BillsSG.pick, when=F["has_bills"]),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="help_again",
+                    item_id_getter=lambda item: item[0],
+                    items="helped",
+                    on_click=on_help_again,
+                )
+            ),
+            Start(Tr("bills-charity-all"), id="all_funds", state=CharitySG.main),
             Cancel(Tr("nav-back")),
             HintOnText(),
-            getter=bills_getter,
+            getter=list_getter,
             state=BillsSG.list,
         ),
         Window(

@@ -62,6 +62,12 @@ class PointsSG(StatesGroup):
     amount = State()
     confirm = State()
     done = State()
+    prize_categories = State()  # «Обменять»: the catalogue's categories
+    prizes = State()
+    prize = State()
+    prize_confirm = State()
+    prize_done = State()
+    my_prizes = State()
 
 
 class MetersSG(StatesGroup):

@@ -20,6 +20,7 @@ MAX_DELAY_SECONDS = 120
 MAX_LOST_ANSWERS = 1000
 LOST_ANSWER_STATUS = 504
 FAULTED_PREFIXES = ("/api/", "/open311/")
+MAX_FAULT_PATHS = 20
 
 routes = web.RouteTableDef()
 
@@ -29,15 +30,21 @@ class Faults:
     delay_seconds: float | None = None
     status: int | None = None
     fail_after_processing: int | None = None
+    paths: tuple[str, ...] | None = None  # only these path prefixes (None: every faulted path)
 
-    def to_json(self) -> dict[str, float | int]:
-        body: dict[str, float | int] = {}
+    def applies_to(self, path: str) -> bool:
+        return self.paths is None or path.startswith(self.paths)
+
+    def to_json(self) -> dict[str, float | int | list[str]]:
+        body: dict[str, float | int | list[str]] = {}
         if self.delay_seconds is not None:
             body["delay_seconds"] = self.delay_seconds
         if self.status is not None:
             body["status"] = self.status
         if self.fail_after_processing is not None:
             body["fail_after_processing"] = self.fail_after_processing
+        if self.paths is not None:
+            body["paths"] = list(self.paths)
         return body
 
 
@@ -75,10 +82,10 @@ async def faults_middleware(request: web.Request, handler: Handler) -> web.Strea
     after the request was processed completely, like a gateway timing out on a slow backend.
     Under `/open311/` the error body is the GeoReport v2 error array.
     """
-    if not request.path.startswith(FAULTED_PREFIXES):
-        return await handler(request)
     holder = request.app[FAULTS_KEY]
     faults = holder.current
+    if not request.path.startswith(FAULTED_PREFIXES) or not faults.applies_to(request.path):
+        return await handler(request)
     if faults.delay_seconds:
         await asyncio.sleep(faults.delay_seconds)
     if faults.status is not None:
@@ -156,7 +163,7 @@ def parse_faults(body: object) -> Faults:
     """Validate a `Faults` object (see the contract); raises _InvalidFaults."""
     if not isinstance(body, dict):
         raise _InvalidFaults("faults must be a JSON object")
-    unknown = set(body) - {"delay_seconds", "status", "fail_after_processing"}
+    unknown = set(body) - {"delay_seconds", "status", "fail_after_processing", "paths"}
     if unknown:
         raise _InvalidFaults(f"unknown fields: {', '.join(sorted(unknown))}")
     delay = body.get("delay_seconds")
@@ -170,7 +177,21 @@ def parse_faults(body: object) -> Faults:
         raise _InvalidFaults(
             f"fail_after_processing must be an integer from 0 to {MAX_LOST_ANSWERS}"
         )
-    return Faults(delay_seconds=delay, status=status, fail_after_processing=lost)
+    paths = body.get("paths")
+    if paths is not None and not (
+        isinstance(paths, list)
+        and 1 <= len(paths) <= MAX_FAULT_PATHS
+        and all(isinstance(p, str) and p.startswith(FAULTED_PREFIXES) for p in paths)
+    ):
+        raise _InvalidFaults(
+            f"paths must be 1 to {MAX_FAULT_PATHS} prefixes starting with /api/ or /open311/"
+        )
+    return Faults(
+        delay_seconds=delay,
+        status=status,
+        fail_after_processing=lost,
+        paths=None if paths is None else tuple(paths),
+    )
 
 
 def _is_delay(value: object) -> bool:

@@ -21,6 +21,7 @@ from sandbox import (
     pay_page,
     payments_api,
     points_api,
+    prizes_api,
 )
 from sandbox.clock import CLOCK_KEY, MOSCOW, SandboxClock
 from sandbox.clock import routes as clock_routes
@@ -30,6 +31,7 @@ from sandbox.open311 import RequestBook
 from sandbox.open311_seed import seed_requests
 from sandbox.payments import PaymentBook
 from sandbox.points import PointsBook, seed_points
+from sandbox.prizes import PrizeShop
 
 __all__ = ["MOSCOW", "SandboxServer", "create_app"]
 
@@ -70,6 +72,7 @@ def create_app(
     seed_meters(meters, moved())
     app[payments_api.PAYMENTS_KEY] = payments
     app[points_api.POINTS_KEY] = points
+    app[prizes_api.PRIZES_KEY] = PrizeShop(moved, points)
     app[meters_api.METERS_KEY] = meters
     app[charges.FINES_KEY] = charges.FineRegistry()
     photos = media.MediaStore()
@@ -87,6 +90,7 @@ def create_app(
         pay_page,
         charity_api,
         points_api,
+        prizes_api,
         meters_api,
         geo_api,
         open311_api,

@@ -33,6 +33,7 @@ class PointsKind(StrEnum):
     REPORT_CONFIRMED = "report_confirmed"
     TRANSFER = "transfer"
     WELCOME = "welcome"
+    PRIZE = "prize"  # points exchanged for a prize (sandbox/prizes.py)
 
 
 @dataclass(frozen=True, slots=True)

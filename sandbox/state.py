@@ -40,7 +40,16 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from sandbox import charges, media, meters_api, oauth, open311_api, payments_api, points_api
+from sandbox import (
+    charges,
+    media,
+    meters_api,
+    oauth,
+    open311_api,
+    payments_api,
+    points_api,
+    prizes_api,
+)
 from sandbox.clock import CLOCK_KEY, SandboxClock
 from sandbox.telegram_double import LocalTelegram
 
@@ -48,7 +57,7 @@ log = structlog.get_logger(__name__)
 
 STATE_FILE = "sandbox-state.pickle"
 SAVE_EVERY = 1.0  # seconds between looks for a changed state
-FORMAT = 1  # bumped when what is kept changes shape
+FORMAT = 2  # bumped when what is kept changes shape
 
 # The app keys whose values are the city's state (faults and the client config are not).
 KEPT_KEYS: dict[str, web.AppKey[Any]] = {
@@ -56,6 +65,7 @@ KEPT_KEYS: dict[str, web.AppKey[Any]] = {
     "tokens": oauth.TOKENS_KEY,
     "payments": payments_api.PAYMENTS_KEY,
     "points": points_api.POINTS_KEY,
+    "prizes": prizes_api.PRIZES_KEY,
     "meters": meters_api.METERS_KEY,
     "fines": charges.FINES_KEY,
     "media": media.MEDIA_KEY,

@@ -13,3 +13,10 @@ bills-item-overdue =
     ⚠️ { $title } — { $amount }
     { $provider }, просрочен с { $due }
 bills-empty = Неоплаченных счетов нет. Когда город выставит новый счёт, он появится здесь.
+
+## «Благотворительность» under the bills (as on mos.ru).
+
+bills-charity = 💛 Благотворительность: вы помогали { $funds }.
+bills-charity-fund = «{ $name }»
+bills-charity-again = Помочь ещё раз: { $name }
+bills-charity-all = Все фонды

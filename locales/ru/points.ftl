@@ -41,3 +41,37 @@ points-count =
        *[many] { $count } баллов
     }
 pay-epd-points = За ЕПД вернётся { $points } в течение 7 дней.
+
+## Prizes for points: «Обменять» and «Мои призы».
+
+prizes-exchange = Обменять
+prizes-mine = Мои призы
+prizes-more = Другие призы
+prizes-categories = Что хотите получить за баллы? У вас { $balance }.
+prizes-category-souvenirs = Сувениры
+prizes-category-home = Для дома
+prizes-category-promo-codes = Промокоды
+prizes-category-tickets = Билеты в театры и музеи
+prizes-list = { $category }: выберите приз.
+prizes-list-empty = { $category }: сейчас призов нет — загляните позже.
+prizes-item = { $name } · { $price }
+prizes-item-sold-out = { $name } · закончился
+prizes-card =
+    <b>{ $name }</b>
+
+    { $description }
+
+    Цена: { $price }.
+prizes-sold-out = Этот приз закончился — выберите другой. Баллы не списаны.
+prizes-take = Обменять на баллы
+prizes-not-enough = Баллов пока не хватает: приз стоит { $price }, у вас { $balance } — не хватает ещё { $missing }. Ничего не списано. Баллы можно заработать: загляните в «Как заработать сейчас».
+prizes-confirm = Обменять { $price } на «{ $name }»? Баллы спишутся сразу.
+prizes-done =
+    Готово: «{ $name }» — ваш.
+    Код: <code>{ $code }</code> (действует до { $until }).
+    Он сохранён в «Мои призы». Осталось { $balance }.
+prizes-price-changed = Цена приза изменилась: теперь { $price }. Ничего не списано — откройте приз ещё раз.
+prizes-unknown = Такого приза нет в каталоге. Ничего не списано.
+prizes-mine-title = Мои призы:
+prizes-mine-line = <b>{ $name }</b> — код <code>{ $code }</code>, действует до { $until } (получен { $date })
+prizes-mine-empty = Призов пока нет. Баллы можно обменять на сувениры, промокоды и билеты — кнопка «Обменять».

@@ -2,7 +2,10 @@
 # make test  — install what testing needs, then lint, type-check and run the whole suite on
 #              databases of its own (tests/services.py: never one holding other data)
 # Installs take the exact versions of constraints.txt.
-# make bench — benchmarks (not part of the test run)
+# make bench — benchmarks (not part of the test run), sized to end within ~10 minutes on 2 cores,
+#              then one summary of the ratios; make bench-burst — the burst at full size (10 000
+#              residents); make bench-plans — query plans on production-size PostgreSQL (seeds
+#              once, ~1 minute, then reuses the seed)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -11,7 +14,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PIP := $(PY) -m pip install --quiet -c constraints.txt
 
-.PHONY: run test lint bench migrate sandbox clean
+.PHONY: run test lint bench bench-burst bench-plans migrate sandbox clean
 
 $(RUN_STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,8 +42,17 @@ lint: $(DEV_STAMP)
 test: lint
 	@services="$$($(PY) -m tests.services)" && eval "$$services" && $(PY) -m pytest $(PYTEST_ARGS)
 
+# The outbox is measured at a Bot API 50 ms away (about the distance to Telegram).
+BENCH_ARGS ?= --notifications 1500 --latency-ms 50 --autopays 2000 --burst-residents 1000
+
 bench: $(DEV_STAMP)
-	@services="$$($(PY) -m tests.services)" && eval "$$services" && $(PY) -m bench
+	@services="$$($(PY) -m tests.services)" && eval "$$services" && $(PY) -m bench all $(BENCH_ARGS)
+
+bench-burst: $(DEV_STAMP)
+	@services="$$($(PY) -m tests.services)" && eval "$$services" && $(PY) -m bench burst
+
+bench-plans: $(DEV_STAMP)
+	@services="$$($(PY) -m tests.services)" && eval "$$services" && $(PY) -m bench plans
 
 migrate: $(RUN_STAMP)
 	$(PY) -m bot migrate

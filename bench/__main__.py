@@ -4,7 +4,9 @@ delivery  the outbox sender against a fake Bot API enforcing Telegram's limits
 autopay   autopay ticks on PostgreSQL against the city sandbox, 1 then 2 schedulers
 updates   updates a second through the whole bot (SQLite; PostgreSQL + Redis), bare aiogram
 footprint a fresh replica's RSS idle and time to ready, against importing aiogram alone
-all       all four (the default)
+burst     N residents' /start at once through polling and the webhook (SQLite; PostgreSQL + Redis)
+plans     production-size PostgreSQL: EXPLAIN of every query an update and the jobs make
+all       all but plans, then one summary of the ratios (the default; `make bench`)
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass, field
 
-from bench import autopay, delivery, footprint, updates
-from bench.common import bench_services, quiet_logs
+from bench import autopay, burst, delivery, footprint, plans, updates
+from bench.common import bench_services, heading, quiet_logs, table
 from bench.fake_telegram import Faults
 
 
@@ -30,7 +33,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "which",
         nargs="?",
-        choices=["delivery", "autopay", "updates", "footprint", "all"],
+        choices=["delivery", "autopay", "updates", "footprint", "burst", "plans", "all"],
         default="all",
     )
     parser.add_argument(
@@ -87,6 +90,30 @@ def parse(argv: list[str]) -> argparse.Namespace:
         metavar="S",
         help="updates: seconds of chatting for each of the three (default 20)",
     )
+    parser.add_argument(
+        "--burst-residents",
+        type=_positive,
+        default=10_000,
+        metavar="N",
+        help="burst: residents sending /start at once (default 10000)",
+    )
+    parser.add_argument(
+        "--burst-paths",
+        choices=["polling", "webhook", "both"],
+        default="both",
+        help="burst: through long polling, the webhook, or both (default)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="plans: share of production size to seed (default 1: 100k residents, 1M outbox…)",
+    )
+    parser.add_argument(
+        "--reseed", action="store_true", help="plans: seed again although the data is there"
+    )
+    parser.add_argument("--all-plans", action="store_true", help="plans: print every plan")
     return parser.parse_args(argv)
 
 
@@ -115,6 +142,7 @@ async def main(args: argparse.Namespace) -> None:
     services = await bench_services()
     print(f"Resident Bot benchmarks — Python {platform.python_version()}, {os.cpu_count()} CPUs")
     print(services.describe())
+    found = Found()
     if args.which in ("delivery", "all"):
         chats = args.chats or max(1, args.notifications // 3)
         plan = delivery.Plan(
@@ -128,13 +156,98 @@ async def main(args: argparse.Namespace) -> None:
             ),
             give_up_after=args.give_up_after,
         )
-        await delivery.run(services, plan, args.sequential)
+        found.delivery = await delivery.run(services, plan, args.sequential)
     if args.which in ("autopay", "all"):
-        await autopay.run(services, args.autopays, args.schedulers_as)
+        found.autopay = await autopay.run(services, args.autopays, args.schedulers_as)
     if args.which in ("updates", "all"):
-        await updates.run(services, args.residents, args.seconds)
+        found.updates = await updates.run(services, args.residents, args.seconds)
     if args.which in ("footprint", "all"):
-        await footprint.run(services)
+        found.footprint = await footprint.run(services)
+    if args.which in ("burst", "all"):
+        paths = burst.PATHS if args.burst_paths == "both" else (args.burst_paths,)
+        found.burst = await burst.run(services, args.burst_residents, paths)
+    if args.which == "plans":
+        await plans.run(services, args.scale, args.reseed, args.all_plans)
+    if args.which == "all":
+        summarise(found, args)
+
+
+@dataclass
+class Found:
+    """What each benchmark of the run returned, for the summary."""
+
+    delivery: list[delivery.DeliveryResult] = field(default_factory=list)
+    autopay: list[autopay.AutopayResult] = field(default_factory=list)
+    updates: list[updates.UpdatesResult] = field(default_factory=list)
+    footprint: footprint.FootprintResult | None = None
+    burst: list[burst.BurstResult] = field(default_factory=list)
+
+
+def summarise(found: Found, args: argparse.Namespace) -> None:
+    """One table of the ratios the issue asks for, from the results above."""
+    heading("Summary")
+    rows: list[list[object]] = []
+    if found.updates:
+        *stacks, bare = found.updates
+        for r in stacks:
+            rows.append(
+                [
+                    f"updates, {r.name}",
+                    f"{r.rate:,.0f}/s = {_part(r.rate, bare.rate)} of bare's {bare.rate:,.0f}/s; "
+                    f"CPU {_times(r.cpu_ms, bare.cpu_ms)} bare's; p99 {_ms(r.latency_ms(0.99))}",
+                    "≥ 30 %, ≤ 3×, ≤ 50 ms",
+                ]
+            )
+    for result in found.autopay:
+        rows.append(
+            [
+                f"autopay job, {result.schedulers} scheduler(s)",
+                f"{result.rate:,.0f} autopays/s = {_part(result.rate, result.endpoint_rate)} of "
+                f"the sandbox endpoint's {result.endpoint_rate:,.0f} charges/s",
+                "",
+            ]
+        )
+    for d in found.delivery:
+        latency = f"{args.latency_ms:g} ms" if args.latency_ms else "0 ms (use --latency-ms 50)"
+        rows.append(
+            [
+                f"outbox, {d.backend}",
+                f"{d.rate:,.1f} msg/s ({d.steady:,.1f} steady) at Bot API latency {latency}",
+                "≈ 30/s",
+            ]
+        )
+    if found.footprint:
+        f = found.footprint
+        rows.append(
+            [
+                f"footprint, {f.where}",
+                f"{f.rss:,.0f} MB idle ({f.rss / f.aiogram_rss:.1f}× aiogram alone), "
+                f"ready in {f.ready:.1f} s",
+                "",
+            ]
+        )
+    for b in found.burst:
+        rows.append(
+            [
+                f"burst, {b.stack}, {b.path}",
+                f"{b.answered:,}/{b.due:,} answered, {b.unhandled} unhandled, "
+                f"{b.rate:,.0f}/s, RSS +{b.rss_peak - b.rss_before:,.0f} MB at peak",
+                "all answered, 0 unhandled",
+            ]
+        )
+    table(["", "figures", "target"], rows)
+
+
+def _part(part: float, whole: float | None) -> str:
+    return f"{part / whole:.0%}" if whole else "-"
+
+
+def _ms(value: float | str) -> str:
+    return f"{value:,.0f} ms" if isinstance(value, float) else value
+
+
+def _times(part: float, whole: float) -> str:
+    return f"{part / whole:.1f}×" if whole else "-"
 
 
 if __name__ == "__main__":

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
+from aiohttp import web
+from aiohttp.typedefs import Handler
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
 from bot.logs import setup_logging
@@ -71,13 +78,13 @@ async def _free_redis(test_url: str, dbs: Sequence[int] = REDIS_DBS) -> str | No
     return None
 
 
-async def _sibling_database(test_url: str) -> str | None:
-    """`<tests' database>_bench` on the same server, created when missing and marked as the
-    tests' (tests/services.py); the tests' own database if it cannot be created (it is then
-    wiped like the tests do); None (no PostgreSQL benchmarks) when one of that name exists
-    without the mark."""
+async def _sibling_database(test_url: str, name: str | None = None) -> str | None:
+    """`name` (default `<tests' database>_bench`) on the same server, created when missing and
+    marked as the tests' (tests/services.py); the tests' own database if it cannot be created
+    (it is then wiped like the tests do); None (no PostgreSQL benchmarks) when one of that name
+    exists without the mark."""
     url = make_url(test_url)
-    name = f"{url.database}_bench"
+    name = name or f"{url.database}_bench"
     admin = create_engine(test_url, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as connection:
@@ -168,3 +175,151 @@ def _cell(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+# ------------------------------------------------------------------ what an update costs
+
+
+@dataclass
+class Costs:
+    """What a measured period cost this process: CPU seconds (`time.process_time`, every
+    thread: aiosqlite's too), the share of it in the in-process city sandbox's request
+    handlers, and the database and Redis round trips the application made."""
+
+    cpu: float = 0.0
+    sandbox_cpu: float = 0.0
+    sql: int = 0  # statements through the engine's cursors (`before_cursor_execute`)
+    pings: int = 0  # pool pre-ping round trips (`Dialect.do_ping`)
+    redis: int = 0  # commands (a pipeline's count one each)
+    redis_trips: int = 0  # round trips (a pipeline is one)
+
+
+class Meter:
+    """Counts the costs of a period: `start()`, then `stop()` returns the `Costs` since.
+
+    `watch_engine` hooks an engine's statements and pre-pings; `sandbox_middleware` goes on a
+    sandbox app (before it starts) to time its handlers' CPU. Redis commands are counted for
+    every redis-py asyncio client of this process (`count_redis`, a context manager patching
+    the client classes): a benchmark's own Redis calls must happen outside `start()`/`stop()`.
+    The database and Redis servers' own CPU is not in `cpu` (other processes)."""
+
+    def __init__(self, clock: Callable[[], float] = time.process_time) -> None:
+        self.costs = Costs()
+        self.on = False
+        self._clock = clock  # CPU seconds; a test gives its own
+        self._cpu_started = 0.0
+
+    def start(self) -> None:
+        self.costs = Costs()
+        self.on = True
+        self._cpu_started = self._clock()
+
+    def stop(self) -> Costs:
+        self.costs.cpu = self._clock() - self._cpu_started
+        self.on = False
+        return self.costs
+
+    def watch_engine(self, engine: AsyncEngine) -> None:
+        def statement(*_args: Any) -> None:
+            if self.on:
+                self.costs.sql += 1
+
+        event.listen(engine.sync_engine, "before_cursor_execute", statement)
+        dialect = engine.sync_engine.dialect
+        ping = dialect.do_ping
+
+        def counted_ping(dbapi_connection: Any) -> bool:
+            if self.on:
+                self.costs.pings += 1
+            return ping(dbapi_connection)
+
+        dialect.do_ping = counted_ping  # type: ignore[method-assign]
+
+    @property
+    def sandbox_middleware(self) -> Any:
+        @web.middleware
+        async def timed(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if not self.on:
+                return await handler(request)
+            spent = [0.0]
+            try:
+                response: web.StreamResponse = await CpuTimed(handler(request), spent, self._clock)
+                return response
+            finally:
+                self.costs.sandbox_cpu += spent[0]
+
+        return timed
+
+    @contextmanager
+    def count_redis(self) -> Iterator[None]:
+        """Patches redis-py's asyncio `Redis.execute_command` and `Pipeline.execute` (the
+        commands a pipeline queues go through neither) while the block runs."""
+        execute_command = Redis.execute_command
+        pipeline_execute = Pipeline.execute
+        meter = self
+
+        async def counted_command(self: Redis, *args: Any, **options: Any) -> Any:
+            if meter.on and not isinstance(self, Pipeline):
+                meter.costs.redis += 1
+                meter.costs.redis_trips += 1
+            return await execute_command(self, *args, **options)  # type: ignore[no-untyped-call]
+
+        async def counted_execute(self: Pipeline, raise_on_error: bool = True) -> Any:
+            if meter.on and self.command_stack:
+                meter.costs.redis += len(self.command_stack)
+                meter.costs.redis_trips += 1
+            return await pipeline_execute(self, raise_on_error)
+
+        Redis.execute_command = counted_command  # type: ignore[method-assign]
+        Pipeline.execute = counted_execute  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            Redis.execute_command = execute_command  # type: ignore[method-assign]
+            Pipeline.execute = pipeline_execute  # type: ignore[method-assign]
+
+
+class CpuTimed:
+    """Awaits an awaitable, adding to `spent[0]` the `clock` time (CPU seconds) of its own steps
+    only: a plain process_time() difference around `await` would also take in whatever other
+    tasks ran while it waited. (No library times a coroutine's steps; hence by hand.)"""
+
+    def __init__(
+        self,
+        coroutine: Awaitable[Any],
+        spent: list[float],
+        clock: Callable[[], float] = time.process_time,
+    ) -> None:
+        self._coroutine = coroutine
+        self._spent = spent
+        self._clock = clock
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps = self._coroutine.__await__()
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            started = self._clock()
+            try:
+                yielded = steps.throw(error) if error is not None else steps.send(value)
+            except StopIteration as done:
+                return done.value
+            finally:
+                self._spent[0] += self._clock() - started
+            try:
+                value, error = (yield yielded), None
+            except BaseException as thrown:  # cancellation included: handed on to the step
+                value, error = None, thrown
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (VmRSS of /proc/self/status), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT MET"

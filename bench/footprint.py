@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import Services, flush_redis, fresh_postgres, heading, table
@@ -113,7 +114,15 @@ async def _child(script: str, env: dict[str, str] | None = None) -> tuple[float,
     return first, lines
 
 
-async def run(services: Services) -> None:
+@dataclass(frozen=True)
+class FootprintResult:
+    where: str  # the replica's stack, e.g. "PostgreSQL + Redis"
+    rss: float  # MB, the replica idle after start-up
+    ready: float  # seconds from spawning the replica to ready
+    aiogram_rss: float  # MB, a process that imported aiogram alone
+
+
+async def run(services: Services) -> FootprintResult:
     heading("Footprint: a fresh process, RSS and start-up time")
     _, [alone] = await _child(IMPORT_AIOGRAM)
     assert isinstance(alone, dict)
@@ -168,3 +177,4 @@ async def run(services: Services) -> None:
         rows.append([name if not rows else f"+ import {name}", rss, rss - previous])
         previous = rss
     table(["imports, cumulative", "RSS MB", "added MB"], rows)
+    return FootprintResult(where, idle["rss"], ready, alone["rss"])

@@ -21,6 +21,11 @@ with everything its handlers await (database, dialog state, the city), the bot's
 LocalTelegram — and, N residents sharing one event loop, waiting for the others' turns. Updates
 still in flight GRACE seconds after the measured period are cut off and counted, not timed.
 
+What an update costs is counted over the measured period (`bench.common.Meter`): this
+process's CPU (the city sandbox's request handlers timed apart and taken out), SQL statements
+on the application's engine and its pool's pre-pings, Redis commands of the process's redis-py
+clients. The report ends with issue 14's targets (`targets`), met or not.
+
 A journey fails when the bot answers with one of its error texts or shows something else than
 the step expects; the resident then starts afresh with /start. At this speed about one journey
 in a hundred meets «Эта кнопка устарела»: aiogram-dialog's intent ids are the current second
@@ -46,10 +51,20 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.types import Message
 
-from bench.common import NO_POSTGRES, Services, flush_redis, fresh_postgres, heading, table
+from bench.common import (
+    NO_POSTGRES,
+    Costs,
+    Meter,
+    Services,
+    flush_redis,
+    fresh_postgres,
+    heading,
+    table,
+    verdict,
+)
 from bot.app import Application, create_application
 from bot.config import Settings
-from sandbox import SandboxServer
+from sandbox import SandboxServer, create_app
 from sandbox.browser import demo_login
 from sandbox.conversation import Conversation, ConversationError, Reply
 from sandbox.telegram_double import LOCAL_BOT_TOKEN, LocalTelegram
@@ -74,6 +89,12 @@ ERROR_KEYS = (  # the bot's answers that end a journey the resident did not mean
 KEEP_MESSAGES = 20  # of a chat's messages in LocalTelegram, between journeys (see `trim`)
 LINK_AT_ONCE = 5  # residents linking at the same time (setup: kept below the database pool)
 GRACE = 5.0  # seconds after the measured period for the updates in flight to finish
+# Issue 14's targets for the whole stack against bare aiogram (with 50 residents)
+TARGET_CPU_TIMES_BARE = 3.0  # CPU an update (the bot's own, sandbox excluded) ≤ 3 × bare's
+TARGET_RATE_SHARE = 0.30  # updates/s ≥ 30 % of bare's
+TARGET_P99_MS = 50.0
+TARGET_REDIS = 4.0  # commands an update
+TARGET_SQL = 3.0  # statements an update (pre-pings included)
 
 
 class TimeUp(Exception):
@@ -122,6 +143,7 @@ class UpdatesResult:
     residents: int
     seconds: float
     tally: Tally
+    costs: Costs = field(default_factory=Costs)
     stuck: str | None = None  # what the database pool looked like when updates were cut off
 
     @property
@@ -131,6 +153,14 @@ class UpdatesResult:
     @property
     def rate(self) -> float:
         return self.updates / self.seconds if self.seconds else 0.0
+
+    def per_update(self, total: float) -> float:
+        return total / self.updates if self.updates else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        """CPU ms an update, the in-process sandbox's handlers excluded."""
+        return self.per_update(self.costs.cpu - self.costs.sandbox_cpu) * 1000
 
     def latency_ms(self, share: float) -> float | str:
         """The latency percentile in ms ("-" without updates)."""
@@ -304,10 +334,14 @@ async def measure(
     loop: Callable[[Resident], Coroutine[Any, Any, None]],
     errors: Sequence[str] = (),
     diagnose: Callable[[], str] | None = None,
+    meter: Meter | None = None,
 ) -> UpdatesResult:
     """All residents at once for `seconds`; updates still in flight GRACE seconds later are
-    cut off (cancelled) and counted, so that a stuck bot cannot stall the benchmark."""
+    cut off (cancelled) and counted, so that a stuck bot cannot stall the benchmark. The
+    `meter` counts from the start to when the last resident stopped (or was cut off)."""
     tally = Tally()
+    meter = meter or Meter()
+    meter.start()
     started = time.perf_counter()
     residents = [Resident(chat, tally, started + seconds, errors) for chat in chats]
     tasks = [asyncio.create_task(loop(resident)) for resident in residents]
@@ -317,10 +351,11 @@ async def measure(
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+    costs = meter.stop()
     for task in done:
         task.result()  # a mistake of the benchmark's own is not to pass unnoticed
     tally.unfinished = len(pending)
-    return UpdatesResult(name, len(chats), elapsed, tally, stuck)
+    return UpdatesResult(name, len(chats), elapsed, tally, costs, stuck)
 
 
 async def full_stack(stack: Stack, residents: int, seconds: float) -> UpdatesResult:
@@ -342,10 +377,16 @@ async def full_stack(stack: Stack, residents: int, seconds: float) -> UpdatesRes
             "flood_limit": 0,  # the residents here are faster than any thumb
             "_env_file": None,
         }
-        async with SandboxServer() as sandbox:
+        meter = Meter()
+        city = create_app()
+        city.middlewares.append(meter.sandbox_middleware)
+        async with SandboxServer(city) as sandbox:
             app: Application = await create_application(
                 Settings(**values), bot_session=LocalTelegram(), sandbox=sandbox
             )
+            meter.watch_engine(app.engine)
+            if app.state_engine is not None:  # dialog state in SQL: a pool of its own
+                meter.watch_engine(app.state_engine)
             try:
                 chats = [conversation(app.dispatcher, app.bot, n) for n in range(residents)]
                 at_once = asyncio.Semaphore(LINK_AT_ONCE)
@@ -357,7 +398,10 @@ async def full_stack(stack: Stack, residents: int, seconds: float) -> UpdatesRes
                 await asyncio.gather(*(link_one(chat) for chat in chats))
                 errors = [app.tr(key) for key in ERROR_KEYS]
                 pool = app.engine.pool
-                return await measure(stack.name, chats, seconds, go_round, errors, pool.status)
+                with meter.count_redis():
+                    return await measure(
+                        stack.name, chats, seconds, go_round, errors, pool.status, meter
+                    )
             finally:
                 await app.stop()
 
@@ -424,12 +468,27 @@ def report(results: list[UpdatesResult]) -> None:
             ["updates/s", *(r.rate for r in results)],
             ["latency p50, ms", *(r.latency_ms(0.50) for r in results)],
             ["latency p99, ms", *(r.latency_ms(0.99) for r in results)],
+            ["CPU an update, ms (this process)", *(_ms(r, r.costs.cpu) for r in results)],
+            ["  of it in the city sandbox", *(_ms(r, r.costs.sandbox_cpu) for r in results)],
+            ["  the bot's own (sandbox excluded)", *(f"{r.cpu_ms:.2f}" for r in results)],
+            ["SQL statements an update", *(_each(r, r.costs.sql) for r in stacks_run), "-"],
+            ["  + pool pre-pings an update", *(_each(r, r.costs.pings) for r in stacks_run), "-"],
+            ["Redis commands an update", *(_each(r, r.costs.redis) for r in stacks_run), "-"],
+            ["  Redis round trips an update", *(_trips(r) for r in stacks_run), "-"],
             ["updates/s, full stack / bare", *(_ratio(r, bare) for r in results)],
+            ["CPU an update, full stack / bare", *(_cpu_ratio(r, bare) for r in results)],
             ["updates that raised", *(r.tally.raised for r in results)],
             [f"cut off (in flight {GRACE:g} s after)", *(r.tally.unfinished for r in results)],
             ["journeys done", *(r.tally.journeys.total() for r in stacks_run), "-"],
             ["journeys failed", *(r.tally.failed.total() for r in stacks_run), "-"],
         ],
+    )
+    print(
+        "(CPU: time.process_time() of this process over the measured period, all threads; the "
+        "city sandbox runs in this process and its request handlers' CPU is measured and taken "
+        "out of «the bot's own» (its HTTP server's parsing is not); the PostgreSQL and Redis "
+        "servers' CPU is not in it; the residents' driver and the in-process Bot API are in it, "
+        "as in bare's)"
     )
     for result in stacks_run:
         if result.tally.first_failure:
@@ -439,6 +498,65 @@ def report(results: list[UpdatesResult]) -> None:
                 f"{result.name}: {result.tally.unfinished} updates stuck; the database pool "
                 f"then: {result.stuck}"
             )
+    print()
+    targets(stacks_run, bare)
+
+
+def targets(stacks_run: Sequence[UpdatesResult], bare: UpdatesResult) -> None:
+    """Issue 14's targets beside each stack's figures, met or not."""
+    rows: list[list[object]] = []
+    for r in stacks_run:
+        sql = r.per_update(r.costs.sql + r.costs.pings)
+        p99 = r.latency_ms(0.99)
+        checks: list[tuple[str, str, bool]] = [
+            (
+                f"CPU/update ≤ {TARGET_CPU_TIMES_BARE:g}× bare",
+                f"{r.cpu_ms / bare.cpu_ms:.2f}×" if bare.cpu_ms else "-",
+                bool(bare.cpu_ms) and r.cpu_ms <= TARGET_CPU_TIMES_BARE * bare.cpu_ms,
+            ),
+            (
+                f"updates/s ≥ {TARGET_RATE_SHARE:.0%} of bare",
+                f"{r.rate / bare.rate:.0%}" if bare.rate else "-",
+                bool(bare.rate) and r.rate >= TARGET_RATE_SHARE * bare.rate,
+            ),
+            (
+                f"p99 ≤ {TARGET_P99_MS:g} ms ({r.residents} residents; the target: 50)",
+                f"{p99:.1f} ms" if isinstance(p99, float) else p99,
+                isinstance(p99, float) and p99 <= TARGET_P99_MS,
+            ),
+            (
+                f"SQL/update ≤ {TARGET_SQL:g} (pre-pings included)",
+                f"{sql:.2f}",
+                bool(r.updates) and sql <= TARGET_SQL,
+            ),
+        ]
+        if "Redis" in r.name:
+            redis = r.per_update(r.costs.redis)
+            checks.append(
+                (
+                    f"Redis commands/update ≤ {TARGET_REDIS:g}",
+                    f"{redis:.2f}",
+                    bool(r.updates) and redis <= TARGET_REDIS,
+                )
+            )
+        rows += [[r.name, target, figure, verdict(met)] for target, figure, met in checks]
+    table(["targets (issue 14)", "target", "figure", ""], rows)
+
+
+def _ms(result: UpdatesResult, seconds: float) -> str:
+    return f"{result.per_update(seconds) * 1000:.2f}"
+
+
+def _each(result: UpdatesResult, count: int) -> str:
+    return f"{result.per_update(count):.2f}"
+
+
+def _trips(result: UpdatesResult) -> str:
+    return _each(result, result.costs.redis_trips) if "Redis" in result.name else "-"
+
+
+def _cpu_ratio(result: UpdatesResult, bare: UpdatesResult) -> str:
+    return f"{result.cpu_ms / bare.cpu_ms:.2f}" if bare.cpu_ms else "-"
 
 
 def _ratio(result: UpdatesResult, bare: UpdatesResult) -> str:

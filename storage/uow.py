@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from domain.ports import UnitOfWork
 from storage.autopays import SqlAutopayRepository, SqlNotificationSettings
@@ -19,26 +20,39 @@ from storage.residents import SqlResidentRepository
 from storage.support import SqlSupportRepository
 from storage.token_cipher import TokenCipher
 
-# `Session.info` key: this transaction wrote (or locked) something, so it must not be ended early.
+# `Connection.info` key: this transaction wrote (or locked) something, so it must not be ended
+# early (`SqlUnitOfWork.release_idle`).
 WROTE = "resident_bot.wrote"
+# A statement that only reads: a SELECT (or a CTE ending in one) taking no row lock and calling
+# no lock function. Anything else — DML, DDL, SELECT … FOR UPDATE/SHARE, pg_advisory_xact_lock,
+# a statement we cannot classify — counts as a write.
+_PLAIN_READ = re.compile(r"\s*(SELECT|WITH)\b", re.IGNORECASE)
+_LOCKS_OR_WRITES = re.compile(
+    r"\bFOR\s+(NO\s+KEY\s+)?(UPDATE|SHARE|KEY\s+SHARE)\b|\bpg_advisory|\bpg_try_advisory"
+    r"|\b(INSERT|UPDATE|DELETE|MERGE)\b",
+    re.IGNORECASE,
+)
 
 
-@event.listens_for(Session, "do_orm_execute")
-def _executed(state: ORMExecuteState) -> None:
-    # Anything but a plain SELECT counts: DML, text(), and SELECT … FOR UPDATE (its locks).
-    if not state.is_select or getattr(state.statement, "_for_update_arg", None) is not None:
-        state.session.info[WROTE] = True
+def _only_reads(statement: str) -> bool:
+    return bool(_PLAIN_READ.match(statement)) and not _LOCKS_OR_WRITES.search(statement)
 
 
-@event.listens_for(Session, "after_flush")
-def _flushed(session: Session, _context: object) -> None:
-    session.info[WROTE] = True
+# Seen where every statement passes — the ORM, Core on `session.connection()`, text() — rather
+# than at the ORM's execute, which a statement sent on the session's connection would bypass.
+@event.listens_for(Engine, "before_cursor_execute")
+def _executing(
+    conn: Connection, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+) -> None:
+    if WROTE not in conn.info and not _only_reads(statement):
+        conn.info[WROTE] = True
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _ended(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # the outermost transaction: committed or rolled back
-        session.info.pop(WROTE, None)
+@event.listens_for(Engine, "commit")
+@event.listens_for(Engine, "rollback")
+def _ended(conn: Connection) -> None:
+    if not conn.invalidated:  # `info` of an invalidated connection would reconnect (and fail)
+        conn.info.pop(WROTE, None)
 
 
 class SqlUnitOfWork:
@@ -99,7 +113,13 @@ class SqlUnitOfWork:
         session = self._session
         if session is None or not session.in_transaction():
             return False
-        if session.info.get(WROTE) or session.new or session.dirty or session.deleted:
+        transaction = session.sync_session.get_transaction()
+        if transaction is None or not transaction.is_active:  # failed: the caller rolls back
+            return False
+        if session.new or session.dirty or session.deleted:  # not flushed yet
+            return False
+        connection = await session.connection()  # the transaction's own, already open
+        if connection.sync_connection is None or WROTE in connection.sync_connection.info:
             return False
         await session.commit()  # nothing to write: only ends the transaction, keeps the objects
         return True

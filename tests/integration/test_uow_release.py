@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.accounts import AccountLevel, Resident, TokenSet
 from storage.database import create_sessionmaker
 from storage.token_cipher import TokenCipher
-from storage.uow import UnitOfWorkFactory
+from storage.uow import UnitOfWorkFactory, _only_reads
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -80,7 +81,36 @@ async def test_a_row_lock_or_a_text_statement_is_never_given_up(engine: AsyncEng
     uow_factory = factory(engine)
     async with uow_factory() as uow:
         await uow.autopays.owner(12345)  # SELECT … FOR UPDATE: its lock must last
-        assert await uow.release_idle() is False
+        # (SQLite has no row locks: there the statement is a plain SELECT)
+        assert await uow.release_idle() is (engine.dialect.name == "sqlite")
     async with uow_factory() as uow:
-        await uow.session.execute(text("SELECT 1"))  # text(): not known to be a plain read
+        await uow.session.execute(text("SELECT 1"))  # judged by its SQL, however it was sent
+        assert await uow.release_idle() is True
+        await uow.session.execute(text("DELETE FROM residents WHERE telegram_user_id = 0"))
         assert await uow.release_idle() is False
+        await uow.rollback()
+        connection = await uow.session.connection()  # Core on the session's own connection
+        await connection.execute(text("UPDATE residents SET locale = 'ru' WHERE 1 = 0"))
+        assert await uow.release_idle() is False
+
+
+@pytest.mark.parametrize(
+    ("statement", "reads"),
+    [
+        ("SELECT residents.locale FROM residents WHERE residents.telegram_user_id = $1", True),
+        ("  select 1", True),
+        ("WITH t AS (SELECT 1) SELECT * FROM t", True),
+        ("SELECT updated_at FROM fsm_state", True),
+        ("SELECT id FROM autopays WHERE id = $1 FOR UPDATE", False),
+        ("SELECT id FROM autopays FOR NO KEY UPDATE SKIP LOCKED", False),
+        ("SELECT id FROM autopays FOR SHARE", False),
+        ("SELECT pg_advisory_xact_lock($1)", False),
+        ("WITH moved AS (UPDATE autopays SET day = 1 RETURNING id) SELECT * FROM moved", False),
+        ("INSERT INTO residents DEFAULT VALUES", False),
+        ("UPDATE residents SET locale = 'ru'", False),
+        ("DELETE FROM residents", False),
+        ("CREATE TABLE x (id int)", False),
+    ],
+)
+def test_what_counts_as_only_reading(statement: str, reads: bool) -> None:
+    assert _only_reads(statement) is reads

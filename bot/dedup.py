@@ -26,7 +26,9 @@ import structlog
 from aiogram.fsm.storage.base import DEFAULT_DESTINY, KeyBuilder, StorageKey
 from aiogram.fsm.storage.redis import RedisEventIsolation
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockNotOwnedError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.metrics import LEASES_LOST
 from storage.fsm import UpdateBatch, current_batch
@@ -40,12 +42,29 @@ LOCK_LEASE = 5.0  # seconds a per-chat lock lives without a heartbeat (aiogram's
 LOCK_POLL = 0.05  # seconds between tries of a waiter for a per-chat lock
 BUSY_RETRY_AFTER = (1, 5)  # whole seconds: the Retry-After range for an update being handled
 MEMORY_MARKERS = 200_000  # markers (and counters) the in-memory store keeps at most
+# Seconds to wait before each further attempt at an update's end (`RedisDedup.finish`) when
+# Redis did not answer: about 1.75 s in all, well within the leases (renewed meanwhile).
+FINISH_RETRIES = (0.05, 0.2, 0.5, 1.0)
 
 
 class ClaimState(StrEnum):
     ACQUIRED = "acquired"  # ours now: handle it
     BUSY = "busy"  # a live lease of another owner: ask Telegram to come back
     DONE = "done"  # handled (or told once) already: answer 2xx, do nothing
+
+
+class Ended(StrEnum):
+    """How an update's end went (`RedisDedup.finish`)."""
+
+    OK = "ok"  # its state written, its locks let go, its marker done (or given back)
+    FINISHED = "finished"  # it had ended already (this end sent twice; or another owner's)
+    LOST = "lost"  # its marker or a chat lock was no longer ours: nothing written
+
+
+class LeaseLost(TimeoutError):
+    """An update's lease (its marker or one of its per-chat locks) ran out before its end was
+    written, so its dialog state was not: it may be stale. Transient (a timeout for
+    `bot.failures.classify`): the update is handled again, with the state as it is now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +199,11 @@ class MemoryDedup:
 
 
 # Atomic on Redis: read and take in one step, so two replicas never both get ACQUIRED.
+# A marker equal to our own value is our own claim sent again by redis-py's retry (the script
+# ran, its answer was lost): still ours.
 _CLAIM = """
 local value = redis.call('GET', KEYS[1])
-if not value then
+if not value or value == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return {'acquired', 0}
 end
@@ -207,8 +228,19 @@ return 0
 
 # The claim with the update's flood count (ThrottlingMiddleware) in the same round trip.
 # KEYS: the marker, the flood counter's window bucket. ARGV: marker, lease ms, bucket TTL s.
+# Our own claim sent again (redis-py's retry after a lost answer) is still ours and is not
+# counted again: the bucket's count is answered as it is (it may include later updates).
 _CLAIM_COUNTED = """
 local value = redis.call('GET', KEYS[1])
+if value == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  local count = tonumber(redis.call('GET', KEYS[2]))
+  if not count then
+    count = redis.call('INCR', KEYS[2])
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
+  end
+  return {'acquired', 0, count}
+end
 if not value then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   local count = redis.call('INCR', KEYS[2])
@@ -220,14 +252,33 @@ if value == 'done' then
 end
 return {'busy', redis.call('PTTL', KEYS[1]), 0}
 """
-# The end of an update, in one step: its dialog state written, its per-chat locks let go (ours
-# only), its marker set to done or given back (ours only).
+# The end of an update, in one step: if its marker and every one of its per-chat locks are still
+# ours, its dialog state written, its locks let go, its marker set to done or given back.
+# Otherwise nothing is written (the state was read under a lease that lapsed: another update
+# of the chat may have written since), only what is still ours is let go, others' untouched.
 # KEYS: the marker, the written keys, the locks. ARGV: 'done' | 'release', the marker's
 # owner value, done TTL s, number of writes, then per write: value (or '' with a ttl of -1:
 # delete), ttl s (0: none); then per lock: its token.
-# Returns how many of the locks were no longer ours (a lease lapsed).
+# Returns {outcome, how many of the locks were no longer ours}: 'ok' (all done), 'finished'
+# (the marker is done already: this end sent again by redis-py after a lost answer, or another
+# owner ended the update; nothing done) or 'lost' (a lease lapsed; nothing written).
 _FINISH = """
 local writes = tonumber(ARGV[4])
+local marker = redis.call('GET', KEYS[1])
+local ours, lapsed = {}, 0
+for i = 2 + writes, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[3 + writes + i] then
+    ours[#ours + 1] = KEYS[i]
+  else
+    lapsed = lapsed + 1
+  end
+end
+if marker ~= ARGV[2] or lapsed > 0 then
+  for _, name in ipairs(ours) do redis.call('DEL', name) end
+  if marker == ARGV[2] then redis.call('DEL', KEYS[1]) end
+  if marker == 'done' then return {'finished', lapsed} end
+  return {'lost', lapsed}
+end
 for i = 1, writes do
   local value, ttl = ARGV[3 + 2 * i], tonumber(ARGV[4 + 2 * i])
   if ttl < 0 then
@@ -238,20 +289,29 @@ for i = 1, writes do
     redis.call('SET', KEYS[1 + i], value)
   end
 end
-local lapsed = 0
-for i = 2 + writes, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[3 + writes + i] then
-    redis.call('DEL', KEYS[i])
-  else
-    lapsed = lapsed + 1
-  end
-end
+for _, name in ipairs(ours) do redis.call('DEL', name) end
 if ARGV[1] == 'done' then
   redis.call('SET', KEYS[1], 'done', 'EX', ARGV[3])
-elseif redis.call('GET', KEYS[1]) == ARGV[2] then
+else
   redis.call('DEL', KEYS[1])
 end
-return lapsed
+return {'ok', 0}
+"""
+# An update's lease and its per-chat locks' renewed together (its heartbeat).
+# KEYS: the marker, the locks. ARGV: the marker's owner value, lease ms, locks' lease ms, then
+# per lock its token. Returns 1 while the marker is ours (or done: ended meanwhile, the end's
+# answer not read yet), else 0; a lock no longer ours is left alone.
+_RENEW_UPDATE = """
+local marker = redis.call('GET', KEYS[1])
+if marker == 'done' then return 1 end
+if marker ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[2 + i] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[3])
+  end
+end
+return 1
 """
 # A chat's locks taken together (all or none) and its dialog state read under them.
 # KEYS: the locks, then the keys to read. ARGV: number of locks, token, lease ms, the
@@ -321,6 +381,7 @@ class RedisDedup:
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
         self._finish = redis.register_script(_FINISH)
+        self._renew_update = redis.register_script(_RENEW_UPDATE)
 
     async def claim_counted(
         self, key: str, owner: str, lease: float, flood: str, window: int
@@ -333,23 +394,108 @@ class RedisDedup:
         )
         return Claim(ClaimState(_text(state)), max(0, int(left_ms)) / 1000), int(count)
 
-    async def finish(self, key: str, owner: str, *, done: bool, batch: UpdateBatch) -> None:
-        """The end of an update, one round trip: the batch's writes sent, its locks let go,
-        then the update marked `done` (or given back, `release`, when not `done`). Raises
-        redis-py's errors (nothing of it was done then, or all: a script runs whole)."""
+    async def finish(
+        self,
+        key: str,
+        owner: str,
+        *,
+        done: bool,
+        batch: UpdateBatch,
+        lease: float | None = None,
+        retries: tuple[float, ...] | None = None,
+    ) -> Ended:
+        """The end of an update, one round trip: if its marker and all its locks are still
+        `owner`'s, the batch's writes sent, its locks let go, then the update marked `done`
+        (or given back, `release`, when not `done`); if not, nothing written, what is still
+        ours let go (`Ended.LOST`, logged `lease.lock_lapsed` for a lapsed lock). An end
+        that finds the marker done already is `Ended.FINISHED` — redis-py sending it again
+        after a lost answer finds exactly that, so a replay writes nothing twice.
+
+        Redis unreachable (redis-py's ConnectionError / TimeoutError): tried again after each
+        of `retries` seconds (FINISH_RETRIES by default), the marker's lease (`lease` seconds,
+        PROCESSING_LEASE by default) and the locks' renewed by a heartbeat meanwhile; the last
+        error is raised (the leases then lapse by themselves). The batch's writes and locks
+        are cleared only once the script ran."""
         writes = list(batch.writes.items())
         locks = list(batch.locks.items())
-        batch.writes.clear()
-        batch.locks.clear()
         args: list[Any] = ["done" if done else "release", _processing(owner), DONE_TTL]
         args.append(len(writes))
         for _, (value, ttl) in writes:
             args += ["", -1] if value is None else [value, ttl or 0]
         args += [token for _, token in locks]
         keys = [key, *(name for name, _ in writes), *(name for name, _ in locks)]
-        lapsed = int(await self._finish(keys=keys, args=args))
-        if lapsed:
-            log.warning("lease.lock_lapsed", locks=lapsed)  # held past a stalled heartbeat
+        try:
+            outcome, lapsed = await self._finish(keys=keys, args=args)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            retries = FINISH_RETRIES if retries is None else retries
+            if not retries:
+                raise
+            outcome, lapsed = await self._finish_again(
+                key, owner, keys, args, batch, lease, retries, error
+            )
+        batch.writes.clear()
+        batch.locks.clear()
+        ended = Ended(_text(outcome))
+        if ended is Ended.FINISHED:  # a replay finds its own locks gone: nothing lapsed
+            log.info("dedup.finished_already")
+        elif ended is Ended.LOST and int(lapsed):  # held past a stalled heartbeat
+            log.warning("lease.lock_lapsed", locks=int(lapsed))
+            LEASES_LOST.labels(what="chat-lock").inc()
+        elif ended is Ended.LOST:
+            log.warning("lease.lost", what="update")
+            LEASES_LOST.labels(what="update").inc()
+        return ended
+
+    async def _finish_again(
+        self,
+        key: str,
+        owner: str,
+        keys: list[str],
+        args: list[Any],
+        batch: UpdateBatch,
+        lease: float | None,
+        retries: tuple[float, ...],
+        error: RedisError,
+    ) -> Any:
+        """`finish`'s script tried again after each of `retries` seconds, with the leases
+        renewed meanwhile; its reply, or the last error raised."""
+        lease = PROCESSING_LEASE if lease is None else lease
+        every = min(lease, batch.lock_lease or lease) / 3
+
+        async def renew() -> bool:
+            return await self.renew_update(key, owner, lease, batch)
+
+        async with heartbeat(renew, every, "update"):
+            for attempt, delay in enumerate(retries, start=2):
+                log.warning(
+                    "dedup.finish_retry",
+                    attempt=attempt,
+                    error=type(error).__name__,
+                    in_seconds=delay,
+                )
+                await asyncio.sleep(delay)
+                try:
+                    return await self._finish(keys=keys, args=args)
+                except (RedisConnectionError, RedisTimeoutError) as again:
+                    error = again
+        raise error
+
+    async def renew_update(self, key: str, owner: str, lease: float, batch: UpdateBatch) -> bool:
+        """Extend `owner`'s lease on the update to `lease` seconds and the batch's locks
+        still ours to their lease (`batch.lock_lease`), one round trip. False when the
+        marker is neither ours nor done (the lease lapsed)."""
+        locks = list(batch.locks.items())
+        return bool(
+            await self._renew_update(
+                keys=[key, *(name for name, _ in locks)],
+                args=[
+                    _processing(owner),
+                    _ms(lease),
+                    _ms(batch.lock_lease or LOCK_LEASE),
+                    *(token for _, token in locks),
+                ],
+            )
+        )
 
     async def claim(self, key: str, owner: str, lease: float) -> Claim:
         state, left_ms = await self._claim(keys=[key], args=[_processing(owner), _ms(lease)])
@@ -441,6 +587,7 @@ class LeasedRedisEventIsolation(RedisEventIsolation):
                 yield None
             return
         name = self.key_builder.build(key, "lock")
+        batch.lock_lease = self.lease  # the update's heartbeat renews them with this lease
         if name not in batch.locks and not await self._take(batch, key):
             # Another holds it: wait for it as aiogram does, then hold it like the others.
             lock = self.redis.lock(name, timeout=self.lease, sleep=LOCK_POLL, thread_local=False)

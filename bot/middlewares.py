@@ -23,7 +23,7 @@ from aiogram.types import TelegramObject, Update, User
 
 from bot import dedup
 from bot.album import SWEPT
-from bot.dedup import ClaimState, DedupStore, RedisDedup
+from bot.dedup import ClaimState, DedupStore, Ended, LeaseLost, RedisDedup
 from bot.failures import UpdateBusy, classify
 from bot.logs import user_hash
 from bot.metrics import DUPLICATES, HANDLER_SECONDS, RETRIED, THROTTLED, UPDATES
@@ -127,7 +127,9 @@ class UpdateDedupMiddleware(BaseMiddleware):
     counts the update for flood protection (`flood_window`: ThrottlingMiddleware's window, or
     None without it; the count is left in `data[FLOOD_COUNT]`), and the end, which also sends
     the update's dialog state (`storage.fsm.UpdateBatch`, opened here) and lets its per-chat
-    locks go. The heartbeat runs only for a handler slower than a third of the lease."""
+    locks go — if the marker and the locks are all still its own (else nothing is written and
+    the update fails with `dedup.LeaseLost`, transient). The heartbeat (marker and locks, one
+    round trip) runs only for a handler slower than a third of the lease."""
 
     def __init__(
         self,
@@ -198,14 +200,18 @@ class UpdateDedupMiddleware(BaseMiddleware):
         """The same outcomes, with the update's dialog state written at its end together with
         the marker: a success or a deterministic failure → done, a transient failure or a
         cancellation → released. What the handler changed in the dialog state before it
-        failed is written either way, as it was when each write went out at once. A failure
-        to write is the update's failure: not marked done, its lease lapses, Telegram (or
-        polling's retry) delivers it again."""
-
-        async def renew() -> bool:
-            return await store.renew(key, owner, self.lease)
+        failed is written either way, as it was when each write went out at once — unless a
+        lease lapsed meanwhile (the update stalled past it): then nothing is written and a
+        handled update fails with `LeaseLost` (transient), to be handled again with the state
+        as it is now. Redis unreachable at the end is tried again a few times
+        (`RedisDedup.finish`); if it stays away, that is the update's failure: not marked
+        done, its lease lapses, Telegram (or polling's retry) delivers it again."""
 
         with update_batch() as batch:
+
+            async def renew() -> bool:  # the marker and the chat's locks held by the update
+                return await store.renew_update(key, owner, self.lease, batch)
+
             try:
                 async with dedup.heartbeat(renew, self.heartbeat, "update"):
                     result = await handler(event, data)
@@ -213,24 +219,31 @@ class UpdateDedupMiddleware(BaseMiddleware):
                 done = not classify(error).transient  # told once: a redelivery must not tell
                 await self._finish(store, key, owner, done, batch, error)
                 raise
-            except BaseException as error:  # cancelled: not handled, give it back
-                await self._finish(store, key, owner, False, batch, error)
+            except BaseException as error:  # cancelled: not handled, give it back, at once
+                await self._finish(store, key, owner, False, batch, error, retries=())
                 raise
-            await store.finish(key, owner, done=True, batch=batch)
+            # Redis unreachable for a moment is waited for here (a few tries, the leases kept),
+            # not by handling the whole update again; if it stays away, the error is raised.
+            ended = await store.finish(key, owner, done=True, batch=batch, lease=self.lease)
+            if ended is Ended.LOST:  # its state was read under a lapsed lease: handle it again
+                raise LeaseLost(f"update {event.update_id}: a lease lapsed before its end")
         return result
 
-    @staticmethod
     async def _finish(
+        self,
         store: RedisDedup,
         key: str,
         owner: str,
         done: bool,
         batch: UpdateBatch,
         failure: BaseException,
+        retries: tuple[float, ...] | None = None,
     ) -> None:
         """The end of a failed update: its own failure is what the caller sees, not this."""
         try:
-            await store.finish(key, owner, done=done, batch=batch)
+            await store.finish(
+                key, owner, done=done, batch=batch, lease=self.lease, retries=retries
+            )
         except Exception as error:  # the lease and the locks lapse by themselves; logged
             log.warning(
                 "dedup.finish_failed", error=type(error).__name__, after=type(failure).__name__

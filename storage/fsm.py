@@ -137,6 +137,7 @@ class UpdateBatch:
     # ↑ Redis key → (value, None: delete; seconds to live, None: no expiry), the last one wins
     locks: dict[str, str] = field(default_factory=dict)  # lock key → our token
     renewed: set[str] = field(default_factory=set)  # locks a heartbeat renews now
+    lock_lease: float = 0.0  # seconds: the locks' lease (set by the isolation that takes them)
     open: bool = True
 
 

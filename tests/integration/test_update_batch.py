@@ -16,11 +16,11 @@ from aiogram.methods import SendMessage
 from aiogram.types import Update
 from redis.asyncio import Redis
 
-from bot.dedup import LeasedRedisEventIsolation, RedisDedup
+from bot.dedup import Ended, LeasedRedisEventIsolation, RedisDedup
 from bot.middlewares import UpdateDedupMiddleware
 from sandbox import SandboxServer
 from sandbox.telegram_double import LocalTelegram
-from storage.fsm import DIALOG_STATE_KEPT, BatchedRedisStorage, dialog_key_builder
+from storage.fsm import DIALOG_STATE_KEPT, BatchedRedisStorage, UpdateBatch, dialog_key_builder
 from tests.integration.test_operations import app_for, post, settings, start_update
 from tests.integration.test_webhook_delivery import sandbox  # noqa: F401 - fixture
 
@@ -120,6 +120,49 @@ async def test_a_failed_update_keeps_its_writes_and_is_given_back_or_done(parts:
     assert await parts.storage.get_state(KEY) == "Menu:main"
     assert await parts.redis.get("dedup:0:2") == b"done"  # told once
     assert [k async for k in parts.redis.scan_iter(match="*:lock")] == []
+
+
+async def test_the_chat_lock_is_kept_after_its_block_until_the_updates_end(
+    clean_redis: str,
+) -> None:
+    """The update's heartbeat renews the chat's locks too, between the lock's block and the
+    update's end (the outer middlewares' ends): a lock that lapsed there would make the end
+    refuse to write (a lapsed lock means the state may be stale)."""
+    redis = Redis.from_url(clean_redis)
+    storage = BatchedRedisStorage(redis, key_builder=dialog_key_builder())
+    isolation = LeasedRedisEventIsolation(redis, storage.key_builder, lease=0.3)
+    middleware = UpdateDedupMiddleware(RedisDedup(redis), lease=3.0, heartbeat=0.1)
+
+    async def handler(_event: Any, _data: dict[str, Any]) -> None:
+        async with isolation.lock(KEY):
+            await storage.set_data(KEY, {"n": 1})
+        await asyncio.sleep(0.8)  # longer than the lock's lease, outside its block
+
+    try:
+        await middleware(handler, Update.model_validate({"update_id": 1}), {})
+        assert await storage.get_data(KEY) == {"n": 1}
+        assert await redis.get("dedup:0:1") == b"done"
+    finally:
+        await redis.aclose()
+
+
+async def test_an_end_that_lost_a_lock_writes_nothing_and_leaves_the_new_owners_lock(
+    parts: Parts,
+) -> None:
+    """The lock lapsed and another update holds it now: the end writes nothing, lets go only
+    what is still its own (the marker, given back to be handled again), and says so."""
+    dedup = RedisDedup(parts.redis)
+    await dedup.claim("dedup:0:1", "owner-a", 10.0)
+    await parts.redis.set(parts.name("lock"), "token-b")  # the next update's lock
+    batch = UpdateBatch(
+        writes={parts.name("data"): ('{"n": 1}', None)},
+        locks={parts.name("lock"): "token-a"},
+    )
+    assert await dedup.finish("dedup:0:1", "owner-a", done=True, batch=batch) == Ended.LOST
+    assert await parts.redis.get(parts.name("data")) is None
+    assert await parts.redis.get(parts.name("lock")) == b"token-b"
+    assert await parts.redis.exists("dedup:0:1") == 0  # given back: handled again
+    assert batch.writes == {} and batch.locks == {}
 
 
 async def test_forgetting_a_user_drops_the_updates_earlier_writes(parts: Parts) -> None:

@@ -10,6 +10,12 @@ yet, so Telegram forgets an update only once it and every update before it were 
 failed and the resident was told: the error handlers ran). What was not finished when the
 process went away comes back after a restart, and the de-duplication middleware
 (`bot.middlewares.UpdateDedupMiddleware`) keeps what did finish from being handled twice.
+
+Two more rules keep one update or one chat from stopping the bot for everyone: an update gets
+UPDATE_DEADLINE seconds, then it is cancelled and counted as finished (so the offset moves on
+and Telegram does not send it again), and a chat's updates run one at a time, in order, while
+other chats' updates start past them (aiogram takes the chat's FSM lock only inside the
+dispatcher: without this a chat's later updates would each take a slot to wait for it).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 import structlog
 from aiogram import Bot, Dispatcher, loggers
 from aiogram.dispatcher.dispatcher import DEFAULT_BACKOFF_CONFIG
+from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.types import Update
 from aiogram.utils.backoff import Backoff, BackoffConfig
@@ -35,6 +42,11 @@ POLLING_TIMEOUT = 10  # seconds getUpdates waits for updates (aiogram's start_po
 BATCH = 100  # getUpdates' largest `limit`, and the most updates held before they start
 IDLE_REFETCH = 1.0  # seconds before asking again when a batch brought only known updates
 CONFIRM_TIMEOUT = 5  # seconds the last confirmation on the way out may take
+# Seconds one update may run before it is cancelled and counted as finished. Above what a slow
+# but live update takes: Settings.city_deadline (6 s by default) for each of the one or two
+# city calls of each of the 4 attempts TransientRetryMiddleware makes, and its 7.5 s of delays
+# (about 55 s); below the minutes a hung one would otherwise stop the offset for.
+UPDATE_DEADLINE = 120.0
 
 
 class ConfirmingPoller:
@@ -42,13 +54,31 @@ class ConfirmingPoller:
     SIGTERM/SIGINT through aiogram's handler) or cancellation.
 
     - Updates are fetched in update_id order and started in that order, at most `in_flight`
-      at once (0: no bound); while they run, the next batch is fetched. Fetching pauses
-      while more than half of `hold` fetched updates wait to start, so no more than
-      `hold // 2 + 100` (one batch) ever wait.
+      at once (0: no bound); while they run, the next batch is fetched.
+    - Never two updates of one chat at once (of one user for an update without a chat;
+      aiogram's `UserContextMiddleware.resolve_event_context` tells which; an update with
+      neither runs freely): while one runs, the chat's later updates wait in the held queue
+      in order, and other chats' updates start past them.
+    - What waits is bounded by the offset rule itself: Telegram answers only the first 100
+      unconfirmed updates and the offset never passes an unfinished one, so at most one
+      batch (100) is ever held or running. Fetching also pauses while more than half of
+      `hold` held updates could start (not waiting for their chat). When all 100 are one
+      slow chat's, nothing later can be fetched before one of them ends: Telegram will not
+      hand out update 101 before 1 is confirmed, and the poller does not drop a chat's
+      updates unhandled (flood protection decides that, inside handling). No deadlock: each
+      update ends within `deadline`, and the chat's next one starts then.
+    - An update still running after `deadline` seconds (UPDATE_DEADLINE) is cancelled,
+      logged as an error with its update_id (`polling.update_deadline`) and counted as
+      finished: the offset moves past it and Telegram forgets it, so an update that hangs
+      every time is not handled again and again, after a restart either (the
+      de-duplication middleware released it; only a process that dies before the offset
+      moved gets it once more). A handler that swallows the cancellation keeps running.
     - Each getUpdates sends the lowest update_id still waiting or running as its offset (or
       one past the last update seen when none is), so only a contiguous prefix of finished
       updates is ever confirmed. Telegram sends unconfirmed updates again with every answer;
-      those already held, running or finished are skipped by update_id.
+      those already held, running or finished are skipped by update_id. Any other id is
+      taken, even one below the last offset: Telegram starts ids afresh at random after a
+      week without updates.
     - getUpdates failures (network, Telegram's 5xx, 409 Conflict, 401) are logged and retried
       after aiogram's backoff, as aiogram does; polling does not end on them.
     - On stop: nothing new is fetched or started; the updates in flight get `grace` seconds
@@ -67,6 +97,7 @@ class ConfirmingPoller:
         polling_timeout: int = POLLING_TIMEOUT,
         backoff_config: BackoffConfig = DEFAULT_BACKOFF_CONFIG,
         allowed_updates: Sequence[str] | None = None,
+        deadline: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.dispatcher = dispatcher
@@ -77,9 +108,13 @@ class ConfirmingPoller:
         self.polling_timeout = polling_timeout
         self.backoff_config = backoff_config
         self.allowed_updates = list(allowed_updates) if allowed_updates is not None else None
+        self.deadline = UPDATE_DEADLINE if deadline is None else deadline  # seconds
         self.kwargs = kwargs  # handed to every feed_update, as aiogram's _process_update does
-        self._held: deque[Update] = deque()  # fetched, not started, in update_id order
+        # fetched, not started, in update_id order, with their chat (user) id or None
+        self._held: deque[tuple[int | None, Update]] = deque()
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._busy: set[int] = set()  # chats (users) with an update running
+        self._stopping = False  # the updates cancelled from now on stay unconfirmed
         self._unfinished: set[int] = set()  # held or running: the offset never passes them
         self._finished: set[int] = set()  # finished, maybe not confirmed yet
         self._last_seen: int | None = None  # the newest update_id fetched
@@ -124,7 +159,7 @@ class ConfirmingPoller:
                 )
                 # below half the bound: each batch then brings about half a batch of new
                 # updates, not one new among a hundred parsed again
-                if fetch is None and len(self._held) <= self.hold // 2 and may_fetch:
+                if fetch is None and self._ready() <= self.hold // 2 and may_fetch:
                     wait_for_offset = None
                     fetch = asyncio.create_task(self._fetch(), name="polling-get-updates")
                     fetch.add_done_callback(lambda _: self._wake.set())
@@ -136,6 +171,7 @@ class ConfirmingPoller:
                     await self._wake.wait()
             clean = True
         finally:
+            self._stopping = True
             stopper.cancel()
             if fetch is not None:
                 fetch.cancel()
@@ -157,24 +193,54 @@ class ConfirmingPoller:
             number = update.update_id
             if number in self._unfinished or number in self._finished:
                 continue  # Telegram repeats what is not confirmed yet
-            if self._confirmed is not None and number < self._confirmed:
-                continue  # confirmed already: Telegram should not send it
-            self._held.append(update)
+            self._held.append((self._chat(update), update))
             self._unfinished.add(number)
             self._last_seen = number
             fresh = True
         return fresh
 
-    def _start_held(self) -> None:
-        while self._held and (not self.in_flight or len(self._running) < self.in_flight):
-            update = self._held.popleft()
-            task = asyncio.create_task(self._handle(update), name=f"update-{update.update_id}")
-            self._running[update.update_id] = task
-            task.add_done_callback(partial(self._ended, update.update_id))
+    @staticmethod
+    def _chat(update: Update) -> int | None:
+        """The id whose updates run one at a time: the chat's, else the user's, else None.
+        (A private chat's id is its user's: the two are one queue, as they should be.)"""
+        context = UserContextMiddleware.resolve_event_context(update)
+        return context.chat_id if context.chat_id is not None else context.user_id
 
-    def _ended(self, number: int, task: asyncio.Task[None]) -> None:
+    def _ready(self) -> int:
+        """How many held updates are not waiting for their chat's running update."""
+        return sum(1 for chat, _ in self._held if chat is None or chat not in self._busy)
+
+    def _start_held(self) -> None:
+        """Start held updates in order while slots are free, skipping (and keeping, in order)
+        those whose chat has an update running or an earlier one still held."""
+        waiting: deque[tuple[int | None, Update]] = deque()
+        passed: set[int] = set()  # chats with an earlier update kept waiting in this pass
+        while self._held:
+            if self.in_flight and len(self._running) >= self.in_flight:
+                break
+            chat, update = self._held.popleft()
+            if chat is not None and (chat in self._busy or chat in passed):
+                passed.add(chat)
+                waiting.append((chat, update))
+                continue
+            number = update.update_id
+            task = asyncio.create_task(self._handle(update), name=f"update-{number}")
+            self._running[number] = task
+            if chat is not None:
+                self._busy.add(chat)
+            task.add_done_callback(partial(self._ended, number, chat))
+        waiting.extend(self._held)
+        self._held = waiting
+
+    def _ended(self, number: int, chat: int | None, task: asyncio.Task[None]) -> None:
         self._running.pop(number, None)
-        if not task.cancelled():  # a cancelled update was not handled: it stays unconfirmed
+        if chat is not None:
+            self._busy.discard(chat)
+        if task.cancelled() and self._stopping:
+            pass  # cancelled by the stop: not handled, it stays unconfirmed for the next run
+        else:
+            if task.cancelled():  # by its own handler: counted as finished, or it pins the offset
+                log.error("polling.update_cancelled", update_id=number)
             self._unfinished.discard(number)
             self._finished.add(number)
         self._wake.set()
@@ -182,12 +248,21 @@ class ConfirmingPoller:
     async def _handle(self, update: Update) -> None:
         """aiogram's `Dispatcher._process_update`: feed the update; a Telegram method returned
         by a handler is called; an error is logged the same way (aiogram.event) — the error
-        handlers and `TransientRetryMiddleware` already had their say, so it is finished."""
+        handlers and `TransientRetryMiddleware` already had their say, so it is finished.
+        Cancelled after `deadline` seconds (logged, then finished as well)."""
+        deadline = asyncio.timeout(self.deadline)
         try:
-            response = await self.dispatcher.feed_update(self.bot, update, **self.kwargs)
-            if isinstance(response, TelegramMethod):
-                await self.dispatcher.silent_call_request(bot=self.bot, result=response)
-        except Exception as error:  # logged as aiogram logs it
+            async with deadline:
+                response = await self.dispatcher.feed_update(self.bot, update, **self.kwargs)
+                if isinstance(response, TelegramMethod):
+                    await self.dispatcher.silent_call_request(bot=self.bot, result=response)
+        except Exception as error:
+            if isinstance(error, TimeoutError) and deadline.expired():
+                log.error(
+                    "polling.update_deadline", update_id=update.update_id, seconds=self.deadline
+                )
+                return
+            # logged as aiogram logs it
             loggers.event.exception(
                 "Cause exception while process update id=%d by bot id=%d\n%s: %s",
                 update.update_id,
@@ -288,6 +363,7 @@ async def poll_confirming(
     hold: int = BATCH,
     polling_timeout: int = POLLING_TIMEOUT,
     backoff_config: BackoffConfig = DEFAULT_BACKOFF_CONFIG,
+    deadline: float | None = None,
     **kwargs: Any,
 ) -> None:
     """`Dispatcher.start_polling` for one bot with `ConfirmingPoller`: the same start-up and
@@ -331,6 +407,7 @@ async def poll_confirming(
                 polling_timeout=polling_timeout,
                 backoff_config=backoff_config,
                 allowed_updates=allowed_updates,
+                deadline=deadline,
                 bots=(bot,),
                 **kwargs,
             )

@@ -25,7 +25,7 @@ from bot.app import Application, Clock, create_application, utc_now
 from bot.config import Settings, SettingsError
 from bot.jobs import run_due_now, start_scheduler, stop_scheduler
 from bot.middlewares import TransientRetryMiddleware
-from bot.polling import poll_confirming
+from bot.polling import UPDATE_DEADLINE, poll_confirming
 from bot.ratelimit import MemoryLimiter
 from bot.warmup import lean_heap
 from bot.web import WEBHOOK_PATH
@@ -124,6 +124,8 @@ async def run_polling(
         in_flight=app.settings.updates_in_flight,
         grace=POLL_GRACE,
         handle_signals=handle_signals,
+        # above what a live update with the operator's city deadline takes (bot.polling)
+        deadline=max(UPDATE_DEADLINE, 10 * app.settings.city_deadline + 15),
     )  # the bot's session is left open: Application.stop closes it
 
 

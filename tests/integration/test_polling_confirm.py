@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
+from structlog.testing import capture_logs
 
+import bot.polling
 import bot.runners
 from bot.album import install_first
 from bot.app import Application
@@ -229,3 +232,114 @@ async def test_a_clean_stop_lets_updates_finish_and_leaves_the_rest_to_the_next_
 
     assert api.delivered(since=before).keys() == {3}
     assert sent_per_chat(api) == {USER + 1: 2, USER + 2: 2, USER + 3: 2}
+
+
+class Timeline(BaseMiddleware):
+    """Outside the gate: ("start", n) and ("end", n) as each update enters and leaves."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        self.events.append(("start", event.update_id))
+        try:
+            return await handler(event, data)
+        finally:
+            self.events.append(("end", event.update_id))
+
+    def started(self) -> list[int]:
+        return [number for what, number in self.events if what == "start"]
+
+    def most_at_once(self, numbers: set[int]) -> int:
+        """The most of `numbers` running at the same time."""
+        now = most = 0
+        for what, number in self.events:
+            if number in numbers:
+                now += 1 if what == "start" else -1
+                most = max(most, now)
+        return most
+
+
+async def test_a_chats_updates_run_one_at_a_time_in_order_while_other_chats_pass(
+    tmp_path: Path,
+) -> None:
+    """Chat A's first update is slow: A's later ones wait for it without taking a slot, in
+    order; B's and C's, fetched after them, are handled meanwhile."""
+    a, b, c = USER + 1, USER + 2, USER + 3
+    chats = {1: a, 2: a, 3: b, 4: a, 5: c, 6: b, 7: a, 8: c}
+    api = TelegramQueue()
+    api.updates.extend(start_update(n, chat) for n, chat in chats.items())
+    async with serve_bot_api(api) as url:
+        async with polling_application(tmp_path, url, max_concurrent_updates=2) as app:
+            timeline, gate = Timeline(), Gate(closed={1})
+            app.dispatcher.update.outer_middleware(timeline)
+            polling = await start(app, gate)
+            await until(lambda: {3, 5, 6, 8} <= set(gate.finished), "B and C handled")
+            assert set(timeline.started()) == {1, 3, 5, 6, 8}  # A's 2, 4, 7 wait for 1
+            gate.open(1)
+            await until(lambda: {1, 2, 4, 7} <= set(gate.finished), "A's handled after 1")
+            await stop(app, polling)
+
+    a_updates = {n for n, chat in chats.items() if chat == a}
+    assert [n for n in timeline.started() if n in a_updates] == [1, 2, 4, 7]
+    assert timeline.most_at_once(a_updates) == 1
+    assert Counter(timeline.started()) == {n: 1 for n in chats}
+    assert sent_per_chat(api)[b] >= 2 and sent_per_chat(api)[c] >= 2
+    assert api.confirmed == 9
+
+
+async def test_a_batch_of_one_chats_updates_behind_a_hung_one_does_not_stop_the_bot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All 100 updates Telegram hands out are chat A's and A's first never ends: nothing else
+    can be fetched before the offset passes it. The deadline ends it, A's others run one by
+    one, and resident B's update 101 is fetched and answered: no deadlock."""
+    monkeypatch.setattr(bot.polling, "UPDATE_DEADLINE", 5.0)  # far above a /start
+    a, b = USER + 1, USER + 2
+    api = TelegramQueue()
+    api.updates.extend(start_update(n, a) for n in range(1, 101))
+    api.updates.append(start_update(101, b))
+    async with serve_bot_api(api) as url:
+        async with polling_application(tmp_path, url, max_concurrent_updates=4) as app:
+            timeline, gate = Timeline(), Gate(closed={1})  # 1 is never opened
+            app.dispatcher.update.outer_middleware(timeline)
+            polling = await start(app, gate)
+            await until(lambda: sent_per_chat(api)[b] == 2, "B answered")
+            await until(lambda: api.confirmed == 102, "everything confirmed")
+            await stop(app, polling)
+
+    started = timeline.started()
+    assert [n for n in started if n != 101] == list(range(1, 101))  # A's in order…
+    assert Counter(started) == {n: 1 for n in range(1, 102)}  # …each once, and B's once
+    assert timeline.most_at_once(set(range(1, 101))) == 1
+
+
+class CancelsItself(BaseMiddleware):
+    """Update `number` ends with CancelledError raised inside its handling (a handler awaiting
+    a task someone cancelled), though nobody cancelled the update's own task."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        if event.update_id == self.number:
+            raise asyncio.CancelledError
+        return await handler(event, data)
+
+
+async def test_an_update_that_ends_cancelled_does_not_pin_the_offset(tmp_path: Path) -> None:
+    structlog.configure(cache_logger_on_first_use=False)
+    api = TelegramQueue()
+    api.updates.extend(start_update(n, USER + n) for n in (1, 2))
+    async with serve_bot_api(api) as url:
+        async with polling_application(tmp_path, url) as app:
+            app.dispatcher.update.outer_middleware(CancelsItself(1))
+            with capture_logs() as events:
+                polling = await start(app, Gate())
+                await until(lambda: answered(api, 2) and api.confirmed == 3, "past 1 and 2")
+                await stop(app, polling)
+
+    cancelled = [e for e in events if e["event"] == "polling.update_cancelled"]
+    assert [(e["update_id"], e["log_level"]) for e in cancelled] == [(1, "error")]

@@ -24,6 +24,9 @@ DEFAULT_DATABASE_FILE = "resident-bot.sqlite3"  # in DATA_DIR, when DATABASE_URL
 MAX_CEILING_RUB = 1_000_000_000  # a ceiling above 1 billion ₽ is a typo in the setting
 
 
+DEFAULT_CITY_DEADLINE = 6.0  # seconds one city call may take with its retries
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
@@ -38,7 +41,7 @@ class Settings(BaseSettings):
     city_client_id: str = "resident-bot"
     city_client_secret: SecretStr = SecretStr("sandbox-secret")
     city_timeout: float = Field(default=3.0, gt=0, le=60)
-    city_deadline: float = Field(default=6.0, gt=0, le=120)
+    city_deadline: float = Field(default=DEFAULT_CITY_DEADLINE, gt=0, le=120)
     open311_api_key: SecretStr = SecretStr("sandbox-open311-key")
     sandbox_port: int = Field(default=8081, ge=0, le=65535)
 

@@ -20,12 +20,13 @@ import structlog
 from aiogram.client.session.base import BaseSession
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot import polling
 from bot.album import install_first
 from bot.app import Application, Clock, create_application, utc_now
-from bot.config import Settings, SettingsError
+from bot.config import DEFAULT_CITY_DEADLINE, Settings, SettingsError
 from bot.jobs import run_due_now, start_scheduler, stop_scheduler
 from bot.middlewares import TransientRetryMiddleware
-from bot.polling import UPDATE_DEADLINE, poll_confirming
+from bot.polling import poll_confirming
 from bot.ratelimit import MemoryLimiter
 from bot.warmup import lean_heap
 from bot.web import WEBHOOK_PATH
@@ -124,8 +125,9 @@ async def run_polling(
         in_flight=app.settings.updates_in_flight,
         grace=POLL_GRACE,
         handle_signals=handle_signals,
-        # above what a live update with the operator's city deadline takes (bot.polling)
-        deadline=max(UPDATE_DEADLINE, 10 * app.settings.city_deadline + 15),
+        # UPDATE_DEADLINE holds for the default city deadline; a longer one stretches it
+        deadline=polling.UPDATE_DEADLINE
+        * max(1.0, app.settings.city_deadline / DEFAULT_CITY_DEADLINE),
     )  # the bot's session is left open: Application.stop closes it
 
 

@@ -7,7 +7,11 @@ flight, each autopay in its own unit of work: it finds or creates the run of its
 unique per (autopay, period) — then charges with the run's idempotency key after committing
 it, and commits the outcome together with the end of its lease. A tick that repeats, a second
 scheduler, or a crash after the charge all meet the same run and the same key: one charge per
-period.
+period. The claimed copy only names the autopay: each one is read again under its row's lock
+before it is charged (charged only if still ACTIVE, due and leased by this run, with what the
+resident set last), and the outcome writes only the schedule's progress and a pause onto the
+row as it is then (`save_progress`): a resident's pause, deletion or change made meanwhile
+stands.
 
 Nothing holds the queue. A refusal that will not pass by itself (the card removed, expired or
 asking for 3-D Secure, the consent revoked, the fund gone, an amount above the ceiling) pauses
@@ -64,7 +68,7 @@ AUTOPAY_CONCURRENCY = 8  # charges (city calls) in flight at once in one run, by
 RETRYABLE = {PaymentStatus.DECLINED, PaymentStatus.INSUFFICIENT_FUNDS}
 UNAVAILABLE = "unavailable"  # a tick outcome: the city did not answer, tried again later
 PAUSED = "paused"  # a tick outcome: refused for a lasting reason, the autopay is paused
-INACTIVE = "inactive"  # a tick outcome: paused or deleted by the resident during the attempt
+INACTIVE = "inactive"  # a tick outcome: paused, deleted or moved since the claim; or re-leased
 # The city's reasons for refusing a payment that will not pass by themselves.
 LASTING_REFUSALS = {
     "unknown_payment_method": PauseReason.CARD_REMOVED,
@@ -335,7 +339,11 @@ async def tick(
     results = await asyncio.gather(*workers, return_exceptions=True)
     if run.waiting:  # claimed, never started: free for the next run at once
         async with uows() as uow:
-            await uow.autopays.release([autopay.id for autopay, _ in run.waiting if autopay.id])
+            for claimed_at in {batch.claimed_at for _, batch in run.waiting}:
+                await uow.autopays.release(
+                    [a.id for a, b in run.waiting if a.id and b.claimed_at == claimed_at],
+                    claimed_at,
+                )
             await uow.commit()
     for result in results:
         if isinstance(result, BaseException):
@@ -346,6 +354,7 @@ async def tick(
 @dataclass
 class _Batch:
     size: int
+    claimed_at: datetime  # the moment given to `claim_due`: names this batch's leases
     finished: int = 0
     unanswered: int = 0
 
@@ -380,11 +389,12 @@ class _Run:
                 self.halted = True
                 return None
             if not self.waiting and not self.drained:
+                claimed_at = self.clock()
                 async with self.uows() as uow:
-                    claimed = await uow.autopays.claim_due(self.clock(), self.batch)
+                    claimed = await uow.autopays.claim_due(claimed_at, self.batch)
                     await uow.commit()
                 self.drained = len(claimed) < self.batch
-                batch = _Batch(len(claimed))
+                batch = _Batch(len(claimed), claimed_at)
                 self.waiting.extend((autopay, batch) for autopay in claimed)
             return self.waiting.popleft() if self.waiting else None
 
@@ -393,7 +403,13 @@ class _Run:
             while (taken := await self.next()) is not None:
                 autopay, batch = taken
                 outcome = await _charge(
-                    self.uows, self.city, autopay, self.clock(), self.limits, self.refreshes
+                    self.uows,
+                    self.city,
+                    autopay,
+                    batch.claimed_at,
+                    self.clock(),
+                    self.limits,
+                    self.refreshes,
                 )
                 self.processed += 1
                 if outcomes is not None:
@@ -410,21 +426,23 @@ class _Run:
 async def _charge(
     uows: UnitOfWorkFactory,
     city: City,
-    autopay: Autopay,
+    claimed: Autopay,
+    claimed_at: datetime,
     now: datetime,
     limits: AmountLimits,
     refreshes: _Refreshes,
 ) -> str:
-    """One claimed autopay, in its own unit of work: at most two commits. The first records the
-    run and its key before the city hears it (`_process`); the second records the outcome and
-    ends the lease together. Released after the work and never in `finally`: if anything
-    breaks in between (the process dies, the database goes away), the lease is kept until it
-    expires, and whoever takes over finds the run and sends its key again — never a second
-    charge."""
-    assert autopay.id is not None
+    """One claimed autopay (leased by the claim at `claimed_at`), in its own unit of work: at
+    most two commits. The first records the run and its key before the city hears it
+    (`_process`); the second records the outcome and ends the lease together. Released after
+    the work and never in `finally`: if anything breaks in between (the process dies, the
+    database goes away), the lease is kept until it expires, and whoever takes over finds the
+    run and sends its key again — never a second charge. The claimed copy only names the
+    autopay: what is charged is read again under the row's lock (`_attempt`)."""
+    assert claimed.id is not None
     async with uows() as uow:
-        outcome = await _attempt(uow, city, autopay, now, limits, refreshes)
-        await uow.autopays.release([autopay.id])
+        outcome = await _attempt(uow, city, claimed.id, claimed_at, now, limits, refreshes)
+        await uow.autopays.release([claimed.id], claimed_at)
         await uow.commit()
     return outcome
 
@@ -468,55 +486,72 @@ class _RunSession(ResidentSession):
 async def _attempt(
     uow: UnitOfWork,
     city: City,
-    autopay: Autopay,
+    autopay_id: int,
+    claimed_at: datetime,
     now: datetime,
     limits: AmountLimits,
     refreshes: _Refreshes,
 ) -> str:
-    assert autopay.id is not None
+    """The autopay as stored now, its row locked (`lock`), charged if it is still ACTIVE, due
+    at `now` and leased by this run's claim — with its current amount, limit, card, payer code
+    and schedule. Otherwise (the resident paused, deleted or moved it, or unlinked, while it
+    waited in the claimed batch; or the lease expired and another run took it) "inactive",
+    without a word to the city."""
+    autopay = await uow.autopays.lock(autopay_id, claimed_at)
+    if autopay is None or autopay.status is not AutopayStatus.ACTIVE or autopay.next_due_at > now:
+        return INACTIVE
     try:
         return await _process(uow, city, autopay, now, limits, refreshes)
     except CityUnavailable:
         await uow.rollback()  # the run stays STARTED: its key is sent again later
-        return await _back_off(uow, autopay.id, now)
+        return await _back_off(uow, autopay, now)
     except RelinkRequired:
         await uow.rollback()
-        return await _refused(uow, autopay.id, PauseReason.RELINK, now)
+        return await _refused(uow, autopay, PauseReason.RELINK, now)
     except NotFound:
         await uow.rollback()
-        return await _refused(uow, autopay.id, PauseReason.TARGET_GONE, now)
+        return await _refused(uow, autopay, PauseReason.TARGET_GONE, now)
     except PaymentRefused as refusal:
         await uow.rollback()
-        return await _refused(uow, autopay.id, LASTING_REFUSALS.get(refusal.reason), now)
+        return await _refused(uow, autopay, LASTING_REFUSALS.get(refusal.reason), now)
     except DomainError:  # anything else the city said that may pass: later, behind the rest
         await uow.rollback()
-        return await _back_off(uow, autopay.id, now)
+        return await _back_off(uow, autopay, now)
 
 
-async def _back_off(uow: UnitOfWork, autopay_id: int, now: datetime) -> str:
-    autopay = await uow.autopays.get(autopay_id)  # as stored: the resident may have changed it
-    if autopay is not None and autopay.status is AutopayStatus.ACTIVE:
-        autopay.back_off(now)
-        await uow.autopays.save(autopay)
+async def _back_off(uow: UnitOfWork, autopay: Autopay, now: datetime) -> str:
+    """The period being charged (and its run's key) is tried again later; only the schedule's
+    progress is written (`save_progress`): a resident's change or pause meanwhile stands."""
+    autopay.back_off(now)
+    await uow.autopays.save_progress(autopay)
     return UNAVAILABLE
 
 
 async def _refused(
-    uow: UnitOfWork, autopay_id: int, reason: PauseReason | None, now: datetime
+    uow: UnitOfWork, autopay: Autopay, reason: PauseReason | None, now: datetime
 ) -> str:
     """The city refused this period's payment (nothing was charged). A lasting `reason` pauses
-    the autopay; any other refusal fails this period only (None)."""
-    autopay = await uow.autopays.get(autopay_id)
-    if autopay is None or autopay.status is not AutopayStatus.ACTIVE:
-        return INACTIVE  # paused or deleted by the resident meanwhile
-    period = autopay.period
-    run = await uow.autopays.run_for(autopay_id, period, run_key(autopay_id, period, 1), now)
+    the autopay; any other refusal fails this period only (None). Nothing is recorded if the
+    resident paused or deleted the autopay meanwhile ("inactive")."""
+    assert autopay.id is not None
+    current = await uow.autopays.lock(autopay.id)
+    if current is None or current.status is not AutopayStatus.ACTIVE:
+        return INACTIVE
+    period = autopay.period  # the period being charged, whatever the resident changed since
+    run = await uow.autopays.run_for(autopay.id, period, run_key(autopay.id, period, 1), now)
     if reason is None:
         run.failure = REFUSED
         return await _finish(
-            uow, autopay, run, RunStatus.FAILED, now, notify="autopay_failed", urgent=True
+            uow,
+            autopay,
+            run,
+            RunStatus.FAILED,
+            now,
+            notify="autopay_failed",
+            urgent=True,
+            held=current,
         )
-    return await _pause(uow, autopay, run, reason, now)
+    return await _pause(uow, autopay, run, reason, now, held=current)
 
 
 async def _pause(
@@ -525,15 +560,19 @@ async def _pause(
     run: AutopayRun,
     reason: PauseReason,
     now: datetime,
+    *,
+    held: Autopay | None = None,
     **extra: object,
 ) -> str:
     """Paused for a lasting reason: the run failed, the resident is told (urgent: it needs
     them) what happened and how to fix it, staff see it on the dashboard — each once, by the
-    dedupe keys of the autopay's period — all in one transaction (`_charge` commits it)."""
+    dedupe keys of the autopay's period — all in one transaction (`_charge` commits it).
+    `held`: the autopay as stored, if this transaction already holds its row's lock (else it
+    is read again under the lock). Only an autopay still ACTIVE is paused (`save_progress`)."""
     assert autopay.id is not None
     run.status, run.failure = RunStatus.FAILED, reason.value
     await uow.autopays.save_run(run, now)
-    if await _forgotten(uow, autopay):
+    if _forgotten(autopay, held or await uow.autopays.lock(autopay.id)):
         return PAUSED
     await uow.notifications.add_once(
         Notification(
@@ -547,7 +586,7 @@ async def _pause(
     )
     await support.autopay_failed(uow, autopay, run, now, paused=True)
     autopay.pause(reason)
-    await uow.autopays.save(autopay)
+    await uow.autopays.save_progress(autopay, paused=True)
     return PAUSED
 
 
@@ -559,26 +598,33 @@ async def _process(
     limits: AmountLimits,
     refreshes: _Refreshes,
 ) -> str:
+    """Charge `autopay`, read under its row's lock by this transaction (`_attempt`)."""
     assert autopay.id is not None
+    held: Autopay | None = autopay  # as stored, while this transaction holds the row's lock
     period = autopay.period
     run = await uow.autopays.run_for(autopay.id, period, run_key(autopay.id, period, 1), now)
     if run.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.OVER_LIMIT):
         _next(autopay, now)  # done earlier (a repeated tick): only the schedule moves on
-        await uow.autopays.save(autopay)
+        await uow.autopays.save_progress(autopay)
         return "already_done"
     resident = await uow.residents.get(autopay.telegram_user_id)
     if resident is None:  # no longer linked: nothing can be charged until they link again
-        return await _pause(uow, autopay, run, PauseReason.RELINK, now)
+        return await _pause(uow, autopay, run, PauseReason.RELINK, now, held=held)
     if autopay.skip_period == period:
-        return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
+        return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None, held=held)
     _, ceiling = money_ceiling(autopay.kind, limits)
     session = _RunSession(resident, city, uow, refreshes)
     bill_ids: list[str] = []
     amount = autopay.amount
     if autopay.kind is AutopayKind.BILL:
+        # Neither the row's lock nor a connection is held while the city answers: a resident's
+        # pause meanwhile is not kept waiting (it survives: the end writes only the schedule).
+        await uow.commit()
+        unpaid = await city.unpaid_bills(session)
+        held = None  # the lock ended with the commit: the end reads the row again
         bills = [
             b
-            for b in await city.unpaid_bills(session)
+            for b in unpaid
             if b.kind == autopay.bill_kind
             and (not autopay.payer_code or b.payer_code == autopay.payer_code)
         ]
@@ -600,7 +646,9 @@ async def _process(
     assert amount is not None
     if amount > ceiling:  # a donation set up before today's ceiling: never charged as it is
         run.amount = amount
-        return await _pause(uow, autopay, run, PauseReason.OVER_CEILING, now, ceiling=ceiling)
+        return await _pause(
+            uow, autopay, run, PauseReason.OVER_CEILING, now, held=held, ceiling=ceiling
+        )
     if run.status is not RunStatus.STARTED or run.attempts == 0:
         run.attempts += 1  # a new attempt (first, or a retry after a decline) gets a new key
         run.key = run_key(autopay.id, period, run.attempts)
@@ -632,7 +680,7 @@ async def _process(
         run.status = RunStatus.RETRYING
         await uow.autopays.save_run(run, now)
         autopay.retry_tomorrow(now)
-        await uow.autopays.save(autopay)
+        await uow.autopays.save_progress(autopay)
         return RunStatus.RETRYING.value
     # Retries used up (declined, insufficient funds) or canceled: the text says which.
     return await _finish(
@@ -640,17 +688,22 @@ async def _process(
     )
 
 
-def _next(autopay: Autopay, now: datetime) -> None:
+def _next(autopay: Autopay, now: datetime, current: Autopay | None = None) -> None:
+    """On to the period after the one charged, by the schedule `current` (the autopay as stored
+    now) has: a new day the resident chose while the run charged is followed."""
     autopay.skip_period = None
+    if current is not None:
+        autopay.schedule = current.schedule
     autopay.advance(now)
 
 
-async def _forgotten(uow: UnitOfWork, autopay: Autopay) -> bool:
-    """The resident unlinked while this tick held their autopay (it is anonymous now): nothing
-    more is written about them — no notification, no Dashboard event, no support topic; the
-    run, anonymous, still records what was charged. Locks the autopay's row (`owner`)."""
-    assert autopay.id is not None
-    return await uow.autopays.owner(autopay.id) != autopay.telegram_user_id
+def _forgotten(autopay: Autopay, current: Autopay | None) -> bool:
+    """The resident unlinked while this tick held their autopay (`current`, as stored now, is
+    anonymous): nothing more is written about them — no notification, no Dashboard event, no
+    support topic; the run, anonymous, still records what was charged. `current` is read
+    under the row's lock (`lock`): an unlinking that updated it first is waited for and seen;
+    one that comes later waits, and then deletes what this run wrote."""
+    return current is None or current.telegram_user_id != autopay.telegram_user_id
 
 
 async def _finish(
@@ -662,13 +715,18 @@ async def _finish(
     *,
     notify: str | None,
     urgent: bool = False,
+    held: Autopay | None = None,
     **extra: object,
 ) -> str:
     """Record the run, write the notification and move the schedule, in one transaction (the
-    caller, `_charge`, commits it)."""
+    caller, `_charge`, commits it). `held`: the autopay as stored, if this transaction already
+    holds its row's lock (else it is read again under the lock). Only the schedule's progress
+    is written (`save_progress`): what the resident changed meanwhile stands."""
+    assert autopay.id is not None
     run.status = status
     await uow.autopays.save_run(run, now)
-    forgotten = await _forgotten(uow, autopay)
+    current = held or await uow.autopays.lock(autopay.id)
+    forgotten = _forgotten(autopay, current)
     if notify is not None and not forgotten:
         await uow.notifications.add_once(
             Notification(
@@ -682,8 +740,8 @@ async def _finish(
         )
     if status is RunStatus.FAILED and not forgotten:  # retries used up or refused: staff hear
         await support.autopay_failed(uow, autopay, run, now)
-    _next(autopay, now)
-    await uow.autopays.save(autopay)
+    _next(autopay, now, current)
+    await uow.autopays.save_progress(autopay)
     return status.value
 
 

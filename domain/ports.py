@@ -350,8 +350,22 @@ class AutopayRepository(Protocol):
         a scheduler that dies keeps it until it expires. The caller commits at once."""
         ...
 
-    async def release(self, autopay_ids: Sequence[int]) -> None:
-        """End the lease of these autopays, in the caller's transaction (one statement)."""
+    async def release(self, autopay_ids: Sequence[int], claimed_at: datetime | None = None) -> None:
+        """End the lease of these autopays, in the caller's transaction (one statement). With
+        `claimed_at` (the `now` given to `claim_due`), only the leases that claim took."""
+        ...
+
+    async def lock(self, autopay_id: int, claimed_at: datetime | None = None) -> Autopay | None:
+        """The autopay as stored now, its row locked until the transaction ends (one
+        statement). None if there is none — or, with `claimed_at` (the `now` given to
+        `claim_due`), if that claim's lease has ended and someone else claimed it since."""
+        ...
+
+    async def save_progress(self, autopay: Autopay, *, paused: bool = False) -> None:
+        """Write only what a charge run decides (one statement): the schedule's progress
+        (`next_due_at`, `skip_period`, `retry_period`, `unanswered`) and, with `paused`, its
+        `status` and `paused_reason` if the stored autopay is still ACTIVE. A DELETED autopay
+        is left as it is; amount, limit, card, payer code and schedule stay as stored."""
         ...
 
     async def reminders_due(self, start: datetime, end: datetime, limit: int) -> list[Autopay]:

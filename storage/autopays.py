@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,15 +97,60 @@ class SqlAutopayRepository:
         # RETURNING keeps no order: the run takes them oldest due first.
         return [_domain(row) for row in sorted(rows, key=lambda r: (r.next_due_at, r.id))]
 
-    async def release(self, autopay_ids: Sequence[int]) -> None:
-        """End the lease of these autopays in the caller's transaction (one UPDATE)."""
+    async def release(self, autopay_ids: Sequence[int], claimed_at: datetime | None = None) -> None:
+        """End the lease of these autopays in the caller's transaction (one UPDATE). With
+        `claimed_at` (the `now` the caller gave `claim_due`), only the leases that claim took:
+        one that expired and was claimed again by someone else is left to them."""
         if autopay_ids:
+            ours = [] if claimed_at is None else [AutopayRow.claimed_until == claimed_at + LEASE]
             await self._session.execute(
                 update(AutopayRow)
-                .where(AutopayRow.id.in_(list(autopay_ids)))
+                .where(AutopayRow.id.in_(list(autopay_ids)), *ours)
                 .values(claimed_until=None)
                 .execution_options(synchronize_session=False)
             )
+
+    async def lock(self, autopay_id: int, claimed_at: datetime | None = None) -> Autopay | None:
+        """The autopay as stored now, its row locked FOR UPDATE on PostgreSQL until the
+        transaction ends (one SELECT; SQLite serialises writers anyway). None if there is no
+        such autopay — or, with `claimed_at` (the `now` the caller gave `claim_due`), if its
+        lease is no longer the one that claim took (it expired and someone else claimed it)."""
+        row = (
+            await self._session.execute(
+                select(AutopayRow)
+                .where(AutopayRow.id == autopay_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
+        if row is None or (claimed_at is not None and row.claimed_until != claimed_at + LEASE):
+            return None
+        return _domain(row)
+
+    async def save_progress(self, autopay: Autopay, *, paused: bool = False) -> None:
+        """Write what a charge run decided, and nothing else, in one UPDATE: `next_due_at`,
+        `skip_period`, `retry_period`, `unanswered` — and with `paused`, `status` and
+        `paused_reason`, only if the stored autopay is still ACTIVE (a resident's pause or
+        deletion stands). A DELETED autopay (by the resident, or forgotten by unlinking) is
+        left as it is. The amount, limit, card, payer code and schedule stay as stored: a
+        resident's change made while the run charged is kept."""
+        values: dict[str, object] = {
+            "next_due_at": autopay.next_due_at,
+            "skip_period": autopay.skip_period,
+            "retry_period": autopay.retry_period,
+            "unanswered": autopay.unanswered,
+        }
+        if paused:
+            active = AutopayRow.status == AutopayStatus.ACTIVE
+            reason = autopay.paused_reason.value if autopay.paused_reason else None
+            values["status"] = case((active, autopay.status.value), else_=AutopayRow.status)
+            values["paused_reason"] = case((active, reason), else_=AutopayRow.paused_reason)
+        await self._session.execute(
+            update(AutopayRow)
+            .where(AutopayRow.id == autopay.id, AutopayRow.status != AutopayStatus.DELETED)
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
 
     async def reminders_due(self, start: datetime, end: datetime, limit: int) -> list[Autopay]:
         """Up to `limit` active autopays due in [start, end) not yet reminded for that due
@@ -123,7 +168,9 @@ class SqlAutopayRepository:
                     AutopayRow.reminded_due_at != AutopayRow.next_due_at,
                 ),
             )
-            .order_by(AutopayRow.id)
+            # By due moment: the range is read from the next_due_at index (ordered by id, the
+            # planner walked the whole primary key filtering: bench/plans.py at 100k autopays).
+            .order_by(AutopayRow.next_due_at, AutopayRow.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

@@ -328,7 +328,8 @@ async def test_a_charge_that_breaks_ends_the_run_and_keeps_only_its_own_lease(
     with pytest.raises(Crash):
         await tick(factory, DiesOnCharge(city, nth=3), DUE, concurrency=2, batch=10)
     before = charged(await ledger(sandbox))
-    assert before in (ids[:3], ids[:4])  # the other worker finishes what it held, no more
+    # the other worker finishes what it held, no more (in whichever order they reached the city)
+    assert sorted(before) in (ids[:3], ids[:4])
     assert await leased(engine) == 1  # the broken one's lease is kept; the others are free
     assert await tick(factory, city, DUE) == 10 - len(before)  # the rest; the broken one waits
     assert await tick(factory, city, DUE + timedelta(minutes=6)) == 1  # its lease expired

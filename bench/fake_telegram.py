@@ -111,12 +111,16 @@ class FakeBotApi:
     async def _handle(self, request: web.Request) -> web.Response:
         if self.faults.latency:  # the way there and back: the answer leaves this much later
             await asyncio.sleep(self.faults.latency)
-        arrived = time.monotonic()
         method = request.match_info["method"]
         self.calls[method] += 1
         if request.match_info["token"] != self.token:
             return _error(401, "Unauthorized")
         form = await request.post()
+        # Read after the last await: messages are counted in the order they are decided, so
+        # the rolling window below only ever grows at its end (a time read before the body
+        # let a busy event loop append an earlier arrival after a later one, and the window
+        # then counted messages more than a second old: a 429 no limiter could have avoided).
+        arrived = time.monotonic()
         params = {key: str(value) for key, value in form.items()}
         if method == "getMe":
             return _ok(BOT_USER)

@@ -18,16 +18,19 @@ Guarantees, per notification claimed (`deliver_notifications`):
   clock is read after the call), never from the start of the tick.
 * 403 (the resident blocked the bot) fails that resident's other queued notifications too.
 
-Throughput: up to `SEND_CONCURRENCY` sends are in flight at once, paced by the limiter (Bot API
-FAQ: 30 messages a second bot-wide, 1 a second per chat); a tick claims batch after batch while
-they come full (up to `TICK_BUDGET`), so the scheduler's 1 s interval does not idle the sender.
+Throughput: up to `SEND_CONCURRENCY` (the bot-wide budget, 30) sends are in flight at once,
+paced by the limiter (Bot API FAQ: 30 messages a second bot-wide, 1 a second per chat; never two
+in flight to one chat); a tick claims batch after batch while they come full (up to
+`TICK_BUDGET`), each with one statement, and claims the next batch as soon as the current one's
+last send is in flight, so neither the scheduler's 1 s interval nor a batch's slowest answer
+idles the sender (bench/delivery.py measures it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -48,17 +51,21 @@ from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 from bot.app import Application, Clock, utc_now
 from bot.charts import payments_chart
 from bot.metrics import NOTIFICATIONS
-from bot.ratelimit import SendLimiter
+from bot.ratelimit import GLOBAL_PER_SECOND, SendLimiter
 from domain.autopay import MOSCOW
 from domain.ports import Notification
 from domain.support import DASHBOARD_DIGEST, THREAD, dead_lettered
 from handlers.notifications import render
+from storage.notifications import Claimed
 from storage.uow import SqlUnitOfWork
 
 log = structlog.get_logger(__name__)
 
 SEND_BATCH = 60  # rows claimed at once: two seconds of sending at Telegram's 30 a second
-SEND_CONCURRENCY = 8  # sends in flight at once (a round trip to Telegram is ~0.1–0.3 s)
+# Sends in flight at once: as many as the bot-wide budget lets out in a second (a round trip
+# to Telegram is ~0.1–0.3 s; 8 could not keep 30 a second going at 0.3 s). The limiter paces
+# them; it never lets two to one chat be in flight at once.
+SEND_CONCURRENCY = GLOBAL_PER_SECOND
 SEND_TIMEOUT = 10  # seconds a Bot API call may take before it counts as a network error
 TICK_BUDGET = 10.0  # seconds: a tick stops claiming new batches after this long
 MAX_ATTEMPTS = 5  # real failures (5xx, network) before a notification is dead-lettered
@@ -110,54 +117,88 @@ async def deliver_notifications(
     many messages Telegram accepted."""
     limiter = limiter or app.limiter
     started = time.monotonic()
-    delivered = 0
-    while True:
-        now = clock()
-        async with app.uow_factory() as uow:
-            batch = await uow.notifications.claim(now, SEND_BATCH, urgent_only=quiet_hours(now))
-            # In the claim's transaction: if the lookup fails, nothing stays claimed.
-            muted = await _muted_kinds(uow, batch)
-            await uow.commit()
-        if not batch:
-            return delivered
-        delivered += await _deliver_batch(app, clock, limiter, batch, muted)
-        if len(batch) < SEND_BATCH or time.monotonic() - started >= TICK_BUDGET:
-            return delivered
+    sender = _Pipeline(app, clock, limiter)
+    try:
+        while True:
+            now = clock()
+            async with app.uow_factory() as uow:
+                # One statement: the rows and their residents' muted kinds together, so a
+                # failed lookup leaves nothing claimed.
+                claimed = await uow.notifications.claim_to_send(
+                    now, SEND_BATCH, urgent_only=quiet_hours(now)
+                )
+                await uow.commit()
+            if not claimed:
+                break
+            await sender.start(claimed)
+            if len(claimed) < SEND_BATCH or time.monotonic() - started >= TICK_BUDGET:
+                break
+    except BaseException as error:
+        if isinstance(error, asyncio.CancelledError):
+            sender.cancel()  # shutting down: the sends stop as they did (claimed again later)
+        # Otherwise (e.g. a claim failed) every notification started runs to its end before
+        # anything is raised: none is left half-done.
+        await sender.settle()
+        raise
+    return await sender.finish()
 
 
-async def _muted_kinds(uow: SqlUnitOfWork, batch: Iterable[Notification]) -> dict[int, set[str]]:
-    """The kinds each resident in the batch turned off (urgent notifications ignore them)."""
-    chats = {n.telegram_user_id for n in batch if not n.urgent}
-    return {chat: await uow.notification_settings.muted(chat) for chat in chats}
+class _Pipeline:
+    """The sends of one tick: up to SEND_CONCURRENCY in flight, in claim order (urgent first;
+    the gate is fair), batch after batch without a pause between them. `start` returns once
+    every notification of the batch has taken its place in flight (its last sends are still
+    going), so the next batch is claimed while they finish: the budget is never left idle
+    waiting for a batch's slowest answer."""
 
+    def __init__(self, app: Application, clock: Clock, limiter: SendLimiter) -> None:
+        self._app, self._clock, self._limiter = app, clock, limiter
+        self._recorder = _Recorder(app)
+        self._gate = asyncio.Semaphore(SEND_CONCURRENCY)
+        self._blocked: set[int] = set()  # chats that blocked the bot during this tick
+        self._tasks: list[asyncio.Task[_Result]] = []
 
-async def _deliver_batch(
-    app: Application,
-    clock: Clock,
-    limiter: SendLimiter,
-    batch: list[Notification],
-    muted: dict[int, set[str]],
-) -> int:
-    recorder = _Recorder(app)
-    gate = asyncio.Semaphore(SEND_CONCURRENCY)  # fair: the batch's order (urgent first) holds
-    blocked: set[int] = set()
+    async def start(self, claimed: list[Claimed]) -> None:
+        muted = {each.notification.telegram_user_id: each.muted for each in claimed}
+        started = [asyncio.Event() for _ in claimed]
+        for each, event in zip(claimed, started, strict=True):
+            self._tasks.append(asyncio.create_task(self._one(each.notification, muted, event)))
+        if started:
+            await started[-1].wait()  # the gate is fair: the batch's last one is in flight
 
-    async def one(notification: Notification) -> _Result:
-        async with gate:
-            result = await _attempt(app, clock, limiter, notification, muted, blocked)
+    async def _one(
+        self, notification: Notification, muted: Mapping[int, frozenset[str]], event: asyncio.Event
+    ) -> _Result:
+        try:
+            async with self._gate:
+                event.set()
+                result = await _attempt(
+                    self._app, self._clock, self._limiter, notification, muted, self._blocked
+                )
+        finally:
+            event.set()  # cancelled while waiting for the gate: `start` must not hang
         NOTIFICATIONS.labels(outcome=result.outcome.value).inc()
-        await recorder.record(result)
+        await self._recorder.record(result)
         return result
 
-    # Every notification runs to its end before anything is raised: none is left half-done.
-    results = await asyncio.gather(*(one(n) for n in batch), return_exceptions=True)
-    sent = 0
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-        sent += result.outcome is Outcome.SENT
-    recorder.raise_if_failed()
-    return sent
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def settle(self) -> list[_Result | BaseException]:
+        """Wait for every started send and its record, whatever became of them."""
+        return await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def finish(self) -> int:
+        """Wait for every started send and its record; how many Telegram accepted. Raises the
+        first unexpected error of a send, then a failure to record an outcome."""
+        results = await self.settle()
+        sent = 0
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            sent += result.outcome is Outcome.SENT
+        self._recorder.raise_if_failed()
+        return sent
 
 
 async def _attempt(
@@ -165,7 +206,7 @@ async def _attempt(
     clock: Clock,
     limiter: SendLimiter,
     notification: Notification,
-    muted: dict[int, set[str]],
+    muted: Mapping[int, frozenset[str]],
     blocked: set[int],
 ) -> _Result:
     """One notification's fate. Never raises (but for cancellation): whatever goes wrong is

@@ -14,13 +14,29 @@ than a second apart to Telegram (a request that travelled slower than the next o
 the stamp to the moment of the answer makes the window a true rolling second as Telegram sees
 it, at the cost of one round trip per message; so the bot-wide budget is the full 30. A send
 Telegram refused (a 4xx/5xx answer: the message was not taken) gives its slot back. A limiter
-that is never told keeps the stamp of `acquire` (the older behaviour)."""
+that is never told keeps the stamp of `acquire` (the older behaviour).
+
+Stamping at the answer alone costs throughput: a slot is then busy for the round trip *and* a
+second, so the bot-wide rate is 30 / (1 + round trip), 27.3 a second at 100 ms (measured by
+bench/delivery.py), whatever the concurrency. No limiter can do better while it knows nothing
+of when the message arrived but «between the request and the answer». So the slot is stamped
+at the answer minus the fastest recent round trip (less `ARRIVAL_MARGIN`), never earlier
+than its request: a message whose round trip was as fast as the fastest counts from its
+request, one that took longer counts that much later. That estimate assumes one-way trips
+vary no more than round trips do; it is trusted only after `TRUSTED_ROUND_TRIPS` answers (until
+then the stamp is the answer). The chat's one-second rule keeps the answer's stamp: it costs
+nothing while other chats are waiting, and no chat is ever sent two messages in one second.
+
+A chat with a send in flight (acquired, not yet answered) gets no second slot, however long
+the answer takes (up to `IN_FLIGHT_LEASE`, after which a sender that crashed mid-send no longer
+holds the chat): `acquire` answers `CHAT_INTERVAL` for it."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -29,6 +45,16 @@ from redis.asyncio import Redis
 GLOBAL_PER_SECOND = 30  # Telegram's bot-wide bulk limit (Bot API FAQ), in any rolling second
 CHAT_INTERVAL = 1.0  # seconds between two messages to one chat (Bot API FAQ)
 WINDOW = 1.0  # seconds: the bot-wide budget is counted in a rolling window this long
+IN_FLIGHT_LEASE = 15.0  # seconds a send may stay unanswered before its chat is free again
+ARRIVAL_MARGIN = 0.005  # seconds: a slot counts this much later than the estimate says
+# «The fastest recent round trip» is the fastest of this many (about half a minute at full
+# rate): long enough to remember the network's floor through a slow spell, short enough to
+# follow a lasting change. A floor read too high would count messages too early.
+ROUND_TRIP_SAMPLES = 1024
+# Answers before the estimate is used (the answer's stamp until then): a process's first sends
+# open their connections and all come back slowly together, and a floor read from them alone
+# was 0.37 s where the network's is 0.1 s (bench/delivery.py: 429s in the first second).
+TRUSTED_ROUND_TRIPS = 64
 
 
 class SendLimiter(Protocol):
@@ -49,6 +75,26 @@ class SendLimiter(Protocol):
         ...
 
 
+class RoundTrips:
+    """The round trips (request to answer, seconds) of recent sends, and from them how much
+    earlier than its answer a message may be counted (see the module's docstring)."""
+
+    def __init__(
+        self, samples: int = ROUND_TRIP_SAMPLES, trusted_after: int = TRUSTED_ROUND_TRIPS
+    ) -> None:
+        self._recent: deque[float] = deque(maxlen=samples)
+        self._trusted_after = trusted_after
+
+    def credit(self, round_trip: float) -> float:
+        """Record one send's round trip; seconds its slot's stamp may sit before its answer:
+        the fastest recent round trip less ARRIVAL_MARGIN, 0.0 until enough are known. Never
+        more than `round_trip` itself, so a slot never counts before its request."""
+        self._recent.append(max(round_trip, 0.0))
+        if len(self._recent) < self._trusted_after:
+            return 0.0
+        return max(min(self._recent) - ARRIVAL_MARGIN, 0.0)
+
+
 class MemoryLimiter:
     """One process's limiter. `clock` (seconds, monotonic) and `sleep` can be replaced, e.g.
     by a test's fake time."""
@@ -67,12 +113,16 @@ class MemoryLimiter:
         self._sleep = sleep
         self._window: dict[int, float] = {}  # slot → when it was counted
         self._slots = itertools.count()
-        self._in_flight: dict[int, int] = {}  # chat → its slot, until the answer
+        self._in_flight: dict[int, tuple[int, float]] = {}  # chat → (slot, asked), until answered
         self._chats: dict[int, float] = {}  # chat → its last message
+        self._round_trips = RoundTrips()
         self._lock = asyncio.Lock()
 
     async def acquire(self, chat_id: int) -> float:
         async with self._lock:
+            flight = self._in_flight.get(chat_id)
+            if flight is not None and self._clock() - flight[1] < IN_FLIGHT_LEASE:
+                return self._interval  # never two sends in flight to one chat
             last = self._chats.get(chat_id)
             if last is not None and (wait := last + self._interval - self._clock()) > 0:
                 return wait
@@ -83,19 +133,21 @@ class MemoryLimiter:
                 if len(self._window) < self._per_second:
                     slot = next(self._slots)
                     self._window[slot] = now
-                    self._in_flight[chat_id] = slot
+                    self._in_flight[chat_id] = (slot, now)
                     self._chats[chat_id] = now
                     return 0.0
                 # At least a millisecond: rounding must not leave the window full forever.
                 await self._sleep(max(min(self._window.values()) + WINDOW - now, 0.001))
 
     async def answered(self, chat_id: int, accepted: bool) -> None:
-        slot = self._in_flight.pop(chat_id, None)
-        if slot is None:
+        flight = self._in_flight.pop(chat_id, None)
+        if flight is None:
             return
+        slot, asked = flight
+        now = self._clock()
+        credit = self._round_trips.credit(now - asked)
         if accepted:
-            now = self._clock()
-            self._window[slot] = now
+            self._window[slot] = max(now - credit, asked)
             self._chats[chat_id] = now
         else:
             self._window.pop(slot, None)
@@ -111,11 +163,16 @@ class MemoryLimiter:
 # stamps 999.1 ms apart as a second apart. Stamps, the window (ARGV[3]) and the answered waits
 # are in microseconds, written with %.0f (Lua's default number format keeps 14 digits, too few
 # for a stamp); PTTL and PX stay in milliseconds. Answers {0, 0} when the message may go
-# (counted, the chat key holds its slot), {1, us} when the chat must wait, {2, us} when the
-# bot-wide budget is spent for that long.
+# (counted, the chat key holds 'f:' and its slot for IN_FLIGHT_LEASE, ARGV[5] ms, until the
+# answer), {1, us} when the chat must wait (ARGV[4], the interval, while a send to it is in
+# flight), {2, us} when the bot-wide budget is spent for that long.
 _ACQUIRE = """
 local chat_ttl = redis.call('PTTL', KEYS[2])
 if chat_ttl ~= -2 then
+  local held = redis.call('GET', KEYS[2])
+  if held and string.sub(held, 1, 2) == 'f:' then
+    chat_ttl = math.min(chat_ttl, tonumber(ARGV[4]))
+  end
   return {1, math.max(chat_ttl, 1) * 1000}
 end
 local t = redis.call('TIME')
@@ -125,25 +182,35 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - wind
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[2])
   redis.call('PEXPIRE', KEYS[1], 2 * math.ceil(window / 1000))
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', tonumber(ARGV[4]))
+  redis.call('SET', KEYS[2], 'f:' .. ARGV[2], 'PX', tonumber(ARGV[5]))
   return {0, 0}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {2, math.max(1, tonumber(oldest[2]) + window - now)}
 """
 
-# The answer arrived: accepted (ARGV[2] = '1') stamps the slot and the chat now; refused gives
-# both back (the chat key only if it is still this slot's).
+# The answer arrived: accepted (ARGV[2] = '1') stamps the slot ARGV[5] µs before now (the
+# round-trip credit, see the module's docstring) but never before its request, and the chat
+# now (a longer hold stays); refused gives both back (the chat key only if it is still this
+# slot's).
 _ANSWERED = """
 if ARGV[2] == '1' then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[1])
+  local stamp = now - tonumber(ARGV[5])
+  local asked = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if asked and tonumber(asked) > stamp then
+    stamp = tonumber(asked)
+  end
+  redis.call('ZADD', KEYS[1], string.format('%.0f', stamp), ARGV[1])
   redis.call('PEXPIRE', KEYS[1], 2 * math.ceil(tonumber(ARGV[3]) / 1000))
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[4]))
+  local held = redis.call('GET', KEYS[2])
+  if held ~= 'hold' or redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then
+    redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[4]))
+  end
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
-  if redis.call('GET', KEYS[2]) == ARGV[1] then
+  if redis.call('GET', KEYS[2]) == 'f:' .. ARGV[1] then
     redis.call('DEL', KEYS[2])
   end
 end
@@ -168,28 +235,32 @@ class RedisLimiter:
         self._answered = redis.register_script(_ANSWERED)
         self._hold = redis.register_script(_HOLD)
         self._counter = itertools.count()
-        self._in_flight: dict[int, str] = {}  # chat → its slot's member, until the answer
+        self._in_flight: dict[int, tuple[str, float]] = {}  # chat → (member, asked), until answered
+        self._round_trips = RoundTrips()
 
     async def acquire(self, chat_id: int) -> float:
         keys = ["rl:global", f"rl:chat:{chat_id}"]
         while True:
             member = f"{time.time_ns()}:{id(self)}:{next(self._counter)}"
             window_us, interval_ms = int(WINDOW * 1_000_000), int(CHAT_INTERVAL * 1000)
-            args: list[int | str] = [self._per_second, member, window_us, interval_ms]
+            lease_ms = int(IN_FLIGHT_LEASE * 1000)
+            args: list[int | str] = [self._per_second, member, window_us, interval_ms, lease_ms]
             verdict, wait_us = await self._acquire(keys=keys, args=args)
             if int(verdict) == 0:
-                self._in_flight[chat_id] = member
+                self._in_flight[chat_id] = (member, time.monotonic())
                 return 0.0
             if int(verdict) == 1:
                 return int(wait_us) / 1_000_000
             await asyncio.sleep(int(wait_us) / 1_000_000)
 
     async def answered(self, chat_id: int, accepted: bool) -> None:
-        member = self._in_flight.pop(chat_id, None)
-        if member is None:
+        flight = self._in_flight.pop(chat_id, None)
+        if flight is None:
             return
+        member, asked = flight
+        credit_us = int(self._round_trips.credit(time.monotonic() - asked) * 1_000_000)
         window_us, interval_ms = int(WINDOW * 1_000_000), int(CHAT_INTERVAL * 1000)
-        args = [member, "1" if accepted else "0", window_us, interval_ms]
+        args = [member, "1" if accepted else "0", window_us, interval_ms, credit_us]
         await self._answered(keys=["rl:global", f"rl:chat:{chat_id}"], args=args)
 
     async def hold(self, chat_id: int, seconds: float) -> None:

@@ -79,7 +79,8 @@ class FsmRow(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     state: Mapped[str | None] = mapped_column(String(255))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # indexed for the retention purge (`SqlStorage.purge_stale`), which reads by age
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 class PaymentIntentRow(Base):
@@ -170,6 +171,9 @@ class NotificationRow(Base):
 # failed rows, the bulk of the table, stay out of it. Queries use OPEN_NOTIFICATION itself
 # (see OPEN_REPORT).
 OPEN_NOTIFICATION = text("status IN ('pending', 'sending')")
+# Sent rows by when they were sent: the retention purge (`purge_sent`, hourly) deletes the old
+# ones without reading the whole table, whose bulk they are.
+Index("ix_notifications_status_sent_at", NotificationRow.status, NotificationRow.sent_at)
 Index(
     "ix_notifications_open_due",
     NotificationRow.due_at,

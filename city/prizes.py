@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
+
+import structlog
 
 from city.transport import Port
 from domain.errors import CityUnavailable, NotFound
@@ -19,6 +22,11 @@ from domain.prizes import (
     PrizeOutOfStock,
 )
 
+log = structlog.get_logger(__name__)
+
+# The contract's prize id (openapi.yaml `Prize.id`): what a button's ButtonId takes, 1..10**18-1.
+PRIZE_ID = re.compile(r"[1-9][0-9]{0,17}")
+
 
 class PrizesClient(Port):
     """/api/v1/points/prizes…, /api/v1/points/my-prizes on behalf of a resident."""
@@ -26,7 +34,13 @@ class PrizesClient(Port):
     async def prizes(self, session: CitySession, category: PrizeCategory | None) -> list[Prize]:
         params = {"category": category.value} if category else None
         body = await self._transport.resident_get("/api/v1/points/prizes", session, params=params)
-        return [_prize(item) for item in body["prizes"]]
+        found = []
+        for item in body["prizes"]:
+            try:
+                found.append(_prize(item))
+            except CityUnavailable:  # one odd prize never hides the rest of its category
+                log.warning("prize_skipped", prize_id=str(item.get("id"))[:40])
+        return found
 
     async def prize(self, session: CitySession, prize_id: str) -> Prize:
         path = f"/api/v1/points/prizes/{quote(prize_id, safe='')}"
@@ -61,13 +75,15 @@ class PrizesClient(Port):
 
 
 def _prize(item: dict[str, Any]) -> Prize:
+    """Raises CityUnavailable for an id outside the contract's pattern (a button could not
+    carry it)."""
     prize_id = item["id"]
-    if not (isinstance(prize_id, str) and prize_id.isascii() and prize_id.isdigit()):
-        raise CityUnavailable("the platform sent a prize id that is not digits")
+    if not (isinstance(prize_id, str) and PRIZE_ID.fullmatch(prize_id)):
+        raise CityUnavailable("the platform sent a prize id outside the contract's pattern")
     return Prize(
         id=prize_id,
         name=item["name"],
-        category=PrizeCategory(item["category"]),
+        category=PrizeCategory.read(item["category"]),
         description=item["description"],
         price=int(item["price"]),
         in_stock=int(item["in_stock"]),
@@ -79,7 +95,7 @@ def _owned(item: dict[str, Any]) -> OwnedPrize:
         id=item["id"],
         prize_id=item["prize_id"],
         name=item["name"],
-        category=PrizeCategory(item["category"]),
+        category=PrizeCategory.read(item["category"]),
         points=int(item["points"]),
         code=item["code"],
         valid_until=date.fromisoformat(item["valid_until"]),

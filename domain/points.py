@@ -21,7 +21,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from domain.accounts import AccountLevel, Resident
-from domain.errors import DomainError
+from domain.errors import DomainError, NotFound
 from domain.meters import POINTS_BY_LEVEL, MeterKind, open_window, upcoming_window
 from domain.money import ASCII_DIGITS, GROUP_SPACES, has_foreign_digit
 from domain.ports import CityAuth, CityCharity, UnitOfWork
@@ -186,3 +186,23 @@ async def transfer_points(
     """Points to a fund. The key is made when the confirmation is shown, so pressing
     «Подтвердить» twice sends the same key and the platform debits once."""
     return await city.transfer_points(ResidentSession(resident, auth, uow), key, fund_id, points)
+
+
+async def settle_transfer(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    city: CityCharity,
+    resident: Resident,
+    key: str,
+    fund_id: str,
+    points: int,
+) -> Transfer | None:
+    """A transfer whose answer was lost, sent again under its own key and amount: the transfer
+    (a replay of the one made then, or made now — the resident confirmed it), or None when the
+    platform refused it (404 unknown fund, 409 `insufficient_points`: nothing was made under the
+    key, which is free to drop). Raises CityUnavailable (and any other DomainError) while the
+    outcome is still unknown: the key must be kept."""
+    try:
+        return await transfer_points(uow, auth, city, resident, key, fund_id, points)
+    except (InsufficientPoints, NotFound):
+        return None

@@ -13,7 +13,8 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from domain.accounts import Resident
-from domain.errors import DomainError
+from domain.errors import DomainError, NotFound
+from domain.points import InsufficientPoints
 from domain.ports import CityAuth, CityPrizes, UnitOfWork
 from domain.sessions import ResidentSession
 
@@ -23,6 +24,24 @@ class PrizeCategory(StrEnum):
     HOME = "home"
     PROMO_CODES = "promo_codes"
     TICKETS = "tickets"  # theatres and museums
+    OTHER = "other"  # a category the platform started after this bot (read, never asked for)
+
+    @classmethod
+    def read(cls, value: object) -> PrizeCategory:
+        """The platform's category; one this bot does not know yet is OTHER, never an error."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.OTHER
+
+
+# The categories the catalogue is asked by (OTHER is only what an unknown one is read as).
+CATALOGUE_CATEGORIES = (
+    PrizeCategory.SOUVENIRS,
+    PrizeCategory.HOME,
+    PrizeCategory.PROMO_CODES,
+    PrizeCategory.TICKETS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +128,27 @@ async def exchange_prize(
     when the confirmation is shown. Raises InsufficientPoints, PrizeOutOfStock, PriceChanged,
     NotFound, CityUnavailable (no answer: pressing again sends the same key)."""
     return await city.exchange_prize(ResidentSession(resident, auth, uow), key, prize_id, price)
+
+
+async def settle_exchange(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    city: CityPrizes,
+    resident: Resident,
+    key: str,
+    prize_id: str,
+    price: int,
+) -> PrizeExchange | None:
+    """An exchange whose answer was lost, sent again under its own key with the price the
+    resident confirmed: the exchange (a replay of the one made then, or made now — the resident
+    confirmed it), or None when the platform refused it (404, 409 `price_changed`,
+    `out_of_stock`, `insufficient_points`: nothing was made under the key, which is free to
+    drop). Raises CityUnavailable (and any other DomainError) while the outcome is still
+    unknown: the key must be kept."""
+    try:
+        return await exchange_prize(uow, auth, city, resident, key, prize_id, price)
+    except (InsufficientPoints, PrizeOutOfStock, PriceChanged, NotFound):
+        return None
 
 
 async def my_prizes(

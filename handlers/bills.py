@@ -2,10 +2,11 @@
 a bill's card with its details. Under the bills, as on mos.ru, a short «Благотворительность»
 block: the funds the resident helped, each with «Помочь ещё раз» (the same pay step as the
 charity menu's), and «Все фонды». The block is best-effort: a charity endpoint that fails
-leaves it out (the bills still show)."""
+leaves it out (the bills still show), and so does one slower than `CHARITY_WAIT`."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiogram import F
@@ -37,13 +38,20 @@ from handlers.context import context_of
 from handlers.payments import Ctx, pay_bills, pay_data
 from handlers.ports import Texts
 from handlers.states import BillsSG, CharitySG, PaySG
-from handlers.texts import MOSCOW, error_key, format_date
+from handlers.texts import MOSCOW, button_int, error_key, format_date, shorten
 from handlers.widgets import HintOnText, Html, Tr, body
 
 PAGE_SIZE = 5
 PICKED = "picked"
 HELPED_SHOWN = 3  # funds under the bills, the latest first («Вы помогали» in charity has all)
 HELPED = "helped"  # dialog data: [fund id, fund name] pairs, asked once per visit of the list
+# Seconds the charity block may add to «Мои счета» (after the bills, on the same unit of work):
+# a slower donations endpoint leaves the block out for this visit instead of holding the list
+# for the city's whole deadline.
+CHARITY_WAIT = 1.5
+# UTF-16 units of a fund's name in the block and on its button (then «…»): three names never
+# push a page of bills past one message (Telegram's 4,096), whatever the platform sends.
+FUND_NAME_SHOWN = 60
 
 
 async def _bills(ctx: Ctx) -> list[Bill]:
@@ -110,11 +118,12 @@ async def _helped(manager: DialogManager) -> list[PastDonation]:
     if ctx.resident is None:
         return []
     try:
-        return (await past_donations(*ctx.acting))[:HELPED_SHOWN]
+        # Not alongside the bills' call: both use the update's one unit of work.
+        return (await asyncio.wait_for(past_donations(*ctx.acting), CHARITY_WAIT))[:HELPED_SHOWN]
     except RelinkRequired:
         manager.middleware_data["resident"] = None  # as `_bills`: the city made us forget them
         raise
-    except DomainError:
+    except (DomainError, TimeoutError):
         return []
 
 
@@ -132,21 +141,31 @@ async def list_getter(dialog_manager: DialogManager, **kwargs: Any) -> dict[str,
     else:
         helped = data[HELPED] = [[d.fund_id, d.fund_name] for d in await _helped(dialog_manager)]
     tr = context_of(dialog_manager).tr
-    funds = Markup(", ").join(tr("bills-charity-fund", name=name) for _, name in helped)
+    names = [shorten(name, FUND_NAME_SHOWN) for _, name in helped]
+    funds = Markup(", ").join(tr("bills-charity-fund", name=name) for name in names)
     shown["charity"] = tr("bills-charity", funds=funds) if helped else ""
+    # A button carries the fund's position in the list shown, never the platform's id (no
+    # limit on its length in the contract; Telegram refuses callback data over 64 bytes).
     shown["helped"] = [
-        (fund_id, tr.label("bills-charity-again", name=name)) for fund_id, name in helped
+        (str(n), tr.label("bills-charity-again", name=name)) for n, name in enumerate(names)
     ]
     return shown
 
 
 async def on_help_again(
-    callback: CallbackQuery, _w: Any, manager: DialogManager, fund_id: str
+    callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str
 ) -> None:
-    """«Помочь ещё раз» under the bills: the fund's donation with the last amount, the same pay
-    step as the charity menu's. Checked against the resident's own history: a forged fund id
-    gets the toast and starts nothing."""
+    """«Помочь ещё раз» under the bills (its item: the fund's position in the list shown): the
+    fund's donation with the last amount, the same pay step as the charity menu's. Checked
+    against the resident's own history: a forged or outdated position gets the toast and
+    starts nothing."""
     ctx = context_of(manager)
+    helped = manager.dialog_data.get(HELPED, [])
+    n = button_int(item_id)
+    if n is None or n >= len(helped):
+        await callback.answer(ctx.tr.label("error-forged-button"))
+        return
+    fund_id = helped[n][0]
     last = {d.fund_id: d for d in await past_donations(*ctx.acting)}.get(fund_id)
     if last is None:
         await callback.answer(ctx.tr.label("error-forged-button"))

@@ -1,6 +1,11 @@
 """«Благотворительность»: categories, «Все программы», funds five to a page, a fund's card,
 amounts as buttons or «Другая сумма» (50 ₽ minimum), the pay step, «Вы помогали» with
-«Помочь ещё раз»."""
+«Помочь ещё раз».
+
+The platform's ids (categories, funds) never go into a button: the contract sets no limit on
+their length, and Telegram refuses a whole message whose button carries over 64 bytes. A list's
+buttons carry positions in the list shown, kept in dialog data; a position not shown is a
+forged or outdated button (a toast, nothing done)."""
 
 from __future__ import annotations
 
@@ -59,19 +64,40 @@ async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     except DomainError as error:
         return {"error": ctx.tr(error_key(error)), "categories": [], "helped": False}
     labels = [
-        (c.id, ctx.tr.label("charity-category", title=c.title, count=c.count)) for c in categories
+        (str(n), ctx.tr.label("charity-category", title=c.title, count=c.count))
+        for n, c in enumerate(categories)
     ]
+    dialog_manager.dialog_data["category_ids"] = [c.id for c in categories]
     dialog_manager.dialog_data["titles"] = {c.id: c.title for c in categories}
     return {"categories": labels, "helped": bool(helped), "error": ""}
 
 
-async def on_category(_c: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
-    manager.dialog_data["category"] = None if item_id == "all" else item_id
+def _shown(manager: DialogManager, key: str, item_id: str) -> str | None:
+    """The platform's id at position `item_id` of the list kept under `key`; None for a
+    position not shown (forged or outdated)."""
+    shown: list[str] = manager.dialog_data.get(key, [])
+    n = button_int(item_id)
+    return shown[n] if n is not None and n < len(shown) else None
+
+
+async def _forged(callback: CallbackQuery, manager: DialogManager) -> None:
+    await callback.answer(context_of(manager).tr.label("error-forged-button"))
+
+
+async def on_category(
+    callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str
+) -> None:
+    category = _shown(manager, "category_ids", item_id)
+    if category is None:
+        await _forged(callback, manager)
+        return
+    manager.dialog_data["category"] = category
     await manager.switch_to(CharitySG.funds)
 
 
 async def on_all(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
-    await on_category(_c, _b, manager, "all")
+    manager.dialog_data["category"] = None
+    await manager.switch_to(CharitySG.funds)
 
 
 async def funds_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -82,13 +108,18 @@ async def funds_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     except DomainError as error:
         return {"title": ctx.tr(error_key(error)), "funds": []}
     title = dialog_manager.dialog_data.get("titles", {}).get(category) or ctx.tr("charity-all")
+    dialog_manager.dialog_data["fund_ids"] = [f.id for f in found]
     return {
         "title": ctx.tr("charity-funds", category=title),
-        "funds": [(f.id, f.name) for f in found],
+        "funds": [(str(n), f.name) for n, f in enumerate(found)],
     }
 
 
-async def on_fund(_c: CallbackQuery, _w: Any, manager: DialogManager, fund_id: str) -> None:
+async def on_fund(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
+    fund_id = _shown(manager, "fund_ids", item_id)
+    if fund_id is None:
+        await _forged(callback, manager)
+        return
     manager.dialog_data["fund"] = fund_id
     await manager.switch_to(CharitySG.fund)
 
@@ -163,21 +194,25 @@ async def helped_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     ]
     again = [
         (
-            d.fund_id,
+            str(n),
             f"{d.fund_name}: " + ctx.tr.label("charity-again", amount=format_rub(d.last_amount)),
         )
-        for d in donations
+        for n, d in enumerate(donations)
     ]
+    dialog_manager.dialog_data["helped_ids"] = [d.fund_id for d in donations]
     return {"text": Markup("\n").join(lines), "again": again}
 
 
-async def on_again(_c: CallbackQuery, _w: Any, manager: DialogManager, fund_id: str) -> None:
-    """«Помочь ещё раз»: the same fund, the last amount preselected — checked against the
-    resident's own history, so a forged fund id repeats nothing."""
+async def on_again(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
+    """«Помочь ещё раз» (its item: the fund's position in the list shown): the same fund, the
+    last amount preselected — checked against the resident's own history, so a forged or
+    outdated button repeats nothing."""
     ctx = context_of(manager)
-    donations = {d.fund_id: d for d in await past_donations(*ctx.acting)}
-    last = donations.get(fund_id)
+    fund_id = _shown(manager, "helped_ids", item_id)
+    donations = {d.fund_id: d for d in await past_donations(*ctx.acting)} if fund_id else {}
+    last = donations.get(fund_id or "")
     if last is None:
+        await _forged(callback, manager)
         return
     manager.dialog_data.update(fund=last.fund_id, fund_name=last.fund_name)
     await _donate(manager, last.last_amount)

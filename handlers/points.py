@@ -5,10 +5,13 @@ when the confirmation is shown and kept until the platform's answer is known) an
 
 from __future__ import annotations
 
+import hashlib
+from enum import Enum
 from typing import Any
 
 from aiogram import F
 from aiogram.enums import ContentType
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, Window
 from aiogram_dialog.widgets.input import MessageInput
@@ -36,25 +39,30 @@ from domain.points import (
     PointsParseError,
     PointsProblem,
     TipKind,
+    Transfer,
     how_to_earn_now,
     parse_points,
     points_account,
+    settle_transfer,
     transfer_points,
 )
 from domain.prizes import (
+    CATALOGUE_CATEGORIES,
     PriceChanged,
     PrizeCategory,
+    PrizeExchange,
     PrizeOutOfStock,
     exchange_prize,
     my_prizes,
     prize,
     prizes,
+    settle_exchange,
     shortfall,
 )
 from handlers.buttons import ButtonId
 from handlers.context import ResidentContext, context_of
 from handlers.states import MetersSG, PointsSG
-from handlers.texts import error_key, format_date, format_datetime
+from handlers.texts import button_int, error_key, format_date, format_datetime, whole
 from handlers.widgets import HintOnText, Tr, body
 
 CATEGORY_KEYS = {
@@ -62,20 +70,157 @@ CATEGORY_KEYS = {
     PrizeCategory.HOME: "prizes-category-home",
     PrizeCategory.PROMO_CODES: "prizes-category-promo-codes",
     PrizeCategory.TICKETS: "prizes-category-tickets",
+    PrizeCategory.OTHER: "prizes-category-other",
 }
 PRIZES_PAGE = 6
 _PRIZE_ID: TypeAdapter[int] = TypeAdapter(ButtonId)
+
+
+# ------------------------------------------------ operations whose outcome is unknown
+#
+# A transfer or an exchange sent to the city whose answer was lost may have been made. Its key
+# (with what it was sent with) is kept in the chat's aiogram FSM data — outside every dialog:
+# aiogram-dialog keeps its stacks under other destinies, and nothing in handlers/ clears this
+# data, so closing the dialog, /start and a restart keep it (unlinking forgets it with the rest
+# of the chat's state). It is written before the call and dropped once the outcome is known;
+# until then it is sent again (the same key and body: the platform replays the answer, never
+# debits twice) before any new key is made for the same prize or fund, and whenever «Баллы»,
+# the catalogue or «Мои призы» opens. Layout: {"unsettled": {account id: {kind: {target id:
+# {"key", "amount", "name"}}}}}, at most one per prize or fund.
+
+UNSETTLED = "unsettled"
+PRIZE = "prize"
+TRANSFER = "transfer"
+
+
+class Still(Enum):
+    """A kept operation sent again without an answer (or none kept): still unknown."""
+
+    UNKNOWN = "unknown"
+
+
+def _state(manager: DialogManager) -> FSMContext:
+    state: FSMContext = manager.middleware_data["state"]
+    return state
+
+
+async def _unsettled(manager: DialogManager, kind: str) -> dict[str, dict[str, Any]]:
+    """{target id: {"key", "amount", "name"}} of the resident's account."""
+    account = context_of(manager).linked.city_account_id
+    data = await _state(manager).get_data()
+    kept: dict[str, dict[str, Any]] = data.get(UNSETTLED, {}).get(account, {}).get(kind, {})
+    return dict(kept)
+
+
+async def _keep(manager: DialogManager, kind: str, target: str, record: dict[str, Any]) -> None:
+    await _change(manager, kind, target, record)
+
+
+async def _drop(manager: DialogManager, kind: str, target: str) -> None:
+    await _change(manager, kind, target, None)
+
+
+async def _change(
+    manager: DialogManager, kind: str, target: str, record: dict[str, Any] | None
+) -> None:
+    account = context_of(manager).linked.city_account_id
+    state = _state(manager)
+    everyone = dict((await state.get_data()).get(UNSETTLED, {}))
+    mine = {k: dict(v) for k, v in everyone.get(account, {}).items()}
+    kept = mine.setdefault(kind, {})
+    if record is None:
+        kept.pop(target, None)
+    else:
+        kept[target] = record
+    mine = {k: v for k, v in mine.items() if v}
+    if mine:
+        everyone[account] = mine
+    else:
+        everyone.pop(account, None)
+    await state.update_data({UNSETTLED: everyone})
+
+
+async def _settle_prize(manager: DialogManager, prize_id: str) -> PrizeExchange | Still | None:
+    """Send again the unknown exchange kept for `prize_id`: the exchange (made), None (refused:
+    nothing made), Still.UNKNOWN when none is kept or the city still does not answer (kept)."""
+    record = (await _unsettled(manager, PRIZE)).get(prize_id)
+    if record is None:
+        return Still.UNKNOWN
+    ctx = context_of(manager)
+    try:
+        done = await settle_exchange(*ctx.acting, record["key"], prize_id, record["amount"])
+    except DomainError:
+        return Still.UNKNOWN  # the key stays
+    await _drop(manager, PRIZE, prize_id)
+    return done
+
+
+async def _settle_prizes(manager: DialogManager) -> list[Markup]:
+    """Every unknown exchange of the resident sent again; what became known, as lines."""
+    ctx = context_of(manager)
+    lines = []
+    for prize_id, record in (await _unsettled(manager, PRIZE)).items():
+        done = await _settle_prize(manager, prize_id)
+        if done is None:
+            lines.append(ctx.tr("prizes-settled-refused", name=record["name"]))
+        elif not isinstance(done, Still):
+            lines.append(_settled_text(ctx, done))
+    return lines
+
+
+def _settled_text(ctx: ResidentContext, done: PrizeExchange) -> Markup:
+    got = done.prize
+    return ctx.tr(
+        "prizes-settled-done",
+        name=got.name,
+        code=whole(got.code),
+        until=format_date(got.valid_until),
+    )
+
+
+async def _settle_transfer(manager: DialogManager, fund_id: str) -> Transfer | Still | None:
+    """Send again the unknown transfer kept for `fund_id`: the transfer (made), None (refused:
+    nothing made), Still.UNKNOWN when none is kept or the city still does not answer (kept)."""
+    record = (await _unsettled(manager, TRANSFER)).get(fund_id)
+    if record is None:
+        return Still.UNKNOWN
+    ctx = context_of(manager)
+    try:
+        done = await settle_transfer(*ctx.acting, record["key"], fund_id, record["amount"])
+    except DomainError:
+        return Still.UNKNOWN  # the key stays
+    await _drop(manager, TRANSFER, fund_id)
+    return done
+
+
+def _transferred(ctx: ResidentContext, done: Transfer) -> Markup:
+    points = ctx.tr("points-count", count=done.points)
+    return ctx.tr("points-transfer-settled-done", fund=done.fund_name, points=points)
+
+
+async def _settle_transfers(manager: DialogManager) -> list[Markup]:
+    """Every unknown transfer of the resident sent again; what became known, as lines."""
+    ctx = context_of(manager)
+    lines = []
+    for fund_id, record in (await _unsettled(manager, TRANSFER)).items():
+        done = await _settle_transfer(manager, fund_id)
+        if done is None:
+            lines.append(ctx.tr("points-transfer-settled-refused", fund=record["name"]))
+        elif not isinstance(done, Still):
+            lines.append(_transferred(ctx, done))
+    return lines
 
 
 async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = context_of(dialog_manager)
     tr = ctx.tr
     try:
+        settled = await _settle_transfers(dialog_manager)  # before the balance is read
         account = await points_account(*ctx.acting)
     except DomainError as error:
         return {"text": tr(error_key(error))}
     dialog_manager.dialog_data["balance"] = account.balance
-    lines = [tr("points-balance", balance=account.balance)]
+    lines = [*settled, tr("points-balance", balance=account.balance)]
     if account.pending_total:
         lines.append(tr("points-pending", pending=account.pending_total))
     lines.append(Markup())
@@ -124,14 +269,22 @@ async def pick_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         found = await funds(*ctx.acting, None)
     except DomainError as error:
         return {"text": ctx.tr(error_key(error)), "funds": []}
-    dialog_manager.dialog_data["fund_names"] = {f.id: f.name for f in found}
-    return {"text": ctx.tr("points-transfer-pick"), "funds": [(f.id, f.name) for f in found]}
+    # A button carries the fund's position in the list shown, never the platform's id (no
+    # limit on its length in the contract; Telegram refuses callback data over 64 bytes).
+    dialog_manager.dialog_data["fund_list"] = [[f.id, f.name] for f in found]
+    return {
+        "text": ctx.tr("points-transfer-pick"),
+        "funds": [(str(n), f.name) for n, f in enumerate(found)],
+    }
 
 
-async def on_fund(_c: CallbackQuery, _w: Any, manager: DialogManager, fund_id: str) -> None:
-    name = manager.dialog_data.get("fund_names", {}).get(fund_id)
-    if name is None:
-        return  # not a fund we offered
+async def on_fund(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
+    shown = manager.dialog_data.get("fund_list", [])
+    n = button_int(item_id)
+    if n is None or n >= len(shown):
+        await _forged(callback, manager)  # not a fund we offered
+        return
+    fund_id, name = shown[n]
     manager.dialog_data.update(fund=fund_id, fund_name=name)
     await manager.switch_to(PointsSG.amount)
 
@@ -161,6 +314,18 @@ async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) 
     if points is None or points > balance:
         await message.answer(ctx.tr(key, balance=ctx.tr("points-count", count=balance)))
         return
+    fund = manager.dialog_data["fund"]
+    if fund in await _unsettled(manager, TRANSFER):
+        # A transfer to this fund whose answer was lost: its key first, never a second one.
+        done = await _settle_transfer(manager, fund)
+        if done is not None:  # made (then, or now), or still unknown: no new transfer
+            manager.dialog_data["result"] = (
+                ctx.tr("points-transfer-unknown")
+                if isinstance(done, Still)
+                else _transferred(ctx, done)
+            )
+            await manager.switch_to(PointsSG.done)
+            return
     # One key per confirmation screen: pressing «Подтвердить» twice debits once.
     manager.dialog_data.update(points=points, key=new_key())
     await manager.switch_to(PointsSG.confirm)
@@ -174,17 +339,27 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
 
 
 async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«Подтвердить»: the transfer under the confirmation's key, kept outside the dialog
+    (`_keep`) until the platform's answer is known."""
     ctx = context_of(manager)
     data = manager.dialog_data
+    fund, points = data["fund"], data["points"]
+    record = {"key": data["key"], "amount": points, "name": data["fund_name"]}
+    await _keep(manager, TRANSFER, fund, record)
     try:
-        transfer = await transfer_points(*ctx.acting, data["key"], data["fund"], data["points"])
+        transfer = await transfer_points(*ctx.acting, data["key"], fund, points)
     except InsufficientPoints as error:
+        await _drop(manager, TRANSFER, fund)
         data["result"] = ctx.tr(
             "points-transfer-insufficient", balance=ctx.tr("points-count", count=error.balance)
         )
-    except DomainError as error:
+    except NotFound as error:
+        await _drop(manager, TRANSFER, fund)
         data["result"] = ctx.tr(error_key(error))
+    except DomainError:  # no answer: it may have been made; the key stays
+        data["result"] = ctx.tr("points-transfer-unknown")
     else:
+        await _drop(manager, TRANSFER, fund)
         data["result"] = ctx.tr(
             "points-transfer-done",
             fund=transfer.fund_name,
@@ -206,26 +381,35 @@ async def _forged(callback: CallbackQuery, manager: DialogManager) -> None:
     await callback.answer(context_of(manager).tr.label("error-forged-button"))
 
 
+NOTES = "prize_notes"  # dialog data: what became known of unknown exchanges, until a pick
+
+
 async def categories_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    """The catalogue's categories. Exchanges whose outcome was unknown are sent again first
+    (`_settle_prizes`): what became known is told above, until a category is picked."""
     ctx = context_of(dialog_manager)
     tr = ctx.tr
+    data = dialog_manager.dialog_data
     try:
+        data[NOTES] = [*data.get(NOTES, []), *await _settle_prizes(dialog_manager)]
         account = await points_account(*ctx.acting)
     except DomainError as error:
         return {"text": tr(error_key(error)), "categories": []}
-    dialog_manager.dialog_data["balance"] = account.balance
+    data["balance"] = account.balance
+    text = tr("prizes-categories", balance=tr("points-count", count=account.balance))
     return {
-        "text": tr("prizes-categories", balance=tr("points-count", count=account.balance)),
-        "categories": [(c.value, tr.label(key)) for c, key in CATEGORY_KEYS.items()],
+        "text": Markup("\n\n").join([*map(Markup, data[NOTES]), text]),  # tr texts
+        "categories": [(c.value, tr.label(CATEGORY_KEYS[c])) for c in CATALOGUE_CATEGORIES],
     }
 
 
 async def on_prize_category(
     callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str
 ) -> None:
-    if item_id not in {c.value for c in PrizeCategory}:
+    if item_id not in {c.value for c in CATALOGUE_CATEGORIES}:
         await _forged(callback, manager)
         return
+    manager.dialog_data.pop(NOTES, None)
     manager.dialog_data["prize_category"] = item_id
     await manager.switch_to(PointsSG.prizes)
 
@@ -281,7 +465,7 @@ async def prize_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     except DomainError as error:
         return {"text": tr(error_key(error)), "can_exchange": False}
     lines = [
-        tr("prizes-card", name=card.name, description=card.description,
+        tr("prizes-card", name=card.name, description=whole(card.description),
            price=_price(ctx, card.price)),
     ]  # fmt: skip
     if not card.available:
@@ -290,14 +474,28 @@ async def prize_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
 
 
 async def on_take(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
-    """«Обменять»: the prize and the balance are read again; not enough points → what is
-    missing, nothing asked; else the confirmation with its key. A key whose exchange got no
-    answer is kept for the same prize and price (pressing again cannot debit twice)."""
+    """«Обменять»: an exchange of this prize whose answer was lost is sent again first, under
+    its own key and price — made, its code is shown and nothing more is asked; still unknown,
+    the resident is told so (no second key while the first may have debited); refused, the
+    exchange goes on. Then the prize and the balance are read again; not enough points → what
+    is missing, nothing asked; else the confirmation with its key (kept for the same prize and
+    price while the dialog lives: pressing again cannot debit twice)."""
     ctx = context_of(manager)
     tr = ctx.tr
     data = manager.dialog_data
     try:
         card = await prize(*ctx.acting, data["prize"])
+        if card.id in await _unsettled(manager, PRIZE):
+            done = await _settle_prize(manager, card.id)
+            if done is not None:
+                data["prize_result"] = (
+                    tr("prizes-unknown-outcome")
+                    if isinstance(done, Still)
+                    else _settled_text(ctx, done)
+                )
+                await manager.switch_to(PointsSG.prize_done)
+                return
+            card = await prize(*ctx.acting, card.id)
         account = await points_account(*ctx.acting)
     except NotFound:
         data["prize_result"] = tr("prizes-unknown")
@@ -324,6 +522,12 @@ async def on_take(callback: CallbackQuery, _b: Button, manager: DialogManager) -
     await manager.switch_to(PointsSG.prize_confirm)
 
 
+def _key_tag(key: str) -> str:
+    """What a confirmation's «Подтвердить» carries: 8 hex digits of its key's hash, so a stale
+    confirmation (another prize, another price) is told from the one pending now."""
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
 def _not_enough(ctx: ResidentContext, balance: int, price: int) -> str:
     return ctx.tr(
         "prizes-not-enough",
@@ -338,12 +542,21 @@ async def prize_confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[
     data = dialog_manager.dialog_data
     pending = data.get("prize_pending") or {}
     price = _price(ctx, pending.get("price", 0))
-    return {"text": ctx.tr("prizes-confirm", name=data.get("prize_name", ""), price=price)}
+    yes = [(_key_tag(pending["key"]), ctx.tr.label("points-transfer-yes"))] if pending else []
+    return {
+        "text": ctx.tr("prizes-confirm", name=data.get("prize_name", ""), price=price),
+        "yes": yes,
+    }
 
 
-async def on_exchange(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
-    """«Подтвердить»: the exchange under the confirmation's key. The key is dropped once the
-    platform's answer is known (the prize, or a refusal); without an answer it is kept."""
+async def on_exchange(
+    callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str
+) -> None:
+    """«Подтвердить» (its item: `_key_tag` of the confirmation's key): the exchange under the
+    confirmation's key, kept outside the dialog (`_keep`) before the call and dropped once the
+    platform's answer is known (the prize, or a refusal); without an answer it stays, and the
+    resident is told the outcome is not known yet. A stale confirmation's button (another
+    prize or price than the one pending now) gets the toast and does nothing."""
     ctx = context_of(manager)
     tr = ctx.tr
     data = manager.dialog_data
@@ -351,9 +564,14 @@ async def on_exchange(callback: CallbackQuery, _b: Button, manager: DialogManage
     if not pending:  # exchanged already: a second tap of an old confirmation
         await callback.answer(tr.label("button-already-done"))
         return
-    price = pending["price"]
+    if item_id != _key_tag(pending["key"]):
+        await _forged(callback, manager)
+        return
+    price, prize_id = pending["price"], pending["prize"]
+    record = {"key": pending["key"], "amount": price, "name": data.get("prize_name", "")}
+    await _keep(manager, PRIZE, prize_id, record)
     try:
-        done = await exchange_prize(*ctx.acting, pending["key"], pending["prize"], price)
+        done = await exchange_prize(*ctx.acting, pending["key"], prize_id, price)
     except InsufficientPoints as error:
         data["prize_result"] = _not_enough(ctx, error.balance, price)
     except PrizeOutOfStock:
@@ -362,8 +580,8 @@ async def on_exchange(callback: CallbackQuery, _b: Button, manager: DialogManage
         data["prize_result"] = tr("prizes-price-changed", price=_price(ctx, error.price))
     except NotFound:
         data["prize_result"] = tr("prizes-unknown")
-    except DomainError as error:  # no answer: the key stays for the next press
-        data["prize_result"] = tr(error_key(error))
+    except DomainError:  # no answer: it may have been made; the key stays (kept above)
+        data["prize_result"] = tr("prizes-unknown-outcome")
         await manager.switch_to(PointsSG.prize_done)
         return
     else:
@@ -371,10 +589,11 @@ async def on_exchange(callback: CallbackQuery, _b: Button, manager: DialogManage
         data["prize_result"] = tr(
             "prizes-done",
             name=got.name,
-            code=got.code,
+            code=whole(got.code),
             until=format_date(got.valid_until),
             balance=_price(ctx, done.balance),
         )
+    await _drop(manager, PRIZE, prize_id)
     data.pop("prize_pending", None)
     await manager.switch_to(PointsSG.prize_done)
 
@@ -384,19 +603,22 @@ async def prize_done_getter(dialog_manager: DialogManager, **_: Any) -> dict[str
 
 
 async def my_prizes_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    """«Мои призы», after the exchanges whose outcome was unknown are sent again (what became
+    known is told above the list)."""
     ctx = context_of(dialog_manager)
     tr = ctx.tr
     try:
+        settled = await _settle_prizes(dialog_manager)
         owned = await my_prizes(*ctx.acting)
     except DomainError as error:
         return {"text": tr(error_key(error))}
     if not owned:
-        return {"text": tr("prizes-mine-empty")}
-    lines = [tr("prizes-mine-title")] + [
+        return {"text": Markup("\n\n").join([*settled, tr("prizes-mine-empty")])}
+    lines = [*settled, tr("prizes-mine-title")] + [
         tr(
             "prizes-mine-line",
             name=p.name,
-            code=p.code,
+            code=whole(p.code),
             until=format_date(p.valid_until),
             date=format_datetime(p.created_at),
         )
@@ -454,7 +676,13 @@ def _prize_windows() -> list[Window]:
         ),
         Window(
             *body("text", "prizes_text_4"),
-            Button(Tr("points-transfer-yes"), id="prize_yes", on_click=on_exchange),
+            Select(
+                Format("{item[1]}"),
+                id="prize_yes",
+                item_id_getter=lambda i: i[0],
+                items="yes",
+                on_click=on_exchange,
+            ),
             SwitchTo(Tr("pay-cancel"), id="no", state=PointsSG.prize),
             HintOnText(),
             getter=prize_confirm_getter,

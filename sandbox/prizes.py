@@ -32,7 +32,7 @@ class PrizeCategory(StrEnum):
 class Prize:
     """One prize of the catalogue; `stock` is how many are left (mutable: exchanges take one)."""
 
-    id: str  # ASCII digits, as the contract says
+    id: str  # ^[1-9][0-9]{0,17}$, as the contract says (a button carries it)
     name: str
     category: PrizeCategory
     description: str

@@ -34,6 +34,9 @@ points-transfer-confirm = Перевести { $points } фонду «{ $fund }�
 points-transfer-yes = Подтвердить
 points-transfer-done = Готово: фонд «{ $fund }» получил { $points }. Осталось { $balance }.
 points-transfer-insufficient = Баллов не хватает: у вас { $balance }.
+points-transfer-unknown = Сервис города не ответил, и мы пока не знаем, прошёл ли перевод: баллы могли уже списаться. Загляните в «Баллы» чуть позже — там будет видно. Если перевести ту же сумму тому же фонду ещё раз, дважды баллы не спишутся.
+points-transfer-settled-done = Перевод фонду «{ $fund }» прошёл: { $points }.
+points-transfer-settled-refused = Перевод фонду «{ $fund }» не прошёл — баллы не списаны.
 points-count =
     { $count ->
         [one] { $count } балл
@@ -52,6 +55,7 @@ prizes-category-souvenirs = Сувениры
 prizes-category-home = Для дома
 prizes-category-promo-codes = Промокоды
 prizes-category-tickets = Билеты в театры и музеи
+prizes-category-other = Другое
 prizes-list = { $category }: выберите приз.
 prizes-list-empty = { $category }: сейчас призов нет — загляните позже.
 prizes-item = { $name } · { $price }
@@ -72,6 +76,11 @@ prizes-done =
     Он сохранён в «Мои призы». Осталось { $balance }.
 prizes-price-changed = Цена приза изменилась: теперь { $price }. Ничего не списано — откройте приз ещё раз.
 prizes-unknown = Такого приза нет в каталоге. Ничего не списано.
+prizes-unknown-outcome = Сервис города не ответил, и мы пока не знаем, прошёл ли обмен: баллы могли уже списаться. Загляните в «Мои призы» чуть позже — если обмен прошёл, код будет там. Если нажать «Обменять» ещё раз, дважды баллы не спишутся.
+prizes-settled-done =
+    Обмен на «{ $name }» прошёл.
+    Код: <code>{ $code }</code> (действует до { $until }). Он сохранён в «Мои призы».
+prizes-settled-refused = Обмен на «{ $name }» не прошёл — баллы не списаны.
 prizes-mine-title = Мои призы:
 prizes-mine-line = <b>{ $name }</b> — код <code>{ $code }</code>, действует до { $until } (получен { $date })
 prizes-mine-empty = Призов пока нет. Баллы можно обменять на сувениры, промокоды и билеты — кнопка «Обменять».

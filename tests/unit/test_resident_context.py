@@ -36,6 +36,9 @@ class _Uow:
     async def __aexit__(self, *_: object) -> None:
         return None
 
+    async def release_idle(self) -> bool:  # before a city call (bot.middlewares)
+        return False
+
 
 def _update() -> Update:
     user = User(id=7, is_bot=False, first_name="A")

@@ -5,6 +5,11 @@ pause, resume, change the amount, the day or the card, delete; also opened from 
 Every set-up and every change runs in its own dialog context, started with explicit start
 data (`manager.start` of this dialog's state): its dialog data begins empty and is dropped when
 it is done, so nothing chosen in one set-up (a fund, an amount) can leak into the next.
+
+The platform's fund and card ids never go into a button (the contract sets no limit on their
+length, and Telegram refuses a whole message whose button carries over 64 bytes): those lists'
+buttons carry positions in the list shown, kept in dialog data; a position not shown is a
+forged or outdated button (a toast, nothing done).
 """
 
 from __future__ import annotations
@@ -393,19 +398,36 @@ async def on_service(_c: CallbackQuery, _w: Any, manager: DialogManager, kind: s
             await manager.switch_to(AutopaySG.frequency)
 
 
+def _shown(manager: DialogManager, key: str, item_id: str) -> Any:
+    """The entry at position `item_id` of the list kept under `key` in dialog data (what a
+    list's buttons carry: the platform's ids have no length limit in the contract, and
+    Telegram refuses a whole message whose button carries over 64 bytes); None for a
+    position not shown (forged or outdated)."""
+    shown: list[Any] = manager.dialog_data.get(key, [])
+    n = button_int(item_id)
+    return shown[n] if n is not None and n < len(shown) else None
+
+
+async def _forged(callback: CallbackQuery, manager: DialogManager) -> None:
+    await callback.answer(Ctx(manager).tr.label("error-forged-button"))
+
+
 async def funds_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
     found = await funds(ctx.uow, ctx.city, ctx.city, ctx.linked, None)
-    dialog_manager.dialog_data["fund_names"] = {f.id: f.name for f in found}
-    return {"funds": [(f.id, f.name) for f in found]}
+    dialog_manager.dialog_data["funds_shown"] = [[f.id, f.name] for f in found]
+    return {"funds": [(str(n), f.name) for n, f in enumerate(found)]}
 
 
-async def on_fund(_c: CallbackQuery, _w: Any, manager: DialogManager, fund_id: str) -> None:
-    name = manager.dialog_data.get("fund_names", {}).get(fund_id)
-    if name is not None:
-        manager.dialog_data.update(fund_id=fund_id, fund_name=name)
-        if not await _already_set_up(manager):
-            await manager.switch_to(AutopaySG.frequency)
+async def on_fund(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
+    """A fund (its item: the fund's position in the list shown)."""
+    fund = _shown(manager, "funds_shown", item_id)
+    if fund is None:
+        await _forged(callback, manager)
+        return
+    manager.dialog_data.update(fund_id=fund[0], fund_name=fund[1])
+    if not await _already_set_up(manager):
+        await manager.switch_to(AutopaySG.frequency)
 
 
 async def on_monthly(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
@@ -516,9 +538,10 @@ async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     ctx = Ctx(dialog_manager)
     suitable, confirming = await autopay_methods(ctx.uow, ctx.city, ctx.city, ctx.linked)
     dialog_manager.dialog_data["cards"] = {m.id: m.last4 for m in suitable}
+    dialog_manager.dialog_data["card_ids"] = [m.id for m in suitable]  # what positions mean
     items = [
-        (m.id, ctx.tr.label("pay-method-button", brand=m.brand.capitalize(), last4=m.last4))
-        for m in suitable
+        (str(n), ctx.tr.label("pay-method-button", brand=m.brand.capitalize(), last4=m.last4))
+        for n, m in enumerate(suitable)
     ]
     text = ctx.tr("autopay-card-ask" if items else "autopay-no-cards")
     if confirming:
@@ -527,10 +550,11 @@ async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     return {"text": text, "methods": items}
 
 
-async def on_method(
-    callback: CallbackQuery, _w: Any, manager: DialogManager, method_id: str
-) -> None:
-    if method_id not in manager.dialog_data.get("cards", {}):
+async def on_method(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
+    """A card (its item: the card's position in the list shown)."""
+    method_id = _shown(manager, "card_ids", item_id)
+    if method_id is None or method_id not in manager.dialog_data.get("cards", {}):
+        await _forged(callback, manager)
         return
     if EDIT not in _start(manager):
         manager.dialog_data["method_id"] = method_id

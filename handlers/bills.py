@@ -7,6 +7,7 @@ leaves it out (the bills still show), and so does one slower than `CHARITY_WAIT`
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 from aiogram import F
@@ -43,6 +44,17 @@ from handlers.widgets import HintOnText, Html, Tr, body
 
 PAGE_SIZE = 5
 PICKED = "picked"
+REFS = "refs"  # dialog data: a bill's button reference → its id, for the bills last shown
+
+
+def bill_ref(bill_id: str) -> str:
+    """What a bill's button carries instead of its id: the platform's ids have no length limit
+    and callback data does (64 bytes), and a position would move when a bill is paid between
+    two taps (a pick kept by the Multiselect would then name another bill). 12 hex digits of
+    SHA-256: stable per bill, unique among one resident's bills in practice."""
+    return hashlib.sha256(bill_id.encode()).hexdigest()[:12]
+
+
 HELPED_SHOWN = 3  # funds under the bills, the latest first («Вы помогали» in charity has all)
 HELPED = "helped"  # dialog data: [fund id, fund name] pairs, asked once per visit of the list
 # Seconds the charity block may add to «Мои счета» (after the bills, on the same unit of work):
@@ -90,14 +102,16 @@ async def bills_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     start = page * PAGE_SIZE
     shown = bills[start : start + PAGE_SIZE]
     picked_widget = dialog_manager.find(PICKED)
-    picked = set(picked_widget.get_checked()) & {b.id for b in bills}  # type: ignore[union-attr]
+    refs = {bill_ref(bill.id): bill.id for bill in bills}
+    picked = set(picked_widget.get_checked()) & set(refs)  # type: ignore[union-attr]
     dialog_manager.dialog_data["all_ids"] = [bill.id for bill in bills]
+    dialog_manager.dialog_data[REFS] = refs
     return {
         "text": Markup("\n\n").join(
             _line(ctx.tr, b, start + n, today) for n, b in enumerate(shown, 1)
         ),
         "bills": [
-            (bill.id, f"{n}. {bill.title} · {format_rub(bill.amount)}")
+            (bill_ref(bill.id), f"{n}. {bill.title} · {format_rub(bill.amount)}")
             for n, bill in enumerate(bills, 1)
         ],
         "count": len(bills),
@@ -180,15 +194,17 @@ async def on_help_again(
 
 async def on_pay_selected(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     picked = manager.find(PICKED).get_checked()  # type: ignore[union-attr]
-    await pay_bills(manager, list(picked), back=True)
+    refs: dict[str, str] = manager.dialog_data.get(REFS, {})
+    await pay_bills(manager, [refs[ref] for ref in picked if ref in refs], back=True)
 
 
 async def on_pay_all(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     await pay_bills(manager, manager.dialog_data.get("all_ids", []), back=True)
 
 
-async def on_card(_c: CallbackQuery, _w: Any, manager: DialogManager, bill_id: str) -> None:
-    manager.dialog_data["card"] = bill_id
+async def on_card(_c: CallbackQuery, _w: Any, manager: DialogManager, ref: str) -> None:
+    # an unknown reference (forged, or from an older list) shows «счёт не найден» on the card
+    manager.dialog_data["card"] = manager.dialog_data.get(REFS, {}).get(ref, "")
     await manager.switch_to(BillsSG.card)
 
 

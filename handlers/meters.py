@@ -2,7 +2,8 @@
 before sending (a plain number within what the dial shows, not below the last one; a huge
 jump is confirmed); outside the window the bot says when it opens; after acceptance the points
 credited are shown. A reading sent this period can be corrected while the window is open
-(«Исправить показание»): the value is replaced, no points are credited again."""
+(«Исправить показание»): the value is replaced, no points are credited again. A meter's
+button carries its position in the list shown, never the platform's id (any length)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from domain.money import has_foreign_digit
 from handlers.context import ResidentContext, context_of
 from handlers.ports import Texts
 from handlers.states import MetersSG
-from handlers.texts import error_key, format_date
+from handlers.texts import button_int, error_key, format_date
 from handlers.widgets import HintOnText, Tr, body
 
 KIND_KEYS = {
@@ -63,6 +64,7 @@ PROBLEM_KEYS = {
 METER, VALUE, USED, RESULT = "meter", "value", "used", "result"
 CORRECTION = "correction"  # the nonce of the correction under way; absent: a new reading
 CAN_CORRECT = "can_correct"  # the done window offers «Исправить показание»
+SHOWN = "meter_ids"  # the platform's ids of the meters listed, in the order of their buttons
 
 
 def _unit(tr: Texts, meter: Meter) -> str:
@@ -125,12 +127,24 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         else:
             status = tr("meters-window-closed", opens_on=format_date(meter.window.opens_on))
         lines.append(line + "\n" + status)
-    buttons = [(m.id, f"{tr.label(KIND_KEYS[m.kind])} № {m.serial}") for m in meters]
+    # A button carries the meter's position in the list shown, never the platform's id (no
+    # limit on its length in the contract; Telegram refuses callback data over 64 bytes).
+    dialog_manager.dialog_data[SHOWN] = [m.id for m in meters]
+    buttons = [
+        (str(n), f"{tr.label(KIND_KEYS[m.kind])} № {m.serial}") for n, m in enumerate(meters)
+    ]
     return {"text": Markup("\n\n").join(lines), "meters": buttons}
 
 
-async def on_meter(_c: CallbackQuery, _w: Any, manager: DialogManager, meter_id: str) -> None:
-    manager.dialog_data[METER] = meter_id
+async def on_meter(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
+    """A meter (its item: the meter's position in the list shown); a position not shown is a
+    forged or outdated button: the toast, nothing opened."""
+    shown: list[str] = manager.dialog_data.get(SHOWN, [])
+    n = button_int(item_id)
+    if n is None or n >= len(shown):
+        await callback.answer(context_of(manager).tr.label("error-forged-button"))
+        return
+    manager.dialog_data[METER] = shown[n]
     manager.dialog_data.pop(CORRECTION, None)
     await manager.switch_to(MetersSG.input)
 

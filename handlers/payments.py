@@ -1,6 +1,9 @@
 """The pay step shared by every way to pay: confirm the total and the card, pay, show the
 result and the receipt. Started with {"bill_ids": [...]}, {"requisites": {...}, "amount": N}
-or {"fund_id": ..., "fund_name": ..., "amount": N} (a donation)."""
+or {"fund_id": ..., "fund_name": ..., "amount": N} (a donation).
+
+A saved card's button carries its position in the list kept in dialog data, never the
+platform's id (any length: Telegram refuses a whole message over 64 bytes of callback data)."""
 
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ from domain.sessions import ResidentSession
 from handlers.ports import Texts
 from handlers.states import AutopaySG, MenuSG, PaySG
 from handlers.telegram_pay import send_invoice
-from handlers.texts import error_key, error_text, format_datetime, format_time
+from handlers.texts import button_int, error_key, error_text, format_datetime, format_time
 from handlers.widgets import HintOnText, Tr, body
 
 INVOICE_SENT = "invoice_sent"
@@ -328,16 +331,30 @@ async def on_check(_callback: CallbackQuery, _button: Button, manager: DialogMan
     manager.dialog_data["checked"] = ["pay-check-waiting", ctx.clock().isoformat()]
 
 
+def _chosen_method(manager: DialogManager, item_id: str) -> tuple[bool, str | None]:
+    """What a «card» button means: (shown, method id). A saved card's button carries its
+    position in the list shown, never the platform's id (no length limit in the contract;
+    Telegram refuses a whole message whose button carries over 64 bytes); «new» is a new
+    card (None), `TELEGRAM_METHOD` a Telegram invoice when offered."""
+    if item_id == "new":
+        return True, None
+    if item_id == TELEGRAM_METHOD:
+        return bool(manager.dialog_data.get("telegram")), TELEGRAM_METHOD
+    methods = manager.dialog_data.get("methods", [])
+    n = button_int(item_id)
+    if n is None or n >= len(methods):
+        return False, None
+    return True, str(methods[n][0])
+
+
 async def on_method(
-    _callback: CallbackQuery, _widget: Any, manager: DialogManager, item_id: str
+    callback: CallbackQuery, _widget: Any, manager: DialogManager, item_id: str
 ) -> None:
     ctx = Ctx(manager)
-    method_id = None if item_id == "new" else item_id
-    known = {mid for mid, _brand, _last4 in manager.dialog_data.get("methods", [])}
-    if manager.dialog_data.get("telegram"):
-        known.add(TELEGRAM_METHOD)
-    if method_id is not None and method_id not in known:
-        return  # a forged or stale card id: nothing changes
+    shown, method_id = _chosen_method(manager, item_id)
+    if not shown:  # a forged or stale button: nothing changes
+        await callback.answer(ctx.tr.label("error-forged-button"))
+        return
     intent = await change_method(
         ctx.uow, ctx.linked, manager.dialog_data["intent_id"], method_id, ctx.clock()
     )
@@ -384,8 +401,8 @@ async def on_autopay(_c: CallbackQuery, _b: Button, manager: DialogManager) -> N
 async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     tr: Texts = dialog_manager.middleware_data["tr"]
     methods = [
-        (mid, tr.label("pay-method-button", brand=brand, last4=last4))
-        for mid, brand, last4 in dialog_manager.dialog_data.get("methods", [])
+        (str(n), tr.label("pay-method-button", brand=brand, last4=last4))
+        for n, (_mid, brand, last4) in enumerate(dialog_manager.dialog_data.get("methods", []))
     ]
     if dialog_manager.dialog_data.get("telegram"):
         methods.append((TELEGRAM_METHOD, tr.label("pay-method-telegram-button")))

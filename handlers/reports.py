@@ -3,7 +3,12 @@ venue or a typed address), photos (one to five, albums as one step), an optional
 a review with edit buttons, a duplicate hint, and the report's number and answer date.
 
 The draft lives in the database and is saved after every step, so a restart or /start loses
-nothing; coming back offers to continue or discard it."""
+nothing; coming back offers to continue or discard it.
+
+Theme, place and choice buttons carry positions in the list shown (kept in dialog data), never
+the platform's codes or keys: nothing bounds their length for Telegram's 64 bytes of callback
+data, and one too long made Telegram refuse the whole message. A position not shown gets the
+forged-button toast."""
 
 from __future__ import annotations
 
@@ -74,6 +79,7 @@ from handlers.widgets import HintOnText, Html, Paged, PagerRow, SelectIds, Tr, b
 
 THEMES_PAGE = 8
 EDITING = "editing"  # set while a field is changed from the review: its step returns there
+CHOICES = "choice_keys"  # [question code, [choice keys]]: what the choice buttons' positions mean
 
 
 async def _draft(ctx: Ctx) -> Draft:
@@ -142,14 +148,41 @@ async def on_theme_query(message: Message, _w: MessageInput, manager: DialogMana
 
 
 async def results_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    return {"themes": dialog_manager.dialog_data.get("results", [])}
+    results = dialog_manager.dialog_data.get("results", [])
+    return {"themes": [(str(n), name) for n, (_code, name) in enumerate(results)]}
 
 
-async def on_theme(_c: CallbackQuery, _w: Any, manager: DialogManager, code: str) -> None:
+def _shown_code(manager: DialogManager, key: str, item_id: str) -> str | None:
+    """The theme code at position `item_id` of the list kept under `key` ([code, name]
+    pairs); None for a position not shown. Buttons carry positions, never the platform's
+    codes: nothing bounds their length for Telegram's 64 bytes of callback data."""
+    shown: list[list[str]] = manager.dialog_data.get(key, [])
+    n = button_int(item_id)
+    return str(shown[n][0]) if n is not None and n < len(shown) else None
+
+
+async def _forged(callback: CallbackQuery, manager: DialogManager) -> None:
+    await callback.answer(Ctx(manager).tr.label("error-forged-button"))
+
+
+async def on_result(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
+    """A theme found by the search (its item: the position among the results)."""
+    await _pick_theme(callback, manager, _shown_code(manager, "results", item_id))
+
+
+async def on_group_theme(
+    callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str
+) -> None:
+    """A theme of the group browsed (its item: the position in the group's list shown)."""
+    await _pick_theme(callback, manager, _shown_code(manager, "group_themes", item_id))
+
+
+async def _pick_theme(callback: CallbackQuery, manager: DialogManager, code: str | None) -> None:
     ctx = Ctx(manager)
     theme = next((t for t in await ctx.city.themes() if t.code == code), None)
-    if theme is None:
-        return  # not a theme the city offers (a forged button)
+    if code is None or theme is None:
+        await _forged(callback, manager)  # not a position shown, or no longer offered
+        return
     draft = await _draft(ctx)
     choose_theme(draft, theme)
     await _save_and_next(ctx, draft, ReportSG.place)
@@ -174,10 +207,16 @@ async def group_themes_getter(dialog_manager: DialogManager, **_: Any) -> dict[s
     ctx = Ctx(dialog_manager)
     group = dialog_manager.dialog_data.get("group")
     today = moscow_date(ctx.clock())
-    themes = [
-        (t.code, t.name) for t in await ctx.city.themes() if t.group == group and t.in_season(today)
-    ]
-    return {"group": group or "", "themes": sorted(themes, key=lambda item: item[1])}
+    themes = sorted(
+        (
+            [t.code, t.name]
+            for t in await ctx.city.themes()
+            if t.group == group and t.in_season(today)
+        ),
+        key=lambda item: item[1],
+    )
+    dialog_manager.dialog_data["group_themes"] = themes
+    return {"group": group or "", "themes": [(str(n), name) for n, (_c, name) in enumerate(themes)]}
 
 
 # --- place --------------------------------------------------------------------------------
@@ -428,9 +467,14 @@ async def question_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
         lines.append(tr("report-attr-current", answer=shown_answer(question, answer)))
     mark = "\N{WHITE HEAVY CHECK MARK} "
     multi = question.datatype == "multivaluelist"
+    # A choice's button carries its position, never the platform's key (any length).
+    dialog_manager.dialog_data[CHOICES] = [question.code, [c.key for c in question.choices]]
     return {
         "text": Markup("\n").join(lines),
-        "choices": [(c.key, (mark if c.key in answer else "") + c.name) for c in question.choices],
+        "choices": [
+            (str(n), (mark if c.key in answer else "") + c.name)
+            for n, c in enumerate(question.choices)
+        ],
         "is_list": question.is_list,
         "multi_done": multi and (bool(answer) or not question.required),
         "keep": bool(answer) and not multi,
@@ -438,12 +482,19 @@ async def question_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
     }
 
 
-async def on_choice(_c: CallbackQuery, _w: Any, manager: DialogManager, key: str) -> None:
+async def on_choice(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
+    """A choice of the question shown (its item: the choice's position); a position not
+    shown, or one of a question no longer asked, gets the toast and changes nothing."""
     ctx = Ctx(manager)
     draft = await _draft(ctx)
     question = await _current(ctx, draft)
-    if question is None or choose(question, draft, key) is not None:
-        return  # a forged or stale button: nothing changes
+    asked, keys = manager.dialog_data.get(CHOICES) or [None, []]
+    n = button_int(item_id)
+    if question is None or asked != question.code or n is None or n >= len(keys):
+        await _forged(callback, manager)
+        return
+    if choose(question, draft, keys[n]) is not None:
+        return  # a key the question no longer offers: nothing changes
     if question.datatype == "multivaluelist":
         await keep_draft(ctx.uow, ctx.linked, draft, ctx.clock())  # toggled: still asking
         return
@@ -663,7 +714,9 @@ def build_dialog() -> Dialog:
         Window(
             Tr("report-theme-pick"),
             Column(
-                Select(Format("{item[1]}"), id="theme", items="themes", on_click=on_theme, **select)
+                Select(
+                    Format("{item[1]}"), id="theme", items="themes", on_click=on_result, **select
+                )
             ),
             SwitchTo(Tr("report-browse"), id="browse", state=ReportSG.groups),
             SwitchTo(Tr("nav-back"), id="back", state=ReportSG.theme),
@@ -685,7 +738,11 @@ def build_dialog() -> Dialog:
             Html("{group}"),
             ScrollingGroup(
                 Select(
-                    Format("{item[1]}"), id="gtheme", items="themes", on_click=on_theme, **select
+                    Format("{item[1]}"),
+                    id="gtheme",
+                    items="themes",
+                    on_click=on_group_theme,
+                    **select,
                 ),
                 id="themes_page",
                 width=1,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from domain.uin import with_control_digit
+from handlers.bills import bill_ref
 from sandbox.browser import pay_on_page
 from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
@@ -217,7 +218,7 @@ async def test_a_crash_after_the_charge_is_reconciled_on_start_up(
 async def test_a_forged_bill_id_pays_nothing(harness: Harness) -> None:
     other = harness.chat(200002, "Олег")
     await harness.link(other, "demo-standard")
-    foreign = (await city_bills(harness, other))[0]["id"]
+    foreign = bill_ref((await city_bills(harness, other))[0]["id"])  # what its button carries
 
     chat = await open_bills(harness)
     message = chat.last_message
@@ -237,9 +238,10 @@ async def test_a_forged_bill_id_pays_nothing(harness: Harness) -> None:
         }
     )
     assert not any(b.startswith("Оплатить выбранные") for b in chat.buttons)  # not shown as picked
-    await chat.press(bill_buttons(chat)[0])  # one real pick next to the forged one
-    await chat.press("Оплатить выбранные (1)")
-    assert "нет среди ваших неоплаченных" in chat.last_text
+    real = bill_buttons(chat)[0]
+    await chat.press(real)  # one real pick next to the forged one
+    await chat.press("Оплатить выбранные (1)")  # the forged one was never counted
+    assert real.split(". ", 1)[1].split(" · ")[0] in chat.last_text  # the confirmation: ours
     assert await ledger(harness) == []
 
 

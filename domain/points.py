@@ -16,9 +16,11 @@ domain/money.py, without kopecks):
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import ParamSpec, TypeVar
 
 from domain.accounts import AccountLevel, Resident
 from domain.errors import DomainError, NotFound
@@ -28,6 +30,8 @@ from domain.ports import CityAuth, CityCharity, UnitOfWork
 from domain.sessions import ResidentSession
 
 EPD_CASHBACK_PERCENT = 5
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,21 +192,25 @@ async def transfer_points(
     return await city.transfer_points(ResidentSession(resident, auth, uow), key, fund_id, points)
 
 
-async def settle_transfer(
-    uow: UnitOfWork,
-    auth: CityAuth,
-    city: CityCharity,
-    resident: Resident,
-    key: str,
-    fund_id: str,
-    points: int,
-) -> Transfer | None:
-    """A transfer whose answer was lost, sent again under its own key and amount: the transfer
-    (a replay of the one made then, or made now — the resident confirmed it), or None when the
-    platform refused it (404 unknown fund, 409 `insufficient_points`: nothing was made under the
-    key, which is free to drop). Raises CityUnavailable (and any other DomainError) while the
-    outcome is still unknown: the key must be kept."""
-    try:
-        return await transfer_points(uow, auth, city, resident, key, fund_id, points)
-    except (InsufficientPoints, NotFound):
-        return None
+def refused_as_none(
+    call: Callable[P, Awaitable[T]], *refusals: type[DomainError]
+) -> Callable[P, Awaitable[T | None]]:
+    """`call` with its `refusals` (the platform's answers that nothing was made) coming back as
+    None; every other error is raised as `call` raises it. Makes the settling of an operation
+    whose answer was lost, sent again under its own key (`settle_transfer`, `settle_exchange`)."""
+
+    async def settled(*args: P.args, **kwargs: P.kwargs) -> T | None:
+        try:
+            return await call(*args, **kwargs)
+        except refusals:
+            return None
+
+    return settled
+
+
+# A transfer whose answer was lost, sent again under its own key and amount (`transfer_points`'s
+# arguments): the transfer (a replay of the one made then, or made now — the resident confirmed
+# it), or None when the platform refused it (404 unknown fund, 409 `insufficient_points`: nothing
+# was made under the key, which is free to drop). Raises CityUnavailable (and any other
+# DomainError) while the outcome is still unknown: the key must be kept.
+settle_transfer = refused_as_none(transfer_points, InsufficientPoints, NotFound)

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from domain.accounts import Resident
 from domain.errors import DomainError, NotFound
-from domain.points import InsufficientPoints
+from domain.points import InsufficientPoints, refused_as_none
 from domain.ports import CityAuth, CityPrizes, UnitOfWork
 from domain.sessions import ResidentSession
 
@@ -130,25 +130,15 @@ async def exchange_prize(
     return await city.exchange_prize(ResidentSession(resident, auth, uow), key, prize_id, price)
 
 
-async def settle_exchange(
-    uow: UnitOfWork,
-    auth: CityAuth,
-    city: CityPrizes,
-    resident: Resident,
-    key: str,
-    prize_id: str,
-    price: int,
-) -> PrizeExchange | None:
-    """An exchange whose answer was lost, sent again under its own key with the price the
-    resident confirmed: the exchange (a replay of the one made then, or made now — the resident
-    confirmed it), or None when the platform refused it (404, 409 `price_changed`,
-    `out_of_stock`, `insufficient_points`: nothing was made under the key, which is free to
-    drop). Raises CityUnavailable (and any other DomainError) while the outcome is still
-    unknown: the key must be kept."""
-    try:
-        return await exchange_prize(uow, auth, city, resident, key, prize_id, price)
-    except (InsufficientPoints, PrizeOutOfStock, PriceChanged, NotFound):
-        return None
+# An exchange whose answer was lost, sent again under its own key with the price the resident
+# confirmed (`exchange_prize`'s arguments): the exchange (a replay of the one made then, or made
+# now — the resident confirmed it), or None when the platform refused it (404, 409
+# `price_changed`, `out_of_stock`, `insufficient_points`: nothing was made under the key, which
+# is free to drop). Raises CityUnavailable (and any other DomainError) while the outcome is still
+# unknown: the key must be kept.
+settle_exchange = refused_as_none(
+    exchange_prize, InsufficientPoints, PrizeOutOfStock, PriceChanged, NotFound
+)
 
 
 async def my_prizes(

@@ -6,8 +6,9 @@ when the confirmation is shown and kept until the platform's answer is known) an
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from aiogram import F
 from aiogram.enums import ContentType
@@ -24,10 +25,12 @@ from aiogram_dialog.widgets.kbd import (
     Start,
     SwitchTo,
 )
+from aiogram_dialog.widgets.kbd.select import OnItemClick
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 from pydantic import TypeAdapter, ValidationError
 
+from domain.accounts import Resident
 from domain.charity import funds
 from domain.errors import DomainError, NotFound
 from domain.meters import MeterKind, moscow_date, resident_meters
@@ -46,6 +49,7 @@ from domain.points import (
     settle_transfer,
     transfer_points,
 )
+from domain.ports import City, UnitOfWork
 from domain.prizes import (
     CATALOGUE_CATEGORIES,
     PriceChanged,
@@ -74,6 +78,7 @@ CATEGORY_KEYS = {
 }
 PRIZES_PAGE = 6
 _PRIZE_ID: TypeAdapter[int] = TypeAdapter(ButtonId)
+T = TypeVar("T")
 
 
 # ------------------------------------------------ operations whose outcome is unknown
@@ -140,32 +145,63 @@ async def _change(
     await state.update_data({UNSETTLED: everyone})
 
 
-async def _settle_prize(manager: DialogManager, prize_id: str) -> PrizeExchange | Still | None:
-    """Send again the unknown exchange kept for `prize_id`: the exchange (made), None (refused:
-    nothing made), Still.UNKNOWN when none is kept or the city still does not answer (kept)."""
-    record = (await _unsettled(manager, PRIZE)).get(prize_id)
+Settle = Callable[[UnitOfWork, City, City, Resident, str, str, int], Awaitable[T | None]]
+
+
+async def _settle(
+    manager: DialogManager, kind: str, target: str, settle: Settle[T]
+) -> T | Still | None:
+    """Send again with `settle` (`settle_exchange`, `settle_transfer`) the unknown operation of
+    `kind` kept for `target` (a prize's or a fund's id): what it made, None (refused: nothing
+    made), Still.UNKNOWN when none is kept or the city still does not answer (kept)."""
+    record = (await _unsettled(manager, kind)).get(target)
     if record is None:
         return Still.UNKNOWN
     ctx = context_of(manager)
     try:
-        done = await settle_exchange(*ctx.acting, record["key"], prize_id, record["amount"])
+        done = await settle(*ctx.acting, record["key"], target, record["amount"])
     except DomainError:
         return Still.UNKNOWN  # the key stays
-    await _drop(manager, PRIZE, prize_id)
+    await _drop(manager, kind, target)
     return done
+
+
+async def _settled(
+    manager: DialogManager, kind: str, settle: Settle[T]
+) -> AsyncIterator[tuple[str, T | None]]:
+    """Every unknown operation of `kind` of the resident sent again (`_settle`); for each whose
+    outcome became known, its kept name and what it made (None: refused)."""
+    for target, record in (await _unsettled(manager, kind)).items():
+        done = await _settle(manager, kind, target, settle)
+        if not isinstance(done, Still):
+            yield record["name"], done
+
+
+async def _made_or_unknown(
+    manager: DialogManager,
+    kind: str,
+    target: str,
+    settle: Settle[T],
+    told: Callable[[ResidentContext, T], Markup],
+    unknown: str,
+) -> Markup | None:
+    """The kept operation for `target` sent again before a new key is made: what to tell when
+    it was made (`told`) or is still unknown (the `unknown` text) — no new operation then —,
+    None when it was refused (nothing made: go on)."""
+    done = await _settle(manager, kind, target, settle)
+    if done is None:
+        return None
+    ctx = context_of(manager)
+    return ctx.tr(unknown) if isinstance(done, Still) else told(ctx, done)
 
 
 async def _settle_prizes(manager: DialogManager) -> list[Markup]:
     """Every unknown exchange of the resident sent again; what became known, as lines."""
     ctx = context_of(manager)
-    lines = []
-    for prize_id, record in (await _unsettled(manager, PRIZE)).items():
-        done = await _settle_prize(manager, prize_id)
-        if done is None:
-            lines.append(ctx.tr("prizes-settled-refused", name=record["name"]))
-        elif not isinstance(done, Still):
-            lines.append(_settled_text(ctx, done))
-    return lines
+    return [
+        ctx.tr("prizes-settled-refused", name=name) if done is None else _settled_text(ctx, done)
+        async for name, done in _settled(manager, PRIZE, settle_exchange)
+    ]
 
 
 def _settled_text(ctx: ResidentContext, done: PrizeExchange) -> Markup:
@@ -178,21 +214,6 @@ def _settled_text(ctx: ResidentContext, done: PrizeExchange) -> Markup:
     )
 
 
-async def _settle_transfer(manager: DialogManager, fund_id: str) -> Transfer | Still | None:
-    """Send again the unknown transfer kept for `fund_id`: the transfer (made), None (refused:
-    nothing made), Still.UNKNOWN when none is kept or the city still does not answer (kept)."""
-    record = (await _unsettled(manager, TRANSFER)).get(fund_id)
-    if record is None:
-        return Still.UNKNOWN
-    ctx = context_of(manager)
-    try:
-        done = await settle_transfer(*ctx.acting, record["key"], fund_id, record["amount"])
-    except DomainError:
-        return Still.UNKNOWN  # the key stays
-    await _drop(manager, TRANSFER, fund_id)
-    return done
-
-
 def _transferred(ctx: ResidentContext, done: Transfer) -> Markup:
     points = ctx.tr("points-count", count=done.points)
     return ctx.tr("points-transfer-settled-done", fund=done.fund_name, points=points)
@@ -201,14 +222,12 @@ def _transferred(ctx: ResidentContext, done: Transfer) -> Markup:
 async def _settle_transfers(manager: DialogManager) -> list[Markup]:
     """Every unknown transfer of the resident sent again; what became known, as lines."""
     ctx = context_of(manager)
-    lines = []
-    for fund_id, record in (await _unsettled(manager, TRANSFER)).items():
-        done = await _settle_transfer(manager, fund_id)
-        if done is None:
-            lines.append(ctx.tr("points-transfer-settled-refused", fund=record["name"]))
-        elif not isinstance(done, Still):
-            lines.append(_transferred(ctx, done))
-    return lines
+    return [
+        ctx.tr("points-transfer-settled-refused", fund=name)
+        if done is None
+        else _transferred(ctx, done)
+        async for name, done in _settled(manager, TRANSFER, settle_transfer)
+    ]
 
 
 async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -317,13 +336,11 @@ async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) 
     fund = manager.dialog_data["fund"]
     if fund in await _unsettled(manager, TRANSFER):
         # A transfer to this fund whose answer was lost: its key first, never a second one.
-        done = await _settle_transfer(manager, fund)
-        if done is not None:  # made (then, or now), or still unknown: no new transfer
-            manager.dialog_data["result"] = (
-                ctx.tr("points-transfer-unknown")
-                if isinstance(done, Still)
-                else _transferred(ctx, done)
-            )
+        said = await _made_or_unknown(
+            manager, TRANSFER, fund, settle_transfer, _transferred, "points-transfer-unknown"
+        )
+        if said is not None:  # made (then, or now), or still unknown: no new transfer
+            manager.dialog_data["result"] = said
             await manager.switch_to(PointsSG.done)
             return
     # One key per confirmation screen: pressing «Подтвердить» twice debits once.
@@ -486,13 +503,11 @@ async def on_take(callback: CallbackQuery, _b: Button, manager: DialogManager) -
     try:
         card = await prize(*ctx.acting, data["prize"])
         if card.id in await _unsettled(manager, PRIZE):
-            done = await _settle_prize(manager, card.id)
-            if done is not None:
-                data["prize_result"] = (
-                    tr("prizes-unknown-outcome")
-                    if isinstance(done, Still)
-                    else _settled_text(ctx, done)
-                )
+            said = await _made_or_unknown(
+                manager, PRIZE, card.id, settle_exchange, _settled_text, "prizes-unknown-outcome"
+            )
+            if said is not None:
+                data["prize_result"] = said
                 await manager.switch_to(PointsSG.prize_done)
                 return
             card = await prize(*ctx.acting, card.id)
@@ -627,19 +642,24 @@ async def my_prizes_getter(dialog_manager: DialogManager, **_: Any) -> dict[str,
     return {"text": Markup("\n\n").join(lines)}
 
 
+def _choice(id: str, items: str, on_click: OnItemClick[Any, str]) -> Select[str]:
+    """Buttons for the getter's `items`, (item id, label) pairs: the label shown, the item id
+    passed to `on_click`."""
+    return Select(
+        Format("{item[1]}"), id=id, item_id_getter=lambda i: i[0], items=items, on_click=on_click
+    )
+
+
+def _scrolled(choice: Select[str], id: str, height: int) -> ScrollingGroup:
+    """`choice` one button a row, `height` rows a page (no pager on a single page)."""
+    return ScrollingGroup(choice, id=id, width=1, height=height, hide_on_single_page=True)
+
+
 def _prize_windows() -> list[Window]:
     return [
         Window(
             *body("text", "prizes_text_1"),
-            Column(
-                Select(
-                    Format("{item[1]}"),
-                    id="prize_cat",
-                    item_id_getter=lambda i: i[0],
-                    items="categories",
-                    on_click=on_prize_category,
-                )
-            ),
+            Column(_choice("prize_cat", "categories", on_prize_category)),
             SwitchTo(Tr("prizes-mine"), id="mine", state=PointsSG.my_prizes),
             SwitchTo(Tr("nav-back"), id="back", state=PointsSG.main),
             HintOnText(),
@@ -648,19 +668,7 @@ def _prize_windows() -> list[Window]:
         ),
         Window(
             *body("text", "prizes_text_2"),
-            ScrollingGroup(
-                Select(
-                    Format("{item[1]}"),
-                    id="prize",
-                    item_id_getter=lambda i: i[0],
-                    items="prizes",
-                    on_click=on_prize,
-                ),
-                id="prizes_page",
-                width=1,
-                height=PRIZES_PAGE,
-                hide_on_single_page=True,
-            ),
+            _scrolled(_choice("prize", "prizes", on_prize), "prizes_page", PRIZES_PAGE),
             SwitchTo(Tr("nav-back"), id="back", state=PointsSG.prize_categories),
             HintOnText(),
             getter=prizes_getter,
@@ -676,13 +684,7 @@ def _prize_windows() -> list[Window]:
         ),
         Window(
             *body("text", "prizes_text_4"),
-            Select(
-                Format("{item[1]}"),
-                id="prize_yes",
-                item_id_getter=lambda i: i[0],
-                items="yes",
-                on_click=on_exchange,
-            ),
+            _choice("prize_yes", "yes", on_exchange),
             SwitchTo(Tr("pay-cancel"), id="no", state=PointsSG.prize),
             HintOnText(),
             getter=prize_confirm_getter,
@@ -731,19 +733,7 @@ def build_dialog() -> Dialog:
         ),
         Window(
             *body("text", "points_text_3"),
-            ScrollingGroup(
-                Select(
-                    Format("{item[1]}"),
-                    id="fund",
-                    item_id_getter=lambda i: i[0],
-                    items="funds",
-                    on_click=on_fund,
-                ),
-                id="funds_page",
-                width=1,
-                height=6,
-                hide_on_single_page=True,
-            ),
+            _scrolled(_choice("fund", "funds", on_fund), "funds_page", 6),
             SwitchTo(Tr("nav-back"), id="back", state=PointsSG.main),
             HintOnText(),
             getter=pick_getter,

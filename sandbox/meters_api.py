@@ -3,7 +3,6 @@ or with `"correction": true` a correction of this period's reading)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -17,8 +16,7 @@ from sandbox.meters import (
     format_value,
     parse_value,
 )
-from sandbox.payments import IDEMPOTENCE_KEY
-from sandbox.points_api import KEY_REQUIRED
+from sandbox.points_api import keyed_json
 
 METERS_KEY = web.AppKey("sandbox_meters", MeterBook)
 
@@ -36,13 +34,10 @@ async def meters(request: web.Request) -> web.Response:
 @routes.post("/api/v1/meters/{meter_id}/readings")
 async def submit_reading(request: web.Request) -> web.Response:
     resident = authenticated_resident(request)
-    key = request.headers.get("Idempotence-Key", "")
-    if not IDEMPOTENCE_KEY.match(key):
-        return error_response(400, KEY_REQUIRED)
-    try:
-        body = json.loads(await request.text())
-    except json.JSONDecodeError:
-        return error_response(400, "the body must be a JSON object")
+    keyed = await keyed_json(request)
+    if isinstance(keyed, web.Response):
+        return keyed
+    key, body = keyed
     if (
         not isinstance(body, dict)
         or "value" not in body

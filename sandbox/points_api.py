@@ -25,6 +25,19 @@ KEY_REQUIRED = "the Idempotence-Key header is required: 1 to 64 of A-Z, a-z, 0-9
 routes = web.RouteTableDef()
 
 
+async def keyed_json(request: web.Request) -> tuple[str, Any] | web.Response:
+    """A keyed POST's `Idempotence-Key` header and its body parsed as JSON (any JSON value: the
+    caller checks its shape), or the 400 answer when the key is missing or malformed or the body
+    is not JSON. Shared by the points, prizes and meters endpoints."""
+    key = request.headers.get("Idempotence-Key", "")
+    if not IDEMPOTENCE_KEY.match(key):
+        return error_response(400, KEY_REQUIRED)
+    try:
+        return key, json.loads(await request.text())
+    except json.JSONDecodeError:
+        return error_response(400, "the body must be a JSON object")
+
+
 @routes.get("/api/v1/points")
 async def points(request: web.Request) -> web.Response:
     resident = authenticated_resident(request)
@@ -45,13 +58,10 @@ async def points(request: web.Request) -> web.Response:
 @routes.post("/api/v1/points/transfers")
 async def transfer(request: web.Request) -> web.Response:
     resident = authenticated_resident(request)
-    key = request.headers.get("Idempotence-Key", "")
-    if not IDEMPOTENCE_KEY.match(key):
-        return error_response(400, KEY_REQUIRED)
-    try:
-        body = json.loads(await request.text())
-    except json.JSONDecodeError:
-        return error_response(400, "the body must be a JSON object")
+    keyed = await keyed_json(request)
+    if isinstance(keyed, web.Response):
+        return keyed
+    key, body = keyed
     if not isinstance(body, dict) or set(body) != {"fund_id", "points"}:
         return error_response(400, 'the body must be {"fund_id": "...", "points": N}')
     fund_id, amount = body["fund_id"], body["points"]

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from sandbox.common import Refused, authenticated_resident, error_response, iso_datetime
-from sandbox.payments import IDEMPOTENCE_KEY
-from sandbox.points_api import KEY_REQUIRED
+from sandbox.points_api import keyed_json
 from sandbox.prizes import Exchange, ExchangeAnswer, Prize, PrizeCategory, PrizeShop
 
 PRIZES_KEY = web.AppKey("sandbox_prizes", PrizeShop)
@@ -44,13 +42,10 @@ async def prize(request: web.Request) -> web.Response:
 @routes.post("/api/v1/points/prizes/{prize_id}/exchange")
 async def exchange(request: web.Request) -> web.Response:
     resident = authenticated_resident(request)
-    key = request.headers.get("Idempotence-Key", "")
-    if not IDEMPOTENCE_KEY.match(key):
-        return error_response(400, KEY_REQUIRED)
-    try:
-        body = json.loads(await request.text())
-    except json.JSONDecodeError:
-        return error_response(400, "the body must be a JSON object")
+    keyed = await keyed_json(request)
+    if isinstance(keyed, web.Response):
+        return keyed
+    key, body = keyed
     if not isinstance(body, dict) or set(body) != {"points"}:
         return error_response(400, 'the body must be {"points": N}')
     points = body["points"]

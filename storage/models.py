@@ -14,6 +14,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -42,9 +43,9 @@ class ResidentRow(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     telegram_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
-    city_account_id: Mapped[str] = mapped_column(String(64), index=True)
+    city_account_id: Mapped[str] = mapped_column(Text, index=True)  # the platform's: no limit
     account_level: Mapped[str] = mapped_column(String(16))
-    masked_name: Mapped[str] = mapped_column(String(64))
+    masked_name: Mapped[str] = mapped_column(Text)  # «Мария И.»: a first name has no limit
     access_token_enc: Mapped[bytes] = mapped_column(LargeBinary)
     refresh_token_enc: Mapped[bytes] = mapped_column(LargeBinary)
     token_expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -96,14 +97,15 @@ class PaymentIntentRow(Base):
     bill_ids: Mapped[list[str]] = mapped_column(JSON)
     requisites: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     amount: Mapped[int] = mapped_column(BigInteger)
-    method_id: Mapped[str | None] = mapped_column(String(64))
+    # The platform's ids and refusal reasons have no length limit in the contract: Text.
+    method_id: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    payment_id: Mapped[str | None] = mapped_column(String(64))
-    failure: Mapped[str | None] = mapped_column(String(32))
+    payment_id: Mapped[str | None] = mapped_column(Text)
+    failure: Mapped[str | None] = mapped_column(Text)
     confirmation_url: Mapped[str | None] = mapped_column(String(512))
     card_last4: Mapped[str | None] = mapped_column(String(4))
     external_charge_id: Mapped[str | None] = mapped_column(String(128))
-    fund_id: Mapped[str | None] = mapped_column(String(32))
+    fund_id: Mapped[str | None] = mapped_column(Text)
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
@@ -190,11 +192,11 @@ class AutopayRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     frequency: Mapped[str] = mapped_column(String(16))
     day: Mapped[int] = mapped_column(Integer)
-    method_id: Mapped[str] = mapped_column(String(64))
+    method_id: Mapped[str] = mapped_column(Text)  # the platform's ids: no length limit
     amount: Mapped[int | None] = mapped_column(BigInteger)
     limit: Mapped[int | None] = mapped_column(BigInteger)
-    fund_id: Mapped[str | None] = mapped_column(String(32))
-    fund_name: Mapped[str | None] = mapped_column(String(255))
+    fund_id: Mapped[str | None] = mapped_column(Text)
+    fund_name: Mapped[str | None] = mapped_column(Text)
     bill_kind: Mapped[str | None] = mapped_column(String(32))
     payer_code: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), index=True)

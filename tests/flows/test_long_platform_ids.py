@@ -12,19 +12,24 @@ still does its work with the real id."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sandbox import SandboxServer, open311_api
 from sandbox import cards as sandbox_cards
 from sandbox import funds as sandbox_funds
-from sandbox import open311_api
 from sandbox import themes as sandbox_themes
 from sandbox.conversation import Conversation
 from sandbox.data import FULL, BillStatus
 from sandbox.meters_api import METERS_KEY
 from sandbox.oauth import DATA_KEY
 from sandbox.payments_api import PAYMENTS_KEY
-from tests.flows.conftest import Harness
+from tests.conftest import POSTGRES_URL, fresh_engine
+from tests.contract.sandbox_client import FakeClock
+from tests.flows.conftest import Harness, _harness, settings_for
 from tests.flows.test_autopay_setup import SET_UP_AT, stored
 from tests.flows.test_charity_points_meters import linked
 from tests.flows.test_hostile_input import forge, forged_item, no_crash
@@ -73,7 +78,25 @@ async def _autopay_funds(harness: Harness) -> Conversation:
     return chat
 
 
-async def test_an_autopay_for_a_fund_with_a_long_id(harness: Harness, long_fund: str) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def both_databases(
+    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+) -> AsyncIterator[Harness]:
+    """The embedded SQLite and PostgreSQL: a long id must also fit the tables it is kept in
+    (PostgreSQL enforces the columns' lengths, SQLite does not)."""
+    overrides: dict[str, Any] = {}
+    if request.param == "postgres":
+        engine = await fresh_engine("postgres", tmp_path)
+        await engine.dispose()
+        overrides["database_url"] = POSTGRES_URL
+    async for h in _harness(settings_for(tmp_path, **overrides), sandbox, clock, request):
+        yield h
+
+
+async def test_an_autopay_for_a_fund_with_a_long_id(
+    both_databases: Harness, long_fund: str
+) -> None:
+    harness = both_databases
     chat = await _autopay_funds(harness)
     assert long_fund in chat.buttons, chat.buttons  # the list rendered (Telegram took it)
     _short_buttons(chat)
@@ -125,7 +148,8 @@ def _card_id(last4: str) -> str:
     )
 
 
-async def test_the_pay_step_with_long_card_ids(harness: Harness, long_card: None) -> None:
+async def test_the_pay_step_with_long_card_ids(both_databases: Harness, long_card: None) -> None:
+    harness = both_databases
     chat = await linked(harness)
     await chat.press("Мои счета")
     await chat.press(next(b for b in chat.buttons if b.startswith("Оплатить все")))

@@ -7,7 +7,6 @@ leaves it out (the bills still show), and so does one slower than `CHARITY_WAIT`
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any
 
 from aiogram import F
@@ -35,6 +34,7 @@ from domain.charity import PastDonation, past_donations
 from domain.errors import DomainError, RelinkRequired
 from domain.money import format_rub
 from domain.payable import Payable
+from handlers.buttons import item_ref
 from handlers.context import context_of
 from handlers.payments import Ctx, pay_bills, pay_data
 from handlers.ports import Texts
@@ -47,12 +47,10 @@ PICKED = "picked"
 REFS = "refs"  # dialog data: a bill's button reference → its id, for the bills last shown
 
 
-def bill_ref(bill_id: str) -> str:
-    """What a bill's button carries instead of its id: the platform's ids have no length limit
-    and callback data does (64 bytes), and a position would move when a bill is paid between
-    two taps (a pick kept by the Multiselect would then name another bill). 12 hex digits of
-    SHA-256: stable per bill, unique among one resident's bills in practice."""
-    return hashlib.sha256(bill_id.encode()).hexdigest()[:12]
+# What a bill's button carries instead of its id (`handlers.buttons.item_ref`): a position
+# would move when a bill is paid between two taps, and a pick kept by the Multiselect would
+# then name another bill.
+bill_ref = item_ref
 
 
 HELPED_SHOWN = 3  # funds under the bills, the latest first («Вы помогали» in charity has all)

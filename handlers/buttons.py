@@ -16,7 +16,9 @@ instead of an error:
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any
+import hashlib
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, TypeVar
 
 from aiogram import F
 from aiogram.exceptions import TelegramBadRequest
@@ -29,6 +31,24 @@ from pydantic import BeforeValidator, Field
 from handlers.ports import Texts
 
 MAX_ID = 2**63 - 1  # the largest PostgreSQL bigint: no row has a larger id
+T = TypeVar("T")
+
+
+def item_ref(item_id: str) -> str:
+    """What a list button carries for an item with a platform-given id: 12 hex digits of the
+    id's SHA-256. The platform's ids have no length limit and callback data does (64 bytes);
+    a position in the list would name another item once the list changed between drawing a
+    message and the tap on it (a card added, a fund gone) — money to a fund or from a card
+    the resident did not tap. A reference names the same item in every list, and one not in
+    the current list is refused (`by_ref` → None: the forged-button toast)."""
+    return hashlib.sha256(item_id.encode()).hexdigest()[:12]
+
+
+def by_ref(items: Iterable[T], ref: str, item_id: Callable[[T], str]) -> T | None:
+    """The item of `items` whose id's `item_ref` is `ref`; None when none is."""
+    return next((item for item in items if item_ref(item_id(item)) == ref), None)
+
+
 _MAX_ID_DIGITS = len(str(MAX_ID))
 
 

@@ -8,8 +8,10 @@ it is done, so nothing chosen in one set-up (a fund, an amount) can leak into th
 
 The platform's fund and card ids never go into a button (the contract sets no limit on their
 length, and Telegram refuses a whole message whose button carries over 64 bytes): those lists'
-buttons carry positions in the list shown, kept in dialog data; a position not shown is a
-forged or outdated button (a toast, nothing done).
+buttons carry the item's reference (`handlers.buttons.item_ref`), looked up in a ref → item map
+of the list drawn last, kept in dialog data. A reference names the same item in every list, so
+a tap on an older message picks what that button showed, or — when the item is no longer
+offered (or the button is forged) — gets a toast and nothing is done.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from domain.charity import funds
 from domain.errors import DomainError, NotFound
 from domain.limits import DEFAULT_LIMITS, AmountLimits, AmountTooLarge
 from domain.money import MoneyParseError, format_rub, has_foreign_digit, parse_rub
+from handlers.buttons import item_ref
 from handlers.payments import Ctx
 from handlers.ports import Texts
 from handlers.states import AutopaySG
@@ -398,14 +401,12 @@ async def on_service(_c: CallbackQuery, _w: Any, manager: DialogManager, kind: s
             await manager.switch_to(AutopaySG.frequency)
 
 
-def _shown(manager: DialogManager, key: str, item_id: str) -> Any:
-    """The entry at position `item_id` of the list kept under `key` in dialog data (what a
-    list's buttons carry: the platform's ids have no length limit in the contract, and
-    Telegram refuses a whole message whose button carries over 64 bytes); None for a
-    position not shown (forged or outdated)."""
-    shown: list[Any] = manager.dialog_data.get(key, [])
-    n = button_int(item_id)
-    return shown[n] if n is not None and n < len(shown) else None
+def _shown(manager: DialogManager, key: str, ref: str) -> Any:
+    """The entry for the reference `ref` (`item_ref` of a platform id: what a list's buttons
+    carry) in the ref → entry map kept under `key` in dialog data by the list's getter; None
+    for an item not in the list drawn last (forged, or no longer offered)."""
+    shown: dict[str, Any] = manager.dialog_data.get(key, {})
+    return shown.get(ref)
 
 
 async def _forged(callback: CallbackQuery, manager: DialogManager) -> None:
@@ -415,12 +416,12 @@ async def _forged(callback: CallbackQuery, manager: DialogManager) -> None:
 async def funds_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
     found = await funds(ctx.uow, ctx.city, ctx.city, ctx.linked, None)
-    dialog_manager.dialog_data["funds_shown"] = [[f.id, f.name] for f in found]
-    return {"funds": [(str(n), f.name) for n, f in enumerate(found)]}
+    dialog_manager.dialog_data["funds_shown"] = {item_ref(f.id): [f.id, f.name] for f in found}
+    return {"funds": [(item_ref(f.id), f.name) for f in found]}
 
 
 async def on_fund(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
-    """A fund (its item: the fund's position in the list shown)."""
+    """A fund (its item: the fund's `item_ref`, looked up among the funds offered now)."""
     fund = _shown(manager, "funds_shown", item_id)
     if fund is None:
         await _forged(callback, manager)
@@ -538,10 +539,13 @@ async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     ctx = Ctx(dialog_manager)
     suitable, confirming = await autopay_methods(ctx.uow, ctx.city, ctx.city, ctx.linked)
     dialog_manager.dialog_data["cards"] = {m.id: m.last4 for m in suitable}
-    dialog_manager.dialog_data["card_ids"] = [m.id for m in suitable]  # what positions mean
+    dialog_manager.dialog_data["card_ids"] = {item_ref(m.id): m.id for m in suitable}
     items = [
-        (str(n), ctx.tr.label("pay-method-button", brand=m.brand.capitalize(), last4=m.last4))
-        for n, m in enumerate(suitable)
+        (
+            item_ref(m.id),
+            ctx.tr.label("pay-method-button", brand=m.brand.capitalize(), last4=m.last4),
+        )
+        for m in suitable
     ]
     text = ctx.tr("autopay-card-ask" if items else "autopay-no-cards")
     if confirming:
@@ -551,7 +555,7 @@ async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
 
 
 async def on_method(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
-    """A card (its item: the card's position in the list shown)."""
+    """A card (its item: the card's `item_ref`, looked up among the cards offered now)."""
     method_id = _shown(manager, "card_ids", item_id)
     if method_id is None or method_id not in manager.dialog_data.get("cards", {}):
         await _forged(callback, manager)

@@ -34,12 +34,12 @@ from domain.charity import PastDonation, past_donations
 from domain.errors import DomainError, RelinkRequired
 from domain.money import format_rub
 from domain.payable import Payable
-from handlers.buttons import item_ref
+from handlers.buttons import by_ref, item_ref
 from handlers.context import context_of
 from handlers.payments import Ctx, pay_bills, pay_data
 from handlers.ports import Texts
 from handlers.states import BillsSG, CharitySG, PaySG
-from handlers.texts import MOSCOW, button_int, error_key, format_date, shorten
+from handlers.texts import MOSCOW, error_key, format_date, shorten
 from handlers.widgets import HintOnText, Html, Tr, body
 
 PAGE_SIZE = 5
@@ -156,10 +156,11 @@ async def list_getter(dialog_manager: DialogManager, **kwargs: Any) -> dict[str,
     names = [shorten(name, FUND_NAME_SHOWN) for _, name in helped]
     funds = Markup(", ").join(tr("bills-charity-fund", name=name) for name in names)
     shown["charity"] = tr("bills-charity", funds=funds) if helped else ""
-    # A button carries the fund's position in the list shown, never the platform's id (no
-    # limit on its length in the contract; Telegram refuses callback data over 64 bytes).
+    # A button carries the fund's `item_ref`, never the platform's id (no limit on its length
+    # in the contract; Telegram refuses callback data over 64 bytes) nor a position.
     shown["helped"] = [
-        (str(n), tr.label("bills-charity-again", name=name)) for n, name in enumerate(names)
+        (item_ref(fund_id), tr.label("bills-charity-again", name=name))
+        for (fund_id, _), name in zip(helped, names, strict=True)
     ]
     return shown
 
@@ -167,17 +168,16 @@ async def list_getter(dialog_manager: DialogManager, **kwargs: Any) -> dict[str,
 async def on_help_again(
     callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str
 ) -> None:
-    """«Помочь ещё раз» under the bills (its item: the fund's position in the list shown): the
+    """«Помочь ещё раз» under the bills (its item: the fund's `item_ref` in the list shown): the
     fund's donation with the last amount, the same pay step as the charity menu's. Checked
-    against the resident's own history: a forged or outdated position gets the toast and
-    starts nothing."""
+    against the resident's own history: a forged button, or one of a fund no longer listed,
+    gets the toast and starts nothing."""
     ctx = context_of(manager)
-    helped = manager.dialog_data.get(HELPED, [])
-    n = button_int(item_id)
-    if n is None or n >= len(helped):
+    found = by_ref(manager.dialog_data.get(HELPED, []), item_id, lambda pair: str(pair[0]))
+    if found is None:
         await callback.answer(ctx.tr.label("error-forged-button"))
         return
-    fund_id = helped[n][0]
+    fund_id = found[0]
     last = {d.fund_id: d for d in await past_donations(*ctx.acting)}.get(fund_id)
     if last is None:
         await callback.answer(ctx.tr.label("error-forged-button"))

@@ -4,8 +4,10 @@ amounts as buttons or «Другая сумма» (50 ₽ minimum), the pay step
 
 The platform's ids (categories, funds) never go into a button: the contract sets no limit on
 their length, and Telegram refuses a whole message whose button carries over 64 bytes. A list's
-buttons carry positions in the list shown, kept in dialog data; a position not shown is a
-forged or outdated button (a toast, nothing done)."""
+buttons carry the item's reference (`handlers.buttons.item_ref`), looked up among the ids of the
+list drawn last, kept in dialog data: a tap on an older message names the item that button
+showed (a position would name what is there now), and an item no longer in the list, or a
+forged button, gets a toast and nothing is done."""
 
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from domain.charity import (
 from domain.errors import DomainError
 from domain.money import format_rub, has_foreign_digit
 from domain.payable import Payable
+from handlers.buttons import by_ref, item_ref
 from handlers.context import context_of
 from handlers.payments import pay_data
 from handlers.states import CharitySG, PaySG
@@ -64,20 +67,19 @@ async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     except DomainError as error:
         return {"error": ctx.tr(error_key(error)), "categories": [], "helped": False}
     labels = [
-        (str(n), ctx.tr.label("charity-category", title=c.title, count=c.count))
-        for n, c in enumerate(categories)
+        (item_ref(c.id), ctx.tr.label("charity-category", title=c.title, count=c.count))
+        for c in categories
     ]
     dialog_manager.dialog_data["category_ids"] = [c.id for c in categories]
     dialog_manager.dialog_data["titles"] = {c.id: c.title for c in categories}
     return {"categories": labels, "helped": bool(helped), "error": ""}
 
 
-def _shown(manager: DialogManager, key: str, item_id: str) -> str | None:
-    """The platform's id at position `item_id` of the list kept under `key`; None for a
-    position not shown (forged or outdated)."""
+def _shown(manager: DialogManager, key: str, ref: str) -> str | None:
+    """The platform's id whose `item_ref` is `ref` in the list of ids kept under `key`; None
+    for an id not in the list drawn last (forged, or no longer offered)."""
     shown: list[str] = manager.dialog_data.get(key, [])
-    n = button_int(item_id)
-    return shown[n] if n is not None and n < len(shown) else None
+    return by_ref(shown, ref, str)
 
 
 async def _forged(callback: CallbackQuery, manager: DialogManager) -> None:
@@ -111,7 +113,7 @@ async def funds_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     dialog_manager.dialog_data["fund_ids"] = [f.id for f in found]
     return {
         "title": ctx.tr("charity-funds", category=title),
-        "funds": [(str(n), f.name) for n, f in enumerate(found)],
+        "funds": [(item_ref(f.id), f.name) for f in found],
     }
 
 
@@ -194,17 +196,17 @@ async def helped_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     ]
     again = [
         (
-            str(n),
+            item_ref(d.fund_id),
             f"{d.fund_name}: " + ctx.tr.label("charity-again", amount=format_rub(d.last_amount)),
         )
-        for n, d in enumerate(donations)
+        for d in donations
     ]
     dialog_manager.dialog_data["helped_ids"] = [d.fund_id for d in donations]
     return {"text": Markup("\n").join(lines), "again": again}
 
 
 async def on_again(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
-    """«Помочь ещё раз» (its item: the fund's position in the list shown): the same fund, the
+    """«Помочь ещё раз» (its item: the fund's `item_ref` in the list shown): the same fund, the
     last amount preselected — checked against the resident's own history, so a forged or
     outdated button repeats nothing."""
     ctx = context_of(manager)

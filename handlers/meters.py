@@ -3,7 +3,8 @@ before sending (a plain number within what the dial shows, not below the last on
 jump is confirmed); outside the window the bot says when it opens; after acceptance the points
 credited are shown. A reading sent this period can be corrected while the window is open
 («Исправить показание»): the value is replaced, no points are credited again. A meter's
-button carries its position in the list shown, never the platform's id (any length)."""
+button carries the meter's reference (`handlers.buttons.item_ref`), never the platform's id
+(any length) nor a position (it would name another meter once the list changed)."""
 
 from __future__ import annotations
 
@@ -42,10 +43,11 @@ from domain.meters import (
     submit_reading,
 )
 from domain.money import has_foreign_digit
+from handlers.buttons import by_ref, item_ref
 from handlers.context import ResidentContext, context_of
 from handlers.ports import Texts
 from handlers.states import MetersSG
-from handlers.texts import button_int, error_key, format_date
+from handlers.texts import error_key, format_date
 from handlers.widgets import HintOnText, Tr, body
 
 KIND_KEYS = {
@@ -127,24 +129,21 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         else:
             status = tr("meters-window-closed", opens_on=format_date(meter.window.opens_on))
         lines.append(line + "\n" + status)
-    # A button carries the meter's position in the list shown, never the platform's id (no
-    # limit on its length in the contract; Telegram refuses callback data over 64 bytes).
+    # A button carries the meter's `item_ref`, never the platform's id (no limit on its
+    # length in the contract; Telegram refuses callback data over 64 bytes).
     dialog_manager.dialog_data[SHOWN] = [m.id for m in meters]
-    buttons = [
-        (str(n), f"{tr.label(KIND_KEYS[m.kind])} № {m.serial}") for n, m in enumerate(meters)
-    ]
+    buttons = [(item_ref(m.id), f"{tr.label(KIND_KEYS[m.kind])} № {m.serial}") for m in meters]
     return {"text": Markup("\n\n").join(lines), "meters": buttons}
 
 
 async def on_meter(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
-    """A meter (its item: the meter's position in the list shown); a position not shown is a
+    """A meter (its item: the meter's `item_ref`); a meter not in the list drawn last is a
     forged or outdated button: the toast, nothing opened."""
-    shown: list[str] = manager.dialog_data.get(SHOWN, [])
-    n = button_int(item_id)
-    if n is None or n >= len(shown):
+    meter_id = by_ref(manager.dialog_data.get(SHOWN, []), item_id, str)
+    if meter_id is None:
         await callback.answer(context_of(manager).tr.label("error-forged-button"))
         return
-    manager.dialog_data[METER] = shown[n]
+    manager.dialog_data[METER] = meter_id
     manager.dialog_data.pop(CORRECTION, None)
     await manager.switch_to(MetersSG.input)
 

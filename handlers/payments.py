@@ -2,8 +2,10 @@
 result and the receipt. Started with {"bill_ids": [...]}, {"requisites": {...}, "amount": N}
 or {"fund_id": ..., "fund_name": ..., "amount": N} (a donation).
 
-A saved card's button carries its position in the list kept in dialog data, never the
-platform's id (any length: Telegram refuses a whole message over 64 bytes of callback data)."""
+A saved card's button carries the card's reference (`handlers.buttons.item_ref`), looked up
+in the list kept in dialog data, never the platform's id (any length: Telegram refuses a whole
+message over 64 bytes of callback data) nor a position (it would name another card once the
+list changed)."""
 
 from __future__ import annotations
 
@@ -45,10 +47,11 @@ from domain.payments import (
 from domain.points import epd_cashback
 from domain.ports import City, UnitOfWork
 from domain.sessions import ResidentSession
+from handlers.buttons import by_ref, item_ref
 from handlers.ports import Texts
 from handlers.states import AutopaySG, MenuSG, PaySG
 from handlers.telegram_pay import send_invoice
-from handlers.texts import button_int, error_key, error_text, format_datetime, format_time
+from handlers.texts import error_key, error_text, format_datetime, format_time
 from handlers.widgets import HintOnText, Tr, body
 
 INVOICE_SENT = "invoice_sent"
@@ -333,18 +336,17 @@ async def on_check(_callback: CallbackQuery, _button: Button, manager: DialogMan
 
 def _chosen_method(manager: DialogManager, item_id: str) -> tuple[bool, str | None]:
     """What a «card» button means: (shown, method id). A saved card's button carries its
-    position in the list shown, never the platform's id (no length limit in the contract;
-    Telegram refuses a whole message whose button carries over 64 bytes); «new» is a new
-    card (None), `TELEGRAM_METHOD` a Telegram invoice when offered."""
+    `item_ref`, found among the cards kept in dialog data (never the platform's id: no length
+    limit in the contract, and Telegram refuses a whole message whose button carries over 64
+    bytes); «new» is a new card (None), `TELEGRAM_METHOD` a Telegram invoice when offered."""
     if item_id == "new":
         return True, None
     if item_id == TELEGRAM_METHOD:
         return bool(manager.dialog_data.get("telegram")), TELEGRAM_METHOD
-    methods = manager.dialog_data.get("methods", [])
-    n = button_int(item_id)
-    if n is None or n >= len(methods):
+    method = by_ref(manager.dialog_data.get("methods", []), item_id, lambda m: str(m[0]))
+    if method is None:
         return False, None
-    return True, str(methods[n][0])
+    return True, str(method[0])
 
 
 async def on_method(
@@ -401,8 +403,8 @@ async def on_autopay(_c: CallbackQuery, _b: Button, manager: DialogManager) -> N
 async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     tr: Texts = dialog_manager.middleware_data["tr"]
     methods = [
-        (str(n), tr.label("pay-method-button", brand=brand, last4=last4))
-        for n, (_mid, brand, last4) in enumerate(dialog_manager.dialog_data.get("methods", []))
+        (item_ref(mid), tr.label("pay-method-button", brand=brand, last4=last4))
+        for mid, brand, last4 in dialog_manager.dialog_data.get("methods", [])
     ]
     if dialog_manager.dialog_data.get("telegram"):
         methods.append((TELEGRAM_METHOD, tr.label("pay-method-telegram-button")))

@@ -5,10 +5,13 @@ a review with edit buttons, a duplicate hint, and the report's number and answer
 The draft lives in the database and is saved after every step, so a restart or /start loses
 nothing; coming back offers to continue or discard it.
 
-Theme, place and choice buttons carry positions in the list shown (kept in dialog data), never
+Theme, group, place and choice buttons carry references (`handlers.buttons.item_ref`), never
 the platform's codes or keys: nothing bounds their length for Telegram's 64 bytes of callback
-data, and one too long made Telegram refuse the whole message. A position not shown gets the
-forged-button toast."""
+data, and one too long made Telegram refuse the whole message. Nor positions: a tap on an older
+message (an earlier search, another question) would pick what the list shown NOW has there. A
+reference is looked up in the list shown now; one not there gets the forged-button toast. A
+choice's reference is of its question's code and its key, so a choice of another question is
+never taken for one of the question asked."""
 
 from __future__ import annotations
 
@@ -72,14 +75,14 @@ from domain.reports import (
     typed_answer,
     unanswered,
 )
+from handlers.buttons import by_ref, item_ref
 from handlers.payments import Ctx
 from handlers.states import ReportSG
-from handlers.texts import button_int, error_key, format_date, whole
+from handlers.texts import error_key, format_date, whole
 from handlers.widgets import HintOnText, Html, Paged, PagerRow, SelectIds, Tr, body
 
 THEMES_PAGE = 8
 EDITING = "editing"  # set while a field is changed from the review: its step returns there
-CHOICES = "choice_keys"  # [question code, [choice keys]]: what the choice buttons' positions mean
 
 
 async def _draft(ctx: Ctx) -> Draft:
@@ -149,16 +152,15 @@ async def on_theme_query(message: Message, _w: MessageInput, manager: DialogMana
 
 async def results_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     results = dialog_manager.dialog_data.get("results", [])
-    return {"themes": [(str(n), name) for n, (_code, name) in enumerate(results)]}
+    return {"themes": [(item_ref(code), name) for code, name in results]}
 
 
-def _shown_code(manager: DialogManager, key: str, item_id: str) -> str | None:
-    """The theme code at position `item_id` of the list kept under `key` ([code, name]
-    pairs); None for a position not shown. Buttons carry positions, never the platform's
-    codes: nothing bounds their length for Telegram's 64 bytes of callback data."""
+def _shown_code(manager: DialogManager, key: str, ref: str) -> str | None:
+    """The theme code whose `item_ref` is `ref` in the list kept under `key` ([code, name]
+    pairs); None for a theme not in that list (forged, or of an older list)."""
     shown: list[list[str]] = manager.dialog_data.get(key, [])
-    n = button_int(item_id)
-    return str(shown[n][0]) if n is not None and n < len(shown) else None
+    found = by_ref(shown, ref, lambda pair: str(pair[0]))
+    return None if found is None else str(found[0])
 
 
 async def _forged(callback: CallbackQuery, manager: DialogManager) -> None:
@@ -166,14 +168,14 @@ async def _forged(callback: CallbackQuery, manager: DialogManager) -> None:
 
 
 async def on_result(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
-    """A theme found by the search (its item: the position among the results)."""
+    """A theme found by the search (its item: the theme's `item_ref` among the results)."""
     await _pick_theme(callback, manager, _shown_code(manager, "results", item_id))
 
 
 async def on_group_theme(
     callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str
 ) -> None:
-    """A theme of the group browsed (its item: the position in the group's list shown)."""
+    """A theme of the group browsed (its item: the theme's `item_ref` in the group's list)."""
     await _pick_theme(callback, manager, _shown_code(manager, "group_themes", item_id))
 
 
@@ -181,7 +183,7 @@ async def _pick_theme(callback: CallbackQuery, manager: DialogManager, code: str
     ctx = Ctx(manager)
     theme = next((t for t in await ctx.city.themes() if t.code == code), None)
     if code is None or theme is None:
-        await _forged(callback, manager)  # not a position shown, or no longer offered
+        await _forged(callback, manager)  # not a theme shown, or no longer offered
         return
     draft = await _draft(ctx)
     choose_theme(draft, theme)
@@ -192,15 +194,18 @@ async def groups_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     ctx = Ctx(dialog_manager)
     today = moscow_date(ctx.clock())
     groups = sorted({t.group for t in await ctx.city.themes() if t.in_season(today)})
-    return {"groups": [(str(n), g) for n, g in enumerate(groups)]}
+    return {"groups": [(item_ref(g), g) for g in groups]}
 
 
-async def on_group(_c: CallbackQuery, _w: Any, manager: DialogManager, index: str) -> None:
+async def on_group(callback: CallbackQuery, _w: Any, manager: DialogManager, ref: str) -> None:
+    """A group (its item: the group name's `item_ref`, among the groups in season now)."""
     data = await groups_getter(manager)
-    groups = dict(data["groups"])
-    if index in groups:
-        manager.dialog_data["group"] = groups[index]
-        await manager.switch_to(ReportSG.group_themes)
+    group = by_ref((name for _ref, name in data["groups"]), ref, str)
+    if group is None:
+        await _forged(callback, manager)
+        return
+    manager.dialog_data["group"] = group
+    await manager.switch_to(ReportSG.group_themes)
 
 
 async def group_themes_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -216,7 +221,7 @@ async def group_themes_getter(dialog_manager: DialogManager, **_: Any) -> dict[s
         key=lambda item: item[1],
     )
     dialog_manager.dialog_data["group_themes"] = themes
-    return {"group": group or "", "themes": [(str(n), name) for n, (_c, name) in enumerate(themes)]}
+    return {"group": group or "", "themes": [(item_ref(code), name) for code, name in themes]}
 
 
 # --- place --------------------------------------------------------------------------------
@@ -278,17 +283,25 @@ async def on_place_other(message: Message, _w: MessageInput, manager: DialogMana
 async def places_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     places = dialog_manager.dialog_data.get("places", [])
     return {
-        "places": [(str(n), p[0]) for n, p in enumerate(places)],
+        "places": [(item_ref(_place_key(p)), p[0]) for p in places],
         "outside": bool(dialog_manager.dialog_data.get("outside")),
     }
 
 
-async def on_pick_place(_c: CallbackQuery, _w: Any, manager: DialogManager, index: str) -> None:
-    places = manager.dialog_data.get("places", [])
-    number = button_int(index)
-    if number is None or number >= len(places):
-        return  # a forged or mangled index: nothing is picked
-    address, lat, long = places[number]
+def _place_key(place: list[Any]) -> str:
+    """What a place's reference is of: its address and point (places have no id); a new search
+    replaces the list, so a button of an older message names its own place or none."""
+    address, lat, long = place
+    return f"{lat},{long},{address}"
+
+
+async def on_pick_place(callback: CallbackQuery, _w: Any, manager: DialogManager, ref: str) -> None:
+    """A place found (its item: the place's `item_ref` among the places found last)."""
+    place = by_ref(manager.dialog_data.get("places", []), ref, _place_key)
+    if place is None:
+        await _forged(callback, manager)  # forged, or of an earlier search: nothing is picked
+        return
+    address, lat, long = place
     await _placed(Ctx(manager), Place(address=address, point=Point(lat, long)))
 
 
@@ -467,13 +480,15 @@ async def question_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
         lines.append(tr("report-attr-current", answer=shown_answer(question, answer)))
     mark = "\N{WHITE HEAVY CHECK MARK} "
     multi = question.datatype == "multivaluelist"
-    # A choice's button carries its position, never the platform's key (any length).
-    dialog_manager.dialog_data[CHOICES] = [question.code, [c.key for c in question.choices]]
+    # A choice's button carries a reference of its question and key, never the key (any length).
     return {
         "text": Markup("\n").join(lines),
         "choices": [
-            (str(n), (mark if c.key in answer else "") + c.name)
-            for n, c in enumerate(question.choices)
+            (
+                item_ref(_choice_key(question.code, c.key)),
+                (mark if c.key in answer else "") + c.name,
+            )
+            for c in question.choices
         ],
         "is_list": question.is_list,
         "multi_done": multi and (bool(answer) or not question.required),
@@ -482,18 +497,29 @@ async def question_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
     }
 
 
+def _choice_key(question_code: str, choice_key: str) -> str:
+    """What a choice's reference is of: its question too, so that a choice button of an older
+    question never answers the question asked now (keys repeat across questions: «yes»)."""
+    return f"{question_code}\n{choice_key}"
+
+
 async def on_choice(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
-    """A choice of the question shown (its item: the choice's position); a position not
-    shown, or one of a question no longer asked, gets the toast and changes nothing."""
+    """A choice of the question asked now (its item: the `item_ref` of the question's code and
+    the choice's key); a choice not offered, or one of another question (an older message),
+    gets the toast and changes nothing."""
     ctx = Ctx(manager)
     draft = await _draft(ctx)
     question = await _current(ctx, draft)
-    asked, keys = manager.dialog_data.get(CHOICES) or [None, []]
-    n = button_int(item_id)
-    if question is None or asked != question.code or n is None or n >= len(keys):
+    code = question.code if question is not None else ""
+    choice = (
+        None
+        if question is None
+        else by_ref(question.choices, item_id, lambda c: _choice_key(code, c.key))
+    )
+    if question is None or choice is None:
         await _forged(callback, manager)
         return
-    if choose(question, draft, keys[n]) is not None:
+    if choose(question, draft, choice.key) is not None:
         return  # a key the question no longer offers: nothing changes
     if question.datatype == "multivaluelist":
         await keep_draft(ctx.uow, ctx.linked, draft, ctx.clock())  # toggled: still asking

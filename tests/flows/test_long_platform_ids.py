@@ -2,8 +2,10 @@
 whole message whose inline button carries callback data over 64 bytes (BUTTON_DATA_INVALID;
 the strict double does too), and the contract sets no limit on a fund's, a saved card's or a
 meter's id, on a theme code's letters or on a question's choice keys. So the lists of funds
-and cards (autopay set-up, the pay step), meters, themes and choices carry positions in the
-list shown; the handler looks the id up, and a position not shown gets the forged-button toast.
+and cards (autopay set-up, the pay step), meters, themes and choices carry references (12 hex
+digits of the id's SHA-256, `handlers.buttons.item_ref`); the handler looks the reference up in
+the list as it is now, and one not there (forged: zeros, a position, not hex, another
+resident's item) gets the forged-button toast.
 
 Each test serves a 100-character id (Cyrillic, with «:» and «|») from the sandbox and checks
 that the screen renders, that no button carries more than 64 bytes, and that the button
@@ -18,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from handlers.buttons import item_ref
 from sandbox import SandboxServer, open311_api
 from sandbox import cards as sandbox_cards
 from sandbox import funds as sandbox_funds
@@ -113,8 +116,12 @@ async def test_an_autopay_for_a_fund_with_a_long_id(
     assert_clean(chat)
 
 
-@pytest.mark.parametrize("item", ["1000", "-1", "+1", "١", ""])
-async def test_an_autopay_fund_position_not_shown_gets_the_toast(
+# References no list holds: zeros, a position (what buttons carried before), not hex, too short.
+NOT_SHOWN = ["0" * 12, "1", "zzzzzzzzzzzz", "١" * 12, "", "0" * 11]
+
+
+@pytest.mark.parametrize("item", [*NOT_SHOWN, item_ref("no-such-fund")])
+async def test_an_autopay_fund_reference_not_shown_gets_the_toast(
     harness: Harness, item: str
 ) -> None:
     chat = await _autopay_funds(harness)
@@ -168,8 +175,8 @@ async def test_the_pay_step_with_long_card_ids(both_databases: Harness, long_car
     assert_clean(chat)
 
 
-@pytest.mark.parametrize("item", ["4", "99", "-0", "١", "pm-full-4242"])
-async def test_a_card_position_not_shown_gets_the_toast(harness: Harness, item: str) -> None:
+@pytest.mark.parametrize("item", [*NOT_SHOWN, "pm-full-4242", item_ref("pm-std-4242")])
+async def test_a_card_reference_not_shown_gets_the_toast(harness: Harness, item: str) -> None:
     chat = await linked(harness)
     await chat.press("Мои счета")
     await chat.press(next(b for b in chat.buttons if b.startswith("Оплатить все")))
@@ -195,10 +202,12 @@ async def test_an_autopays_card_with_a_long_id(harness: Harness, long_card: None
     assert "Автоплатёж подключён" in (await chat.press("Подключить")).text
     [autopay] = await stored(harness, chat)
     assert autopay.method_id == _card_id("4242")
-    # «Сменить карту» over the same long ids, and a forged position there.
+    # «Сменить карту» over the same long ids, and a forged reference there (another
+    # resident's card).
     await chat.press(next(b for b in chat.buttons if "150" in b))  # back on the list: its card
     await chat.press("💳 Сменить карту")
-    reply = await forge(chat, forged_item(chat, "Visa •• 4242", "7"))
+    _short_buttons(chat)
+    reply = await forge(chat, forged_item(chat, "Visa •• 4242", item_ref("pm-std-4242")))
     assert [a.text for a in reply.callback_answers] == [FORGED]
     [autopay] = await stored(harness, chat)
     assert autopay.method_id == _card_id("4242")
@@ -232,8 +241,8 @@ async def test_a_meter_with_a_long_id(harness: Harness, long_meter: str) -> None
     assert len(book.meters[LONG_ID].readings) == 4  # three seeded, one sent now
 
 
-@pytest.mark.parametrize("item", ["3", "99", "M-3101", "١"])
-async def test_a_meter_position_not_shown_gets_the_toast(harness: Harness, item: str) -> None:
+@pytest.mark.parametrize("item", [*NOT_SHOWN, "M-3101", item_ref("M-2101")])
+async def test_a_meter_reference_not_shown_gets_the_toast(harness: Harness, item: str) -> None:
     chat = await linked(harness)
     await in_the_window(harness)
     await chat.press("Показания счётчиков")
@@ -313,14 +322,15 @@ async def test_a_theme_with_a_long_code_from_its_group(harness: Harness, long_th
         await chat.press("›")
     assert PLAYGROUND in chat.buttons, chat.buttons
     _short_buttons(chat)
-    reply = await forge(chat, forged_item(chat, PLAYGROUND, "99"))
+    reply = await forge(chat, forged_item(chat, PLAYGROUND, "0" * 12))
     assert [a.text for a in reply.callback_answers] == [FORGED]
     await chat.press(PLAYGROUND)
     assert "Где это?" in chat.last_text
 
 
-@pytest.mark.parametrize("item", ["5", "99", "slide", "-1", "١"])
-async def test_a_theme_or_choice_position_not_shown_gets_the_toast(
+# «slide» and its bare reference: a choice's reference is of its question's code and its key.
+@pytest.mark.parametrize("item", [*NOT_SHOWN, "slide", item_ref("slide")])
+async def test_a_theme_or_choice_reference_not_shown_gets_the_toast(
     harness: Harness, item: str
 ) -> None:
     chat = await linked(harness)

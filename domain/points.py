@@ -16,22 +16,18 @@ domain/money.py, without kopecks):
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import ParamSpec, TypeVar
 
 from domain.accounts import AccountLevel, Resident
-from domain.errors import DomainError, NotFound
+from domain.errors import DomainError
 from domain.meters import POINTS_BY_LEVEL, MeterKind, open_window, upcoming_window
 from domain.money import ASCII_DIGITS, GROUP_SPACES, has_foreign_digit
 from domain.ports import CityAuth, CityCharity, UnitOfWork
 from domain.sessions import ResidentSession
 
 EPD_CASHBACK_PERCENT = 5
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,27 +186,3 @@ async def transfer_points(
     """Points to a fund. The key is made when the confirmation is shown, so pressing
     «Подтвердить» twice sends the same key and the platform debits once."""
     return await city.transfer_points(ResidentSession(resident, auth, uow), key, fund_id, points)
-
-
-def refused_as_none(
-    call: Callable[P, Awaitable[T]], *refusals: type[DomainError]
-) -> Callable[P, Awaitable[T | None]]:
-    """`call` with its `refusals` (the platform's answers that nothing was made) coming back as
-    None; every other error is raised as `call` raises it. Makes the settling of an operation
-    whose answer was lost, sent again under its own key (`settle_transfer`, `settle_exchange`)."""
-
-    async def settled(*args: P.args, **kwargs: P.kwargs) -> T | None:
-        try:
-            return await call(*args, **kwargs)
-        except refusals:
-            return None
-
-    return settled
-
-
-# A transfer whose answer was lost, sent again under its own key and amount (`transfer_points`'s
-# arguments): the transfer (a replay of the one made then, or made now — the resident confirmed
-# it), or None when the platform refused it (404 unknown fund, 409 `insufficient_points`: nothing
-# was made under the key, which is free to drop). Raises CityUnavailable (and any other
-# DomainError) while the outcome is still unknown: the key must be kept.
-settle_transfer = refused_as_none(transfer_points, InsufficientPoints, NotFound)

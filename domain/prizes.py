@@ -13,8 +13,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from domain.accounts import Resident
-from domain.errors import DomainError, NotFound
-from domain.points import InsufficientPoints, refused_as_none
+from domain.errors import DomainError
 from domain.ports import CityAuth, CityPrizes, UnitOfWork
 from domain.sessions import ResidentSession
 
@@ -128,17 +127,6 @@ async def exchange_prize(
     when the confirmation is shown. Raises InsufficientPoints, PrizeOutOfStock, PriceChanged,
     NotFound, CityUnavailable (no answer: pressing again sends the same key)."""
     return await city.exchange_prize(ResidentSession(resident, auth, uow), key, prize_id, price)
-
-
-# An exchange whose answer was lost, sent again under its own key with the price the resident
-# confirmed (`exchange_prize`'s arguments): the exchange (a replay of the one made then, or made
-# now — the resident confirmed it), or None when the platform refused it (404, 409
-# `price_changed`, `out_of_stock`, `insufficient_points`: nothing was made under the key, which
-# is free to drop). Raises CityUnavailable (and any other DomainError) while the outcome is still
-# unknown: the key must be kept.
-settle_exchange = refused_as_none(
-    exchange_prize, InsufficientPoints, PrizeOutOfStock, PriceChanged, NotFound
-)
 
 
 async def my_prizes(

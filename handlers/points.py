@@ -6,8 +6,6 @@ when the confirmation is shown and kept until the platform's answer is known) an
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from enum import Enum
 from typing import Any, TypeVar
 
 from aiogram import F
@@ -28,9 +26,7 @@ from aiogram_dialog.widgets.kbd import (
 from aiogram_dialog.widgets.kbd.select import OnItemClick
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
-from pydantic import TypeAdapter, ValidationError
 
-from domain.accounts import Resident
 from domain.charity import funds
 from domain.errors import DomainError, NotFound
 from domain.meters import MeterKind, moscow_date, resident_meters
@@ -42,31 +38,26 @@ from domain.points import (
     PointsParseError,
     PointsProblem,
     TipKind,
-    Transfer,
     how_to_earn_now,
     parse_points,
     points_account,
-    settle_transfer,
     transfer_points,
 )
-from domain.ports import City, UnitOfWork
 from domain.prizes import (
     CATALOGUE_CATEGORIES,
     PriceChanged,
     PrizeCategory,
-    PrizeExchange,
     PrizeOutOfStock,
     exchange_prize,
     my_prizes,
     prize,
     prizes,
-    settle_exchange,
     shortfall,
 )
-from handlers.buttons import ButtonId
+from handlers.buttons import by_ref, item_ref
 from handlers.context import ResidentContext, context_of
 from handlers.states import MetersSG, PointsSG
-from handlers.texts import button_int, error_key, format_date, format_datetime, whole
+from handlers.texts import error_key, format_date, format_datetime, whole
 from handlers.widgets import HintOnText, Tr, body
 
 CATEGORY_KEYS = {
@@ -77,7 +68,6 @@ CATEGORY_KEYS = {
     PrizeCategory.OTHER: "prizes-category-other",
 }
 PRIZES_PAGE = 6
-_PRIZE_ID: TypeAdapter[int] = TypeAdapter(ButtonId)
 T = TypeVar("T")
 
 
@@ -87,21 +77,18 @@ T = TypeVar("T")
 # (with what it was sent with) is kept in the chat's aiogram FSM data — outside every dialog:
 # aiogram-dialog keeps its stacks under other destinies, and nothing in handlers/ clears this
 # data, so closing the dialog, /start and a restart keep it (unlinking forgets it with the rest
-# of the chat's state). It is written before the call and dropped once the outcome is known;
-# until then it is sent again (the same key and body: the platform replays the answer, never
-# debits twice) before any new key is made for the same prize or fund, and whenever «Баллы»,
-# the catalogue or «Мои призы» opens. Layout: {"unsettled": {account id: {kind: {target id:
+# of the chat's state). It is written before the call and dropped once the outcome is known.
+# It is never sent again on its own (opening a screen is not a confirmation): it is sent again
+# only when the resident repeats the same operation and confirms it — the same prize (at the
+# price it was sent with), the same fund and amount — under the same key and body, so the
+# platform replays the answer and never debits twice. Until then «Баллы», the catalogue and
+# «Мои призы» say its outcome is unknown, with «Забыть» (after a warning) to drop it.
+# Layout: {"unsettled": {account id: {kind: {target id:
 # {"key", "amount", "name"}}}}}, at most one per prize or fund.
 
 UNSETTLED = "unsettled"
 PRIZE = "prize"
 TRANSFER = "transfer"
-
-
-class Still(Enum):
-    """A kept operation sent again without an answer (or none kept): still unknown."""
-
-    UNKNOWN = "unknown"
 
 
 def _state(manager: DialogManager) -> FSMContext:
@@ -145,101 +132,96 @@ async def _change(
     await state.update_data({UNSETTLED: everyone})
 
 
-Settle = Callable[[UnitOfWork, City, City, Resident, str, str, int], Awaitable[T | None]]
+PENDING_KEYS = {TRANSFER: "points-transfer-pending", PRIZE: "prizes-pending"}
+FORGETTING = "forgetting"  # dialog data: the «Забыть» pressed, its warning shown
 
 
-async def _settle(
-    manager: DialogManager, kind: str, target: str, settle: Settle[T]
-) -> T | Still | None:
-    """Send again with `settle` (`settle_exchange`, `settle_transfer`) the unknown operation of
-    `kind` kept for `target` (a prize's or a fund's id): what it made, None (refused: nothing
-    made), Still.UNKNOWN when none is kept or the city still does not answer (kept)."""
-    record = (await _unsettled(manager, kind)).get(target)
-    if record is None:
-        return Still.UNKNOWN
-    ctx = context_of(manager)
-    try:
-        done = await settle(*ctx.acting, record["key"], target, record["amount"])
-    except DomainError:
-        return Still.UNKNOWN  # the key stays
-    await _drop(manager, kind, target)
-    return done
+def _kept_text(ctx: ResidentContext, kind: str, record: dict[str, Any]) -> Markup:
+    points = ctx.tr("points-count", count=record["amount"])
+    return ctx.tr(PENDING_KEYS[kind], name=record["name"], points=points)
 
 
-async def _settled(
-    manager: DialogManager, kind: str, settle: Settle[T]
-) -> AsyncIterator[tuple[str, T | None]]:
-    """Every unknown operation of `kind` of the resident sent again (`_settle`); for each whose
-    outcome became known, its kept name and what it made (None: refused)."""
-    for target, record in (await _unsettled(manager, kind)).items():
-        done = await _settle(manager, kind, target, settle)
-        if not isinstance(done, Still):
-            yield record["name"], done
-
-
-async def _made_or_unknown(
-    manager: DialogManager,
-    kind: str,
-    target: str,
-    settle: Settle[T],
-    told: Callable[[ResidentContext, T], Markup],
-    unknown: str,
-) -> Markup | None:
-    """The kept operation for `target` sent again before a new key is made: what to tell when
-    it was made (`told`) or is still unknown (the `unknown` text) — no new operation then —,
-    None when it was refused (nothing made: go on)."""
-    done = await _settle(manager, kind, target, settle)
-    if done is None:
-        return None
-    ctx = context_of(manager)
-    return ctx.tr(unknown) if isinstance(done, Still) else told(ctx, done)
-
-
-async def _settle_prizes(manager: DialogManager) -> list[Markup]:
-    """Every unknown exchange of the resident sent again; what became known, as lines."""
-    ctx = context_of(manager)
+async def _kept_ops(manager: DialogManager, kinds: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """(button item: the kind's letter and `item_ref` of the target, kind, target id) of every
+    kept operation of `kinds`."""
     return [
-        ctx.tr("prizes-settled-refused", name=name) if done is None else _settled_text(ctx, done)
-        async for name, done in _settled(manager, PRIZE, settle_exchange)
+        (kind[0] + item_ref(target), kind, target)
+        for kind in kinds
+        for target in await _unsettled(manager, kind)
     ]
 
 
-def _settled_text(ctx: ResidentContext, done: PrizeExchange) -> Markup:
-    got = done.prize
-    return ctx.tr(
-        "prizes-settled-done",
-        name=got.name,
-        code=whole(got.code),
-        until=format_date(got.valid_until),
-    )
-
-
-def _transferred(ctx: ResidentContext, done: Transfer) -> Markup:
-    points = ctx.tr("points-count", count=done.points)
-    return ctx.tr("points-transfer-settled-done", fund=done.fund_name, points=points)
-
-
-async def _settle_transfers(manager: DialogManager) -> list[Markup]:
-    """Every unknown transfer of the resident sent again; what became known, as lines."""
+async def _kept_notices(manager: DialogManager, kinds: tuple[str, ...]) -> dict[str, Any]:
+    """What a screen says of the operations of `kinds` whose outcome is unknown: a line each
+    and a «Забыть» button each — or, after one was pressed, its warning (`forget_text`) with
+    «Да, забыть» and «Отмена». Getter data: "kept_lines", "kept" (buttons), "forget_text"."""
     ctx = context_of(manager)
+    ops = await _kept_ops(manager, kinds)
+    lines, buttons = [], []
+    for item, kind, target in ops:
+        record = (await _unsettled(manager, kind))[target]
+        lines.append(_kept_text(ctx, kind, record))
+        buttons.append((item, ctx.tr.label("unsettled-forget", name=record["name"])))
+    forgetting = manager.dialog_data.get(FORGETTING)
+    chosen = next((op for op in ops if op[0] == forgetting), None)
+    if chosen is None:
+        manager.dialog_data.pop(FORGETTING, None)
+        return {"kept_lines": lines, "kept": buttons, "forget_text": None}
+    record = (await _unsettled(manager, chosen[1]))[chosen[2]]
+    warning = ctx.tr("unsettled-forget-warning", operation=_kept_text(ctx, chosen[1], record))
+    return {"kept_lines": [], "kept": [], "forget_text": warning}
+
+
+async def on_forget(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
+    """«Забыть» under an unknown operation: its warning first (nothing dropped yet)."""
+    if item_id not in {op[0] for op in await _kept_ops(manager, (TRANSFER, PRIZE))}:
+        await _forged(callback, manager)  # forged, or forgotten or settled meanwhile
+        return
+    manager.dialog_data[FORGETTING] = item_id
+
+
+async def on_forget_yes(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«Да, забыть»: the kept key of the warned operation is dropped — a repeat gets a new key."""
+    item = manager.dialog_data.pop(FORGETTING, None)
+    chosen = next((op for op in await _kept_ops(manager, (TRANSFER, PRIZE)) if op[0] == item), None)
+    if chosen is None:
+        await callback.answer(context_of(manager).tr.label("button-already-done"))
+        return
+    await _drop(manager, chosen[1], chosen[2])
+
+
+async def on_forget_no(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    manager.dialog_data.pop(FORGETTING, None)
+
+
+def _with_notices(notices: dict[str, Any], text: Markup, sep: str = "\n\n") -> Markup:
+    """`text` under the warning or the kept operations' lines of `_kept_notices`."""
+    if notices["forget_text"] is not None:
+        return Markup(sep).join([notices["forget_text"], text])
+    return Markup(sep).join([*notices["kept_lines"], text])
+
+
+def _forget_widgets() -> list[Any]:
+    """The «Забыть» buttons of `_kept_notices`, or «Да, забыть» / «Отмена» under its warning."""
     return [
-        ctx.tr("points-transfer-settled-refused", fund=name)
-        if done is None
-        else _transferred(ctx, done)
-        async for name, done in _settled(manager, TRANSFER, settle_transfer)
-    ]
+        Column(_choice("forget", "kept", on_forget)),
+        Button(Tr("unsettled-forget-yes"), id="forget_yes", on_click=on_forget_yes,
+               when=F["forget_text"]),
+        Button(Tr("unsettled-forget-no"), id="forget_no", on_click=on_forget_no,
+               when=F["forget_text"]),
+    ]  # fmt: skip
 
 
 async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = context_of(dialog_manager)
     tr = ctx.tr
+    notices = await _kept_notices(dialog_manager, (TRANSFER, PRIZE))
     try:
-        settled = await _settle_transfers(dialog_manager)  # before the balance is read
         account = await points_account(*ctx.acting)
     except DomainError as error:
-        return {"text": tr(error_key(error))}
+        return {**notices, "text": _with_notices(notices, tr(error_key(error)))}
     dialog_manager.dialog_data["balance"] = account.balance
-    lines = [*settled, tr("points-balance", balance=account.balance)]
+    lines = [tr("points-balance", balance=account.balance)]
     if account.pending_total:
         lines.append(tr("points-pending", pending=account.pending_total))
     lines.append(Markup())
@@ -256,7 +238,7 @@ async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         ]
     else:
         lines.append(tr("points-empty-history"))
-    return {"text": Markup("\n").join(lines)}
+    return {**notices, "text": _with_notices(notices, Markup("\n").join(lines))}
 
 
 async def earn_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -288,22 +270,21 @@ async def pick_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         found = await funds(*ctx.acting, None)
     except DomainError as error:
         return {"text": ctx.tr(error_key(error)), "funds": []}
-    # A button carries the fund's position in the list shown, never the platform's id (no
-    # limit on its length in the contract; Telegram refuses callback data over 64 bytes).
+    # A button carries the fund's `item_ref` (never a position: the list may change before
+    # the tap; never the platform's id: no length limit, callback data has 64 bytes).
     dialog_manager.dialog_data["fund_list"] = [[f.id, f.name] for f in found]
     return {
         "text": ctx.tr("points-transfer-pick"),
-        "funds": [(str(n), f.name) for n, f in enumerate(found)],
+        "funds": [(item_ref(f.id), f.name) for f in found],
     }
 
 
 async def on_fund(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
-    shown = manager.dialog_data.get("fund_list", [])
-    n = button_int(item_id)
-    if n is None or n >= len(shown):
+    picked = by_ref(manager.dialog_data.get("fund_list", []), item_id, lambda f: str(f[0]))
+    if picked is None:
         await _forged(callback, manager)  # not a fund we offered
         return
-    fund_id, name = shown[n]
+    fund_id, name = picked
     manager.dialog_data.update(fund=fund_id, fund_name=name)
     await manager.switch_to(PointsSG.amount)
 
@@ -334,17 +315,17 @@ async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) 
         await message.answer(ctx.tr(key, balance=ctx.tr("points-count", count=balance)))
         return
     fund = manager.dialog_data["fund"]
-    if fund in await _unsettled(manager, TRANSFER):
-        # A transfer to this fund whose answer was lost: its key first, never a second one.
-        said = await _made_or_unknown(
-            manager, TRANSFER, fund, settle_transfer, _transferred, "points-transfer-unknown"
-        )
-        if said is not None:  # made (then, or now), or still unknown: no new transfer
-            manager.dialog_data["result"] = said
-            await manager.switch_to(PointsSG.done)
-            return
-    # One key per confirmation screen: pressing «Подтвердить» twice debits once.
-    manager.dialog_data.update(points=points, key=new_key())
+    kept = (await _unsettled(manager, TRANSFER)).get(fund)
+    if kept is not None and kept["amount"] != points:
+        # A transfer to this fund whose outcome is unknown: a different amount under a new
+        # key could debit both; the same amount repeats it, «Забыть» drops it.
+        kept_points = ctx.tr("points-count", count=kept["amount"])
+        await message.answer(ctx.tr("points-transfer-pending-other", points=kept_points))
+        return
+    # One key per confirmation screen: pressing «Подтвердить» twice debits once; the repeat
+    # of the kept transfer (same fund and amount) goes under its key and body.
+    key = kept["key"] if kept is not None else new_key()
+    manager.dialog_data.update(points=points, key=key)
     await manager.switch_to(PointsSG.confirm)
 
 
@@ -398,24 +379,22 @@ async def _forged(callback: CallbackQuery, manager: DialogManager) -> None:
     await callback.answer(context_of(manager).tr.label("error-forged-button"))
 
 
-NOTES = "prize_notes"  # dialog data: what became known of unknown exchanges, until a pick
-
-
 async def categories_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    """The catalogue's categories. Exchanges whose outcome was unknown are sent again first
-    (`_settle_prizes`): what became known is told above, until a category is picked."""
+    """The catalogue's categories, under the exchanges whose outcome is unknown
+    (`_kept_notices`)."""
     ctx = context_of(dialog_manager)
     tr = ctx.tr
     data = dialog_manager.dialog_data
+    notices = await _kept_notices(dialog_manager, (PRIZE,))
     try:
-        data[NOTES] = [*data.get(NOTES, []), *await _settle_prizes(dialog_manager)]
         account = await points_account(*ctx.acting)
     except DomainError as error:
-        return {"text": tr(error_key(error)), "categories": []}
+        return {**notices, "text": _with_notices(notices, tr(error_key(error))), "categories": []}
     data["balance"] = account.balance
     text = tr("prizes-categories", balance=tr("points-count", count=account.balance))
     return {
-        "text": Markup("\n\n").join([*map(Markup, data[NOTES]), text]),  # tr texts
+        **notices,
+        "text": _with_notices(notices, text),
         "categories": [(c.value, tr.label(CATEGORY_KEYS[c])) for c in CATALOGUE_CATEGORIES],
     }
 
@@ -426,7 +405,6 @@ async def on_prize_category(
     if item_id not in {c.value for c in CATALOGUE_CATEGORIES}:
         await _forged(callback, manager)
         return
-    manager.dialog_data.pop(NOTES, None)
     manager.dialog_data["prize_category"] = item_id
     await manager.switch_to(PointsSG.prizes)
 
@@ -443,11 +421,12 @@ async def prizes_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         found = await prizes(*ctx.acting, category)
     except DomainError as error:
         return {"text": tr(error_key(error)), "prizes": []}
+    # A button carries the prize's `item_ref`, never its position (as `pick_getter`).
     dialog_manager.dialog_data["prize_ids"] = [p.id for p in found]
     title = tr.label(CATEGORY_KEYS[category])
     items = [
         (
-            p.id,
+            item_ref(p.id),
             tr.label("prizes-item", name=p.name, price=_price(ctx, p.price))
             if p.available
             else tr.label("prizes-item-sold-out", name=p.name),
@@ -459,16 +438,12 @@ async def prizes_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
 
 
 async def on_prize(callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str) -> None:
-    """A prize of the list: its id must be a ButtonId and one of the prizes shown."""
-    try:
-        _PRIZE_ID.validate_python(item_id)
-    except ValidationError:
+    """A prize of the list: `item_ref` of one of the prizes shown."""
+    picked = by_ref(manager.dialog_data.get("prize_ids", []), item_id, str)
+    if picked is None:
         await _forged(callback, manager)
         return
-    if item_id not in manager.dialog_data.get("prize_ids", []):
-        await _forged(callback, manager)
-        return
-    manager.dialog_data["prize"] = item_id
+    manager.dialog_data["prize"] = picked
     await manager.switch_to(PointsSG.prize)
 
 
@@ -485,32 +460,33 @@ async def prize_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
         tr("prizes-card", name=card.name, description=whole(card.description),
            price=_price(ctx, card.price)),
     ]  # fmt: skip
-    if not card.available:
+    kept = (await _unsettled(dialog_manager, PRIZE)).get(card.id)
+    if kept is not None:
+        lines.append(_kept_text(ctx, PRIZE, kept))
+    elif not card.available:
         lines.append(tr("prizes-sold-out"))
-    return {"text": Markup("\n\n").join(lines), "can_exchange": card.available}
+    # The kept exchange can be repeated even when the prize looks sold out (it may be ours).
+    return {"text": Markup("\n\n").join(lines), "can_exchange": card.available or bool(kept)}
 
 
 async def on_take(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
-    """«Обменять»: an exchange of this prize whose answer was lost is sent again first, under
-    its own key and price — made, its code is shown and nothing more is asked; still unknown,
-    the resident is told so (no second key while the first may have debited); refused, the
-    exchange goes on. Then the prize and the balance are read again; not enough points → what
-    is missing, nothing asked; else the confirmation with its key (kept for the same prize and
-    price while the dialog lives: pressing again cannot debit twice)."""
+    """«Обменять»: an exchange of this prize whose outcome is unknown is repeated — its
+    confirmation carries the kept key and price (nothing is sent before «Подтвердить»; the
+    platform then replays it or makes it once). Else the prize and the balance are read again;
+    not enough points → what is missing, nothing asked; else the confirmation with its key
+    (kept for the same prize and price while the dialog lives: pressing again cannot debit
+    twice)."""
     ctx = context_of(manager)
     tr = ctx.tr
     data = manager.dialog_data
     try:
         card = await prize(*ctx.acting, data["prize"])
-        if card.id in await _unsettled(manager, PRIZE):
-            said = await _made_or_unknown(
-                manager, PRIZE, card.id, settle_exchange, _settled_text, "prizes-unknown-outcome"
-            )
-            if said is not None:
-                data["prize_result"] = said
-                await manager.switch_to(PointsSG.prize_done)
-                return
-            card = await prize(*ctx.acting, card.id)
+        kept = (await _unsettled(manager, PRIZE)).get(card.id)
+        if kept is not None:
+            data["prize_pending"] = {"prize": card.id, "price": kept["amount"], "key": kept["key"]}
+            data["prize_name"] = kept["name"]
+            await manager.switch_to(PointsSG.prize_confirm)
+            return
         account = await points_account(*ctx.acting)
     except NotFound:
         data["prize_result"] = tr("prizes-unknown")
@@ -618,18 +594,17 @@ async def prize_done_getter(dialog_manager: DialogManager, **_: Any) -> dict[str
 
 
 async def my_prizes_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    """«Мои призы», after the exchanges whose outcome was unknown are sent again (what became
-    known is told above the list)."""
+    """«Мои призы», under the exchanges whose outcome is unknown (`_kept_notices`)."""
     ctx = context_of(dialog_manager)
     tr = ctx.tr
+    notices = await _kept_notices(dialog_manager, (PRIZE,))
     try:
-        settled = await _settle_prizes(dialog_manager)
         owned = await my_prizes(*ctx.acting)
     except DomainError as error:
-        return {"text": tr(error_key(error))}
+        return {**notices, "text": _with_notices(notices, tr(error_key(error)))}
     if not owned:
-        return {"text": Markup("\n\n").join([*settled, tr("prizes-mine-empty")])}
-    lines = [*settled, tr("prizes-mine-title")] + [
+        return {**notices, "text": _with_notices(notices, tr("prizes-mine-empty"))}
+    lines = [tr("prizes-mine-title")] + [
         tr(
             "prizes-mine-line",
             name=p.name,
@@ -639,7 +614,7 @@ async def my_prizes_getter(dialog_manager: DialogManager, **_: Any) -> dict[str,
         )
         for p in owned
     ]
-    return {"text": Markup("\n\n").join(lines)}
+    return {**notices, "text": _with_notices(notices, Markup("\n\n").join(lines))}
 
 
 def _choice(id: str, items: str, on_click: OnItemClick[Any, str]) -> Select[str]:
@@ -659,6 +634,7 @@ def _prize_windows() -> list[Window]:
     return [
         Window(
             *body("text", "prizes_text_1"),
+            *_forget_widgets(),
             Column(_choice("prize_cat", "categories", on_prize_category)),
             SwitchTo(Tr("prizes-mine"), id="mine", state=PointsSG.my_prizes),
             SwitchTo(Tr("nav-back"), id="back", state=PointsSG.main),
@@ -701,6 +677,7 @@ def _prize_windows() -> list[Window]:
         ),
         Window(
             *body("text", "prizes_text_6"),
+            *_forget_widgets(),
             SwitchTo(Tr("prizes-exchange"), id="prizes", state=PointsSG.prize_categories),
             SwitchTo(Tr("nav-back"), id="back", state=PointsSG.main),
             HintOnText(),
@@ -714,6 +691,7 @@ def build_dialog() -> Dialog:
     return Dialog(
         Window(
             *body("text", "points_text_1"),
+            *_forget_widgets(),
             SwitchTo(Tr("points-earn"), id="earn", state=PointsSG.earn),
             SwitchTo(Tr("points-transfer"), id="transfer", state=PointsSG.pick_fund),
             SwitchTo(Tr("prizes-exchange"), id="prizes", state=PointsSG.prize_categories),

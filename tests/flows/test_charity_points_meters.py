@@ -6,6 +6,9 @@ import asyncio
 import re
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
+from sandbox import funds as sandbox_funds
 from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 from tests.flows.test_payments import ledger
@@ -163,3 +166,35 @@ async def test_the_epd_receipt_says_how_many_points_come_back(harness: Harness) 
     await chat.press("Оплатить выбранные")
     reply = await chat.press("Оплатить")
     assert "За ЕПД вернётся" in reply.text and "в течение 7 дней" in reply.text
+
+
+async def test_an_old_fund_button_of_the_points_transfer_after_the_list_changed(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """«Перевести баллы в фонд»: a fund button carries `item_ref` of the fund's id, not its
+    position. The first fund goes away and the list is drawn again; a tap on the OLD message's
+    second fund asks about that fund, and one on the gone fund gets the toast."""
+    from tests.flows.test_hostile_input import no_crash, press_again  # it imports this module
+
+    chat = await linked(harness)
+    await chat.press("Баллы")
+    await chat.press("Перевести баллы в фонд")
+    old = chat.last_message
+    assert old is not None
+    payload = dict(old.payload)
+    gone_button, tapped = old.buttons[0], old.buttons[1]
+    gone = sandbox_funds.funds_in(None)[0]
+    assert gone_button.text == gone.name
+    funds = tuple(f for f in sandbox_funds.FUNDS if f.id != gone.id)
+    monkeypatch.setattr(sandbox_funds, "FUNDS", funds)
+    monkeypatch.setattr(sandbox_funds, "_BY_ID", {f.id: f for f in funds})
+    await chat.send("а какой фонд лучше?")  # a hint: the window drawn again, without it
+    assert gone.name not in chat.buttons
+    late = await press_again(chat, payload, gone_button.callback_data or "")
+    no_crash(late)
+    assert [a.text for a in late.callback_answers] == [
+        "Эта кнопка не работает. Откройте нужный раздел из меню."
+    ]
+    reply = await press_again(chat, payload, tapped.callback_data or "")
+    no_crash(reply)
+    assert f"фонду «{tapped.text}»" in reply.text  # the old message now asks the amount

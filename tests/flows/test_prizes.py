@@ -253,3 +253,30 @@ async def test_prices_are_in_points_with_russian_plurals(
     assert nb(f"{COFFEE} · {shown}") in chat.buttons
     await chat.press(nb(f"{COFFEE} · {shown}"))
     assert nb(f"Цена: {shown}.") in chat.last_text
+
+
+async def test_an_old_prize_button_after_the_list_changed(harness: Harness) -> None:
+    """A prize button carries `item_ref` of the prize's id, not its position: the first
+    prize of the category goes away and the list is drawn again; a tap on the OLD message's
+    second prize opens that prize, and one on the gone prize gets the toast."""
+    chat = await linked(harness)
+    await chat.press("Баллы")
+    await chat.press("Обменять")
+    await chat.press("Промокоды")
+    old = chat.last_message
+    assert old is not None
+    payload = dict(old.payload)
+    gone_button, tapped = old.buttons[0], old.buttons[1]
+    assert gone_button.text.startswith(COFFEE)
+    shop = harness.sandbox.app[PRIZES_KEY]
+    shop.catalogue = [p for p in shop.catalogue if p.id != "301"]
+    await chat.send("а что лучше?")  # a hint: the window drawn again, without the coffee
+    assert not any(b.startswith(COFFEE) for b in chat.buttons)
+    gone = await press_again(chat, payload, gone_button.callback_data or "")
+    no_crash(gone)
+    assert [a.text for a in gone.callback_answers] == [FORGED]
+    assert _prize_debits(harness) == []
+    reply = await press_again(chat, payload, tapped.callback_data or "")
+    no_crash(reply)
+    name = tapped.text.split(" · ")[0]
+    assert name in reply.text and "Цена:" in reply.text  # the tapped prize's card

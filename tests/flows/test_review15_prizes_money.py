@@ -31,13 +31,11 @@ async def _lost_exchange(harness: Harness, chat: Conversation, category: str, na
     assert _prize_debits(harness) == [-200]  # made once at the city
 
 
-# Fixed (review 15): the unknown exchange's key is kept outside the dialog (the chat's FSM
-# data) and sent again — with the price it was sent with — when the resident opens the catalogue
-# or «Мои призы», or before any new key for that prize. So coming back shows the code of the
-# exchange that was made, and a retry never buys a second prize unseen. The reviewer's tails
-# pressed «Подтвердить» once more at the end; now the resident is told the outcome (the code)
-# before any new confirmation, so a confirmation after that is a deliberate second prize, and
-# the tests stop where the resident learns the outcome (the money assertions are unchanged).
+# Fixed (review 15, then the late review of kept keys): the unknown exchange's key is kept
+# outside the dialog (the chat's FSM data). It is never sent again on its own — opening the
+# catalogue or «Мои призы» only says the outcome is unknown (with «Забыть») — and it is sent
+# again, with the price it was sent with, when the resident repeats the same exchange and
+# confirms it: the platform replays the coffee made, never a second one.
 
 
 def _made_code(harness: Harness) -> str:
@@ -45,25 +43,25 @@ def _made_code(harness: Harness) -> str:
     return got.code
 
 
-async def _catalogue_tells_the_outcome(harness: Harness, chat: Conversation) -> None:
-    """The catalogue opened after a lost answer tells the exchange made, with its code."""
-    assert f"Обмен на «{COFFEE}» прошёл" in chat.last_text, chat.last_text
-    assert f"Код: {_made_code(harness)}" in chat.last_text
+async def _catalogue_says_unknown(harness: Harness, chat: Conversation) -> None:
+    """The catalogue opened after a lost answer says the outcome is unknown (sends nothing)."""
+    assert nb(f"Обмен на «{COFFEE}» за 200 баллов: пока не знаем") in chat.last_text
+    assert f"Забыть: {COFFEE}" in chat.buttons
+    assert "Код:" not in chat.last_text
     assert _prize_debits(harness) == [-200], "one confirmed exchange, debited twice"
 
 
 async def _retry_at_the_prize_tells_the_outcome(
     harness: Harness, chat: Conversation, category: str
 ) -> None:
-    """The catalogue cannot reach the exchange endpoint (so nothing is settled there); the
-    resident opens the coffee again and presses «Обменять на баллы»: the kept key goes first —
-    the code is shown, no confirmation for a second coffee, nothing debited twice."""
-    exchange = "/api/v1/points/prizes/301/exchange"
-    await harness.sandbox_call("PUT", "/sandbox/faults", json={"status": 503, "paths": [exchange]})
+    """The resident opens the coffee again and presses «Обменять на баллы»: the confirmation
+    carries the kept key and price; «Подтвердить» shows the code of the coffee made — nothing
+    debited twice."""
     await _open_prize(chat, category, COFFEE)
-    await harness.sandbox_call("PUT", "/sandbox/faults", json={})
+    assert "пока не знаем" in chat.last_text  # the card says so too
     await chat.press("Обменять на баллы")
-    assert "Подтвердить" not in chat.buttons
+    assert nb("Обменять 200 баллов") in chat.last_text
+    await chat.press("Подтвердить")
     assert f"Код: {_made_code(harness)}" in chat.last_text
     assert _prize_debits(harness) == [-200], "one confirmed exchange, debited twice"
 
@@ -79,7 +77,7 @@ async def test_lost_answer_then_back_to_the_menu_and_again_debits_twice(harness:
     await chat.press("‹ Назад")  # «Баллы» → the main menu: the dialog (and its key) is gone
     await chat.press("Баллы")
     await chat.press("Обменять")
-    await _catalogue_tells_the_outcome(harness, chat)
+    await _catalogue_says_unknown(harness, chat)
 
 
 async def test_lost_answer_then_back_to_the_menu_and_the_same_prize(harness: Harness) -> None:
@@ -102,9 +100,11 @@ async def test_lost_answer_then_slash_start_and_my_prizes(harness: Harness) -> N
     await _lost_exchange(harness, chat, "Промокоды", COFFEE)
     await chat.send("/start")
     await chat.press("Баллы")
+    assert nb(f"Обмен на «{COFFEE}» за 200 баллов: пока не знаем") in chat.last_text
     await chat.press("Мои призы")
-    assert f"Обмен на «{COFFEE}» прошёл" in chat.last_text
-    assert chat.last_text.count(_made_code(harness)) == 2  # told, and in the list
+    # The city made it: the list has the code; the kept key stays until a repeat or «Забыть».
+    assert nb(f"Обмен на «{COFFEE}» за 200 баллов: пока не знаем") in chat.last_text
+    assert chat.last_text.count(_made_code(harness)) == 1
     assert _prize_debits(harness) == [-200]
 
 
@@ -124,7 +124,7 @@ async def test_lost_answer_then_a_look_at_another_prize_drops_the_key(harness: H
     await harness.sandbox_call("PUT", "/sandbox/faults", json={})
     await chat.press(next(b for b in chat.buttons if b.startswith(COFFEE)))
     await chat.press("Обменять на баллы")
-    assert "Подтвердить" not in chat.buttons
+    await chat.press("Подтвердить")
     assert f"Код: {_made_code(harness)}" in chat.last_text
     assert _prize_debits(harness) == [-200], "one confirmed coffee, debited twice"
 
@@ -139,12 +139,20 @@ async def test_lost_answer_then_a_new_price_debits_twice(harness: Harness) -> No
     assert coffee is not None
     coffee.price = 210
     await chat.press("Другие призы")
-    await _catalogue_tells_the_outcome(harness, chat)
+    await _catalogue_says_unknown(harness, chat)
+    await chat.press("Промокоды")
+    await chat.press(next(b for b in chat.buttons if b.startswith(COFFEE)))
+    await chat.press("Обменять на баллы")
+    assert nb("Обменять 200 баллов") in chat.last_text  # the kept exchange, its own price
+    await chat.press("Подтвердить")
+    assert f"Код: {_made_code(harness)}" in chat.last_text
+    assert _prize_debits(harness) == [-200], "the resident paid for two coffees"
+    await chat.press("Другие призы")  # settled: nothing kept any more
+    assert "пока не знаем" not in chat.last_text
     await chat.press("Промокоды")
     await chat.press(next(b for b in chat.buttons if b.startswith(COFFEE)))
     await chat.press("Обменять на баллы")
     assert nb("Обменять 210 баллов") in chat.last_text  # a second coffee, knowingly
-    assert _prize_debits(harness) == [-200], "the resident paid for two coffees"
 
 
 async def test_lost_answer_refused_later_is_dropped_and_told(harness: Harness) -> None:
@@ -164,7 +172,15 @@ async def test_lost_answer_refused_later_is_dropped_and_told(harness: Harness) -
     await chat.send("/start")
     await chat.press("Баллы")
     await chat.press("Обменять")
-    assert f"Обмен на «{COFFEE}» не прошёл — баллы не списаны" in chat.last_text
+    await chat.press("Промокоды")
+    await chat.press(next(b for b in chat.buttons if b.startswith(COFFEE)))
+    await chat.press("Обменять на баллы")
+    assert nb("Обменять 200 баллов") in chat.last_text  # the repeat: its key and price
+    await chat.press("Подтвердить")
+    assert nb("теперь 210 баллов") in chat.last_text  # refused: nothing debited, key dropped
+    assert _prize_debits(harness) == []
+    await chat.press("Другие призы")
+    assert "пока не знаем" not in chat.last_text
     await chat.press("Промокоды")
     await chat.press(next(b for b in chat.buttons if b.startswith(COFFEE)))
     await chat.press("Обменять на баллы")
@@ -388,44 +404,80 @@ async def test_lost_transfer_then_the_menu_and_the_same_transfer_debits_once(
     harness: Harness,
 ) -> None:
     """The same design as the exchange had: a lost answer, back to the menu (the dialog and
-    its key gone), the same amount to the same fund again — the kept key goes first."""
+    its key gone), the same amount to the same fund again — confirmed, under the kept key."""
     chat = await linked(harness)
     await _lost_transfer(harness, chat)
-    transfers = "/api/v1/points/transfers"
-    # «Баллы» settles what it can; the city does not answer there this time:
-    await harness.sandbox_call("PUT", "/sandbox/faults", json={"status": 503, "paths": [transfers]})
     await chat.press("‹ Назад")  # done → «Баллы»
     await chat.press("‹ Назад")  # «Баллы» → the main menu
     await chat.press("Баллы")
     await chat.press("Перевести баллы в фонд")
-    await harness.sandbox_call("PUT", "/sandbox/faults", json={})
     await chat.press(1)
     await chat.send("100")
-    assert "Подтвердить" not in chat.buttons
-    assert "прошёл" in chat.last_text and nb("100 баллов") in chat.last_text
+    await chat.press("Подтвердить")
+    assert nb("получил 100 баллов") in chat.last_text
     assert _transfer_debits(harness) == [-100], "one confirmed transfer, debited twice"
+    await chat.press("‹ Назад")
+    assert "пока не знаем" not in chat.last_text  # settled: the key is dropped
 
 
 async def test_lost_transfer_is_told_when_points_open_again(harness: Harness) -> None:
+    """«Баллы» says the transfer's outcome is unknown and sends nothing; another amount to the
+    same fund is refused (it could debit both) until the same one is repeated or forgotten."""
     chat = await linked(harness)
     await _lost_transfer(harness, chat)
     await chat.send("/start")
     await chat.press("Баллы")
-    assert "Перевод фонду" in chat.last_text and "прошёл" in chat.last_text
+    assert nb("на 100 баллов: пока не знаем, прошёл ли он") in chat.last_text
     assert _transfer_debits(harness) == [-100]
-    # Told once: a second transfer after that is an ordinary one.
     await chat.press("Перевести баллы в фонд")
     await chat.press(1)
-    await chat.send("100")
-    assert "Подтвердить" in chat.buttons
+    reply = await chat.send("50")
+    assert "Подтвердить" not in chat.buttons
+    assert nb("повторите его на ту же сумму — 100 баллов") in reply.text
+    assert _transfer_debits(harness) == [-100]
+
+
+async def test_forget_warns_then_drops_the_kept_transfer(harness: Harness) -> None:
+    """«Забыть»: a warning first («Не забывать» keeps it); «Да, забыть» drops the key — the
+    next transfer to that fund is an ordinary one, with a new key (it debits again)."""
+    chat = await linked(harness)
+    await _lost_transfer(harness, chat)
+    await chat.send("/start")
+    await chat.press("Баллы")
+    [forget] = [b for b in chat.buttons if b.startswith("Забыть: ")]
+    await chat.press(forget)
+    assert "баллы могут списаться ещё раз" in chat.last_text
+    await chat.press("Не забывать")
+    assert forget in chat.buttons  # still kept
+    await chat.press(forget)
+    await chat.press("Да, забыть")
+    assert "пока не знаем" not in chat.last_text
+    assert not [b for b in chat.buttons if b.startswith("Забыть")]
+    await chat.press("Перевести баллы в фонд")
+    await chat.press(1)
+    await chat.send("50")
+    await chat.press("Подтвердить")
+    assert nb("получил 50 баллов") in chat.last_text
+    assert _transfer_debits(harness) == [-100, -50]
+
+
+async def test_forget_of_an_exchange_in_my_prizes(harness: Harness) -> None:
+    chat = await linked(harness)
+    await _lost_exchange(harness, chat, "Промокоды", COFFEE)
+    await chat.press("Мои призы")
+    await chat.press(f"Забыть: {COFFEE}")
+    assert "Забыть его?" in chat.last_text
+    await chat.press("Да, забыть")
+    assert "пока не знаем" not in chat.last_text
+    assert _made_code(harness) in chat.last_text  # the list itself is unchanged
 
 
 async def test_lost_answer_survives_start_and_a_restart_in_every_state_store(
     any_state_harness: Harness,
 ) -> None:
     """The kept key is in the chat's FSM data, not the dialog's: /start closes every dialog,
-    the process restarts, and the catalogue still settles the exchange (SQLite, PostgreSQL,
-    Redis)."""
+    the process restarts, and the catalogue still knows the exchange is unknown (SQLite,
+    PostgreSQL, Redis); repeating it shows the code of the one made."""
     harness = any_state_harness
     chat = await linked(harness)
     await _lost_exchange(harness, chat, "Промокоды", COFFEE)
@@ -435,4 +487,6 @@ async def test_lost_answer_survives_start_and_a_restart_in_every_state_store(
     await chat.send("/start")
     await chat.press("Баллы")
     await chat.press("Обменять")
-    await _catalogue_tells_the_outcome(harness, chat)
+    await _catalogue_says_unknown(harness, chat)
+    await chat.press("‹ Назад")  # «Баллы»
+    await _retry_at_the_prize_tells_the_outcome(harness, chat, "Промокоды")

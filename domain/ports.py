@@ -392,11 +392,6 @@ class AutopayRepository(Protocol):
         """Every autopay of the user DELETED and anonymous (runs keep what was charged)."""
         ...
 
-    async def owner(self, autopay_id: int) -> int | None:
-        """The autopay's Telegram user as stored now, its row locked until the transaction
-        ends (so `forget` and this caller do not interleave); None: no such autopay."""
-        ...
-
 
 class NotificationSettings(Protocol):
     async def muted(self, telegram_user_id: int) -> set[str]: ...

@@ -285,15 +285,6 @@ class SqlAutopayRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def owner(self, autopay_id: int) -> int | None:
-        """The stored Telegram user (`ANONYMOUS` once unlinked), the row locked FOR UPDATE on
-        PostgreSQL until the transaction ends: an unlinking that updated it first is waited
-        for and seen; one that comes later waits, and then deletes what this caller wrote."""
-        result = await self._session.execute(
-            select(AutopayRow.telegram_user_id).where(AutopayRow.id == autopay_id).with_for_update()
-        )
-        return result.scalar_one_or_none()
-
 
 class SqlNotificationSettings:
     def __init__(self, session: AsyncSession) -> None:

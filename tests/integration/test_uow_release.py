@@ -80,7 +80,7 @@ async def test_a_transaction_that_wrote_keeps_its_connection_and_its_writes(
 async def test_a_row_lock_or_a_text_statement_is_never_given_up(engine: AsyncEngine) -> None:
     uow_factory = factory(engine)
     async with uow_factory() as uow:
-        await uow.autopays.owner(12345)  # SELECT … FOR UPDATE: its lock must last
+        await uow.autopays.lock(12345)  # SELECT … FOR UPDATE: its lock must last
         # (SQLite has no row locks: there the statement is a plain SELECT)
         assert await uow.release_idle() is (engine.dialect.name == "sqlite")
     async with uow_factory() as uow:

@@ -1,6 +1,7 @@
 # make run   — install what running needs, then start the bot (terminal console without BOT_TOKEN)
 # make test  — install what testing needs, then lint, type-check and run the whole suite on
-#              databases of its own (tests/services.py: never one holding other data)
+#              databases of its own (tests/services.py: never one holding other data), in two
+#              processes when each can have its own
 # Installs take the exact versions of constraints.txt.
 # make bench — benchmarks (not part of the test run), sized to end within ~10 minutes on 2 cores,
 #              then one summary of the ratios; make bench-burst — the burst at full size (10 000
@@ -39,8 +40,13 @@ lint: $(DEV_STAMP)
 
 # tests.services prints the exports, or one line and exit code 2 (the exit must stop make: an
 # `eval "$$(...)"` alone would hide it).
+# Two test processes (pytest-xdist) when tests/services.py could give the second its own
+# databases (TEST_PROCESSES); one otherwise. TEST_WORKERS=1 make test: one process.
+TEST_WORKERS ?= 2
+
 test: lint
-	@services="$$($(PY) -m tests.services)" && eval "$$services" && $(PY) -m pytest $(PYTEST_ARGS)
+	@services="$$(TEST_WORKERS=$(TEST_WORKERS) $(PY) -m tests.services)" && eval "$$services" && \
+		$(PY) -m pytest $${TEST_PROCESSES:+-n $$TEST_PROCESSES} $(PYTEST_ARGS)
 
 # The outbox is measured at a Bot API 50 ms away (about the distance to Telegram).
 BENCH_ARGS ?= --notifications 1500 --latency-ms 50 --autopays 2000 --burst-residents 1000

@@ -42,7 +42,7 @@ from bot.middlewares import (
 )
 from bot.ratelimit import MemoryLimiter, RedisLimiter, SendLimiter
 from bot.unexpected import build_router as build_unexpected_router
-from bot.warmup import keep_response_types_alive
+from bot.warmup import inline_sync_filters, keep_response_types_alive
 from bot.web import Check, WebContext, create_web_app
 from city.client import CityClient
 from domain.errors import CityUnavailable
@@ -206,6 +206,7 @@ def build_dispatcher(
     dispatcher.include_router(build_router())
     dispatcher.include_router(build_unexpected_router())  # last: errors no handler words
     setup_dialogs(dispatcher, events_isolation=isolation)
+    inline_sync_filters(dispatcher)  # no thread hop per magic filter (setup_dialogs' too)
     return dispatcher
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import structlog
-from fluent.runtime import FluentBundle, FluentResource
+from fluent.runtime import FluentBundle
 from fluent.syntax import FluentParser, ast
 from markupsafe import Markup, escape
 
@@ -139,18 +139,37 @@ def defined_keys(locale: str = "ru", root: Path = LOCALES_DIR) -> set[str]:
 
 def load_translator(locale: str = "ru", root: Path = LOCALES_DIR) -> Translator:
     """The texts of `locale` under `root`. Raises `TextsMissing` when there are no .ftl files
-    or an essential key is absent, `ValueError` when a file does not parse."""
+    or an essential key is absent, `ValueError` when a file does not parse.
+
+    The bundle is built once per process for the same files (same paths, sizes and modification
+    times) and shared: parsing the texts takes a tenth of a second, and every application made
+    in one process (a test each, a replica's restart) would pay it again. A bundle is read-only
+    once built (Fluent only caches compiled messages in it), so sharing it is safe."""
     files = ftl_files(locale, root)
     if not files:
         raise TextsMissing(f"no texts: {root / locale} holds no .ftl files")
+    signature = (locale, tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+    bundle = _BUNDLES.get(signature)
+    if bundle is None:
+        bundle = _build_bundle(locale, files)
+        missing = [key for key in ESSENTIAL_KEYS if not bundle.has_message(key)]
+        if missing:
+            raise TextsMissing(f"no texts: {root / locale} lacks {', '.join(missing)}")
+        _BUNDLES.clear()  # one set of texts at a time: an edited file replaces the old bundle
+        _BUNDLES[signature] = bundle
+    return Translator(bundle, locale)
+
+
+_BUNDLES: dict[tuple[str, tuple[tuple[str, int, int], ...]], FluentBundle] = {}
+
+
+def _build_bundle(locale: str, files: list[Path]) -> FluentBundle:
     bundle = FluentBundle([locale], use_isolating=False)
     for path in files:
+        # fluent.runtime's FluentResource is this same parse: parsed once, checked, added.
         resource = FluentParser().parse(path.read_text("utf-8"))
         junk = [entry for entry in resource.body if isinstance(entry, ast.Junk)]
         if junk:
             raise ValueError(f"{path}: cannot parse {(junk[0].content or '')[:60]!r}")
-        bundle.add_resource(FluentResource(path.read_text("utf-8")))
-    missing = [key for key in ESSENTIAL_KEYS if not bundle.has_message(key)]
-    if missing:
-        raise TextsMissing(f"no texts: {root / locale} lacks {', '.join(missing)}")
-    return Translator(bundle, locale)
+        bundle.add_resource(resource)
+    return bundle

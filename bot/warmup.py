@@ -1,5 +1,6 @@
-"""Start-up work that keeps the per-update path cheap: aiogram's answer models kept built, and
-the start-up heap out of the garbage collector's way.
+"""Start-up work that keeps the per-update path cheap: aiogram's answer models kept built,
+synchronous filters run without a thread hop, and the start-up heap out of the garbage
+collector's way.
 
 aiogram parses every Bot API answer as `Response[method.__returning__]`
 (aiogram/client/session/base.py, `check_response`). pydantic keeps parametrised generic models
@@ -18,11 +19,12 @@ from __future__ import annotations
 
 import gc
 import inspect
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from aiogram import methods
+from aiogram import Router, methods
+from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.methods.base import Response, TelegramMethod
 
 # Generation thresholds while serving (CPython's defaults: 700, 10, 10). An update through
@@ -75,3 +77,51 @@ def lean_heap(thresholds: tuple[int, int, int] = THRESHOLDS) -> Iterator[int]:
     finally:
         gc.set_threshold(*previous)
         gc.unfreeze()
+
+
+def inline_sync_filters(router: Router) -> int:
+    """Make every synchronous filter of `router` and the routers under it run inline, answering
+    how many were changed: the handlers' and routers' filters, and those of aiogram-dialog's
+    input widgets (`MessageInput(filter=…)`, its content-type check, `TextInput`'s filter).
+
+    aiogram runs a callable that is not a coroutine function in a worker thread
+    (`CallableObject.call`: `asyncio.to_thread`), about 90 µs a hop, and a magic filter such as
+    `F.text` or `F.content_type == …` is synchronous: an update checked against a few dozen
+    handlers paid it many times. Filters are pure checks of the event (aiogram's magic filters,
+    state and data tests, our own predicates), never blocking I/O, so they run on the loop as
+    they are. Handlers are left as they are: a synchronous handler may block, and in a thread
+    it cannot stall the loop."""
+    checks: list[FilterObject] = []
+    for each in router.chain_tail:
+        for observer in each.observers.values():
+            for handler in [*observer.handlers, observer._handler]:  # router-level filters too
+                checks += handler.filters or ()
+        for window in getattr(each, "windows", {}).values():  # an aiogram-dialog Dialog
+            checks += _input_filters(getattr(window, "on_message", None))
+    changed = 0
+    for check in checks:
+        if not check.awaitable:
+            check.callback = _inline(check.callback)
+            check.awaitable = True
+            changed += 1
+    return changed
+
+
+def _input_filters(widget: Any) -> list[FilterObject]:
+    """The FilterObjects of an aiogram-dialog input widget and of the inputs it combines."""
+    if widget is None:
+        return []
+    found = [each for each in getattr(widget, "filters", ()) if isinstance(each, FilterObject)]
+    single = getattr(widget, "filter", None)
+    if isinstance(single, FilterObject):
+        found.append(single)
+    for inner in getattr(widget, "inputs", ()):  # CombinedInput
+        found += _input_filters(inner)
+    return found
+
+
+def _inline(callback: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        return callback(*args, **kwargs)
+
+    return run

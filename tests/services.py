@@ -12,6 +12,13 @@ so `make test` picks only databases that are provably its own:
   other data is skipped. None free: exit 2 with REQUIRE_SERVICES=1, otherwise one line on
   stderr and the Redis tests skip.
 
+Several test processes (pytest-xdist): with TEST_WORKERS=N (`make test` asks for 2), each
+worker after the first gets databases of its own the same way — PostgreSQL
+`resident_bot_test_gw1`, … and the next free Redis database — exported as
+TEST_DATABASE_URL_GW1, TEST_REDIS_URL_GW1, …, and `TEST_PROCESSES=N` tells `make test` to run
+N workers. When any of them cannot be had (or the URLs were given explicitly), nothing of the
+kind is printed and the suite runs in one process (tests/conftest.py maps a worker's URLs).
+
 Other names, for this module's own tests: TEST_DATABASE_NAME (the owned database's name) and
 TEST_REDIS_DBS (the Redis databases to try, in order: "9,8").
 """
@@ -136,6 +143,32 @@ def owned_redis(dbs: tuple[int, ...]) -> str | None:
     return None
 
 
+def _workers(database: str, redis_dbs: tuple[int, ...]) -> list[str]:
+    """The export lines for TEST_WORKERS - 1 more test processes, or none when one of their
+    databases cannot be had (the suite then runs in one process)."""
+    try:
+        workers = max(1, int(os.environ.get("TEST_WORKERS") or "1"))
+    except ValueError:
+        workers = 1
+    lines = []
+    for worker in range(1, workers):
+        try:
+            url = asyncio.run(owned_database(f"{database}_gw{worker}"[:63]))
+        except Exception:  # refused or failing: one process is still a correct run
+            return []
+        found = owned_redis(redis_dbs)
+        if found is None:
+            return []
+        redis_dbs = tuple(db for db in redis_dbs if not found.endswith(f"/{db}"))
+        lines += [
+            f"export TEST_DATABASE_URL_GW{worker}={shlex.quote(url)}",
+            f"export TEST_REDIS_URL_GW{worker}={shlex.quote(found)}",
+        ]
+    if workers > 1:
+        lines.append(f"export TEST_PROCESSES={workers}")
+    return lines
+
+
 def main() -> int:
     """Prints the exports; answers the exit code (2: refused, see Refused)."""
     required = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -145,6 +178,8 @@ def main() -> int:
             raise Refused(message)
         print(f"{message}; the tests that need it skip", file=sys.stderr)
 
+    picked_database = ""  # both picked here (not given): workers may get their own
+    redis_dbs: tuple[int, ...] | None = None
     try:
         if not os.environ.get("TEST_DATABASE_URL") and answers(*POSTGRES[:2]):
             name = os.environ.get("TEST_DATABASE_NAME") or DATABASE_NAME
@@ -156,6 +191,7 @@ def main() -> int:
                 unusable(f"PostgreSQL on {POSTGRES[0]}:{POSTGRES[1]} refused us ({error})")
             else:
                 print(f"export TEST_DATABASE_URL={shlex.quote(url)}")
+                picked_database = name
         if not os.environ.get("TEST_REDIS_URL") and answers(*REDIS):
             listed = os.environ.get("TEST_REDIS_DBS", "")
             dbs = tuple(int(db) for db in listed.split(",")) if listed else REDIS_DBS
@@ -171,6 +207,10 @@ def main() -> int:
                     )
                 else:
                     print(f"export TEST_REDIS_URL={shlex.quote(found)}")
+                    redis_dbs = tuple(db for db in dbs if not found.endswith(f"/{db}"))
+        if picked_database and redis_dbs is not None:
+            for line in _workers(picked_database, redis_dbs):
+                print(line)
     except Refused as refused:
         print(refused, file=sys.stderr)
         return 2

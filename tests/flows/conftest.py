@@ -21,7 +21,13 @@ from sandbox.browser import demo_login
 from sandbox.conversation import Conversation
 from sandbox.telegram_double import EventKind, LocalTelegram
 from storage.token_cipher import TokenCipher
-from tests.conftest import POSTGRES_URL, REDIS_URL, fresh_engine, need_service
+from tests.conftest import (
+    POSTGRES_URL,
+    REDIS_URL,
+    fresh_engine,
+    migrated_sqlite_file,
+    need_service,
+)
 from tests.contract.sandbox_client import FakeClock
 
 START_LINK = re.compile(r"start=(link-[A-Za-z0-9_-]+)")
@@ -177,7 +183,9 @@ async def _harness(
 async def harness(
     request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
 ) -> AsyncIterator[Harness]:
-    """The embedded defaults: SQLite for data and dialog state."""
+    """The embedded defaults: SQLite for data and dialog state (a migrated copy: the start's
+    own migration is tested where a test starts on an empty file)."""
+    await migrated_sqlite_file(tmp_path / "bot.sqlite3")
     async for h in _harness(settings_for(tmp_path), sandbox, clock, request):
         yield h
 
@@ -200,5 +208,7 @@ async def any_state_harness(
         await client.flushdb()
         await client.aclose()
         overrides["redis_url"] = url
+    if request.param != "postgres":
+        await migrated_sqlite_file(tmp_path / "bot.sqlite3")
     async for h in _harness(settings_for(tmp_path, **overrides), sandbox, clock, request):
         yield h

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from tests.conftest import need_service
+from tests.conftest import RUN_URLS, need_service
 from tests.services import OWNER_MARK, POSTGRES, REDIS, answers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +66,7 @@ class Foreign:
     database: str  # holds the table probe with one row, and no mark
     redis_db: int  # holds the key foreign:probe
     free_db: int  # empty: the one the tests may take
+    spare_db: int | None  # empty too, when there is a third: a second worker's
 
 
 @pytest.fixture
@@ -76,8 +77,11 @@ async def foreign() -> AsyncIterator[Foreign]:
         need_service("", "PostgreSQL on 127.0.0.1:5432")
     if not answers(*REDIS):
         need_service("", "Redis on 127.0.0.1:6379")
+    ours = {url.rsplit("/", 1)[-1] for url in RUN_URLS if url.startswith("redis")}
     empty = []
     for db in range(14, 7, -1):  # clear of db 15 and of the databases 1..7 helpers use
+        if str(db) in ours:  # a worker of this run uses it (emptied between its tests)
+            continue
         client = Redis(host=REDIS[0], port=REDIS[1], db=db)
         if client.dbsize() == 0:
             empty.append(db)
@@ -91,13 +95,15 @@ async def foreign() -> AsyncIterator[Foreign]:
         await postgres(f'CREATE DATABASE "{name}"')
         await postgres("CREATE TABLE probe (note text); INSERT INTO probe VALUES ('theirs')", name)
         theirs.set("foreign:probe", "theirs")
-        yield Foreign(database=name, redis_db=empty[0], free_db=empty[1])
+        spare = empty[2] if len(empty) > 2 else None
+        yield Foreign(database=name, redis_db=empty[0], free_db=empty[1], spare_db=spare)
     finally:
         theirs.delete("foreign:probe")
         theirs.close()
-        ours = Redis(host=REDIS[0], port=REDIS[1], db=empty[1])
-        ours.delete(OWNER_MARK)
-        ours.close()
+        for db in empty[1:3]:
+            ours = Redis(host=REDIS[0], port=REDIS[1], db=db)
+            ours.delete(OWNER_MARK)
+            ours.close()
         await postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -105,7 +111,8 @@ async def foreign() -> AsyncIterator[Foreign]:
 async def owned_name() -> AsyncIterator[str]:
     name = f"owned_probe_{PROBE}"
     yield name
-    await postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for each in (name, f"{name}_gw1"):
+        await postgres(f'DROP DATABASE IF EXISTS "{each}" WITH (FORCE)')
 
 
 async def small_run(urls: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -167,6 +174,36 @@ async def test_make_test_picks_its_own_databases_and_keeps_foreign_data(
         f"WHERE datname = '{owned_name}'"
     )
     assert str(mark).startswith(OWNER_MARK)
+
+
+async def test_a_second_worker_gets_databases_of_its_own(foreign: Foreign, owned_name: str) -> None:
+    """`make test` asks for two processes (TEST_WORKERS=2): the second gets its own marked
+    PostgreSQL database and the next free Redis database — never the foreign one, never the
+    first worker's — and TEST_PROCESSES says how many to run."""
+    if foreign.spare_db is None:
+        pytest.skip("no third empty Redis database among 8..14")
+    knobs = {
+        "TEST_DATABASE_NAME": owned_name,
+        "TEST_REDIS_DBS": f"{foreign.redis_db},{foreign.free_db},{foreign.spare_db}",
+        "TEST_WORKERS": "2",
+    }
+    urls = exports(services(**knobs))
+    assert urls["TEST_PROCESSES"] == "2"
+    assert urls["TEST_DATABASE_URL"].endswith(f"/{owned_name}")
+    assert urls["TEST_DATABASE_URL_GW1"].endswith(f"/{owned_name}_gw1")
+    assert urls["TEST_REDIS_URL"].endswith(f"/{foreign.free_db}")
+    assert urls["TEST_REDIS_URL_GW1"].endswith(f"/{foreign.spare_db}")
+    [(mark,)] = await postgres(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+        f"WHERE datname = '{owned_name}_gw1'"
+    )
+    assert str(mark).startswith(OWNER_MARK)
+    await intact(foreign)
+    # Without a free Redis database for the second, the run is one process: nothing extra.
+    knobs["TEST_REDIS_DBS"] = f"{foreign.redis_db},{foreign.free_db}"
+    alone = exports(services(**knobs))
+    assert set(alone) == {"TEST_DATABASE_URL", "TEST_REDIS_URL"}
+    await intact(foreign)
 
 
 async def test_a_database_of_our_name_without_the_mark_is_refused(foreign: Foreign) -> None:

@@ -33,9 +33,11 @@ from bot.ratelimit import SendLimiter
 from domain.autopay import MOSCOW
 from domain.autopaying import send_reminders
 from domain.autopaying import tick as autopay_tick
+from domain.bill_discovery import discover_bills
 from domain.errors import DomainError
 from domain.limits import DEFAULT_LIMITS
 from domain.linking import purge_expired_attempts
+from domain.meter_reminders import MeterRound, remind_meter_windows
 from domain.reporting import DiscoveryCursor, poll_statuses
 from domain.support import payment_errors_seen, platform_seen, post_digest
 from handlers.support import ensure_dashboard
@@ -58,6 +60,41 @@ async def poll_reports(app: Application, clock: Clock | None = None) -> int:
             return await poll_statuses(uow, app.city, clock(), _DISCOVERY)
     except DomainError as error:
         log.warning("reports.poll_failed", error=type(error).__name__)
+        return 0
+
+
+# This process's place in the round of residents whose new bills are looked for (one batch a
+# tick; replicas each go round: the known-bills table and dedupe keys keep it to one notice).
+_BILLS = DiscoveryCursor()
+BILL_DISCOVERY_EVERY = 60  # seconds between bill discovery ticks
+
+
+async def find_new_bills(app: Application, clock: Clock | None = None) -> int:
+    """One batch of residents asked for new bills (`bill_discovery.discover_bills`): a
+    «Пришёл счёт» for each new one, and on-issue autopays made due. The city failing stops
+    the tick (logged; the batch comes again next time). Returns the notices written."""
+    clock = clock or app.clock
+    limits = app.dispatcher.workflow_data.get("limits", DEFAULT_LIMITS)
+    result = await discover_bills(app.uow_factory, app.city, clock(), _BILLS, limits)
+    if result.halted:
+        log.warning("bills.discovery_halted", residents=result.residents)
+    return result.notices
+
+
+# This process's round of residents for the meter-window reminders (one batch a minute, one
+# round a day while a window is open; replicas each go round: the dedupe key writes it once).
+_METERS = MeterRound()
+
+
+async def remind_meters(app: Application, clock: Clock | None = None) -> int:
+    """One batch of residents: a reminder to each whose meters lack the open window's reading
+    (`meter_reminders.remind_meter_windows`). Returns the reminders written."""
+    clock = clock or app.clock
+    try:
+        async with app.uow_factory() as uow:
+            return await remind_meter_windows(uow, app.city, app.city, clock(), _METERS)
+    except DomainError as error:
+        log.warning("meters.remind_failed", error=type(error).__name__)
         return 0
 
 
@@ -160,6 +197,7 @@ async def run_due_now(app: Application, limiter: SendLimiter | None = None) -> i
     """The scheduler's clock-driven work once, now, at `app.clock`'s moment (the console's
     `:time` after moving the clock): autopay reminders and charges, the report status poll,
     then the outbox sender until nothing more is due. Returns the messages sent."""
+    await find_new_bills(app)
     await run_autopays(app)
     await poll_reports(app)
     sent = 0
@@ -175,6 +213,10 @@ def start_scheduler(app: Application) -> AsyncIOScheduler:
         deliver_notifications, "interval", seconds=1, args=[app, app.clock], max_instances=1
     )
     scheduler.add_job(poll_reports, "interval", seconds=60, args=[app], max_instances=1)
+    scheduler.add_job(
+        find_new_bills, "interval", seconds=BILL_DISCOVERY_EVERY, args=[app], max_instances=1
+    )
+    scheduler.add_job(remind_meters, "interval", minutes=1, args=[app], max_instances=1)
     scheduler.add_job(sweep_albums, "interval", seconds=5, args=[app], max_instances=1)
     scheduler.add_job(purge_retained, "interval", hours=1, args=[app], max_instances=1)
     # Starts a background run (with its own backoff while the city is down) unless one is under

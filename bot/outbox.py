@@ -17,6 +17,22 @@ Guarantees, per notification claimed (`deliver_notifications`):
 * `retry_after` and the backoff count from the moment the failed call's answer arrived (the
   clock is read after the call), never from the start of the tick.
 * 403 (the resident blocked the bot) fails that resident's other queued notifications too.
+* Quiet hours are each resident's (`domain.quiet_hours`, set in «Настройки»; 22:00–09:00 until
+  they change them): while they last the claim leaves the resident's non-urgent rows waiting;
+  urgent ones go at once. The non-urgent rows written in the quiet hours that are claimed
+  together after their end (the claim takes a resident's waiting rows together) go out as ONE
+  digest message (`handlers.notifications.digest`): up to `DIGEST_ITEMS` whose texts fit in
+  one message, each with its own buttons numbered; the rest are put back and make the next
+  digest a second later. The digest is one send: its outcome is every folded row's (sent with
+  the digest's message id, retried, or failed together — one dead letter per row — in one
+  transaction), so a crash can at worst send it again once, like a single message. A lone held
+  row goes out as itself. A digest Telegram refuses (a 400, 413) puts its rows back to go one
+  by one (never folded again, the attempt given back): only a row refused by itself dies.
+  «Held» is by the hours in force when a row was written: a resident changing them marks the
+  rows waiting (`SqlNotificationRepository.hold_written_in`). A notice offering to stop a
+  charge is claimed even in the quiet hours when they would hold it past the charge
+  (`domain.quiet_hours.send_by`), and goes as itself. A meter-window reminder that waited is
+  checked with the city again just before it goes (`domain.meter_reminders.refreshed`).
 
 Throughput: up to `SEND_CONCURRENCY` (the bot-wide budget, 30) sends are in flight at once,
 paced by the limiter (Bot API FAQ: 30 messages a second bot-wide, 1 a second per chat; never two
@@ -30,10 +46,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 import structlog
 from aiogram.exceptions import (
@@ -52,9 +69,11 @@ from bot.app import Application, Clock, utc_now
 from bot.charts import payments_chart
 from bot.metrics import NOTIFICATIONS
 from bot.ratelimit import GLOBAL_PER_SECOND, SendLimiter
-from domain.autopay import MOSCOW
+from domain.meter_reminders import METER_WINDOW, REFRESH_AFTER, refreshed
 from domain.ports import Notification
+from domain.quiet_hours import DEFAULT as DEFAULT_QUIET
 from domain.support import DASHBOARD_DIGEST, THREAD, dead_lettered
+from handlers.digest import DIGEST_ITEMS, digest
 from handlers.notifications import render
 from storage.notifications import Claimed
 from storage.uow import SqlUnitOfWork
@@ -70,13 +89,13 @@ SEND_TIMEOUT = 10  # seconds a Bot API call may take before it counts as a netwo
 TICK_BUDGET = 10.0  # seconds: a tick stops claiming new batches after this long
 MAX_ATTEMPTS = 5  # real failures (5xx, network) before a notification is dead-lettered
 LIMITER_UNAVAILABLE = 5.0  # seconds before a row is tried again when the limiter failed
-QUIET_FROM, QUIET_UNTIL = 22, 9
+# The default quiet hours (a resident sets their own in «Настройки»: domain.quiet_hours).
+QUIET_FROM, QUIET_UNTIL = DEFAULT_QUIET.start // 60, DEFAULT_QUIET.end // 60
 
 
 def quiet_hours(now: datetime) -> bool:
-    """22:00–09:00 Moscow time: only urgent notifications go out."""
-    hour = now.astimezone(MOSCOW).hour
-    return hour >= QUIET_FROM or hour < QUIET_UNTIL
+    """Whether `now` is in the default quiet hours (22:00–09:00 Moscow time)."""
+    return DEFAULT_QUIET.covers(now)
 
 
 class Outcome(StrEnum):
@@ -84,6 +103,7 @@ class Outcome(StrEnum):
 
     SENT = "sent"
     MUTED = "muted"  # the resident turned this kind off: marked sent, nothing sent
+    OBSOLETE = "obsolete"  # nothing left to say (a reminder's meters read): marked sent
     DEFERRED = "deferred"  # not tried (chat's turn, 429): pending again, attempt given back
     RETRY = "retry"  # tried and failed for now: pending again, the attempt counts
     FAILED = "failed"  # given up: blocked by the resident, dead-lettered
@@ -97,6 +117,12 @@ class _Result:
     message_id: int | None = None
     blocked: bool = False  # 403: the resident's other notifications fail too
     dead: bool = False  # given up: staff hear of it on the dashboard
+    folded: tuple[Notification, ...] = ()  # a digest's other rows: the same outcome
+    alone: bool = False  # a refused digest: its rows go again one by one (DEFERRED)
+
+    @property
+    def rows(self) -> tuple[Notification, ...]:
+        return (self.notification, *self.folded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +148,9 @@ async def deliver_notifications(
         while True:
             now = clock()
             async with app.uow_factory() as uow:
-                # One statement: the rows and their residents' muted kinds together, so a
+                # One statement: the rows and their residents' settings together, so a
                 # failed lookup leaves nothing claimed.
-                claimed = await uow.notifications.claim_to_send(
-                    now, SEND_BATCH, urgent_only=quiet_hours(now)
-                )
+                claimed = await uow.notifications.claim_to_send(now, SEND_BATCH)
                 await uow.commit()
             if not claimed:
                 break
@@ -159,24 +183,49 @@ class _Pipeline:
 
     async def start(self, claimed: list[Claimed]) -> None:
         muted = {each.notification.telegram_user_id: each.muted for each in claimed}
-        started = [asyncio.Event() for _ in claimed]
-        for each, event in zip(claimed, started, strict=True):
-            self._tasks.append(asyncio.create_task(self._one(each.notification, muted, event)))
+        claimed, obsolete = await _refresh(self._app, self._clock(), claimed)
+        for notification in obsolete:
+            result = _Result(notification, Outcome.OBSOLETE, self._clock())
+            self._tasks.append(asyncio.create_task(self._recorded(result)))
+        sends, put_back = _fold(self._app, claimed)
+        for notification in put_back:  # beyond this digest: the next one, a second later
+            self._tasks.append(asyncio.create_task(self._put_back(notification)))
+        started = [asyncio.Event() for _ in sends]
+        for (notification, digested), event in zip(sends, started, strict=True):
+            self._tasks.append(asyncio.create_task(self._one(notification, muted, event, digested)))
         if started:
             await started[-1].wait()  # the gate is fair: the batch's last one is in flight
 
+    async def _put_back(self, notification: Notification) -> _Result:
+        return await self._recorded(_deferred(notification, self._clock() + timedelta(seconds=1)))
+
+    async def _recorded(self, result: _Result) -> _Result:
+        NOTIFICATIONS.labels(outcome=result.outcome.value).inc()
+        await self._recorder.record(result)
+        return result
+
     async def _one(
-        self, notification: Notification, muted: Mapping[int, frozenset[str]], event: asyncio.Event
+        self,
+        notification: Notification,
+        muted: Mapping[int, frozenset[str]],
+        event: asyncio.Event,
+        digested: _Digest | None = None,
     ) -> _Result:
         try:
             async with self._gate:
                 event.set()
                 result = await _attempt(
-                    self._app, self._clock, self._limiter, notification, muted, self._blocked
+                    self._app,
+                    self._clock,
+                    self._limiter,
+                    notification,
+                    muted,
+                    self._blocked,
+                    digested,
                 )
         finally:
             event.set()  # cancelled while waiting for the gate: `start` must not hang
-        NOTIFICATIONS.labels(outcome=result.outcome.value).inc()
+        NOTIFICATIONS.labels(outcome=result.outcome.value).inc(len(result.rows))
         await self._recorder.record(result)
         return result
 
@@ -201,6 +250,96 @@ class _Pipeline:
         return sent
 
 
+_REFRESHING = 8  # city calls at once checking waiting meter reminders again
+
+
+async def _refresh(
+    app: Application, now: datetime, claimed: list[Claimed]
+) -> tuple[list[Claimed], list[Notification]]:
+    """Meter-window reminders that waited (written REFRESH_AFTER or more ago): asked about
+    again (`meter_reminders.refreshed`). Returns the claimed rows, those reminders rewritten,
+    and the reminders with nothing left to say. A city that does not answer (or any error)
+    leaves the reminder as written: it is sent as it is."""
+    gate = asyncio.Semaphore(_REFRESHING)
+
+    async def one(each: Claimed) -> Claimed | Notification:
+        notification = each.notification
+        if (
+            notification.kind != METER_WINDOW
+            or notification.kind in each.muted
+            or each.written_at is None
+            or now - each.written_at < REFRESH_AFTER
+        ):
+            return each
+        try:
+            async with gate, app.uow_factory() as uow:
+                fresh = await refreshed(uow, app.city, app.city, notification, now)
+                await uow.commit()
+        except Exception as error:
+            log.warning("notify.meters_unchecked", error=type(error).__name__)
+            return each
+        return notification if fresh is None else replace(each, notification=fresh)
+
+    outcomes = await asyncio.gather(*(one(each) for each in claimed))
+    return (
+        [each for each in outcomes if isinstance(each, Claimed)],
+        [each for each in outcomes if isinstance(each, Notification)],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Digest:
+    """Held notifications of one resident, rendered as one message: `prepared` is the digest;
+    its first row is the send's own notification, `folded` the others."""
+
+    prepared: _Prepared
+    folded: tuple[Notification, ...]
+
+
+def _fold(
+    app: Application, claimed: Sequence[Claimed]
+) -> tuple[list[tuple[Notification, _Digest | None]], list[Notification]]:
+    """What to send: each claimed row alone, except a resident's held rows (written in their
+    quiet hours, not muted, two or more) — those become one digest of as many as fit, the
+    rest are put back (returned second). Claim order is kept."""
+    held: dict[int, list[Notification]] = {}
+    for each in claimed:
+        notification = each.notification
+        if (
+            each.held
+            and notification.kind not in each.muted
+            and THREAD not in notification.data  # a forum topic's row is staff's
+        ):
+            held.setdefault(notification.telegram_user_id, []).append(notification)
+    digests: dict[int, _Digest] = {}  # by the id() of the row heading each digest
+    put_back: list[Notification] = []
+    for rows in held.values():
+        if len(rows) < 2:
+            continue
+        rendered: list[tuple[Notification, tuple[Any, Any]]] = []
+        for row in rows:
+            try:
+                text, markup, _photo = render(row.kind, row.data, app.tr)
+            except Exception:  # sent alone, it is dead-lettered as unrenderable
+                continue
+            rendered.append((row, (text, markup)))
+        text, markup, taken = digest(app.tr, [pair for _, pair in rendered[:DIGEST_ITEMS]])
+        if taken < 2:  # two do not fit in one message (or one renders): each goes alone
+            continue
+        included = [row for row, _ in rendered[:taken]]
+        prepared = _Prepared(text, markup, None, None, None)
+        digests[id(included[0])] = _Digest(prepared, tuple(included[1:]))
+        put_back += [row for row, _ in rendered[taken:]]
+    skip = {id(row) for each in digests.values() for row in each.folded}
+    skip |= {id(row) for row in put_back}
+    sends = [
+        (each.notification, digests.get(id(each.notification)))
+        for each in claimed
+        if id(each.notification) not in skip
+    ]
+    return sends, put_back
+
+
 async def _attempt(
     app: Application,
     clock: Clock,
@@ -208,16 +347,33 @@ async def _attempt(
     notification: Notification,
     muted: Mapping[int, frozenset[str]],
     blocked: set[int],
+    digested: _Digest | None = None,
 ) -> _Result:
-    """One notification's fate. Never raises (but for cancellation): whatever goes wrong is
-    this notification's outcome, never the batch's."""
+    """One notification's fate (or one digest's: the same outcome for all its rows). Never
+    raises (but for cancellation): whatever goes wrong is this send's outcome, never the
+    batch's."""
+    result = await _attempt_one(app, clock, limiter, notification, muted, blocked, digested)
+    if digested is not None:
+        result = replace(result, folded=digested.folded)
+    return result
+
+
+async def _attempt_one(
+    app: Application,
+    clock: Clock,
+    limiter: SendLimiter,
+    notification: Notification,
+    muted: Mapping[int, frozenset[str]],
+    blocked: set[int],
+    digested: _Digest | None,
+) -> _Result:
     chat = notification.telegram_user_id
     if chat in blocked:  # blocked the bot earlier in this batch
         return _Result(notification, Outcome.FAILED, clock())
-    if not notification.urgent and notification.kind in muted.get(chat, ()):
+    if digested is None and not notification.urgent and notification.kind in muted.get(chat, ()):
         return _Result(notification, Outcome.MUTED, clock())
     try:
-        prepared = _prepare(app, notification)
+        prepared = digested.prepared if digested is not None else _prepare(app, notification)
     except Exception:  # a notification that cannot be rendered never will be
         log.exception("notify.unrenderable", notification=notification.id, kind=notification.kind)
         return _dead(notification, clock())
@@ -245,6 +401,8 @@ async def _attempt(
         answered = clock()  # refused for what it is: sending it again would be refused again
         await _answered(limiter, chat, accepted=False)
         log.error("notify.refused", notification=notification.id, error=error.message)
+        if digested is not None:  # one item may be to blame: each goes again by itself
+            return _Result(notification, Outcome.DEFERRED, answered, alone=True)
         return _dead(notification, answered)
     except TelegramNetworkError:
         answered = clock()
@@ -355,19 +513,24 @@ class _Recorder:
 
 
 async def _write(uow: SqlUnitOfWork, result: _Result) -> None:
+    """The outcome of one send: of its notification and, for a digest, of every row folded
+    into it (one transaction: the digest's rows never part ways)."""
     notification = result.notification
-    assert notification.id is not None
     notifications = uow.notifications
-    if result.outcome in (Outcome.SENT, Outcome.MUTED):
-        await notifications.sent(notification.id, result.message_id, result.at)
-    elif result.outcome is Outcome.DEFERRED:
-        await notifications.defer(notification.id, result.at)
-    else:
-        await notifications.retry(notification.id, result.at, result.outcome is Outcome.FAILED)
+    for row in result.rows:
+        assert row.id is not None
+        if result.outcome in (Outcome.SENT, Outcome.MUTED, Outcome.OBSOLETE):
+            await notifications.sent(row.id, result.message_id, result.at)
+        elif result.alone:
+            await notifications.alone(row.id, result.at)
+        elif result.outcome is Outcome.DEFERRED:
+            await notifications.defer(row.id, result.at)
+        else:
+            await notifications.retry(row.id, result.at, result.outcome is Outcome.FAILED)
+        if result.dead:  # staff hear of every row given up, a digest's too
+            await dead_lettered(uow, row, result.at)
     if result.blocked:
         await notifications.fail_all(notification.telegram_user_id)
-    if result.dead:
-        await dead_lettered(uow, notification, result.at)
 
 
 def _prepare(app: Application, notification: Notification) -> _Prepared:

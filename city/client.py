@@ -9,6 +9,7 @@ the session, deadlines, retries, the 401 refresh, error mapping, metrics):
     charity.py   CharityClient   CityCharity   funds, donations, points, meters
     prizes.py    PrizesClient    CityPrizes    prizes for points, «Мои призы»
     reports.py   ReportsClient   CityReports   «Наш город»: Open311 and the gazetteer
+    topups.py    TopupsClient    CityTopups    top-up services («Тройка», parking), balances
 
 CityClient is all of them at once (domain.ports.City), as the bot wires it. Every call has a
 deadline; idempotent reads are retried with backoff inside it; a 401 on a resident's call
@@ -26,13 +27,22 @@ from city.charity import CharityClient
 from city.payments import PaymentsClient
 from city.prizes import PrizesClient
 from city.reports import REFUSAL_KINDS, ReportsClient, _open311_error, refusal_kind
+from city.topups import TopupsClient
 from city.transport import CityTransport, Observer
 from domain.ports import City
 
 __all__ = ["REFUSAL_KINDS", "CityClient", "Observer", "_open311_error", "refusal_kind"]
 
 
-class CityClient(AuthClient, ApiClient, PaymentsClient, CharityClient, PrizesClient, ReportsClient):
+class CityClient(
+    AuthClient,
+    ApiClient,
+    PaymentsClient,
+    CharityClient,
+    PrizesClient,
+    ReportsClient,
+    TopupsClient,
+):
     """Implements the city ports (domain.ports.City) over HTTP: every port's client over one
     CityTransport. `attempt_timeout`, `deadline` and `backoff` are seconds."""
 

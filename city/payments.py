@@ -71,6 +71,9 @@ class PaymentsClient(Port):
         elif payable.kind is PayableKind.REQUISITES:
             assert payable.requisites is not None
             body["requisites"] = asdict(payable.requisites)
+        elif payable.kind is PayableKind.TOPUP:
+            assert payable.topup is not None
+            body["topup"] = asdict(payable.topup)
         else:
             body["bill_ids"] = list(payable.bill_ids)
         # The Idempotence-Key makes this POST safe to repeat: a retry after a timeout gets the
@@ -164,15 +167,17 @@ def _payment(item: dict[str, Any]) -> Payment:
 
 
 def _paid_target(item: dict[str, Any]) -> Payable | None:
-    """What a payment paid, as the city reports it: its bills, requisites or fund."""
+    """What a payment paid, as the city reports it: its bills, requisites, fund or top-up."""
     try:
         if item.get("fund_id"):
             return Payable.donation(item["fund_id"])
+        if item.get("topup"):
+            return Payable.top_up(str(item["topup"]["service"]), str(item["topup"]["account"]))
         if item.get("requisites"):
             return Payable.by_requisites(Requisites(**item["requisites"]))
         if item.get("bill_ids"):
             return Payable.bills(item["bill_ids"])
-    except (TypeError, ValueError):  # a shape this client does not know: not a known target
+    except (TypeError, ValueError, KeyError):  # a shape this client does not know
         return None
     return None
 

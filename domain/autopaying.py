@@ -49,6 +49,7 @@ from domain.limits import DEFAULT_LIMITS, AmountLimits, AmountTooLarge, LimitKin
 from domain.payments import (
     AmountChanged,
     BillAlreadyPaid,
+    Payment,
     PaymentMethod,
     PaymentRefused,
     PaymentStatus,
@@ -62,6 +63,15 @@ from domain.ports import (
     UnitOfWorkFactory,
 )
 from domain.sessions import ResidentSession
+from domain.topups import (
+    AmountProblem,
+    TopupLimits,
+    TopupRefused,
+    TopupService,
+    UnknownTopupAccount,
+    check_amount,
+    service_of,
+)
 
 TICK_BATCH = 50  # autopays claimed (leased) at once, in one statement
 AUTOPAY_CONCURRENCY = 8  # charges (city calls) in flight at once in one run, by default
@@ -74,7 +84,12 @@ LASTING_REFUSALS = {
     "unknown_payment_method": PauseReason.CARD_REMOVED,
     "unknown_fund": PauseReason.TARGET_GONE,
     "unknown_bill": PauseReason.TARGET_GONE,
+    "unknown_account": PauseReason.TARGET_GONE,  # a top-up's card or parking account
+    "invalid_account": PauseReason.TARGET_GONE,
+    "unknown_service": PauseReason.TARGET_GONE,
 }
+BALANCE_OK = "balance_ok"  # a tick outcome: a threshold top-up found the balance high enough
+TOPUP_FULL = "topup_full"  # a run's failure: the wallet had no room for the scheduled top-up
 REFUSED = "refused"  # a run's failure: the city refused this period's payment for another reason
 
 
@@ -85,6 +100,29 @@ class AutopayTooSmall(DomainError):
 class UnsuitableCard(DomainError):
     """Not one of the resident's saved cards an autopay can charge unattended (unknown, or its
     bank asks for 3-D Secure on every charge)."""
+
+
+class TopupDoesNotFit(DomainError):
+    """A top-up autopay's amount outside the service's limits for one payment, or a threshold
+    that with the amount would overfill the wallet (threshold + amount above its ceiling:
+    every drop's top-up would be refused). `problem` says which."""
+
+    def __init__(self, problem: AmountProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
+def check_topup(autopay: Autopay, limits: TopupLimits, ceiling: int) -> None:
+    """A TOPUP autopay's amount within the service's limits and the operator's `ceiling`, and
+    a threshold autopay's threshold + amount within the wallet's ceiling (a top-up made below
+    the threshold then always fits). Raises TopupDoesNotFit."""
+    assert autopay.amount is not None
+    fits = check_amount(autopay.amount, limits, None, ceiling)
+    if isinstance(fits, AmountProblem):
+        raise TopupDoesNotFit(fits)
+    if autopay.threshold is not None and limits.max_balance is not None:
+        if autopay.threshold + autopay.amount > limits.max_balance:
+            raise TopupDoesNotFit(AmountProblem.OVER_BALANCE)
 
 
 class AutopayExists(DomainError):
@@ -121,7 +159,7 @@ def check_money(kind: AutopayKind, money: int, limits: AmountLimits = DEFAULT_LI
 
 
 def _money_of(autopay: Autopay) -> int | None:
-    return autopay.amount if autopay.kind is AutopayKind.FIXED else autopay.limit
+    return autopay.limit if autopay.kind is AutopayKind.BILL else autopay.amount
 
 
 async def autopay_for(
@@ -136,7 +174,12 @@ async def autopay_for(
 
 
 async def set_up(
-    uow: UnitOfWork, autopay: Autopay, now: datetime, limits: AmountLimits = DEFAULT_LIMITS
+    uow: UnitOfWork,
+    autopay: Autopay,
+    now: datetime,
+    limits: AmountLimits = DEFAULT_LIMITS,
+    *,
+    topup_limits: TopupLimits | None = None,
 ) -> Autopay:
     """Store a new ACTIVE autopay, first charged at its next scheduled moment after `now`.
     One autopay per target: a resident who already has one for the same service (and payer
@@ -144,13 +187,24 @@ async def set_up(
     charge the same bill or fund twice. The check and the insert share the unit of work, and
     a resident's updates are handled one at a time (per-chat event isolation), so a double tap
     on «Подключить» stores one. Raises AutopayExists (with the one there is), AutopayTooSmall,
-    AmountTooLarge (its amount or limit, in kopecks, is checked by `check_money`)."""
+    AmountTooLarge (its amount or limit, in kopecks, is checked by `check_money`),
+    TopupDoesNotFit (a TOPUP one, against the service's `topup_limits`, which it needs).
+
+    A BILL autopay is always «по выставленному счёту» (on issue): whatever schedule it came
+    with, it waits for the next bill discovered (`domain.bill_discovery`)."""
+    if autopay.kind is AutopayKind.BILL:
+        autopay.schedule, autopay.bill_id = Schedule.on_issue(), None
     existing = await autopay_for(uow, autopay.telegram_user_id, autopay.target)
     if existing is not None:
         raise AutopayExists(existing)
     money = _money_of(autopay)
-    if money is not None or autopay.kind is AutopayKind.FIXED:
+    if money is not None or autopay.kind is not AutopayKind.BILL:
         check_money(autopay.kind, money or 0, limits)
+    if autopay.kind is AutopayKind.TOPUP:
+        if topup_limits is None:
+            raise ValueError("a top-up autopay is checked against its service's limits")
+        check_topup(autopay, topup_limits, money_ceiling(autopay.kind, limits)[1])
+    autopay.drops = 0
     autopay.status, autopay.paused_reason = AutopayStatus.ACTIVE, None
     autopay.next_due_at = next_due(autopay.schedule, now)
     await uow.autopays.add(autopay, now)
@@ -170,6 +224,22 @@ async def own_autopay(uow: UnitOfWork, resident: Resident, autopay_id: int) -> A
     return autopay
 
 
+async def _held(uow: UnitOfWork, resident: Resident, autopay_id: int) -> Autopay:
+    """The resident's autopay for a resident's write, read again under its row's lock until
+    the commit: `save` writes every field back, so what the charge run or bill discovery wrote
+    before (a bill handed over, a retry, the queue) is what it writes, and they wait for this
+    write to end. Raises NotFound."""
+    await own_autopay(uow, resident, autopay_id)
+    autopay = await uow.autopays.lock(autopay_id)
+    if (
+        autopay is None
+        or autopay.telegram_user_id != resident.telegram_user_id
+        or autopay.status is AutopayStatus.DELETED
+    ):
+        raise NotFound(f"autopay {autopay_id}")
+    return autopay
+
+
 async def set_status(
     uow: UnitOfWork,
     resident: Resident,
@@ -180,7 +250,7 @@ async def set_status(
 ) -> Autopay:
     """Pause («Приостановить»), resume (from the next date after `now`, none in the past) or
     delete. Raises NotFound, AmountTooLarge (resuming an amount above today's ceiling)."""
-    autopay = await own_autopay(uow, resident, autopay_id)
+    autopay = await _held(uow, resident, autopay_id)
     if status is AutopayStatus.ACTIVE:
         money = _money_of(autopay)
         if money is not None:
@@ -190,6 +260,8 @@ async def set_status(
         autopay.pause(PauseReason.BY_RESIDENT)
     else:
         autopay.status = AutopayStatus.DELETED
+    if autopay.on_issue and autopay.id is not None:  # from the next bill discovered on
+        await uow.known_bills.drop_queue(autopay.id)
     await uow.autopays.save(autopay)
     await uow.commit()
     return autopay
@@ -199,7 +271,7 @@ async def skip_once(
     uow: UnitOfWork, resident: Resident, autopay_id: int, period: str
 ) -> Autopay | None:
     """«Пропустить этот раз»: only the period the reminder was about; None if it has passed."""
-    autopay = await own_autopay(uow, resident, autopay_id)
+    autopay = await _held(uow, resident, autopay_id)
     if autopay.period != period:
         return None
     autopay.skip_period = period
@@ -237,12 +309,15 @@ async def change_card(
     suitable, _ = await autopay_methods(uow, auth, payments, resident)
     if method_id not in {m.id for m in suitable}:
         raise UnsuitableCard(method_id)
+    autopay = await _held(uow, resident, autopay_id)  # as stored after the city's answer
     autopay.method_id = method_id
     resumed = autopay.status is AutopayStatus.PAUSED and bool(
         autopay.paused_reason and autopay.paused_reason.card
     )
     if resumed:
         autopay.resume(now)
+        if autopay.on_issue and autopay.id is not None:
+            await uow.known_bills.drop_queue(autopay.id)
     await uow.autopays.save(autopay)
     await uow.commit()
     return autopay, resumed
@@ -277,7 +352,7 @@ async def send_reminders(uow: UnitOfWork, now: datetime) -> int:
                 telegram_user_id=autopay.telegram_user_id,
                 kind="autopay_reminder",
                 dedupe_key=f"autopay:{autopay.id}:{autopay.period}:reminder",
-                data=_describe(autopay),
+                data=_describe(autopay, charge_at=autopay.next_due_at.isoformat()),
             )
             for autopay in batch
             if autopay.skip_period != autopay.period  # skipped: marked, nothing written
@@ -298,6 +373,10 @@ def _describe(autopay: Autopay, **extra: object) -> dict[str, object]:
         "limit": autopay.limit,
         "fund_name": autopay.fund_name,
         "bill_kind": autopay.bill_kind.value if autopay.bill_kind else None,
+        "bill_id": autopay.bill_id,  # on issue: the bill it pays (the resident's if it fails)
+        "topup_service": autopay.topup_service,
+        "topup_account": autopay.topup_account,
+        "threshold": autopay.threshold,
         "due": autopay.next_due_at.astimezone(MOSCOW).date().isoformat(),
         **extra,
     }
@@ -508,7 +587,7 @@ async def _attempt(
     except RelinkRequired:
         await uow.rollback()
         return await _refused(uow, autopay, PauseReason.RELINK, now)
-    except NotFound:
+    except (NotFound, UnknownTopupAccount, TopupRefused):
         await uow.rollback()
         return await _refused(uow, autopay, PauseReason.TARGET_GONE, now)
     except PaymentRefused as refusal:
@@ -587,6 +666,8 @@ async def _pause(
     await support.autopay_failed(uow, autopay, run, now, paused=True)
     autopay.pause(reason)
     await uow.autopays.save_progress(autopay, paused=True)
+    if autopay.on_issue:  # the bills waiting for it are the resident's to pay now
+        await uow.known_bills.drop_queue(autopay.id)
     return PAUSED
 
 
@@ -601,16 +682,27 @@ async def _process(
     """Charge `autopay`, read under its row's lock by this transaction (`_attempt`)."""
     assert autopay.id is not None
     held: Autopay | None = autopay  # as stored, while this transaction holds the row's lock
+    balance: int | None = None
+    if autopay.below:
+        checked = await _check_balance(uow, city, autopay, now, refreshes)
+        if isinstance(checked, str):
+            return checked
+        balance, held = checked, None  # committed: the end reads the row again
     period = autopay.period
     run = await uow.autopays.run_for(autopay.id, period, run_key(autopay.id, period, 1), now)
     if run.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.OVER_LIMIT):
         _next(autopay, now)  # done earlier (a repeated tick): only the schedule moves on
+        await _take_queued(uow, autopay, held, now)
         await uow.autopays.save_progress(autopay)
         return "already_done"
     resident = await uow.residents.get(autopay.telegram_user_id)
     if resident is None:  # no longer linked: nothing can be charged until they link again
         return await _pause(uow, autopay, run, PauseReason.RELINK, now, held=held)
     if autopay.skip_period == period:
+        return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None, held=held)
+    if autopay.on_issue and autopay.bill_id is None and autopay.retry_period is None:
+        # Due with no bill handed over (cannot happen by discovery): nothing to pay, ever
+        # «the first unpaid bill» — an on-issue autopay pays only the bill it was given.
         return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None, held=held)
     _, ceiling = money_ceiling(autopay.kind, limits)
     session = _RunSession(resident, city, uow, refreshes)
@@ -622,11 +714,13 @@ async def _process(
         await uow.commit()
         unpaid = await city.unpaid_bills(session)
         held = None  # the lock ended with the commit: the end reads the row again
+        # On issue: only the bill discovery handed over, still of this autopay's service and
+        # payer code. A BILL autopay migrated with a period still being tried (no bill handed
+        # over: 0012) finishes that period as it began it, with its first matching bill.
         bills = [
             b
             for b in unpaid
-            if b.kind == autopay.bill_kind
-            and (not autopay.payer_code or b.payer_code == autopay.payer_code)
+            if autopay.matches(b) and (autopay.bill_id is None or b.id == autopay.bill_id)
         ]
         if not bills:
             return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
@@ -643,6 +737,13 @@ async def _process(
                 notify="autopay_over_limit",
                 limit=limit,
             )
+    if autopay.kind is AutopayKind.TOPUP:
+        if held is not None:  # no lock held while the city answers (see BILL above)
+            await uow.commit()
+            held = None
+        refused = await _topup_refusal(uow, city, autopay, session, run, balance, ceiling, now)
+        if refused is not None:
+            return refused
     assert amount is not None
     if amount > ceiling:  # a donation set up before today's ceiling: never charged as it is
         run.amount = amount
@@ -664,8 +765,15 @@ async def _process(
             amount=amount,
             method_id=autopay.method_id,
         )
-    except (BillAlreadyPaid, AmountChanged):
+    except BillAlreadyPaid:
         return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
+    except AmountChanged:
+        if autopay.kind is not AutopayKind.BILL:
+            return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
+        changed = await _charge_changed(uow, city, session, autopay, run, bill_ids, ceiling, now)
+        if isinstance(changed, str):
+            return changed
+        payment = changed
     if payment.status is PaymentStatus.SUCCEEDED:
         receipt = payment.receipt.number if payment.receipt else ""
         return await _finish(
@@ -686,6 +794,138 @@ async def _process(
     return await _finish(
         uow, autopay, run, RunStatus.FAILED, now, notify="autopay_failed", urgent=True
     )
+
+
+AMOUNT_CHANGED = "amount_changed"  # a run's failure: the bill changed again at its charge
+
+
+async def _charge_changed(
+    uow: UnitOfWork,
+    city: City,
+    session: _RunSession,
+    autopay: Autopay,
+    run: AutopayRun,
+    bill_ids: list[str],
+    ceiling: int,
+    now: datetime,
+) -> Payment | str:
+    """The city refused a BILL autopay's charge: the bill was corrected since the run's look-up
+    (409 amount_changed; nothing charged, the key bound to nothing). An on-issue autopay is
+    handed each bill once, so it is settled now, never silently: the bill is looked up again —
+    paid or gone meanwhile: SKIPPED; above the limit: OVER_LIMIT, told («Оплатить»); else the
+    new amount is charged, with a key of its own for that amount (`…-<amount>`, recorded
+    before the city hears it, as every key: a repeat after a crash sends it again with the same
+    body). Changed once more: FAILED, told — the resident pays it. Returns the payment, or the
+    tick's outcome when nothing more is charged."""
+    assert autopay.id is not None
+    unpaid = await city.unpaid_bills(session)
+    found = [b for b in unpaid if b.id in bill_ids and b.amount >= 1]
+    if not found:
+        return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
+    amount = found[0].amount
+    limit = min(ceiling, autopay.limit if autopay.limit is not None else ceiling)
+    run.amount = amount
+    if amount > limit:
+        return await _finish(
+            uow, autopay, run, RunStatus.OVER_LIMIT, now, notify="autopay_over_limit", limit=limit
+        )
+    run.key = f"{run_key(autopay.id, run.period, run.attempts)}-{amount}"
+    await uow.autopays.save_run(run, now)
+    await uow.commit()  # the new key is on record before the platform hears it
+    try:
+        return await city.create_payment(
+            session,
+            run.key,
+            payable=autopay.payable(bill_ids),
+            amount=amount,
+            method_id=autopay.method_id,
+        )
+    except BillAlreadyPaid:
+        return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
+    except AmountChanged:
+        run.failure = AMOUNT_CHANGED
+        return await _finish(
+            uow, autopay, run, RunStatus.FAILED, now, notify="autopay_failed", urgent=True
+        )
+
+
+async def _check_balance(
+    uow: UnitOfWork, city: City, autopay: Autopay, now: datetime, refreshes: _Refreshes
+) -> int | str:
+    """A threshold top-up's balance check (the row locked by `_attempt`). Returns the balance
+    when this drop is to be charged now, else the tick's outcome, the progress written:
+
+    - at or above the threshold: nothing is charged; if the current drop was handled (its run
+      is there and not STARTED), the autopay is re-armed (`Autopay.rearm`): the next drop is a
+      new period, so it is charged once more — and only then;
+    - below it, with the drop's run finished (paid, skipped or failed): nothing (once per drop);
+    - below it, no run yet or one STARTED (a charge maybe sent: its key is sent again): the
+      balance, and `_process` charges the drop's run like any period.
+
+    The row's lock is given up (commit) before the city is asked; the end re-reads it."""
+    assert autopay.id is not None and autopay.threshold is not None
+    assert autopay.topup_service and autopay.topup_account
+    run = await uow.autopays.run_of(autopay.id, autopay.period)
+    resident = await uow.residents.get(autopay.telegram_user_id)
+    if resident is None:
+        run = await uow.autopays.run_for(
+            autopay.id, autopay.period, run_key(autopay.id, autopay.period, 1), now
+        )
+        return await _pause(uow, autopay, run, PauseReason.RELINK, now, held=autopay)
+    await uow.commit()
+    session = _RunSession(resident, city, uow, refreshes)
+    service = TopupService(autopay.topup_service)
+    found = await city.topup_balance(session, service, autopay.topup_account)
+    if found.balance is None:  # the platform does not show it: a threshold cannot work
+        run = await uow.autopays.run_for(
+            autopay.id, autopay.period, run_key(autopay.id, autopay.period, 1), now
+        )
+        return await _pause(uow, autopay, run, PauseReason.NO_BALANCE, now)
+    handled = run is not None and run.status is not RunStatus.STARTED
+    if found.balance >= autopay.threshold:
+        current = await uow.autopays.lock(autopay.id)
+        if current is None or current.status is not AutopayStatus.ACTIVE:
+            return INACTIVE
+        if handled:
+            autopay.rearm()
+        _next(autopay, now, current)
+        await uow.autopays.save_progress(autopay)
+        return BALANCE_OK
+    if handled and not (run is not None and run.status is RunStatus.RETRYING):
+        _next(autopay, now)  # the drop was handled: wait for the balance to rise
+        await uow.autopays.save_progress(autopay)
+        return "already_done"
+    return found.balance
+
+
+async def _topup_refusal(
+    uow: UnitOfWork,
+    city: City,
+    autopay: Autopay,
+    session: _RunSession,
+    run: AutopayRun,
+    balance: int | None,
+    ceiling: int,
+    now: datetime,
+) -> str | None:
+    """A top-up's amount against the service's limits now (and the room left in the wallet,
+    by `balance`, read here for a scheduled one): None when it fits. A full wallet skips this
+    period (it passes by itself); a service gone or limits that no longer take the amount
+    pause the autopay (each period would be refused the same way)."""
+    assert autopay.amount is not None and autopay.topup_service and autopay.topup_account
+    service = service_of(await city.topup_services(session), autopay.topup_service)
+    if service is None:
+        return await _pause(uow, autopay, run, PauseReason.TARGET_GONE, now)
+    if balance is None and not autopay.below:
+        balance = (await city.topup_balance(session, service.code, autopay.topup_account)).balance
+    fits = check_amount(autopay.amount, service.limits, balance, ceiling)
+    if fits is AmountProblem.OVER_BALANCE and not autopay.below:
+        run.amount, run.failure = autopay.amount, TOPUP_FULL
+        return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify="autopay_topup_full")
+    if isinstance(fits, AmountProblem):
+        run.amount = autopay.amount
+        return await _pause(uow, autopay, run, PauseReason.TOPUP_LIMITS, now)
+    return None
 
 
 def _next(autopay: Autopay, now: datetime, current: Autopay | None = None) -> None:
@@ -741,8 +981,24 @@ async def _finish(
     if status is RunStatus.FAILED and not forgotten:  # retries used up or refused: staff hear
         await support.autopay_failed(uow, autopay, run, now)
     _next(autopay, now, current)
+    await _take_queued(uow, autopay, current, now)
     await uow.autopays.save_progress(autopay)
     return status.value
+
+
+async def _take_queued(
+    uow: UnitOfWork, autopay: Autopay, current: Autopay | None, now: datetime
+) -> None:
+    """On issue, a bill done: the next bill discovery queued for it (if it is still ACTIVE)
+    is handed over, due at once. `current` was read under the row's lock in this
+    transaction, as discovery reads it before queueing: a bill is queued or handed, once."""
+    if not autopay.on_issue or autopay.id is None:
+        return
+    if current is None or current.status is not AutopayStatus.ACTIVE:
+        return
+    queued = await uow.known_bills.next_queued(autopay.id)
+    if queued is not None:
+        autopay.take_bill(queued, now)
 
 
 async def change(
@@ -758,16 +1014,18 @@ async def change(
     """A new amount (FIXED) or limit (BILL), in kopecks, or a new day: from the next charge
     on. A new allowed amount resumes an autopay paused for being above the ceiling. Raises
     NotFound, AutopayTooSmall, AmountTooLarge."""
-    autopay = await own_autopay(uow, resident, autopay_id)
+    autopay = await _held(uow, resident, autopay_id)
     if money is not None:
         check_money(autopay.kind, money, limits)
-        if autopay.kind is AutopayKind.FIXED:
-            autopay.amount = money
-        else:
+        if autopay.kind is AutopayKind.BILL:
             autopay.limit = money
+        else:
+            autopay.amount = money
         if autopay.paused_reason is PauseReason.OVER_CEILING:
             autopay.resume(now)
     if schedule is not None:
+        if not autopay.schedule.dated or not schedule.dated:
+            raise ValueError("an autopay on issue or by threshold has no day to change")
         autopay.schedule = schedule
         autopay.next_due_at = next_due(schedule, now)
         autopay.retry_period = None

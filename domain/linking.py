@@ -156,6 +156,8 @@ async def confirm_link(
     previous = await uow.residents.get(telegram_user_id)
     if previous is not None and previous.tokens.refresh_token != tokens.refresh_token:
         await _revoke_quietly(auth, previous.tokens)
+    if previous is not None and previous.city_account_id != profile.account_id:
+        await forget_account_data(uow, telegram_user_id)  # the old account's, as `unlink` does
     resident = Resident(
         telegram_user_id=telegram_user_id,
         chat_id=chat_id,
@@ -210,16 +212,32 @@ async def unlink(
     revoked = await _revoke_quietly(auth, resident.tokens)
     for tokens in await uow.link_attempts.forget(user):
         await _revoke_quietly(auth, tokens)
-    await cancel_all(uow, user)
-    await uow.autopays.forget(user)
+    await forget_account_data(uow, user)
     await uow.payment_intents.anonymise(user)
-    await uow.drafts.delete(user)
-    await uow.tracked_reports.forget(user)
-    await uow.notifications.forget(user)
-    await uow.notification_settings.forget(user)
     topics = await uow.support.forget(user)
     await uow.residents.delete(user)
     return Unlinked(revoked=revoked, support_topics=topics, refunds_owed=owed)
+
+
+async def forget_account_data(uow: UnitOfWork, telegram_user_id: int) -> None:
+    """What the bot keeps about the resident's city account (not about the person): autopays
+    (cancelled for good), report drafts and followed reports, notifications and their
+    settings, known bills, payment templates. `unlink` forgets it, and so does `confirm_link`
+    when another city account replaces the linked one — none of it is the new account's (a
+    template or an autopay of the old flat would pay nothing, or the wrong thing). One list:
+    per-account data added later is forgotten on both roads. The caller commits.
+
+    Known bills first: their baseline mark is what a bill discovery scan recording now holds
+    locked, so this waits for it before anything else (the scan's notices are then deleted
+    below, and the locks are taken in the scan's order: no deadlock)."""
+    await uow.known_bills.forget(telegram_user_id)
+    await cancel_all(uow, telegram_user_id)
+    await uow.autopays.forget(telegram_user_id)
+    await uow.drafts.delete(telegram_user_id)
+    await uow.tracked_reports.forget(telegram_user_id)
+    await uow.notifications.forget(telegram_user_id)
+    await uow.notification_settings.forget(telegram_user_id)
+    await uow.templates.forget(telegram_user_id)
 
 
 async def purge_expired_attempts(uow: UnitOfWork, auth: CityAuth, now: datetime) -> int:

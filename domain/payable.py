@@ -3,9 +3,10 @@ a receipt or chooses a fund — and carried unchanged through the confirmation, 
 the charge, an autopay's run, the receipt and the city client.
 
 A payable is exactly one of: some of the resident's bills (by the city's bill ids; a UIN found
-at the city becomes a bill id), a receipt's requisites (payee, accounts, payer code, period), or
-a donation to a charity fund. A mixed value cannot be built, so nothing downstream can prefer
-one target over another.
+at the city becomes a bill id), a receipt's requisites (payee, accounts, payer code, period), a
+donation to a charity fund, or a top-up of an account at a city service (a «Тройка» card, a
+parking account). A mixed value cannot be built, so nothing downstream can prefer one target
+over another.
 """
 
 from __future__ import annotations
@@ -31,10 +32,21 @@ class Requisites:
     uin: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TopupTarget:
+    """An account at a city service that takes top-ups: `service` the platform's service code
+    («troika», «parking»), `account` the account as the platform names it (a card number, a
+    phone number in digits) — normalised by domain/topups.py before it gets here."""
+
+    service: str
+    account: str
+
+
 class PayableKind(StrEnum):
     BILLS = "bills"
     REQUISITES = "requisites"
     DONATION = "donation"
+    TOPUP = "topup"
 
 
 class MixedPayable(ValueError):
@@ -43,22 +55,27 @@ class MixedPayable(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Payable:
-    """Exactly one target: `bill_ids` (BILLS), `requisites` (REQUISITES) or `fund_id`
-    (DONATION). Raises MixedPayable when built with none, another or more than one."""
+    """Exactly one target: `bill_ids` (BILLS), `requisites` (REQUISITES), `fund_id`
+    (DONATION) or `topup` (TOPUP). Raises MixedPayable when built with none, another or more
+    than one."""
 
     kind: PayableKind
     bill_ids: tuple[str, ...] = ()
     requisites: Requisites | None = None
     fund_id: str | None = None
+    topup: TopupTarget | None = None
 
     def __post_init__(self) -> None:
         given = {
             PayableKind.BILLS: bool(self.bill_ids),
             PayableKind.REQUISITES: self.requisites is not None,
             PayableKind.DONATION: bool(self.fund_id),
+            PayableKind.TOPUP: self.topup is not None,
         }
         if not given[self.kind] or any(has for kind, has in given.items() if kind != self.kind):
             raise MixedPayable(f"a {self.kind.value} payable must name only its own target")
+        if self.topup is not None and not (self.topup.service and self.topup.account):
+            raise MixedPayable("a top-up must name its service and account")
 
     @classmethod
     def bills(cls, bill_ids: tuple[str, ...] | list[str]) -> Payable:
@@ -72,6 +89,10 @@ class Payable:
     def donation(cls, fund_id: str) -> Payable:
         return cls(PayableKind.DONATION, fund_id=fund_id)
 
+    @classmethod
+    def top_up(cls, service: str, account: str) -> Payable:
+        return cls(PayableKind.TOPUP, topup=TopupTarget(service, account))
+
     def to_json(self) -> dict[str, Any]:
         """Small scalars only (dialog data is JSON in Redis)."""
         if self.kind is PayableKind.BILLS:
@@ -79,6 +100,9 @@ class Payable:
         if self.kind is PayableKind.REQUISITES:
             assert self.requisites is not None
             return {"kind": self.kind.value, "requisites": asdict(self.requisites)}
+        if self.kind is PayableKind.TOPUP:
+            assert self.topup is not None
+            return {"kind": self.kind.value, "topup": asdict(self.topup)}
         return {"kind": self.kind.value, "fund_id": self.fund_id}
 
     @classmethod
@@ -89,4 +113,7 @@ class Payable:
             return cls.bills([str(b) for b in data["bill_ids"]])
         if kind is PayableKind.REQUISITES:
             return cls.by_requisites(Requisites(**data["requisites"]))
+        if kind is PayableKind.TOPUP:
+            topup = TopupTarget(**data["topup"])
+            return cls.top_up(str(topup.service), str(topup.account))
         return cls.donation(str(data["fund_id"]))

@@ -20,8 +20,20 @@ from domain.fines import DocumentKind
 from domain.limits import DEFAULT_LIMITS, AmountLimits, LimitKind
 from domain.payable import Payable, PayableKind
 from domain.payable import Requisites as Requisites  # re-exported for older imports
-from domain.ports import CityApi, CityAuth, CityPayments, UnitOfWork
+from domain.ports import City, CityApi, CityAuth, CityPayments, UnitOfWork
 from domain.sessions import ResidentSession
+from domain.topups import (
+    AccountProblem,
+    AmountProblem,
+    TopupRefused,
+    TopupService,
+    UnknownTopupAccount,
+    check_account,
+    check_amount,
+    service_of,
+    topup_balance,
+    topup_services,
+)
 
 
 class PaymentStatus(StrEnum):
@@ -324,6 +336,34 @@ async def prepare_donation(
     return await _new_intent(uow, resident, Payable.donation(fund_id), amount, method_id, now)
 
 
+async def prepare_topup(
+    uow: UnitOfWork,
+    resident: Resident,
+    service: TopupService,
+    account: str,
+    amount: int,
+    method_id: str | None,
+    now: datetime,
+    limits: AmountLimits = DEFAULT_LIMITS,
+) -> PaymentIntent:
+    """A top-up of a «Тройка» card or a parking account, paid like a bill. The account is
+    checked again (the carrier's format), the amount against the operator's ceiling; the
+    service's own limits are the platform's, which refuses what is outside them. Raises
+    InvalidAmount, AmountTooLarge, InvalidTopupAccount."""
+    if amount <= 0:
+        raise InvalidAmount()
+    limits.check(LimitKind.PAYMENT, amount)
+    checked = check_account(service, account)
+    if isinstance(checked, AccountProblem):
+        raise InvalidTopupAccount(checked.value)
+    payable = Payable.top_up(service.value, checked)
+    return await _new_intent(uow, resident, payable, amount, method_id, now)
+
+
+class InvalidTopupAccount(DomainError):
+    """A card or parking account number the carrier would not accept."""
+
+
 class InvalidAmount(DomainError):
     """Zero or a negative amount of money."""
 
@@ -355,6 +395,8 @@ def same_target(a: Payable, b: Payable) -> bool:
         return bool(set(a.bill_ids) & set(b.bill_ids))
     if a.kind is PayableKind.DONATION:
         return a.fund_id == b.fund_id
+    if a.kind is PayableKind.TOPUP:
+        return a.topup == b.topup
     ra, rb = a.requisites, b.requisites
     assert ra is not None and rb is not None
     return (ra.personal_acc, ra.bic, _payer_code(ra.pers_acc), ra.period, ra.uin) == (
@@ -377,9 +419,10 @@ async def earlier_payment(
     payable: Payable,
     amount: int | None,
 ) -> Earlier | None:
-    """Before a new intent: an unsettled payment of the same obligation (any amount for bills,
-    the same amount otherwise) — the resident checks it first, since a new key would charge
-    again; or requisites already paid with the same payee account, payer code, period and
+    """Before a new intent: an unsettled payment of the same obligation (any amount for bills
+    and for a top-up of the same account, whose balance may not be shown; the same amount
+    otherwise) — the resident checks it first, since a new key would charge again; or
+    requisites already paid with the same payee account, payer code, period and
     amount — by this chat, or by any road the city's payment history shows for this city
     account (another Telegram account, the site) — the resident confirms explicitly before
     paying again. Bills and UINs need no history check: the city refuses a paid bill (409)."""
@@ -391,7 +434,7 @@ async def earlier_payment(
         when = receipt.issued_at if receipt is not None else intent.updated_at
         number = receipt.number if receipt is not None else None
         if intent.status in (IntentStatus.SUBMITTED, IntentStatus.PENDING):
-            if payable.kind is PayableKind.BILLS or same_amount:
+            if payable.kind in (PayableKind.BILLS, PayableKind.TOPUP) or same_amount:
                 return Earlier(False, intent.amount, when, number, intent.id)
         elif intent.status is IntentStatus.SUCCEEDED and same_amount:
             if payable.kind is PayableKind.REQUISITES:
@@ -733,18 +776,26 @@ class CheckoutRefusal(StrEnum):
     UNKNOWN = "unknown"
     ALREADY_PAID = "already_paid"
     AMOUNT_CHANGED = "amount_changed"
+    FUND_GONE = "fund_gone"  # the platform no longer has the fund
+    TOPUP_CLOSED = "topup_closed"  # the platform no longer offers the service
+    TOPUP_ACCOUNT = "topup_account"  # the platform does not know (or take) the account
+    TOPUP_LIMITS = "topup_limits"  # the amount is outside the service's limits or the room left
 
 
 async def check_checkout(
     uow: UnitOfWork,
     auth: CityAuth,
-    city: CityApi,
+    city: City,
     resident: Resident,
     key: str,
     total_amount: int,
+    limits: AmountLimits = DEFAULT_LIMITS,
 ) -> CheckoutRefusal | None:
     """Telegram asks whether to take the money: only for this resident's open intent, for bills
-    that are still unpaid and still cost what the invoice says."""
+    that are still unpaid and still cost what the invoice says, a fund the platform still has,
+    and a top-up the account can still take (the checks of the top-up flow, asked again: the
+    card may have filled up since). Requisites are not checked: the platform has no way to ask
+    before paying (a duplicate is asked at the confirmation, `earlier_payment`)."""
     intent = await uow.payment_intents.by_key(key)
     if intent is None or intent.telegram_user_id != resident.telegram_user_id:
         return CheckoutRefusal.UNKNOWN
@@ -760,6 +811,41 @@ async def check_checkout(
             return CheckoutRefusal.ALREADY_PAID
         if sum(unpaid[bill_id].amount for bill_id in intent.bill_ids) != intent.amount:
             return CheckoutRefusal.AMOUNT_CHANGED
+    if intent.fund_id is not None:
+        try:
+            await city.fund(ResidentSession(resident, auth, uow), intent.fund_id)
+        except NotFound:
+            return CheckoutRefusal.FUND_GONE
+    if intent.payable.topup is not None:
+        return await _topup_refusal(uow, auth, city, resident, intent, limits)
+    return None
+
+
+async def _topup_refusal(
+    uow: UnitOfWork,
+    auth: CityAuth,
+    city: City,
+    resident: Resident,
+    intent: PaymentIntent,
+    limits: AmountLimits,
+) -> CheckoutRefusal | None:
+    """Whether the platform would still credit this top-up: the service offered, the account
+    known, the amount within the service's limits, the room left and the operator's ceiling."""
+    target = intent.payable.topup
+    assert target is not None
+    if target.service not in set(TopupService):
+        return CheckoutRefusal.TOPUP_CLOSED
+    service = TopupService(target.service)
+    info = service_of(await topup_services(uow, auth, city, resident), service)
+    if info is None:
+        return CheckoutRefusal.TOPUP_CLOSED
+    try:
+        balance = await topup_balance(uow, auth, city, resident, service, target.account)
+    except (UnknownTopupAccount, TopupRefused):
+        return CheckoutRefusal.TOPUP_ACCOUNT
+    checked = check_amount(intent.amount, info.limits, balance.balance, limits.payment)
+    if isinstance(checked, AmountProblem):
+        return CheckoutRefusal.TOPUP_LIMITS
     return None
 
 

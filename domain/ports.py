@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from domain.payments import ExternalCharge, Payment, PaymentIntent, PaymentMethod
     from domain.points import PointsAccount, Transfer
     from domain.prizes import OwnedPrize, Prize, PrizeCategory, PrizeExchange
+    from domain.quiet_hours import QuietHours
     from domain.reports import Draft, Point, Report, ReportUpdate, Theme, ThemeQuestion
+    from domain.templates import PaymentTemplate
+    from domain.topups import AccountBalance, ServiceInfo, TopupService
 
 
 class CitySession(Protocol):
@@ -313,6 +316,10 @@ class NotificationRepository(Protocol):
         """False when a notification with the same dedupe key already exists."""
         ...
 
+    async def existing(self, dedupe_keys: list[str]) -> set[str]:
+        """Which of these dedupe keys are taken (written before, sent or not)."""
+        ...
+
     async def claim(
         self, now: datetime, limit: int, urgent_only: bool = False
     ) -> list[Notification]:
@@ -320,6 +327,12 @@ class NotificationRepository(Protocol):
         ...
 
     async def fail_all(self, telegram_user_id: int) -> None: ...
+
+    async def hold_written_in(
+        self, telegram_user_id: int, quiet: QuietHours, now: datetime
+    ) -> None:
+        """The resident leaves these quiet hours: what they held stays held (one digest)."""
+        ...
 
     async def sent(self, notification_id: int, message_id: int | None, now: datetime) -> None: ...
 
@@ -386,6 +399,10 @@ class AutopayRepository(Protocol):
 
     async def save_run(self, run: AutopayRun, now: datetime) -> None: ...
 
+    async def run_of(self, autopay_id: int, period: str) -> AutopayRun | None:
+        """The run of this period if there is one (nothing is created)."""
+        ...
+
     async def runs(self, autopay_id: int) -> list[AutopayRun]: ...
 
     async def forget(self, telegram_user_id: int) -> None:
@@ -393,12 +410,63 @@ class AutopayRepository(Protocol):
         ...
 
 
+class KnownBillRepository(Protocol):
+    """What bill discovery has seen per resident, and bills queued for an on-issue autopay."""
+
+    async def watched(self, telegram_user_id: int, *, lock: bool = False) -> bool:
+        """Whether the resident's bills were scanned before (the baseline is taken); with
+        `lock`, its mark is held until the transaction ends (an unlinking waits)."""
+        ...
+
+    async def watch(self, telegram_user_id: int, now: datetime) -> None: ...
+
+    async def add(self, telegram_user_id: int, bill_ids: Sequence[str], now: datetime) -> set[str]:
+        """Record the bills as seen (one statement, a second writer does nothing); returns
+        those this call recorded first."""
+        ...
+
+    async def queue(self, telegram_user_id: int, bill_id: str, autopay_id: int) -> None: ...
+
+    async def next_queued(self, autopay_id: int) -> str | None:
+        """The oldest bill queued for the autopay, taken off the queue (the caller holds the
+        autopay's row lock)."""
+        ...
+
+    async def drop_queue(self, autopay_id: int) -> None: ...
+
+    async def forget(self, telegram_user_id: int) -> None: ...
+
+
 class NotificationSettings(Protocol):
     async def muted(self, telegram_user_id: int) -> set[str]: ...
 
     async def set_muted(self, telegram_user_id: int, kinds: set[str]) -> None: ...
 
+    async def quiet_hours(self, telegram_user_id: int) -> QuietHours:
+        """The resident's quiet hours (22:00–09:00 until they set others)."""
+        ...
+
+    async def set_quiet_hours(self, telegram_user_id: int, quiet: QuietHours) -> None: ...
+
     async def forget(self, telegram_user_id: int) -> None: ...
+
+
+class TemplateRepository(Protocol):
+    """Payment templates («Шаблоны»), each read and changed only by its own resident."""
+
+    async def add(self, template: PaymentTemplate, now: datetime) -> None: ...
+
+    async def get(self, telegram_user_id: int, template_id: int) -> PaymentTemplate | None: ...
+
+    async def of_resident(self, telegram_user_id: int) -> list[PaymentTemplate]: ...
+
+    async def save(self, template: PaymentTemplate, now: datetime) -> None: ...
+
+    async def delete(self, telegram_user_id: int, template_id: int) -> bool: ...
+
+    async def forget(self, telegram_user_id: int) -> None:
+        """Unlinking: every template of the resident is deleted."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -431,7 +499,13 @@ class UnitOfWork(Protocol):
     def notification_settings(self) -> NotificationSettings: ...
 
     @property
+    def known_bills(self) -> KnownBillRepository: ...
+
+    @property
     def support(self) -> SupportRepository: ...
+
+    @property
+    def templates(self) -> TemplateRepository: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -473,7 +547,22 @@ class CityPrizes(Protocol):
     async def my_prizes(self, session: CitySession) -> list[OwnedPrize]: ...
 
 
-class City(CityAuth, CityApi, CityPayments, CityCharity, CityReports, CityPrizes, Protocol):
+class CityTopups(Protocol):
+    """«Пополнить»: the services that take top-ups and an account's balance (domain/topups.py);
+    the top-up itself is a payment (`CityPayments.create_payment` with a TOPUP payable)."""
+
+    async def topup_services(self, session: CitySession) -> list[ServiceInfo]: ...
+
+    async def topup_balance(
+        self, session: CitySession, service: TopupService, account: str
+    ) -> AccountBalance:
+        """Raises UnknownTopupAccount, TopupRefused."""
+        ...
+
+
+class City(
+    CityAuth, CityApi, CityPayments, CityCharity, CityReports, CityPrizes, CityTopups, Protocol
+):
     """The whole city platform as one adapter offers it (city/client.py)."""
 
 

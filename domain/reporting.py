@@ -251,6 +251,19 @@ class DiscoveryCursor:
     tick's city calls stay bounded however many residents there are."""
 
     after: int = 0
+    # Bill discovery: ticks in a row whose whole batch the city did not answer (the batch is
+    # asked again, at most DISCOVERY_STALLS times, then the round goes on).
+    stalls: int = 0
+
+    async def next_batch(self, uow: UnitOfWork, size: int) -> list[tuple[int, str]]:
+        """The next `size` linked residents (Telegram user id, city account id) after the last
+        looked at — from the top once the round is over — and the cursor moved past them.
+        Also bill discovery's round (domain/bill_discovery.py)."""
+        accounts = await uow.residents.accounts(self.after, size)
+        if not accounts and self.after:  # the round is over: from the top
+            accounts = await uow.residents.accounts(0, size)
+        self.after = accounts[-1][0] if accounts else 0
+        return accounts
 
 
 async def discover_reports(
@@ -261,10 +274,7 @@ async def discover_reports(
     of POLL_BATCH residents (then the next tick goes on); without, every resident. Returns how
     many reports are newly followed."""
     if cursor is not None:
-        accounts = await uow.residents.accounts(cursor.after, POLL_BATCH)
-        if not accounts and cursor.after:  # the round is over: from the top
-            accounts = await uow.residents.accounts(0, POLL_BATCH)
-        cursor.after = accounts[-1][0] if accounts else 0
+        accounts = await cursor.next_batch(uow, POLL_BATCH)
         return await _discover(uow, city, accounts, now)
     adopted, after = 0, 0
     while accounts := await uow.residents.accounts(after, POLL_BATCH):

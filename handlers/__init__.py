@@ -38,6 +38,8 @@ def build_router() -> Router:
         start,
         support,
         telegram_pay,
+        templates,
+        topups,
         uin,
     )
     from handlers.widgets import plain_labels
@@ -57,6 +59,7 @@ def build_router() -> Router:
         payments.build_dialog(),
         uin.build_dialog(),
         fines.build_dialog(),
+        topups.build_dialog(),
         history.build_dialog(),
         charity.build_dialog(),
         points.build_dialog(),
@@ -67,6 +70,7 @@ def build_router() -> Router:
         settings.build_dialog(),
         receipts.build_dialog(),
         account.build_dialog(),
+        templates.build_dialog(),
         support.build_dialog(),
         fallback.build_router(),
     )

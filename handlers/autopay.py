@@ -1,4 +1,5 @@
-"""«Автоплатежи»: list, set up (kind → what → schedule → amount or limit → card → summary),
+"""«Автоплатежи»: list, set up (kind → what → schedule → amount or limit → card → summary; a
+bill's autopay is «по выставленному счёту» and asks no schedule: service → limit → card),
 pause, resume, change the amount, the day or the card, delete; also opened from «Подключить
 автоплатёж» on a receipt or a thank-you, and from a paused autopay's notification.
 
@@ -16,6 +17,8 @@ offered (or the button is forged) — gets a toast and nothing is done.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +33,7 @@ from markupsafe import Markup
 
 from domain.autopay import (
     BILL_KINDS,
-    MOSCOW,
+    IDLE,
     Autopay,
     AutopayKind,
     AutopayStatus,
@@ -43,12 +46,15 @@ from domain.autopay import (
 from domain.autopaying import (
     AutopayExists,
     AutopayTooSmall,
+    TopupDoesNotFit,
     UnsuitableCard,
     autopay_for,
     autopay_methods,
     change,
     change_card,
     check_money,
+    check_topup,
+    money_ceiling,
     own_autopay,
     set_status,
     set_up,
@@ -58,6 +64,16 @@ from domain.charity import funds
 from domain.errors import DomainError, NotFound
 from domain.limits import DEFAULT_LIMITS, AmountLimits, AmountTooLarge
 from domain.money import MoneyParseError, format_rub, has_foreign_digit, parse_rub
+from domain.topups import (
+    AmountProblem,
+    TopupService,
+    advances_bill,
+    check_account,
+    fixed_amount_service,
+    service_of,
+    shown_account,
+    topup_services,
+)
 from handlers.buttons import item_ref
 from handlers.payments import Ctx
 from handlers.ports import Texts
@@ -89,7 +105,23 @@ PAUSED_KEYS = {
     PauseReason.RELINK: "autopay-state-relink",
     PauseReason.TARGET_GONE: "autopay-state-target-gone",
     PauseReason.OVER_CEILING: "autopay-state-over-ceiling",
+    PauseReason.TOPUP_LIMITS: "autopay-state-topup-limits",
+    PauseReason.NO_BALANCE: "autopay-state-no-balance",
 }
+TOPUP_PROBLEM_KEYS = {
+    AmountProblem.TOO_SMALL: "autopay-topup-too-small",
+    AmountProblem.TOO_LARGE: "autopay-topup-too-large",
+    AmountProblem.OVER_BALANCE: "autopay-topup-over-balance",
+}
+TOPUP_KEYS = {
+    TopupService.TROIKA: "autopay-topup-troika",
+    TopupService.PARKING: "autopay-topup-parking",
+    TopupService.MGTS: "autopay-topup-mgts",
+}
+# Dialog data of a set-up whose bill service also takes a fixed amount (МГТС): the platform's
+# service for it, {"bill_kind", "service", "accounts", "min", "max"}, kept from «За какую
+# услугу?» to «Как платить?» and, chosen «Фиксированная сумма», on to the amount.
+ADVANCE = "advance"
 # Start data of a context of this dialog (small scalars only: it is JSON in Redis).
 FROM_LIST = "from_list"  # a set-up started by «➕» on the list: done → back to the list
 EDIT = "edit"  # a change of an existing autopay (its id): done → back to its card
@@ -103,7 +135,15 @@ NOT_RESUMABLE = {
     PauseReason.CARD_EXPIRED,
     PauseReason.NEEDS_CONFIRMATION,
     PauseReason.OVER_CEILING,
+    PauseReason.TOPUP_LIMITS,
 }
+
+
+def topup_what(tr: Texts, service: str | None, account: str | None, *, plain: bool) -> Any:
+    """«Пополнение «Тройки» № 0012 345 678» (the account as the resident would write it)."""
+    key = TOPUP_KEYS.get(TopupService(service)) if service in set(TopupService) else None
+    say = tr.label if plain else tr
+    return say(key or "autopay-topup-other", account=shown_account(service or "", account or ""))
 
 
 def describe(tr: Texts, autopay: Autopay, *, for_button: bool = False) -> dict[str, str]:
@@ -113,14 +153,31 @@ def describe(tr: Texts, autopay: Autopay, *, for_button: bool = False) -> dict[s
     if autopay.kind is AutopayKind.BILL and autopay.bill_kind is not None:
         what = say("autopay-what-bill", service=tr(SERVICE_KEYS[autopay.bill_kind]))
         how = say("autopay-how-limit", limit=format_rub(autopay.limit or 0))
+    elif autopay.kind is AutopayKind.TOPUP:
+        what = topup_what(tr, autopay.topup_service, autopay.topup_account, plain=for_button)
+        how = say("autopay-how-amount", amount=format_rub(autopay.amount or 0))
     else:
         what = say("autopay-what-fund", fund=autopay.fund_name or "")
         how = say("autopay-how-amount", amount=format_rub(autopay.amount or 0))
-    if autopay.schedule.frequency is Frequency.MONTHLY:
+    if autopay.schedule.frequency is Frequency.ON_ISSUE:
+        when = say("autopay-when-on-issue")
+    elif autopay.schedule.frequency is Frequency.BELOW:
+        when = say("autopay-when-below", threshold=format_rub(autopay.threshold or 0))
+    elif autopay.schedule.frequency is Frequency.MONTHLY:
         when = say("autopay-when-monthly", day=str(autopay.schedule.day))
     else:
         when = say("autopay-when-weekly", weekday=tr(WEEKDAY_KEYS[autopay.schedule.day]))
     return {"what": what, "how": how, "when": when}
+
+
+def next_charge(tr: Texts, autopay: Autopay) -> str:
+    """When it charges next, in words: a moment, or (on issue, waiting for a bill) «на
+    следующий день после нового счёта»."""
+    if autopay.on_issue and autopay.next_due_at >= IDLE:
+        return tr("autopay-next-on-issue")
+    if autopay.below:
+        return tr("autopay-next-below")
+    return format_datetime(autopay.next_due_at)
 
 
 def _limits(manager: DialogManager) -> AmountLimits:
@@ -133,9 +190,11 @@ def _start(manager: DialogManager) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _money_problem(tr: Texts, error: DomainError, bill: bool) -> Markup:
+def _money_problem(tr: Texts, error: DomainError, bill: bool, topup: bool = False) -> Markup:
     if isinstance(error, AmountTooLarge):
         return tr("autopay-money-too-large", ceiling=format_rub(error.ceiling))
+    if topup:  # no 50 ₽ minimum: the service's own minimum is checked at «Подключить»
+        return tr("autopay-topup-amount-bad")
     return tr("autopay-limit-bad" if bill else "autopay-amount-bad")
 
 
@@ -178,11 +237,11 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     reason = autopay.paused_reason or PauseReason.BY_RESIDENT
     text = ctx.tr(
         "autopay-card",
-        next=format_datetime(autopay.next_due_at),
+        next=next_charge(ctx.tr, autopay),
         state=ctx.tr("autopay-state-active" if active else PAUSED_KEYS[reason]),
         **describe(ctx.tr, autopay),
     )
-    return {"text": text, "active": active}
+    return {"text": text, "active": active, "on_issue": not autopay.schedule.dated}
 
 
 def _edit(state: Any) -> Any:
@@ -241,10 +300,11 @@ async def on_start(data: Data, manager: DialogManager) -> None:
         manager.dialog_data["kind"] = AutopayKind.BILL.value
         if data.get("bill_kind") in {k.value for k in BILL_KINDS}:
             manager.dialog_data["bill_kind"] = data["bill_kind"]
-            if not await _already_set_up(manager):
-                await manager.switch_to(AutopaySG.frequency)
+            await _after_service(manager)
         else:
             await manager.switch_to(AutopaySG.service)
+    elif kind == AutopayKind.TOPUP:
+        await _start_topup(manager, data)
     elif kind == AutopayKind.FIXED:
         manager.dialog_data["kind"] = AutopayKind.FIXED.value
         if data.get("fund_id"):
@@ -257,6 +317,25 @@ async def on_start(data: Data, manager: DialogManager) -> None:
                 await manager.switch_to(AutopaySG.frequency)
         else:
             await manager.switch_to(AutopaySG.fund)
+
+
+async def _start_topup(manager: DialogManager, data: dict[str, Any]) -> None:
+    """A top-up autopay for the card or parking account just paid: the account is checked
+    again as typed input would be (start data is never trusted further than that)."""
+    manager.dialog_data["kind"] = AutopayKind.TOPUP.value
+    service = data.get("topup_service")
+    if service not in set(TopupService):
+        await manager.switch_to(AutopaySG.topup)
+        return
+    account = check_account(TopupService(service), str(data.get("topup_account") or ""))
+    if not isinstance(account, str):
+        await manager.switch_to(AutopaySG.topup)
+        return
+    manager.dialog_data.update(topup_service=service, topup_account=account)
+    if type(data.get("amount")) is int:
+        manager.dialog_data["amount"] = data["amount"]
+    if not await _already_set_up(manager):
+        await manager.switch_to(AutopaySG.frequency)
 
 
 async def on_result(_start: Data, result: Any, manager: DialogManager) -> None:
@@ -273,6 +352,12 @@ def _target(data: dict[str, Any]) -> AutopayTarget | None:
         return AutopayTarget(AutopayKind.BILL, bill_kind=BillKind(data["bill_kind"]))
     if data.get("kind") == AutopayKind.FIXED and data.get("fund_id"):
         return AutopayTarget(AutopayKind.FIXED, fund_id=str(data["fund_id"]))
+    if data.get("kind") == AutopayKind.TOPUP and data.get("topup_account"):
+        return AutopayTarget(
+            AutopayKind.TOPUP,
+            topup_service=str(data["topup_service"]),
+            topup_account=str(data["topup_account"]),
+        )
     return None
 
 
@@ -298,6 +383,8 @@ async def _show_existing(manager: DialogManager, existing: Autopay) -> None:
     words = describe(tr, existing)
     if existing.kind is AutopayKind.BILL and existing.bill_kind is not None:
         target = tr("autopay-exists-bill", service=tr(SERVICE_KEYS[existing.bill_kind]))
+    elif existing.kind is AutopayKind.TOPUP:
+        target = topup_what(tr, existing.topup_service, existing.topup_account, plain=False)
     else:
         target = tr("autopay-exists-fund", fund=existing.fund_name or "")
     paused = existing.status is AutopayStatus.PAUSED
@@ -376,6 +463,97 @@ async def on_kind_bill(_c: CallbackQuery, _b: Button, manager: DialogManager) ->
     await manager.switch_to(AutopaySG.service)
 
 
+async def on_kind_topup(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    manager.dialog_data.pop(ADVANCE, None)  # «Назад» from an МГТС number's list: any account
+    manager.dialog_data["kind"] = AutopayKind.TOPUP.value
+    await manager.switch_to(AutopaySG.topup)
+
+
+async def topups_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    """The resident's own cards and parking accounts (from their profile at the platform); an
+    МГТС fixed amount's set-up: the resident's МГТС numbers only (a bill service's advance is
+    offered under its bills, «Как платить?», not among the wallets)."""
+    ctx = Ctx(dialog_manager)
+    try:
+        services = await topup_services(ctx.uow, ctx.city, ctx.city, ctx.linked)
+    except DomainError as error:
+        return {"text": ctx.tr(error_key(error)), "accounts": [], "advance": False}
+    advance = _advance(dialog_manager)
+    if advance is not None:
+        services = [s for s in services if s.code == advance["service"]]
+    else:
+        services = [s for s in services if not advances_bill(s.code)]
+    shown = {
+        item_ref(f"{s.code.value}:{a}"): [s.code.value, a] for s in services for a in s.own_accounts
+    }
+    dialog_manager.dialog_data["topups_shown"] = shown
+    items = [(ref, topup_what(ctx.tr, s, a, plain=True)) for ref, (s, a) in shown.items()]
+    if advance is not None:
+        text = ctx.tr("autopay-advance-which" if items else "autopay-advance-no-account")
+    else:
+        text = ctx.tr("autopay-topup-ask" if items else "autopay-topup-none")
+    return {"text": text, "accounts": items, "advance": advance is not None}
+
+
+def _advance(manager: DialogManager) -> dict[str, Any] | None:
+    """The fixed-amount service of the bill service chosen, once «Фиксированная сумма по
+    расписанию» made this set-up a TOPUP one (None otherwise)."""
+    advance = manager.dialog_data.get(ADVANCE)
+    if manager.dialog_data.get("kind") != AutopayKind.TOPUP or not isinstance(advance, dict):
+        return None
+    return advance
+
+
+async def on_topup_account(
+    callback: CallbackQuery, _w: Any, manager: DialogManager, item_id: str
+) -> None:
+    chosen = _shown(manager, "topups_shown", item_id)
+    if chosen is None:
+        await _forged(callback, manager)
+        return
+    manager.dialog_data.update(topup_service=chosen[0], topup_account=chosen[1])
+    if not await _already_set_up(manager):
+        await manager.switch_to(AutopaySG.frequency)
+
+
+async def on_below(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«Когда баланс ниже суммы»: shown only in a top-up's set-up (not in a change of one, nor
+    for a donation, where a forged press would build an autopay that cannot exist)."""
+    if not (await frequency_getter(manager))["topup"]:
+        await _forged(callback, manager)
+        return
+    manager.dialog_data.update(frequency=Frequency.BELOW.value, day=0)
+    await manager.switch_to(AutopaySG.threshold)
+
+
+async def frequency_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    """«Когда баланс ниже суммы» is offered for a wallet («Тройка», parking) only: an МГТС
+    fixed amount is paid monthly or weekly."""
+    data = dialog_manager.dialog_data
+    return {
+        "topup": data.get("kind") == AutopayKind.TOPUP
+        and EDIT not in _start(dialog_manager)
+        and not advances_bill(str(data.get("topup_service") or ""))
+    }
+
+
+async def on_threshold(message: Message, _w: MessageInput, manager: DialogManager) -> None:
+    """«Когда баланс ниже N ₽»: a positive amount by the payments' rules (`parse_rub`)."""
+    ctx = Ctx(manager)
+    if has_foreign_digit(message.text or ""):
+        await message.answer(ctx.tr("input-foreign-digits"))
+        return
+    try:
+        threshold = parse_rub(message.text or "")
+    except MoneyParseError:
+        threshold = 0
+    if threshold <= 0:
+        await message.answer(ctx.tr("autopay-threshold-bad"))
+        return
+    manager.dialog_data["threshold"] = threshold
+    await _after_schedule(manager)
+
+
 async def on_kind_fund(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     manager.dialog_data["kind"] = AutopayKind.FIXED.value
     await manager.switch_to(AutopaySG.fund)
@@ -388,17 +566,84 @@ async def services_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
     except DomainError as error:
         return {"text": ctx.tr(error_key(error)), "services": []}
     services = [(k.value, ctx.tr.label(SERVICE_KEYS[k])) for k in BILL_KINDS if k in kinds]
+    dialog_manager.dialog_data["services_shown"] = [k for k, _ in services]
     return {
         "text": ctx.tr("autopay-service-ask" if services else "autopay-no-services"),
         "services": services,
     }
 
 
-async def on_service(_c: CallbackQuery, _w: Any, manager: DialogManager, kind: str) -> None:
-    if kind in {k.value for k in BILL_KINDS}:
-        manager.dialog_data["bill_kind"] = kind
-        if not await _already_set_up(manager):
-            await manager.switch_to(AutopaySG.frequency)
+async def on_service(callback: CallbackQuery, _w: Any, manager: DialogManager, kind: str) -> None:
+    """A service of the list drawn last; any other item (forged) gets the toast."""
+    if kind not in manager.dialog_data.get("services_shown", ()):
+        await _forged(callback, manager)
+        return
+    manager.dialog_data["bill_kind"] = kind
+    await _after_service(manager)
+
+
+async def _after_service(manager: DialogManager) -> None:
+    """The bill service is chosen: the autopay the resident has for it, if any; else «Как
+    платить?» when the platform takes a fixed amount for it too (`fixed_amount_service`:
+    МГТС), else its limit («по выставленному счёту», on issue: no schedule to ask)."""
+    manager.dialog_data.pop(ADVANCE, None)  # another service's, chosen before «Назад»
+    if await _already_set_up(manager):  # by bill, or a fixed amount to its account
+        return
+    bill_kind = str(manager.dialog_data["bill_kind"])
+    ctx = Ctx(manager)
+    try:
+        services = await topup_services(ctx.uow, ctx.city, ctx.city, ctx.linked)
+    except DomainError:  # the platform does not say now: its bill, as ever
+        services = []
+    service = fixed_amount_service(services, bill_kind)
+    if service is None:  # ЕПД, a kindergarten, a club: only their issued bill
+        await manager.switch_to(AutopaySG.money)
+        return
+    manager.dialog_data[ADVANCE] = {
+        "bill_kind": bill_kind,
+        "service": service.code.value,
+        "accounts": list(service.own_accounts),
+        "min": service.limits.min_amount,
+        "max": service.limits.max_amount,
+    }
+    await manager.switch_to(AutopaySG.how)
+
+
+async def how_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    tr: Texts = dialog_manager.middleware_data["tr"]
+    bill_kind = BillKind(dialog_manager.dialog_data["bill_kind"])
+    return {"text": tr("autopay-how-ask", service=tr(SERVICE_KEYS[bill_kind]))}
+
+
+async def on_how_bill(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«По выставленному счёту»: the bill autopay, on to its limit."""
+    manager.dialog_data.pop(ADVANCE, None)
+    await manager.switch_to(AutopaySG.money)
+
+
+async def on_how_fixed(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«Фиксированная сумма по расписанию»: a TOPUP autopay of the platform's service for this
+    bill service, to the resident's account there (the profile's МГТС number). Only after
+    «Как платить?» offered it for the service chosen: otherwise (forged) the toast."""
+    data = manager.dialog_data
+    advance = data.get(ADVANCE)
+    if not isinstance(advance, dict) or advance.get("bill_kind") != data.get("bill_kind"):
+        await _forged(callback, manager)
+        return
+    accounts = [str(a) for a in advance["accounts"]]
+    if not accounts:  # no number in the profile to pay: said, and asked again
+        if callback.message is not None:
+            await callback.message.answer(Ctx(manager).tr("autopay-advance-no-account"))
+        manager.show_mode = ShowMode.SEND
+        return
+    data.pop("bill_kind")
+    data.update(kind=AutopayKind.TOPUP.value, topup_service=advance["service"])
+    if len(accounts) > 1:  # which number: the list of this service's accounts
+        await manager.switch_to(AutopaySG.topup)
+        return
+    data["topup_account"] = accounts[0]
+    if not await _already_set_up(manager):
+        await manager.switch_to(AutopaySG.frequency)
 
 
 def _shown(manager: DialogManager, key: str, ref: str) -> Any:
@@ -444,10 +689,10 @@ async def on_weekly(_c: CallbackQuery, _b: Button, manager: DialogManager) -> No
 def _prefilled_amount_fits(manager: DialogManager) -> bool:
     """A donation's amount brought from a thank-you, if it is allowed for an autopay."""
     data = manager.dialog_data
-    if data.get("kind") != AutopayKind.FIXED or not data.get("amount"):
+    if data.get("kind") not in (AutopayKind.FIXED, AutopayKind.TOPUP) or not data.get("amount"):
         return False
     try:
-        check_money(AutopayKind.FIXED, int(data["amount"]), _limits(manager))
+        check_money(AutopayKind(data["kind"]), int(data["amount"]), _limits(manager))
     except DomainError:
         data.pop("amount")  # asked again, with the ceiling in the answer to a too large one
         return False
@@ -459,7 +704,8 @@ async def _after_schedule(manager: DialogManager) -> None:
     if EDIT in _start(manager):  # a new day for an existing autopay
         ctx = Ctx(manager)
         schedule = Schedule(Frequency(data["frequency"]), int(data["day"]))
-        await change(ctx.uow, ctx.linked, data["autopay"], ctx.clock(), schedule=schedule)
+        with contextlib.suppress(ValueError):  # on issue: no day to change (a forged press)
+            await change(ctx.uow, ctx.linked, data["autopay"], ctx.clock(), schedule=schedule)
         await _close(manager)
         return
     await manager.switch_to(
@@ -495,9 +741,21 @@ async def on_weekday(_c: CallbackQuery, _w: Any, manager: DialogManager, day: st
 async def money_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     tr: Texts = dialog_manager.middleware_data["tr"]
     bill = dialog_manager.dialog_data.get("kind") == AutopayKind.BILL
+    topup = dialog_manager.dialog_data.get("kind") == AutopayKind.TOPUP
+    ask = "autopay-limit-ask" if bill else "autopay-topup-amount-ask" if topup else ""
+    advance = _advance(dialog_manager)
+    if advance is not None:  # МГТС's fixed amount: within what it takes in one payment
+        text = tr(
+            "autopay-advance-amount-ask",
+            min=format_rub(advance["min"]),
+            max=format_rub(advance["max"]),
+        )
+    else:
+        text = tr(ask or "autopay-amount-ask")
     return {
-        "text": tr("autopay-limit-ask" if bill else "autopay-amount-ask"),
+        "text": text,
         "editing": EDIT in _start(dialog_manager),
+        "bill": bill,
     }
 
 
@@ -509,16 +767,18 @@ async def on_money(message: Message, _w: MessageInput, manager: DialogManager) -
         await message.answer(ctx.tr("input-foreign-digits"))
         return  # the payee and schedule chosen so far stay
     kind = AutopayKind(manager.dialog_data["kind"])
-    bill = kind is AutopayKind.BILL
+    bill, topup = kind is AutopayKind.BILL, kind is AutopayKind.TOPUP
     try:
         amount = check_money(kind, parse_rub(message.text or ""), _limits(manager))
     except MoneyParseError:
-        await message.answer(_money_problem(ctx.tr, AutopayTooSmall(), bill))
+        await message.answer(_money_problem(ctx.tr, AutopayTooSmall(), bill, topup))
         return
     except (AutopayTooSmall, AmountTooLarge) as error:
-        await message.answer(_money_problem(ctx.tr, error, bill))
+        await message.answer(_money_problem(ctx.tr, error, bill, topup))
         return
     if EDIT in _start(manager):  # a new amount or limit for an existing autopay
+        if topup and not await _topup_change_fits(manager, message, amount):
+            return
         await change(
             ctx.uow,
             ctx.linked,
@@ -529,8 +789,34 @@ async def on_money(message: Message, _w: MessageInput, manager: DialogManager) -
         )
         await _close(manager)
         return
+    advance = _advance(manager)
+    if advance is not None and not advance["min"] <= amount <= advance["max"]:
+        low, high = format_rub(advance["min"]), format_rub(advance["max"])
+        await message.answer(ctx.tr("autopay-advance-out-of-limits", min=low, max=high))
+        return  # asked again
     manager.dialog_data["limit" if bill else "amount"] = amount
     await manager.switch_to(AutopaySG.method, show_mode=ShowMode.SEND)
+
+
+async def _topup_change_fits(manager: DialogManager, message: Message, amount: int) -> bool:
+    """A top-up autopay's new amount checked as at its set-up (`check_topup`: the service's
+    limits for one payment and, by threshold, threshold + amount within the card's ceiling —
+    `change` checks only the autopay ceiling); if it does not fit the resident is told and
+    asked again."""
+    ctx = Ctx(manager)
+    autopay = await own_autopay(ctx.uow, ctx.linked, manager.dialog_data["autopay"])
+    services = await topup_services(ctx.uow, ctx.city, ctx.city, ctx.linked)
+    service = service_of(services, autopay.topup_service or "")
+    if service is None:  # the service closed: its runs pause the autopay and say so
+        return True
+    ceiling = money_ceiling(autopay.kind, _limits(manager))[1]
+    try:
+        check_topup(dataclasses.replace(autopay, amount=amount), service.limits, ceiling)
+    except TopupDoesNotFit as error:
+        key = TOPUP_PROBLEM_KEYS.get(error.problem, "autopay-topup-too-large")
+        await message.answer(ctx.tr(key))
+        return False
+    return True
 
 
 async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -582,7 +868,7 @@ async def on_method(callback: CallbackQuery, _w: Any, manager: DialogManager, it
         return
     last4 = manager.dialog_data["cards"][method_id]
     if resumed:
-        next_at = format_datetime(autopay.next_due_at)
+        next_at = next_charge(ctx.tr, autopay)
         text = ctx.tr("autopay-card-changed-resumed", last4=last4, next=next_at)
     else:
         text = ctx.tr("autopay-card-changed", last4=last4)
@@ -594,7 +880,10 @@ def _draft(manager: DialogManager, now: datetime) -> Autopay:
     """The autopay this set-up describes: the fields of its kind only."""
     data = manager.dialog_data
     kind = AutopayKind(data["kind"])
-    schedule = Schedule(Frequency(data["frequency"]), int(data["day"]))
+    if kind is AutopayKind.BILL:  # «по выставленному счёту»: when its bill is discovered
+        schedule = Schedule.on_issue()
+    else:
+        schedule = Schedule(Frequency(data["frequency"]), int(data["day"]))
     common: dict[str, Any] = {
         "telegram_user_id": Ctx(manager).linked.telegram_user_id,
         "kind": kind,
@@ -604,6 +893,14 @@ def _draft(manager: DialogManager, now: datetime) -> Autopay:
     }
     if kind is AutopayKind.BILL:
         return Autopay(**common, limit=data.get("limit"), bill_kind=BillKind(data["bill_kind"]))
+    if kind is AutopayKind.TOPUP:
+        return Autopay(
+            **common,
+            amount=data["amount"],
+            topup_service=data["topup_service"],
+            topup_account=data["topup_account"],
+            threshold=data.get("threshold") if schedule.is_below else None,
+        )
     return Autopay(
         **common, amount=data["amount"], fund_id=data["fund_id"], fund_name=data["fund_name"]
     )
@@ -617,7 +914,7 @@ async def summary_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     ctx = Ctx(dialog_manager)
     autopay = _draft(dialog_manager, ctx.clock())
     last4 = dialog_manager.dialog_data["cards"][autopay.method_id]
-    first = format_datetime(autopay.next_due_at.astimezone(MOSCOW))
+    first = next_charge(ctx.tr, autopay)
     text = ctx.tr("autopay-summary", last4=last4, first=first, **describe(ctx.tr, autopay))
     return {"text": text, "exists": False, "resume": False}
 
@@ -627,17 +924,40 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
     assert callback.message is not None
     if EXISTS in manager.dialog_data:  # «Подключить» is not shown then: a forged press
         return
+    draft = _draft(manager, ctx.clock())
     try:
-        await set_up(ctx.uow, _draft(manager, ctx.clock()), ctx.clock(), _limits(manager))
+        service = None
+        if draft.kind is AutopayKind.TOPUP:  # checked against the service's limits now
+            services = await topup_services(ctx.uow, ctx.city, ctx.city, ctx.linked)
+            service = service_of(services, draft.topup_service or "")
+            if service is None:
+                await callback.message.answer(ctx.tr("autopay-topup-closed"))
+                await _close(manager)
+                return
+        await set_up(
+            ctx.uow,
+            draft,
+            ctx.clock(),
+            _limits(manager),
+            topup_limits=service.limits if service else None,
+        )
+    except TopupDoesNotFit as error:
+        key = TOPUP_PROBLEM_KEYS.get(error.problem, "autopay-topup-too-large")
+        await callback.message.answer(ctx.tr(key))
+        await manager.switch_to(AutopaySG.money, show_mode=ShowMode.SEND)
+        return
     except AutopayExists as error:  # set up meanwhile (another set-up, in another message)
         await _show_existing(manager, error.autopay)
         return
     except (AutopayTooSmall, AmountTooLarge) as error:
         bill = manager.dialog_data.get("kind") == AutopayKind.BILL
-        await callback.message.answer(_money_problem(ctx.tr, error, bill))
+        topup = manager.dialog_data.get("kind") == AutopayKind.TOPUP
+        await callback.message.answer(_money_problem(ctx.tr, error, bill, topup))
         await manager.switch_to(AutopaySG.money, show_mode=ShowMode.SEND)
         return
-    await callback.message.answer(ctx.tr("autopay-created"))
+    on_issue = manager.dialog_data.get("kind") == AutopayKind.BILL
+    created = "autopay-created-below" if draft.below else "autopay-created"
+    await callback.message.answer(ctx.tr("autopay-created-on-issue" if on_issue else created))
     await _close(manager)
 
 
@@ -671,7 +991,12 @@ def build_dialog() -> Dialog:
             ),
             Button(Tr("autopay-edit-card"), id="new_card", on_click=_edit(AutopaySG.method)),
             Button(Tr("autopay-edit-money"), id="money", on_click=_edit(AutopaySG.money)),
-            Button(Tr("autopay-edit-day"), id="day", on_click=_edit(AutopaySG.frequency)),
+            Button(
+                Tr("autopay-edit-day"),
+                id="day",
+                on_click=_edit(AutopaySG.frequency),
+                when=~F["on_issue"],
+            ),
             Button(Tr("autopay-delete"), id="delete", on_click=_status(AutopayStatus.DELETED)),
             SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.list),
             HintOnText(),
@@ -682,6 +1007,7 @@ def build_dialog() -> Dialog:
             Tr("autopay-kind-ask"),
             Button(Tr("autopay-kind-bill"), id="bill", on_click=on_kind_bill),
             Button(Tr("autopay-kind-fund"), id="fund", on_click=on_kind_fund),
+            Button(Tr("autopay-kind-topup"), id="topup", on_click=on_kind_topup),
             Cancel(Tr("nav-back")),
             HintOnText(),
             state=AutopaySG.kind,
@@ -697,6 +1023,15 @@ def build_dialog() -> Dialog:
             state=AutopaySG.service,
         ),
         Window(
+            *body("text", "autopay_text_8"),
+            Button(Tr("autopay-how-bill"), id="by_bill", on_click=on_how_bill),
+            Button(Tr("autopay-how-fixed"), id="fixed", on_click=on_how_fixed),
+            SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.service),
+            HintOnText(),
+            getter=how_getter,
+            state=AutopaySG.how,
+        ),
+        Window(
             Tr("autopay-fund-ask"),
             Column(Select(Format("{item[1]}"), id="fund", items="funds", on_click=on_fund, **pick)),
             SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.kind),
@@ -708,9 +1043,34 @@ def build_dialog() -> Dialog:
             Tr("autopay-frequency-ask"),
             Button(Tr("autopay-monthly"), id="monthly", on_click=on_monthly),
             Button(Tr("autopay-weekly"), id="weekly", on_click=on_weekly),
+            Button(Tr("autopay-below"), id="below", on_click=on_below, when="topup"),
             Cancel(Tr("pay-cancel")),
             HintOnText(),
+            getter=frequency_getter,
             state=AutopaySG.frequency,
+        ),
+        Window(
+            Tr("autopay-threshold-ask"),
+            MessageInput(on_threshold, content_types=ContentType.TEXT),
+            SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.frequency),
+            state=AutopaySG.threshold,
+        ),
+        Window(
+            *body("text", "autopay_text_7"),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="tacc",
+                    items="accounts",
+                    on_click=on_topup_account,
+                    **pick,
+                )
+            ),
+            SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.kind, when=~F["advance"]),
+            Cancel(Tr("pay-cancel"), id="cancel", when="advance"),
+            HintOnText(),
+            getter=topups_getter,
+            state=AutopaySG.topup,
         ),
         Window(
             Tr("autopay-day-ask"),
@@ -732,7 +1092,18 @@ def build_dialog() -> Dialog:
         Window(
             *body("text", "autopay_text_4"),
             MessageInput(on_money, content_types=ContentType.TEXT),
-            SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.frequency, when=~F["editing"]),
+            SwitchTo(
+                Tr("nav-back"),
+                id="back",
+                state=AutopaySG.frequency,
+                when=~F["editing"] & ~F["bill"],
+            ),
+            SwitchTo(
+                Tr("nav-back"),
+                id="back_svc",
+                state=AutopaySG.service,
+                when=~F["editing"] & F["bill"],
+            ),
             Cancel(Tr("nav-back"), id="cancel", when=F["editing"]),
             getter=money_getter,
             state=AutopaySG.money,

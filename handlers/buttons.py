@@ -9,8 +9,9 @@ instead of an error:
 
 - an id is ASCII digits 0-9 only (never «²», «١», «１», a sign, spaces or «1_000», which
   `int()` and pydantic's lax mode would take) within a PostgreSQL bigint, 1..2**63-1;
-- an autopay period is «2026-11» (monthly) or «2026-W48» (weekly), as domain/autopay.py makes
-  them; a report number is the city's «NG-2026-001001» (Latin letters, digits, hyphens).
+- an autopay period is «2026-11» (monthly), «2026-W48» (weekly) or «b-» and 12 hex digits (a
+  bill, on issue), as domain/autopay.py makes them; an item reference is 12 hex digits; a
+  report number is the city's «NG-2026-001001» (Latin letters, digits, hyphens).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from aiogram.types import CallbackQuery
 from magic_filter import MagicFilter
 from pydantic import BeforeValidator, Field
 
+from handlers.digest import without_item
 from handlers.ports import Texts
 
 MAX_ID = 2**63 - 1  # the largest PostgreSQL bigint: no row has a larger id
@@ -62,7 +64,8 @@ def _ascii_digits(value: Any) -> Any:
 
 
 ButtonId = Annotated[int, BeforeValidator(_ascii_digits), Field(ge=1, le=MAX_ID)]
-Period = Annotated[str, Field(pattern=r"^[0-9]{4}-(?:W[0-9]{2}|[0-9]{2})$")]
+Period = Annotated[str, Field(pattern=r"^(?:[0-9]{4}-(?:W[0-9]{2}|[0-9]{2})|b-[0-9a-f]{12})$")]
+ItemRef = Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]  # what `item_ref` makes
 ReportNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")]
 
 
@@ -77,13 +80,19 @@ async def on_forged(callback: CallbackQuery, tr: Texts) -> None:
 
 
 async def drop_keyboard(callback: CallbackQuery) -> None:
-    """Take the buttons off the pressed message; already gone (a second tap) is fine —
-    Telegram refuses the same markup again with «message is not modified»."""
+    """Take the buttons off the pressed message — in a quiet hours' digest only the pressed
+    item's (`handlers.digest.without_item`): the others stay usable; already gone (a second
+    tap) is fine — Telegram refuses the same markup again with «message is not modified»."""
     if callback.message is None or callback.bot is None:
         return
+    digest, rest = without_item(getattr(callback.message, "reply_markup", None), callback.data)
+    if digest and rest is getattr(callback.message, "reply_markup", None):
+        return  # the pressed item's buttons are gone already
     with contextlib.suppress(TelegramBadRequest):
         await callback.bot.edit_message_reply_markup(
-            chat_id=callback.message.chat.id, message_id=callback.message.message_id
+            chat_id=callback.message.chat.id,
+            message_id=callback.message.message_id,
+            reply_markup=rest,
         )
 
 

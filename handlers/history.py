@@ -13,9 +13,11 @@ from markupsafe import Markup
 from domain.errors import DomainError
 from domain.money import format_rub
 from domain.payments import IntentStatus, PaymentStatus, history
+from domain.topups import shown_account
 from handlers.payments import Ctx
 from handlers.states import HistorySG, PaySG
 from handlers.texts import button_int, error_key, format_datetime
+from handlers.topups import history_line_key
 from handlers.widgets import HintOnText, Html, Paged, PagerRow, Tr
 
 STATUS_KEYS = {
@@ -42,6 +44,11 @@ async def history_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
             amount=format_rub(payment.amount),
             status=status,
         )
+        topup = payment.payable.topup if payment.payable is not None else None
+        topup_key = history_line_key(topup.service) if topup is not None else None
+        if payment.receipt is None and topup is not None and topup_key is not None:
+            # no receipt yet (waiting, failed): what the top-up was for, as a receipt names it
+            line += "\n" + tr(topup_key, account=shown_account(topup.service, topup.account))
         if payment.receipt is not None:
             line += Markup(", ") + tr("history-receipt", number=payment.receipt.number)
             line += Markup("").join(

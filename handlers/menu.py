@@ -29,6 +29,8 @@ from handlers.states import (
     ReportSG,
     SettingsSG,
     SupportSG,
+    TemplatesSG,
+    TopupSG,
     UinSG,
     UnlinkSG,
 )
@@ -85,7 +87,9 @@ def build_dialog() -> Dialog:
             Start(Tr("menu-bills"), id="bills", state=BillsSG.list, when=F["linked"]),
             Start(Tr("menu-uin"), id="uin", state=UinSG.input, when=F["linked"]),
             Start(Tr("menu-fines"), id="fines", state=FinesSG.input, when=F["linked"]),
+            Start(Tr("menu-topup"), id="topup", state=TopupSG.service, when=F["linked"]),
             Start(Tr("menu-history"), id="history", state=HistorySG.list, when=F["linked"]),
+            Start(Tr("menu-templates"), id="templates", state=TemplatesSG.list, when=F["linked"]),
             Start(Tr("menu-charity"), id="charity", state=CharitySG.main, when=F["linked"]),
             Start(Tr("menu-points"), id="points", state=PointsSG.main, when=F["linked"]),
             Start(Tr("menu-meters"), id="meters", state=MetersSG.list, when=F["linked"]),

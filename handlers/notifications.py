@@ -8,7 +8,7 @@ from typing import Any
 from aiogram import Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 from markupsafe import Markup
@@ -18,11 +18,13 @@ from domain.autopay import AutopayKind, PauseReason
 from domain.autopaying import skip_once
 from domain.bills import BillKind
 from domain.errors import NotFound
+from domain.meter_reminders import METER_WINDOW
 from domain.money import format_rub
 from domain.ports import UnitOfWork
 from domain.reports import ReportStatus
 from domain.support import DASHBOARD_KINDS
-from handlers.autopay import OPEN, SERVICE_KEYS
+from handlers import bill_notice, meter_window
+from handlers.autopay import OPEN, SERVICE_KEYS, topup_what
 from handlers.buttons import (
     ButtonId,
     Period,
@@ -33,6 +35,7 @@ from handlers.buttons import (
     pressed_before,
     remember_press,
 )
+from handlers.meter_window import render_meter_window
 from handlers.my_reports import STATUS_KEYS, answer_keyboard, full_answer_keyboard
 from handlers.ports import Texts
 from handlers.states import AutopaySG
@@ -44,12 +47,15 @@ SETTING_KINDS = {
     "report_status": "settings-report-status",
     "autopay_reminder": "settings-autopay-reminder",
     "autopay_paid": "settings-autopay-result",
+    METER_WINDOW: "settings-meter-window",
+    bill_notice.KIND: "settings-bill-issued",
 }
 AUTOPAY_KEYS = {
     "autopay_reminder": "notify-autopay-reminder",
     "autopay_paid": "notify-autopay-paid",
     "autopay_over_limit": "notify-autopay-over-limit",
     "autopay_failed": "notify-autopay-failed",
+    "autopay_topup_full": "notify-autopay-topup-full",
     "autopay_card_expired": "notify-autopay-card-expired",  # written before pauses existed
 }
 # «autopay_failed»: what really happened, by the run's failure (declined is the default).
@@ -68,6 +74,8 @@ PAUSED_KEYS = {
     PauseReason.RELINK: "notify-autopay-paused-relink",
     PauseReason.TARGET_GONE: "notify-autopay-paused-target-gone",
     PauseReason.OVER_CEILING: "notify-autopay-paused-over-ceiling",
+    PauseReason.TOPUP_LIMITS: "notify-autopay-paused-topup-limits",
+    PauseReason.NO_BALANCE: "notify-autopay-paused-no-balance",
 }
 
 
@@ -84,6 +92,9 @@ def _autopay_words(tr: Texts, data: dict[str, Any]) -> dict[str, Markup]:
     if data.get("kind") == AutopayKind.BILL and data.get("bill_kind"):
         what = tr("autopay-what-bill", service=tr(SERVICE_KEYS[BillKind(data["bill_kind"])]))
         how = tr("autopay-how-limit", limit=format_rub(data.get("limit") or 0))
+    elif data.get("kind") == AutopayKind.TOPUP:
+        what = topup_what(tr, data.get("topup_service"), data.get("topup_account"), plain=False)
+        how = tr("autopay-how-amount", amount=format_rub(data.get("amount") or 0))
     else:
         what = tr("autopay-what-fund", fund=data.get("fund_name") or "")
         how = tr("autopay-how-amount", amount=format_rub(data.get("amount") or 0))
@@ -96,6 +107,8 @@ def render(
     """(text, buttons, photo URL) for a notification; unknown kinds raise KeyError."""
     if kind in DASHBOARD_KINDS:  # for staff, in the support supergroup's dashboard topic
         return render_dashboard(kind, data, tr), None, None
+    if kind == METER_WINDOW:
+        return render_meter_window(data, tr)
     if kind == "report_status":
         status = ReportStatus(data["status"])
         answer = str(data.get("text") or "")
@@ -110,12 +123,25 @@ def render(
         if shorten(answer) != answer:  # the whole answer is on the report's card
             markup = full_answer_keyboard(tr, data["report_id"], markup)
         return text, markup, data.get("media_url")
+    if kind == bill_notice.KIND:  # «Пришёл счёт»; «Пропустить этот раз» when its autopay pays
+        skip = None
+        if data.get("autopay_id") is not None and data.get("period"):
+            skip = InlineKeyboardButton(
+                text=tr.label("notify-autopay-skip"),
+                callback_data=AutopaySkip(
+                    autopay=int(data["autopay_id"]), period=str(data["period"])
+                ).pack(),
+            )
+        text, keyboard = bill_notice.render_bill_issued(data, tr, skip)
+        return text, keyboard, None
     words = _autopay_words(tr, data)
     charged = data.get("amount_charged")
     if kind == "autopay_paused":
         key = PAUSED_KEYS.get(PauseReason(data["reason"]), "notify-autopay-paused-target-gone")
     elif kind == "autopay_failed":
         key = FAILED_KEYS.get(str(data.get("failure")), "notify-autopay-failed")
+        if data.get("bill_id"):  # on issue: no schedule follows, the bill is theirs to pay
+            key = bill_notice.failed_key(data.get("failure"))
     else:
         key = AUTOPAY_KEYS[kind]
     text = tr(
@@ -134,6 +160,9 @@ def render(
             callback_data=AutopaySkip(autopay=int(data["autopay_id"]), period=data["period"]),
         )
         markup = builder.as_markup()
+    elif kind in ("autopay_failed", "autopay_over_limit") and data.get("bill_id"):
+        pay = bill_notice.pay_button(tr, str(data["bill_id"]))  # on issue: that bill
+        markup = InlineKeyboardMarkup(inline_keyboard=[[pay]])
     elif kind == "autopay_paused" and data.get("autopay_id") is not None:
         builder = InlineKeyboardBuilder()
         builder.button(
@@ -205,4 +234,6 @@ def build_router() -> Router:
     router.callback_query.register(on_open, AutopayOpen.filter())
     router.callback_query.register(on_forged, forged(AutopaySkip))
     router.callback_query.register(on_forged, forged(AutopayOpen))
+    meter_window.register(router)
+    bill_notice.register(router)
     return router

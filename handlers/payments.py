@@ -1,6 +1,6 @@
 """The pay step shared by every way to pay: confirm the total and the card, pay, show the
-result and the receipt. Started with {"bill_ids": [...]}, {"requisites": {...}, "amount": N}
-or {"fund_id": ..., "fund_name": ..., "amount": N} (a donation).
+result and the receipt. Started with `pay_data(payable, amount, **display)`: bills, requisites,
+a donation (display: `fund_name`) or a top-up (display: `topup_line`).
 
 A saved card's button carries the card's reference (`handlers.buttons.item_ref`), looked up
 in the list kept in dialog data, never the platform's id (any length: Telegram refuses a whole
@@ -43,13 +43,16 @@ from domain.payments import (
     prepare_bills_payment,
     prepare_donation,
     prepare_requisites_payment,
+    prepare_topup,
 )
 from domain.points import epd_cashback
 from domain.ports import City, UnitOfWork
 from domain.sessions import ResidentSession
+from domain.templates import templatable
+from domain.topups import TopupService
 from handlers.buttons import by_ref, item_ref
 from handlers.ports import Texts
-from handlers.states import AutopaySG, MenuSG, PaySG
+from handlers.states import AutopaySG, MenuSG, PaySG, TemplatesSG
 from handlers.telegram_pay import send_invoice
 from handlers.texts import error_key, error_text, format_datetime, format_time
 from handlers.widgets import HintOnText, Tr, body
@@ -81,6 +84,9 @@ REFUSAL_KEYS = {
     "unknown_bill": "pay-refused-bill",
     "unknown_fund": "pay-refused-fund",
     "below_minimum": "charity-amount-too-small",
+    "unknown_account": "pay-refused-account",
+    "invalid_account": "pay-refused-account",
+    "amount_out_of_limits": "pay-refused-topup-limits",
 }
 
 
@@ -159,6 +165,14 @@ async def _prepare(ctx: Ctx, method_id: str | None) -> PaymentIntent:
         return await prepare_donation(
             ctx.uow, ctx.linked, payable.fund_id, amount, method_id, now, limits
         )
+    if payable.kind is PayableKind.TOPUP:
+        assert payable.topup is not None
+        amount = int(start["amount"])
+        data["lines"] = [[start.get("topup_line") or payable.topup.account, format_rub(amount)]]
+        service = TopupService(payable.topup.service)
+        return await prepare_topup(
+            ctx.uow, ctx.linked, service, payable.topup.account, amount, method_id, now, limits
+        )
     if payable.kind is PayableKind.REQUISITES:
         assert payable.requisites is not None
         amount = int(start["amount"])
@@ -173,6 +187,9 @@ async def _prepare(ctx: Ctx, method_id: str | None) -> PaymentIntent:
     data["epd_total"] = sum(b.amount for b in bills if b.kind is BillKind.EPD)
     autopayable = [b.kind.value for b in bills if b.kind in BILL_KINDS]
     data["autopay_kind"] = autopayable[0] if len(bills) == 1 and autopayable else None
+    data["bill_service"] = (  # a template of it: the service, the payer code, the provider
+        [bills[0].kind.value, bills[0].payer_code, bills[0].provider] if len(bills) == 1 else None
+    )
     return intent
 
 
@@ -278,6 +295,8 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
             header.append(tr("receipt-period", period=payable.requisites.period))
     elif payable.kind is PayableKind.DONATION:
         header = [tr("pay-confirm-donation")]
+    elif payable.kind is PayableKind.TOPUP:
+        header = [tr("pay-confirm-topup")]
     else:
         header = [tr("pay-confirm", count=len(payable.bill_ids))]
     text = [
@@ -288,7 +307,12 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
         tr("pay-total", total=format_rub(intent.amount)),
         _method_text(tr, dialog_manager, intent.method_id),
     ]
-    return {"text": Markup("\n").join(text), "total": format_rub(intent.amount)}
+    return {
+        "text": Markup("\n").join(text),
+        "total": format_rub(intent.amount),
+        # a template's own amount can be changed (handlers/templates.py asks it)
+        "template_amount": bool(start.get("template_id")) and payable.kind is not PayableKind.BILLS,
+    }
 
 
 def _method_text(tr: Texts, manager: DialogManager, method_id: str | None) -> Markup:
@@ -379,7 +403,7 @@ async def on_done(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None
     receipt) goes to the menu."""
     start: dict[str, Any] = manager.start_data or {}  # type: ignore[assignment]
     if start.get("back"):
-        await manager.done({"refresh": True})
+        await manager.done({"refresh": True, "intent_id": manager.dialog_data.get("intent_id")})
         return
     await manager.start(MenuSG.main, mode=StartMode.RESET_STACK)
 
@@ -395,9 +419,37 @@ async def on_autopay(_c: CallbackQuery, _b: Button, manager: DialogManager) -> N
             "fund_name": start.get("fund_name", ""),
             "amount": int(start["amount"]),
         }
+    elif payable.topup is not None:  # «Пополнять» this card or parking account
+        data = {
+            "kind": AutopayKind.TOPUP.value,
+            "topup_service": payable.topup.service,
+            "topup_account": payable.topup.account,
+            "amount": int(start["amount"]),
+        }
     else:
         data = {"kind": AutopayKind.BILL.value, "bill_kind": manager.dialog_data["autopay_kind"]}
     await manager.start(AutopaySG.frequency, data=data)
+
+
+async def on_save_template(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«Сохранить как шаблон» under a receipt: what was just paid (the intent's payable and
+    amount, the bill's service and payer code, display values such as `fund_name`)."""
+    ctx = Ctx(manager)
+    intent = await own_intent(ctx.uow, ctx.linked, manager.dialog_data["intent_id"])
+    start: dict[str, Any] = manager.start_data or {}  # type: ignore[assignment]
+    display = {
+        key: value
+        for key, value in start.items()
+        if isinstance(value, str) and key not in ("note", "payable", "amount", "back")
+    }
+    bill = manager.dialog_data.get("bill_service")
+    data = {"payable": intent.payable.to_json(), "amount": intent.amount, "bill": bill}
+    await manager.start(TemplatesSG.save, data={**data, "display": display})
+
+
+async def on_template_amount(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+    """«Изменить сумму» of a template's payment: back to «Шаблоны», which asks it."""
+    await manager.done({"template_amount": True})
 
 
 async def methods_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -462,7 +514,15 @@ async def result_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         "amount_changed": kind is OutcomeKind.AMOUNT_CHANGED,
         "autopay": kind is OutcomeKind.PAID
         and "payable" in start  # not for a payment resumed from the history
-        and bool(intent.fund_id or dialog_manager.dialog_data.get("autopay_kind")),
+        and bool(
+            intent.fund_id
+            or intent.payable.topup is not None
+            or dialog_manager.dialog_data.get("autopay_kind")
+        ),
+        "template": kind is OutcomeKind.PAID
+        and "payable" in start
+        and not start.get("template_id")  # paid from a template: it is one already
+        and templatable(intent.payable, dialog_manager.dialog_data.get("bill_service")),
     }
 
 
@@ -480,6 +540,12 @@ def build_dialog() -> Dialog:
             *body("text", "payments_text_1"),
             Button(Tr("pay-button"), id="pay", on_click=on_pay),
             SwitchTo(Tr("pay-change-method"), id="method", state=PaySG.method),
+            Button(
+                Tr("templates-change-amount"),
+                id="tpl_amount",
+                on_click=on_template_amount,
+                when=F["template_amount"],
+            ),
             Cancel(Tr("pay-cancel")),
             HintOnText(),
             getter=confirm_getter,
@@ -513,6 +579,9 @@ def build_dialog() -> Dialog:
                 when=F["amount_changed"],
             ),
             Button(Tr("autopay-connect"), id="autopay", on_click=on_autopay, when=F["autopay"]),
+            Button(
+                Tr("templates-save-button"), id="tpl", on_click=on_save_template, when=F["template"]
+            ),
             Button(Tr("pay-done"), id="done", on_click=on_done),
             HintOnText(),
             getter=result_getter,

@@ -36,6 +36,12 @@ class HistorySG(StatesGroup):
     list = State()
 
 
+class TopupSG(StatesGroup):
+    service = State()
+    account = State()
+    amount = State()
+
+
 class ReceiptSG(StatesGroup):
     summary = State()
     amount = State()
@@ -112,11 +118,27 @@ class AutopaySG(StatesGroup):
     money = State()
     method = State()
     summary = State()
+    threshold = State()  # a top-up autopay: «когда баланс ниже N ₽»
+    topup = State()  # a top-up autopay: which card or parking account
+    how = State()  # a bill service that also takes a fixed amount (МГТС): by bill or fixed?
 
 
 class SettingsSG(StatesGroup):
     main = State()
+    quiet = State()
 
 
 class SupportSG(StatesGroup):
     chat = State()
+
+
+class TemplatesSG(StatesGroup):
+    list = State()  # «Шаблоны»: a tap pays
+    manage = State()  # «Переименовать или удалить»: a tap opens the card
+    card = State()
+    rename = State()
+    delete = State()
+    stale = State()  # the payee stopped taking payments (no bill now, a fund gone)
+    amount = State()  # «Изменить сумму»
+    save = State()  # after a payment: the name
+    saved = State()

@@ -77,6 +77,9 @@ FAILURE_KEYS = {
     "relink": "dashboard-failure-relink",
     "target_gone": "dashboard-failure-target-gone",
     "over_ceiling": "dashboard-failure-over-ceiling",
+    "topup_limits": "dashboard-failure-topup-limits",
+    "no_balance": "dashboard-failure-no-balance",
+    "topup_full": "dashboard-failure-topup-full",
     "refused": "dashboard-failure-refused",
     "canceled": "dashboard-failure-canceled",
 }

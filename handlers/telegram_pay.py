@@ -14,6 +14,7 @@ from aiogram.types import LabeledPrice, Message, PreCheckoutQuery
 
 from domain.accounts import Resident
 from domain.errors import DomainError
+from domain.limits import DEFAULT_LIMITS, AmountLimits
 from domain.money import format_rub
 from domain.payments import (
     CheckoutRefusal,
@@ -34,6 +35,10 @@ REFUSAL_KEYS = {
     CheckoutRefusal.UNKNOWN: "tgpay-refused-unknown",
     CheckoutRefusal.ALREADY_PAID: "pay-already-paid",
     CheckoutRefusal.AMOUNT_CHANGED: "tgpay-refused-amount",
+    CheckoutRefusal.FUND_GONE: "pay-refused-fund",
+    CheckoutRefusal.TOPUP_CLOSED: "tgpay-refused-topup-closed",
+    CheckoutRefusal.TOPUP_ACCOUNT: "pay-refused-account",
+    CheckoutRefusal.TOPUP_LIMITS: "pay-refused-topup-limits",
 }
 # Money taken that the city would not register: what the resident is told, by the city's reason.
 REFUND_KEYS = {
@@ -68,6 +73,7 @@ async def on_pre_checkout(
     city: City,
     tr: Texts,
     resident: Resident | None = None,
+    limits: AmountLimits = DEFAULT_LIMITS,
 ) -> None:
     refusal: CheckoutRefusal | None = CheckoutRefusal.UNKNOWN
     key = "tgpay-refused-unknown"
@@ -75,7 +81,7 @@ async def on_pre_checkout(
         try:
             refusal = await asyncio.wait_for(
                 check_checkout(
-                    uow, city, city, resident, query.invoice_payload, query.total_amount
+                    uow, city, city, resident, query.invoice_payload, query.total_amount, limits
                 ),
                 CHECKOUT_BUDGET,
             )

@@ -22,6 +22,7 @@ from sandbox import (
     payments_api,
     points_api,
     prizes_api,
+    topups_api,
 )
 from sandbox.clock import CLOCK_KEY, MOSCOW, SandboxClock
 from sandbox.clock import routes as clock_routes
@@ -95,6 +96,7 @@ def create_app(
         geo_api,
         open311_api,
         media,
+        topups_api,
     ):
         app.add_routes(module.routes)
     return app

@@ -100,6 +100,8 @@ def _summary(request: web.Request, payment: Payment) -> str:
         items = [f"Пожертвование: {fund.name}"]
     elif requisites is not None:
         items = [f"{requisites.purpose} — {requisites.payee_name}"]
+    elif payment.request.topup is not None:
+        items = [f"Пополнение: {payment.request.topup.service} {payment.request.topup.account}"]
     else:
         bills = [data.bill(bill_id) for bill_id in payment.request.bill_ids]
         items = [f"{bill.title} — {format_rub(bill.amount)}" for bill in bills if bill is not None]

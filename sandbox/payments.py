@@ -19,6 +19,7 @@ from domain.uin import check_uin
 from sandbox.cards import CardBehaviour, SavedCard, behaviour_of, saved_card
 from sandbox.data import BillStatus, CityBill, CityData
 from sandbox.funds import MIN_DONATION, fund_by_id
+from sandbox.topups import SERVICES, TopupBook, TopupRefused
 
 Clock = Callable[[], datetime]
 # Called after a payment succeeded, with the bills it paid (points take ЕПД cashback from it).
@@ -89,6 +90,12 @@ class ExternalCharge:
 
 
 @dataclass(frozen=True, slots=True)
+class TopupTarget:
+    service: str
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentRequest:
     amount: int
     bill_ids: tuple[str, ...] = ()
@@ -96,6 +103,7 @@ class PaymentRequest:
     payment_method_id: str | None = None
     external_charge: ExternalCharge | None = None
     fund_id: str | None = None  # a donation
+    topup: TopupTarget | None = None  # a top-up of a «Тройка» card or a parking account
 
     def fingerprint(self) -> str:
         """Equal for equal requests (an omitted nullable field counts as null)."""
@@ -106,10 +114,11 @@ def parse_payment_request(body: object) -> PaymentRequest:
     """Validate a `PaymentRequest` (see the contract); raises InvalidPaymentRequest."""
     if not isinstance(body, dict):
         raise InvalidPaymentRequest("the body must be a JSON object")
-    fields = {"bill_ids", "requisites", "fund_id", "amount", "payment_method_id", "external_charge"}
+    targets = ("bill_ids", "requisites", "fund_id", "topup")
+    fields = {*targets, "amount", "payment_method_id", "external_charge"}
     _no_unknown(body, fields, "")
-    if sum(name in body for name in ("bill_ids", "requisites", "fund_id")) != 1:
-        raise InvalidPaymentRequest("give exactly one of bill_ids, requisites and fund_id")
+    if sum(name in body for name in targets) != 1:
+        raise InvalidPaymentRequest("give exactly one of bill_ids, requisites, fund_id and topup")
     amount = body.get("amount")
     if type(amount) is not int or amount < 1:
         raise InvalidPaymentRequest("amount must be a positive integer (kopecks)")
@@ -123,6 +132,9 @@ def parse_payment_request(body: object) -> PaymentRequest:
         return PaymentRequest(amount, _bill_ids(body["bill_ids"]), None, method_id, external)
     if "requisites" in body:
         return PaymentRequest(amount, (), _requisites(body["requisites"]), method_id, external)
+    if "topup" in body:
+        topup = _topup(body["topup"])
+        return PaymentRequest(amount, (), None, method_id, external, None, topup)
     fund_id = body["fund_id"]
     if not isinstance(fund_id, str) or not fund_id:
         raise InvalidPaymentRequest("fund_id must be a non-empty string")
@@ -149,6 +161,18 @@ def _bill_ids(value: object) -> tuple[str, ...]:
     if len(set(value)) != len(value):
         raise InvalidPaymentRequest("bill_ids must not repeat a bill")
     return tuple(value)
+
+
+def _topup(value: object) -> TopupTarget:
+    """The shape only; the service, the account and the amount are checked when the payment
+    is made (after the key's replay: a repeated request gets its payment back)."""
+    if not isinstance(value, dict):
+        raise InvalidPaymentRequest("topup must be an object")
+    _no_unknown(value, {"service", "account"}, " in topup")
+    service, account = value.get("service"), value.get("account")
+    if not isinstance(service, str) or not service or not isinstance(account, str) or not account:
+        raise InvalidPaymentRequest("topup.service and topup.account are non-empty strings")
+    return TopupTarget(service, account)
 
 
 def _external_charge(value: object) -> ExternalCharge | None:
@@ -273,6 +297,7 @@ class PaymentBook:
     payments: dict[str, Payment] = field(default_factory=dict)  # in creation order
     ledger: list[Charge] = field(default_factory=list)
     listeners: list[SuccessListener] = field(default_factory=list)
+    topups: TopupBook = field(default_factory=TopupBook)  # «Тройка» and parking balances
     _by_key: dict[tuple[str, str], str] = field(default_factory=dict)
     _by_charge_id: dict[str, str] = field(default_factory=dict)
 
@@ -320,6 +345,7 @@ class PaymentBook:
             )
         self._check_bills(account_id, request)
         self._check_fund(request)
+        self._check_topup(request)
         card = self._card(account_id, request.payment_method_id)
 
         now = self.clock()
@@ -354,6 +380,17 @@ class PaymentBook:
                 404, "unknown_payment_method", f"no saved payment method {method_id!r}"
             )
         return card
+
+    def _check_topup(self, request: PaymentRequest) -> None:
+        """A top-up's service, account and amount (within the limits and the ceiling now)."""
+        if request.topup is None:
+            return
+        try:
+            self.topups.check(request.topup.service, request.topup.account, request.amount)
+        except TopupRefused as refused:
+            raise PaymentRefused(
+                refused.status, refused.reason, refused.description, **refused.details
+            ) from None
 
     @staticmethod
     def _check_fund(request: PaymentRequest) -> None:
@@ -432,6 +469,7 @@ class PaymentBook:
         payment was pending, cancel it instead (nothing is charged)."""
         try:
             bills = self._check_bills(payment.account_id, payment.request)
+            self._check_topup(payment.request)  # a wallet filled meanwhile takes no more
         except PaymentRefused as refused:
             payment.note = refused.description
             self._finish(payment, PaymentStatus.CANCELED)
@@ -439,6 +477,9 @@ class PaymentBook:
         now = self.clock()
         for bill in bills:
             self.data.update_bill(bill.id, status=BillStatus.PAID)
+        topup = payment.request.topup
+        if topup is not None:
+            self.topups.credit(topup.service, topup.account, payment.amount)
         external = payment.request.external_charge
         self.ledger.append(
             Charge(
@@ -470,6 +511,10 @@ class PaymentBook:
 
 
 def _receipt_lines(request: PaymentRequest, bills: list[CityBill]) -> tuple[ReceiptLine, ...]:
+    if request.topup is not None:
+        service = SERVICES[request.topup.service]
+        title = f"{service.receipt_title} {request.topup.account}"
+        return (ReceiptLine(title, service.provider, request.amount, None, None),)
     fund = None if request.fund_id is None else fund_by_id(request.fund_id)
     if fund is not None:
         return (ReceiptLine(f"Пожертвование: {fund.name}", fund.name, request.amount, None, None),)

@@ -144,6 +144,9 @@ def payment_json(payment: Payment) -> dict[str, Any]:
             "uin": requisites.uin,
         },
         "fund_id": payment.request.fund_id,
+        "topup": None
+        if payment.request.topup is None
+        else {"service": payment.request.topup.service, "account": payment.request.topup.account},
         "payment_method_id": payment.request.payment_method_id,
         "card_last4": payment.card_last4,
         "confirmation_url": payment.confirmation_url,

@@ -23,15 +23,19 @@ middleware the console adds) after every request the city answers, before the an
 and the console once more on the way out: a kill -9 loses at most the last `SAVE_EVERY`
 seconds of the Telegram double's chat, never what the bot was told by the city. A file that
 cannot be read (truncated, or written by code whose classes changed) is moved aside as
-`*.unreadable` and the city starts afresh, with a warning.
+`*.unreadable` and the city starts afresh, with a warning. So is a file whose objects lack a
+field the classes now have (`_missing_field`: a field added without bumping `FORMAT` would
+otherwise load and fail later, at the first request or save that reads it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import pickle
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -57,7 +61,7 @@ log = structlog.get_logger(__name__)
 
 STATE_FILE = "sandbox-state.pickle"
 SAVE_EVERY = 1.0  # seconds between looks for a changed state
-FORMAT = 2  # bumped when what is kept changes shape
+FORMAT = 3  # bumped when what is kept changes shape (3: top-ups' balances and payments)
 
 # The app keys whose values are the city's state (faults and the client config are not).
 KEPT_KEYS: dict[str, web.AppKey[Any]] = {
@@ -94,6 +98,7 @@ class SandboxState:
         self.shared = shared
         self.telegram = telegram
         self._written: bytes | None = None
+        self._failure: str | None = None  # the last save's error, logged once
 
     def _live(self) -> dict[str, object]:
         moved = self.app[CLOCK_KEY]
@@ -118,6 +123,9 @@ class SandboxState:
         state = _Unpickler(io.BytesIO(raw), self._live()).load()
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError("not a sandbox state of this version")
+        missing = _missing_field(state, self._live())
+        if missing is not None:
+            raise ValueError(f"written by other code: {missing}")
         for name, key in KEPT_KEYS.items():
             self.app[key] = state["city"][name]
         self.shared.offset = _timedelta(state["shared_offset"])
@@ -166,19 +174,59 @@ class SandboxState:
         try:
             return await handler(request)
         finally:  # a redirect is raised (HTTPFound) after the state changed, too
-            try:
-                self.save()
-            except OSError as error:
-                log.warning("sandbox.state_not_saved", error=repr(error))
+            self._save_logged()
 
     async def autosave(self, every: float = SAVE_EVERY) -> None:
-        """Save every `every` seconds until cancelled (a failed write is logged and retried)."""
+        """Save every `every` seconds until cancelled. A failed save — a full disk, or any
+        other exception — is logged and retried; it never ends the loop (the console would
+        go on without saving, silently)."""
         while True:
             await asyncio.sleep(every)
-            try:
-                self.save()
-            except OSError as error:
-                log.warning("sandbox.state_not_saved", error=repr(error))
+            self._save_logged()
+
+    def _save_logged(self) -> None:
+        """`save()`, logging instead of raising; the same failure is logged once in a row."""
+        try:
+            self.save()
+        except Exception as error:
+            said = repr(error)
+            if said != self._failure:
+                if isinstance(error, OSError):
+                    log.warning("sandbox.state_not_saved", error=said)
+                else:
+                    log.exception("sandbox.state_not_saved", error=said)
+            self._failure = said
+        else:
+            self._failure = None
+
+
+_ATOMS = (str, bytes, bytearray, int, float, complex, type(None))
+
+
+def _missing_field(root: object, live: dict[str, object]) -> str | None:
+    """The first dataclass object in the loaded state that lacks one of its class's fields
+    ("PaymentRequest.topup"), or None when every object is whole. Walks containers and the
+    sandbox's own objects; the live clocks and other libraries' objects are not entered."""
+    seen = {id(value) for value in live.values()}
+    todo: list[object] = [root]
+    while todo:
+        obj = todo.pop()
+        if isinstance(obj, _ATOMS) or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            todo.extend(obj.keys())
+            todo.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset, deque)):
+            todo.extend(obj)
+        elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            for item in dataclasses.fields(obj):
+                if not hasattr(obj, item.name):
+                    return f"{type(obj).__name__}.{item.name}"
+                todo.append(getattr(obj, item.name))
+        elif type(obj).__module__.startswith("sandbox") and hasattr(obj, "__dict__"):
+            todo.extend(vars(obj).values())
+    return None
 
 
 def _timedelta(value: object) -> timedelta:

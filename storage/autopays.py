@@ -25,6 +25,8 @@ from domain.autopay import (
 from domain.bills import BillKind
 from domain.linking import ANONYMOUS
 from domain.ports import Notification
+from domain.quiet_hours import DEFAULT as DEFAULT_QUIET
+from domain.quiet_hours import QuietHours, send_by
 from storage.models import AutopayRow, AutopayRunRow, NotificationRow, NotificationSettingsRow
 
 LEASE = timedelta(minutes=5)
@@ -129,16 +131,19 @@ class SqlAutopayRepository:
 
     async def save_progress(self, autopay: Autopay, *, paused: bool = False) -> None:
         """Write what a charge run decided, and nothing else, in one UPDATE: `next_due_at`,
-        `skip_period`, `retry_period`, `unanswered` — and with `paused`, `status` and
-        `paused_reason`, only if the stored autopay is still ACTIVE (a resident's pause or
-        deletion stands). A DELETED autopay (by the resident, or forgotten by unlinking) is
-        left as it is. The amount, limit, card, payer code and schedule stay as stored: a
-        resident's change made while the run charged is kept."""
+        `skip_period`, `retry_period`, `unanswered`, `bill_id` (on issue), `drops` (by
+        threshold) — and with `paused`, `status` and `paused_reason`, only if the stored
+        autopay is still ACTIVE (a resident's pause or deletion stands). A DELETED autopay (by
+        the resident, or forgotten by unlinking) is left as it is. The amount, limit, card,
+        payer code and schedule stay as stored: a resident's change made while the run
+        charged is kept."""
         values: dict[str, object] = {
             "next_due_at": autopay.next_due_at,
             "skip_period": autopay.skip_period,
             "retry_period": autopay.retry_period,
             "unanswered": autopay.unanswered,
+            "bill_id": autopay.bill_id,
+            "drops": autopay.drops,
         }
         if paused:
             active = AutopayRow.status == AutopayStatus.ACTIVE
@@ -163,6 +168,9 @@ class SqlAutopayRepository:
                 AutopayRow.next_due_at >= start,
                 AutopayRow.next_due_at < end,
                 AutopayRow.retry_period.is_(None),
+                # On issue: the «Пришёл счёт» notice was the day-before reminder; by
+                # threshold: no date to remind of.
+                AutopayRow.frequency.notin_([Frequency.ON_ISSUE.value, Frequency.BELOW.value]),
                 or_(
                     AutopayRow.reminded_due_at.is_(None),
                     AutopayRow.reminded_due_at != AutopayRow.next_due_at,
@@ -200,6 +208,7 @@ class SqlAutopayRepository:
                             "attempts": 0,
                             "due_at": now,
                             "created_at": now,
+                            "send_by": send_by(note.kind, note.data),
                         }
                         for note in reminders
                     ]
@@ -245,6 +254,17 @@ class SqlAutopayRepository:
         ).scalar_one()
         return _run(row)
 
+    async def run_of(self, autopay_id: int, period: str) -> AutopayRun | None:
+        """The run of this period if there is one (nothing is created)."""
+        row = (
+            await self._session.execute(
+                select(AutopayRunRow)
+                .where(AutopayRunRow.autopay_id == autopay_id, AutopayRunRow.period == period)
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
+        return None if row is None else _run(row)
+
     async def save_run(self, run: AutopayRun, now: datetime) -> None:
         await self._session.execute(
             update(AutopayRunRow)
@@ -280,6 +300,8 @@ class SqlAutopayRepository:
                 status=AutopayStatus.DELETED,
                 method_id="",
                 payer_code=None,
+                bill_id=None,
+                topup_account=None,
                 claimed_until=None,
             )
             .execution_options(synchronize_session=False)
@@ -302,6 +324,18 @@ class SqlNotificationSettings:
             )
         else:
             row.muted = sorted(kinds)
+        await self._session.flush()
+
+    async def quiet_hours(self, telegram_user_id: int) -> QuietHours:
+        row = await self._session.get(NotificationSettingsRow, telegram_user_id)
+        return QuietHours(row.quiet_start, row.quiet_end) if row else DEFAULT_QUIET
+
+    async def set_quiet_hours(self, telegram_user_id: int, quiet: QuietHours) -> None:
+        row = await self._session.get(NotificationSettingsRow, telegram_user_id)
+        if row is None:
+            row = NotificationSettingsRow(telegram_user_id=telegram_user_id, muted=[])
+            self._session.add(row)
+        row.quiet_start, row.quiet_end = quiet.start, quiet.end
         await self._session.flush()
 
     async def forget(self, telegram_user_id: int) -> None:
@@ -329,6 +363,11 @@ def _fill(row: AutopayRow, autopay: Autopay) -> None:
     row.retry_period = autopay.retry_period
     row.paused_reason = autopay.paused_reason.value if autopay.paused_reason else None
     row.unanswered = autopay.unanswered
+    row.bill_id = autopay.bill_id
+    row.topup_service = autopay.topup_service
+    row.topup_account = autopay.topup_account
+    row.threshold = autopay.threshold
+    row.drops = autopay.drops
 
 
 def _domain(row: AutopayRow) -> Autopay:
@@ -350,6 +389,11 @@ def _domain(row: AutopayRow) -> Autopay:
         retry_period=row.retry_period,
         paused_reason=PauseReason(row.paused_reason) if row.paused_reason else None,
         unanswered=row.unanswered or 0,
+        bill_id=row.bill_id,
+        topup_service=row.topup_service,
+        topup_account=row.topup_account,
+        threshold=row.threshold,
+        drops=row.drops or 0,
     )
 
 

@@ -107,6 +107,7 @@ class PaymentIntentRow(Base):
     external_charge_id: Mapped[str | None] = mapped_column(String(128))
     fund_id: Mapped[str | None] = mapped_column(Text)
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    topup: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"service", "account"}
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
@@ -167,6 +168,14 @@ class NotificationRow(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Quiet hours (storage/notifications.py): True — held by the hours in force when it was
+    # written (the resident changed them since: it still goes in the digest); False — sent
+    # alone (a digest with it was refused); None — by the resident's hours.
+    held: Mapped[bool | None] = mapped_column(Boolean)
+    # A notice offering to stop a charge: quiet hours never hold it past this moment
+    # (domain.quiet_hours.send_by of `kind` and `data`, written by each INSERT of the outbox:
+    # SqlNotificationRepository.add_once and SqlAutopayRepository.remind).
+    send_by: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 # The outbox's open rows (waiting or being sent), by due time: what a sender claims. Sent and
@@ -211,6 +220,14 @@ class AutopayRow(Base):
     # The due moment the «tomorrow» reminder was last written for: the reminder step takes
     # only autopays whose next_due_at differs, so each reminder is written once.
     reminded_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # A BILL autopay on issue: the discovered bill it is to pay now (the platform's id: TEXT).
+    bill_id: Mapped[str | None] = mapped_column(Text)
+    # TOPUP: the service code and the account (a card number, a phone in digits) it tops up;
+    # by threshold, the balance below which it does (kopecks) and the drops handled so far.
+    topup_service: Mapped[str | None] = mapped_column(String(32))
+    topup_account: Mapped[str | None] = mapped_column(Text)
+    threshold: Mapped[int | None] = mapped_column(BigInteger)
+    drops: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AutopayRunRow(Base):
@@ -232,12 +249,16 @@ class AutopayRunRow(Base):
 
 
 class NotificationSettingsRow(Base):
-    """Which kinds of notifications a resident turned off in «Настройки»."""
+    """Which kinds of notifications a resident turned off in «Настройки», and their quiet
+    hours (Moscow minutes of the day, `domain.quiet_hours`; equal ends: off). A resident
+    without a row has the defaults: nothing muted, 22:00–09:00."""
 
     __tablename__ = "notification_settings"
 
     telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     muted: Mapped[list[str]] = mapped_column(JSON)
+    quiet_start: Mapped[int] = mapped_column(Integer, default=1320, server_default="1320")
+    quiet_end: Mapped[int] = mapped_column(Integer, default=540, server_default="540")
 
 
 class SupportTopicRow(Base):
@@ -277,3 +298,45 @@ class PlatformHealthRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reachable: Mapped[bool] = mapped_column(Boolean)
     changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PaymentTemplateRow(Base):
+    """A resident's payment template («Шаблоны»): what the next payment to the payee needs
+    (`target`, JSON: a service and payer code, requisites, a fund), never a bill's id."""
+
+    __tablename__ = "payment_templates"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[dict[str, Any]] = mapped_column(JSON)
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    display: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BillWatchRow(Base):
+    """A resident whose bills discovery has scanned: the bills found at the first scan are the
+    baseline (no notice), those found later are new."""
+
+    __tablename__ = "bill_watches"
+
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class KnownBillRow(Base):
+    """A bill discovery has seen for a resident (written once: INSERT … ON CONFLICT DO
+    NOTHING, so two schedulers agree which of them found it). `autopay_id`: queued for that
+    on-issue autopay, which is paying another bill now; cleared when it is handed over."""
+
+    __tablename__ = "known_bills"
+    __table_args__ = (UniqueConstraint("telegram_user_id", "bill_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger)
+    bill_id: Mapped[str] = mapped_column(Text)
+    autopay_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)

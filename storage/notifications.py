@@ -11,12 +11,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import BigInteger, and_, case, delete, literal_column, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.ports import Notification
+from domain.quiet_hours import DEFAULT as DEFAULT_QUIET
+from domain.quiet_hours import MOSCOW, QuietHours, minute_of_day, send_by
 from storage.models import OPEN_NOTIFICATION, NotificationRow, NotificationSettingsRow
 
 STALE_CLAIM = timedelta(minutes=5)
@@ -24,10 +44,89 @@ STALE_CLAIM = timedelta(minutes=5)
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A claimed notification and the kinds its resident turned off (read with the claim)."""
+    """A claimed notification with what its resident set (read with the claim): the kinds
+    they turned off and their quiet hours; and when the notification was written (a
+    non-urgent one written in the quiet hours goes into the digest at their end)."""
 
     notification: Notification
     muted: frozenset[str]
+    quiet: QuietHours = DEFAULT_QUIET
+    written_at: datetime | None = None
+    mark: bool | None = None  # NotificationRow.held
+    claimed_at: datetime | None = None
+
+    @property
+    def held(self) -> bool:
+        """Not urgent, and waited for the end of the resident's quiet hours: written in them
+        (in the hours in force then, when the resident changed them since: `mark`), and
+        claimed after their end (one claimed in them offers to stop a charge that comes
+        first: it goes at once, as itself). A row a refused digest put back (`mark` False)
+        is never held again."""
+        if self.notification.urgent or self.mark is False:
+            return False
+        if self.claimed_at is not None and self.quiet.covers(self.claimed_at):
+            return False
+        if self.mark:
+            return True
+        return self.written_at is not None and self.quiet.covers(self.written_at)
+
+
+def _quiet_start_end() -> tuple[Any, Any]:
+    """The resident's quiet hours in SQL (no settings row: the defaults), over notifications
+    LEFT JOIN notification_settings."""
+    return (
+        func.coalesce(NotificationSettingsRow.quiet_start, DEFAULT_QUIET.start),
+        func.coalesce(NotificationSettingsRow.quiet_end, DEFAULT_QUIET.end),
+    )
+
+
+def _quiet_at(minute: Any, hours: QuietHours | None = None) -> ColumnElement[bool]:
+    """Whether `minute` (of the day, Moscow time: a number or an SQL expression) is in the
+    quiet hours of the notification's resident (or in `hours`), in SQL — the rule of
+    `QuietHours.covers_minute`. Used over notifications LEFT JOIN notification_settings."""
+    start, end = _quiet_start_end() if hours is None else (literal(hours.start), literal(hours.end))
+    return or_(
+        and_(start < end, start <= minute, end > minute),
+        and_(start > end, or_(start <= minute, end > minute)),
+    )
+
+
+def _epoch(dialect: str, column: Any) -> Any:
+    """Seconds since 1970 of a UtcDateTime column, in SQL."""
+    if dialect == "postgresql":
+        return func.extract("epoch", column)
+    return cast(func.strftime("%s", column), Integer)
+
+
+def _written_minute(dialect: str, now: datetime) -> Any:
+    """The Moscow minute of the day a notification was written, in SQL (Moscow's offset at
+    `now`: the rows waiting are hours old at most)."""
+    offset = int((now.astimezone(MOSCOW).utcoffset() or timedelta()).total_seconds())
+    epoch = _epoch(dialect, NotificationRow.created_at)
+    if dialect == "postgresql":
+        return func.mod(cast(func.floor((epoch + offset) / 60), Integer), 24 * 60)
+    return ((epoch + offset) // 60) % (24 * 60)
+
+
+def _pressing(dialect: str, now: datetime) -> ColumnElement[bool]:
+    """A notice offering to stop a charge that the resident's quiet hours (in force at `now`)
+    would hold past its `send_by`: the hours end (`now`'s minute plus the minutes to their
+    end) after it. In SQL, over notifications LEFT JOIN notification_settings."""
+    _start, end = _quiet_start_end()
+    minute = minute_of_day(now)
+    this_minute = int(now.timestamp()) // 60 * 60
+    to_end = (end - minute + 24 * 60) % (24 * 60)  # minutes; meaningful while quiet
+    return and_(
+        NotificationRow.send_by.is_not(None),
+        _epoch(dialect, NotificationRow.send_by) - this_minute < to_end * 60,
+    )
+
+
+def _with_settings(*columns: Any) -> Select[Any]:
+    return select(*columns).outerjoin(
+        NotificationSettingsRow,
+        NotificationSettingsRow.telegram_user_id == NotificationRow.telegram_user_id,
+    )
 
 
 class SqlNotificationRepository:
@@ -49,6 +148,7 @@ class SqlNotificationRepository:
                 attempts=0,
                 due_at=now,
                 created_at=now,
+                send_by=send_by(notification.kind, notification.data),
             )
             .on_conflict_do_nothing(index_elements=[NotificationRow.dedupe_key])
         )
@@ -65,11 +165,14 @@ class SqlNotificationRepository:
     async def claim_to_send(
         self, now: datetime, limit: int, urgent_only: bool = False
     ) -> list[Claimed]:
-        """Take up to `limit` due rows (urgent first, then oldest), with each resident's muted
-        kinds, in ONE statement: `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT
-        n) RETURNING …` (on PostgreSQL the SELECT is a MATERIALIZED CTE, see below), over the
-        partial index of open rows. Each claim counts as an attempt;
-        `defer` gives it back when the row was not tried after all."""
+        """Take up to `limit` due rows (urgent first, then oldest) — leaving out the non-urgent
+        rows of residents in their quiet hours — and then the other rows the quiet hours held
+        for the residents taken (non-urgent, written in those hours; up to `limit` more: they
+        go out together, as one digest), with each resident's settings, in ONE statement:
+        `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …` (on
+        PostgreSQL the SELECTs are MATERIALIZED CTEs, see below), over the partial index of
+        open rows. Each claim counts as an attempt; `defer` gives it back when the row was not
+        tried after all. `urgent_only` takes urgent rows alone."""
         # OPEN_NOTIFICATION itself, and the due time as a term of its own, so both databases
         # read the candidates from `ix_notifications_open_due` (SQLite proves a partial index
         # usable only from the index's own terms).
@@ -82,44 +185,155 @@ class SqlNotificationRepository:
                 & (NotificationRow.due_at <= now - STALE_CLAIM),
             ),
         )
-        if urgent_only:  # quiet hours: the rest waits until morning
-            due = due & NotificationRow.urgent.is_(True)
-        candidates = (
-            select(NotificationRow.id)
-            .where(due)
-            .order_by(NotificationRow.urgent.desc(), NotificationRow.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)  # PostgreSQL: other senders take other rows
+        dialect = self._session.get_bind().dialect.name
+        quiet = _quiet_at(minute_of_day(now))
+        # Urgent, and a notice offering to stop a charge the quiet hours would hold it past.
+        allowed: ColumnElement[bool] = or_(
+            NotificationRow.urgent.is_(True), _pressing(dialect, now)
         )
-        if self._session.get_bind().dialect.name == "postgresql":
-            # A MATERIALIZED common table expression, so the LIMIT runs once. As a plain `IN
+        if not urgent_only:  # the resident's quiet hours: the rest waits until their end
+            allowed = or_(allowed, not_(quiet))
+
+        def first(*columns: Any) -> Select[Any]:
+            return (
+                _with_settings(*columns)
+                .where(due, allowed)
+                .order_by(NotificationRow.urgent.desc(), NotificationRow.id)
+                .limit(limit)
+                # PostgreSQL: other senders take other rows (the settings are only read)
+                .with_for_update(of=NotificationRow, skip_locked=True)
+            )
+
+        def rest(chats: Any, picked_ids: Any) -> Select[Any]:
+            return (
+                _with_settings(NotificationRow.id)
+                .where(
+                    due,
+                    NotificationRow.urgent.is_(False),
+                    not_(quiet),
+                    or_(  # held by the quiet hours (those in force when it was written)
+                        NotificationRow.held.is_(True),
+                        and_(
+                            NotificationRow.held.is_(None),
+                            _quiet_at(_written_minute(dialect, now)),
+                        ),
+                    ),
+                    NotificationRow.telegram_user_id.in_(chats),
+                    NotificationRow.id.not_in(picked_ids),
+                )
+                .order_by(NotificationRow.id)
+                .limit(0 if urgent_only else limit)
+                .with_for_update(of=NotificationRow, skip_locked=True)
+            )
+
+        taken: ColumnElement[bool]
+        if dialect == "postgresql":
+            # MATERIALIZED common table expressions, so each LIMIT runs once. As a plain `IN
             # (subquery)` PostgreSQL may run the subquery again for every row the update
             # scans (a plan it picks on small tables), each run locking the next free rows:
             # one claim took 240 rows of a limit of 60 (test_outbox_pipeline.py). Not on
             # SQLite: it runs an IN subquery once, and its driver opens no transaction for a
             # statement starting with WITH (the claim would commit at once).
-            claimable = candidates.cte("claimable").prefix_with("MATERIALIZED")
-            candidates = select(claimable.c.id)
+            picked = first(NotificationRow.id, NotificationRow.telegram_user_id).cte("picked")
+            picked = picked.prefix_with("MATERIALIZED")
+            more = rest(select(picked.c.telegram_user_id), select(picked.c.id)).cte("more")
+            more = more.prefix_with("MATERIALIZED")
+            taken = NotificationRow.id.in_(union_all(select(picked.c.id), select(more.c.id)))
+        else:
+            # One IN over a UNION: SQLite computes it once, before the first row is changed
+            # (two IN terms joined by OR: the second was computed only after rows were).
+            picked_rows = first(NotificationRow.id, NotificationRow.telegram_user_id).subquery()
+            more_rows = rest(
+                select(picked_rows.c.telegram_user_id), select(picked_rows.c.id)
+            ).subquery()
+            taken = NotificationRow.id.in_(
+                union_all(select(picked_rows.c.id), select(more_rows.c.id))
+            )
         # The outer column spelled out: SQLAlchemy renders RETURNING unqualified on SQLite,
         # where `telegram_user_id = telegram_user_id` would compare the settings row to itself.
         claimed_by = literal_column(f"{NotificationRow.__tablename__}.telegram_user_id", BigInteger)
-        muted = (
-            select(NotificationSettingsRow.muted)
-            .where(NotificationSettingsRow.telegram_user_id == claimed_by)
-            .scalar_subquery()
-        )
+
+        def setting(column: Any) -> Any:
+            return (
+                select(column)
+                .where(NotificationSettingsRow.telegram_user_id == claimed_by)
+                .scalar_subquery()
+            )
+
         # The same condition again in the update itself: a row another sender claimed
         # meanwhile no longer matches (PostgreSQL re-checks it on the locked row; SQLite
         # writes one transaction at a time), so it is not taken twice.
         result = await self._session.execute(
             update(NotificationRow)
-            .where(NotificationRow.id.in_(candidates.scalar_subquery()), due)
+            .where(taken, due)
             .values(status="sending", due_at=now, attempts=NotificationRow.attempts + 1)
-            .returning(NotificationRow, muted)
+            .returning(
+                NotificationRow,
+                setting(NotificationSettingsRow.muted),
+                setting(NotificationSettingsRow.quiet_start),
+                setting(NotificationSettingsRow.quiet_end),
+            )
             .execution_options(synchronize_session=False)
         )
         rows = sorted(result.all(), key=lambda found: (not found[0].urgent, found[0].id))
-        return [Claimed(_domain(row), frozenset(kinds or ())) for row, kinds in rows]
+        return [
+            Claimed(
+                _domain(row),
+                frozenset(kinds or ()),
+                DEFAULT_QUIET if start is None else QuietHours(start, end),
+                row.created_at,
+                row.held,
+                now,
+            )
+            for row, kinds, start, end in rows
+        ]
+
+    async def hold_written_in(
+        self, telegram_user_id: int, quiet: QuietHours, now: datetime
+    ) -> None:
+        """The resident is changing their quiet hours from `quiet`: their waiting non-urgent
+        rows written in `quiet` stay held (they go in the digest at the end of whichever hours
+        come next, not one by one because the new hours would not have held them)."""
+        if quiet.off:
+            return
+        dialect = self._session.get_bind().dialect.name
+        await self._session.execute(
+            update(NotificationRow)
+            .where(
+                NotificationRow.telegram_user_id == telegram_user_id,
+                NotificationRow.status.in_(["pending", "sending"]),
+                NotificationRow.urgent.is_(False),
+                NotificationRow.held.is_(None),
+                _quiet_at(_written_minute(dialect, now), quiet),
+            )
+            .values(held=True)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def alone(self, notification_id: int, at: datetime) -> None:
+        """A digest with this row was refused: it goes again at `at`, as itself (never folded
+        again), and the claim's attempt is given back (the digest failed, not the row)."""
+        await self._session.execute(
+            update(NotificationRow)
+            .where(NotificationRow.id == notification_id, NotificationRow.status == "sending")
+            .values(
+                status="pending",
+                due_at=at,
+                held=False,
+                attempts=case(
+                    (NotificationRow.attempts > 0, NotificationRow.attempts - 1), else_=0
+                ),
+            )
+        )
+
+    async def existing(self, dedupe_keys: list[str]) -> set[str]:
+        """Which of these dedupe keys the outbox holds (a job asks before calling the city)."""
+        if not dedupe_keys:
+            return set()
+        result = await self._session.execute(
+            select(NotificationRow.dedupe_key).where(NotificationRow.dedupe_key.in_(dedupe_keys))
+        )
+        return set(result.scalars())
 
     async def sent(self, notification_id: int, message_id: int | None, now: datetime) -> None:
         await self._session.execute(

@@ -14,6 +14,7 @@ from domain.payable import Payable, Requisites
 from domain.payments import TELEGRAM_METHOD, IntentStatus, PaymentIntent, Receipt, ReceiptLine
 from storage.models import PaymentIntentRow
 
+MASKED_ACCOUNT = "***"  # an unlinked resident's top-up account (a card, a phone)
 _FIELDS = (
     "status",
     "payment_id",
@@ -38,6 +39,7 @@ class SqlPaymentIntentRepository:
             requisites=asdict(intent.requisites) if intent.requisites else None,
             amount=intent.amount,
             fund_id=intent.payable.fund_id,
+            topup=asdict(intent.payable.topup) if intent.payable.topup else None,
             created_at=intent.created_at,
         )
         self._fill(row, intent)
@@ -165,6 +167,15 @@ class SqlPaymentIntentRepository:
                 row.requisites = {**row.requisites, "pers_acc": None, "purpose": ""}
             if row.receipt:
                 row.receipt = {**row.receipt, "card_last4": None}
+            if row.topup:  # a parking account is the resident's phone: masked, here and below
+                account = str(row.topup["account"])
+                row.topup = {**row.topup, "account": MASKED_ACCOUNT}
+                if row.receipt:
+                    lines = [
+                        {**line, "title": str(line["title"]).replace(account, MASKED_ACCOUNT)}
+                        for line in row.receipt["lines"]
+                    ]
+                    row.receipt = {**row.receipt, "lines": lines}
         await self._session.flush()
         return len(rows)
 
@@ -221,7 +232,9 @@ def _to_domain(row: PaymentIntentRow) -> PaymentIntent:
 
 
 def _payable(row: PaymentIntentRow) -> Payable:
-    """A row stores one of its three target columns (the domain value cannot hold two)."""
+    """A row stores one of its target columns (the domain value cannot hold two)."""
+    if row.topup:
+        return Payable.top_up(str(row.topup["service"]), str(row.topup["account"]))
     if row.fund_id:
         return Payable.donation(row.fund_id)
     if row.requisites:

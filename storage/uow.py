@@ -12,12 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.ports import UnitOfWork
 from storage.autopays import SqlAutopayRepository, SqlNotificationSettings
+from storage.known_bills import SqlKnownBillRepository
 from storage.link_attempts import SqlLinkAttemptRepository
 from storage.notifications import SqlNotificationRepository
 from storage.payment_intents import SqlPaymentIntentRepository
 from storage.reports import SqlDraftRepository, SqlTrackedReportRepository
 from storage.residents import SqlResidentRepository
 from storage.support import SqlSupportRepository
+from storage.templates import SqlTemplateRepository
 from storage.token_cipher import TokenCipher
 
 # `Connection.info` key: this transaction wrote (or locked) something, so it must not be ended
@@ -64,7 +66,9 @@ class SqlUnitOfWork:
     notifications: SqlNotificationRepository
     autopays: SqlAutopayRepository
     notification_settings: SqlNotificationSettings
+    known_bills: SqlKnownBillRepository
     support: SqlSupportRepository
+    templates: SqlTemplateRepository
 
     def __init__(self, sessionmaker: async_sessionmaker[Any], cipher: TokenCipher) -> None:
         self._sessionmaker = sessionmaker
@@ -81,7 +85,9 @@ class SqlUnitOfWork:
         self.notifications = SqlNotificationRepository(self._session)
         self.autopays = SqlAutopayRepository(self._session)
         self.notification_settings = SqlNotificationSettings(self._session)
+        self.known_bills = SqlKnownBillRepository(self._session)
         self.support = SqlSupportRepository(self._session)
+        self.templates = SqlTemplateRepository(self._session)
         return self
 
     async def __aexit__(

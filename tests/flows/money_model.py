@@ -6,8 +6,11 @@ How it works
 * **Plans.** ``plan_epoch(seed)`` draws, from ``random.Random(seed)`` over a weighted rule
   table, an *epoch*: a few journeys, each a Telegram user (new or coming back) and 5–15 steps
   (pay some bills, pay all, a bill's card, a UIN, a photographed receipt, a donation, «Помочь
-  ещё раз», an «Автоплатежи» visit with one to three set-ups/changes, a scheduler tick with a
-  moving clock, a lost city answer, a double press, a restart, unlink + relink, …). Steps carry
+  ещё раз», a «Тройка» or parking top-up, «📌 Сохранить как шаблон» after a payment and paying
+  from «📌 Шаблоны», an «Автоплатежи» visit with one to three set-ups/changes, a scheduler tick
+  with a moving clock (bill discovery, then the autopay run), the city issuing a new bill (a
+  discovery tick, maybe «Пропустить этот раз» on its notice, 10:00 the next day), a lost city
+  answer, a double press, a restart, unlink + relink, …). Steps carry
   only abstract choices (fractions, card names, fault kinds), resolved against the screen at
   run time, so a plan replays exactly and a step can be removed (``shrink``) without breaking
   the rest.
@@ -25,8 +28,12 @@ How it works
      amount, the autopay's amount/limit and schedule);
   1. every charge in ``GET /sandbox/ledger`` matches a confirmation the resident saw (same
      bills / requisites / fund, same amount) or an active autopay of theirs for that payee
-     (a fund autopay's amount; a bill autopay's service, within its limit), never a paused,
-     deleted or skipped one;
+     (a fund autopay's amount; an on-issue bill autopay: only a bill the city issued in the
+     journeys, of its service, within its limit, found by a discovery tick while it was active
+     — never a bill the resident already had, never one skipped on its notice), never a
+     paused, deleted or skipped one; a top-up's payee is the card or account (service and
+     digits), a template's payment is the confirmation the resident saw (and, for a fund, a
+     top-up or requisites, a payee they saved as a template);
   2. no obligation is charged twice: a bill, a UIN, an ЕПД (payer code + period), a donation
      confirmation, an autopay period — unless the bot said it was paid and the resident
      pressed «Всё равно оплатить ещё раз»;
@@ -103,6 +110,7 @@ NEW_CARDS = ("4242424242424242", "4000000000000002", "5555555555554444")
 
 MONEY = r"(\d{1,3}(?:[ \u00a0\u202f]\d{3})*,\d{2})\s?₽"
 MONEY_RE = re.compile(MONEY)
+ON_ISSUE = "когда придёт счёт"  # how a bill autopay's card and summary say when it charges
 BILL_BUTTON = re.compile(rf"^(?:✅ )?\d+\. (.+) · {MONEY}$")
 PAY_LINE = re.compile(rf"^• (.+) — {MONEY}$")
 TOTAL_LINE = re.compile(rf"^Итого: {MONEY}$")
@@ -149,17 +157,20 @@ class JourneyPlan:
 
 
 STEPS: tuple[tuple[str, int], ...] = (  # weights; a bot action costs ~45 ms of CPU here
-    ("bills_pick", 12),
+    ("bills_pick", 10),
     ("bills_all", 4),
-    ("bill_card", 4),
-    ("uin", 12),
-    ("receipt", 18),
+    ("bill_card", 3),
+    ("uin", 9),
+    ("receipt", 14),
     ("donate", 4),
-    ("help_again", 3),
+    ("help_again", 2),
+    ("topup", 6),
+    ("template", 5),
     ("autopay", 8),
-    ("tick", 22),
-    ("paid_elsewhere", 6),
-    ("reissue", 6),
+    ("tick", 18),
+    ("issue", 6),  # the city issues a bill, and a discovery tick finds it
+    ("paid_elsewhere", 5),
+    ("reissue", 5),
     ("browse_fault", 2),
     ("restart", 1),  # a new process: ~0.5 s
     ("relink", 2),
@@ -178,6 +189,8 @@ def _pay_args(r: random.Random) -> dict[str, Any]:
         "check": r.random() < 0.75,
         "done": r.random() < 0.5,
         "autopay_after": r.random() < 0.08,
+        "template": r.random() < 0.3,  # «📌 Сохранить как шаблон» on the paid screen
+        "name": r.choice((None, None, "Квартплата <b>&</b>", "x" * 70)),
         "freq": r.choice(("monthly", "weekly")),
         "day": r.randint(1, 31),
         "weekday": r.randrange(7),
@@ -201,9 +214,26 @@ def _autopay_op(r: random.Random) -> dict[str, Any]:
     return args
 
 
+PAYING_STEPS = (
+    "bills_pick",
+    "bills_all",
+    "bill_card",
+    "uin",
+    "receipt",
+    "donate",
+    "help_again",
+    "topup",
+    "template",
+)
+TOPUP_ACCOUNTS = {  # typed: the profile's, another existing one, a full one, an unknown one
+    "troika": ("0012 345 678", "1234567890", "0300000000", "0000 000 001"),
+    "parking": ("+7 916 123-45-67", "8 903 111 22 33", "79990000000", "8 916 000 00 00"),
+}
+
+
 def plan_step(r: random.Random, kind: str) -> Step:
     args: dict[str, Any] = {}
-    if kind in ("bills_pick", "bills_all", "bill_card", "uin", "receipt", "donate", "help_again"):
+    if kind in PAYING_STEPS:
         args["pay"] = _pay_args(r)
         if kind in ("uin", "receipt"):  # «Готово» back to a UIN or a receipt: worth a look
             args["pay"]["done"] = r.random() < 0.75
@@ -234,6 +264,22 @@ def plan_step(r: random.Random, kind: str) -> Step:
         args["other"] = r.choice((50_00, 150_00, 1_234_00))
     elif kind == "help_again":
         args["r"] = r.random()
+    elif kind == "topup":
+        args["service"] = r.choice(("troika", "troika", "parking"))
+        args["own"] = r.random() < 0.6
+        args["r"] = r.random()
+        args["preset"] = r.random() < 0.6
+        args["amount"] = r.choice((1_00, 250_50, 700_00, 1_000_00, 20_000_00))
+    elif kind == "template":
+        args["r"] = r.random()
+        args["change"] = r.random() < 0.25
+        args["amount"] = r.choice((150_00, 700_00, 1_234_50))
+    elif kind == "issue":
+        args["service"] = r.choice(("epd", "epd", "epd", "mgts", "kindergarten", "club"))
+        args["amount"] = r.choice((1_500_00, 8_000_00, 8_000_00, 15_000_00, 25_000_00))
+        args["twice"] = r.random() < 0.2  # two bills at once (the second one is queued)
+        args["skip"] = r.random() < 0.2  # «Пропустить этот раз» on the notice
+        args["tick"] = r.random() < 0.7  # and then 10:00 the next day
     elif kind == "autopay":
         count = r.choices((1, 2, 3), (6, 4, 1))[0]
         args["ops"] = [_autopay_op(r) for _ in range(count)]
@@ -285,6 +331,7 @@ SURE_PAY = {
     "check": True,
     "done": True,
     "autopay_after": False,
+    "template": False,
 }
 
 
@@ -454,10 +501,18 @@ class ModelAutopay:
     deleted: bool = False
     skipped: set[date] = field(default_factory=set)
     charged: set[date] = field(default_factory=set)
+    # on issue: the bills the city issued (in this model) that a discovery tick may have
+    # handed it while it was active and within its limit; those it paid; those skipped
+    offered: set[str] = field(default_factory=set)
+    paid_bills: set[str] = field(default_factory=set)
+    skipped_bills: set[str] = field(default_factory=set)
 
     def open_date(self, today: date) -> date | None:
         """The latest scheduled date, not after today and not before `since`, that has not
-        been charged yet: the period a charge today is for."""
+        been charged yet: the period a charge today is for (on issue: none — the model's
+        ticks discover no bill, so such an autopay must never charge)."""
+        if self.freq == "on_issue":
+            return None
         day = self.scheduled_on_or_before(today)
         while day >= self.since:
             if day not in self.charged:
@@ -476,7 +531,9 @@ class ModelAutopay:
         return _clamped(year, month, self.day)
 
     def next_after(self, day: date) -> date:
-        """The first scheduled date strictly after `day`."""
+        """The first scheduled date strictly after `day` (on issue: tomorrow, for a tick)."""
+        if self.freq == "on_issue":
+            return day + timedelta(days=1)
         if self.freq == "weekly":
             return day + timedelta(days=(self.day - day.weekday() - 1) % 7 + 1)
         candidate = _clamped(day.year, day.month, self.day)
@@ -490,6 +547,13 @@ def _clamped(year: int, month: int, day: int) -> date:
     import calendar
 
     return date(year, month, min(day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass
+class ModelTemplate:
+    user: int
+    kind: str  # bills | requisites | donation | topup
+    payee: str | None  # the confirmation's line (fund, requisites, top-up payee); bills: None
 
 
 @dataclass
@@ -601,6 +665,8 @@ class Epoch:
         self.users: dict[int, User] = {}
         self.receipts: dict[str, list[dict[str, str | None]]] = {}
         self.obligations: dict[str, str] = {}  # obligation → payment id that paid it
+        self.issued: dict[str, str] = {}  # bills the city issued during the epoch → account
+        self.templates: list[ModelTemplate] = []
         self.ledger_seen = 0
         self.events_seen = 0
         self.calls_seen = 0
@@ -620,6 +686,7 @@ class Epoch:
         self.costs: dict[str, list[float]] = {}
         self._keyboard: ChatMessage | None = None
         self.receipt_tried = False  # «Оплатить» was pressed on the receipt being shown
+        self.last_confirmation: Confirmation | None = None
         self._keyboard_stamp: tuple[int, int] | None = None
 
     # ------------------------------------------------------------ set-up
@@ -1033,7 +1100,11 @@ class Epoch:
         obligations: list[str] = []
         fund_name = None
         bills = []
-        if request.fund_id is not None:
+        if request.topup is not None:
+            payee = f"{request.topup.service}:{request.topup.account}"
+            kind, lines = "topup", [(payee, amount)]
+            what = f"a top-up of {show_rub(amount)} to {payee}"
+        elif request.fund_id is not None:
             fund = fund_by_id(request.fund_id)
             fund_name = fund.name if fund else request.fund_id
             kind, lines = "donation", [(f"Пожертвование фонду «{fund_name}»", amount)]
@@ -1068,20 +1139,46 @@ class Epoch:
             )
 
         today = self.clock().astimezone(MSK).date()
-        candidates = self._autopays_for(account, kind, fund_name, bills, amount)
+        payee = lines[0][0] if kind == "topup" else fund_name
+        candidates = self._autopays_for(account, kind, payee, bills, amount)
         usable = [a for a in candidates if a.active and a.open_date(today) is not None]
         autopay = max(usable, key=lambda a: a.open_date(today) or date.min) if usable else None
+        on_issue = [a for a in candidates if a.freq == "on_issue"]
+        handed = [
+            a
+            for a in on_issue
+            if a.active and all(b.id in a.offered and b.id not in a.paid_bills for b in bills)
+        ]
+        issue_autopay = handed[0] if handed and bills and key.startswith("ap-") else None
+        if issue_autopay is not None:
+            autopay = None
         confirmation = None
-        if autopay is None or not key.startswith("ap-"):
+        if issue_autopay is None and (autopay is None or not key.startswith("ap-")):
             confirmation = next(
                 (c for c in self.confirmations if c.consumed_by is None and matches(c)), None
             )
             if confirmation is not None:
                 autopay = None
         inactive = [a for a in candidates if not a.active]
-        exhausted = [a for a in candidates if a.active and a.open_date(today) is None]
+        exhausted = [
+            a
+            for a in candidates
+            if a.active and a.open_date(today) is None and a.freq != "on_issue"
+        ]
+        strays = [a for a in on_issue if a.active]
         again = [c for c in self.confirmations if c.consumed_by is not None and matches(c)]
-        if confirmation is not None:
+        if issue_autopay is not None:
+            ids = [b.id for b in bills]
+            issue_autopay.paid_bills.update(ids)
+            obligations.extend(f"autopay:{issue_autopay.id}:{i}" for i in ids)
+            skipped = [i for i in ids if i in issue_autopay.skipped_bills]
+            if skipped:
+                self.violate(
+                    "1",
+                    "an on-issue autopay charged a bill the resident skipped",
+                    f"{what}: «Пропустить этот раз» was pressed on the notice of {skipped}",
+                )
+        elif confirmation is not None:
             confirmation.consumed_by = charge["payment_id"]
             if confirmation.again:  # paid once more on purpose, after being told
                 obligations = []
@@ -1112,6 +1209,16 @@ class Epoch:
                 f"one confirmation charged twice ({kind})",
                 f"{what} (key {key}) repeats the confirmation of {again[0].where}, already "
                 f"charged as payment {again[0].consumed_by}",
+            )
+        elif strays and key.startswith("ap-"):
+            ap = strays[0]
+            issued = [b.id for b in bills if b.id in self.issued]
+            self.violate(
+                "1",
+                "an on-issue autopay charged a bill it was never handed",
+                f"{what} (key {key}) by «{ap.what} — {ap.how}, {ap.when}»: bills issued in the "
+                f"journeys {issued} of {[b.id for b in bills]}; handed to it "
+                f"{sorted(ap.offered)}, paid by it {sorted(ap.paid_bills)}",
             )
         elif exhausted:
             ap = exhausted[0]
@@ -1155,6 +1262,9 @@ class Epoch:
             if autopay.account != account:
                 continue
             if kind == "donation" and autopay.kind == "fund":
+                if autopay.fund == fund and autopay.amount == amount:
+                    found.append(autopay)
+            if kind == "topup" and autopay.kind == "topup":
                 if autopay.fund == fund and autopay.amount == amount:
                     found.append(autopay)
             if kind == "bills" and autopay.kind == "bill" and bills:
@@ -1240,6 +1350,7 @@ class Epoch:
             again=again,
         )
         self.confirmations.append(confirmation)
+        self.last_confirmation = confirmation
         self.note(f"  confirmed #{confirmation.id}: {kind} {lines} = {show_rub(total)}")
         return confirmation
 
@@ -1373,6 +1484,9 @@ class Epoch:
                 "card": args["ap_card"],
             }
             await self._autopay_schedule_and_money(op, kind=None)
+            return
+        if args.get("template") and self.has("📌 Сохранить как шаблон"):
+            await self._save_template(args, self.last_confirmation)
             return
         if args["done"] and self.has("Готово"):
             await self.press("Готово")
@@ -1569,6 +1683,221 @@ class Epoch:
         )
         await self._pay(args["pay"], expect)
 
+    # ------------------------------------------------------------ steps: top-ups and templates
+
+    async def step_topup(self, args: dict[str, Any]) -> None:
+        if self.account is None:
+            raise Stuck("not linked")
+        await self.menu()
+        await self.press("💳 Пополнить")
+        troika = args["service"] == "troika"
+        await self.press("🚇 Карта «Тройка»" if troika else "🅿️ Парковочный счёт")
+        own = self.items("own")
+        if args["own"] and own:
+            await self.press(own[int(args["r"] * len(own))].text)
+        else:
+            typed = TOPUP_ACCOUNTS[args["service"]]
+            await self.send(typed[int(args["r"] * len(typed))])
+        header = self.screen.split("\n", 1)[0]
+        prefix = "Карта «Тройка» " if troika else "Парковочный счёт "
+        if not header.startswith(prefix):
+            raise Stuck("no amount step (an unknown account)")
+        payee = f"{args['service']}:{re.sub(r'[^0-9]', '', header.removeprefix(prefix))}"
+        presets = self.items("amount")
+        if args["preset"] and presets:
+            button = presets[int(args["r"] * len(presets))]
+            amount = rub(button.text)
+            await self.press(button.text)
+        else:
+            amount = args["amount"]
+            await self.send(f"{amount // 100},{amount % 100:02d}")
+        if self._confirm_screen() is None:
+            shown = f"{self.screen[:160]!r} {[b.text for b in self.buttons()]}"
+            raise Stuck(f"the amount was not taken (a full card, a limit): {shown}")
+        await self._pay(args["pay"], Expect("topup", lines=[(payee, amount)], total=amount))
+
+    async def _save_template(self, args: dict[str, Any], paid: Confirmation | None) -> None:
+        """«📌 Сохранить как шаблон» on the paid screen: the proposed name or a typed one."""
+        assert self.user is not None
+        await self.press("📌 Сохранить как шаблон")
+        name = args.get("name")
+        if name is None and self.has("Сохранить: "):
+            await self.press("Сохранить: ")
+        else:
+            await self.send(name or "Шаблон")
+            if "Слишком длинное" in self.recent_text(1):
+                await self.send((name or "Шаблон")[:20])
+        said = self.recent_text(2)
+        if ("сохранён" in said or "Такой шаблон уже был" in said) and paid is not None:
+            payee = paid.lines[0][0] if paid.kind != "bills" and paid.lines else None
+            self.templates.append(ModelTemplate(self.user.user_id, paid.kind, payee))
+            self.note(f"  template saved: {paid.kind} {payee}")
+        if self.has("Готово"):
+            await self.press("Готово")
+
+    async def step_template(self, args: dict[str, Any]) -> None:
+        assert self.user is not None
+        if self.account is None:
+            raise Stuck("not linked")
+        await self.menu()
+        await self.press("📌 Шаблоны")
+        items = self.items("tpl")
+        if not items:
+            return
+        label = items[int(args["r"] * len(items))].text
+        await self.press(label)
+        if self._confirm_screen() is None:
+            raise Stuck("no confirmation from the template (no bill now, say)")
+        shown = MONEY_RE.search(label.rsplit(" · ", 1)[-1])
+        amount = rub(shown.group(1)) if shown and "по счёту" not in label else None
+        if args["change"] and self.has("✏️ Изменить сумму"):
+            await self.press("✏️ Изменить сумму")
+            await self.send(str(args["amount"] // 100))
+            amount = args["amount"] // 100 * 100  # typed in whole rubles
+            if self._confirm_screen() is None:
+                raise Stuck("the new amount was not taken")
+        screen = self._confirm_screen()
+        assert screen is not None
+        kind, lines = screen[0], screen[1]
+        expect = None
+        if kind != "bills":
+            saved = {(t.kind, t.payee) for t in self.templates if t.user == self.user.user_id}
+            if (kind, lines[0][0] if lines else None) not in saved:
+                self.violate(
+                    "0",
+                    "a template pays what the resident never saved",
+                    f"«{label}» → {kind} {lines}; saved: {sorted(map(str, saved))}",
+                    self.screen,
+                )
+            expect = Expect(kind, total=amount)
+        await self._pay(args["pay"], expect)
+
+    # ------------------------------------------------------------ steps: bills the city issues
+
+    async def _discover(self) -> None:
+        """A bill-discovery tick (the scheduler's `find_new_bills`, its own round here), then
+        the model: an active on-issue autopay may be handed a bill the city issued in the
+        journeys, of its service and within its limit."""
+        from domain.bill_discovery import discover_bills
+        from domain.limits import DEFAULT_LIMITS
+        from domain.reporting import DiscoveryCursor
+        from sandbox.data import BillStatus
+
+        app = self.h.app
+        assert app is not None
+        limits = app.dispatcher.workflow_data.get("limits", DEFAULT_LIMITS)
+        await self._job(
+            "the bill discovery",
+            lambda: discover_bills(
+                app.uow_factory, app.city, self.clock(), DiscoveryCursor(), limits
+            ),
+        )
+        for autopay in self.autopays:
+            if autopay.freq != "on_issue" or not autopay.active:
+                continue
+            for bill_id, account in self.issued.items():
+                bill = self.data.bill(bill_id)
+                if (
+                    account == autopay.account
+                    and bill is not None
+                    and bill.status is BillStatus.UNPAID
+                    and bill.kind.value == autopay.service
+                    and autopay.limit is not None
+                    and bill.amount <= autopay.limit
+                ):
+                    autopay.offered.add(bill_id)
+
+    def _issue_bill(self, args: dict[str, Any], extra: int) -> str:
+        from sandbox.data import BillKind, BillStatus, CityBill
+
+        assert self.account is not None
+        count = len(self.issued) + 1
+        kind = BillKind(args["service"])
+        payer = None
+        if kind is BillKind.EPD:
+            own = [b.payer_code for b in self.data.bills_of(self.account) if b.payer_code]
+            payer = own[0] if own else "4703159826"
+        name = {"epd": "ЕПД", "mgts": "МГТС", "kindergarten": "Детский сад", "club": "Кружок"}
+        period = f"{(count - 1) % 12 + 1:02d}.{2030 + (count - 1) // 12}"
+        bill = CityBill(
+            id=self.data.new_bill_id(),
+            account_id=self.account,
+            kind=kind,
+            title=f"{name[args['service']]} за {period} (№ {count})",
+            provider="ГБУ «Жилищник»",
+            amount=args["amount"] + extra * 100_00,
+            due_date=self.data.today + timedelta(days=20),
+            status=BillStatus.UNPAID,
+            payer_code=payer,
+            period=period,
+        )
+        self.data.add_bill(bill)
+        self.issued[bill.id] = self.account
+        self.note(f"  the city issues {bill.id} «{bill.title}» {show_rub(bill.amount)}")
+        return bill.id
+
+    async def _deliver_all(self) -> None:
+        from bot.jobs import deliver_notifications
+        from bot.ratelimit import MemoryLimiter
+
+        app = self.h.app
+        assert app is not None
+        for _ in range(6):
+            sent = 0
+
+            async def once() -> None:
+                nonlocal sent
+                sent = await deliver_notifications(app, self.clock, MemoryLimiter())
+
+            await self._job("the outbox sender", once)
+            if not sent:
+                return
+            self.clock.now = self.clock.now + timedelta(seconds=2)
+
+    async def step_issue(self, args: dict[str, Any]) -> None:
+        from bot.jobs import run_autopays
+
+        if self.account is None:
+            raise Stuck("not linked")
+        await self._discover()  # the residents' baseline, as the scheduler has it by now
+        ids = [self._issue_bill(args, extra) for extra in range(2 if args["twice"] else 1)]
+        await self._discover()
+        await self._deliver_all()
+        if args["skip"] and self.user is not None:
+            await self._skip_notice(ids)
+        if args["tick"]:
+            app = self.h.app
+            assert app is not None
+            today = self.clock().astimezone(MSK).date()
+            moment = datetime.combine(today + timedelta(days=1), datetime.min.time(), MSK)
+            moment = moment.replace(hour=10, second=5)
+            self.note(f"  clock → {moment:%Y-%m-%d %H:%M}")
+            await self._clock_to(moment)
+            await self._job("the autopay tick", lambda: run_autopays(app, self.clock))
+            await self._job("the autopay tick again", lambda: run_autopays(app, self.clock))
+            await self._deliver_all()
+
+    async def _skip_notice(self, ids: list[str]) -> None:
+        titles = {bill_id: self.data.bill(bill_id) for bill_id in ids}
+        for message in reversed(self.recent(6)):
+            if "Пришёл счёт" not in message.text:
+                continue
+            index = next(
+                (i for i, b in enumerate(message.buttons, 1) if "Пропустить" in b.text), None
+            )
+            which = [i for i, b in titles.items() if b is not None and b.title in message.text]
+            if index is None or not which:
+                continue
+            reply = await self._do(
+                "press «Пропустить этот раз» on «Пришёл счёт»",
+                functools.partial(self.chat.press, index, message_id=message.message_id),
+            )
+            if "не спишем" in reply.text:
+                for autopay in self._my_autopays():
+                    autopay.skipped_bills.update(which)
+                self.note(f"  skipped {which}")
+            return
+
     # ------------------------------------------------------------ steps: autopay
 
     async def step_autopay(self, args: dict[str, Any]) -> None:
@@ -1603,10 +1932,17 @@ class Epoch:
                 await self._autopay_schedule_and_money(op, kind="bill")
 
     async def _autopay_schedule_and_money(self, op: dict[str, Any], kind: str | None) -> None:
-        """Frequency → day → amount or limit → card → summary → «Подключить»."""
-        if not self.has("Раз в месяц"):
+        """Frequency → day → amount or limit → card → summary → «Подключить». A bill's
+        autopay is «по выставленному счёту»: no frequency or day is asked (it charges only a
+        bill discovery hands it, which this model's ticks never run: it must never charge).
+        МГТС first asks «Как платить?»: the model takes «По выставленному счёту»."""
+        if self.has("По выставленному счёту"):
+            await self.press("По выставленному счёту")
+        if kind == "bill" and not self.has("Раз в месяц"):
+            when = ON_ISSUE
+        elif not self.has("Раз в месяц"):
             raise Stuck("no frequency question")
-        if op["freq"] == "monthly":
+        elif op["freq"] == "monthly":
             await self.press("Раз в месяц")
             await self.send(str(op["day"]))
             when = f"каждое {op['day']}-е число"
@@ -1664,11 +2000,18 @@ class Epoch:
         if what.startswith("Помощь фонду «"):
             kind, fund = "fund", what.removeprefix("Помощь фонду «")[:-1]
             amount = rub(how)
+        elif what.startswith(("Пополнение «Тройки» № ", "Пополнение парковочного счёта ")):
+            # a top-up autopay (from a paid top-up's «Подключить автоплатёж»): its payee
+            service = "troika" if "Тройки" in what else "parking"
+            kind, fund = "topup", f"{service}:{re.sub(r'[^0-9]', '', what)}"
+            amount = rub(how)
         else:
             kind = "bill"
             service = SERVICES.get(what.removeprefix("Оплата: "))
             limit = rub(how)
-        if when.startswith("каждое "):
+        if when == ON_ISSUE:
+            freq, day = "on_issue", 0
+        elif when.startswith("каждое "):
             freq, day = "monthly", int(re.sub(r"\D", "", when))
         else:
             freq, day = "weekly", WEEKDAYS.index(when.split(", ")[1])
@@ -1731,7 +2074,7 @@ class Epoch:
                     autopay.limit, autopay.how = value, f"счёт целиком, до {show_rub(value)}"
                 else:
                     autopay.amount, autopay.how = value, show_rub(value)
-        elif action == "day":
+        elif action == "day" and self.has("✏️ День списания"):  # none on issue
             await self.press("✏️ День списания")
             if op["freq"] == "monthly":
                 await self.press("Раз в месяц")
@@ -1779,6 +2122,7 @@ class Epoch:
         from bot.ratelimit import MemoryLimiter
 
         assert self.h.app is not None
+        await self._discover()  # the scheduler's discovery runs between the ticks, too
         today = self.clock().astimezone(MSK).date()
         active = [a for a in self.autopays if a.active]
         target = today + timedelta(days=args["days"])
@@ -1911,6 +2255,9 @@ def _confirmation(text: str) -> tuple[str, list[tuple[str, int]], int, str | Non
         return None
     if "Оплата по реквизитам" in text:
         kind = "requisites"
+    elif lines and all(_topup_payee(title) for title, _ in lines):
+        kind = "topup"
+        lines = [(_topup_payee(title) or "", amount) for title, amount in lines]
     elif lines and lines[0][0].startswith("Пожертвование фонду «"):
         kind = "donation"
         name = lines[0][0].removeprefix("Пожертвование фонду «")
@@ -1918,6 +2265,19 @@ def _confirmation(text: str) -> tuple[str, list[tuple[str, int]], int, str | Non
     else:
         kind = "bills"
     return kind, lines, total, fund
+
+
+def _topup_payee(title: str) -> str | None:
+    """«Пополнение карты «Тройка» 0012 345 678» → "troika:0012345678" (the payee as the
+    ledger names it: service and account digits), None for any other line."""
+    for prefix, service in (
+        ("Пополнение карты «Тройка» ", "troika"),
+        ("Пополнение парковочного счёта ", "parking"),
+    ):
+        if title.startswith(prefix):
+            digits = re.sub(r"\D", "", title.removeprefix(prefix))
+            return f"{service}:{digits}"
+    return None
 
 
 def _bill_card(text: str) -> dict[str, Any] | None:

@@ -23,12 +23,14 @@ from domain.autopay import (
     Frequency,
     PauseReason,
     Schedule,
+    bill_period,
 )
 from domain.autopaying import AutopayExists, set_status, set_up
 from domain.bills import BillKind
 from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
 from tests.flows.test_autopay_setup import DUE, SET_UP_AT, ledger, linked, stored, tick
+from tests.flows.test_bill_discovery import discover, issue
 from tests.money_text import nb
 
 EXISTS_EPD = (
@@ -38,12 +40,10 @@ EXISTS_EPD = (
 
 
 async def epd_summary(chat: Conversation, limit: str = "10 000") -> None:
-    """From the list: «➕» → ЕПД → monthly on the 25th → `limit` → •• 4242 → the summary."""
+    """From the list: «➕» → ЕПД (on issue: no schedule) → `limit` → •• 4242 → the summary."""
     await chat.press("➕ Подключить автоплатёж")
     await chat.press("Счёт за услугу")
     await chat.press("ЕПД")
-    await chat.press("Раз в месяц")
-    await chat.send("25")
     await chat.send(limit)
     await chat.press("•• 4242")
     assert "Проверьте автоплатёж" in chat.last_text
@@ -105,7 +105,7 @@ async def test_a_second_epd_autopay_in_one_visit_is_refused_and_the_first_is_off
     await chat.press("ЕПД")
     told = chat.last_text
     assert told.startswith(EXISTS_EPD), told  # at once: no schedule, limit or card asked
-    assert nb("Сейчас: счёт целиком, до 10 000,00 ₽, каждое 25-е число.") in told
+    assert nb("Сейчас: счёт целиком, до 10 000,00 ₽, когда придёт счёт.") in told
     assert "Открыть автоплатёж" in chat.buttons and "Подключить" not in chat.buttons
     assert "▶️ Возобновить" not in chat.buttons  # it is active
 
@@ -116,10 +116,13 @@ async def test_a_second_epd_autopay_in_one_visit_is_refused_and_the_first_is_off
     assert "Ваши автоплатежи" in chat.last_text
     [epd] = await stored(harness, chat)
 
+    await discover(harness)  # the baseline; then a new ЕПД, paid by the one autopay once
+    new_bill = issue(harness, "C-100003", 812_450)
+    assert await discover(harness) == 1
     charges_before = len(await ledger(harness))
     await tick(harness, DUE)
     charges = (await ledger(harness))[charges_before:]
-    assert [c["idempotence_key"] for c in charges] == [f"ap-{epd.id}-2026-11-1"]  # one bill
+    assert [c["idempotence_key"] for c in charges] == [f"ap-{epd.id}-{bill_period(new_bill)}-1"]
 
 
 async def test_a_second_visit_is_refused_too_and_other_targets_are_not(
@@ -150,7 +153,8 @@ async def test_a_second_visit_is_refused_too_and_other_targets_are_not(
     await chat.press("➕ Подключить автоплатёж")  # another service: too
     await chat.press("Счёт за услугу")
     await chat.press("МГТС")
-    assert "Как часто?" in chat.last_text
+    await chat.press("По выставленному счёту")  # МГТС also takes a fixed amount: asked how
+    assert "До какой суммы платить" in chat.last_text
     kinds = [(a.kind, a.bill_kind, a.fund_id) for a in await stored(harness, chat)]
     assert len(kinds) == len(set(kinds)) == 3
 
@@ -241,7 +245,7 @@ def bill(user_id: int, kind: BillKind = BillKind.EPD, payer: str | None = None) 
     return Autopay(
         user_id,
         AutopayKind.BILL,
-        Schedule(Frequency.MONTHLY, 25),
+        Schedule.on_issue(),
         "pm-full-4242",
         SET_UP_AT,
         limit=1_000_000,

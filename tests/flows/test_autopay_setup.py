@@ -10,12 +10,13 @@ from typing import Any
 
 from bot.jobs import deliver_notifications, run_autopays
 from bot.ratelimit import MemoryLimiter
-from domain.autopay import Autopay, AutopayKind, AutopayStatus, Frequency, Schedule
+from domain.autopay import Autopay, AutopayKind, AutopayStatus, Frequency, Schedule, bill_period
 from domain.autopaying import set_up
 from domain.bills import BillKind, unpaid_bills
 from domain.sessions import ResidentSession
 from sandbox.conversation import Conversation
 from tests.flows.conftest import Harness
+from tests.flows.test_bill_discovery import discover, issue
 from tests.money_text import nb
 
 MSK = timezone(timedelta(hours=3))
@@ -82,9 +83,7 @@ async def test_an_epd_autopay_after_a_donations_autopay_charges_the_bill_not_the
     await chat.press("➕ Подключить автоплатёж")  # in the same visit: an ЕПД autopay
     await chat.press("Счёт за услугу")
     await chat.press("ЕПД")
-    await chat.press("Раз в месяц")
-    await chat.send("25")
-    assert "До какой суммы платить" in chat.last_text
+    assert "До какой суммы платить" in chat.last_text  # on issue: no «Как часто?», no day
     await chat.send("10 000")
     await chat.press("•• 4242")
     summary = chat.last_text
@@ -98,12 +97,17 @@ async def test_an_epd_autopay_after_a_donations_autopay_charges_the_bill_not_the
     assert (epd.fund_id, epd.fund_name, epd.amount) == (None, None, None)
 
     assert harness.app is not None
+    await discover(harness)  # the bills there are now: the baseline, not the autopay's
+    issue(harness, "C-100003", 799_999)  # a new ЕПД: the autopay's, due tomorrow at 10:00
+    assert await discover(harness) == 1
     async with harness.app.uow_factory() as uow:
         resident = await uow.residents.get(chat.chat_id)
         assert resident is not None
         city = harness.app.city
-        [epd_bill, *_] = [
-            b for b in await unpaid_bills(uow, city, city, resident) if b.kind is BillKind.EPD
+        [epd_bill] = [
+            b
+            for b in await unpaid_bills(uow, city, city, resident)
+            if b.kind is BillKind.EPD and b.amount == 799_999
         ]
     charges_before = len(await ledger(harness))  # the donation itself
     await tick(harness, DUE)
@@ -111,7 +115,8 @@ async def test_an_epd_autopay_after_a_donations_autopay_charges_the_bill_not_the
     assert sorted(c["amount"] for c in charges.values()) == sorted([30_000, epd_bill.amount])
     async with harness.app.uow_factory() as uow:
         session = ResidentSession(resident, city, uow)
-        epd_payment = await city.find_payment(session, f"ap-{epd.id}-2026-11-1")
+        epd_key = f"ap-{epd.id}-{bill_period(epd_bill.id)}-1"  # its period: the bill
+        epd_payment = await city.find_payment(session, epd_key)
         fund_payment = await city.find_payment(session, f"ap-{donation.id}-2026-11-1")
     assert epd_payment is not None and fund_payment is not None
     assert epd_payment.bill_ids == (epd_bill.id,) and epd_payment.amount == epd_bill.amount

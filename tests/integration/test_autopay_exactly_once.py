@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -14,10 +14,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from city.client import CityClient
 from domain.accounts import AccountLevel, Resident
-from domain.autopay import MOSCOW, Autopay, AutopayKind, Frequency, RunStatus, Schedule
+from domain.autopay import (
+    IDLE,
+    MOSCOW,
+    Autopay,
+    AutopayKind,
+    Frequency,
+    RunStatus,
+    Schedule,
+    bill_period,
+)
 from domain.autopaying import set_up, tick
+from domain.bill_discovery import discover_bills
 from domain.bills import BillKind
 from sandbox import SandboxServer
+from sandbox.data import BillKind as SandboxKind
+from sandbox.data import BillStatus, CityBill
+from sandbox.oauth import DATA_KEY
 from storage.database import create_sessionmaker
 from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory
@@ -81,6 +94,24 @@ async def add(factory: UnitOfWorkFactory, autopay: Autopay, now: datetime = STAR
         return await set_up(uow, autopay, now)
 
 
+def issue_mgts(sandbox: SandboxServer, period: str) -> str:
+    """The city issues a new МГТС bill to the resident's account."""
+    data = sandbox.app[DATA_KEY]
+    bill = CityBill(
+        id=data.new_bill_id(),
+        account_id="C-100003",
+        kind=SandboxKind.MGTS,
+        title=f"Телефон за {period}",
+        provider="ПАО «МГТС»",
+        amount=90_000,
+        due_date=date(2026, 12, 31),
+        status=BillStatus.UNPAID,
+        period=period,
+    )
+    data.add_bill(bill)
+    return bill.id
+
+
 async def tick_at(factory: UnitOfWorkFactory, city: Any, now: datetime) -> int:
     return await tick(factory, city, now)
 
@@ -94,13 +125,16 @@ async def test_two_schedulers_at_once_charge_each_period_once(
         Autopay(
             7,
             AutopayKind.BILL,
-            Schedule(Frequency.MONTHLY, 25),
+            Schedule.on_issue(),  # «по выставленному счёту»: paid when its bill is discovered
             "pm-full-4242",
             START,
             limit=2_000_000,
             bill_kind=BillKind.MGTS,
         ),
     )
+    await discover_bills(factory, city, START)  # the baseline: the bills there are now
+    issued = [issue_mgts(sandbox, "11.2026")]
+    assert (await discover_bills(factory, city, START)).handed == 1  # due 25.11 at 10:00
     due = datetime(2026, 11, 25, 10, 0, 1, tzinfo=MOSCOW)
     await asyncio.gather(tick_at(factory, city, due), tick_at(factory, city, due))
     await tick_at(factory, city, due)  # a tick repeated
@@ -113,13 +147,25 @@ async def test_two_schedulers_at_once_charge_each_period_once(
             runs = await uow.autopays.runs(autopay.id)
             assert [r.status for r in runs] == [RunStatus.SUCCEEDED]
             stored = await uow.autopays.get(autopay.id)
-            assert stored is not None and stored.next_due_at.astimezone(MOSCOW).month == 12
+            assert stored is not None
+            if autopay is bill:  # waits for the next bill
+                assert stored.next_due_at == IDLE and stored.bill_id is None
+            else:
+                assert stored.next_due_at.astimezone(MOSCOW).month == 12
 
+    issued.append(issue_mgts(sandbox, "12.2026"))
+    assert (await discover_bills(factory, city, START + timedelta(days=30))).handed == 1
     next_month = datetime(2026, 12, 25, 10, 0, 1, tzinfo=MOSCOW)  # no period is skipped
     await tick_at(factory, city, next_month)
     await tick_at(factory, city, next_month)
     keys = [c["idempotence_key"] for c in await ledger(sandbox)]
     assert len(keys) == len(set(keys))
+    assert bill.id is not None  # one charge per bill: its period is the bill
+    assert sorted(k for k in keys if k.startswith(f"ap-{bill.id}-")) == sorted(
+        f"ap-{bill.id}-{bill_period(b)}-1" for b in issued
+    )
+    data = sandbox.app[DATA_KEY]
+    assert all(data.bill(b).status is BillStatus.PAID for b in issued)
     for autopay in autopays:  # one charge per donation per month, November and December
         assert sorted(k for k in keys if k.startswith(f"ap-{autopay.id}-")) == [
             f"ap-{autopay.id}-2026-11-1",

@@ -29,6 +29,7 @@ from domain.autopay import (
     Schedule,
 )
 from domain.autopaying import TICK_BATCH, change, set_status, set_up, tick
+from domain.bill_discovery import discover_bills
 from domain.bills import BillKind
 from domain.errors import CityUnavailable
 from domain.limits import AmountLimits
@@ -37,6 +38,8 @@ from domain.payments import Payment, PaymentStatus
 from domain.ports import Dashboard
 from handlers.notifications import render
 from sandbox import SandboxServer
+from sandbox.data import BillStatus
+from sandbox.oauth import DATA_KEY
 from storage.database import create_sessionmaker
 from storage.models import NotificationRow
 from storage.token_cipher import TokenCipher
@@ -286,14 +289,16 @@ async def test_a_donation_above_the_ceiling_is_paused_not_charged(
 async def test_operator_ceilings_bound_what_an_autopay_charges(
     factory: UnitOfWorkFactory, city: CityClient, sandbox: SandboxServer
 ) -> None:
-    """A bill above min(the resident's limit, the autopay ceiling) is left to the resident."""
+    """A bill above min(the resident's limit, the autopay ceiling) is left to the resident: at
+    discovery (not handed over: the resident is asked) and again at the charge (a ceiling
+    lowered after the bill was handed over)."""
     async with factory() as uow:
         bill = await set_up(
             uow,
             Autopay(
                 RESIDENT,
                 AutopayKind.BILL,
-                Schedule(Frequency.MONTHLY, 25),
+                Schedule.on_issue(),
                 "pm-full-4242",
                 START,
                 limit=5_000_000,
@@ -301,14 +306,38 @@ async def test_operator_ceilings_bound_what_an_autopay_charges(
             ),
             START,
         )
+    await discover_bills(factory, city, START)  # the baseline
+    data = sandbox.app[DATA_KEY]
+    new_epd = replace(data.bill("B-1001"), id="B-9001", status=BillStatus.UNPAID, amount=812_450)
+    data.add_bill(new_epd)
+    assert new_epd.account_id == "C-100003" and new_epd.kind.value == "epd"
+    assert (await discover_bills(factory, city, START)).handed == 1  # within the limit then
     await tick(factory, city, DUE, limits=AmountLimits(autopay=100_000))
     async with factory() as uow:
         [run] = await uow.autopays.runs(bill.id or 0)
         [notification] = [
-            n for n in await uow.notifications.claim(DUE, 10) if n.telegram_user_id == RESIDENT
+            n
+            for n in await uow.notifications.claim(DUE, 10)
+            if n.telegram_user_id == RESIDENT and n.kind == "autopay_over_limit"
         ]
     assert run.status is RunStatus.OVER_LIMIT and await ledger(sandbox) == []
     assert notification.data["limit"] == 100_000
+
+    data.add_bill(replace(new_epd, id="B-9002"))
+    low = AmountLimits(autopay=100_000)
+    found = await discover_bills(factory, city, DUE, limits=low)
+    assert found.notices == 1 and found.handed == 0
+    async with factory() as uow:
+        [asked] = [
+            n
+            for n in await uow.notifications.claim(DUE + timedelta(hours=1), 10)
+            if n.kind == "bill_issued" and n.data["bill_id"] == "B-9002"
+        ]
+        stored = await uow.autopays.get(bill.id or 0)
+    assert asked.data["autopay"] == "over_limit" and asked.data["limit"] == 100_000
+    assert stored is not None and stored.bill_id is None
+    await tick(factory, city, DUE + timedelta(days=2), limits=low)
+    assert await ledger(sandbox) == []
 
 
 async def test_unlinking_cancels_autopays_and_relinking_resumes_none(

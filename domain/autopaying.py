@@ -117,12 +117,28 @@ def check_topup(autopay: Autopay, limits: TopupLimits, ceiling: int) -> None:
     a threshold autopay's threshold + amount within the wallet's ceiling (a top-up made below
     the threshold then always fits). Raises TopupDoesNotFit."""
     assert autopay.amount is not None
-    fits = check_amount(autopay.amount, limits, None, ceiling)
+    check_topup_amount(autopay.amount, autopay.threshold, limits, ceiling)
+
+
+def check_topup_amount(
+    amount: int, threshold: int | None, limits: TopupLimits, ceiling: int
+) -> None:
+    """`check_topup` of an amount (and threshold) typed in a set-up, before the autopay exists."""
+    fits = check_amount(amount, limits, None, ceiling)
     if isinstance(fits, AmountProblem):
         raise TopupDoesNotFit(fits)
-    if autopay.threshold is not None and limits.max_balance is not None:
-        if autopay.threshold + autopay.amount > limits.max_balance:
+    if threshold is not None and limits.max_balance is not None:
+        if threshold + amount > limits.max_balance:
             raise TopupDoesNotFit(AmountProblem.OVER_BALANCE)
+
+
+def highest_threshold(limits: TopupLimits) -> int | None:
+    """The highest threshold some top-up still fits under (the wallet's ceiling less the
+    service's minimum: threshold + amount within the ceiling, `check_topup`); None when the
+    wallet has no ceiling."""
+    if limits.max_balance is None:
+        return None
+    return limits.max_balance - limits.min_amount
 
 
 class AutopayExists(DomainError):

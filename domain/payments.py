@@ -747,10 +747,20 @@ async def history(
 
 
 async def lookup_bill(
-    uow: UnitOfWork, auth: CityAuth, payments: CityPayments, resident: Resident, uin: str
+    uow: UnitOfWork,
+    auth: CityAuth,
+    payments: CityPayments,
+    resident: Resident,
+    uin: str,
+    *,
+    now: datetime,
 ) -> Bill:
-    """A checked UIN → the bill; the city adds it to the resident's bills so it can be paid."""
-    return await payments.lookup_bill(ResidentSession(resident, auth, uow), uin)
+    """A checked UIN → the bill; the city adds it to the resident's bills so it can be paid.
+    The bill is recorded as known to bill discovery (`known_bills`): the resident has just
+    seen it, so its next scan does not announce it as «Пришёл счёт»."""
+    bill = await payments.lookup_bill(ResidentSession(resident, auth, uow), uin)
+    await uow.known_bills.add(resident.telegram_user_id, [bill.id], now)
+    return bill
 
 
 async def find_fines(
@@ -760,11 +770,18 @@ async def find_fines(
     resident: Resident,
     kind: DocumentKind,
     number: str,
+    *,
+    now: datetime,
 ) -> list[Bill]:
+    """The fines on a vehicle (СТС) or a driver's licence; recorded as known to bill
+    discovery as `lookup_bill`'s bill is (shown here: no «Пришёл счёт» for them later)."""
     session = ResidentSession(resident, auth, uow)
     if kind is DocumentKind.STS:
-        return await payments.find_fines(session, sts=number)
-    return await payments.find_fines(session, driver_license=number)
+        fines = await payments.find_fines(session, sts=number)
+    else:
+        fines = await payments.find_fines(session, driver_license=number)
+    await uow.known_bills.add(resident.telegram_user_id, [f.id for f in fines], now)
+    return fines
 
 
 def _id(intent: PaymentIntent) -> int:

@@ -8,8 +8,8 @@ than read as «off» or «all day», so a slip never silences or floods the chat
 
 What a resident may type (`parse_range`): «HH:MM–HH:MM» with a hyphen, an en or em dash or a
 minus sign between (spaces around it allowed); hours 0..23 (one or two digits; «24:00» as
-midnight), minutes 00..59, a dot instead of the colon; ASCII digits only; at most 32
-characters.
+midnight), minutes 00..59, a dot instead of the colon, or hours alone («23-8», «23–08»: on the
+hour); ASCII digits only; at most 32 characters.
 
 A notice that offers to stop a charge («Пропустить этот раз» on an autopay's reminder, or on a
 «Пришёл счёт» whose autopay will pay it) is never held past the charge: `send_by` is the latest
@@ -35,8 +35,8 @@ HOLD_MARGIN = timedelta(hours=1)
 STOPPABLE_KINDS = frozenset({"autopay_reminder", "bill_issued"})
 _MAX_TEXT = 32
 _RANGE = re.compile(
-    r"(?P<h1>[0-9]{1,2})[:.](?P<m1>[0-9]{2})\s*[-\u2010-\u2015\u2212]\s*"
-    r"(?P<h2>[0-9]{1,2})[:.](?P<m2>[0-9]{2})",
+    r"(?P<h1>[0-9]{1,2})(?:[:.](?P<m1>[0-9]{2}))?\s*[-\u2010-\u2015\u2212]\s*"
+    r"(?P<h2>[0-9]{1,2})(?:[:.](?P<m2>[0-9]{2}))?",
     re.ASCII,
 )
 
@@ -106,7 +106,7 @@ def parse_range(text: str) -> QuietHours | RangeProblem:
         return RangeProblem.NOT_A_RANGE
     ends = []
     for hours, minutes in (("h1", "m1"), ("h2", "m2")):
-        h, m = int(match.group(hours)), int(match.group(minutes))
+        h, m = int(match.group(hours)), int(match.group(minutes) or 0)
         if h == 24 and m == 0:
             h = 0  # «24:00» is midnight
         if h > 23 or m > 59:

@@ -54,6 +54,8 @@ from domain.autopaying import (
     change_card,
     check_money,
     check_topup,
+    check_topup_amount,
+    highest_threshold,
     money_ceiling,
     own_autopay,
     set_status,
@@ -66,6 +68,7 @@ from domain.limits import DEFAULT_LIMITS, AmountLimits, AmountTooLarge
 from domain.money import MoneyParseError, format_rub, has_foreign_digit, parse_rub
 from domain.topups import (
     AmountProblem,
+    TopupLimits,
     TopupService,
     advances_bill,
     check_account,
@@ -108,10 +111,11 @@ PAUSED_KEYS = {
     PauseReason.TOPUP_LIMITS: "autopay-state-topup-limits",
     PauseReason.NO_BALANCE: "autopay-state-no-balance",
 }
+# A top-up autopay's amount outside the service's limits for one payment: told as «Пополнить»
+# tells it (its texts, with the figures); one that would overfill the card: its own text.
 TOPUP_PROBLEM_KEYS = {
-    AmountProblem.TOO_SMALL: "autopay-topup-too-small",
-    AmountProblem.TOO_LARGE: "autopay-topup-too-large",
-    AmountProblem.OVER_BALANCE: "autopay-topup-over-balance",
+    AmountProblem.TOO_SMALL: "topup-too-small",
+    AmountProblem.TOO_LARGE: "topup-too-large",
 }
 TOPUP_KEYS = {
     TopupService.TROIKA: "autopay-topup-troika",
@@ -193,7 +197,7 @@ def _start(manager: DialogManager) -> dict[str, Any]:
 def _money_problem(tr: Texts, error: DomainError, bill: bool, topup: bool = False) -> Markup:
     if isinstance(error, AmountTooLarge):
         return tr("autopay-money-too-large", ceiling=format_rub(error.ceiling))
-    if topup:  # no 50 ₽ minimum: the service's own minimum is checked at «Подключить»
+    if topup:  # no 50 ₽ minimum: the service's own limits are checked next (`_topup_refusal`)
         return tr("autopay-topup-amount-bad")
     return tr("autopay-limit-bad" if bill else "autopay-amount-bad")
 
@@ -550,8 +554,85 @@ async def on_threshold(message: Message, _w: MessageInput, manager: DialogManage
     if threshold <= 0:
         await message.answer(ctx.tr("autopay-threshold-bad"))
         return
+    limits = await _topup_limits(manager)
+    if limits is not None:
+        too_high = _threshold_too_high(ctx.tr, threshold, limits)
+        if too_high is not None:  # no top-up could ever fit under it: asked again
+            await message.answer(too_high)
+            return
+        amount = manager.dialog_data.get("amount")
+        if type(amount) is int and not _topup_fits(manager, amount, threshold, limits):
+            manager.dialog_data.pop("amount")  # brought from a receipt: asked for instead
     manager.dialog_data["threshold"] = threshold
     await _after_schedule(manager)
+
+
+async def _topup_limits(manager: DialogManager) -> TopupLimits | None:
+    """The limits of the top-up service this set-up is for, as the platform gives them now
+    (None: it does not say now, or no longer offers the service — «Подключить» checks again)."""
+    service = str(manager.dialog_data.get("topup_service") or "")
+    ctx = Ctx(manager)
+    try:
+        found = service_of(await topup_services(ctx.uow, ctx.city, ctx.city, ctx.linked), service)
+    except DomainError:
+        return None
+    return found.limits if found is not None else None
+
+
+def _threshold_too_high(tr: Texts, threshold: int, limits: TopupLimits) -> Markup | None:
+    """Why no top-up fits under this threshold (`highest_threshold`: the card's ceiling less
+    the service's minimum), with the figures; None when one does."""
+    highest = highest_threshold(limits)
+    if highest is None or limits.max_balance is None or threshold <= highest:
+        return None
+    return tr(
+        "autopay-threshold-too-high",
+        ceiling=format_rub(limits.max_balance),
+        min=format_rub(limits.min_amount),
+        most=format_rub(max(highest, 0)),
+    )
+
+
+def _topup_ceiling(manager: DialogManager) -> int:
+    return money_ceiling(AutopayKind.TOPUP, _limits(manager))[1]
+
+
+def _topup_fits(
+    manager: DialogManager, amount: int, threshold: int | None, limits: TopupLimits
+) -> bool:
+    try:
+        check_topup_amount(amount, threshold, limits, _topup_ceiling(manager))
+    except TopupDoesNotFit:
+        return False
+    return True
+
+
+def _topup_refusal(
+    tr: Texts, problem: AmountProblem, limits: TopupLimits, ceiling: int, threshold: int | None
+) -> Markup:
+    """Why a top-up autopay's amount does not fit (`check_topup`), with the figures: the
+    service's minimum or maximum for one payment as «Пополнить» says them, or — by threshold —
+    the most that fits under the card's ceiling."""
+    if problem is AmountProblem.OVER_BALANCE and limits.max_balance is not None:
+        return tr(
+            "autopay-topup-over-balance",
+            ceiling=format_rub(limits.max_balance),
+            threshold=format_rub(threshold or 0),
+            max=format_rub(max(limits.max_balance - (threshold or 0), 0)),
+        )
+    return tr(
+        TOPUP_PROBLEM_KEYS.get(problem, "topup-too-large"),
+        min=format_rub(limits.min_amount),
+        max=format_rub(min(limits.max_amount, ceiling)),
+    )
+
+
+def _set_threshold(manager: DialogManager) -> int | None:
+    """The threshold of this set-up, when it is «Когда баланс ниже суммы»."""
+    data = manager.dialog_data
+    if data.get("frequency") != Frequency.BELOW or type(data.get("threshold")) is not int:
+        return None
+    return int(data["threshold"])
 
 
 async def on_kind_fund(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
@@ -752,6 +833,12 @@ async def money_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
         )
     else:
         text = tr(ask or "autopay-amount-ask")
+    if topup and advance is None and EDIT not in _start(dialog_manager):
+        limits = await _topup_limits(dialog_manager)  # as «Пополнить» shows them
+        if limits is not None:
+            most = min(limits.max_amount, _topup_ceiling(dialog_manager))
+            line = tr("topup-limits", min=format_rub(limits.min_amount), max=format_rub(most))
+            text = Markup("\n").join([text, line])
     return {
         "text": text,
         "editing": EDIT in _start(dialog_manager),
@@ -789,13 +876,36 @@ async def on_money(message: Message, _w: MessageInput, manager: DialogManager) -
         )
         await _close(manager)
         return
-    advance = _advance(manager)
-    if advance is not None and not advance["min"] <= amount <= advance["max"]:
-        low, high = format_rub(advance["min"]), format_rub(advance["max"])
-        await message.answer(ctx.tr("autopay-advance-out-of-limits", min=low, max=high))
+    if topup and not await _topup_setup_fits(manager, message, amount):
         return  # asked again
     manager.dialog_data["limit" if bill else "amount"] = amount
     await manager.switch_to(AutopaySG.method, show_mode=ShowMode.SEND)
+
+
+async def _topup_setup_fits(manager: DialogManager, message: Message, amount: int) -> bool:
+    """A set-up's top-up amount checked when typed, as «Подключить» will (`check_topup`): the
+    service's limits for one payment (МГТС's fixed amount: those kept from «Как платить?»),
+    the autopay ceiling and, by threshold, the card's ceiling; told with the figures."""
+    tr = Ctx(manager).tr
+    advance = _advance(manager)
+    if advance is not None:
+        limits: TopupLimits | None = TopupLimits(int(advance["min"]), int(advance["max"]))
+    else:
+        limits = await _topup_limits(manager)
+    if limits is None:  # the platform does not say now: «Подключить» checks
+        return True
+    threshold = _set_threshold(manager)
+    try:
+        check_topup_amount(amount, threshold, limits, _topup_ceiling(manager))
+    except TopupDoesNotFit as error:
+        if advance is not None:
+            low, high = format_rub(advance["min"]), format_rub(advance["max"])
+            await message.answer(tr("autopay-advance-out-of-limits", min=low, max=high))
+        else:
+            ceiling = _topup_ceiling(manager)
+            await message.answer(_topup_refusal(tr, error.problem, limits, ceiling, threshold))
+        return False
+    return True
 
 
 async def _topup_change_fits(manager: DialogManager, message: Message, amount: int) -> bool:
@@ -813,8 +923,8 @@ async def _topup_change_fits(manager: DialogManager, message: Message, amount: i
     try:
         check_topup(dataclasses.replace(autopay, amount=amount), service.limits, ceiling)
     except TopupDoesNotFit as error:
-        key = TOPUP_PROBLEM_KEYS.get(error.problem, "autopay-topup-too-large")
-        await message.answer(ctx.tr(key))
+        refusal = _topup_refusal(ctx.tr, error.problem, service.limits, ceiling, autopay.threshold)
+        await message.answer(refusal)
         return False
     return True
 
@@ -925,8 +1035,8 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
     if EXISTS in manager.dialog_data:  # «Подключить» is not shown then: a forged press
         return
     draft = _draft(manager, ctx.clock())
+    service = None
     try:
-        service = None
         if draft.kind is AutopayKind.TOPUP:  # checked against the service's limits now
             services = await topup_services(ctx.uow, ctx.city, ctx.city, ctx.linked)
             service = service_of(services, draft.topup_service or "")
@@ -941,9 +1051,16 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
             _limits(manager),
             topup_limits=service.limits if service else None,
         )
-    except TopupDoesNotFit as error:
-        key = TOPUP_PROBLEM_KEYS.get(error.problem, "autopay-topup-too-large")
-        await callback.message.answer(ctx.tr(key))
+    except TopupDoesNotFit as error:  # the service's limits changed since they were typed
+        assert service is not None
+        too_high = _threshold_too_high(ctx.tr, draft.threshold or 0, service.limits)
+        if draft.threshold is not None and too_high is not None:  # no amount fits: threshold
+            await callback.message.answer(too_high)
+            await manager.switch_to(AutopaySG.threshold, show_mode=ShowMode.SEND)
+            return
+        ceiling = _topup_ceiling(manager)
+        refusal = _topup_refusal(ctx.tr, error.problem, service.limits, ceiling, draft.threshold)
+        await callback.message.answer(refusal)
         await manager.switch_to(AutopaySG.money, show_mode=ShowMode.SEND)
         return
     except AutopayExists as error:  # set up meanwhile (another set-up, in another message)

@@ -38,7 +38,9 @@ async def on_number(message: Message, _widget: MessageInput, manager: DialogMana
         await message.answer(ctx.tr(BAD_NUMBER_KEYS[kind]))
         return
     try:
-        fines = await find_fines(ctx.uow, ctx.city, ctx.city, ctx.linked, kind, number)
+        fines = await find_fines(
+            ctx.uow, ctx.city, ctx.city, ctx.linked, kind, number, now=ctx.clock()
+        )
     except DomainError as error:
         await message.answer(ctx.tr(error_key(error)))
         return

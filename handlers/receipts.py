@@ -296,7 +296,9 @@ async def _receipt_bill(ctx: Ctx, data: dict[str, Any]) -> Bill | None:
     uin = data.get("uin", "")
     if uin and check_uin(uin).ok:
         try:
-            return await lookup_bill(ctx.uow, ctx.city, ctx.city, ctx.linked, check_uin(uin).uin)
+            return await lookup_bill(
+                ctx.uow, ctx.city, ctx.city, ctx.linked, check_uin(uin).uin, now=ctx.clock()
+            )
         except NotFound:
             pass  # not issued at the city yet: try the payer code, then the requisites
     if data.get("requisites"):

@@ -37,7 +37,9 @@ async def on_uin(message: Message, _widget: MessageInput, manager: DialogManager
         await message.answer(ctx.tr(PROBLEM_KEYS[check.problem], length=len(check.uin)))
         return  # still waiting for a UIN: the resident just types it again
     try:
-        bill = await lookup_bill(ctx.uow, ctx.city, ctx.city, ctx.linked, check.uin)
+        bill = await lookup_bill(
+            ctx.uow, ctx.city, ctx.city, ctx.linked, check.uin, now=ctx.clock()
+        )
     except NotFound:
         await message.answer(ctx.tr("uin-not-found"))
         return

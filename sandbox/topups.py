@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.topups import LANDLINE_CODES, PHONE_DIGITS, TROIKA_DIGITS, TROIKA_MAX
+from sandbox.common import Refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +67,8 @@ SERVICES: dict[str, Service] = {
 }
 
 
-class TopupRefused(Exception):
+class TopupRefused(Refused):
     """Answered with a `PaymentProblem` (`status`, `reason`, details)."""
-
-    def __init__(self, status: int, reason: str, description: str, **details: object) -> None:
-        super().__init__(description)
-        self.status = status
-        self.reason = reason
-        self.description = description
-        self.details = details
 
 
 @dataclass(slots=True)

@@ -31,6 +31,11 @@ minutes = st.integers(0, 24 * 60 - 1)
         ("0:00 − 07:00", 0, 7 * 60),
         ("22:00-24:00", 22 * 60, 0),
         ("13:00-14:00", 13 * 60, 14 * 60),
+        ("23-8", 23 * 60, 8 * 60),  # hours alone: on the hour
+        ("23–08", 23 * 60, 8 * 60),
+        (" 0 — 7 ", 0, 7 * 60),
+        ("22-7:30", 22 * 60, 7 * 60 + 30),
+        ("22-24", 22 * 60, 0),
     ],
 )
 def test_ranges_a_resident_types(typed: str, start: int, end: int) -> None:
@@ -52,6 +57,13 @@ def test_ranges_a_resident_types(typed: str, start: int, end: int) -> None:
         ("23²:00-08:00", RangeProblem.NOT_A_RANGE),
         ("٢٣:00-08:00", RangeProblem.NOT_A_RANGE),
         ("23:00", RangeProblem.NOT_A_RANGE),
+        ("23", RangeProblem.NOT_A_RANGE),
+        ("23-", RangeProblem.NOT_A_RANGE),
+        ("23:0-8", RangeProblem.NOT_A_RANGE),
+        ("123-8", RangeProblem.NOT_A_RANGE),
+        ("23-8-9", RangeProblem.NOT_A_RANGE),
+        ("25-8", RangeProblem.NO_SUCH_TIME),
+        ("8-08:00", RangeProblem.EMPTY),
         ("-23:00-08:00", RangeProblem.NOT_A_RANGE),
         ("", RangeProblem.NOT_A_RANGE),
         ("<b>23:00-08:00</b>", RangeProblem.NOT_A_RANGE),

@@ -3,6 +3,7 @@ that answer them (a report's confirm/refute lives in my_reports; autopay's skip 
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 from aiogram import Router
@@ -14,7 +15,7 @@ from aiogram_dialog import DialogManager, ShowMode, StartMode
 from markupsafe import Markup
 
 from domain.accounts import Resident
-from domain.autopay import AutopayKind, PauseReason
+from domain.autopay import CHARGE_AT, MOSCOW, AutopayKind, PauseReason
 from domain.autopaying import skip_once
 from domain.bills import BillKind
 from domain.errors import NotFound
@@ -101,6 +102,30 @@ def _autopay_words(tr: Texts, data: dict[str, Any]) -> dict[str, Markup]:
     return {"what": what, "how": how}
 
 
+def charge_moment(data: dict[str, Any]) -> datetime | None:
+    """When a reminded charge happens: `charge_at`, or for rows written before it was stored,
+    `due` at the charge hour (Moscow time); None when neither reads. The reminder names the
+    date, never "tomorrow": quiet hours may hold a reminder written the evening before until
+    the morning of the charge."""
+    try:
+        moment = datetime.fromisoformat(str(data["charge_at"]))
+        if moment.tzinfo is not None:
+            return moment
+    except (KeyError, ValueError):
+        pass
+    try:
+        return datetime.combine(date.fromisoformat(str(data["due"])), CHARGE_AT, MOSCOW)
+    except (KeyError, ValueError):
+        return None
+
+
+def _when(tr: Texts, moment: datetime | None) -> Markup:
+    if moment is None:
+        return tr("notify-autopay-when-unknown")
+    local = moment.astimezone(MOSCOW)
+    return tr("notify-autopay-when", day=local.strftime("%d.%m"), time=local.strftime("%H:%M"))
+
+
 def render(
     kind: str, data: dict[str, Any], tr: Texts
 ) -> tuple[Markup, InlineKeyboardMarkup | None, str | None]:
@@ -150,6 +175,7 @@ def render(
         limit=format_rub(data.get("limit") or 0),
         ceiling=format_rub(int(data.get("ceiling") or 0)),
         receipt=str(data.get("receipt") or ""),
+        when=_when(tr, charge_moment(data)),
         **words,
     )
     markup = None

@@ -78,7 +78,9 @@ service-mgts = МГТС
 service-kindergarten = детский сад
 service-club = кружки и секции
 
-notify-autopay-reminder = Завтра спишем по автоплатежу: { $what } — { $how }.
+notify-autopay-reminder = { $when } спишем по автоплатежу: { $what } — { $how }.
+notify-autopay-when = { $day } в { $time }
+notify-autopay-when-unknown = Скоро
 notify-autopay-skip = Пропустить этот раз
 notify-autopay-skipped = Хорошо, в этот раз не спишем. В следующий раз автоплатёж сработает как обычно.
 notify-autopay-skip-late = Этот платёж уже прошёл или время пропуска вышло.

@@ -2160,7 +2160,8 @@ class Epoch:
         reminders = [
             m
             for m in self.recent(6)
-            if m.text.startswith("Завтра спишем") and any("Пропустить" in b.text for b in m.buttons)
+            if " спишем по автоплатежу: " in m.text
+            and any("Пропустить" in b.text for b in m.buttons)
         ]
         if not reminders:
             return
@@ -2172,7 +2173,7 @@ class Epoch:
         )
         if "не спишем" not in reply.text:
             return
-        body = message.text.removeprefix("Завтра спишем по автоплатежу: ").rstrip(".")
+        body = message.text.split(" спишем по автоплатежу: ", 1)[1].rstrip(".")
         tomorrow = self.clock().astimezone(MSK).date() + timedelta(days=1)
         for autopay in self._my_autopays():
             if body == f"{autopay.what} — {autopay.how}":

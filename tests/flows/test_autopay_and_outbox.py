@@ -61,7 +61,7 @@ async def test_reminder_skip_then_the_next_period_is_charged(harness: Harness) -
 
     await run_autopays(harness.app, harness.clock)  # the day before: the reminder
     await deliver_notifications(harness.app, harness.clock, limiter)
-    assert "Завтра спишем по автоплатежу" in chat.last_text
+    assert "25.11 в 10:00 спишем по автоплатежу" in chat.last_text  # a date: never «завтра»
     reply = await chat.press("Пропустить этот раз")
     assert "в этот раз не спишем" in reply.text
 

@@ -15,7 +15,8 @@ from sandbox.console import BACKGROUND_MARK, TIME_USAGE
 from sandbox.state import STATE_FILE
 from tests.flows.conftest import settings_for
 
-REMINDER = "Завтра спишем по автоплатежу"
+REMINDER = "в 10:00 спишем по автоплатежу"  # after «DD.MM»
+MARKED_REMINDER = rf"{re.escape(BACKGROUND_MARK)}\n\d\d\.\d\d {REMINDER}"
 CHARGED = "✅ Автоплатёж:"
 LINKED = "Аккаунт привязан"
 
@@ -97,7 +98,7 @@ async def test_time_fires_the_reminder_then_the_charge_and_a_restart_keeps_every
     assert "Автоплатёж подключён" in screen
     moved = screen[screen.index("Автоплатёж подключён") :]
     # the reminder of the 14th, then the charge at 10:00 on the 15th, each printed as it came
-    assert f"{BACKGROUND_MARK}\n{REMINDER}" in moved
+    assert re.search(MARKED_REMINDER, moved)
     assert f"{BACKGROUND_MARK}\n{CHARGED}" in moved
     assert moved.index(REMINDER) < moved.index(CHARGED)
     charged = re.search(r"✅ Автоплатёж: .* списано 300,00\xa0₽\. Квитанция № (\S+)\.", moved)

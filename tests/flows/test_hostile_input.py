@@ -307,7 +307,7 @@ async def test_skip_this_time_pressed_twice_skips_once(harness: Harness) -> None
     await run_autopays(harness.app, harness.clock)
     await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
     reminder = chat.last_message
-    assert reminder is not None and "Завтра спишем" in reminder.text
+    assert reminder is not None and "спишем по автоплатежу" in reminder.text
     payload = dict(reminder.payload)
     [skip] = [b for b in reminder.buttons if b.text == "Пропустить этот раз"]
     assert skip.callback_data is not None

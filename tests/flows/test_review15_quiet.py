@@ -71,7 +71,7 @@ async def test_skipping_one_autopay_in_a_digest_keeps_the_other_items_skip_butto
     harness.clock.now = datetime(2026, 11, 24, 0, 0, 30, tzinfo=MSK)  # the day before
     await run_autopays(harness.app, harness.clock)
     await deliver(harness)
-    assert not [t for t in chat.history if "Завтра спишем" in t]  # quiet: held
+    assert not [t for t in chat.history if "спишем по автоплатежу" in t]  # quiet: held
 
     harness.clock.now = datetime(2026, 11, 24, 9, 0, tzinfo=MSK)
     await deliver(harness)
@@ -88,12 +88,13 @@ async def test_skipping_one_autopay_in_a_digest_keeps_the_other_items_skip_butto
 async def test_an_autopay_reminder_reaches_the_resident_before_its_charge(
     harness: Harness,
 ) -> None:
-    """«Завтра спишем … Пропустить этот раз» is the resident's chance to stop a charge. Quiet
-    hours may hold it, but never past the charge itself: here the hours are 23:00–11:00 (typed
-    in «Настройки»), the autopay is set up at 23:30 for tomorrow, the reminder is written at
-    once, held, and the charge at 10:00 comes first — the reminder and its dead «Пропустить»
-    arrive an hour after the money is gone. (The same holds for a bill discovered at night and
-    handed to an on-issue autopay: charged at 10:00 the next day, its notice held.)"""
+    """«… спишем по автоплатежу … Пропустить этот раз» is the resident's chance to stop a
+    charge. Quiet hours may hold it, but never past the charge itself: here the hours are
+    23:00–11:00 (typed in «Настройки»), the autopay is set up at 23:30 for tomorrow, the
+    reminder is written at once, held, and the charge at 10:00 comes first — the reminder and
+    its dead «Пропустить» arrive an hour after the money is gone. (The same holds for a bill
+    discovered at night and handed to an on-issue autopay: charged at 10:00 the next day, its
+    notice held.)"""
     chat = harness.chat()
     await harness.link(chat)
     assert harness.app is not None
@@ -110,7 +111,7 @@ async def test_an_autopay_reminder_reaches_the_resident_before_its_charge(
     await deliver(harness)
     harness.clock.now = datetime(2026, 11, 25, 10, 0, 5, tzinfo=MSK)
     await deliver(harness)  # the sender runs every second: whatever may go, went
-    reminded = any("Завтра спишем" in t for t in chat.history)
+    reminded = any("спишем по автоплатежу" in t for t in chat.history)
     await run_autopays(harness.app, harness.clock)
     charged = [c["amount"] for c in await ledger(harness)]
     assert reminded or not charged, "charged before the resident could read its reminder"

@@ -7,6 +7,7 @@ from contextlib import suppress
 import structlog
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.context import FSMContext
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
@@ -17,6 +18,7 @@ from aiogram_dialog.widgets.kbd import Button, Cancel, Row
 from domain.accounts import Resident
 from domain.linking import unlink
 from domain.ports import City, UnitOfWork
+from handlers.points import UNSETTLED
 from handlers.ports import Texts
 from handlers.states import MenuSG, UnlinkSG
 from handlers.support import topic_name
@@ -63,8 +65,16 @@ async def on_unlink(callback: CallbackQuery, _button: Button, manager: DialogMan
         await uow.commit()
         data["resident"] = None
         # Dialog state is not in the unit of work: forgotten once the data is. The menu
-        # started below is the only state left (a fresh one, holding nothing of theirs).
+        # started below is the only state left (a fresh one, holding nothing of theirs) —
+        # but for the keys of points operations the platform has not answered yet
+        # (handlers/points.py, by city account): dropped, a repeat after linking the same
+        # account again would be sent with a new key and debit twice. They go once the
+        # outcome is known, or by «Забыть».
+        state: FSMContext = data["state"]
+        unsettled = (await state.get_data()).get(UNSETTLED)
         await forget_dialogs(data["fsm_storage"], bot.id, resident.telegram_user_id)
+        if unsettled:
+            await state.set_data({UNSETTLED: unsettled})
         for topic in done.support_topics:  # the topic stays for staff, without the name
             if topic.thread_id is not None:
                 with suppress(TelegramAPIError):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from sandbox.data import FULL
 from sandbox.points import PointsKind
 from sandbox.points_api import POINTS_KEY
@@ -54,20 +52,12 @@ async def test_abandoned_transfer_is_made_later_when_points_open(harness: Harnes
     assert any(b.startswith("Забыть: ") for b in chat.buttons)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "accepted for now: unlinking forgets the chat's whole FSM state — handlers/account.py "
-        "forget_dialogs and storage/fsm.py forget_user delete every key under the user's "
-        "prefix, the default destiny's data too, where handlers/points.py keeps the unknown "
-        "operations' keys (already per city account: {'unsettled': {account id: ...}}). "
-        "Keeping them needs those two outside files to spare that data (or a per-account "
-        "store); until then a repeat after unlink/relink gets a new key and debits again."
-    ),
-)
-async def test_unlink_relink_forgets_the_key_and_debits_twice(harness: Harness) -> None:
-    """The «unknown» text promises the same amount to the same fund again debits once; after
-    unlinking and linking the same account again it debits twice."""
+async def test_unlink_relink_keeps_the_key_and_debits_once(any_state_harness: Harness) -> None:
+    """The «unknown» text promises the same amount to the same fund again debits once — also
+    after unlinking and linking the same account again: unlinking forgets the chat's dialogs
+    but keeps the keys of operations the platform has not answered (SQL, Redis and memory
+    state alike)."""
+    harness = any_state_harness
     chat = await linked(harness)
     await chat.press("Баллы")
     await chat.press("Перевести баллы в фонд")

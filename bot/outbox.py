@@ -32,7 +32,9 @@ Guarantees, per notification claimed (`deliver_notifications`):
   rows waiting (`SqlNotificationRepository.hold_written_in`). A notice offering to stop a
   charge is claimed even in the quiet hours when they would hold it past the charge
   (`domain.quiet_hours.send_by`), and goes as itself. A meter-window reminder that waited is
-  checked with the city again just before it goes (`domain.meter_reminders.refreshed`).
+  checked with the city again just before it goes (`domain.meter_reminders.refreshed`), and so
+  is a bill's day-before reminder, always (`domain.bill_discovery.still_due`: not sent once the
+  bill is paid).
 
 Throughput: up to `SEND_CONCURRENCY` (the bot-wide budget, 30) sends are in flight at once,
 paced by the limiter (Bot API FAQ: 30 messages a second bot-wide, 1 a second per chat; never two
@@ -69,6 +71,7 @@ from bot.app import Application, Clock, utc_now
 from bot.charts import payments_chart
 from bot.metrics import NOTIFICATIONS
 from bot.ratelimit import GLOBAL_PER_SECOND, SendLimiter
+from domain.bill_discovery import is_reminder, sent_today, still_due
 from domain.meter_reminders import METER_WINDOW, REFRESH_AFTER, refreshed
 from domain.ports import Notification
 from domain.quiet_hours import DEFAULT as DEFAULT_QUIET
@@ -250,20 +253,30 @@ class _Pipeline:
         return sent
 
 
-_REFRESHING = 8  # city calls at once checking waiting meter reminders again
+_REFRESHING = 8  # city calls at once checking waiting meter (and bill due) reminders again
 
 
 async def _refresh(
     app: Application, now: datetime, claimed: list[Claimed]
 ) -> tuple[list[Claimed], list[Notification]]:
     """Meter-window reminders that waited (written REFRESH_AFTER or more ago): asked about
-    again (`meter_reminders.refreshed`). Returns the claimed rows, those reminders rewritten,
-    and the reminders with nothing left to say. A city that does not answer (or any error)
-    leaves the reminder as written: it is sent as it is."""
+    again (`meter_reminders.refreshed`), and a bill's day-before reminder, whenever claimed
+    (`bill_discovery.still_due`: the bill still unpaid). Returns the claimed rows, those
+    reminders rewritten, and the reminders with nothing left to say. A city that does not
+    answer (or any error) leaves the reminder as written: it is sent as it is."""
     gate = asyncio.Semaphore(_REFRESHING)
 
     async def one(each: Claimed) -> Claimed | Notification:
         notification = each.notification
+        if is_reminder(notification) and notification.kind not in each.muted:
+            try:
+                async with gate, app.uow_factory() as uow:
+                    due = await still_due(uow, app.city, notification, now)
+                    await uow.commit()
+            except Exception as error:
+                log.warning("notify.bill_due_unchecked", error=type(error).__name__)
+                return replace(each, notification=sent_today(notification, now))
+            return notification if due is None else replace(each, notification=due)
         if (
             notification.kind != METER_WINDOW
             or notification.kind in each.muted

@@ -20,6 +20,14 @@ urgent: it is the only warning before it (with «Пропустить этот �
 счета» does not drop it (urgent notices also pass the quiet hours). A bill of less than one
 kopeck (the contract forbids it) is neither recorded, told nor handed over.
 
+A bill above the limit (asked, not handed over) gets one more notice, written with the first
+and due at 10:00 Moscow the day before its due date (`due_reminder`; none when that moment is
+not later than now): «Напоминаем: завтра срок оплаты …» with «Оплатить», the same kind (muting
+«Новые счета» mutes it), not urgent (quiet hours and the digest treat it as a notice written
+when it comes due), its own dedupe key per resident and bill. Just before it goes, the outbox
+asks the city again (`still_due`): a bill paid meanwhile (or no longer issued, or a resident
+who unlinked) drops it; a city that does not answer sends it as written.
+
 The city not answering for one resident (CityUnavailable) skips that resident this round and
 the tick goes on. Only when nobody in the batch was answered (the first DOWN_AFTER residents
 asked, or the whole batch if smaller) does the tick stop starting residents and put the
@@ -39,8 +47,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
 
 from domain.accounts import Resident
 from domain.autopay import (
@@ -63,6 +71,7 @@ DISCOVERY_CONCURRENCY = 4  # city calls in flight at once in one tick
 KIND = "bill_issued"  # the outbox kind (a resident may mute it in «Настройки»)
 DOWN_AFTER = 4  # residents in a row unanswered, none answered: the city is down, stop the tick
 DISCOVERY_STALLS = 2  # ticks in a row a batch the city is down for is asked again
+REMINDER_AT = time(10, 0)  # Moscow time, the day before the due date: an over-limit bill's reminder
 
 
 class AutopayPlan:
@@ -87,6 +96,65 @@ class DiscoveryResult:
 def notice_key(telegram_user_id: int, bill_id: str) -> str:
     """The outbox dedupe key of a bill's «Пришёл счёт»: one per resident and bill."""
     return f"bill:{telegram_user_id}:{hashlib.sha256(bill_id.encode()).hexdigest()[:32]}"
+
+
+def reminder_key(telegram_user_id: int, bill_id: str) -> str:
+    """The outbox dedupe key of a bill's day-before reminder: one per resident and bill."""
+    return f"bill-due:{telegram_user_id}:{hashlib.sha256(bill_id.encode()).hexdigest()[:32]}"
+
+
+def reminder_at(due: date) -> datetime:
+    """When a bill due on `due` is reminded of: 10:00 Moscow time the day before."""
+    return datetime.combine(due - timedelta(days=1), REMINDER_AT, MOSCOW)
+
+
+def is_reminder(notification: Notification) -> bool:
+    return notification.kind == KIND and notification.data.get("reminder") is True
+
+
+def due_reminder(
+    telegram_user_id: int, bill: Bill, extra: dict[str, object], now: datetime
+) -> Notification | None:
+    """The day-before reminder of a bill above its autopay's limit, due at `reminder_at`; None
+    when that moment is not later than `now` (the first notice is the only one)."""
+    at = reminder_at(bill.due_date)
+    if at <= now:
+        return None
+    data = describe_bill(bill, AutopayPlan.OVER_LIMIT, **extra)
+    data.update(reminder=True, sent_on=at.date().isoformat())
+    return Notification(
+        telegram_user_id=telegram_user_id,
+        kind=KIND,
+        dedupe_key=reminder_key(telegram_user_id, bill.id),
+        data=data,
+        due_at=at,
+    )
+
+
+async def still_due(
+    uow: UnitOfWork, city: City, notification: Notification, now: datetime
+) -> Notification | None:
+    """A bill's day-before reminder just before it goes: None when the bill is no longer among
+    the resident's unpaid bills at the city (paid meanwhile, withdrawn) or the resident
+    unlinked; else the reminder with the bill's amount as the city has it now and the day it
+    goes (`sent_on`: the text says «завтра» only on the day before). Raises CityUnavailable,
+    DomainError (the caller sends it as written: `sent_today`)."""
+    resident = await uow.residents.get(notification.telegram_user_id)
+    if resident is None:
+        return None
+    bills = await city.unpaid_bills(ResidentSession(resident, city, uow))
+    bill_id = str(notification.data.get("bill_id") or "")
+    bill = next((b for b in bills if b.id == bill_id and b.amount >= 1), None)
+    if bill is None:
+        return None
+    fresh = sent_today(notification, now)
+    return replace(fresh, data={**fresh.data, "amount": bill.amount})
+
+
+def sent_today(notification: Notification, now: datetime) -> Notification:
+    """The reminder with the Moscow day it goes (`sent_on`)."""
+    day = now.astimezone(MOSCOW).date().isoformat()
+    return replace(notification, data={**notification.data, "sent_on": day})
 
 
 async def discover_bills(
@@ -193,6 +261,10 @@ async def _scan(
                     now,
                 )
                 result.notices += written
+                if plan == AutopayPlan.OVER_LIMIT:  # asked: reminded the day before the due date
+                    later = due_reminder(telegram_user_id, bill, extra, now)
+                    if later is not None:
+                        await uow.notifications.add_once(later, now)
         await uow.commit()
         result.residents += 1
 

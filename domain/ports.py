@@ -307,13 +307,16 @@ class Notification:
     urgent: bool = False
     id: int | None = None
     attempts: int = 0
+    # Written to go out later (not before this moment); None: due when written.
+    due_at: datetime | None = None
 
 
 class NotificationRepository(Protocol):
     """The outbox: written in the same transaction as the event that causes it."""
 
     async def add_once(self, notification: Notification, now: datetime) -> bool:
-        """False when a notification with the same dedupe key already exists."""
+        """False when a notification with the same dedupe key already exists. Due at `now`,
+        or at `notification.due_at` when that is later (then it counts as written then)."""
         ...
 
     async def existing(self, dedupe_keys: list[str]) -> set[str]:

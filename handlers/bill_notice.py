@@ -1,5 +1,7 @@
 """«Пришёл счёт» (outbox kind `bill_issued`, written by domain/bill_discovery.py): how it reads,
-and its «Оплатить», which opens the same pay step as «Мои счета» for that bill.
+and its «Оплатить», which opens the same pay step as «Мои счета» for that bill. The day-before
+reminder of a bill above its autopay's limit is the same kind (`data["reminder"]`): «Напоминаем:
+завтра, 15.12, срок оплаты счёта …» with the same «Оплатить».
 
 The button carries the bill's reference (`handlers.buttons.item_ref`), never its id (the
 platform's ids have no length limit; callback data has 64 bytes). A press looks the reference
@@ -8,7 +10,7 @@ on the site) or no longer issued is told politely, and nothing is started."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiogram import Router
@@ -82,11 +84,44 @@ def _charge_at(value: object) -> tuple[str, str]:
     return moment.strftime("%d.%m"), moment.strftime("%H:%M")
 
 
+def _when(data: dict[str, Any]) -> str:
+    """The reminder's day (`sent_on`) against the due date: tomorrow, today or other."""
+    try:
+        due = date.fromisoformat(str(data.get("due")))
+        sent_on = date.fromisoformat(str(data.get("sent_on")))
+    except ValueError:
+        return "other"
+    if sent_on == due - timedelta(days=1):
+        return "tomorrow"
+    return "today" if sent_on == due else "other"
+
+
+def render_due_reminder(data: dict[str, Any], tr: Texts) -> tuple[Markup, InlineKeyboardMarkup]:
+    """«⏰ Напоминаем: завтра, 15.12, срок оплаты счёта: ЕПД за 11.2026 — 15 000,00 ₽», why the
+    autopay does not pay it, and «Оплатить»."""
+    lines = [
+        tr(
+            "notify-bill-due-reminder",
+            when=_when(data),
+            title=str(data.get("title") or ""),
+            amount=format_rub(int(data.get("amount") or 0)),
+            due=_day_month(data.get("due")),
+        )
+    ]
+    if data.get("limit") is not None:
+        lines.append(tr("notify-bill-due-over-limit", limit=format_rub(int(data["limit"]))))
+    keyboard = [[pay_button(tr, str(data.get("bill_id") or ""))]]
+    return Markup("\n").join(lines), InlineKeyboardMarkup(inline_keyboard=keyboard)
+
+
 def render_bill_issued(
     data: dict[str, Any], tr: Texts, skip: InlineKeyboardButton | None
 ) -> tuple[Markup, InlineKeyboardMarkup]:
     """«Пришёл счёт: ЕПД за 11.2026 — 8 124,50 ₽, оплатить до 15.12» and what the autopay for
-    it does; «Оплатить» unless the autopay pays it (then `skip`, «Пропустить этот раз»)."""
+    it does; «Оплатить» unless the autopay pays it (then `skip`, «Пропустить этот раз»). The
+    day-before reminder (`data["reminder"]`) reads as `render_due_reminder`."""
+    if data.get("reminder") is True:
+        return render_due_reminder(data, tr)
     amount = format_rub(int(data.get("amount") or 0))
     lines = [
         tr(

@@ -136,6 +136,9 @@ class SqlNotificationRepository:
     async def add_once(self, notification: Notification, now: datetime) -> bool:
         dialect = self._session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # A row written to go out later counts as written when it comes due: the quiet hours
+        # and the digest see it as any row written then (not in the hours it was written in).
+        due = max(now, notification.due_at) if notification.due_at is not None else now
         stmt = (
             insert(NotificationRow)
             .values(
@@ -146,8 +149,8 @@ class SqlNotificationRepository:
                 urgent=notification.urgent,
                 status="pending",
                 attempts=0,
-                due_at=now,
-                created_at=now,
+                due_at=due,
+                created_at=due,
                 send_by=send_by(notification.kind, notification.data),
             )
             .on_conflict_do_nothing(index_elements=[NotificationRow.dedupe_key])

@@ -391,10 +391,15 @@ class Autopay:
         self.status = AutopayStatus.PAUSED
         self.paused_reason = reason
 
-    def resume(self, now: datetime) -> None:
+    def resume(self, now: datetime, drop_run: RunStatus | None = None) -> None:
         """Active again from the next scheduled date after `now` (on issue: from the next bill
-        discovered; by threshold: checked at once, as a new drop): no period in the past is
-        charged late."""
+        discovered; by threshold: checked at once): no period in the past is charged late.
+
+        By threshold, `drop_run` is the status of the current drop's run (None: no run). Only
+        a FAILED one starts a new drop (the resident fixed what stopped it: card, limits); a
+        drop whose run is unfinished (STARTED: a charge maybe sent, its key sent again),
+        being retried or done keeps its period — a new drop would be charged with a new key,
+        a second top-up for one drop."""
         self.status = AutopayStatus.ACTIVE
         self.paused_reason = None
         self.retry_period = None
@@ -402,7 +407,7 @@ class Autopay:
         self.next_due_at = next_due(self.schedule, now)
         if self.on_issue:
             self.bill_id = None
-        if self.below:  # a fresh drop: the resident fixed what stopped it (card, limits)
+        if self.below and drop_run is RunStatus.FAILED:
             self.drops += 1
 
 

@@ -200,16 +200,18 @@ async def set_up(
     """Store a new ACTIVE autopay, first charged at its next scheduled moment after `now`.
     One autopay per target: a resident who already has one for the same service (and payer
     code, None covering any) or the same fund is refused, whatever its amount — two would
-    charge the same bill or fund twice. The check and the insert share the unit of work, and
-    a resident's updates are handled one at a time (per-chat event isolation), so a double tap
-    on «Подключить» stores one. Raises AutopayExists (with the one there is), AutopayTooSmall,
-    AmountTooLarge (its amount or limit, in kopecks, is checked by `check_money`),
-    TopupDoesNotFit (a TOPUP one, against the service's `topup_limits`, which it needs).
+    charge the same bill or fund twice. The check and the insert share the unit of work under
+    the resident's row lock (`residents.lock`, taken before the check): two set-ups at once
+    (a double tap, two replicas, the console and the bot) store one. Raises AutopayExists
+    (with the one there is), AutopayTooSmall, AmountTooLarge (its amount or limit, in kopecks,
+    is checked by `check_money`), TopupDoesNotFit (a TOPUP one, against the service's
+    `topup_limits`, which it needs).
 
     A BILL autopay is always «по выставленному счёту» (on issue): whatever schedule it came
     with, it waits for the next bill discovered (`domain.bill_discovery`)."""
     if autopay.kind is AutopayKind.BILL:
         autopay.schedule, autopay.bill_id = Schedule.on_issue(), None
+    await uow.residents.lock(autopay.telegram_user_id)  # one set-up of theirs at a time
     existing = await autopay_for(uow, autopay.telegram_user_id, autopay.target)
     if existing is not None:
         raise AutopayExists(existing)
@@ -256,6 +258,16 @@ async def _held(uow: UnitOfWork, resident: Resident, autopay_id: int) -> Autopay
     return autopay
 
 
+async def _resume(uow: UnitOfWork, autopay: Autopay, now: datetime) -> None:
+    """`Autopay.resume`, told (by threshold) how the current drop's run stands: a new drop only
+    after a FAILED one, never over a charge maybe sent."""
+    drop_run = None
+    if autopay.below and autopay.id is not None:
+        run = await uow.autopays.run_of(autopay.id, autopay.period)
+        drop_run = None if run is None else run.status
+    autopay.resume(now, drop_run)
+
+
 async def set_status(
     uow: UnitOfWork,
     resident: Resident,
@@ -271,7 +283,7 @@ async def set_status(
         money = _money_of(autopay)
         if money is not None:
             check_money(autopay.kind, money, limits)
-        autopay.resume(now)
+        await _resume(uow, autopay, now)
     elif status is AutopayStatus.PAUSED:
         autopay.pause(PauseReason.BY_RESIDENT)
     else:
@@ -286,9 +298,16 @@ async def set_status(
 async def skip_once(
     uow: UnitOfWork, resident: Resident, autopay_id: int, period: str
 ) -> Autopay | None:
-    """«Пропустить этот раз»: only the period the reminder was about; None if it has passed."""
+    """«Пропустить этот раз»: only the period the reminder was about; None if it has passed —
+    or if its charge is under way: its run has recorded a key (STARTED, attempts ≥ 1), which
+    may have been sent, and is sent again until answered. Read under the autopay row's lock,
+    which the run also holds when it records the key and re-checks `skip_period` (`_process`):
+    a skip is either seen by the run before its key is recorded, or refused here."""
     autopay = await _held(uow, resident, autopay_id)
-    if autopay.period != period:
+    if autopay.period != period or autopay.id is None:
+        return None
+    run = await uow.autopays.run_of(autopay.id, period)
+    if run is not None and run.status is RunStatus.STARTED and run.attempts > 0:
         return None
     autopay.skip_period = period
     await uow.autopays.save(autopay)
@@ -331,7 +350,7 @@ async def change_card(
         autopay.paused_reason and autopay.paused_reason.card
     )
     if resumed:
-        autopay.resume(now)
+        await _resume(uow, autopay, now)
         if autopay.on_issue and autopay.id is not None:
             await uow.known_bills.drop_queue(autopay.id)
     await uow.autopays.save(autopay)
@@ -616,8 +635,14 @@ async def _attempt(
 
 async def _back_off(uow: UnitOfWork, autopay: Autopay, now: datetime) -> str:
     """The period being charged (and its run's key) is tried again later; only the schedule's
-    progress is written (`save_progress`): a resident's change or pause meanwhile stands."""
-    autopay.back_off(now)
+    progress is written (`save_progress`): a resident's change or pause meanwhile stands, and
+    a bill handed over after a resume (`_moved_on`) is not replaced by the one tried."""
+    assert autopay.id is not None
+    current = await uow.autopays.lock(autopay.id) if autopay.on_issue else None
+    if current is not None and _moved_on(autopay, current):
+        _keep_stored(autopay, current)
+    else:
+        autopay.back_off(now)
     await uow.autopays.save_progress(autopay)
     return UNAVAILABLE
 
@@ -667,7 +692,8 @@ async def _pause(
     assert autopay.id is not None
     run.status, run.failure = RunStatus.FAILED, reason.value
     await uow.autopays.save_run(run, now)
-    if _forgotten(autopay, held or await uow.autopays.lock(autopay.id)):
+    current = held or await uow.autopays.lock(autopay.id)
+    if _forgotten(autopay, current):
         return PAUSED
     await uow.notifications.add_once(
         Notification(
@@ -680,6 +706,8 @@ async def _pause(
         now,
     )
     await support.autopay_failed(uow, autopay, run, now, paused=True)
+    if current is not None and _moved_on(autopay, current):
+        _keep_stored(autopay, current)
     autopay.pause(reason)
     await uow.autopays.save_progress(autopay, paused=True)
     if autopay.on_issue:  # the bills waiting for it are the resident's to pay now
@@ -761,6 +789,10 @@ async def _process(
         if refused is not None:
             return refused
     assert amount is not None
+    if held is None:  # the row's lock was given up: the resident may have skipped meanwhile
+        held = await uow.autopays.lock(autopay.id)
+        if held is not None and held.skip_period == period:
+            return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None, held=held)
     if amount > ceiling:  # a donation set up before today's ceiling: never charged as it is
         run.amount = amount
         return await _pause(
@@ -803,7 +835,11 @@ async def _process(
     if payment.status in RETRYABLE and run.attempts <= RETRY_DAYS:
         run.status = RunStatus.RETRYING
         await uow.autopays.save_run(run, now)
-        autopay.retry_tomorrow(now)
+        current = await uow.autopays.lock(autopay.id) if autopay.on_issue else None
+        if current is not None and _moved_on(autopay, current):
+            _keep_stored(autopay, current)  # resumed meanwhile: from the next bill on
+        else:
+            autopay.retry_tomorrow(now)
         await uow.autopays.save_progress(autopay)
         return RunStatus.RETRYING.value
     # Retries used up (declined, insufficient funds) or canceled: the text says which.
@@ -953,6 +989,21 @@ def _next(autopay: Autopay, now: datetime, current: Autopay | None = None) -> No
     autopay.advance(now)
 
 
+def _moved_on(autopay: Autopay, current: Autopay | None) -> bool:
+    """On issue: the autopay as stored now (`current`, read under the row's lock) no longer
+    waits on the bill this run charged — the resident paused and resumed meanwhile (the bill
+    cleared), and bill discovery may have handed over the next one («Спишем завтра»)."""
+    return autopay.on_issue and current is not None and current.bill_id != autopay.bill_id
+
+
+def _keep_stored(autopay: Autopay, current: Autopay) -> None:
+    """The run's end writes back the stored progress (`save_progress`), not its own: a bill
+    handed over meanwhile, and its due moment, stand."""
+    autopay.bill_id, autopay.next_due_at = current.bill_id, current.next_due_at
+    autopay.retry_period, autopay.unanswered = current.retry_period, current.unanswered
+    autopay.skip_period = current.skip_period
+
+
 def _forgotten(autopay: Autopay, current: Autopay | None) -> bool:
     """The resident unlinked while this tick held their autopay (`current`, as stored now, is
     anonymous): nothing more is written about them — no notification, no Dashboard event, no
@@ -996,8 +1047,11 @@ async def _finish(
         )
     if status is RunStatus.FAILED and not forgotten:  # retries used up or refused: staff hear
         await support.autopay_failed(uow, autopay, run, now)
-    _next(autopay, now, current)
-    await _take_queued(uow, autopay, current, now)
+    if current is not None and _moved_on(autopay, current):
+        _keep_stored(autopay, current)
+    else:
+        _next(autopay, now, current)
+        await _take_queued(uow, autopay, current, now)
     await uow.autopays.save_progress(autopay)
     return status.value
 
@@ -1038,7 +1092,7 @@ async def change(
         else:
             autopay.amount = money
         if autopay.paused_reason is PauseReason.OVER_CEILING:
-            autopay.resume(now)
+            await _resume(uow, autopay, now)
     if schedule is not None:
         if not autopay.schedule.dated or not schedule.dated:
             raise ValueError("an autopay on issue or by threshold has no day to change")

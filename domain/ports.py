@@ -191,6 +191,11 @@ class ResidentRepository(Protocol):
 
     async def delete(self, telegram_user_id: int) -> None: ...
 
+    async def lock(self, telegram_user_id: int) -> None:
+        """Lock the resident's row until the transaction ends (FOR UPDATE on PostgreSQL;
+        SQLite serialises writers): one of their set-ups at a time. No row: nothing."""
+        ...
+
 
 class LinkAttemptRepository(Protocol):
     async def add(self, attempt: LinkAttempt) -> None: ...

@@ -53,6 +53,15 @@ class SqlResidentRepository:
             delete(ResidentRow).where(ResidentRow.telegram_user_id == telegram_user_id)
         )
 
+    async def lock(self, telegram_user_id: int) -> None:
+        """Lock the resident's row until the transaction ends (one SELECT … FOR UPDATE on
+        PostgreSQL; SQLite serialises writers anyway)."""
+        await self._session.execute(
+            select(ResidentRow.telegram_user_id)
+            .where(ResidentRow.telegram_user_id == telegram_user_id)
+            .with_for_update()
+        )
+
     async def _row(self, telegram_user_id: int) -> ResidentRow | None:
         result = await self._session.execute(
             select(ResidentRow).where(ResidentRow.telegram_user_id == telegram_user_id)

@@ -789,9 +789,13 @@ async def _process(
         if refused is not None:
             return refused
     assert amount is not None
-    if held is None:  # the row's lock was given up: the resident may have skipped meanwhile
+    if held is None:  # the row's lock was given up: the resident may have acted meanwhile
         held = await uow.autopays.lock(autopay.id)
-        if held is not None and held.skip_period == period:
+        if held is None or held.status is not AutopayStatus.ACTIVE:
+            # Paused, deleted or forgotten while the city answered: nothing is charged; the
+            # run stays unstarted (no key), so a resume charges what is due then.
+            return INACTIVE
+        if held.skip_period == period:
             return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None, held=held)
     if amount > ceiling:  # a donation set up before today's ceiling: never charged as it is
         run.amount = amount

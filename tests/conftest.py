@@ -58,7 +58,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if hasattr(session.config, "workerinput"):  # an xdist worker: its controller holds them
         return
     held = [("TEST_DATABASE_URL", POSTGRES_URL), ("TEST_REDIS_URL", REDIS_URL)]
-    if getattr(session.config.option, "numprocesses", None):
+    workers = getattr(session.config.option, "numprocesses", None)
+    shared = [
+        f"{setting}_GW{worker}"
+        for worker in range(1, workers if isinstance(workers, int) else 0)
+        for setting, url in held
+        if url and not os.environ.get(f"{setting}_GW{worker}")
+    ]
+    if shared:  # two workers would wipe each other's database mid-run
+        pytest.exit(
+            f"pytest -n {workers} needs databases of its own for each worker ({', '.join(shared)} "
+            "unset): run `make test`, which makes them, or run without -n",
+            returncode=2,
+        )
+    if workers:
         held += [
             ("a worker's database", url) for url in RUN_URLS if url not in (POSTGRES_URL, REDIS_URL)
         ]

@@ -308,3 +308,53 @@ async def test_a_skip_is_kept_or_refused_for_every_kind(
             assert [(r.period, r.status) for r in runs] == [
                 (periods[autopay_id], RunStatus.SKIPPED)
             ]
+
+
+async def test_a_pause_or_delete_while_the_run_asks_the_city_is_never_charged(
+    engine: AsyncEngine, factory: UnitOfWorkFactory, city: CityClient, sandbox: SandboxServer
+) -> None:
+    """A bill autopay gives up its row's lock while the city lists the bills, a top-up one
+    while it reads the service's limits: a resident's «Приостановить» or «Удалить» then is
+    kept — the run reads the row again under the lock before it records the key, and charges
+    nothing for an autopay no longer ACTIVE."""
+    from domain.bill_discovery import discover_bills
+    from tests.integration.test_autopay_exactly_once import issue_mgts
+
+    before = DUE - timedelta(days=1)
+    async with factory() as uow:
+        bill = await set_up(
+            uow,
+            Autopay(
+                RESIDENT,
+                AutopayKind.BILL,
+                Schedule.on_issue(),
+                "pm-full-4242",
+                DUE,
+                limit=2_000_000,
+                bill_kind=BillKind.MGTS,
+            ),
+            before,
+        )
+    async with factory() as uow:
+        scheduled = await set_up(uow, topup(None, day=25), before, topup_limits=TROIKA)
+    await discover_bills(factory, city, before)  # the baseline
+    issue_mgts(sandbox, "11.2026")
+    assert (await discover_bills(factory, city, before)).handed == 1
+    resident = await resident_of(factory)
+    assert bill.id is not None and scheduled.id is not None
+
+    async def pause_bill() -> None:
+        async with factory() as uow:
+            await set_status(uow, resident, bill.id, AutopayStatus.PAUSED, DUE)
+
+    async def delete_topup() -> None:
+        async with factory() as uow:
+            await set_status(uow, resident, scheduled.id, AutopayStatus.DELETED, DUE)
+
+    client = SkipsMeanwhile(city, {"unpaid_bills": pause_bill, "topup_services": delete_topup})
+    await tick(factory, client, DUE, concurrency=1)
+    assert await ledger(sandbox) == []
+    async with factory() as uow:
+        stored = {a.id: a.status for a in await uow.autopays.of_resident(RESIDENT)}
+    assert stored.get(bill.id) is AutopayStatus.PAUSED
+    assert stored.get(scheduled.id, AutopayStatus.DELETED) is AutopayStatus.DELETED

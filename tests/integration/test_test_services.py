@@ -22,6 +22,7 @@ from tests.conftest import RUN_URLS, need_service
 from tests.services import OWNER_MARK, POSTGRES, REDIS, answers
 
 ROOT = Path(__file__).resolve().parents[2]
+MONEY_TESTS = "tests/unit/test_money.py"  # a small file a refused run would have run
 PROBE = os.getpid()
 
 
@@ -233,3 +234,26 @@ async def test_a_redis_database_with_other_data_is_never_taken(foreign: Foreign)
 def test_explicit_urls_are_kept_as_given() -> None:
     run = services(TEST_DATABASE_URL="postgresql+asyncpg://x/y", TEST_REDIS_URL="redis://x/3")
     assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+
+
+def test_two_workers_on_one_database_are_refused_before_anything_is_wiped() -> None:
+    """`pytest -n 2` given only TEST_DATABASE_URL / TEST_REDIS_URL would have both workers
+    wipe the same databases mid-run: it stops at once with one line saying what is missing,
+    exit code 2 (make test gives each worker its own)."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("TEST_DATABASE_URL_GW", "TEST_REDIS_URL_GW", "PYTEST_XDIST"))
+    }
+    env |= {"TEST_DATABASE_URL": "postgresql+asyncpg://x/y", "TEST_REDIS_URL": "redis://x/3"}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", MONEY_TESTS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stdout[-2000:]
+    assert "TEST_DATABASE_URL_GW1, TEST_REDIS_URL_GW1 unset" in run.stdout + run.stderr
+    assert "passed" not in run.stdout

@@ -221,19 +221,15 @@ class SkipsMeanwhile:
         return call
 
 
-async def test_a_skip_is_kept_or_refused_for_every_kind(
-    engine: AsyncEngine, factory: UnitOfWorkFactory, city: CityClient, sandbox: SandboxServer
-) -> None:
-    """Every kind gives up the row's lock while it asks the city. A skip tapped before the
-    charge's key is recorded (a scheduled top-up while the wallet's limits are read, a
-    threshold one while its balance is read — a forged tap: no reminder offers it) is kept:
-    nothing charged. One tapped once the key is recorded (an МГТС bill's, as it goes out) is
-    refused («уже прошёл»), and that charge is the only one."""
+async def mgts_bill_and_troika(
+    factory: UnitOfWorkFactory, city: CityClient, sandbox: SandboxServer
+) -> tuple[Autopay, Autopay]:
+    """An on-issue МГТС autopay holding November's bill (handed over by discovery the day
+    before DUE) and a «Тройка» top-up on the 25th, both set up the day before DUE."""
     from domain.bill_discovery import discover_bills
     from tests.integration.test_autopay_exactly_once import issue_mgts
 
     before = DUE - timedelta(days=1)
-    parking = "79161234567"  # 420 ₽ on it
     async with factory() as uow:
         bill = await set_up(
             uow,
@@ -250,15 +246,29 @@ async def test_a_skip_is_kept_or_refused_for_every_kind(
         )
     async with factory() as uow:
         scheduled = await set_up(uow, topup(None, day=25), before, topup_limits=TROIKA)
+    await discover_bills(factory, city, before)  # the baseline
+    issue_mgts(sandbox, "11.2026")
+    assert (await discover_bills(factory, city, before)).handed == 1
+    return bill, scheduled
+
+
+async def test_a_skip_is_kept_or_refused_for_every_kind(
+    engine: AsyncEngine, factory: UnitOfWorkFactory, city: CityClient, sandbox: SandboxServer
+) -> None:
+    """Every kind gives up the row's lock while it asks the city. A skip tapped before the
+    charge's key is recorded (a scheduled top-up while the wallet's limits are read, a
+    threshold one while its balance is read — a forged tap: no reminder offers it) is kept:
+    nothing charged. One tapped once the key is recorded (an МГТС bill's, as it goes out) is
+    refused («уже прошёл»), and that charge is the only one."""
+    before = DUE - timedelta(days=1)
+    parking = "79161234567"  # 420 ₽ on it
+    bill, scheduled = await mgts_bill_and_troika(factory, city, sandbox)
     threshold = topup(100_000)
     threshold.topup_service, threshold.topup_account = "parking", parking
     async with factory() as uow:
         threshold = await set_up(
             uow, threshold, before, topup_limits=TopupLimits(1_000, 1_500_000, None)
         )
-    await discover_bills(factory, city, before)  # the baseline
-    issue_mgts(sandbox, "11.2026")
-    assert (await discover_bills(factory, city, before)).handed == 1
     async with factory() as uow:
         periods = {
             a.id: a.period for a in (await uow.autopays.of_resident(RESIDENT)) if a.id is not None
@@ -317,29 +327,7 @@ async def test_a_pause_or_delete_while_the_run_asks_the_city_is_never_charged(
     while it reads the service's limits: a resident's «Приостановить» or «Удалить» then is
     kept — the run reads the row again under the lock before it records the key, and charges
     nothing for an autopay no longer ACTIVE."""
-    from domain.bill_discovery import discover_bills
-    from tests.integration.test_autopay_exactly_once import issue_mgts
-
-    before = DUE - timedelta(days=1)
-    async with factory() as uow:
-        bill = await set_up(
-            uow,
-            Autopay(
-                RESIDENT,
-                AutopayKind.BILL,
-                Schedule.on_issue(),
-                "pm-full-4242",
-                DUE,
-                limit=2_000_000,
-                bill_kind=BillKind.MGTS,
-            ),
-            before,
-        )
-    async with factory() as uow:
-        scheduled = await set_up(uow, topup(None, day=25), before, topup_limits=TROIKA)
-    await discover_bills(factory, city, before)  # the baseline
-    issue_mgts(sandbox, "11.2026")
-    assert (await discover_bills(factory, city, before)).handed == 1
+    bill, scheduled = await mgts_bill_and_troika(factory, city, sandbox)
     resident = await resident_of(factory)
     assert bill.id is not None and scheduled.id is not None
 

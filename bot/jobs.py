@@ -195,8 +195,9 @@ async def purge_retained(app: Application, clock: Clock | None = None) -> dict[s
 
 async def run_due_now(app: Application, limiter: SendLimiter | None = None) -> int:
     """The scheduler's clock-driven work once, now, at `app.clock`'s moment (the console's
-    `:time` after moving the clock): autopay reminders and charges, the report status poll,
-    then the outbox sender until nothing more is due. Returns the messages sent."""
+    `:time` after moving the clock): bill discovery, autopay reminders and charges, the report
+    status poll, then the outbox sender until nothing more is due (meter-window reminders are
+    left to the scheduler). Returns the messages sent."""
     await find_new_bills(app)
     await run_autopays(app)
     await poll_reports(app)

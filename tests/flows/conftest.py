@@ -192,6 +192,19 @@ async def harness(
         yield h
 
 
+@pytest.fixture
+async def pg_harness(
+    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
+) -> AsyncIterator[Harness]:
+    """Data in PostgreSQL: transactions that really run side by side (row locks, SKIP LOCKED)."""
+    engine = await fresh_engine("postgres", tmp_path)  # production migrates explicitly
+    await engine.dispose()
+    async for h in _harness(
+        settings_for(tmp_path, database_url=POSTGRES_URL), sandbox, clock, request
+    ):
+        yield h
+
+
 @pytest.fixture(params=["sqlite", "postgres", "redis"])
 async def any_state_harness(
     request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock

@@ -7,9 +7,7 @@ its limit, asks above it; a muted kind is not sent; hostile titles render."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,14 +20,11 @@ from domain.bill_discovery import discover_bills
 from domain.reporting import DiscoveryCursor
 from handlers.bill_notice import BillPay
 from handlers.buttons import item_ref
-from sandbox import SandboxServer
 from sandbox.conversation import Conversation
 from sandbox.data import BillKind, BillStatus, CityBill
 from sandbox.oauth import DATA_KEY
 from storage.models import KnownBillRow, NotificationRow
-from tests.conftest import POSTGRES_URL, fresh_engine
-from tests.contract.sandbox_client import FakeClock
-from tests.flows.conftest import Harness, _harness, settings_for
+from tests.flows.conftest import Harness
 from tests.flows.test_hostile_input import forge
 from tests.flows.test_hostile_text import assert_clean
 from tests.money_text import nb
@@ -304,17 +299,6 @@ async def test_hostile_bill_names_and_amounts_render(harness: Harness) -> None:
 
 
 # --- two schedulers at once, on PostgreSQL -------------------------------------------------
-
-
-@pytest.fixture
-async def pg_harness(
-    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
-) -> AsyncIterator[Harness]:
-    engine = await fresh_engine("postgres", tmp_path)
-    await engine.dispose()
-    settings = settings_for(tmp_path, database_url=POSTGRES_URL)
-    async for h in _harness(settings, sandbox, clock, request):
-        yield h
 
 
 async def test_two_schedulers_at_once_write_one_notice_and_charge_once(

@@ -7,9 +7,7 @@ at discovery; a row due later is held by the quiet hours as one written when it 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -17,14 +15,11 @@ from sqlalchemy import select
 from bot.jobs import run_autopays
 from domain.bill_discovery import discover_bills, reminder_key
 from domain.reporting import DiscoveryCursor
-from sandbox import SandboxServer
 from sandbox.conversation import Conversation
 from sandbox.data import BillStatus
 from sandbox.oauth import DATA_KEY
 from storage.models import NotificationRow
-from tests.conftest import POSTGRES_URL, fresh_engine
-from tests.contract.sandbox_client import FakeClock
-from tests.flows.conftest import Harness, _harness, settings_for
+from tests.flows.conftest import Harness
 from tests.flows.test_bill_discovery import (
     FULL,
     deliver,
@@ -172,17 +167,6 @@ async def test_a_city_that_does_not_answer_sends_the_reminder_and_unlinking_drop
 
 
 # --- two schedulers at once, and the quiet hours, on PostgreSQL ----------------------------
-
-
-@pytest.fixture
-async def pg_harness(
-    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
-) -> AsyncIterator[Harness]:
-    engine = await fresh_engine("postgres", tmp_path)
-    await engine.dispose()
-    settings = settings_for(tmp_path, database_url=POSTGRES_URL)
-    async for h in _harness(settings, sandbox, clock, request):
-        yield h
 
 
 async def test_two_schedulers_write_one_reminder_not_held_by_the_night_it_was_written_in(

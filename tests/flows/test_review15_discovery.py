@@ -3,13 +3,10 @@ names a behaviour that should hold and fails while it does not."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from bot.jobs import run_autopays
@@ -19,12 +16,9 @@ from domain.errors import CityUnavailable
 from domain.linking import forget_account_data
 from domain.payments import PaymentRefused
 from domain.reporting import DiscoveryCursor
-from sandbox import SandboxServer
 from sandbox.oauth import DATA_KEY
 from storage.models import NotificationRow
-from tests.conftest import POSTGRES_URL, fresh_engine
-from tests.contract.sandbox_client import FakeClock
-from tests.flows.conftest import Harness, _harness, settings_for
+from tests.flows.conftest import Harness
 from tests.flows.test_bill_discovery import (
     FULL,
     MSK,
@@ -208,17 +202,6 @@ async def test_a_bill_whose_amount_changes_at_the_charge_is_paid_or_told(
 
 
 # --- PostgreSQL: a resident's change racing a hand-over ------------------------------------
-
-
-@pytest.fixture
-async def pg_harness(
-    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
-) -> AsyncIterator[Harness]:
-    engine = await fresh_engine("postgres", tmp_path)
-    await engine.dispose()
-    settings = settings_for(tmp_path, database_url=POSTGRES_URL)
-    async for h in _harness(settings, sandbox, clock, request):
-        yield h
 
 
 async def test_a_limit_change_racing_discovery_keeps_the_bill_handed_over(

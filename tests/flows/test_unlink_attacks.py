@@ -8,12 +8,9 @@ again unlinks nothing; the logs of unlinking hold nothing personal."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
-import pytest
 from aiogram.methods import SendInvoice
 from sqlalchemy import select
 from structlog.testing import capture_logs
@@ -23,11 +20,8 @@ from bot.jobs import deliver_notifications, run_autopays
 from bot.ratelimit import MemoryLimiter
 from domain.linking import ANONYMOUS, UNLINKED_UNREGISTERED, unlink
 from domain.payments import IntentStatus
-from sandbox import SandboxServer
 from storage.models import AutopayRunRow, NotificationRow, PaymentIntentRow, SupportTopicRow
-from tests.conftest import POSTGRES_URL, fresh_engine
-from tests.contract.sandbox_client import FakeClock
-from tests.flows.conftest import Harness, _harness, settings_for
+from tests.flows.conftest import Harness
 from tests.flows.test_payments import bill_buttons, ledger
 from tests.flows.test_support import (
     STAFF_ID,
@@ -156,18 +150,6 @@ async def test_a_staff_reply_in_a_forgotten_residents_topic_reaches_nobody(
     reply = await in_group(harness, staff, "Добрый день! Ответ на ваш вопрос…", thread)
     assert reply.elsewhere == []  # nothing copied to the forgotten chat, nothing crashed
     assert len(harness.telegram.messages(chat.chat_id)) == before
-
-
-@pytest.fixture
-async def pg_harness(
-    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
-) -> AsyncIterator[Harness]:
-    """Data in PostgreSQL: transactions that really run side by side."""
-    engine = await fresh_engine("postgres", tmp_path)
-    await engine.dispose()
-    settings = settings_for(tmp_path, database_url=POSTGRES_URL)
-    async for h in _harness(settings, sandbox, clock, request):
-        yield h
 
 
 async def test_two_unlinks_at_once_both_succeed_and_forget(pg_harness: Harness) -> None:

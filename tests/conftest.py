@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import bot  # noqa: F401  # first, as in production: aiogram's types built on first use
 from storage.database import create_engine
 from storage.migrate import upgrade
 from tests.services import OWNER_MARK, Refused, hold_exclusively

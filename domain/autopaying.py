@@ -22,9 +22,10 @@ answer keeps its run and key and is pushed back (`Autopay.back_off`) behind the 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from domain import support
@@ -74,7 +75,7 @@ from domain.topups import (
 )
 
 TICK_BATCH = 50  # autopays claimed (leased) at once, in one statement
-AUTOPAY_CONCURRENCY = 8  # charges (city calls) in flight at once in one run, by default
+AUTOPAY_CONCURRENCY = 16  # charges (city calls) in flight at once in one run, by default
 RETRYABLE = {PaymentStatus.DECLINED, PaymentStatus.INSUFFICIENT_FUNDS}
 UNAVAILABLE = "unavailable"  # a tick outcome: the city did not answer, tried again later
 PAUSED = "paused"  # a tick outcome: refused for a lasting reason, the autopay is paused
@@ -448,14 +449,22 @@ async def tick(
     died. Raises ValueError for a `concurrency` or `batch` below 1."""
     if concurrency < 1 or batch < 1:
         raise ValueError("concurrency and batch are at least 1")
-    run = _Run(uows, city, now if callable(now) else (lambda: now), limits, batch, stopping)
-    workers = [asyncio.ensure_future(run.work(outcomes)) for _ in range(concurrency)]
-    results = await asyncio.gather(*workers, return_exceptions=True)
-    if run.waiting:  # claimed, never started: free for the next run at once
-        async with uows() as uow:
-            for claimed_at in {batch.claimed_at for _, batch in run.waiting}:
+    clock = now if callable(now) else (lambda: now)
+    run = _Run(uows, city, clock, limits, batch, concurrency, stopping, outcomes)
+    workers = [asyncio.ensure_future(run.work()) for _ in range(concurrency)]
+    results: list[BaseException | None] = list(
+        await asyncio.gather(*workers, return_exceptions=True)
+    )
+    try:
+        await run.record_paid()  # what is still waiting to be recorded
+    except Exception as error:  # the leases stay: the keys are sent again after they expire
+        results.append(error)
+    unstarted = [(a, b) for a, b in run.waiting] + [(a, b) for a, b, _ in run.ready]
+    if unstarted:  # claimed (some prepared: their keys are sent again), never started: free
+        async with uows() as uow:  # for the next run at once
+            for claimed_at in {b.claimed_at for _, b in unstarted}:
                 await uow.autopays.release(
-                    [a.id for a, b in run.waiting if a.id and b.claimed_at == claimed_at],
+                    [a.id for a, b in unstarted if a.id and b.claimed_at == claimed_at],
                     claimed_at,
                 )
             await uow.commit()
@@ -473,8 +482,50 @@ class _Batch:
     unanswered: int = 0
 
 
+@dataclass
+class _Prepared:
+    """A plain autopay of a claimed batch whose run and key were recorded with the batch's
+    (`_Run.prepare`): its charge is only the city call."""
+
+    autopay: Autopay  # as stored when the batch was prepared (read under the row's lock)
+    run: AutopayRun  # STARTED, its key and amount on record
+    resident: Resident
+
+
+@dataclass
+class _Paid:
+    """A charge the city answered «succeeded», waiting to be recorded with others."""
+
+    autopay: Autopay
+    run: AutopayRun
+    receipt: str
+    claimed_at: datetime  # the batch's lease, ended when the charge is recorded
+    now: datetime  # the moment the charge was made: the schedule moves on from it
+    at: float  # time.monotonic() when it was paid: waits at most RECORD_PAID_AFTER
+
+
+RECORD_PAID_AT = TICK_BATCH  # successful charges recorded together, in one transaction
+RECORD_PAID_AFTER = 1.0  # seconds a successful charge waits at most to be recorded
+
+
+def _plain(autopay: Autopay) -> bool:
+    """A donation of a fixed amount on a schedule: nothing to ask the city before its charge,
+    and nothing but the schedule to move on after it. The rest (a bill looked up, a top-up
+    checked, a threshold) takes the general path, one autopay at a time (`_charge`)."""
+    return autopay.kind is AutopayKind.FIXED and not autopay.on_issue and not autopay.below
+
+
 class _Run:
-    """One run of `tick`: the queue of claimed autopays its workers share."""
+    """One run of `tick`: the queue of claimed autopays its workers share.
+
+    Plain autopays (`_plain`) are charged the same way as the rest, with fewer round trips to
+    the database. As workers come free, the next autopays of the claimed batch — as many as
+    there are workers (`concurrency`), so none waits longer than about one city call — are read
+    again under their rows' locks and their runs and keys recorded, in one transaction, before
+    any of them is charged (`prepare`); successful charges are recorded together, up to a
+    batch or a second at a time (`record_paid`). Until then a charge keeps its lease: a crash
+    in between leaves the runs STARTED with their keys, sent again once the leases expire —
+    never a second charge. Every other answer is recorded at once, as on the general path."""
 
     def __init__(
         self,
@@ -483,58 +534,214 @@ class _Run:
         clock: Callable[[], datetime],
         limits: AmountLimits,
         batch: int,
+        concurrency: int,
         stopping: Callable[[], bool] | None,
+        outcomes: list[str] | None,
     ) -> None:
         self.uows, self.city, self.clock, self.limits = uows, city, clock, limits
-        self.batch, self.stopping = batch, stopping or (lambda: False)
-        self.waiting: deque[tuple[Autopay, _Batch]] = deque()  # claimed, not yet started
+        self.batch, self.concurrency = batch, concurrency
+        self.stopping = stopping or (lambda: False)
+        self.outcomes = outcomes
+        self.waiting: deque[tuple[Autopay, _Batch]] = deque()  # claimed, not yet prepared
+        # prepared, not yet started; each with its prepared run, or None: the general path
+        self.ready: deque[tuple[Autopay, _Batch, _Prepared | None]] = deque()
         self.claiming = asyncio.Lock()  # one claim at a time
         self.drained = False  # the last claim came back short: claim no more
         self.halted = False  # the city is down, the scheduler stops, or a charge failed
         self.processed = 0
         self.refreshes = _Refreshes()
+        self.paid: list[_Paid] = []  # charged, not yet recorded
 
-    async def next(self) -> tuple[Autopay, _Batch] | None:
+    async def next(self) -> tuple[Autopay, _Batch, _Prepared | None] | None:
         """The oldest claimed autopay not yet started; a new batch is claimed (one statement,
         its own unit of work, committed before any is charged: another scheduler skips these)
-        when none is waiting. None when the run is over."""
+        when none is waiting, and the next `concurrency` of it prepared when none is ready.
+        None when the run is over."""
         async with self.claiming:
-            if self.halted or self.stopping():
-                self.halted = True
-                return None
-            if not self.waiting and not self.drained:
-                claimed_at = self.clock()
-                async with self.uows() as uow:
-                    claimed = await uow.autopays.claim_due(claimed_at, self.batch)
-                    await uow.commit()
-                self.drained = len(claimed) < self.batch
-                batch = _Batch(len(claimed), claimed_at)
-                self.waiting.extend((autopay, batch) for autopay in claimed)
-            return self.waiting.popleft() if self.waiting else None
+            while True:
+                if self.halted or self.stopping():
+                    self.halted = True
+                    return None
+                if self.ready:
+                    return self.ready.popleft()
+                if not self.waiting:
+                    if self.drained:
+                        return None
+                    claimed_at = self.clock()
+                    async with self.uows() as uow:
+                        claimed = await uow.autopays.claim_due(claimed_at, self.batch)
+                        await uow.commit()
+                    self.drained = len(claimed) < self.batch
+                    batch = _Batch(len(claimed), claimed_at)
+                    self.waiting.extend((autopay, batch) for autopay in claimed)
+                    continue
+                batch = self.waiting[0][1]
+                chunk: list[Autopay] = []
+                while self.waiting and len(chunk) < self.concurrency:
+                    if self.waiting[0][1] is not batch:
+                        break
+                    chunk.append(self.waiting.popleft()[0])
+                prepared = await self.prepare(chunk, batch)
+                self.ready.extend(
+                    (autopay, batch, prepared[autopay.id])
+                    for autopay in chunk
+                    if autopay.id in prepared
+                )
 
-    async def work(self, outcomes: list[str] | None) -> None:
+    async def prepare(
+        self, claimed: list[Autopay], batch: _Batch
+    ) -> dict[int | None, _Prepared | None]:
+        """In one transaction, the plain ones of these claimed autopays read again under their
+        rows' locks (`lock_many`, as `_attempt` does one), their runs found or created
+        (`runs_for`) and their keys recorded (`save_runs`) — what `_process` does for one
+        before its charge. Those no longer ACTIVE, due and leased by this claim are done
+        ("inactive", their leases ended); those whose period was done, skipped or whose
+        resident is gone take the general path. Returns, by id, each autopay left to charge
+        with its prepared run, or None for the general path."""
+        left: dict[int | None, _Prepared | None] = {a.id: None for a in claimed}
+        plain = [a.id for a in claimed if a.id is not None and _plain(a)]
+        if not plain:
+            return left
+        now = self.clock()
+        _, ceiling = money_ceiling(AutopayKind.FIXED, self.limits)
+        async with self.uows() as uow:
+            stored = await uow.autopays.lock_many(plain, batch.claimed_at)
+            inactive = [
+                i
+                for i in plain
+                if i not in stored
+                or stored[i].status is not AutopayStatus.ACTIVE
+                or stored[i].next_due_at > now
+            ]
+            ready = [stored[i] for i in plain if i not in inactive and _plain(stored[i])]
+            runs = await uow.autopays.runs_for(
+                [(a.id, a.period, run_key(a.id, a.period, 1)) for a in ready if a.id], now
+            )
+            residents = await uow.residents.get_many([a.telegram_user_id for a in ready])
+            prepared: list[_Prepared] = []
+            for autopay in ready:
+                run, resident = runs[autopay.id or 0], residents.get(autopay.telegram_user_id)
+                if (
+                    resident is None  # the general path pauses it: link again
+                    or run.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.OVER_LIMIT)
+                    or autopay.skip_period == autopay.period
+                    or autopay.amount is None
+                    or autopay.amount > ceiling
+                ):
+                    continue
+                if run.status is not RunStatus.STARTED or run.attempts == 0:
+                    run.attempts += 1  # as in `_process`: a new attempt gets a new key
+                    run.key = run_key(run.autopay_id, run.period, run.attempts)
+                run.status, run.amount = RunStatus.STARTED, autopay.amount
+                # a copy each: a charge's refresh must not change the tokens another one holds
+                # (`_RunSession` tells a refresh made meanwhile by the token it was given)
+                prepared.append(_Prepared(autopay, run, replace(resident)))
+            await uow.autopays.save_runs([p.run for p in prepared], now)
+            await uow.autopays.release(inactive, batch.claimed_at)
+            await uow.commit()  # the keys are on record before the platform hears them
+        for autopay_id in inactive:
+            del left[autopay_id]
+            self.done(INACTIVE, batch)
+        left.update({p.autopay.id: p for p in prepared})
+        return left
+
+    def done(self, outcome: str, batch: _Batch) -> None:
+        self.processed += 1
+        if self.outcomes is not None:
+            self.outcomes.append(outcome)
+        batch.finished += 1
+        batch.unanswered += outcome == UNAVAILABLE
+        if batch.finished == batch.size == batch.unanswered:
+            self.halted = True  # not one answer in a whole batch: the city is down
+
+    async def work(self) -> None:
         try:
             while (taken := await self.next()) is not None:
-                autopay, batch = taken
-                outcome = await _charge(
-                    self.uows,
-                    self.city,
-                    autopay,
-                    batch.claimed_at,
-                    self.clock(),
-                    self.limits,
-                    self.refreshes,
-                )
-                self.processed += 1
-                if outcomes is not None:
-                    outcomes.append(outcome)
-                batch.finished += 1
-                batch.unanswered += outcome == UNAVAILABLE
-                if batch.finished == batch.size == batch.unanswered:
-                    self.halted = True  # not one answer in a whole batch: the city is down
+                autopay, batch, prepared = taken
+                if prepared is not None:
+                    outcome = await self.charge_prepared(prepared, batch)
+                else:
+                    outcome = await _charge(
+                        self.uows,
+                        self.city,
+                        autopay,
+                        batch.claimed_at,
+                        self.clock(),
+                        self.limits,
+                        self.refreshes,
+                    )
+                self.done(outcome, batch)
         except BaseException:  # a claim or a charge broke: the others finish what they hold
             self.halted = True
             raise
+
+    async def charge_prepared(self, prepared: _Prepared, batch: _Batch) -> str:
+        """A prepared plain autopay's charge: the city call with the recorded key. A success
+        waits to be recorded with others (`record_paid`); any other answer is recorded now,
+        in its own unit of work, as `_process` and `_attempt` record it."""
+        autopay, run, now = prepared.autopay, prepared.run, self.clock()
+        assert autopay.id is not None and run.amount is not None
+        async with self.uows() as uow:
+            session = _RunSession(prepared.resident, self.city, uow, self.refreshes)
+            try:
+                payment = await self.city.create_payment(
+                    session,
+                    run.key,
+                    payable=autopay.payable([]),
+                    amount=run.amount,
+                    method_id=autopay.method_id,
+                )
+            except (BillAlreadyPaid, AmountChanged):  # as `_process` for a donation
+                outcome = await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None)
+            except DomainError as error:
+                outcome = await _after_error(uow, autopay, error, now)
+            else:
+                if payment.status is PaymentStatus.SUCCEEDED:
+                    receipt = payment.receipt.number if payment.receipt else ""
+                    self.paid.append(
+                        _Paid(autopay, run, receipt, batch.claimed_at, now, time.monotonic())
+                    )
+                    if (
+                        len(self.paid) >= RECORD_PAID_AT
+                        or time.monotonic() - self.paid[0].at >= RECORD_PAID_AFTER
+                    ):
+                        await self.record_paid()
+                    return RunStatus.SUCCEEDED.value
+                outcome = await _after_payment(uow, autopay, run, payment, now)
+            await uow.autopays.release([autopay.id], batch.claimed_at)
+            await uow.commit()
+        return outcome
+
+    async def record_paid(self) -> None:
+        """Record the successful charges waiting (`paid`) in one transaction, what `_finish`
+        records for each: the runs SUCCEEDED, the residents' notices, the schedules moved on
+        from the rows as stored now (read under lock: a resident's change or pause meanwhile
+        stands, an unlinked resident is not told) and the leases ended."""
+        paid, self.paid = self.paid, []
+        if not paid:
+            return
+        now = self.clock()
+        async with self.uows() as uow:
+            for each in paid:
+                each.run.status = RunStatus.SUCCEEDED
+            await uow.autopays.save_runs([each.run for each in paid], now)
+            stored = await uow.autopays.lock_many([each.autopay.id or 0 for each in paid])
+            notices: list[Notification] = []
+            for each in paid:
+                current = stored.get(each.autopay.id or 0)
+                if not _forgotten(each.autopay, current):
+                    notices.append(
+                        _notice(each.autopay, each.run, "autopay_paid", False, receipt=each.receipt)
+                    )
+                _next(each.autopay, each.now, current)
+            await uow.notifications.add_all_once(notices, now)
+            await uow.autopays.save_progress_many([each.autopay for each in paid])
+            for claimed_at in {each.claimed_at for each in paid}:
+                await uow.autopays.release(
+                    [e.autopay.id for e in paid if e.autopay.id and e.claimed_at == claimed_at],
+                    claimed_at,
+                )
+            await uow.commit()
 
 
 async def _charge(
@@ -616,21 +823,24 @@ async def _attempt(
         return INACTIVE
     try:
         return await _process(uow, city, autopay, now, limits, refreshes)
-    except CityUnavailable:
-        await uow.rollback()  # the run stays STARTED: its key is sent again later
+    except DomainError as error:
+        return await _after_error(uow, autopay, error, now)
+
+
+async def _after_error(uow: UnitOfWork, autopay: Autopay, error: DomainError, now: datetime) -> str:
+    """The city did not answer the charge, or refused it (`error`): what is uncommitted is
+    dropped, then the period is tried again later (its run STARTED, its key sent again), or
+    refused — pausing the autopay for a lasting reason (`_refused`)."""
+    await uow.rollback()
+    if isinstance(error, CityUnavailable):  # the run stays STARTED: its key is sent again later
         return await _back_off(uow, autopay, now)
-    except RelinkRequired:
-        await uow.rollback()
+    if isinstance(error, RelinkRequired):
         return await _refused(uow, autopay, PauseReason.RELINK, now)
-    except (NotFound, UnknownTopupAccount, TopupRefused):
-        await uow.rollback()
+    if isinstance(error, (NotFound, UnknownTopupAccount, TopupRefused)):
         return await _refused(uow, autopay, PauseReason.TARGET_GONE, now)
-    except PaymentRefused as refusal:
-        await uow.rollback()
-        return await _refused(uow, autopay, LASTING_REFUSALS.get(refusal.reason), now)
-    except DomainError:  # anything else the city said that may pass: later, behind the rest
-        await uow.rollback()
-        return await _back_off(uow, autopay, now)
+    if isinstance(error, PaymentRefused):
+        return await _refused(uow, autopay, LASTING_REFUSALS.get(error.reason), now)
+    return await _back_off(uow, autopay, now)  # anything else that may pass: later, behind
 
 
 async def _back_off(uow: UnitOfWork, autopay: Autopay, now: datetime) -> str:
@@ -826,6 +1036,16 @@ async def _process(
         if isinstance(changed, str):
             return changed
         payment = changed
+    return await _after_payment(uow, autopay, run, payment, now)
+
+
+async def _after_payment(
+    uow: UnitOfWork, autopay: Autopay, run: AutopayRun, payment: Payment, now: datetime
+) -> str:
+    """The city's answer to a period's charge (`run`, its key recorded): paid, paused (3-D
+    Secure, an expired card), tried again tomorrow (declined, no funds: up to RETRY_DAYS) or
+    failed — recorded in the caller's transaction (`_finish`, `_pause`)."""
+    assert autopay.id is not None
     if payment.status is PaymentStatus.SUCCEEDED:
         receipt = payment.receipt.number if payment.receipt else ""
         return await _finish(
@@ -1039,16 +1259,7 @@ async def _finish(
     current = held or await uow.autopays.lock(autopay.id)
     forgotten = _forgotten(autopay, current)
     if notify is not None and not forgotten:
-        await uow.notifications.add_once(
-            Notification(
-                telegram_user_id=autopay.telegram_user_id,
-                kind=notify,
-                dedupe_key=f"autopay:{autopay.id}:{run.period}:{status.value}",
-                data=_describe(autopay, amount_charged=run.amount, failure=run.failure, **extra),
-                urgent=urgent,
-            ),
-            now,
-        )
+        await uow.notifications.add_once(_notice(autopay, run, notify, urgent, **extra), now)
     if status is RunStatus.FAILED and not forgotten:  # retries used up or refused: staff hear
         await support.autopay_failed(uow, autopay, run, now)
     if current is not None and _moved_on(autopay, current):
@@ -1058,6 +1269,20 @@ async def _finish(
         await _take_queued(uow, autopay, current, now)
     await uow.autopays.save_progress(autopay)
     return status.value
+
+
+def _notice(
+    autopay: Autopay, run: AutopayRun, kind: str, urgent: bool, **extra: object
+) -> Notification:
+    """The resident's notice of a run's outcome (`run.status`), once per autopay, period and
+    outcome (its dedupe key)."""
+    return Notification(
+        telegram_user_id=autopay.telegram_user_id,
+        kind=kind,
+        dedupe_key=f"autopay:{autopay.id}:{run.period}:{run.status.value}",
+        data=_describe(autopay, amount_charged=run.amount, failure=run.failure, **extra),
+        urgent=urgent,
+    )
 
 
 async def _take_queued(

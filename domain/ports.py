@@ -182,6 +182,10 @@ class CityReports(Protocol):
 class ResidentRepository(Protocol):
     async def get(self, telegram_user_id: int) -> Resident | None: ...
 
+    async def get_many(self, telegram_user_ids: Sequence[int]) -> dict[int, Resident]:
+        """The linked residents among these users, by user id (one statement)."""
+        ...
+
     async def save(self, resident: Resident) -> None: ...
 
     async def accounts(self, after: int, limit: int) -> list[tuple[int, str]]:
@@ -324,6 +328,10 @@ class NotificationRepository(Protocol):
         or at `notification.due_at` when that is later (then it counts as written then)."""
         ...
 
+    async def add_all_once(self, notifications: Sequence[Notification], now: datetime) -> int:
+        """`add_once` for many in one statement; returns how many were new."""
+        ...
+
     async def existing(self, dedupe_keys: list[str]) -> set[str]:
         """Which of these dedupe keys are taken (written before, sent or not)."""
         ...
@@ -380,6 +388,28 @@ class AutopayRepository(Protocol):
         """The autopay as stored now, its row locked until the transaction ends (one
         statement). None if there is none — or, with `claimed_at` (the `now` given to
         `claim_due`), if that claim's lease has ended and someone else claimed it since."""
+        ...
+
+    async def lock_many(
+        self, autopay_ids: Sequence[int], claimed_at: datetime | None = None
+    ) -> dict[int, Autopay]:
+        """`lock` for many in ONE statement, rows locked in id order: the autopays as stored
+        now, by id, without those missing or (with `claimed_at`) leased by another claim."""
+        ...
+
+    async def save_progress_many(self, autopays: Sequence[Autopay]) -> None:
+        """`save_progress` (not paused) for many, sent once (one executemany)."""
+        ...
+
+    async def runs_for(
+        self, periods: Sequence[tuple[int, str, str]], now: datetime
+    ) -> dict[int, AutopayRun]:
+        """`run_for` for many (autopay id, period, first key): created where missing, then
+        read — one statement each. By autopay id."""
+        ...
+
+    async def save_runs(self, runs: Sequence[AutopayRun], now: datetime) -> None:
+        """`save_run` for many, sent once (one executemany)."""
         ...
 
     async def save_progress(self, autopay: Autopay, *, paused: bool = False) -> None:

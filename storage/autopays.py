@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import Row, Table, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -129,6 +130,30 @@ class SqlAutopayRepository:
             return None
         return _domain(row)
 
+    async def lock_many(
+        self, autopay_ids: Sequence[int], claimed_at: datetime | None = None
+    ) -> dict[int, Autopay]:
+        """`lock` for many in ONE SELECT … FOR UPDATE (rows locked in id order, as every
+        transaction here that locks more than one: no deadlock between two of them): the
+        autopays as stored now, by id; one missing — or, with `claimed_at`, leased by another
+        claim since — is left out."""
+        if not autopay_ids:
+            return {}
+        rows = (
+            await self._session.execute(
+                select(AutopayRow)
+                .where(AutopayRow.id.in_(sorted(set(autopay_ids))))
+                .order_by(AutopayRow.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalars()
+        return {
+            row.id: _domain(row)
+            for row in rows
+            if claimed_at is None or row.claimed_until == claimed_at + LEASE
+        }
+
     async def save_progress(self, autopay: Autopay, *, paused: bool = False) -> None:
         """Write what a charge run decided, and nothing else, in one UPDATE: `next_due_at`,
         `skip_period`, `retry_period`, `unanswered`, `bill_id` (on issue), `drops` (by
@@ -155,6 +180,37 @@ class SqlAutopayRepository:
             .where(AutopayRow.id == autopay.id, AutopayRow.status != AutopayStatus.DELETED)
             .values(values)
             .execution_options(synchronize_session=False)
+        )
+
+    async def save_progress_many(self, autopays: Sequence[Autopay]) -> None:
+        """`save_progress` (not paused) for many: one UPDATE sent once with every row's values
+        (executemany: one round trip on asyncpg)."""
+        if not autopays:
+            return
+        table = cast(Table, AutopayRow.__table__)  # Core: an executemany, not the ORM's bulk update
+        await self._session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.status != AutopayStatus.DELETED)
+            .values(
+                next_due_at=bindparam("b_next_due_at"),
+                skip_period=bindparam("b_skip_period"),
+                retry_period=bindparam("b_retry_period"),
+                unanswered=bindparam("b_unanswered"),
+                bill_id=bindparam("b_bill_id"),
+                drops=bindparam("b_drops"),
+            ),
+            [
+                {
+                    "b_id": autopay.id,
+                    "b_next_due_at": autopay.next_due_at,
+                    "b_skip_period": autopay.skip_period,
+                    "b_retry_period": autopay.retry_period,
+                    "b_unanswered": autopay.unanswered,
+                    "b_bill_id": autopay.bill_id,
+                    "b_drops": autopay.drops,
+                }
+                for autopay in autopays
+            ],
         )
 
     async def reminders_due(self, start: datetime, end: datetime, limit: int) -> list[Autopay]:
@@ -253,6 +309,70 @@ class SqlAutopayRepository:
             )
         ).scalar_one()
         return _run(row)
+
+    async def runs_for(
+        self, periods: Sequence[tuple[int, str, str]], now: datetime
+    ) -> dict[int, AutopayRun]:
+        """`run_for` for many (autopay id, period, first key), in ONE statement: INSERT … ON
+        CONFLICT (autopay_id, period) DO UPDATE that changes nothing, RETURNING the row — the
+        new run, or the one already there as it is. By autopay id (an autopay appears once).
+        Sent as an executemany (SQLAlchemy pages it into INSERT … VALUES … RETURNING): compiled
+        once and cached, where a VALUES list built here would be compiled anew for each
+        length."""
+        if not periods:
+            return {}
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = cast(Table, AutopayRunRow.__table__)
+        statement = insert(table)
+        rows = await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["autopay_id", "period"],
+                set_={"period": table.c.period},  # as it is: only to have the row returned
+            ).returning(*table.c),
+            [
+                {
+                    "autopay_id": autopay_id,
+                    "period": period,
+                    "key": key,
+                    "status": RunStatus.STARTED,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for autopay_id, period, key in periods
+            ],
+        )
+        return {row.autopay_id: _run(row) for row in rows}
+
+    async def save_runs(self, runs: Sequence[AutopayRun], now: datetime) -> None:
+        """`save_run` for many: one UPDATE sent once with every run's values (executemany)."""
+        if not runs:
+            return
+        table = cast(Table, AutopayRunRow.__table__)  # Core: an executemany, not the ORM's
+        await self._session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                key=bindparam("b_key"),
+                status=bindparam("b_status"),
+                attempts=bindparam("b_attempts"),
+                amount=bindparam("b_amount"),
+                failure=bindparam("b_failure"),
+                updated_at=now,
+            ),
+            [
+                {
+                    "b_id": run.id,
+                    "b_key": run.key,
+                    "b_status": run.status,
+                    "b_attempts": run.attempts,
+                    "b_amount": run.amount,
+                    "b_failure": run.failure,
+                }
+                for run in runs
+            ],
+        )
 
     async def run_of(self, autopay_id: int, period: str) -> AutopayRun | None:
         """The run of this period if there is one (nothing is created)."""
@@ -397,7 +517,7 @@ def _domain(row: AutopayRow) -> Autopay:
     )
 
 
-def _run(row: AutopayRunRow) -> AutopayRun:
+def _run(row: AutopayRunRow | Row[Any]) -> AutopayRun:
     return AutopayRun(
         id=row.id,
         autopay_id=row.autopay_id,

@@ -9,6 +9,7 @@ meanwhile (the resident blocked the bot) stays failed."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    Table,
     and_,
     case,
     cast,
@@ -129,6 +131,25 @@ def _with_settings(*columns: Any) -> Select[Any]:
     )
 
 
+def _row_values(notification: Notification, now: datetime) -> dict[str, Any]:
+    """The outbox row of a notification written at `now`. A row written to go out later counts
+    as written when it comes due: the quiet hours and the digest see it as any row written
+    then (not in the hours it was written in)."""
+    due = max(now, notification.due_at) if notification.due_at is not None else now
+    return {
+        "telegram_user_id": notification.telegram_user_id,
+        "kind": notification.kind,
+        "data": notification.data,
+        "dedupe_key": notification.dedupe_key,
+        "urgent": notification.urgent,
+        "status": "pending",
+        "attempts": 0,
+        "due_at": due,
+        "created_at": due,
+        "send_by": send_by(notification.kind, notification.data),
+    }
+
+
 class SqlNotificationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -136,27 +157,32 @@ class SqlNotificationRepository:
     async def add_once(self, notification: Notification, now: datetime) -> bool:
         dialect = self._session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        # A row written to go out later counts as written when it comes due: the quiet hours
-        # and the digest see it as any row written then (not in the hours it was written in).
-        due = max(now, notification.due_at) if notification.due_at is not None else now
         stmt = (
             insert(NotificationRow)
-            .values(
-                telegram_user_id=notification.telegram_user_id,
-                kind=notification.kind,
-                data=notification.data,
-                dedupe_key=notification.dedupe_key,
-                urgent=notification.urgent,
-                status="pending",
-                attempts=0,
-                due_at=due,
-                created_at=due,
-                send_by=send_by(notification.kind, notification.data),
-            )
+            .values(**_row_values(notification, now))
             .on_conflict_do_nothing(index_elements=[NotificationRow.dedupe_key])
         )
         result = await self._session.execute(stmt)
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def add_all_once(self, notifications: Sequence[Notification], now: datetime) -> int:
+        """`add_once` for many in ONE statement (INSERT … VALUES …, … ON CONFLICT DO NOTHING);
+        a dedupe key already there, or twice in `notifications`, is written once. Returns how
+        many rows were new."""
+        if not notifications:
+            return 0
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # An executemany with RETURNING (SQLAlchemy's «insertmanyvalues» pages it into INSERT …
+        # VALUES statements): compiled once and cached, unlike a VALUES list of each length.
+        table: Table = NotificationRow.__table__  # type: ignore[assignment]
+        result = await self._session.execute(
+            insert(table)
+            .on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
+            .returning(table.c.id),
+            [_row_values(note, now) for note in notifications],
+        )
+        return len(result.all())
 
     async def claim(
         self, now: datetime, limit: int, urgent_only: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
@@ -20,6 +21,15 @@ class SqlResidentRepository:
     async def get(self, telegram_user_id: int) -> Resident | None:
         row = await self._row(telegram_user_id)
         return None if row is None else self._to_domain(row)
+
+    async def get_many(self, telegram_user_ids: Sequence[int]) -> dict[int, Resident]:
+        """The linked residents among these users, by user id (one SELECT)."""
+        if not telegram_user_ids:
+            return {}
+        result = await self._session.execute(
+            select(ResidentRow).where(ResidentRow.telegram_user_id.in_(set(telegram_user_ids)))
+        )
+        return {row.telegram_user_id: self._to_domain(row) for row in result.scalars()}
 
     async def save(self, resident: Resident) -> None:
         now = datetime.now(UTC)

@@ -230,9 +230,8 @@ def summarise(found: Found, args: argparse.Namespace) -> None:
         rows.append(
             [
                 f"burst, {b.stack}, {b.path}",
-                f"{b.answered:,}/{b.due:,} answered, {b.unhandled} unhandled, "
-                f"{b.rate:,.0f}/s, RSS +{b.rss_peak - b.rss_before:,.0f} MB at peak",
-                "all answered, 0 unhandled",
+                b.summary(),
+                "all answered, 0 unhandled, bot RSS ≤ 250 MB",
             ]
         )
     table(["", "figures", "target"], rows)

@@ -1,46 +1,53 @@
 """Burst benchmark: N distinct residents (default 10 000) send /start at the same moment.
 
-The real application (`create_application`, city sandbox in this process) takes the burst
-through its real runner:
+The bot runs as its own OS process, like a production replica: `python -m bot poll` or
+`python -m bot webhook` (`bot.runners.poll` / `bot.runners.webhook`: settings from the
+environment, `serving` with its scheduler and frozen heap), its logs JSON lines on stderr
+(LOG_LEVEL=INFO, LOG_FORMAT=json), read by this process. This process serves what stands
+around it — and its own memory is not the bot's:
 
-polling  `bot.runners.run_polling` (aiogram's long polling, `Settings.updates_in_flight` at once)
-         against an HTTP fake Bot API (`BurstBotApi`, in this process) whose getUpdates hands
-         the waiting burst out like Telegram: the oldest `limit` (100 by default) from `offset`
-webhook  Telegram's deliveries as POSTs to the application's own web server
-         (`bot.web.telegram_webhook`), at most `updates_in_flight` at once (the webhook's
-         max_connections, `bot.runners.webhook`); a 503 is delivered again after its
-         Retry-After (capped at RETRY_CAP seconds), as Telegram would
+- a fake Bot API (`BurstBotApi`, BOT_API_URL) counting every sendMessage by chat; its getUpdates
+  hands the waiting burst out like Telegram: the oldest `limit` (100 by default) from `offset`;
+- the city sandbox (`sandbox.SandboxServer`, CITY_API_URL);
+- the burst itself:
 
-on the embedded defaults (SQLite in a temporary folder, no Redis) and on PostgreSQL + Redis
+polling  the burst waits in the fake Bot API's queue for the replica's long polling
+         (`bot.runners.run_polling`, `Settings.updates_in_flight` at once)
+webhook  Telegram's deliveries as POSTs to the replica's web server (`bot.web.telegram_webhook`),
+         at most `updates_in_flight` at once (the webhook's max_connections); a 503 is
+         delivered again after its Retry-After (capped at RETRY_CAP seconds), as Telegram would
+
+on the embedded defaults (SQLite in a temporary DATA_DIR, no Redis) and on PostgreSQL + Redis
 (`bench.common`). Every /start is due the greeting and the menu, two sendMessage calls to the
 resident's chat: a chat with fewer is «not answered», with more «answered twice».
 
-Reported: answered vs due, unhandled errors (aiogram's «Cause exception while process update»
-log records, and the `bot_errors_total` counter's growth), updates/s (answered chats over the
-seconds from the burst's start to the last answer), this process's RSS (VmRSS) before, at its
-peak during (sampled every RSS_EVERY seconds) and after (RSS_SETTLE seconds after the last
-answer, the application still running). The process also runs the fake Bot API and the sandbox,
-and, the runs being one after another (after the other benchmarks' under `python -m bench all`),
-each starts from the previous one's heap: the growth (peak − before) is the burst's own.
+Reported: answered vs due; unhandled errors — the replica's «Cause exception while process update»
+log records, its error-level log records, and its `bot_errors_total` (from its /metrics, read
+before the burst and after it); updates/s (answered chats over the seconds from the burst's
+start to the last answer); the replica's RSS (VmRSS of /proc/<pid>/status): before (idle
+IDLE_SECONDS after it is ready: polling, or its webhook set), at its peak during (sampled every
+RSS_EVERY seconds from then on) and after (RSS_SETTLE seconds after the last answer, the
+replica still running), and its high-water mark over its whole life (VmHWM, start-up included).
+Each run is a fresh replica on a fresh database.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import logging
+import json
+import os
+import signal
+import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import (
     NO_POSTGRES,
@@ -48,38 +55,41 @@ from bench.common import (
     flush_redis,
     fresh_postgres,
     heading,
-    rss_mb,
     table,
 )
 from bench.fake_telegram import BENCH_TOKEN, BOT_USER
-from bot.app import Application, create_application
 from bot.config import Settings
-from bot.runners import run_polling
 from bot.web import WEBHOOK_PATH
 from sandbox import SandboxServer
 from storage.token_cipher import TokenCipher
 
 Path_ = Literal["polling", "webhook"]
 PATHS: tuple[Path_, ...] = ("polling", "webhook")
+ROOT = Path(__file__).resolve().parents[1]
 FIRST_USER = 700_000_001
 DUE_PER_CHAT = 2  # the greeting and the menu
 UNHANDLED = "Cause exception while process update"
 RSS_EVERY = 0.1  # seconds between RSS samples
 RSS_SETTLE = 1.0  # seconds after the last answer before the «after» RSS
+IDLE_SECONDS = 1.0  # seconds the replica idles after it is ready, before the «before» RSS
+READY_WITHIN = 120.0  # seconds the replica gets to start
+STOP_WITHIN = 45.0  # seconds it gets to stop after SIGTERM (polling's grace is 30)
 RETRY_CAP = 1.0  # seconds: a webhook 503's Retry-After is honoured up to this
 WEBHOOK_SECRET = "bench-burst-secret"
+RSS_TARGET = 250.0  # MB, the issue's ceiling for the bot process during and after a burst
 
 
 @dataclass
 class BurstBotApi:
-    """The Bot API methods a polling bot answering /start needs, over HTTP; every sendMessage
-    is counted by chat. getUpdates answers at once when updates wait, else after a short
-    sleep (a long poll cut short)."""
+    """The Bot API methods a bot answering /start needs, over HTTP; every sendMessage is
+    counted by chat. getUpdates answers at once when updates wait, else after a short sleep
+    (a long poll cut short). `polled` is set on the first getUpdates: the replica polls."""
 
     updates: list[dict[str, Any]] = field(default_factory=list)
     per_chat: Counter[int] = field(default_factory=Counter)
     last_answer: float = 0.0  # time.perf_counter() of the latest sendMessage
     message_id: int = 0
+    polled: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
     url: str = ""
 
@@ -108,6 +118,7 @@ class BurstBotApi:
         if method == "getMe":
             return _ok(BOT_USER)
         if method == "getUpdates":
+            self.polled.set()
             offset = int(form.get("offset") or 0)
             limit = int(form.get("limit") or 100)
             if self.updates and offset > self.updates[0]["update_id"]:
@@ -130,7 +141,7 @@ class BurstBotApi:
                     "text": form.get("text", ""),
                 }
             )
-        return _ok(True)
+        return _ok(True)  # deleteWebhook, setWebhook, setMyCommands…
 
 
 def _ok(result: Any) -> web.Response:
@@ -153,34 +164,80 @@ def start_update(number: int) -> dict[str, Any]:
     }
 
 
-class Unhandled(logging.Handler):
-    """Counts aiogram's «Cause exception while process update» records."""
+@dataclass
+class ReplicaLog:
+    """Reads the replica's stderr (one JSON object a line, `bot.logs` with LOG_FORMAT=json):
+    counts aiogram's «Cause exception while process update» records and the error-level ones,
+    keeps the first error, and notes where the web server listens («bot.started») and when the
+    webhook is set («webhook.ready»). Lines that are not JSON (a crash before logging is set up)
+    are kept, the last ones, for the report."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.count = 0
-        self.first: str | None = None
+    unhandled: int = 0
+    errors: int = 0  # records at level error or critical
+    first_error: str | None = None
+    web_url: str | None = None
+    webhook_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    raw: deque[str] = field(default_factory=lambda: deque(maxlen=40))
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if UNHANDLED in record.getMessage():
-            self.count += 1
-            if self.first is None and record.exc_info and record.exc_info[1]:
-                self.first = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"[:300]
+    async def read(self, stream: asyncio.StreamReader) -> None:
+        async for line in stream:
+            self.take(line.decode(errors="replace").rstrip("\n"))
+
+    def take(self, line: str) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            self.raw.append(line)
+            return
+        event = str(record.get("event", ""))
+        if event == "bot.started":
+            self.web_url = str(record.get("web"))
+            self.started.set()
+        elif event == "webhook.ready":
+            self.webhook_ready.set()
+        error = record.get("level") in ("error", "critical")
+        if UNHANDLED in event:
+            self.unhandled += 1
+        if error:
+            self.errors += 1
+            if self.first_error is None:
+                cause = event.splitlines()[-1] if UNHANDLED in event else event
+                exception = str(record.get("exception", "")).strip().splitlines()
+                detail = exception[-1] if exception and UNHANDLED not in event else ""
+                self.first_error = f"{cause} {detail}".strip()[:300]
+
+    def tail(self) -> str:
+        return "\n".join(self.raw)
 
 
-@contextmanager
-def unhandled_errors() -> Iterator[Unhandled]:
-    handler = Unhandled()
-    logger = logging.getLogger("aiogram.event")
-    logger.addHandler(handler)
+def proc_status_mb(pid: int, field_name: str = "VmRSS") -> float:
+    """A field of /proc/<pid>/status in MB (VmRSS: resident now; VmHWM: its high-water mark);
+    0 once the process is gone."""
     try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) / 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
 
 
-def errors_counted() -> float:
-    return REGISTRY.get_sample_value("bot_errors_total") or 0.0
+async def errors_counted(http: aiohttp.ClientSession, web_url: str) -> float | None:
+    """The replica's `bot_errors_total` from its /metrics; None when it does not answer."""
+    try:
+        async with http.get(web_url + "/metrics") as response:
+            exposition = await response.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == "bot_errors_total":
+                return float(sample.value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -197,20 +254,31 @@ class BurstResult:
     due: int  # residents, each due DUE_PER_CHAT messages
     answered: int  # chats that got at least DUE_PER_CHAT messages
     twice: int  # chats that got more than DUE_PER_CHAT
-    unhandled: int  # aiogram's «Cause exception while process update» records
-    errors_total: float  # bot_errors_total's growth
+    unhandled: int  # the replica's «Cause exception while process update» records
+    errors_total: float  # growth of the replica's bot_errors_total (NaN: /metrics unread)
     seconds: float  # from the burst's start to the last answer (or giving up)
     gave_up: bool
-    rss_before: float
-    rss_peak: float
-    rss_after: float
+    rss_before: float  # MB, the replica's VmRSS idle before the burst
+    rss_peak: float  # MB, its highest VmRSS sampled during the burst and the settle after it
+    rss_after: float  # MB, RSS_SETTLE seconds after the last answer
     in_flight: int  # Settings.updates_in_flight
     redelivered: int = 0  # webhook: deliveries answered non-2xx and made again
     first_error: str | None = None
+    rss_hwm: float = 0.0  # MB, the replica's VmHWM at the end: its whole life's peak
+    errors_logged: int = 0  # the replica's error-level log records
+    exit_code: int | None = None  # the replica's, after SIGTERM (None: had to be killed)
 
     @property
     def rate(self) -> float:
         return self.answered / self.seconds if self.seconds else 0.0
+
+    def summary(self) -> str:
+        """The figures for `python -m bench all`'s summary, the replica's RSS absolute."""
+        return (
+            f"{self.answered:,}/{self.due:,} answered, {self.unhandled} unhandled, "
+            f"{self.rate:,.0f}/s; bot RSS {self.rss_before:,.0f} → peak {self.rss_peak:,.0f} → "
+            f"after {self.rss_after:,.0f} MB"
+        )
 
 
 def stacks(services: Services) -> list[Stack]:
@@ -221,19 +289,101 @@ def stacks(services: Services) -> list[Stack]:
     return chosen
 
 
-async def _peak_rss(peak: list[float]) -> None:
+def replica_env(stack: Stack, api_url: str, city_url: str, data_dir: str) -> dict[str, str]:
+    """The replica's settings, as an operator would set them (README's table)."""
+    return {
+        "BOT_TOKEN": BENCH_TOKEN,
+        "BOT_API_URL": api_url,
+        "CITY_API_URL": city_url,
+        "TOKEN_ENCRYPTION_KEYS": TokenCipher.generate_key(),
+        "DATA_DIR": data_dir,
+        "DATABASE_URL": stack.database_url or "",
+        "REDIS_URL": stack.redis_url or "",
+        "WEB_HOST": "127.0.0.1",
+        "WEB_PORT": "0",
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
+    }
+
+
+@dataclass
+class Replica:
+    process: asyncio.subprocess.Process
+    log: ReplicaLog
+    reader: asyncio.Task[None]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss(self) -> float:
+        return proc_status_mb(self.pid)
+
+    async def stop(self) -> int | None:
+        """SIGTERM, as an orchestrator stops a replica; killed when it does not stop in time.
+        Returns its exit code (None when it had to be killed)."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), STOP_WITHIN)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+                await self.reader
+                return None
+        await self.reader
+        return self.process.returncode
+
+
+async def start_replica(path: Path_, env: dict[str, str], data_dir: str) -> Replica:
+    """`python -m bot poll|webhook` in DATA_DIR (so no .env of the checkout is read), the
+    checkout on PYTHONPATH."""
+    python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "poll" if path == "polling" else "webhook",
+        cwd=data_dir,
+        env={**os.environ, **env, "PYTHONPATH": python_path},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        limit=1 << 20,  # a log line with a traceback
+    )
+    assert process.stderr is not None
+    log = ReplicaLog()
+    return Replica(process, log, asyncio.create_task(log.read(process.stderr)))
+
+
+async def _ready(replica: Replica, api: BurstBotApi, path: Path_) -> None:
+    """Until the replica takes updates: polling, or its webhook set (and its web server known)."""
+    ready = replica.log.webhook_ready if path == "webhook" else api.polled
+    deadline = time.perf_counter() + READY_WITHIN
+    while not (ready.is_set() and replica.log.started.is_set()):
+        if replica.process.returncode is not None or time.perf_counter() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    if not ready.is_set() or replica.log.web_url is None:
+        await replica.stop()
+        raise RuntimeError(
+            f"burst replica ({path}) did not get ready (exit code "
+            f"{replica.process.returncode}):\n{replica.log.tail()[-3000:]}"
+        )
+
+
+async def _peak_rss(replica: Replica, peak: list[float]) -> None:
     while True:
-        peak[0] = max(peak[0], rss_mb())
+        peak[0] = max(peak[0], replica.rss())
         await asyncio.sleep(RSS_EVERY)
 
 
-async def _until_answered(
-    api: BurstBotApi, due: int, give_up: float, stop: asyncio.Task[Any]
-) -> bool:
-    """Waits until every chat is answered; True when it gave up (time, or the runner ended)."""
+async def _until_answered(api: BurstBotApi, due: int, give_up: float, replica: Replica) -> bool:
+    """Waits until every chat is answered; True when it gave up (time, or the replica died)."""
     deadline = time.perf_counter() + give_up
     while api.answered() < due:
-        if time.perf_counter() > deadline or stop.done():
+        if time.perf_counter() > deadline or replica.process.returncode is not None:
             return True
         await asyncio.sleep(0.05)
     return False
@@ -273,89 +423,93 @@ async def burst_once(stack: Stack, path: Path_, residents: int, give_up: float) 
         await flush_redis(stack.redis_url)
     api = BurstBotApi()
     await api.start()
-    updates = [start_update(n) for n in range(residents)]
-    errors_before = errors_counted()
-    gc.collect()
-    with tempfile.TemporaryDirectory(prefix="bench-burst-") as folder:
-        values: dict[str, Any] = {
-            "bot_token": BENCH_TOKEN,
-            "bot_api_url": api.url,
-            "data_dir": Path(folder),
-            "web_port": 0,
-            "sandbox_port": 0,
-            "token_encryption_keys": TokenCipher.generate_key(),
-            "webhook_secret": WEBHOOK_SECRET,
-            "_env_file": None,
-        }
-        if stack.database_url:
-            values["database_url"] = stack.database_url
-        if stack.redis_url:
-            values["redis_url"] = stack.redis_url
-        try:
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-burst-") as folder:
             async with SandboxServer() as city:
-                app: Application = await create_application(Settings(**values), sandbox=city)
+                env = replica_env(stack, api.url, city.url, folder)
+                # the replica's own reading of the same environment (no .env: it runs in folder)
+                in_flight = Settings(**_fields(env)).updates_in_flight
+                replica = await start_replica(path, env, folder)
                 try:
-                    result = await _run(app, api, stack, path, updates, give_up, errors_before)
+                    await _ready(replica, api, path)
+                    return await _run(replica, api, stack, path, residents, give_up, in_flight)
                 finally:
-                    await app.stop()
-        finally:
-            await api.stop()
-    return result
+                    await replica.stop()
+    finally:
+        await api.stop()
+
+
+def _fields(env: dict[str, str]) -> dict[str, Any]:
+    return {"_env_file": None, **{name.lower(): value for name, value in env.items()}}
 
 
 async def _run(
-    app: Application,
+    replica: Replica,
     api: BurstBotApi,
     stack: Stack,
     path: Path_,
-    updates: list[dict[str, Any]],
+    residents: int,
     give_up: float,
-    errors_before: float,
+    in_flight: int,
 ) -> BurstResult:
-    due = len(updates)
-    in_flight = app.settings.updates_in_flight
-    rss_before = rss_mb()
-    peak = [rss_before]
-    sampler = asyncio.create_task(_peak_rss(peak))
-    redelivered = 0
-    with unhandled_errors() as unhandled:
+    assert replica.log.web_url is not None
+    web_url = replica.log.web_url
+    updates = [start_update(n) for n in range(residents)]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        await asyncio.sleep(IDLE_SECONDS)
+        errors_before = await errors_counted(http, web_url)
+        rss_before = replica.rss()
+        peak = [rss_before]
+        sampler = asyncio.create_task(_peak_rss(replica, peak))
+        redelivered = 0
         started = time.perf_counter()
-        runner: asyncio.Task[Any]
+        delivery: asyncio.Task[int] | None = None
         if path == "polling":
             api.updates.extend(updates)
-            runner = asyncio.create_task(run_polling(app))
         else:
-            runner = asyncio.create_task(_deliver_all(app.web_url, updates, in_flight))
-        gave_up = await _until_answered(api, due, give_up, runner)
+            delivery = asyncio.create_task(_deliver_all(web_url, updates, in_flight))
+        del updates
+        gave_up = await _until_answered(api, residents, give_up, replica)
         seconds = (api.last_answer or time.perf_counter()) - started
-        if path == "polling":
-            await app.dispatcher.stop_polling()
-        if gave_up and not runner.done():
-            runner.cancel()
-        with suppress(asyncio.CancelledError):
-            await runner
-        if path == "webhook" and not runner.cancelled():
-            redelivered = runner.result()
+        if delivery is not None:
+            if gave_up:
+                delivery.cancel()
+            try:
+                redelivered = await delivery
+            except (asyncio.CancelledError, aiohttp.ClientError):
+                pass
         await asyncio.sleep(RSS_SETTLE)  # anything sent twice would show now
-    sampler.cancel()
-    with suppress(asyncio.CancelledError):
-        await sampler
+        rss_after = replica.rss()
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+        peak[0] = max(peak[0], rss_after)
+        rss_hwm = proc_status_mb(replica.pid, "VmHWM")
+        errors_after = await errors_counted(http, web_url)
+    exit_code = await replica.stop()
+    errors_total = (
+        errors_after - errors_before
+        if errors_after is not None and errors_before is not None
+        else float("nan")
+    )
     return BurstResult(
         stack=stack.name,
         path=path,
-        due=due,
+        due=residents,
         answered=api.answered(),
         twice=sum(1 for count in api.per_chat.values() if count > DUE_PER_CHAT),
-        unhandled=unhandled.count,
-        errors_total=errors_counted() - errors_before,
+        unhandled=replica.log.unhandled,
+        errors_total=errors_total,
         seconds=seconds,
         gave_up=gave_up,
         rss_before=rss_before,
         rss_peak=peak[0],
-        rss_after=rss_mb(),
+        rss_after=rss_after,
         in_flight=in_flight,
         redelivered=redelivered,
-        first_error=unhandled.first,
+        first_error=replica.log.first_error,
+        rss_hwm=rss_hwm,
+        errors_logged=replica.log.errors,
+        exit_code=exit_code,
     )
 
 
@@ -365,8 +519,9 @@ async def run(
     give_up = max(60.0, residents / 20)
     heading(f"Burst: {residents:,} residents' /start at once")
     print(
-        f"each due the greeting and the menu; polling (getUpdates hands out 100 at a time) and "
-        f"webhook (POSTs to the bot's web server, updates_in_flight at once); gives up after "
+        f"the bot a replica process of its own (`python -m bot poll|webhook`); each resident due "
+        f"the greeting and the menu; polling (getUpdates hands out 100 at a time) and webhook "
+        f"(POSTs to the replica's web server, updates_in_flight at once); gives up after "
         f"{give_up:.0f} s"
     )
     if not services.postgres:
@@ -391,21 +546,36 @@ def report(results: list[BurstResult]) -> None:
             ["not answered", *(r.due - r.answered for r in results)],
             ["answered more than once", *(r.twice for r in results)],
             ["unhandled («Cause exception…»)", *(r.unhandled for r in results)],
-            ["bot_errors_total growth", *(int(r.errors_total) for r in results)],
+            ["error log records", *(r.errors_logged for r in results)],
+            ["bot_errors_total growth", *(_count(r.errors_total) for r in results)],
             ["webhook redeliveries (503)", *(_webhook(r, r.redelivered) for r in results)],
             ["seconds to the last answer", *(r.seconds for r in results)],
             ["updates/s", *(r.rate for r in results)],
-            ["RSS MB before", *(r.rss_before for r in results)],
-            ["RSS MB peak during", *(r.rss_peak for r in results)],
-            [f"RSS MB after (+{RSS_SETTLE:g} s)", *(r.rss_after for r in results)],
-            ["RSS MB growth, peak − before", *(r.rss_peak - r.rss_before for r in results)],
+            ["bot RSS MB before (idle)", *(r.rss_before for r in results)],
+            ["bot RSS MB peak during", *(r.rss_peak for r in results)],
+            [f"bot RSS MB after (+{RSS_SETTLE:g} s)", *(r.rss_after for r in results)],
+            ["bot RSS MB growth, peak − before", *(r.rss_peak - r.rss_before for r in results)],
+            ["bot RSS MB high-water (VmHWM)", *(r.rss_hwm for r in results)],
+            [
+                f"bot RSS ≤ {RSS_TARGET:g} MB during and after",
+                *("yes" if max(r.rss_peak, r.rss_after) <= RSS_TARGET else "NO" for r in results),
+            ],
             ["gave up", *("yes" if r.gave_up else "no" for r in results)],
+            ["replica's exit code (SIGTERM)", *(_exit(r.exit_code) for r in results)],
         ],
     )
     for result in results:
         if result.first_error:
-            print(f"{result.stack}, {result.path}, first unhandled error: {result.first_error}")
+            print(f"{result.stack}, {result.path}, first error: {result.first_error}")
 
 
 def _webhook(result: BurstResult, value: int) -> object:
     return value if result.path == "webhook" else "-"
+
+
+def _count(value: float) -> object:
+    return "unread" if value != value else int(value)  # NaN: /metrics did not answer
+
+
+def _exit(code: int | None) -> object:
+    return "killed" if code is None else code

@@ -450,16 +450,20 @@ async def tick(
     if concurrency < 1 or batch < 1:
         raise ValueError("concurrency and batch are at least 1")
     clock = now if callable(now) else (lambda: now)
-    run = _Run(uows, city, clock, limits, batch, concurrency, stopping, outcomes)
+    run = _Run(uows, city, clock, limits, batch, stopping, outcomes)
     workers = [asyncio.ensure_future(run.work()) for _ in range(concurrency)]
-    results: list[BaseException | None] = list(
-        await asyncio.gather(*workers, return_exceptions=True)
-    )
     try:
-        await run.record_paid()  # what is still waiting to be recorded
-    except Exception as error:  # the leases stay: the keys are sent again after they expire
-        results.append(error)
-    unstarted = [(a, b) for a, b in run.waiting] + [(a, b) for a, b, _ in run.ready]
+        results: list[BaseException | None] = list(
+            await asyncio.gather(*workers, return_exceptions=True)
+        )
+    finally:
+        # What was charged is recorded even when the run is cancelled (a scheduler stopping):
+        # shielded, so the record's transaction is not cut in the middle.
+        recorded = asyncio.ensure_future(run.record_paid(final=True))
+        await asyncio.shield(recorded)
+    if run.record_error is not None:  # the leases stay: the keys are sent again after they
+        results.append(run.record_error)  # expire
+    unstarted = [(a, b) for a, b in run.waiting] + [(a, b) for a, b, _, _ in run.ready]
     if unstarted:  # claimed (some prepared: their keys are sent again), never started: free
         async with uows() as uow:  # for the next run at once
             for claimed_at in {b.claimed_at for _, b in unstarted}:
@@ -501,11 +505,12 @@ class _Paid:
     receipt: str
     claimed_at: datetime  # the batch's lease, ended when the charge is recorded
     now: datetime  # the moment the charge was made: the schedule moves on from it
-    at: float  # time.monotonic() when it was paid: waits at most RECORD_PAID_AFTER
 
 
-RECORD_PAID_AT = TICK_BATCH  # successful charges recorded together, in one transaction
-RECORD_PAID_AFTER = 1.0  # seconds a successful charge waits at most to be recorded
+_GONE = "gone"  # `_Run.prepare`: no longer to be charged (paused, deleted, not due, re-leased)
+FRESH_FOR = 0.1  # seconds a prepared autopay may wait for a worker before it is read again
+RECORD_AT = TICK_BATCH  # successful charges recorded together, in one transaction …
+RECORD_AFTER = 0.05  # … or this many seconds after the first of them, whichever comes first
 
 
 def _plain(autopay: Autopay) -> bool:
@@ -519,13 +524,24 @@ class _Run:
     """One run of `tick`: the queue of claimed autopays its workers share.
 
     Plain autopays (`_plain`) are charged the same way as the rest, with fewer round trips to
-    the database. As workers come free, the next autopays of the claimed batch — as many as
-    there are workers (`concurrency`), so none waits longer than about one city call — are read
-    again under their rows' locks and their runs and keys recorded, in one transaction, before
-    any of them is charged (`prepare`); successful charges are recorded together, up to a
-    batch or a second at a time (`record_paid`). Until then a charge keeps its lease: a crash
-    in between leaves the runs STARTED with their keys, sent again once the leases expire —
-    never a second charge. Every other answer is recorded at once, as on the general path."""
+    the database:
+
+    - prepare: when a worker needs an autopay and none is prepared, the next ones of the
+      claimed batch — one for each worker waiting for one at that moment (`idle`: those that
+      came free while the last preparation's statements were under way) — are read again
+      under their rows' locks and their runs and keys recorded, in one transaction, before
+      any of them is charged (`prepare`); each is charged at once by one of those workers.
+      None waits for a busy worker, so what is charged is what was stored a moment before —
+      a pause, skip, change or new link made earlier is seen, as on the general path, where
+      a row is read under lock just before its charge. (One still ready FRESH_FOR seconds
+      after it was read, should that happen, is read again.);
+    - record: successful charges are recorded together (`record_paid`): RECORD_AT at once,
+      or RECORD_AFTER seconds after the first waiting, and at the end of the run even when
+      it is cancelled.
+
+    A crash between the charge and its record leaves the run STARTED with its key and the
+    lease held: the key is sent again once the lease expires — never a second charge. Every
+    other answer is recorded at once, as on the general path."""
 
     def __init__(
         self,
@@ -534,36 +550,54 @@ class _Run:
         clock: Callable[[], datetime],
         limits: AmountLimits,
         batch: int,
-        concurrency: int,
         stopping: Callable[[], bool] | None,
         outcomes: list[str] | None,
     ) -> None:
         self.uows, self.city, self.clock, self.limits = uows, city, clock, limits
-        self.batch, self.concurrency = batch, concurrency
-        self.stopping = stopping or (lambda: False)
+        self.batch, self.stopping = batch, stopping or (lambda: False)
         self.outcomes = outcomes
         self.waiting: deque[tuple[Autopay, _Batch]] = deque()  # claimed, not yet prepared
-        # prepared, not yet started; each with its prepared run, or None: the general path
-        self.ready: deque[tuple[Autopay, _Batch, _Prepared | None]] = deque()
-        self.claiming = asyncio.Lock()  # one claim at a time
+        # prepared, not yet started: its run (None: the general path), when it was read
+        self.ready: deque[tuple[Autopay, _Batch, _Prepared | None, float]] = deque()
+        self.claiming = asyncio.Lock()  # one claim (or preparation) at a time
         self.drained = False  # the last claim came back short: claim no more
         self.halted = False  # the city is down, the scheduler stops, or a charge failed
         self.processed = 0
         self.refreshes = _Refreshes()
         self.paid: list[_Paid] = []  # charged, not yet recorded
+        self.recording = asyncio.Lock()  # one record of successes at a time
+        self.record_later: asyncio.Task[None] | None = None  # RECORD_AFTER's timer
+        self.record_error: BaseException | None = None  # a record that failed
+        self.idle = 0  # workers in `next`, waiting for an autopay
 
     async def next(self) -> tuple[Autopay, _Batch, _Prepared | None] | None:
         """The oldest claimed autopay not yet started; a new batch is claimed (one statement,
         its own unit of work, committed before any is charged: another scheduler skips these)
-        when none is waiting, and the next `concurrency` of it prepared when none is ready.
-        None when the run is over."""
+        when none is waiting, and the next of it prepared, one for each worker waiting here,
+        when none is ready; prepared ones that waited too long are read again. None when the
+        run is over."""
+        self.idle += 1
+        try:
+            return await self._next()
+        finally:
+            self.idle -= 1
+
+    async def _next(self) -> tuple[Autopay, _Batch, _Prepared | None] | None:
         async with self.claiming:
             while True:
                 if self.halted or self.stopping():
                     self.halted = True
                     return None
                 if self.ready:
-                    return self.ready.popleft()
+                    autopay, batch, prepared, read_at = self.ready[0]
+                    if prepared is None or time.monotonic() - read_at <= FRESH_FOR:
+                        self.ready.popleft()
+                        return autopay, batch, prepared
+                    # read too long ago: read again, with every ready one of its batch
+                    stale = [(a, b) for a, b, p, _ in self.ready if b is batch and p]
+                    self.ready = deque(e for e in self.ready if e[1] is not batch or not e[2])
+                    await self._prepare([a for a, _ in stale], batch)
+                    continue
                 if not self.waiting:
                     if self.drained:
                         return None
@@ -577,16 +611,20 @@ class _Run:
                     continue
                 batch = self.waiting[0][1]
                 chunk: list[Autopay] = []
-                while self.waiting and len(chunk) < self.concurrency:
-                    if self.waiting[0][1] is not batch:
+                while self.waiting and self.waiting[0][1] is batch:
+                    if len(chunk) >= max(1, self.idle):
                         break
                     chunk.append(self.waiting.popleft()[0])
-                prepared = await self.prepare(chunk, batch)
-                self.ready.extend(
-                    (autopay, batch, prepared[autopay.id])
-                    for autopay in chunk
-                    if autopay.id in prepared
-                )
+                await self._prepare(chunk, batch)
+
+    async def _prepare(self, chunk: list[Autopay], batch: _Batch) -> None:
+        prepared = await self.prepare(chunk, batch)
+        read_at = time.monotonic()
+        self.ready.extend(
+            (autopay, batch, prepared[autopay.id], read_at)
+            for autopay in chunk
+            if autopay.id in prepared
+        )
 
     async def prepare(
         self, claimed: list[Autopay], batch: _Batch
@@ -594,10 +632,10 @@ class _Run:
         """In one transaction, the plain ones of these claimed autopays read again under their
         rows' locks (`lock_many`, as `_attempt` does one), their runs found or created
         (`runs_for`) and their keys recorded (`save_runs`) — what `_process` does for one
-        before its charge. Those no longer ACTIVE, due and leased by this claim are done
-        ("inactive", their leases ended); those whose period was done, skipped or whose
-        resident is gone take the general path. Returns, by id, each autopay left to charge
-        with its prepared run, or None for the general path."""
+        before its charge (a run already STARTED keeps its key). Those no longer ACTIVE, due
+        and leased by this claim are done ("inactive", their leases ended); those whose period
+        was done, skipped or whose resident is gone take the general path. Returns, by id,
+        each autopay left to charge with its prepared run, or None for the general path."""
         left: dict[int | None, _Prepared | None] = {a.id: None for a in claimed}
         plain = [a.id for a in claimed if a.id is not None and _plain(a)]
         if not plain:
@@ -698,34 +736,52 @@ class _Run:
             else:
                 if payment.status is PaymentStatus.SUCCEEDED:
                     receipt = payment.receipt.number if payment.receipt else ""
-                    self.paid.append(
-                        _Paid(autopay, run, receipt, batch.claimed_at, now, time.monotonic())
-                    )
-                    if (
-                        len(self.paid) >= RECORD_PAID_AT
-                        or time.monotonic() - self.paid[0].at >= RECORD_PAID_AFTER
-                    ):
+                    self.paid.append(_Paid(autopay, run, receipt, batch.claimed_at, now))
+                    if len(self.paid) >= RECORD_AT:
                         await self.record_paid()
+                    elif self.record_later is None:
+                        self.record_later = asyncio.ensure_future(self._record_after())
                     return RunStatus.SUCCEEDED.value
                 outcome = await _after_payment(uow, autopay, run, payment, now)
             await uow.autopays.release([autopay.id], batch.claimed_at)
             await uow.commit()
         return outcome
 
-    async def record_paid(self) -> None:
+    async def _record_after(self) -> None:
+        await asyncio.sleep(RECORD_AFTER)
+        self.record_later = None
+        await self.record_paid()
+
+    async def record_paid(self, *, final: bool = False) -> None:
         """Record the successful charges waiting (`paid`) in one transaction, what `_finish`
         records for each: the runs SUCCEEDED, the residents' notices, the schedules moved on
         from the rows as stored now (read under lock: a resident's change or pause meanwhile
-        stands, an unlinked resident is not told) and the leases ended."""
-        paid, self.paid = self.paid, []
-        if not paid:
-            return
+        stands, an unlinked resident is not told) and the leases ended. One record at a time.
+        A record that fails halts the run (`record_error`, raised by `tick`): its charges keep
+        their leases and their keys are sent again after them. `final`: the run's end — the
+        timer is stopped and whatever waits is recorded."""
+        if final and self.record_later is not None:
+            self.record_later.cancel()
+            self.record_later = None
+        async with self.recording:
+            paid, self.paid = self.paid, []
+            if not paid:
+                return
+            try:
+                await self._record(paid)
+            except Exception as error:
+                self.halted = True
+                self.record_error = self.record_error or error
+
+    async def _record(self, paid: list[_Paid]) -> None:
         now = self.clock()
         async with self.uows() as uow:
+            # the autopays' rows first, then their runs: the order every transaction here locks
+            # them in (a run's row locked first would deadlock with a preparation)
+            stored = await uow.autopays.lock_many([each.autopay.id or 0 for each in paid])
             for each in paid:
                 each.run.status = RunStatus.SUCCEEDED
             await uow.autopays.save_runs([each.run for each in paid], now)
-            stored = await uow.autopays.lock_many([each.autopay.id or 0 for each in paid])
             notices: list[Notification] = []
             for each in paid:
                 current = stored.get(each.autopay.id or 0)
@@ -901,8 +957,8 @@ async def _pause(
     is read again under the lock). Only an autopay still ACTIVE is paused (`save_progress`)."""
     assert autopay.id is not None
     run.status, run.failure = RunStatus.FAILED, reason.value
+    current = held or await uow.autopays.lock(autopay.id)  # the autopay's row before its run's
     await uow.autopays.save_run(run, now)
-    current = held or await uow.autopays.lock(autopay.id)
     if _forgotten(autopay, current):
         return PAUSED
     await uow.notifications.add_once(
@@ -1058,8 +1114,8 @@ async def _after_payment(
     run.failure = payment.status.value
     if payment.status in RETRYABLE and run.attempts <= RETRY_DAYS:
         run.status = RunStatus.RETRYING
-        await uow.autopays.save_run(run, now)
         current = await uow.autopays.lock(autopay.id) if autopay.on_issue else None
+        await uow.autopays.save_run(run, now)
         if current is not None and _moved_on(autopay, current):
             _keep_stored(autopay, current)  # resumed meanwhile: from the next bill on
         else:
@@ -1255,8 +1311,8 @@ async def _finish(
     is written (`save_progress`): what the resident changed meanwhile stands."""
     assert autopay.id is not None
     run.status = status
+    current = held or await uow.autopays.lock(autopay.id)  # the autopay's row before its run's
     await uow.autopays.save_run(run, now)
-    current = held or await uow.autopays.lock(autopay.id)
     forgotten = _forgotten(autopay, current)
     if notify is not None and not forgotten:
         await uow.notifications.add_once(_notice(autopay, run, notify, urgent, **extra), now)

@@ -1,20 +1,24 @@
-"""aiogram's Bot API types built on first use instead of at import.
+"""aiogram's Bot API types and methods built on first use instead of at import.
 
 aiogram declares its ~330 types with pydantic's `defer_build=True`, then the end of
 `aiogram/types/__init__.py` calls `model_rebuild(_types_namespace=...)` on every one of them,
 which builds them all at once: each type's validator carries its own copy of every type it can
-nest (a `Message` holds most of the Bot API), so importing aiogram took ~2.5 s and 166 MB here
-(aiogram's own tracker: issues #1513, #1876 and #1891, open or closed without a change to this
-loop). A bot validates a handful of them (`Update` and what its calls return).
+nest (a `Message` holds most of the Bot API). Its ~170 methods (`SendMessage`, …) are built as
+their classes are made, each with the schemas of what it carries. Importing aiogram took ~2.6 s
+and 155 MB here (aiogram's own tracker: issues #1513, #1876 and #1891, open or closed without a
+change to this). A bot validates a handful of them (`Update`, the calls it makes, their answers).
 
-`install()` puts an import hook in front of `aiogram.types`: while that one module executes, a
-`model_rebuild` given the types' namespace does not build; it leaves the namespace on the model
+`install()` puts an import hook in front of two modules. While `aiogram.types` executes, a
+`model_rebuild` given the types' namespace resolves the model's field annotations from it as
+before but does not build the validator; it leaves the namespace on the model
 (`__pydantic_parent_namespace__`, where pydantic's own deferred build looks for names), and
 pydantic builds the model the first time it validates or serialises one — the same schema, from
-the same names. Measured here: the import in 0.8 s and 60 MB; the first `Update` then costs
-~0.1 s and ~4 MB. Nothing else of pydantic or aiogram changes, and once `aiogram.types` has
-run the hook is gone. If pydantic's `model_rebuild` no longer takes `_types_namespace` (a
-future release), the hook stands aside and aiogram builds as before.
+the same names. Once `aiogram.methods.base` has executed, its `TelegramMethod` gets pydantic's
+`defer_build`, so every method made after it is built on its first call. Measured here: aiogram
+imports in ~1 s and 62 MB; the first `Update` then costs ~0.1 s and ~4 MB. Nothing else of
+pydantic or aiogram changes, and once both modules have run the hook is gone. If pydantic's
+`model_rebuild` no longer takes `_types_namespace` or its field helpers move (a future release),
+the types build eagerly, as aiogram would.
 
 Why not a library: pydantic's `defer_build` is what this relies on; aiogram offers no switch
 for the loop that undoes it.
@@ -32,6 +36,7 @@ from types import ModuleType
 from typing import Any
 
 TYPES_MODULE = "aiogram.types"
+METHODS_BASE = "aiogram.methods.base"
 
 
 @contextmanager
@@ -78,26 +83,45 @@ def _rebuilds_deferred() -> Iterator[None]:
         BaseModel.model_rebuild = original  # type: ignore[method-assign]
 
 
-class _DeferredLoader(importlib.abc.Loader):
-    """The real loader of `aiogram.types`, executing it with model rebuilds deferred."""
+def _defer_methods(base: ModuleType) -> None:
+    """aiogram's Bot API methods (`SendMessage`, …: ~170 models, each with the schemas of the
+    types it carries) are built when their classes are made, right after `aiogram.methods.base`.
+    Their base's config gets pydantic's `defer_build` before any of them is made, so each is
+    built on its first call instead; their annotations name real imports, resolved as usual."""
+    method = getattr(base, "TelegramMethod", None)
+    config = getattr(method, "model_config", None)
+    if isinstance(config, dict):
+        config["defer_build"] = True
 
-    def __init__(self, loader: importlib.abc.Loader) -> None:
-        self._loader = loader
+
+class _DeferredLoader(importlib.abc.Loader):
+    """The real loader of `aiogram.types` (executed with model rebuilds deferred) or of
+    `aiogram.methods.base` (its methods' build deferred once it has run)."""
+
+    def __init__(self, loader: importlib.abc.Loader, name: str) -> None:
+        self._loader, self._name = loader, name
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        with _rebuilds_deferred():
+        if self._name == TYPES_MODULE:
+            with _rebuilds_deferred():
+                self._loader.exec_module(module)
+        else:
             self._loader.exec_module(module)
+            _defer_methods(module)
 
     def __getattr__(self, name: str) -> Any:  # get_source, get_code, …: the real loader's
         return getattr(self._loader, name)
 
 
 class _TypesFinder(importlib.abc.MetaPathFinder):
-    """Finds `aiogram.types` with the other finders and hands it the deferring loader; then
-    leaves `sys.meta_path` (the module is imported once)."""
+    """Finds `aiogram.types` and `aiogram.methods.base` with the other finders and hands each
+    the deferring loader; then leaves `sys.meta_path` (each module is imported once)."""
+
+    def __init__(self) -> None:
+        self.pending = {TYPES_MODULE, METHODS_BASE}
 
     def find_spec(
         self,
@@ -105,14 +129,18 @@ class _TypesFinder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != TYPES_MODULE:
+        if fullname not in self.pending:
             return None
-        _uninstall()
+        self.pending.discard(fullname)
+        if not self.pending:
+            _uninstall()
         for finder in sys.meta_path:
+            if isinstance(finder, _TypesFinder):
+                continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _DeferredLoader(spec.loader)
+                    spec.loader = _DeferredLoader(spec.loader, fullname)
                 return spec
         return None
 
@@ -125,7 +153,7 @@ def install() -> bool:
     """Defer the building of aiogram's types to their first use (see the module's text).
     Returns False when `aiogram.types` is imported already (built eagerly: nothing to do),
     True when the hook is in place or was already. Idempotent; cheap (imports nothing)."""
-    if TYPES_MODULE in sys.modules:
+    if TYPES_MODULE in sys.modules or METHODS_BASE in sys.modules:
         return False
     if not any(isinstance(f, _TypesFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _TypesFinder())

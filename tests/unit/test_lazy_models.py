@@ -1,6 +1,6 @@
-"""aiogram's Bot API types are built on first use (`bot.lazy_models`), and a type built that way
-is the same type: it parses and serialises what an eagerly built one does, every one of them
-can be built, and the hook is gone once `aiogram.types` is in."""
+"""aiogram's Bot API types and methods are built on first use (`bot.lazy_models`), and one built
+that way is the same: it parses and serialises what an eagerly built one does, every type can be
+built, and the hook is gone once aiogram is in."""
 
 from __future__ import annotations
 
@@ -54,13 +54,14 @@ import bot  # the hook, as every entry point of the bot puts it in place
 from bot import lazy_models
 hooked = any(type(f).__name__ == "_TypesFinder" for f in sys.meta_path)
 from aiogram import Bot, Dispatcher, types
+from aiogram.methods import SendMessage
 from aiogram.types import CallbackQuery, Message, Update
 report = {
     "hooked_before": hooked,
     "hook_left": any(type(f).__name__ == "_TypesFinder" for f in sys.meta_path),
     "install_again": lazy_models.install(),
     "built_at_import": [
-        m.__name__ for m in (Update, Message, CallbackQuery) if lazy_models.built(m)
+        m.__name__ for m in (Update, Message, CallbackQuery, SendMessage) if lazy_models.built(m)
     ],
     "loader": type(types.__spec__.loader).__name__,
 }
@@ -71,6 +72,7 @@ report["chat"] = type(update.message.chat).__name__
 report["dump"] = update.model_dump(mode="json", exclude_none=True, by_alias=True)
 report["built_after_use"] = lazy_models.built(Update)
 report["method"] = SEND()
+report["method_built_after_use"] = lazy_models.built(SendMessage)
 # every type can be built from the names kept for it (a missing name would raise here)
 unbuilt = []
 for name in types.__all__:
@@ -118,7 +120,7 @@ def test_types_are_built_on_first_use_and_parse_as_eager_ones_do() -> None:
     assert lazy["text"] == "<b>&amp; «²» 1e5"
     assert lazy["button"] == "pay:1"
     assert lazy["chat"] == "Chat"
-    assert lazy["built_after_use"] is True
+    assert lazy["built_after_use"] is True and lazy["method_built_after_use"] is True
     assert lazy["unbuilt"] == []
     # the same JSON out as aiogram's own eager build gives for the same update
     eager = run(EAGER)

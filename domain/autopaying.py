@@ -769,7 +769,12 @@ class _Run:
                 return
             try:
                 await self._record(paid)
-            except Exception as error:
+            except BaseException as error:
+                # Not recorded (the transaction rolled back): they wait again, for the next
+                # record — the run's final one even when this one was cancelled.
+                self.paid[:0] = paid
+                if not isinstance(error, Exception):
+                    raise
                 self.halted = True
                 self.record_error = self.record_error or error
 
@@ -783,15 +788,18 @@ class _Run:
                 each.run.status = RunStatus.SUCCEEDED
             await uow.autopays.save_runs([each.run for each in paid], now)
             notices: list[Notification] = []
+            moved: list[Autopay] = []
             for each in paid:
                 current = stored.get(each.autopay.id or 0)
                 if not _forgotten(each.autopay, current):
                     notices.append(
                         _notice(each.autopay, each.run, "autopay_paid", False, receipt=each.receipt)
                     )
-                _next(each.autopay, each.now, current)
+                autopay = replace(each.autopay)  # a copy: a record tried again moves it once
+                _next(autopay, each.now, current)
+                moved.append(autopay)
             await uow.notifications.add_all_once(notices, now)
-            await uow.autopays.save_progress_many([each.autopay for each in paid])
+            await uow.autopays.save_progress_many(moved)
             for claimed_at in {each.claimed_at for each in paid}:
                 await uow.autopays.release(
                     [e.autopay.id for e in paid if e.autopay.id and e.claimed_at == claimed_at],
@@ -1114,7 +1122,7 @@ async def _after_payment(
     run.failure = payment.status.value
     if payment.status in RETRYABLE and run.attempts <= RETRY_DAYS:
         run.status = RunStatus.RETRYING
-        current = await uow.autopays.lock(autopay.id) if autopay.on_issue else None
+        current = await uow.autopays.lock(autopay.id)  # the autopay's row before its run's
         await uow.autopays.save_run(run, now)
         if current is not None and _moved_on(autopay, current):
             _keep_stored(autopay, current)  # resumed meanwhile: from the next bill on

@@ -7,8 +7,8 @@ aiogram parses every Bot API answer as `Response[method.__returning__]`
 only in a weak-valued cache (`pydantic._internal._generics._GENERIC_TYPES_CACHE`, a
 `WeakValueDictionary`), and nothing in aiogram holds the class, so a garbage collection drops it
 and the next answer of that type rebuilds the model and its validator: a send then cost 7.1 ms
-instead of 0.37 ms. `keep_response_types_alive` builds `Response[T]` for every method's returning
-type once and holds it for the life of the process.
+instead of 0.37 ms. `keep_response_types_alive` holds each `Response[T]` for the life of the
+process from its first use on.
 
 A full collection over the objects start-up leaves behind (imports, models, schemas: ~200 000
 in the issue's measurement, 319 000 in `bench footprint`'s replica) took 160 ms: the p99
@@ -26,6 +26,7 @@ from typing import Any
 from aiogram import Router, methods
 from aiogram.dispatcher.event.handler import FilterObject
 from aiogram.methods.base import Response, TelegramMethod
+from pydantic import BaseModel
 
 # Generation thresholds while serving (CPython's defaults: 700, 10, 10). An update through
 # aiogram and aiogram-dialog allocates thousands of tracked containers, so a young threshold of
@@ -37,6 +38,7 @@ from aiogram.methods.base import Response, TelegramMethod
 THRESHOLDS = (10_000, 10, 10)
 
 _KEPT: dict[Any, type[Response[Any]]] = {}  # returning type → its Response class, held for good
+_HOOKED = False
 
 
 def method_returning_types() -> list[Any]:
@@ -52,14 +54,26 @@ def method_returning_types() -> list[Any]:
     return list(seen)
 
 
-def keep_response_types_alive() -> int:
-    """Build `Response[T]` for every Bot API method's returning type and hold each class for the
-    life of the process, so a garbage collection never drops it (about 50 ms, once; idempotent).
-    Returns how many classes are held."""
-    for returning in method_returning_types():
-        if returning not in _KEPT:
-            _KEPT[returning] = Response[returning]  # type: ignore[valid-type]
-    return len(_KEPT)
+def keep_response_types_alive() -> None:
+    """Hold every `Response[T]` class for the life of the process from the moment aiogram first
+    makes it (the first answer of its type), so a garbage collection never drops it: a hook on
+    `Response[...]` keeps what pydantic's cache holds weakly. Built on first use rather than all
+    41 up front: with `bot.lazy_models` the types they carry are not built yet, and building
+    them all at start-up cost ~40 MB and ~0.6 s for answers most bots never get. The classes
+    held are the Bot API's answer types (41 in aiogram 3.31): a bounded set. Idempotent."""
+    global _HOOKED
+    if _HOOKED:
+        return
+    make = BaseModel.__dict__["__class_getitem__"].__func__  # pydantic's, a class method
+
+    def held(cls: type[Any], params: Any) -> Any:
+        made = make(cls, params)
+        if cls is Response and isinstance(made, type):
+            _KEPT.setdefault(params, made)
+        return made
+
+    Response.__class_getitem__ = classmethod(held)  # type: ignore[assignment,method-assign]
+    _HOOKED = True
 
 
 @contextmanager

@@ -194,7 +194,13 @@ def summarise(found: Found, args: argparse.Namespace) -> None:
                 [
                     f"updates, {r.name}",
                     f"{r.rate:,.0f}/s = {_part(r.rate, bare.rate)} of bare's {bare.rate:,.0f}/s; "
-                    f"CPU {_times(r.cpu_ms, bare.cpu_ms)} bare's; p99 {_ms(r.latency_ms(0.99))}",
+                    f"CPU {_times(r.cpu_ms, bare.cpu_ms)} bare's; p99 {_ms(r.latency_ms(0.99))}"
+                    + (
+                        f" (paced, {updates.THINK_SECONDS:g} s between updates: "
+                        f"{r.paced.rate:,.0f}/s, p99 {_ms(r.paced.latency_ms(0.99))})"
+                        if r.paced
+                        else ""
+                    ),
                     "≥ 30 %, ≤ 3×, ≤ 50 ms",
                 ]
             )

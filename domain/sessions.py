@@ -11,7 +11,9 @@ from domain.ports import CityAuth, UnitOfWork
 
 class ResidentSession:
     """Implements the CitySession port for a stored resident. `refresh` raises RelinkRequired
-    when the city refuses the refresh token, after deleting the stored link (committed).
+    when the city refuses the refresh token, after deleting the stored link (committed) — unless
+    the stored tokens are no longer the refused ones (refreshed or linked again meanwhile by an
+    update, a job or another replica): those are taken instead, and the call is tried with them.
 
     A refreshed token set is saved and committed at once through the caller's unit of work:
     the city rotates the refresh token, so a rollback of the action that needed the refresh
@@ -32,9 +34,18 @@ class ResidentSession:
         return self.resident.tokens.access_token
 
     async def refresh(self) -> None:
+        spent = self.resident.tokens.refresh_token
         try:
-            fresh = await self._auth.refresh(self.resident.tokens.refresh_token)
+            fresh = await self._auth.refresh(spent)
         except InvalidGrant as exc:
+            # Someone else may have replaced these tokens meanwhile — another update, a job or
+            # a replica refreshed them (the city rotates refresh tokens: ours is then spent),
+            # or the resident linked again (the old ones revoked). Their tokens are taken, not
+            # forgotten: forgetting would unlink the resident's new link.
+            stored = await self._uow.residents.get(self.resident.telegram_user_id)
+            if stored is not None and stored.tokens.refresh_token != spent:
+                self.resident.tokens = stored.tokens
+                return
             # The city refuses these tokens for good (consent withdrawn, revoked, expired): they
             # are forgotten at once, wherever the refusal met us, so every screen after it
             # offers linking again (the menu of someone not linked) and no job keeps trying them

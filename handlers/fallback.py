@@ -15,9 +15,15 @@ async def unknown_message(message: Message, tr: Texts, dialog_manager: DialogMan
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
-async def unknown_button(callback: CallbackQuery, tr: Texts, dialog_manager: DialogManager) -> None:
+async def unknown_button(
+    callback: CallbackQuery, tr: Texts, dialog_manager: DialogManager | None = None
+) -> None:
+    """A button nobody handles: answered (the spinner stops) with the stale-button text, and the
+    menu shown afresh. A button under a message the bot cannot see (an inline-mode message, a
+    game) has no chat and no dialog (aiogram-dialog gives no manager): the answer alone."""
     await callback.answer(tr.label("error-stale-button"))
-    await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+    if dialog_manager is not None:
+        await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
 def build_router() -> Router:

@@ -400,6 +400,15 @@ async def send_reminders(uow: UnitOfWork, now: datetime) -> int:
     return written
 
 
+async def _lock(
+    uow: UnitOfWork, autopay_id: int, claimed_at: datetime | None = None
+) -> Autopay | None:
+    """The charge run's read of an autopay under its row's lock, before it writes: `lock_many`
+    of one, which on SQLite also takes the database's write lock first (there a lone SELECT
+    reads outside any transaction, and an unlinking could commit before the run's write)."""
+    return (await uow.autopays.lock_many([autopay_id], claimed_at)).get(autopay_id)
+
+
 def _describe(autopay: Autopay, **extra: object) -> dict[str, object]:
     return {
         "autopay_id": autopay.id,
@@ -882,7 +891,7 @@ async def _attempt(
     and schedule. Otherwise (the resident paused, deleted or moved it, or unlinked, while it
     waited in the claimed batch; or the lease expired and another run took it) "inactive",
     without a word to the city."""
-    autopay = await uow.autopays.lock(autopay_id, claimed_at)
+    autopay = await _lock(uow, autopay_id, claimed_at)
     if autopay is None or autopay.status is not AutopayStatus.ACTIVE or autopay.next_due_at > now:
         return INACTIVE
     try:
@@ -912,7 +921,7 @@ async def _back_off(uow: UnitOfWork, autopay: Autopay, now: datetime) -> str:
     progress is written (`save_progress`): a resident's change or pause meanwhile stands, and
     a bill handed over after a resume (`_moved_on`) is not replaced by the one tried."""
     assert autopay.id is not None
-    current = await uow.autopays.lock(autopay.id) if autopay.on_issue else None
+    current = await _lock(uow, autopay.id) if autopay.on_issue else None
     if current is not None and _moved_on(autopay, current):
         _keep_stored(autopay, current)
     else:
@@ -928,7 +937,7 @@ async def _refused(
     the autopay; any other refusal fails this period only (None). Nothing is recorded if the
     resident paused or deleted the autopay meanwhile ("inactive")."""
     assert autopay.id is not None
-    current = await uow.autopays.lock(autopay.id)
+    current = await _lock(uow, autopay.id)
     if current is None or current.status is not AutopayStatus.ACTIVE:
         return INACTIVE
     period = autopay.period  # the period being charged, whatever the resident changed since
@@ -965,7 +974,7 @@ async def _pause(
     is read again under the lock). Only an autopay still ACTIVE is paused (`save_progress`)."""
     assert autopay.id is not None
     run.status, run.failure = RunStatus.FAILED, reason.value
-    current = held or await uow.autopays.lock(autopay.id)  # the autopay's row before its run's
+    current = held or await _lock(uow, autopay.id)  # the autopay's row before its run's
     await uow.autopays.save_run(run, now)
     if _forgotten(autopay, current):
         return PAUSED
@@ -1064,7 +1073,7 @@ async def _process(
             return refused
     assert amount is not None
     if held is None:  # the row's lock was given up: the resident may have acted meanwhile
-        held = await uow.autopays.lock(autopay.id)
+        held = await _lock(uow, autopay.id)
         if held is None or held.status is not AutopayStatus.ACTIVE:
             # Paused, deleted or forgotten while the city answered: nothing is charged; the
             # run stays unstarted (no key), so a resume charges what is due then.
@@ -1122,7 +1131,7 @@ async def _after_payment(
     run.failure = payment.status.value
     if payment.status in RETRYABLE and run.attempts <= RETRY_DAYS:
         run.status = RunStatus.RETRYING
-        current = await uow.autopays.lock(autopay.id)  # the autopay's row before its run's
+        current = await _lock(uow, autopay.id)  # the autopay's row before its run's
         await uow.autopays.save_run(run, now)
         if current is not None and _moved_on(autopay, current):
             _keep_stored(autopay, current)  # resumed meanwhile: from the next bill on
@@ -1223,7 +1232,7 @@ async def _check_balance(
         return await _pause(uow, autopay, run, PauseReason.NO_BALANCE, now)
     handled = run is not None and run.status is not RunStatus.STARTED
     if found.balance >= autopay.threshold:
-        current = await uow.autopays.lock(autopay.id)
+        current = await _lock(uow, autopay.id)
         if current is None or current.status is not AutopayStatus.ACTIVE:
             return INACTIVE
         if handled:
@@ -1319,7 +1328,7 @@ async def _finish(
     is written (`save_progress`): what the resident changed meanwhile stands."""
     assert autopay.id is not None
     run.status = status
-    current = held or await uow.autopays.lock(autopay.id)  # the autopay's row before its run's
+    current = held or await _lock(uow, autopay.id)  # the autopay's row before its run's
     await uow.autopays.save_run(run, now)
     forgotten = _forgotten(autopay, current)
     if notify is not None and not forgotten:

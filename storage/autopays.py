@@ -28,6 +28,7 @@ from domain.linking import ANONYMOUS
 from domain.ports import Notification
 from domain.quiet_hours import DEFAULT as DEFAULT_QUIET
 from domain.quiet_hours import QuietHours, send_by
+from storage.database import lock_on_sqlite
 from storage.models import AutopayRow, AutopayRunRow, NotificationRow, NotificationSettingsRow
 
 LEASE = timedelta(minutes=5)
@@ -115,7 +116,8 @@ class SqlAutopayRepository:
 
     async def lock(self, autopay_id: int, claimed_at: datetime | None = None) -> Autopay | None:
         """The autopay as stored now, its row locked FOR UPDATE on PostgreSQL until the
-        transaction ends (one SELECT; SQLite serialises writers anyway). None if there is no
+        transaction ends (one SELECT; on SQLite nothing: `lock_many` for a job's read that its
+        writes follow). None if there is no
         such autopay — or, with `claimed_at` (the `now` the caller gave `claim_due`), if its
         lease is no longer the one that claim took (it expired and someone else claimed it)."""
         row = (
@@ -136,9 +138,13 @@ class SqlAutopayRepository:
         """`lock` for many in ONE SELECT … FOR UPDATE (rows locked in id order, as every
         transaction here that locks more than one: no deadlock between two of them): the
         autopays as stored now, by id; one missing — or, with `claimed_at`, leased by another
-        claim since — is left out."""
+        claim since — is left out. On SQLite the database's write lock is taken first
+        (`lock_on_sqlite`): the charge run's transactions write what they read. Not for an
+        update's transaction: its dialog state is written on another connection before it
+        commits, and would wait for that lock."""
         if not autopay_ids:
             return {}
+        await lock_on_sqlite(self._session, AutopayRow.id, sorted(set(autopay_ids)))
         rows = (
             await self._session.execute(
                 select(AutopayRow)

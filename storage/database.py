@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 DEFAULT_POOL_SIZE = 10  # connections kept open (Settings.database_pool_size)
 DEFAULT_POOL_TIMEOUT = 30.0  # seconds a checkout waits for a free connection
@@ -62,3 +68,19 @@ def create_engine(
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def lock_on_sqlite(session: AsyncSession, column: Any, values: Collection[Any]) -> None:
+    """Before a `SELECT … FOR UPDATE` of the rows whose `column` is in `values`: on SQLite, a
+    no-op UPDATE of those rows. SQLite has no row locks (FOR UPDATE is not rendered) and its
+    driver begins a transaction only at the first write, so the SELECT alone reads outside any
+    transaction and another connection may commit between it and the caller's first write —
+    the caller would write from a stale read. The UPDATE begins the transaction and takes
+    SQLite's write lock (one writer at a time) first: what the SELECT then reads stays until
+    the commit, as FOR UPDATE keeps it on PostgreSQL. Nothing elsewhere. `column` is an ORM
+    column attribute (`AutopayRow.id`)."""
+    if session.get_bind().dialect.name != "sqlite" or not values:
+        return
+    table = column.class_.__table__
+    same = table.c[column.key]
+    await session.execute(update(table).where(same.in_(list(values))).values({same: same}))

@@ -8,10 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,7 +27,7 @@ from storage.database import create_engine, create_sessionmaker
 from storage.models import AutopayRow
 from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory
-from tests.conftest import POSTGRES_URL, fresh_engine
+from tests.conftest import POSTGRES_URL
 from tests.contract.test_city_client import REDIRECT, VERIFIER, login_code
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=MOSCOW)
@@ -38,40 +36,14 @@ RESIDENT = 7
 KEY = TokenCipher.generate_key()  # every factory of a test reads the same stored tokens
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        yield server
-
-
 def client(sandbox: SandboxServer) -> CityClient:
     return CityClient(
         sandbox.url, client_id="resident-bot", client_secret="sandbox-secret", redirect_uri=REDIRECT
     )
 
 
-@pytest.fixture
-async def city(sandbox: SandboxServer) -> AsyncIterator[CityClient]:
-    city = client(sandbox)
-    yield city
-    await city.close()
-
-
 def uow_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
     return UnitOfWorkFactory(create_sessionmaker(engine), TokenCipher([KEY]))
-
-
-@pytest.fixture
-async def factory(engine: AsyncEngine, city: CityClient) -> UnitOfWorkFactory:
-    """demo-full linked as resident 7 (SQLite and PostgreSQL)."""
-    return await linked(engine, city)
-
-
-@pytest.fixture
-async def pg_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = await fresh_engine("postgres", tmp_path)
-    yield engine
-    await engine.dispose()
 
 
 async def linked(engine: AsyncEngine, city: CityClient) -> UnitOfWorkFactory:

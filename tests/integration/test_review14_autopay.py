@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import tests.integration.test_autopay_job as job
 from city.client import CityClient
 from domain.autopay import MOSCOW, AutopayStatus, Frequency, PauseReason, RunStatus, Schedule
 from domain.autopaying import change, change_card, set_status, tick
@@ -20,7 +19,6 @@ from storage.uow import UnitOfWorkFactory
 from tests.integration.test_autopay_job import DUE, RESIDENT, add, charged, leased, ledger
 
 # The job tests' fixtures, used here under the same names.
-sandbox, city, factory, pg_engine = job.sandbox, job.city, job.factory, job.pg_engine
 
 
 class Meanwhile:

@@ -24,8 +24,6 @@ from tests.integration.test_autopay_job import DUE, RESIDENT, add, ledger
 from tests.integration.test_autopay_threshold import CARD, TROIKA, set_balance, topup
 from tests.integration.test_review14_autopay import Meanwhile, resident_of
 
-sandbox, city, factory, pg_engine = job.sandbox, job.city, job.factory, job.pg_engine
-
 MGTS_LIMITS = TopupLimits(100, 1_500_000, None)  # the sandbox's «mgts» service
 
 

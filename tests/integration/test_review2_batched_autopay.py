@@ -11,9 +11,7 @@ import contextlib
 import contextvars
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,7 +30,7 @@ from storage.database import create_engine
 from storage.models import NotificationRow
 from storage.notifications import SqlNotificationRepository
 from storage.uow import UnitOfWorkFactory
-from tests.conftest import POSTGRES_URL, fresh_engine
+from tests.conftest import POSTGRES_URL
 from tests.integration.test_autopay_job import (
     DUE,
     RESIDENT,
@@ -47,32 +45,6 @@ from tests.integration.test_autopay_job import (
 )
 
 LATER = DUE + timedelta(minutes=6)  # the five-minute leases of a run at DUE have expired
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def city(sandbox: SandboxServer) -> AsyncIterator[CityClient]:
-    city = client(sandbox)
-    yield city
-    await city.close()
-
-
-@pytest.fixture
-async def factory(engine: AsyncEngine, city: CityClient) -> UnitOfWorkFactory:
-    """demo-full linked as resident 7 (SQLite and PostgreSQL)."""
-    return await linked(engine, city)
-
-
-@pytest.fixture
-async def pg_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = await fresh_engine("postgres", tmp_path)
-    yield engine
-    await engine.dispose()
 
 
 async def paid_notices(engine: AsyncEngine) -> Counter[str]:
@@ -183,6 +155,11 @@ async def test_a_city_found_down_during_a_preparation_frees_the_prepared_autopay
     recorded, never sent — and leased for five minutes, while D (never prepared) is freed.
     When the city is back a moment later C waits for its lease. Seen without any hook too:
     30 autopays, batches of 3, a city that answers nothing leaves 1–2 leased in most runs."""
+    if engine.dialect.name == "sqlite":
+        # The hook keeps C's preparation open until B's 503 is recorded; on SQLite that
+        # preparation holds the database's write lock (`lock_on_sqlite`), so B's record would
+        # wait for it: a wait of the hook's own making. The rule under test is the run's.
+        pytest.skip("the hook's wait would hold SQLite's write lock against B's record")
     a, b, c, d = await add(factory, 4)
     down = DownFor(city, down={a, b}, held={b})
     outcomes = Outcomes()

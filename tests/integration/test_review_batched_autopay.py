@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import replace as copy
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +24,7 @@ from storage.autopays import SqlAutopayRepository
 from storage.database import create_engine
 from storage.models import NotificationRow
 from storage.uow import UnitOfWorkFactory
-from tests.conftest import POSTGRES_URL, fresh_engine
+from tests.conftest import POSTGRES_URL
 from tests.integration.test_autopay_job import (
     DUE,
     RESIDENT,
@@ -42,32 +40,6 @@ from tests.integration.test_autopay_job import (
 
 MONTH = timedelta(days=31)
 RECORD_PAID_AFTER = 1.0  # the second the first version promised a success waits at most
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def city(sandbox: SandboxServer) -> AsyncIterator[CityClient]:
-    city = client(sandbox)
-    yield city
-    await city.close()
-
-
-@pytest.fixture
-async def factory(engine: AsyncEngine, city: CityClient) -> UnitOfWorkFactory:
-    """demo-full linked as resident 7 (SQLite and PostgreSQL)."""
-    return await linked(engine, city)
-
-
-@pytest.fixture
-async def pg_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = await fresh_engine("postgres", tmp_path)
-    yield engine
-    await engine.dispose()
 
 
 def autopay_of(key: str) -> int:

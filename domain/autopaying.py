@@ -446,8 +446,9 @@ async def tick(
     and decides with the time it is). Due autopays are claimed (leased) `batch` at a time,
     oldest due first, the next batch as soon as the last one is all started; `concurrency`
     workers take them in that order, so at most `concurrency` charges (city calls) are in
-    flight. Each autopay is handled in its own unit of work from `uows` (`_charge`); charges
-    of one resident under way at once share a token refresh (`_RunSession`).
+    flight. Each autopay is handled in its own unit of work from `uows` (`_charge`) — except
+    plain ones (a fixed donation on a schedule), prepared and recorded a few together (`_Run`);
+    charges of one resident under way at once share a token refresh (`_RunSession`).
 
     The run ends when a claim comes back short (nothing more due that nobody else holds), when
     a whole batch came back "unavailable" (the city is down: tried again by the next run), or
@@ -455,7 +456,9 @@ async def tick(
     started by then are released at once (nothing was done for them). An error other than a
     domain one in one charge stops the run the same way — the charges under way finish — and
     is raised; that autopay keeps its lease until it expires, like one of a scheduler that
-    died. Raises ValueError for a `concurrency` or `batch` below 1."""
+    died; so does a plain autopay charged whose record failed (the error is raised after the
+    run, which records what it can even when cancelled). Raises ValueError for a `concurrency`
+    or `batch` below 1."""
     if concurrency < 1 or batch < 1:
         raise ValueError("concurrency and batch are at least 1")
     clock = now if callable(now) else (lambda: now)
@@ -497,8 +500,8 @@ class _Batch:
 
 @dataclass
 class _Prepared:
-    """A plain autopay of a claimed batch whose run and key were recorded with the batch's
-    (`_Run.prepare`): its charge is only the city call."""
+    """A plain autopay whose run and key were recorded together with the others prepared with
+    it (`_Run.prepare`): its charge is only the city call."""
 
     autopay: Autopay  # as stored when the batch was prepared (read under the row's lock)
     run: AutopayRun  # STARTED, its key and amount on record
@@ -516,7 +519,6 @@ class _Paid:
     now: datetime  # the moment the charge was made: the schedule moves on from it
 
 
-_GONE = "gone"  # `_Run.prepare`: no longer to be charged (paused, deleted, not due, re-leased)
 FRESH_FOR = 0.1  # seconds a prepared autopay may wait for a worker before it is read again
 RECORD_AT = TICK_BATCH  # successful charges recorded together, in one transaction …
 RECORD_AFTER = 0.05  # … or this many seconds after the first of them, whichever comes first

@@ -113,8 +113,9 @@ class UpdateDedupMiddleware(BaseMiddleware):
     whose handler died with its replica is handled by the next delivery.
 
     Before handling, the update is claimed with a lease of `lease` seconds (PROCESSING_LEASE)
-    and an owner token; a heartbeat renews it every `heartbeat` seconds (a third of the lease)
-    while the handler runs. A delivery that finds:
+    and an owner token; a heartbeat renews it and the update's chat locks every `heartbeat`
+    seconds (a third of the shorter of the two leases) while the handler runs. A delivery that
+    finds:
     - no marker, or one whose lease lapsed (a dead owner): takes the update and handles it;
     - a live lease: raises `UpdateBusy` (the webhook answers 503 with Retry-After) — never a
       quiet success, or the update would be lost if its owner died;
@@ -129,7 +130,7 @@ class UpdateDedupMiddleware(BaseMiddleware):
     the update's dialog state (`storage.fsm.UpdateBatch`, opened here) and lets its per-chat
     locks go — if the marker and the locks are all still its own (else nothing is written and
     the update fails with `dedup.LeaseLost`, transient). The heartbeat (marker and locks, one
-    round trip) runs only for a handler slower than a third of the lease."""
+    round trip) runs only for a handler slower than a third of the shorter lease."""
 
     def __init__(
         self,
@@ -141,7 +142,11 @@ class UpdateDedupMiddleware(BaseMiddleware):
     ) -> None:
         self._store = store
         self.lease = dedup.PROCESSING_LEASE if lease is None else lease
-        self.heartbeat = self.lease / 3 if heartbeat is None else heartbeat
+        # A third of the shortest lease it renews: the chat locks' (LOCK_LEASE, 5 s) too. A
+        # third of the marker's 10 s left those locks 1.7 s of slack: a loop stalled that long
+        # (a saturated machine) let them lapse, and the update was handled — answered — twice.
+        shortest = min(self.lease, dedup.LOCK_LEASE)
+        self.heartbeat = shortest / 3 if heartbeat is None else heartbeat
         self.flood_window = flood_window
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:

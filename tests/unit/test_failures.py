@@ -211,6 +211,16 @@ def test_defaults_are_short() -> None:
     assert middleware.heartbeat < middleware.lease
 
 
+def test_the_heartbeat_leaves_the_chat_locks_two_thirds_of_their_lease() -> None:
+    """The heartbeat renews the update's marker and its chat locks together; at a third of the
+    marker's lease it left the locks (5 s) 1.7 s of slack, and a loop stalled that long on a
+    saturated machine let them lapse: the update was handled, and answered, twice (seen in a
+    10 000-resident burst with both cores busy). A third of the shorter lease leaves 3.3 s."""
+    middleware = UpdateDedupMiddleware(MemoryDedup())
+    assert middleware.heartbeat <= dedup.LOCK_LEASE / 3
+    assert dedup.LOCK_LEASE - middleware.heartbeat > 3.3  # seconds of slack (was 1.7)
+
+
 # ---- answering a callback query that was answered already ---------------------------------
 
 

@@ -66,12 +66,14 @@ def _rebuilds_deferred() -> Iterator[None]:
         namespace = kwargs.get("_types_namespace")
         if namespace is None or kwargs.get("force") or cls.__pydantic_complete__:
             return rebuild(cls, **kwargs)  # type: ignore[no-any-return]
-        cls.__pydantic_parent_namespace__ = dict(namespace)
+        # aiogram passes one namespace dict to every type: kept as it is, not copied 330 times
+        shared = namespace if isinstance(namespace, dict) else dict(namespace)
+        cls.__pydantic_parent_namespace__ = shared
         if not cls.__pydantic_fields_complete__:
             cls.__pydantic_fields__, cls.__pydantic_extra_info__ = rebuild_model_fields(
                 cls,
                 config_wrapper=ConfigWrapper(cls.model_config, check=False),
-                ns_resolver=NsResolver(parent_namespace=dict(namespace)),
+                ns_resolver=NsResolver(parent_namespace=shared),
                 typevars_map=get_model_typevars_map(cls),
             )
         return None

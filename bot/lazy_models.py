@@ -15,7 +15,7 @@ before but does not build the validator; it leaves the namespace on the model
 pydantic builds the model the first time it validates or serialises one — the same schema, from
 the same names. Once `aiogram.methods.base` has executed, its `TelegramMethod` gets pydantic's
 `defer_build`, so every method made after it is built on its first call. Measured here: aiogram
-imports in ~1 s and 62 MB; the first `Update` then costs ~0.1 s and ~4 MB. Nothing else of
+imports in ~1 s and 57 MB; the first `Update` then costs ~0.1 s and ~4 MB. Nothing else of
 pydantic or aiogram changes, and once both modules have run the hook is gone. If pydantic's
 `model_rebuild` no longer takes `_types_namespace` or its field helpers move (a future release),
 the types build eagerly, as aiogram would.

@@ -18,14 +18,13 @@ never scan it, and raises the young generation's threshold."""
 from __future__ import annotations
 
 import gc
-import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from aiogram import Router, methods
+from aiogram import Router
 from aiogram.dispatcher.event.handler import FilterObject
-from aiogram.methods.base import Response, TelegramMethod
+from aiogram.methods.base import Response
 from pydantic import BaseModel
 
 # Generation thresholds while serving (CPython's defaults: 700, 10, 10). An update through
@@ -39,19 +38,6 @@ THRESHOLDS = (10_000, 10, 10)
 
 _KEPT: dict[Any, type[Response[Any]]] = {}  # returning type → its Response class, held for good
 _HOOKED = False
-
-
-def method_returning_types() -> list[Any]:
-    """Every distinct `__returning__` of aiogram's Bot API methods (a type, `list[...]` or a
-    union; 41 in aiogram 3.31)."""
-    seen: dict[Any, None] = {}
-    for name in dir(methods):
-        method = getattr(methods, name)
-        if inspect.isclass(method) and issubclass(method, TelegramMethod):
-            returning = getattr(method, "__returning__", None)
-            if returning is not None and not isinstance(returning, property):  # the abstract base
-                seen.setdefault(returning, None)
-    return list(seen)
 
 
 def keep_response_types_alive() -> None:

@@ -604,10 +604,16 @@ class _Run:
                     if prepared is None or time.monotonic() - read_at <= FRESH_FOR:
                         self.ready.popleft()
                         return autopay, batch, prepared
-                    # read too long ago: read again, with every ready one of its batch
+                    # read too long ago: read again, with every ready one of its batch, and
+                    # the first of them taken at once (just read: no second look at the clock)
                     stale = [(a, b) for a, b, p, _ in self.ready if b is batch and p]
                     self.ready = deque(e for e in self.ready if e[1] is not batch or not e[2])
+                    reading = time.monotonic()
                     await self._prepare([a for a, _ in stale], batch)
+                    first = self.ready[0] if self.ready else None
+                    if first is not None and first[3] >= reading and not self.halted:
+                        self.ready.popleft()
+                        return first[0], first[1], first[2]
                     continue
                 if not self.waiting:
                     if self.drained:

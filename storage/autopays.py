@@ -27,9 +27,10 @@ from domain.bills import BillKind
 from domain.linking import ANONYMOUS
 from domain.ports import Notification
 from domain.quiet_hours import DEFAULT as DEFAULT_QUIET
-from domain.quiet_hours import QuietHours, send_by
+from domain.quiet_hours import QuietHours
 from storage.database import lock_on_sqlite
-from storage.models import AutopayRow, AutopayRunRow, NotificationRow, NotificationSettingsRow
+from storage.models import AutopayRow, AutopayRunRow, NotificationSettingsRow
+from storage.notifications import SqlNotificationRepository
 
 LEASE = timedelta(minutes=5)
 
@@ -252,33 +253,8 @@ class SqlAutopayRepository:
         """Write `reminders` to the outbox (one INSERT … ON CONFLICT DO NOTHING: a dedupe key
         already there is skipped) and mark `autopays` reminded for their due moment (one
         UPDATE). Returns how many reminders were new."""
-        written = 0
-        if reminders:
-            dialect = self._session.get_bind().dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            result = await self._session.execute(
-                insert(NotificationRow)
-                .values(
-                    [
-                        {
-                            "telegram_user_id": note.telegram_user_id,
-                            "kind": note.kind,
-                            "data": note.data,
-                            "dedupe_key": note.dedupe_key,
-                            "urgent": note.urgent,
-                            "status": "pending",
-                            "attempts": 0,
-                            "due_at": now,
-                            "created_at": now,
-                            "send_by": send_by(note.kind, note.data),
-                        }
-                        for note in reminders
-                    ]
-                )
-                .on_conflict_do_nothing(index_elements=[NotificationRow.dedupe_key])
-                .returning(NotificationRow.id)
-            )
-            written = len(result.all())
+        # the outbox's own insert: one statement, a dedupe key already there skipped
+        written = await SqlNotificationRepository(self._session).add_all_once(reminders, now)
         if autopays:
             await self._session.execute(
                 update(AutopayRow)

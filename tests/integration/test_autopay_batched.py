@@ -17,11 +17,13 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from city.client import CityClient
+from domain import autopaying
 from domain.autopay import AutopayStatus, PauseReason, RunStatus
 from domain.autopaying import TICK_BATCH, tick
 from domain.linking import forget_account_data
 from domain.payments import Payment
 from sandbox import SandboxServer
+from storage.autopays import SqlAutopayRepository
 from storage.database import create_engine
 from storage.models import NotificationRow
 from storage.notifications import SqlNotificationRepository
@@ -208,3 +210,51 @@ async def test_two_schedulers_on_postgresql_charge_each_plain_autopay_once(
     keys = Counter(c["idempotence_key"] for c in await ledger(sandbox))
     assert keys == {f"ap-{autopay_id}-2026-11-1": 1 for autopay_id in ids}
     assert await notices(pg_engine) == {"autopay_paid": 60}
+
+
+class Jumping:
+    """`time` for the run: every look at the monotonic clock is a second later, so a prepared
+    autopay is always found to have waited past FRESH_FOR and is read again before its charge."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+async def test_a_prepared_autopay_that_waited_is_read_again_keeps_its_key_and_sees_a_pause(
+    engine: AsyncEngine,
+    factory: UnitOfWorkFactory,
+    city: CityClient,
+    sandbox: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = await add(factory, 3)
+    original = SqlAutopayRepository.lock_many
+    reads = 0
+
+    async def paused_before_the_second_read(
+        self: SqlAutopayRepository, *args: Any, **kwargs: Any
+    ) -> Any:
+        nonlocal reads
+        reads += 1
+        if reads == 2:  # the first chunk was prepared; the resident pauses its second autopay
+            async with factory() as uow:
+                autopay = await uow.autopays.get(ids[1])
+                assert autopay is not None
+                autopay.pause(PauseReason.BY_RESIDENT)
+                await uow.autopays.save(autopay)
+                await uow.commit()
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(autopaying, "time", Jumping())
+    monkeypatch.setattr(SqlAutopayRepository, "lock_many", paused_before_the_second_read)
+    outcomes: list[str] = []
+    assert await tick(factory, city, DUE, outcomes, concurrency=2) == 3
+    assert Counter(outcomes) == {RunStatus.SUCCEEDED.value: 2, "inactive": 1}
+    keys = Counter(c["idempotence_key"] for c in await ledger(sandbox))
+    assert keys == {f"ap-{i}-2026-11-1": 1 for i in (ids[0], ids[2])}  # read again: same key
+    assert reads > 2  # the waited ones were read again
+    assert await leased(engine) == 0

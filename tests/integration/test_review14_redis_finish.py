@@ -108,7 +108,7 @@ async def test_an_update_whose_chat_lock_lapsed_does_not_write_its_stale_state_o
         data_ttl=DIALOG_STATE_KEPT,
     )
     isolation = LeasedRedisEventIsolation(redis, storage.key_builder, lease=0.3, heartbeat=60)
-    dedup = UpdateDedupMiddleware(RedisDedup(redis))
+    dedup = UpdateDedupMiddleware(RedisDedup(redis), heartbeat=60)  # no renewal: it lapses
     retry = TransientRetryMiddleware(delays=(0.05,))
     a_read = asyncio.Event()
     runs: list[tuple[int, int]] = []  # (update, the step it wrote)

@@ -47,6 +47,16 @@ class Faults:
     retry_after: int = 2  # seconds, for the injected 429s
     latency: float = 0.0  # seconds every answer takes, like the distance to Telegram (~0.05)
 
+    def describe(self) -> str:
+        """The injected refusals in words, «» when there are none."""
+        parts = []
+        if self.server_errors:
+            parts.append(f"{self.server_errors:.0%} HTTP 500")
+        if self.too_many_requests:
+            share, after = self.too_many_requests, self.retry_after
+            parts.append(f"{share:.0%} HTTP 429 (retry_after {after} s)")
+        return ", ".join(parts)
+
 
 @dataclass(frozen=True, slots=True)
 class Accepted:

@@ -31,6 +31,7 @@ from bot.outbox import deliver_notifications as deliver_notifications
 from bot.outbox import quiet_hours as quiet_hours
 from bot.ratelimit import SendLimiter
 from domain.autopay import MOSCOW
+from domain.autopay_runs import reconcile_runs
 from domain.autopaying import send_reminders
 from domain.autopaying import tick as autopay_tick
 from domain.bill_discovery import discover_bills
@@ -41,6 +42,7 @@ from domain.meter_reminders import MeterRound, remind_meter_windows
 from domain.reporting import DiscoveryCursor, poll_statuses
 from domain.support import payment_errors_seen, platform_seen, post_digest
 from handlers.support import ensure_dashboard
+from storage.autopays import LEASE
 from storage.fsm import DIALOG_STATE_KEPT
 
 log = structlog.get_logger(__name__)
@@ -138,6 +140,36 @@ async def run_autopays(
             AUTOPAY_RUNS.labels(outcome=outcome).inc()
 
 
+async def reconcile_autopay_runs(app: Application, clock: Clock | None = None) -> int:
+    """Every RECONCILE_EVERY seconds: autopay charges whose outcome a dead scheduler never
+    recorded, and that the charge run will not send again (their autopay paused, deleted or
+    moved to another period), settled by asking the city about their keys
+    (`autopay_runs.reconcile_runs`). Only runs last written more than a lease ago
+    (`storage.autopays.LEASE`), of autopays nobody leases, are taken: no live scheduler is
+    sending them. Safe on every replica at once (each record re-checks under the autopay's
+    lock). A run the city did not answer about is logged (its id and the reason, nothing
+    personal) and asked about next time. Returns how many runs were recorded."""
+    now = (clock or app.clock)()
+    async with app.uow_factory() as uow:
+        outcomes = await reconcile_runs(uow, app.city, app.city, now, now - LEASE)
+    for outcome in outcomes:
+        if outcome.left_because is not None:
+            log.warning(
+                "autopay.run_reconcile_left",
+                run_id=outcome.run.id,
+                reason=type(outcome.left_because).__name__,
+            )
+    recorded = [o for o in outcomes if o.recorded is not None]
+    if outcomes:
+        log.info(
+            "autopay.runs_reconciled",
+            recorded=len(recorded),
+            told=sum(o.told for o in recorded),
+            left=len(outcomes) - len(recorded),
+        )
+    return len(recorded)
+
+
 async def watch_platform(app: Application, clock: Clock | None = None) -> None:
     """Every minute: is the city platform there, and are payments going unanswered?"""
     clock = clock or app.clock
@@ -224,6 +256,10 @@ def start_scheduler(app: Application) -> AsyncIOScheduler:
     # way; the first run is started by the runners at start-up, without waiting for it.
     scheduler.add_job(
         reconcile_in_background, "interval", seconds=RECONCILE_EVERY, args=[app], max_instances=1
+    )
+    # Autopay charges a dead scheduler left unrecorded and the charge run will not take up again.
+    scheduler.add_job(
+        reconcile_autopay_runs, "interval", seconds=RECONCILE_EVERY, args=[app], max_instances=1
     )
     # A run charges until nothing is due, so it is started often: due work begins within
     # AUTOPAY_EVERY seconds; it stops taking autopays once the scheduler is paused or stopped.

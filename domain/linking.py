@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from domain.accounts import Resident, TokenSet, mask_name
+from domain.autopay_runs import settle_runs_of
 from domain.autopaying import cancel_all
 from domain.errors import (
     DomainError,
@@ -197,10 +198,12 @@ async def unlink(
     the token still works (what `reconcile` would do later, when nobody is left to ask for):
     a payment that went through is recorded as such, a Telegram charge not yet registered is
     registered — or, refused or unanswered, recorded as owed back and told to support's
-    Dashboard (`_owe_back`). Whatever else stays open keeps its key and the
-    city's payment id on an anonymous record, so it can still be matched with the city's
-    ledger. Those answers are committed as they come; the forgetting itself is left to the
-    caller's one commit.
+    Dashboard (`_owe_back`). Autopay charges whose outcome was never recorded (a run STARTED
+    with its key) are settled the same way (`autopay_runs.settle_runs_of`): one that went
+    through is recorded SUCCEEDED, one the city never took FAILED. Whatever else stays open
+    keeps its key and the city's payment id on an anonymous record, so it can still be
+    matched with the city's ledger. Those answers are committed as they come; the forgetting
+    itself is left to the caller's one commit.
 
     Local data is forgotten even when the city is down: a resident who asks to be forgotten is
     forgotten. Raises nothing of the city's.
@@ -209,6 +212,7 @@ async def unlink(
     owed = 0
     if payments is not None and now is not None:
         owed = await _settle_open(uow, auth, payments, resident, now)
+        await settle_runs_of(uow, auth, payments, resident, now)
     revoked = await _revoke_quietly(auth, resident.tokens)
     for tokens in await uow.link_attempts.forget(user):
         await _revoke_quietly(auth, tokens)

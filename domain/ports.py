@@ -443,6 +443,23 @@ class AutopayRepository(Protocol):
 
     async def runs(self, autopay_id: int) -> list[AutopayRun]: ...
 
+    async def started_runs(
+        self, now: datetime, updated_before: datetime | None, telegram_user_id: int | None = None
+    ) -> list[tuple[Autopay, AutopayRun]]:
+        """Runs STARTED with a key recorded (attempts ≥ 1), last written before
+        `updated_before` (None: whenever), of autopays not leased at `now`, each with its
+        autopay as stored: of one resident, else of every linked one. One statement, oldest
+        run first."""
+        ...
+
+    async def lock_started(
+        self, autopay_id: int, run_id: int, now: datetime, updated_before: datetime | None
+    ) -> tuple[Autopay, AutopayRun] | None:
+        """The autopay's row locked, then its run's, until the transaction ends: both as
+        stored now — None if either is gone, the autopay is leased at `now`, or the run was
+        written since `updated_before` (None: not asked)."""
+        ...
+
     async def forget(self, telegram_user_id: int) -> None:
         """Every autopay of the user DELETED and anonymous (runs keep what was charged)."""
         ...

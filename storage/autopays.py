@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, case, delete, or_, select, update
+from sqlalchemy import Row, Table, bindparam, case, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,10 +29,12 @@ from domain.ports import Notification
 from domain.quiet_hours import DEFAULT as DEFAULT_QUIET
 from domain.quiet_hours import QuietHours
 from storage.database import lock_on_sqlite
-from storage.models import AutopayRow, AutopayRunRow, NotificationSettingsRow
+from storage.models import STARTED_RUN, AutopayRow, AutopayRunRow, NotificationSettingsRow
 from storage.notifications import SqlNotificationRepository
 
 LEASE = timedelta(minutes=5)
+# STARTED_RUN where autopays (which have a status too) are joined: the same term, named.
+STARTED_RUN_OF_JOIN = text(f"{AutopayRunRow.__tablename__}.{STARTED_RUN.text}")
 
 
 class SqlAutopayRepository:
@@ -388,6 +390,67 @@ class SqlAutopayRepository:
             .order_by(AutopayRunRow.id)
         )
         return [_run(row) for row in result.scalars()]
+
+    async def started_runs(
+        self, now: datetime, updated_before: datetime | None, telegram_user_id: int | None = None
+    ) -> list[tuple[Autopay, AutopayRun]]:
+        """Runs whose key was recorded (STARTED, attempts ≥ 1) and whose outcome was not, last
+        written before `updated_before` (None: whenever), of autopays nobody leases at `now`
+        (no scheduler is sending them), with their autopays as stored — of one resident
+        (`telegram_user_id`), else of every linked one (anonymous autopays left out: nobody to
+        ask the city for).
+        One SELECT, oldest run first; the runs are read from the partial index over STARTED
+        ones (`ix_autopay_runs_started`, 0017), the autopays by primary key. Nothing locked."""
+        user = (
+            AutopayRow.telegram_user_id == telegram_user_id
+            if telegram_user_id is not None
+            else AutopayRow.telegram_user_id != ANONYMOUS
+        )
+        result = await self._session.execute(
+            select(AutopayRow, AutopayRunRow)
+            .join(AutopayRow, AutopayRow.id == AutopayRunRow.autopay_id)
+            .where(
+                STARTED_RUN_OF_JOIN,  # the partial index's predicate (`STARTED_RUN`), qualified
+                AutopayRunRow.attempts >= 1,
+                *([] if updated_before is None else [AutopayRunRow.updated_at < updated_before]),
+                or_(AutopayRow.claimed_until.is_(None), AutopayRow.claimed_until < now),
+                user,
+            )
+            .order_by(AutopayRunRow.id)
+            .execution_options(populate_existing=True)
+        )
+        return [(_domain(autopay), _run(run)) for autopay, run in result.all()]
+
+    async def lock_started(
+        self, autopay_id: int, run_id: int, now: datetime, updated_before: datetime | None
+    ) -> tuple[Autopay, AutopayRun] | None:
+        """The autopay's row locked first, then its run's (the order every transaction here
+        takes them in), both as stored now, until the transaction ends (on SQLite the
+        database's write lock is taken first, `lock_on_sqlite`). None if either is gone, the
+        autopay is leased at `now` (a scheduler has claimed it), or the run was written since
+        `updated_before` (a scheduler took it up meanwhile; None: not asked)."""
+        await lock_on_sqlite(self._session, AutopayRow.id, [autopay_id])
+        stored = (
+            await self._session.execute(
+                select(AutopayRow)
+                .where(AutopayRow.id == autopay_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
+        if stored is None or (stored.claimed_until is not None and stored.claimed_until >= now):
+            return None
+        row = (
+            await self._session.execute(
+                select(AutopayRunRow)
+                .where(AutopayRunRow.id == run_id, AutopayRunRow.autopay_id == autopay_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
+        if row is None or (updated_before is not None and row.updated_at >= updated_before):
+            return None
+        return _domain(stored), _run(row)
 
     async def forget(self, telegram_user_id: int) -> None:
         """Unlinking: every autopay of the resident becomes an anonymous DELETED record (so a

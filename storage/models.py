@@ -248,6 +248,18 @@ class AutopayRunRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+# Runs whose outcome is not recorded yet (a charge maybe sent), by when they were last written:
+# what the reconciliation of stranded runs reads (`started_runs`) without reading the whole
+# table, whose bulk is finished runs. Queries use STARTED_RUN itself (see OPEN_REPORT).
+STARTED_RUN = text("status = 'started'")
+Index(
+    "ix_autopay_runs_started",
+    AutopayRunRow.updated_at,
+    postgresql_where=STARTED_RUN,
+    sqlite_where=STARTED_RUN,
+)
+
+
 class NotificationSettingsRow(Base):
     """Which kinds of notifications a resident turned off in «Настройки», and their quiet
     hours (Moscow minutes of the day, `domain.quiet_hours`; equal ends: off). A resident

@@ -10,9 +10,13 @@ As `payments.reconcile` does for payment intents, the city is asked about the ru
 (`CityPayments.find_payment`; its payments are idempotent by key, so the key names at most one
 payment), and the answer is recorded: paid — the run SUCCEEDED and the resident told as the
 charge run tells it («autopay_paid», once by its dedupe key); refused — FAILED with the city's
-reason; no payment — the city never took the key: FAILED «not_charged», so it is never sent
-later by surprise (a resume that comes back to the period starts a new attempt with a new key,
-as after any failure); pending — left. The record re-reads the autopay's row and then the
+reason (the same key always names the same refused payment, so a later attempt needs and gets a
+new key); pending — left. No payment is left too, the run STARTED with its key: «not taken
+yet» is not «never taken» — a scheduler stalled past its lease may still be sending that key,
+and closing the run would let a resume charge the period again with a new key (two charges);
+left STARTED, a resume sends the same key and the city's idempotence keeps it one charge. Such
+runs are asked about for ASKED_FOR after their last write, then no more (nothing was charged,
+as far as the city knew for that long). The record re-reads the autopay's row and then the
 run's under their locks (that order, as every transaction here) and is made only if the run is
 still stranded: not leased, still STARTED with the same key, not written since — a scheduler
 that took it up meanwhile owns it. A city error leaves that run as it is, for a later run.
@@ -23,18 +27,21 @@ now (paused, deleted or moved on), and stays as it is."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain import support
 from domain.accounts import Resident
 from domain.autopay import RETRY_DAYS, Autopay, AutopayRun, AutopayStatus, RunStatus
 from domain.autopaying import RETRYABLE, _forgotten, _notice
-from domain.errors import DomainError
+from domain.errors import CityUnavailable, DomainError
 from domain.payments import Payment, PaymentStatus
 from domain.ports import CityAuth, CityPayments, UnitOfWork
 from domain.sessions import ResidentSession
 
-NOT_CHARGED = "not_charged"  # a run's failure: the city never took its key (nothing charged)
+# How long after its last write a stranded run the city has no payment for is asked about
+# again (every reconciliation): far beyond any lease or stall, short enough that a run never
+# sent does not cost a city call every few minutes for good.
+ASKED_FOR = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +75,22 @@ async def reconcile_runs(
     then, each, the city's answer and one transaction). A run whose resident unlinked is
     skipped: nobody to ask for (`unlink` settles them before it forgets). A run the city
     cannot be asked about now (unavailable, the token refused, any domain error) is left as
-    it is (`left_because`); the others are still settled. Commits as it goes."""
-    outcomes = []
-    for autopay, run in await uow.autopays.started_runs(now, settled_before):
+    it is (`left_because`); the others are still settled, unless the city is unavailable:
+    then the rest wait for the next reconciliation too (one city deadline a run, not one for
+    each). Runs last written more than ASKED_FOR before `now` are no longer asked about.
+    Commits as it goes."""
+    outcomes: list[RunReconciled] = []
+    found = await uow.autopays.started_runs(now, settled_before, updated_after=now - ASKED_FOR)
+    for autopay, run in found:
         if not stranded(autopay, run):
             continue  # ACTIVE and on this period: the charge run sends its key again
         resident = await uow.residents.get(autopay.telegram_user_id)
         if resident is None:
             continue
-        outcomes.append(
-            await _settle(uow, auth, payments, resident, autopay, run, now, settled_before)
-        )
+        outcome = await _settle(uow, auth, payments, resident, autopay, run, now, settled_before)
+        outcomes.append(outcome)
+        if isinstance(outcome.left_because, CityUnavailable):
+            break
     return outcomes
 
 
@@ -91,13 +103,17 @@ async def settle_runs_of(
     while the token still works — whatever their autopay: once
     forgotten, none is ever sent again. Nobody is told (the resident is being forgotten); a
     charge that went through is recorded SUCCEEDED. Raises nothing of the city's: a run it
-    does not answer about stays STARTED, on an anonymous record, with its key."""
+    does not answer about, or has no payment for, stays STARTED, on an anonymous record, with
+    its key (to match the city's ledger later)."""
     outcomes = []
     user = resident.telegram_user_id
     for autopay, run in await uow.autopays.started_runs(now, None, user):
-        outcomes.append(
-            await _settle(uow, auth, payments, resident, autopay, run, now, None, forgetting=True)
+        outcome = await _settle(
+            uow, auth, payments, resident, autopay, run, now, None, forgetting=True
         )
+        outcomes.append(outcome)
+        if isinstance(outcome.left_because, CityUnavailable):
+            break  # the unlinking is not kept waiting a city deadline for each
     return outcomes
 
 
@@ -123,8 +139,8 @@ async def _settle(
     except DomainError as error:
         await uow.rollback()
         return RunReconciled(run, left_because=error)
-    if payment is not None and payment.status is PaymentStatus.PENDING:
-        return RunReconciled(run)  # asked again next time
+    if payment is None or payment.status is PaymentStatus.PENDING:
+        return RunReconciled(run)  # asked again next time (see the module: never «not taken»)
     locked = await uow.autopays.lock_started(autopay.id, run.id, now, settled_before)
     if locked is None:
         await uow.rollback()
@@ -148,12 +164,12 @@ async def _record(
     uow: UnitOfWork,
     autopay: Autopay,
     run: AutopayRun,
-    payment: Payment | None,
+    payment: Payment,
     now: datetime,
     *,
     tell: bool,
 ) -> bool:
-    """The city's final answer about `run`'s key (None: it never took the key) recorded on the
+    """The city's final answer about `run`'s key recorded on the
     run, in the caller's transaction, which holds the autopay's and the run's locks. With
     `tell`, the resident is told as the charge run tells them (`autopaying._finish`): a
     payment that went through («autopay_paid», with its receipt), and a failure the charge
@@ -162,9 +178,7 @@ async def _record(
     without a word: the autopay is no longer charging this period. Returns whether a notice
     was written."""
     notice = None
-    if payment is None:
-        run.status, run.failure = RunStatus.FAILED, NOT_CHARGED
-    elif payment.status is PaymentStatus.SUCCEEDED:
+    if payment.status is PaymentStatus.SUCCEEDED:
         run.status = RunStatus.SUCCEEDED
         if run.amount is None:
             run.amount = payment.amount

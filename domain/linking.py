@@ -200,7 +200,7 @@ async def unlink(
     registered — or, refused or unanswered, recorded as owed back and told to support's
     Dashboard (`_owe_back`). Autopay charges whose outcome was never recorded (a run STARTED
     with its key) are settled the same way (`autopay_runs.settle_runs_of`): one that went
-    through is recorded SUCCEEDED, one the city never took FAILED. Whatever else stays open
+    through is recorded SUCCEEDED, one refused FAILED. Whatever else stays open
     keeps its key and the city's payment id on an anonymous record, so it can still be
     matched with the city's ledger. Those answers are committed as they come; the forgetting
     itself is left to the caller's one commit.

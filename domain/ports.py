@@ -444,10 +444,16 @@ class AutopayRepository(Protocol):
     async def runs(self, autopay_id: int) -> list[AutopayRun]: ...
 
     async def started_runs(
-        self, now: datetime, updated_before: datetime | None, telegram_user_id: int | None = None
+        self,
+        now: datetime,
+        updated_before: datetime | None,
+        telegram_user_id: int | None = None,
+        *,
+        updated_after: datetime | None = None,
     ) -> list[tuple[Autopay, AutopayRun]]:
         """Runs STARTED with a key recorded (attempts ≥ 1), last written before
-        `updated_before` (None: whenever), of autopays not leased at `now`, each with its
+        `updated_before` and after `updated_after` (None: whenever), of autopays not leased
+        at `now`, each with its
         autopay as stored: of one resident, else of every linked one. One statement, oldest
         run first."""
         ...

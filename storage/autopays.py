@@ -392,10 +392,16 @@ class SqlAutopayRepository:
         return [_run(row) for row in result.scalars()]
 
     async def started_runs(
-        self, now: datetime, updated_before: datetime | None, telegram_user_id: int | None = None
+        self,
+        now: datetime,
+        updated_before: datetime | None,
+        telegram_user_id: int | None = None,
+        *,
+        updated_after: datetime | None = None,
     ) -> list[tuple[Autopay, AutopayRun]]:
         """Runs whose key was recorded (STARTED, attempts ≥ 1) and whose outcome was not, last
-        written before `updated_before` (None: whenever), of autopays nobody leases at `now`
+        written before `updated_before` (None: whenever) and after `updated_after` (None:
+        whenever), of autopays nobody leases at `now`
         (no scheduler is sending them), with their autopays as stored — of one resident
         (`telegram_user_id`), else of every linked one (anonymous autopays left out: nobody to
         ask the city for).
@@ -413,6 +419,7 @@ class SqlAutopayRepository:
                 STARTED_RUN_OF_JOIN,  # the partial index's predicate (`STARTED_RUN`), qualified
                 AutopayRunRow.attempts >= 1,
                 *([] if updated_before is None else [AutopayRunRow.updated_at < updated_before]),
+                *([] if updated_after is None else [AutopayRunRow.updated_at > updated_after]),
                 or_(AutopayRow.claimed_until.is_(None), AutopayRow.claimed_until < now),
                 user,
             )

@@ -1,9 +1,9 @@
 """Autopay charges a dead scheduler left unrecorded, that the charge run will never send again
 (the autopay paused, deleted, moved to another period, or its resident unlinking), are settled
 by asking the city about their keys (`domain.autopay_runs`): a charge made is recorded and told
-once, a key the city never took is closed FAILED «not_charged» — never a lost payment record,
-never a second charge. Real databases (SQLite and PostgreSQL) and the city sandbox; its
-ledger is the judge."""
+once, a key the city has not taken is left STARTED (a resume sends that same key) — never a
+lost payment record, never a second charge. Real databases (SQLite and PostgreSQL) and the
+city sandbox; its ledger is the judge."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from city.client import CityClient
 from domain.accounts import Resident
 from domain.autopay import MOSCOW, AutopayStatus, Frequency, RunStatus, Schedule
-from domain.autopay_runs import NOT_CHARGED, reconcile_runs
+from domain.autopay_runs import ASKED_FOR, reconcile_runs
 from domain.autopaying import change, set_status, tick
 from domain.errors import CityUnavailable
 from domain.linking import ANONYMOUS, unlink
@@ -192,26 +192,44 @@ async def test_a_charge_made_then_deleted_is_recorded(
     assert stored is not None and stored.status is AutopayStatus.DELETED  # stays deleted
 
 
-async def test_a_key_the_city_never_heard_is_closed_and_a_resume_charges_once_anew(
+async def test_a_key_the_city_never_heard_is_left_and_a_resume_sends_it_once(
     engine: AsyncEngine, factory: UnitOfWorkFactory, city: CityClient, sandbox: SandboxServer
 ) -> None:
+    """No payment yet is not «never»: the run stays STARTED with its key (closing it would let
+    a resume charge the period with a new key while a stalled scheduler sends the old one), and
+    a resume back on that period sends the same key: one charge."""
     autopay_id = await crashed(factory, city, charged=False)
     await act(factory, autopay_id, AutopayStatus.PAUSED)
     [settled] = await reconcile(factory, city)
-    assert settled.recorded is RunStatus.FAILED and not settled.told
+    assert settled.recorded is None and settled.left_because is None and not settled.told
     [run] = await runs(factory, autopay_id)
-    assert (run.status, run.failure) == (RunStatus.FAILED, NOT_CHARGED)
+    assert (run.status, run.key) == (RunStatus.STARTED, key(autopay_id))
     assert await notices(engine) == {}  # nothing was charged, nothing to tell
     assert await ledger(sandbox) == []
-    # back on November's period: a new attempt, with a new key, charges what is due — once
+    # back on November's period: the same key, charged once
     await move_to_the_28th(factory, autopay_id)
     await act(factory, autopay_id, AutopayStatus.ACTIVE)
     outcomes: list[str] = []
     assert await tick(factory, city, THE_28TH, outcomes) == 1
     assert outcomes == [RunStatus.SUCCEEDED.value]
-    assert keys(await ledger(sandbox)) == {key(autopay_id, 2): 1}
+    assert keys(await ledger(sandbox)) == {key(autopay_id): 1}
     [run] = await runs(factory, autopay_id)
-    assert (run.status, run.attempts) == (RunStatus.SUCCEEDED, 2)
+    assert (run.status, run.attempts) == (RunStatus.SUCCEEDED, 1)
+
+
+async def test_a_run_not_taken_for_asked_for_is_no_longer_asked_about(
+    factory: UnitOfWorkFactory, city: CityClient, sandbox: SandboxServer
+) -> None:
+    """A key the city has not taken is asked about at every reconciliation — for ASKED_FOR
+    after the run's last write, then no more (no city call every few minutes for good)."""
+    autopay_id = await crashed(factory, city, charged=False)
+    await act(factory, autopay_id, AutopayStatus.DELETED)
+    asks = Asks(city)  # the run was last written at DUE, when the scheduler died
+    assert len(await reconcile(factory, asks, DUE + ASKED_FOR - timedelta(minutes=1))) == 1
+    assert asks.asked == [key(autopay_id)]
+    assert await reconcile(factory, asks, DUE + ASKED_FOR + timedelta(minutes=1)) == []
+    assert asks.asked == [key(autopay_id)]  # not asked again
+    assert [r.status for r in await runs(factory, autopay_id)] == [RunStatus.STARTED]
 
 
 async def test_a_declined_charge_is_recorded_failed_with_the_citys_reason(

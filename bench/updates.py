@@ -41,24 +41,34 @@ id twice now and then.
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
+import os
 import random
 import re
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.types import Message
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.lock import Lock as RedisLock
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common import (
     NO_POSTGRES,
     Costs,
+    CpuTimed,
     Meter,
     Services,
     flush_redis,
@@ -69,6 +79,8 @@ from bench.common import (
 )
 from bot.app import Application, create_application
 from bot.config import Settings
+from bot.warmup import lean_heap
+from city.transport import CityTransport
 from sandbox import SandboxServer, create_app
 from sandbox.browser import demo_login
 from sandbox.conversation import Conversation, ConversationError, Reply
@@ -107,6 +119,90 @@ TARGET_REDIS = 4.0  # commands an update
 TARGET_SQL = 3.0  # statements an update (pre-pings included)
 
 
+class TimedTelegram(LocalTelegram):
+    """LocalTelegram with the CPU of its own method handlers (storing, editing and checking
+    messages: Telegram's side, which the bot does not pay in production) added up in `spent`
+    (seconds). Serialising a call and parsing its answer stay the bot's (aiogram does both
+    against the real Bot API too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spent = [0.0]
+        # LocalTelegram keeps every call for the tests to look at; thousands of updates' calls
+        # (their keyboards' models with them) kept for good made the garbage collector's
+        # passes grow with the run, which no bot in production carries: the last few are kept
+        self.calls = deque(maxlen=KEEP_MESSAGES)  # type: ignore[assignment]
+        for method, handler in list(self._handlers.items()):
+            self._handlers[method] = self._timed(handler)
+
+    def _timed(self, handler: Callable[[Any], Awaitable[Any]]) -> Callable[[Any], Awaitable[Any]]:
+        async def timed(call: Any) -> Any:
+            return await CpuTimed(handler(call), self.spent)
+
+        return timed
+
+
+# Wall seconds an update spent awaiting each kind of outside party (`Waits`), by kind; set
+# by `Resident._step` for the update it feeds (tasks started inside copy it).
+_WAITS: ContextVar[dict[str, float] | None] = ContextVar("bench_update_waits", default=None)
+
+
+def _waited(kind: str, seconds: float) -> None:
+    waits = _WAITS.get()
+    if waits is not None:
+        waits[kind] = waits.get(kind, 0.0) + seconds
+
+
+class Waits:
+    """While the block runs, the wall time of every Redis command or pipeline, SQL statement
+    (cursor execute; BEGIN and COMMIT are not among them), city call, Bot API call and wait
+    for a taken Redis lock is added to the update it belongs to (`_WAITS`): where the
+    slowest updates' time went. Patches the classes, restored on the way out."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine.sync_engine
+
+    def __enter__(self) -> Waits:
+        self._patched: list[tuple[Any, str, Any]] = []
+        self._patch(Redis, "execute_command", "Redis")
+        self._patch(Pipeline, "execute", "Redis")
+        self._patch(RedisLock, "acquire", "chat lock taken: waiting")
+        self._patch(CityTransport, "request", "city")
+        self._patch(LocalTelegram, "make_request", "Bot API (double)")
+        event.listen(self.engine, "before_cursor_execute", self._sql_started)
+        event.listen(self.engine, "after_cursor_execute", self._sql_ended)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for owner, name, original in reversed(self._patched):
+            setattr(owner, name, original)
+        event.remove(self.engine, "before_cursor_execute", self._sql_started)
+        event.remove(self.engine, "after_cursor_execute", self._sql_ended)
+
+    def _patch(self, owner: Any, name: str, kind: str) -> None:
+        original = getattr(owner, name)
+        self._patched.append((owner, name, original))
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await original(*args, **kwargs)
+            finally:
+                _waited(kind, time.perf_counter() - started)
+
+        setattr(owner, name, timed)
+
+    @staticmethod
+    def _sql_started(conn: Any, *_args: Any) -> None:
+        conn.info["bench_sql_started"] = time.perf_counter()
+
+    @staticmethod
+    def _sql_ended(conn: Any, *_args: Any) -> None:
+        started = conn.info.pop("bench_sql_started", None)
+        if started is not None:
+            _waited("SQL", time.perf_counter() - started)
+
+
 class TimeUp(Exception):
     """The measured period is over: the resident stops where it is."""
 
@@ -132,19 +228,82 @@ class Tally:
     """What the residents of one run did (they share it: one event loop, no locks needed)."""
 
     latencies: list[float] = field(default_factory=list)  # seconds, one per update
+    steps: dict[str, list[float]] = field(default_factory=dict)  # the same, by journey step
+    # CPU seconds of each update's own steps (`CpuTimed`; the same order as `latencies` for
+    # the updates that did not raise): the rest of its latency it waited — for the database,
+    # Redis, the city, or the event loop busy with the other residents' updates
+    own_cpu: list[float] = field(default_factory=list)
+    waits: list[dict[str, float]] = field(default_factory=list)  # `Waits`, the same order
+    step_waits: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # by step
     raised: int = 0  # updates whose feeding raised (counted in `latencies` too)
     unfinished: int = 0  # updates still in flight GRACE seconds after the end: cut off
     journeys: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     first_failure: str | None = None
 
-    def record(self, seconds: float, raised: bool = False) -> None:
+    def record(self, seconds: float, raised: bool = False, step: str = "") -> None:
         self.latencies.append(seconds)
+        self.steps.setdefault(step, []).append(seconds)
         self.raised += raised
 
     def fail(self, journey: str, error: Exception) -> None:
         self.failed[journey] += 1
         self.first_failure = self.first_failure or f"{journey}: {error}"[:300]
+
+
+@dataclass
+class GcPauses:
+    """The garbage collector's collections during a measured period, by generation: how many
+    and their pauses in seconds (`gc.callbacks`; the loop stands still while one runs)."""
+
+    pauses: dict[int, list[float]] = field(default_factory=dict)
+    _started: float = 0.0
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._seen)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.callbacks.remove(self._seen)
+
+    def _seen(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            spent = time.perf_counter() - self._started
+            self.pauses.setdefault(info["generation"], []).append(spent)
+
+
+@dataclass
+class LoopStalls:
+    """Moments the event loop did not come back to a task that slept `TICK` seconds for more
+    than `STALL` seconds late, each as (wall seconds late, CPU seconds this process spent
+    meanwhile): a stall with CPU near its wall time is work of this process (a long step, a
+    garbage collection), one with much less CPU is the process waiting for a core (another
+    process ran: the machine is shared)."""
+
+    TICK: ClassVar[float] = 0.005
+    STALL: ClassVar[float] = 0.020
+    stalls: list[tuple[float, float]] = field(default_factory=list)
+
+    async def watch(self) -> None:
+        while True:
+            wall, cpu = time.perf_counter(), time.process_time()
+            await asyncio.sleep(self.TICK)
+            late = time.perf_counter() - wall - self.TICK
+            if late > self.STALL:
+                self.stalls.append((late, time.process_time() - cpu))
+
+    def describe(self) -> str:
+        if not self.stalls:
+            return f"no event-loop stall over {self.STALL * 1000:g} ms"
+        waiting = [s for s in self.stalls if s[1] < 0.5 * s[0]]
+        return (
+            f"event-loop stalls over {self.STALL * 1000:g} ms: {len(self.stalls)}, longest "
+            f"{max(s[0] for s in self.stalls) * 1000:.0f} ms; {len(waiting)} of them waiting "
+            f"for a core (this process's CPU under half the stall: other processes ran), "
+            f"{len(self.stalls) - len(waiting)} this process's own work"
+        )
 
 
 @dataclass
@@ -156,6 +315,9 @@ class UpdatesResult:
     costs: Costs = field(default_factory=Costs)
     stuck: str | None = None  # what the database pool looked like when updates were cut off
     paced: UpdatesResult | None = None  # the same residents, THINK_SECONDS between updates
+    gc: GcPauses = field(default_factory=GcPauses)
+    telegram_cpu: float = 0.0  # seconds in the Bot API double's handlers (`TimedTelegram`)
+    stalls: LoopStalls = field(default_factory=LoopStalls)
 
     @property
     def updates(self) -> int:
@@ -219,20 +381,36 @@ class Resident:
         if time.perf_counter() >= self.deadline:
             raise TimeUp
         started = time.perf_counter()
+        own = [0.0]  # CPU seconds of the update's own steps (its task: the whole dispatch)
+        waits: dict[str, float] = {}
+        token = _WAITS.set(waits)
         try:
-            reply = await call()
+            # timed in the paced run only: in the measured one it would add to the CPU counted
+            reply = await (CpuTimed(call(), own) if self.think else call())
         except ConversationError:  # no such button: nothing was fed
             raise
         except Exception as error:
-            self.tally.record(time.perf_counter() - started, raised=True)
+            self.tally.record(
+                time.perf_counter() - started, raised=True, step=self._step_name(action)
+            )
             raise UpdateFailed(f"{action!r} raised {type(error).__name__}: {error}") from error
-        self.tally.record(time.perf_counter() - started)
+        finally:
+            _WAITS.reset(token)
+        self.tally.waits.append({"own CPU": own[0], **waits})
+        self.tally.step_waits.setdefault(self._step_name(action), []).append(self.tally.waits[-1])
+        self.tally.record(time.perf_counter() - started, step=self._step_name(action))
+        self.tally.own_cpu.append(own[0])
         said = [error for error in self.errors for text in reply.texts if error in text]
         if said:
             raise Unexpected(f"after {action!r} the bot said {said[0]!r}")
         if expect is not None and expect not in self.chat.last_text:
             shown = self.chat.last_text[:120].replace("\n", " ")
             raise Unexpected(f"after {action!r} expected {expect!r}, the bot shows {shown!r}")
+
+    @staticmethod
+    def _step_name(action: str) -> str:
+        """The step's name for the table by step: a bill's or a fund's button is its kind."""
+        return "a bill's button" if action.isdigit() else action
 
     def buttons(self, keep: Callable[[str], bool]) -> list[int]:
         """1-based indexes of the latest keyboard's buttons that `keep` accepts."""
@@ -351,6 +529,7 @@ async def measure(
     diagnose: Callable[[], str] | None = None,
     meter: Meter | None = None,
     think: float = 0.0,
+    telegram: TimedTelegram | None = None,
 ) -> UpdatesResult:
     """All residents at once for `seconds`; updates still in flight GRACE seconds later are
     cut off (cancelled) and counted, so that a stuck bot cannot stall the benchmark. The
@@ -358,10 +537,15 @@ async def measure(
     tally = Tally()
     meter = meter or Meter()
     meter.start()
+    telegram_before = telegram.spent[0] if telegram else 0.0
     started = time.perf_counter()
     residents = [Resident(chat, tally, started + seconds, errors, think) for chat in chats]
     tasks = [asyncio.create_task(loop(resident)) for resident in residents]
-    done, pending = await asyncio.wait(tasks, timeout=seconds + GRACE)
+    stalls = LoopStalls()
+    watcher = asyncio.create_task(stalls.watch())
+    with GcPauses() as pauses:
+        done, pending = await asyncio.wait(tasks, timeout=seconds + GRACE)
+    watcher.cancel()
     elapsed = time.perf_counter() - started
     stuck = diagnose() if pending and diagnose else None
     for task in pending:
@@ -371,7 +555,18 @@ async def measure(
     for task in done:
         task.result()  # a mistake of the benchmark's own is not to pass unnoticed
     tally.unfinished = len(pending)
-    return UpdatesResult(name, len(chats), elapsed, tally, costs, stuck)
+    spent = telegram.spent[0] - telegram_before if telegram else 0.0
+    return UpdatesResult(
+        name,
+        len(chats),
+        elapsed,
+        tally,
+        costs,
+        stuck,
+        gc=pauses,
+        telegram_cpu=spent,
+        stalls=stalls,
+    )
 
 
 async def full_stack(stack: Stack, residents: int, seconds: float) -> UpdatesResult:
@@ -396,9 +591,10 @@ async def full_stack(stack: Stack, residents: int, seconds: float) -> UpdatesRes
         meter = Meter()
         city = create_app()
         city.middlewares.append(meter.sandbox_middleware)
+        telegram = TimedTelegram()
         async with SandboxServer(city) as sandbox:
             app: Application = await create_application(
-                Settings(**values), bot_session=LocalTelegram(), sandbox=sandbox
+                Settings(**values), bot_session=telegram, sandbox=sandbox
             )
             meter.watch_engine(app.engine)
             if app.state_engine is not None:  # dialog state in SQL: a pool of its own
@@ -414,22 +610,45 @@ async def full_stack(stack: Stack, residents: int, seconds: float) -> UpdatesRes
                 await asyncio.gather(*(link_one(chat) for chat in chats))
                 errors = [app.tr(key) for key in ERROR_KEYS]
                 pool = app.engine.pool
-                with meter.count_redis():
-                    result = await measure(
-                        stack.name, chats, seconds, go_round, errors, pool.status, meter
-                    )
-                result.paced = await measure(
-                    f"{stack.name}, paced",
-                    chats,
-                    PACED_SECONDS,
-                    go_round,
-                    errors,
-                    pool.status,
-                    think=THINK_SECONDS,
-                )
+                # the measured run without `Waits` (its wrappers would add to the CPU counted)
+                with _heap():
+                    with meter.count_redis():
+                        result = await measure(
+                            stack.name,
+                            chats,
+                            seconds,
+                            go_round,
+                            errors,
+                            pool.status,
+                            meter,
+                            telegram=telegram,
+                        )
+                    with Waits(app.engine):
+                        result.paced = await measure(
+                            f"{stack.name}, paced",
+                            chats,
+                            PACED_SECONDS,
+                            go_round,
+                            errors,
+                            pool.status,
+                            think=THINK_SECONDS,
+                        )
                 return result
             finally:
                 await app.stop()
+
+
+def _heap() -> AbstractContextManager[Any]:
+    """As `bot.runners.serving` runs every replica: the start-up heap frozen out of the garbage
+    collector's way (`bot.warmup.lean_heap`). BENCH_GC=default leaves CPython's collector as it
+    is; BENCH_GC=700,10,10 (three numbers) freezes with those thresholds instead."""
+    chosen = os.environ.get("BENCH_GC", "")
+    if chosen == "default":
+        return nullcontext()
+    if chosen:
+        first, second, third = (int(part) for part in chosen.split(","))
+        return lean_heap((first, second, third))
+    return lean_heap()
 
 
 async def bare_aiogram(residents: int, seconds: float) -> UpdatesResult:
@@ -441,20 +660,22 @@ async def bare_aiogram(residents: int, seconds: float) -> UpdatesResult:
 
     dispatcher = Dispatcher()
     dispatcher.include_router(router)
-    bot = Bot(
-        LOCAL_BOT_TOKEN, session=LocalTelegram(), default=DefaultBotProperties(parse_mode="HTML")
-    )
+    telegram = TimedTelegram()
+    bot = Bot(LOCAL_BOT_TOKEN, session=telegram, default=DefaultBotProperties(parse_mode="HTML"))
     try:
         chats = [conversation(dispatcher, bot, n) for n in range(residents)]
         for chat in chats:  # like linking on the full stack: everything imported and warm
             await chat.send("/start")
-        return await measure("bare aiogram (echo)", chats, seconds, echo_round)
+        return await measure("bare aiogram (echo)", chats, seconds, echo_round, telegram=telegram)
     finally:
         await bot.session.close()
 
 
 def stacks(services: Services) -> list[Stack]:
-    chosen = [Stack("SQLite", None, None)]
+    """SQLite, then PostgreSQL (+ Redis) when set; BENCH_UPDATES_STACKS=postgres leaves SQLite
+    out (a quicker run when only the production stack is being measured)."""
+    only_postgres = os.environ.get("BENCH_UPDATES_STACKS", "").strip().lower() == "postgres"
+    chosen = [] if only_postgres else [Stack("SQLite", None, None)]
     if services.postgres:
         name = "PostgreSQL + Redis" if services.redis else "PostgreSQL"
         chosen.append(Stack(name, services.postgres, services.redis))
@@ -503,6 +724,18 @@ def report(results: list[UpdatesResult]) -> None:
             ["CPU an update, ms (this process)", *(_ms(r, r.costs.cpu) for r in results)],
             ["  of it in the city sandbox", *(_ms(r, r.costs.sandbox_cpu) for r in results)],
             ["  the bot's own (sandbox excluded)", *(f"{r.cpu_ms:.2f}" for r in results)],
+            [
+                "  of the bot's own: the Bot API double's handlers",
+                *(_ms(r, r.telegram_cpu) for r in results),
+            ],
+            [
+                "  the bot's own without them, ms",
+                *(f"{r.cpu_ms - r.per_update(r.telegram_cpu) * 1000:.2f}" for r in results),
+            ],
+            [
+                "  CPU an update without them, full stack / bare",
+                *(_cpu_ratio_without_telegram(r, bare) for r in results),
+            ],
             ["SQL statements an update", *(_each(r, r.costs.sql) for r in stacks_run), "-"],
             ["  + pool pre-pings an update", *(_each(r, r.costs.pings) for r in stacks_run), "-"],
             ["Redis commands an update", *(_each(r, r.costs.redis) for r in stacks_run), "-"],
@@ -531,7 +764,76 @@ def report(results: list[UpdatesResult]) -> None:
                 f"then: {result.stuck}"
             )
     print()
+    for result in stacks_run:
+        for run in (result, result.paced):
+            if run is not None:
+                by_step(run)
+    print()
     targets(stacks_run, bare)
+
+
+def _first(row: tuple[float, float, dict[str, float]]) -> float:
+    return row[0]
+
+
+def by_step(result: UpdatesResult) -> None:
+    """Latency by journey step (where the tail is), and the garbage collector's pauses."""
+    rows: list[list[object]] = []
+    # the waits are measured in the paced run only (`Waits`, `Resident._step`)
+    kinds = ("own CPU", "Redis", "SQL", "city") if any(result.tally.own_cpu) else ()
+    for step, latencies in sorted(result.tally.steps.items(), key=lambda item: -len(item[1])):
+        waits = result.tally.step_waits.get(step, [])
+        rows.append(
+            [
+                step,
+                len(latencies),
+                percentile(latencies, 0.50) * 1000,
+                percentile(latencies, 0.99) * 1000,
+                max(latencies) * 1000,
+                *(
+                    sum(w.get(kind, 0.0) for w in waits) / len(waits) * 1000 if waits else "-"
+                    for kind in kinds
+                ),
+            ]
+        )
+    print()
+    table(
+        [
+            f"{result.name}: by step",
+            "updates",
+            "p50, ms",
+            "p99, ms",
+            "max, ms",
+            *(f"{kind}, ms (mean)" for kind in kinds),
+        ],
+        rows,
+    )
+    pauses = result.gc.pauses
+    print(
+        "garbage collections (generation: count, total ms, longest ms): "
+        + "; ".join(
+            f"{generation}: {len(each)}, {sum(each) * 1000:.1f}, {max(each) * 1000:.1f}"
+            for generation, each in sorted(pauses.items())
+        )
+        if pauses
+        else "no garbage collection"
+    )
+    print(result.stalls.describe())
+    tally = result.tally
+    if any(tally.own_cpu) and not tally.raised:
+        rows = sorted(zip(tally.latencies, tally.own_cpu, tally.waits, strict=True), key=_first)
+        for share, label in ((0.5, "all updates"), (0.01, "the slowest 1 %")):
+            chosen = rows if share == 0.5 else rows[-max(1, len(rows) // 100) :]
+            kinds = sorted({kind for _, _, waits in chosen for kind in waits})
+            mean = {
+                kind: sum(w.get(kind, 0.0) for _, _, w in chosen) / len(chosen) for kind in kinds
+            }
+            print(
+                f"{label} ({len(chosen)}), ms on average: latency "
+                f"{sum(r[0] for r in chosen) / len(chosen) * 1000:.1f}, its own CPU "
+                f"{sum(r[1] for r in chosen) / len(chosen) * 1000:.1f}; awaiting "
+                + ", ".join(f"{k} {mean[k] * 1000:.1f}" for k in kinds if k != "own CPU")
+            )
 
 
 def targets(stacks_run: Sequence[UpdatesResult], bare: UpdatesResult) -> None:
@@ -600,6 +902,13 @@ def _trips(result: UpdatesResult) -> str:
 
 def _cpu_ratio(result: UpdatesResult, bare: UpdatesResult) -> str:
     return f"{result.cpu_ms / bare.cpu_ms:.2f}" if bare.cpu_ms else "-"
+
+
+def _cpu_ratio_without_telegram(result: UpdatesResult, bare: UpdatesResult) -> str:
+    """The CPU ratio with the Bot API double's handlers taken out of both (Telegram's side)."""
+    mine = result.cpu_ms - result.per_update(result.telegram_cpu) * 1000
+    theirs = bare.cpu_ms - bare.per_update(bare.telegram_cpu) * 1000
+    return f"{mine / theirs:.2f}" if theirs > 0 else "-"
 
 
 def _ratio(result: UpdatesResult, bare: UpdatesResult) -> str:

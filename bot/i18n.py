@@ -69,6 +69,10 @@ class Translator:
     def __init__(self, bundle: FluentBundle, locale: str) -> None:
         self._bundle = bundle
         self.locale = locale
+        # (key, html) → the text of a key formatted without values: the same every time (the
+        # bundle is read-only), and buttons and titles are most of an update's texts. Bounded
+        # by the keys in the files; only texts that formatted without an error are kept.
+        self._fixed: dict[tuple[str, bool], str] = {}
 
     def has(self, key: str) -> bool:
         return self._bundle.has_message(key)
@@ -88,7 +92,20 @@ class Translator:
             raise TranslationError(f"{event} {key}: {detail}")
 
     def _format(self, key: str, args: dict[str, Any], *, html: bool) -> str:
+        if not args:
+            fixed = self._fixed.get((key, html))
+            if fixed is None:
+                fixed, failed = self._formatted(key, args, html=html)
+                if not failed:
+                    self._fixed[(key, html)] = fixed
+            return fixed
+        return self._formatted(key, args, html=html)[0]
+
+    def _formatted(self, key: str, args: dict[str, Any], *, html: bool) -> tuple[str, bool]:
+        """The text, and whether the key was missing or Fluent reported an error."""
+        failed = False
         if not self._bundle.has_message(key):
+            failed = True
             self._fail("i18n.missing_key", key, "no such key")
             key = "error-generic"
         values: dict[str, Any] = {}
@@ -105,16 +122,18 @@ class Translator:
             values[name] = value
         pattern = self._bundle.get_message(key).value
         if pattern is None:  # a message with attributes only
+            failed = True
             self._fail("i18n.missing_key", key, "no value")
             pattern = self._bundle.get_message("error-generic").value
             assert pattern is not None  # an essential key (load_translator)
         text, errors = self._bundle.format_pattern(pattern, values)
         if errors:
+            failed = True
             self._fail("i18n.format_error", key, "; ".join(str(e) for e in errors))
         text = str(text)
         for token, value in late.items():
             text = text.replace(token, value)
-        return text
+        return text, failed
 
 
 def _value(value: str, *, html: bool, limit: int) -> str:

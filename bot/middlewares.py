@@ -95,7 +95,9 @@ class UnitOfWorkMiddleware(BaseMiddleware):
         async with self._factory() as uow:
             with _releasing_before_city_calls(uow):
                 data["uow"] = uow
-                data["resident"] = await uow.residents.get(user.id) if user else None
+                # outside the transaction: an update that never touches the database again
+                # costs one round trip (`SqlResidentRepository.peek`)
+                data["resident"] = await uow.residents.peek(user.id) if user else None
                 if "city" in data and "clock" in data:
                     data[CONTEXT_KEY] = ResidentContext(
                         uow=uow,

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 
@@ -50,6 +51,14 @@ def _words(text: str) -> list[str]:
     return [word for word in cleaned.split() if len(word) >= 3]
 
 
+@lru_cache(maxsize=4096)
+def _vocabulary(theme: Theme) -> tuple[frozenset[str], frozenset[str]]:
+    """The words of a theme's name and of its keywords; a theme is immutable, and the same
+    catalogue is searched again and again (bounded: a catalogue holds a few hundred)."""
+    keywords = frozenset().union(*(_words(k) for k in theme.keywords))
+    return frozenset(_words(theme.name)), keywords
+
+
 def _stem(word: str) -> str:
     """A rough cut of Russian endings («ямы», «яма» → «ям»; «вывезли», «вывезен» → «вывез»)."""
     if len(word) >= 6:
@@ -83,8 +92,7 @@ def search_themes(
     for order, theme in enumerate(themes):
         if not theme.in_season(today):
             continue
-        name = set(_words(theme.name))
-        keywords = set().union(*(_words(k) for k in theme.keywords))
+        name, keywords = _vocabulary(theme)
         score = 0.0
         for word in words:
             in_name = max((_similarity(word, v) for v in name), default=0.0)

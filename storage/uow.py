@@ -8,7 +8,7 @@ from typing import Any, Self
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from domain.ports import UnitOfWork
 from storage.autopays import SqlAutopayRepository, SqlNotificationSettings
@@ -70,14 +70,20 @@ class SqlUnitOfWork:
     support: SqlSupportRepository
     templates: SqlTemplateRepository
 
-    def __init__(self, sessionmaker: async_sessionmaker[Any], cipher: TokenCipher) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[Any],
+        cipher: TokenCipher,
+        reader: AsyncEngine | None = None,
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._cipher = cipher
+        self._reader = reader  # autocommit reads outside the transaction (`residents.peek`)
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
         self._session = self._sessionmaker()
-        self.residents = SqlResidentRepository(self._session, self._cipher)
+        self.residents = SqlResidentRepository(self._session, self._cipher, self._reader)
         self.link_attempts = SqlLinkAttemptRepository(self._session, self._cipher)
         self.payment_intents = SqlPaymentIntentRepository(self._session)
         self.drafts = SqlDraftRepository(self._session)
@@ -135,14 +141,24 @@ class SqlUnitOfWork:
 
 
 class UnitOfWorkFactory:
-    """Makes a fresh unit of work; handed to middlewares, the web app and jobs."""
+    """Makes a fresh unit of work; handed to middlewares, the web app and jobs.
+
+    On PostgreSQL its units of work also get an autocommit view of the engine (the same pool)
+    for `SqlResidentRepository.peek`; on SQLite none (aiosqlite would hop to its thread to
+    switch a connection's isolation level on every checkout and return)."""
 
     def __init__(self, sessionmaker: async_sessionmaker[Any], cipher: TokenCipher) -> None:
         self.sessionmaker = sessionmaker
         self.cipher = cipher
+        bind = sessionmaker.kw.get("bind")
+        self.reader: AsyncEngine | None = (
+            bind.execution_options(isolation_level="AUTOCOMMIT")
+            if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql"
+            else None
+        )
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.sessionmaker, self.cipher)
+        return SqlUnitOfWork(self.sessionmaker, self.cipher, self.reader)
 
 
 # mypy checks here that SqlUnitOfWork (and so every repository in it) fits domain.ports.

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain import reports
 from domain.reports import THEME_CHOICES, Theme, search_themes
 from sandbox.themes import THEMES
 
@@ -81,3 +82,17 @@ def test_any_query_gives_at_most_three_themes_and_never_raises(query: str, day: 
 )
 def test_the_limit_is_kept(query: str, limit: int) -> None:
     assert len(search_themes(CATALOGUE, query, WINTER_DAY, limit)) <= max(limit, 0)
+
+
+def test_a_theme_searched_again_gives_the_same_answer_and_reads_its_words_once() -> None:
+    """A theme's words are taken apart once (`_vocabulary`), not on every search."""
+    theme = reports.Theme("T-1", "Яма на дороге", "Дороги", ("выбоина", "асфальт провалился"))
+    reports._vocabulary.cache_clear()
+    first = reports.search_themes([theme], "яма", date(2026, 3, 1))
+    second = reports.search_themes([theme], "яма во дворе", date(2026, 3, 1))
+    assert first == second == [theme]
+    assert reports._vocabulary.cache_info().misses == 1
+    assert reports._vocabulary(theme) == (
+        frozenset({"яма", "дороге"}),
+        frozenset({"выбоина", "асфальт", "провалился"}),
+    )

@@ -87,6 +87,10 @@ class BurstBotApi:
 
     updates: list[dict[str, Any]] = field(default_factory=list)
     per_chat: Counter[int] = field(default_factory=Counter)
+    # chat → (seconds since the API started, text's start) of each message, for the report
+    sent: dict[int, list[tuple[float, str]]] = field(default_factory=dict)
+    offsets: list[tuple[float, int, int]] = field(default_factory=list)  # (at, offset, first)
+    started: float = field(default_factory=time.perf_counter)
     last_answer: float = 0.0  # time.perf_counter() of the latest sendMessage
     message_id: int = 0
     polled: asyncio.Event = field(default_factory=asyncio.Event)
@@ -121,6 +125,8 @@ class BurstBotApi:
             self.polled.set()
             offset = int(form.get("offset") or 0)
             limit = int(form.get("limit") or 100)
+            first = self.updates[0]["update_id"] if self.updates else 0
+            self.offsets.append((time.perf_counter() - self.started, offset, first))
             if self.updates and offset > self.updates[0]["update_id"]:
                 # confirmed: Telegram forgets them (the burst's ids are ascending)
                 first = offset - self.updates[0]["update_id"]
@@ -131,6 +137,9 @@ class BurstBotApi:
         if method in ("sendMessage", "sendPhoto"):
             chat_id = int(form["chat_id"])
             self.per_chat[chat_id] += 1
+            text = str(form.get("text", ""))[:24]
+            at = time.perf_counter() - self.started
+            self.sent.setdefault(chat_id, []).append((at, text))
             self.message_id += 1
             self.last_answer = time.perf_counter()
             return _ok(
@@ -179,6 +188,9 @@ class ReplicaLog:
     webhook_ready: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     raw: deque[str] = field(default_factory=lambda: deque(maxlen=40))
+    # update_id → its records («level event [error]»), to explain a chat answered twice
+    by_update: dict[int, list[str]] = field(default_factory=dict)
+    warnings: Counter[str] = field(default_factory=Counter)  # warning+ records by event
 
     async def read(self, stream: asyncio.StreamReader) -> None:
         async for line in stream:
@@ -199,6 +211,19 @@ class ReplicaLog:
         elif event == "webhook.ready":
             self.webhook_ready.set()
         error = record.get("level") in ("error", "critical")
+        level = str(record.get("level", ""))
+        if level in ("warning", "error", "critical"):
+            self.warnings[event.splitlines()[0][:60]] += 1
+        update_id = record.get("update_id")
+        if isinstance(update_id, int):
+            detail = " ".join(
+                f"{name}={record[name]}"
+                for name in ("error", "after", "attempt", "locks", "what")
+                if name in record
+            )
+            self.by_update.setdefault(update_id, []).append(
+                f"{record.get('timestamp', '')} {level} {event.splitlines()[0][:80]} {detail}"
+            )
         if UNHANDLED in event:
             self.unhandled += 1
         if error:
@@ -267,6 +292,8 @@ class BurstResult:
     rss_hwm: float = 0.0  # MB, the replica's VmHWM at the end: its whole life's peak
     errors_logged: int = 0  # the replica's error-level log records
     exit_code: int | None = None  # the replica's, after SIGTERM (None: had to be killed)
+    twice_detail: list[str] = field(default_factory=list)  # the chats answered twice, explained
+    warnings: dict[str, int] = field(default_factory=dict)  # the replica's warning+ records
 
     @property
     def rate(self) -> float:
@@ -416,7 +443,35 @@ async def _deliver_all(url: str, updates: list[dict[str, Any]], connections: int
     return redelivered
 
 
-async def burst_once(stack: Stack, path: Path_, residents: int, give_up: float) -> BurstResult:
+@dataclass(frozen=True)
+class Stalls:
+    """Fault injection: the replica frozen (SIGSTOP, then SIGCONT) `times` times for `seconds`
+    each, `every` seconds apart, from `after` seconds into the burst — its event loop stalled
+    longer than the chat locks' lease (dedup.LOCK_LEASE, 5 s) or the update's marker
+    (PROCESSING_LEASE, 10 s), as on a machine whose cores are saturated, on demand."""
+
+    times: int = 4
+    seconds: float = 7.0
+    every: float = 3.0
+    after: float = 2.0
+
+
+async def _stall(replica: Replica, stalls: Stalls) -> None:
+    await asyncio.sleep(stalls.after)
+    for _ in range(stalls.times):
+        if replica.process.returncode is not None:
+            return
+        replica.process.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(stalls.seconds)
+        finally:
+            replica.process.send_signal(signal.SIGCONT)
+        await asyncio.sleep(stalls.every)
+
+
+async def burst_once(
+    stack: Stack, path: Path_, residents: int, give_up: float, stalls: Stalls | None = None
+) -> BurstResult:
     if stack.database_url:
         await fresh_postgres(stack.database_url)
     if stack.redis_url:
@@ -432,7 +487,9 @@ async def burst_once(stack: Stack, path: Path_, residents: int, give_up: float) 
                 replica = await start_replica(path, env, folder)
                 try:
                     await _ready(replica, api, path)
-                    return await _run(replica, api, stack, path, residents, give_up, in_flight)
+                    return await _run(
+                        replica, api, stack, path, residents, give_up, in_flight, stalls
+                    )
                 finally:
                     await replica.stop()
     finally:
@@ -451,6 +508,7 @@ async def _run(
     residents: int,
     give_up: float,
     in_flight: int,
+    stalls: Stalls | None = None,
 ) -> BurstResult:
     assert replica.log.web_url is not None
     web_url = replica.log.web_url
@@ -469,7 +527,11 @@ async def _run(
         else:
             delivery = asyncio.create_task(_deliver_all(web_url, updates, in_flight))
         del updates
+        staller = asyncio.create_task(_stall(replica, stalls)) if stalls else None
         gave_up = await _until_answered(api, residents, give_up, replica)
+        if staller is not None:
+            staller.cancel()  # its `finally` lets the replica go on
+            await asyncio.gather(staller, return_exceptions=True)
         seconds = (api.last_answer or time.perf_counter()) - started
         if delivery is not None:
             if gave_up:
@@ -486,6 +548,7 @@ async def _run(
         rss_hwm = proc_status_mb(replica.pid, "VmHWM")
         errors_after = await errors_counted(http, web_url)
     exit_code = await replica.stop()
+    twice_detail = _explain_twice(api, replica.log)
     errors_total = (
         errors_after - errors_before
         if errors_after is not None and errors_before is not None
@@ -510,7 +573,26 @@ async def _run(
         rss_hwm=rss_hwm,
         errors_logged=replica.log.errors,
         exit_code=exit_code,
+        twice_detail=twice_detail,
+        warnings=dict(replica.log.warnings.most_common(12)),
     )
+
+
+TWICE_SHOWN = 20  # chats answered twice explained in the report, at most
+
+
+def _explain_twice(api: BurstBotApi, log: ReplicaLog) -> list[str]:
+    """For each chat answered more than DUE_PER_CHAT times (the first TWICE_SHOWN): its
+    update_id, the messages it got (seconds since the fake API started, the text's start) and
+    the replica's log records of that update."""
+    lines = []
+    twice = sorted(chat for chat, count in api.per_chat.items() if count > DUE_PER_CHAT)
+    for chat in twice[:TWICE_SHOWN]:
+        update_id = chat - FIRST_USER + 1  # start_update's numbering
+        sent = ", ".join(f"{at:.2f}s {text!r}" for at, text in api.sent.get(chat, []))
+        lines.append(f"chat {chat} (update {update_id}): {sent}")
+        lines.extend(f"    {record}" for record in log.by_update.get(update_id, []))
+    return lines
 
 
 async def run(
@@ -567,6 +649,11 @@ def report(results: list[BurstResult]) -> None:
     for result in results:
         if result.first_error:
             print(f"{result.stack}, {result.path}, first error: {result.first_error}")
+        if result.warnings:
+            print(f"{result.stack}, {result.path}, warning+ records: {result.warnings}")
+        if result.twice_detail:
+            print(f"{result.stack}, {result.path}, answered more than once:")
+            print("\n".join(result.twice_detail))
 
 
 def _webhook(result: BurstResult, value: int) -> object:
@@ -579,3 +666,39 @@ def _count(value: float) -> object:
 
 def _exit(code: int | None) -> object:
     return "killed" if code is None else code
+
+
+async def _stalled(residents: int, paths: tuple[Path_, ...], stalls: Stalls) -> None:
+    from bench.common import bench_services
+
+    services = await bench_services()
+    chosen = [stack for stack in stacks(services) if stack.redis_url]
+    if not chosen:
+        raise SystemExit(f"no PostgreSQL + Redis to run on ({services.describe()})")
+    heading(
+        f"Burst with stalls: {residents:,} residents' /start, the replica frozen {stalls.times}× "
+        f"for {stalls.seconds:g} s"
+    )
+    results = []
+    for path in paths:
+        print(f"… {chosen[0].name}, {path}", flush=True)
+        give_up = max(60.0, residents / 20) + stalls.times * stalls.seconds
+        results.append(await burst_once(chosen[0], path, residents, give_up, stalls))
+    report(results)
+
+
+def main(argv: list[str]) -> None:
+    """python -m bench.burst [residents] [polling|webhook|both] [stalls] [seconds]: the burst
+    on PostgreSQL + Redis with the replica frozen now and then (`Stalls`)."""
+    count = int(argv[0]) if argv else 3000
+    which = argv[1] if len(argv) > 1 else "both"
+    chosen = tuple(path for path in PATHS if which in (path, "both"))
+    injected = Stalls(
+        times=int(argv[2]) if len(argv) > 2 else Stalls.times,
+        seconds=float(argv[3]) if len(argv) > 3 else Stalls.seconds,
+    )
+    asyncio.run(_stalled(count, chosen, injected))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

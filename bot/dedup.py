@@ -63,8 +63,10 @@ class Ended(StrEnum):
 
 class LeaseLost(TimeoutError):
     """An update's lease (its marker or one of its per-chat locks) ran out before its end was
-    written, so its dialog state was not: it may be stale. Transient (a timeout for
-    `bot.failures.classify`): the update is handled again, with the state as it is now."""
+    written and another took it over or wrote what the update read meanwhile, so its dialog
+    state was not written: it is stale. Transient (a timeout for `bot.failures.classify`):
+    the update is handled again, with the state as it is now. (A lapse nobody used is not
+    this: `RedisDedup.finish` writes the state then.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,8 @@ class DedupStore(Protocol):
         ...
 
     async def renew(self, key: str, owner: str, lease: float) -> bool:
-        """Extend `owner`'s lease to `lease` seconds from now; False when it is not ours."""
+        """Extend `owner`'s lease to `lease` seconds from now; a lease that lapsed and that
+        nobody took (nor ended) meanwhile is taken back. False when another owner holds it."""
         ...
 
     async def done(self, key: str) -> None:
@@ -175,6 +178,8 @@ class MemoryDedup:
     async def renew(self, key: str, owner: str, lease: float) -> bool:
         now = self._clock()
         held = self._leases.get(key, now)
+        if held is None and self._done.get(key, now) is None:  # lapsed, nobody took it
+            held = (_processing(owner), now)  # taken back, as RedisDedup's heartbeat does
         if held is None or held[0] != _processing(owner):
             return False
         self._leases.put(key, held[0], now + lease, now)
@@ -213,8 +218,13 @@ end
 return {'busy', redis.call('PTTL', KEYS[1])}
 """
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local marker = redis.call('GET', KEYS[1])
+if marker == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not marker then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
 """
@@ -252,35 +262,67 @@ if value == 'done' then
 end
 return {'busy', redis.call('PTTL', KEYS[1]), 0}
 """
-# The end of an update, in one step: if its marker and every one of its per-chat locks are still
-# ours, its dialog state written, its locks let go, its marker set to done or given back.
-# Otherwise nothing is written (the state was read under a lease that lapsed: another update
-# of the chat may have written since), only what is still ours is let go, others' untouched.
-# KEYS: the marker, the written keys, the locks. ARGV: 'done' | 'release', the marker's
-# owner value, done TTL s, number of writes, then per write: value (or '' with a ttl of -1:
-# delete), ttl s (0: none); then per lock: its token.
-# Returns {outcome, how many of the locks were no longer ours}: 'ok' (all done), 'finished'
-# (the marker is done already: this end sent again by redis-py after a lost answer, or another
-# owner ended the update; nothing done) or 'lost' (a lease lapsed; nothing written).
+# The end of an update, in one step: its dialog state written, its locks let go, its marker
+# set to done or given back — if nothing it read can have changed under it. That holds when its
+# marker and every one of its per-chat locks are still ours, and also, for a handled update
+# ('done'), when a lease lapsed (the process stalled past it) but nobody took anything over:
+# the marker is ours or gone, each lock ours or gone, and every key the update read (its
+# batch's `read`) still holds the value it read. Handling such an update again would only
+# answer the resident a second time. (A failed update given back, 'release', is handled again
+# anyway: a lapse writes nothing for it, as a replay by redis-py of an end that ran must not.)
+# Otherwise (another owner holds the marker or a lock, or a key read was written meanwhile:
+# another update of the chat ran in between) nothing is written (the state was read stale),
+# only what is still ours is let go, others' untouched.
+# A lease that lapsed and was taken back by a heartbeat (`_RENEW_UPDATE`, `_RENEW_ALL`) is
+# checked the same way: someone may have used it in between.
+# KEYS: the marker, the written keys, the locks, the keys read. ARGV: 'done' | 'release', the
+# marker's owner value, done TTL s, number of writes, number of locks, '1' when a lease was
+# taken back ('0' if not), then per write: value (or '' with a ttl of -1: delete), ttl s
+# (0: none); then per lock: its token; then per key read: '1' and its value, or '0' and ''
+# (it was not there).
+# Returns {outcome, how many of the locks were no longer ours, 1 if the marker was not}: 'ok'
+# (all done; the counts say what lapsed uncontested), 'finished' (the marker is done already:
+# this end sent again by redis-py after a lost answer, or another owner ended the update;
+# nothing done) or 'lost' (taken over or written meanwhile; nothing written).
 _FINISH = """
-local writes = tonumber(ARGV[4])
+local writes, locks, h = tonumber(ARGV[4]), tonumber(ARGV[5]), 6
 local marker = redis.call('GET', KEYS[1])
-local ours, lapsed = {}, 0
-for i = 2 + writes, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[3 + writes + i] then
-    ours[#ours + 1] = KEYS[i]
+local ours, lapsed, taken = {}, 0, false
+for i = 1, locks do
+  local value = redis.call('GET', KEYS[1 + writes + i])
+  if value == ARGV[h + 2 * writes + i] then
+    ours[#ours + 1] = KEYS[1 + writes + i]
   else
     lapsed = lapsed + 1
+    if value then taken = true end
   end
 end
-if marker ~= ARGV[2] or lapsed > 0 then
+local mine = marker == ARGV[2]
+if marker == 'done' then
   for _, name in ipairs(ours) do redis.call('DEL', name) end
-  if marker == ARGV[2] then redis.call('DEL', KEYS[1]) end
-  if marker == 'done' then return {'finished', lapsed} end
-  return {'lost', lapsed}
+  return {'finished', lapsed, 0}
+end
+if marker and not mine then taken = true end
+if ARGV[1] ~= 'done' and (lapsed > 0 or not mine) then taken = true end
+if not taken and (lapsed > 0 or not mine or ARGV[6] == '1') then
+  local base = 1 + writes + locks
+  local at = h + 2 * writes + locks
+  for i = 1, #KEYS - base do
+    local value = redis.call('GET', KEYS[base + i])
+    local was = ARGV[at + 2 * i - 1] == '1' and ARGV[at + 2 * i] or false
+    if value ~= was then
+      taken = true
+      break
+    end
+  end
+end
+if taken then
+  for _, name in ipairs(ours) do redis.call('DEL', name) end
+  if mine then redis.call('DEL', KEYS[1]) end
+  return {'lost', lapsed, mine and 0 or 1}
 end
 for i = 1, writes do
-  local value, ttl = ARGV[3 + 2 * i], tonumber(ARGV[4 + 2 * i])
+  local value, ttl = ARGV[h + 2 * i - 1], tonumber(ARGV[h + 2 * i])
   if ttl < 0 then
     redis.call('DEL', KEYS[1 + i])
   elseif ttl > 0 then
@@ -292,26 +334,36 @@ end
 for _, name in ipairs(ours) do redis.call('DEL', name) end
 if ARGV[1] == 'done' then
   redis.call('SET', KEYS[1], 'done', 'EX', ARGV[3])
-else
+elseif mine then
   redis.call('DEL', KEYS[1])
 end
-return {'ok', 0}
+return {'ok', lapsed, mine and 0 or 1}
 """
-# An update's lease and its per-chat locks' renewed together (its heartbeat).
+# An update's lease and its per-chat locks' renewed together (its heartbeat). A marker or a
+# lock that lapsed (a stall longer than its lease) and that nobody took meanwhile is taken
+# back: the update goes on as its owner, and a delivery or an update of the chat arriving now
+# waits for it instead of running beside it (its end still checks what it read: `_FINISH`).
 # KEYS: the marker, the locks. ARGV: the marker's owner value, lease ms, locks' lease ms, then
-# per lock its token. Returns 1 while the marker is ours (or done: ended meanwhile, the end's
-# answer not read yet), else 0; a lock no longer ours is left alone.
+# per lock its token. Returns {1 while the marker is ours (or done: ended meanwhile, the end's
+# answer not read yet), else 0 (another owner's), how many leases were taken back}; a lock
+# another holds is left alone.
 _RENEW_UPDATE = """
 local marker = redis.call('GET', KEYS[1])
-if marker == 'done' then return 1 end
-if marker ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if marker == 'done' then return {1, 0} end
+if marker and marker ~= ARGV[1] then return {0, 0} end
+local back = 0
+if not marker then back = 1 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 for i = 2, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[2 + i] then
+  local value = redis.call('GET', KEYS[i])
+  if value == ARGV[2 + i] then
     redis.call('PEXPIRE', KEYS[i], ARGV[3])
+  elseif not value then
+    redis.call('SET', KEYS[i], ARGV[2 + i], 'PX', ARGV[3])
+    back = back + 1
   end
 end
-return 1
+return {1, back}
 """
 # A chat's locks taken together (all or none) and its dialog state read under them.
 # KEYS: the locks, then the keys to read. ARGV: number of locks, token, lease ms, the
@@ -347,17 +399,22 @@ found[#found + 1] = context
 found[#found + 1] = value
 return found
 """
-# Extend our locks' lease. KEYS: locks. ARGV: their tokens, then the lease ms. Returns how
-# many are still ours.
+# Extend our locks' lease; one that lapsed and is free is taken back (as `_RENEW_UPDATE`).
+# KEYS: locks. ARGV: their tokens, then the lease ms. Returns {how many are ours, how many of
+# them were taken back}.
 _RENEW_ALL = """
-local kept = 0
+local kept, back = 0, 0
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[i] then
+  local value = redis.call('GET', KEYS[i])
+  if value == ARGV[i] then
     redis.call('PEXPIRE', KEYS[i], ARGV[#KEYS + 1])
     kept = kept + 1
+  elseif not value then
+    redis.call('SET', KEYS[i], ARGV[i], 'PX', ARGV[#KEYS + 1])
+    kept, back = kept + 1, back + 1
   end
 end
-return kept
+return {kept, back}
 """
 
 
@@ -406,8 +463,13 @@ class RedisDedup:
     ) -> Ended:
         """The end of an update, one round trip: if its marker and all its locks are still
         `owner`'s, the batch's writes sent, its locks let go, then the update marked `done`
-        (or given back, `release`, when not `done`); if not, nothing written, what is still
-        ours let go (`Ended.LOST`, logged `lease.lock_lapsed` for a lapsed lock). An end
+        (or given back, `release`, when not `done`). When `done`, the same if a lease lapsed
+        (the process stalled past it) but nothing was taken over or written meanwhile — the
+        marker and each lock ours or free, each key the batch read (`batch.read`) as it was
+        read (checked too when a heartbeat took a lapsed lease back, `batch.lapsed`) — logged
+        `lease.lapsed_uncontested`: the update ran as if alone, and handling it again would
+        only answer the resident twice. Otherwise nothing is written, what is still ours let go
+        (`Ended.LOST`, logged `lease.lock_lapsed` for a lapsed lock). An end
         that finds the marker done already is `Ended.FINISHED` — redis-py sending it again
         after a lost answer finds exactly that, so a replay writes nothing twice.
 
@@ -418,28 +480,44 @@ class RedisDedup:
         are cleared only once the script ran."""
         writes = list(batch.writes.items())
         locks = list(batch.locks.items())
+        reads = list(batch.read.items())
         args: list[Any] = ["done" if done else "release", _processing(owner), DONE_TTL]
-        args.append(len(writes))
+        args += [len(writes), len(locks), "1" if batch.lapsed else "0"]
         for _, (value, ttl) in writes:
             args += ["", -1] if value is None else [value, ttl or 0]
         args += [token for _, token in locks]
-        keys = [key, *(name for name, _ in writes), *(name for name, _ in locks)]
+        for _, value in reads:
+            args += ["0", ""] if value is None else ["1", value]
+        keys = [
+            key,
+            *(name for name, _ in writes),
+            *(name for name, _ in locks),
+            *(name for name, _ in reads),
+        ]
         try:
-            outcome, lapsed = await self._finish(keys=keys, args=args)
+            outcome, lapsed, marker_lapsed = await self._finish(keys=keys, args=args)
         except (RedisConnectionError, RedisTimeoutError) as error:
             retries = FINISH_RETRIES if retries is None else retries
             if not retries:
                 raise
-            outcome, lapsed = await self._finish_again(
+            outcome, lapsed, marker_lapsed = await self._finish_again(
                 key, owner, keys, args, batch, lease, retries, error
             )
         batch.writes.clear()
         batch.locks.clear()
         ended = Ended(_text(outcome))
+        lapsed, marker_lapsed = int(lapsed), bool(int(marker_lapsed))
         if ended is Ended.FINISHED:  # a replay finds its own locks gone: nothing lapsed
             log.info("dedup.finished_already")
-        elif ended is Ended.LOST and int(lapsed):  # held past a stalled heartbeat
-            log.warning("lease.lock_lapsed", locks=int(lapsed))
+        elif ended is Ended.OK and (lapsed or marker_lapsed or batch.lapsed):  # nobody came
+            log.warning(
+                "lease.lapsed_uncontested",
+                locks=lapsed,
+                marker=marker_lapsed,
+                taken_back=batch.lapsed,
+            )
+        elif ended is Ended.LOST and lapsed:  # held past a stalled heartbeat, then taken
+            log.warning("lease.lock_lapsed", locks=lapsed)
             LEASES_LOST.labels(what="chat-lock").inc()
         elif ended is Ended.LOST:
             log.warning("lease.lost", what="update")
@@ -482,20 +560,21 @@ class RedisDedup:
 
     async def renew_update(self, key: str, owner: str, lease: float, batch: UpdateBatch) -> bool:
         """Extend `owner`'s lease on the update to `lease` seconds and the batch's locks
-        still ours to their lease (`batch.lock_lease`), one round trip. False when the
-        marker is neither ours nor done (the lease lapsed)."""
+        still ours to their lease (`batch.lock_lease`), one round trip; a marker or lock that
+        lapsed and is free is taken back. False when another owner holds the marker."""
         locks = list(batch.locks.items())
-        return bool(
-            await self._renew_update(
-                keys=[key, *(name for name, _ in locks)],
-                args=[
-                    _processing(owner),
-                    _ms(lease),
-                    _ms(batch.lock_lease or LOCK_LEASE),
-                    *(token for _, token in locks),
-                ],
-            )
+        ours, back = await self._renew_update(
+            keys=[key, *(name for name, _ in locks)],
+            args=[
+                _processing(owner),
+                _ms(lease),
+                _ms(batch.lock_lease or LOCK_LEASE),
+                *(token for _, token in locks),
+            ],
         )
+        if int(back):  # someone may have used it meanwhile: the end checks what was read
+            batch.lapsed = True
+        return bool(int(ours))
 
     async def claim(self, key: str, owner: str, lease: float) -> Claim:
         state, left_ms = await self._claim(keys=[key], args=[_processing(owner), _ms(lease)])
@@ -602,7 +681,10 @@ class LeasedRedisEventIsolation(RedisEventIsolation):
         renew_all, lease = self._renew_all, _ms(self.lease)
 
         async def renew() -> bool:
-            return bool(await renew_all(keys=list(idle), args=[*idle.values(), lease]))
+            kept, back = await renew_all(keys=list(idle), args=[*idle.values(), lease])
+            if int(back):  # someone may have used it meanwhile: the end checks what was read
+                batch.lapsed = True
+            return bool(int(kept))
 
         batch.renewed.update(idle)
         try:
@@ -649,9 +731,11 @@ class LeasedRedisEventIsolation(RedisEventIsolation):
         values = [None if v is None else _text(v) for v in found[1:]]
         for name, value in zip(reads, values, strict=False):
             batch.known.setdefault(name, value)
+            batch.read.setdefault(name, value)
         context_key, context_value = values[len(reads)], values[len(reads) + 1]
         if context_key is not None:
             batch.known.setdefault(context_key, context_value)
+            batch.read.setdefault(context_key, context_value)
         return locks
 
     @asynccontextmanager

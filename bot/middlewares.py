@@ -130,8 +130,9 @@ class UpdateDedupMiddleware(BaseMiddleware):
     counts the update for flood protection (`flood_window`: ThrottlingMiddleware's window, or
     None without it; the count is left in `data[FLOOD_COUNT]`), and the end, which also sends
     the update's dialog state (`storage.fsm.UpdateBatch`, opened here) and lets its per-chat
-    locks go — if the marker and the locks are all still its own (else nothing is written and
-    the update fails with `dedup.LeaseLost`, transient). The heartbeat (marker and locks, one
+    locks go — if the marker and the locks are all still its own, or lapsed with nobody taking
+    them or writing what the update read (else nothing is written and the update fails with
+    `dedup.LeaseLost`, transient). The heartbeat (marker and locks, one
     round trip) runs only for a handler slower than a third of the shorter lease."""
 
     def __init__(
@@ -156,6 +157,11 @@ class UpdateDedupMiddleware(BaseMiddleware):
             return await handler(event, data)
         if SWEPT in data:  # an album's parts taken by a sweep, handled long after their update
             return await handler(event, data)
+        # the marker's and the leases' records carry the update (LogContextMiddleware is inner)
+        with structlog.contextvars.bound_contextvars(update_id=event.update_id):
+            return await self._claimed(handler, event, data)
+
+    async def _claimed(self, handler: Handler, event: Update, data: dict[str, Any]) -> Any:
         bot = data.get("bot")
         key = f"dedup:{bot.id if bot else 0}:{event.update_id}"
         owner = uuid.uuid4().hex
@@ -208,11 +214,14 @@ class UpdateDedupMiddleware(BaseMiddleware):
         the marker: a success or a deterministic failure → done, a transient failure or a
         cancellation → released. What the handler changed in the dialog state before it
         failed is written either way, as it was when each write went out at once — unless a
-        lease lapsed meanwhile (the update stalled past it): then nothing is written and a
-        handled update fails with `LeaseLost` (transient), to be handled again with the state
-        as it is now. Redis unreachable at the end is tried again a few times
-        (`RedisDedup.finish`); if it stays away, that is the update's failure: not marked
-        done, its lease lapses, Telegram (or polling's retry) delivers it again."""
+        lease lapsed meanwhile (the update stalled past it) and another update took the chat
+        or wrote what this one read: then nothing is written and a handled update fails with
+        `LeaseLost` (transient), to be handled again with the state as it is now. A lapse
+        nobody used (a stalled loop, the usual cause) is written as usual: handling the update
+        again would answer the resident a second time. Redis unreachable at the end is tried
+        again a few times (`RedisDedup.finish`); if it stays away, that is the update's
+        failure: not marked done, its lease lapses, Telegram (or polling's retry) delivers it
+        again."""
 
         with update_batch() as batch:
 
@@ -232,7 +241,7 @@ class UpdateDedupMiddleware(BaseMiddleware):
             # Redis unreachable for a moment is waited for here (a few tries, the leases kept),
             # not by handling the whole update again; if it stays away, the error is raised.
             ended = await store.finish(key, owner, done=True, batch=batch, lease=self.lease)
-            if ended is Ended.LOST:  # its state was read under a lapsed lease: handle it again
+            if ended is Ended.LOST:  # its state is stale (another wrote it): handle it again
                 raise LeaseLost(f"update {event.update_id}: a lease lapsed before its end")
         return result
 
@@ -294,6 +303,10 @@ class TransientRetryMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if not isinstance(event, Update):
             return await handler(event, data)
+        with structlog.contextvars.bound_contextvars(update_id=event.update_id):
+            return await self._attempts(handler, event, data)
+
+    async def _attempts(self, handler: Handler, event: Update, data: dict[str, Any]) -> Any:
         for attempt, delay in enumerate((*self.delays, None), start=1):
             try:
                 return await handler(event, {**data, "telegram_retries": delay is not None})

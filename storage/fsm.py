@@ -133,6 +133,10 @@ class UpdateBatch:
 
     task: asyncio.Task[Any] | None = field(default_factory=asyncio.current_task)
     known: dict[str, str | None] = field(default_factory=dict)  # Redis key → value (None: none)
+    # Redis key → the value first read from Redis (None: none): the update's end checks that
+    # nobody wrote them meanwhile when one of its leases lapsed (`RedisDedup.finish`)
+    read: dict[str, str | None] = field(default_factory=dict)
+    lapsed: bool = False  # a heartbeat took back a lease that had lapsed: the end checks `read`
     writes: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
     # ↑ Redis key → (value, None: delete; seconds to live, None: no expiry), the last one wins
     locks: dict[str, str] = field(default_factory=dict)  # lock key → our token
@@ -222,6 +226,8 @@ class BatchedRedisStorage(RedisStorage):
             for name in [n for n in batch.known if n.startswith(prefix)]:
                 batch.known[name] = None
                 batch.writes.pop(name, None)
+            for name in [n for n in batch.read if n.startswith(prefix)]:
+                batch.read[name] = None  # deleted below by this update itself
         names = [
             name
             async for name in self.redis.scan_iter(match=prefix + "*", count=500)
@@ -233,6 +239,7 @@ class BatchedRedisStorage(RedisStorage):
         if name not in batch.known:
             value = await self.redis.get(name)
             batch.known[name] = value.decode() if isinstance(value, bytes) else value
+            batch.read.setdefault(name, batch.known[name])
         return batch.known[name]
 
     @staticmethod

@@ -69,6 +69,7 @@ from aiogram.methods import TelegramMethod
 from aiogram.types import Message, TelegramObject, Update
 from redis.asyncio import Redis
 
+from bot.dedup import ALSO_READ
 from bot.failures import classify
 
 log = structlog.get_logger(__name__)
@@ -101,6 +102,11 @@ class AlbumBuffer(Protocol):
 
     async def pending(self, chat: str) -> list[str]:
         """The chat's groups waiting to be handled."""
+        ...
+
+    def pending_key(self, chat: str) -> str | None:
+        """The Redis set `pending` reads (so the update's claim can read it in its own round
+        trip: `UpdateDedupMiddleware`'s `also_read`); None when it is not in Redis."""
         ...
 
     async def overdue(self, grace: float) -> list[str]:
@@ -169,6 +175,9 @@ class MemoryAlbumBuffer:
 
     async def pending(self, chat: str) -> list[str]:
         return list(self._chats.get(chat, ()))
+
+    def pending_key(self, chat: str) -> str | None:
+        return None
 
     async def overdue(self, grace: float) -> list[str]:
         late = self._clock() - grace
@@ -270,8 +279,11 @@ class RedisAlbumBuffer:
         return [Update.model_validate_json(raw, context={"bot": bot}) for raw in parts]
 
     async def pending(self, chat: str) -> list[str]:
-        members = await self._redis.smembers(f"album:chat:{chat}")  # type: ignore[misc]
+        members = await self._redis.smembers(self.pending_key(chat))  # type: ignore[misc]
         return [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+
+    def pending_key(self, chat: str) -> str:
+        return f"album:chat:{chat}"
 
     async def overdue(self, grace: float) -> list[str]:
         groups = await self._overdue(keys=[DUE_KEY], args=[int(grace * 1000), SWEEP_LIMIT])
@@ -300,6 +312,15 @@ class AlbumMiddleware(BaseMiddleware):
             return cls(RedisAlbumBuffer(storage.redis), debounce)
         return cls(MemoryAlbumBuffer(), debounce)
 
+    def pending_key(self, event: Update, bot: Bot | None) -> str | None:
+        """The Redis set of the update's chat's pending groups, for the update's claim to read
+        in its own round trip (`UpdateDedupMiddleware`, `bot.dedup.ALSO_READ`); None without
+        Redis or a chat."""
+        chat_id = _chat_id(event)
+        if bot is None or chat_id is None:
+            return None
+        return self.buffer.pending_key(f"{bot.id}:{chat_id}")
+
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if not isinstance(event, Update):
             return await handler(event, data)
@@ -308,16 +329,24 @@ class AlbumMiddleware(BaseMiddleware):
         if chat_id is None:
             return await handler(event, data)
         chat = f"{bot.id}:{chat_id}"
+        # the chat's pending groups, read with the update's claim (None: read them here)
+        prefetched: tuple[str, tuple[str, ...]] | None = data.pop(ALSO_READ, None)
+        pending = (
+            list(prefetched[1])
+            if prefetched is not None and prefetched[0] == self.buffer.pending_key(chat)
+            else None
+        )
         swept: list[Update] | None = data.pop(SWEPT, None)
         if swept is not None:  # a group taken by `sweep`: its parts were answered long ago
             await self._handle(swept, handler, data)
             return None
         message = event.message
         if message is None or message.media_group_id is None:
-            await self._settle_chat(chat, handler, data, hurry=message is not None)
+            await self._settle_chat(chat, handler, data, hurry=message is not None, known=pending)
             return await handler(event, data)
         group = f"{chat}:{message.media_group_id}"
-        await self._settle_chat(chat, handler, data, hurry=True, besides=group)  # an earlier album
+        # an earlier album
+        await self._settle_chat(chat, handler, data, hurry=True, besides=group, known=pending)
         if not await self.buffer.add(chat, group, event, self.debounce):
             log.info("album.late_part", message_id=message.message_id)
             return await handler(event, data)  # late (the group was handled) or over the bound
@@ -373,11 +402,13 @@ class AlbumMiddleware(BaseMiddleware):
         *,
         hurry: bool,
         besides: str | None = None,
+        known: list[str] | None = None,
     ) -> None:
         """Handle the chat's pending groups before another update of the chat: a message
         (the same queue at Telegram) proves the album complete; a press waits for the
-        deadline. A group whose replica died is picked up here."""
-        for group in await self.buffer.pending(chat):
+        deadline. A group whose replica died is picked up here. `known`: the groups as read
+        with the update's claim a moment ago (`bot.dedup.ALSO_READ`); None: read now."""
+        for group in await self.buffer.pending(chat) if known is None else known:
             if group == besides:
                 continue
             waiter = self._waiters.get(group)

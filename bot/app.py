@@ -191,10 +191,12 @@ def build_dispatcher(
     # De-duplication runs first of all: a redelivered update must not even wait for a lock.
     # With Redis the claim also counts the update for flood protection (one round trip).
     flood_window = FLOOD_WINDOW if flood_limit else None
+    albums = AlbumMiddleware.for_storage(storage)
     install_first(
         dispatcher,
-        UpdateDedupMiddleware(dedup, flood_window=flood_window),
-        AlbumMiddleware.for_storage(storage),
+        # the chat's pending album groups read with the claim: one round trip less an update
+        UpdateDedupMiddleware(dedup, flood_window=flood_window, also_read=albums.pending_key),
+        albums,
     )
     if flood_limit:
         dispatcher.update.outer_middleware(

@@ -45,6 +45,9 @@ MEMORY_MARKERS = 200_000  # markers (and counters) the in-memory store keeps at 
 # Seconds to wait before each further attempt at an update's end (`RedisDedup.finish`) when
 # Redis did not answer: about 1.75 s in all, well within the leases (renewed meanwhile).
 FINISH_RETRIES = (0.05, 0.2, 0.5, 1.0)
+# The handler data's key for what the claim read besides (`Claim.also_read`): (the set's key,
+# its members). An inner middleware uses it instead of a round trip of its own (`bot.album`).
+ALSO_READ = "dedup_also_read"
 
 
 class ClaimState(StrEnum):
@@ -73,6 +76,9 @@ class LeaseLost(TimeoutError):
 class Claim:
     state: ClaimState
     lease_left: float = 0.0  # seconds left on the other owner's lease (BUSY only)
+    # The members of the set named with the claim (`also_read`), read in the same round trip
+    # when the update is ours: the chat's pending album groups (`bot.album`); None if not asked.
+    also_read: tuple[str, ...] | None = None
 
     def retry_after(self) -> int:
         """Whole seconds for a Retry-After header: the lease left, within BUSY_RETRY_AFTER."""
@@ -206,10 +212,12 @@ class MemoryDedup:
 # Atomic on Redis: read and take in one step, so two replicas never both get ACQUIRED.
 # A marker equal to our own value is our own claim sent again by redis-py's retry (the script
 # ran, its answer was lost): still ours.
+# KEYS[2], when given, names a set whose members are answered with an acquired claim (`also_read`).
 _CLAIM = """
 local value = redis.call('GET', KEYS[1])
 if not value or value == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  if KEYS[2] then return {'acquired', 0, redis.call('SMEMBERS', KEYS[2])} end
   return {'acquired', 0}
 end
 if value == 'done' then
@@ -237,7 +245,8 @@ return 0
 
 
 # The claim with the update's flood count (ThrottlingMiddleware) in the same round trip.
-# KEYS: the marker, the flood counter's window bucket. ARGV: marker, lease ms, bucket TTL s.
+# KEYS: the marker, the flood counter's window bucket, and optionally a set whose members are
+# answered with an acquired claim (`also_read`). ARGV: marker, lease ms, bucket TTL s.
 # Our own claim sent again (redis-py's retry after a lost answer) is still ours and is not
 # counted again: the bucket's count is answered as it is (it may include later updates).
 _CLAIM_COUNTED = """
@@ -249,12 +258,14 @@ if value == ARGV[1] then
     count = redis.call('INCR', KEYS[2])
     redis.call('EXPIRE', KEYS[2], ARGV[3])
   end
+  if KEYS[3] then return {'acquired', 0, count, redis.call('SMEMBERS', KEYS[3])} end
   return {'acquired', 0, count}
 end
 if not value then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   local count = redis.call('INCR', KEYS[2])
   if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+  if KEYS[3] then return {'acquired', 0, count, redis.call('SMEMBERS', KEYS[3])} end
   return {'acquired', 0, count}
 end
 if value == 'done' then
@@ -418,6 +429,16 @@ return {kept, back}
 """
 
 
+def _claim(state: Any, left_ms: Any, members: list[Any], also_read: str | None) -> Claim:
+    """A claim script's answer: its state, the other owner's lease left (ms) and, when a set
+    was named (`also_read`) and the claim acquired, the set's members."""
+    found = ClaimState(_text(state))
+    read = None
+    if also_read is not None and found is ClaimState.ACQUIRED:
+        read = tuple(sorted(_text(m) for m in (members[0] if members else [])))
+    return Claim(found, max(0, int(left_ms)) / 1000, read)
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -441,15 +462,23 @@ class RedisDedup:
         self._renew_update = redis.register_script(_RENEW_UPDATE)
 
     async def claim_counted(
-        self, key: str, owner: str, lease: float, flood: str, window: int
+        self,
+        key: str,
+        owner: str,
+        lease: float,
+        flood: str,
+        window: int,
+        also_read: str | None = None,
     ) -> tuple[Claim, int]:
         """`claim`, and when the update is ours, `hit(flood, window)` too, in one round trip:
-        (the claim, the count so far — 0 when the update is not ours)."""
+        (the claim, the count so far — 0 when the update is not ours). With `also_read` (a
+        set's key), an acquired claim carries its members (`Claim.also_read`)."""
         bucket = f"{flood}:{int(time.time() // window)}"
-        state, left_ms, count = await self._claim_counted(
-            keys=[key, bucket], args=[_processing(owner), _ms(lease), window * 2]
+        keys = [key, bucket] if also_read is None else [key, bucket, also_read]
+        state, left_ms, count, *members = await self._claim_counted(
+            keys=keys, args=[_processing(owner), _ms(lease), window * 2]
         )
-        return Claim(ClaimState(_text(state)), max(0, int(left_ms)) / 1000), int(count)
+        return _claim(state, left_ms, members, also_read), int(count)
 
     async def finish(
         self,
@@ -576,9 +605,16 @@ class RedisDedup:
             batch.lapsed = True
         return bool(int(ours))
 
-    async def claim(self, key: str, owner: str, lease: float) -> Claim:
-        state, left_ms = await self._claim(keys=[key], args=[_processing(owner), _ms(lease)])
-        return Claim(ClaimState(_text(state)), max(0, int(left_ms)) / 1000)
+    async def claim(
+        self, key: str, owner: str, lease: float, also_read: str | None = None
+    ) -> Claim:
+        """`DedupStore.claim`; with `also_read` (a set's key), an acquired claim carries its
+        members (`Claim.also_read`), read in the same round trip."""
+        keys = [key] if also_read is None else [key, also_read]
+        state, left_ms, *members = await self._claim(
+            keys=keys, args=[_processing(owner), _ms(lease)]
+        )
+        return _claim(state, left_ms, members, also_read)
 
     async def renew(self, key: str, owner: str, lease: float) -> bool:
         return bool(await self._renew(keys=[key], args=[_processing(owner), _ms(lease)]))

@@ -23,7 +23,7 @@ from aiogram.types import TelegramObject, Update, User
 
 from bot import dedup
 from bot.album import SWEPT
-from bot.dedup import ClaimState, DedupStore, Ended, LeaseLost, RedisDedup
+from bot.dedup import ALSO_READ, ClaimState, DedupStore, Ended, LeaseLost, RedisDedup
 from bot.failures import UpdateBusy, classify
 from bot.logs import user_hash
 from bot.metrics import DUPLICATES, HANDLER_SECONDS, RETRIED, THROTTLED, UPDATES
@@ -142,8 +142,12 @@ class UpdateDedupMiddleware(BaseMiddleware):
         lease: float | None = None,
         heartbeat: float | None = None,
         flood_window: int | None = None,
+        also_read: Callable[[Update, Bot | None], str | None] | None = None,
     ) -> None:
         self._store = store
+        # The update's set read with its claim, one round trip for both (with Redis): the
+        # chat's pending album groups (`AlbumMiddleware.pending_key`), left in data[ALSO_READ].
+        self._also_read = also_read
         self.lease = dedup.PROCESSING_LEASE if lease is None else lease
         # A third of the shortest lease it renews: the chat locks' (LOCK_LEASE, 5 s) too. A
         # third of the marker's 10 s left those locks 1.7 s of slack: a loop stalled that long
@@ -168,12 +172,17 @@ class UpdateDedupMiddleware(BaseMiddleware):
         store = self._store
         window = self.flood_window
         flood = _flood_key(event) if window and isinstance(store, RedisDedup) else None
+        also = self._also_read(event, bot) if self._also_read is not None else None
         if isinstance(store, RedisDedup) and flood is not None and window:
             claim, data[FLOOD_COUNT] = await store.claim_counted(
-                key, owner, self.lease, flood, window
+                key, owner, self.lease, flood, window, also
             )
+        elif isinstance(store, RedisDedup):
+            claim = await store.claim(key, owner, self.lease, also)
         else:
             claim = await store.claim(key, owner, self.lease)
+        if also is not None and claim.also_read is not None:
+            data[ALSO_READ] = (also, claim.also_read)
         if claim.state is ClaimState.DONE:
             DUPLICATES.inc()
             return None

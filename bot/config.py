@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     max_autopay_rub: int = Field(default=100_000, gt=0, le=MAX_CEILING_RUB)
     # Autopay charges (city payment calls) in flight at once in one scheduler's run; each
     # holds a database connection while it writes, so keep it below DATABASE_POOL_SIZE.
-    autopay_concurrency: int = Field(default=16, ge=1, le=256)
+    autopay_concurrency: int = Field(default=32, ge=1, le=256)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"

@@ -75,7 +75,7 @@ from domain.topups import (
 )
 
 TICK_BATCH = 50  # autopays claimed (leased) at once, in one statement
-AUTOPAY_CONCURRENCY = 16  # charges (city calls) in flight at once in one run, by default
+AUTOPAY_CONCURRENCY = 32  # charges (city calls) in flight at once in one run, by default
 RETRYABLE = {PaymentStatus.DECLINED, PaymentStatus.INSUFFICIENT_FUNDS}
 UNAVAILABLE = "unavailable"  # a tick outcome: the city did not answer, tried again later
 PAUSED = "paused"  # a tick outcome: refused for a lasting reason, the autopay is paused

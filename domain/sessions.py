@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import replace
 
 from domain.accounts import Resident
-from domain.errors import InvalidGrant, RelinkRequired
+from domain.errors import DomainError, InvalidGrant, RelinkRequired
 from domain.ports import CityAuth, UnitOfWork
 
 
@@ -15,7 +16,9 @@ class ResidentSession:
     the stored tokens are no longer the refused ones (refreshed or linked again meanwhile by an
     update, a job or another replica): those are taken instead, and the call is tried with them.
 
-    A refreshed token set is saved and committed at once through the caller's unit of work:
+    A refreshed token set is saved (over the same link only: a resident who unlinked while the
+    city answered stays unlinked, the new tokens revoked, RelinkRequired; one who linked again
+    keeps the new link's tokens) and committed at once through the caller's unit of work:
     the city rotates the refresh token, so a rollback of the action that needed the refresh
     must not take the new tokens with it (the old ones are spent: the resident would have to
     link again). Committing there also ends the update's write transaction before anything
@@ -55,6 +58,22 @@ class ResidentSession:
             raise RelinkRequired() from exc
         if not fresh.refresh_token:
             fresh = replace(fresh, refresh_token=self.resident.tokens.refresh_token)
+        # Written only over the link they were made for, read again under the row's lock: the
+        # resident may have unlinked while the city answered — saving would bring a forgotten
+        # link back, with tokens the unlinking never revoked — or linked again (their new
+        # tokens stand).
+        user = self.resident.telegram_user_id
+        await self._uow.residents.lock(user)
+        stored = await self._uow.residents.get(user)
+        if stored is None or stored.tokens.refresh_token != spent:
+            await self._uow.commit()  # nothing written: the lock ends
+            if stored is None or fresh.refresh_token != stored.tokens.refresh_token:
+                with suppress(DomainError):  # best effort: the city forgets them in time
+                    await self._auth.revoke(fresh.refresh_token)
+            if stored is None:
+                raise RelinkRequired()
+            self.resident.tokens = stored.tokens
+            return
         self.resident.tokens = fresh
         await self._uow.residents.save(self.resident)
         await self._uow.commit()

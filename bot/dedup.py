@@ -572,6 +572,10 @@ class RedisDedup:
         async def renew() -> bool:
             return await self.renew_update(key, owner, lease, batch)
 
+        # The first try may have run and let the marker and locks go, and the heartbeat may
+        # then take them back: a retry always checks what the update read (ARGV[6]), so a
+        # take-back never passes for a lease held all along (a stale write, or one twice).
+        args = [*args[:5], "1", *args[6:]]
         async with heartbeat(renew, every, "update"):
             for attempt, delay in enumerate(retries, start=2):
                 log.warning(
@@ -592,15 +596,19 @@ class RedisDedup:
         still ours to their lease (`batch.lock_lease`), one round trip; a marker or lock that
         lapsed and is free is taken back. False when another owner holds the marker."""
         locks = list(batch.locks.items())
-        ours, back = await self._renew_update(
-            keys=[key, *(name for name, _ in locks)],
-            args=[
-                _processing(owner),
-                _ms(lease),
-                _ms(batch.lock_lease or LOCK_LEASE),
-                *(token for _, token in locks),
-            ],
-        )
+        try:
+            ours, back = await self._renew_update(
+                keys=[key, *(name for name, _ in locks)],
+                args=[
+                    _processing(owner),
+                    _ms(lease),
+                    _ms(batch.lock_lease or LOCK_LEASE),
+                    *(token for _, token in locks),
+                ],
+            )
+        except RedisError:  # it may have run, taken a lease back, and its answer been lost
+            batch.lapsed = True
+            raise
         if int(back):  # someone may have used it meanwhile: the end checks what was read
             batch.lapsed = True
         return bool(int(ours))
@@ -717,7 +725,11 @@ class LeasedRedisEventIsolation(RedisEventIsolation):
         renew_all, lease = self._renew_all, _ms(self.lease)
 
         async def renew() -> bool:
-            kept, back = await renew_all(keys=list(idle), args=[*idle.values(), lease])
+            try:
+                kept, back = await renew_all(keys=list(idle), args=[*idle.values(), lease])
+            except RedisError:  # it may have run, taken a lock back, and its answer been lost
+                batch.lapsed = True
+                raise
             if int(back):  # someone may have used it meanwhile: the end checks what was read
                 batch.lapsed = True
             return bool(int(kept))

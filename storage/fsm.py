@@ -218,22 +218,30 @@ class BatchedRedisStorage(RedisStorage):
     async def forget_user(self, bot_id: int, user_id: int) -> int:
         """Forget every state and dialog of one user in their private chat with this bot
         (unlinking), as `SqlStorage.forget_user`: every key under the user's prefix but a held
-        lock — in Redis, and among the update's batched reads and writes (a write kept from
-        before would otherwise bring a forgotten key back). Returns how many keys in Redis."""
+        lock. Returns how many keys in Redis.
+
+        In an update (a batch open) the keys are deleted at its end, with its other writes
+        (`RedisDedup.finish`), and a write the update kept from before is dropped (it would
+        bring a forgotten key back): an end that is refused — a lease another update took
+        meanwhile — then deletes nothing either, and the update handled again reads what is
+        there. Their values are recorded as read (one MGET), so the end sees a write another
+        update made to them during a lapsed lease. Without a batch they go at once."""
         prefix = user_prefix(self.key_builder, bot_id, user_id)
-        batch = current_batch()
-        if batch is not None:
-            for name in [n for n in batch.known if n.startswith(prefix)]:
-                batch.known[name] = None
-                batch.writes.pop(name, None)
-            for name in [n for n in batch.read if n.startswith(prefix)]:
-                batch.read[name] = None  # deleted below by this update itself
         names = [
-            name
+            text
             async for name in self.redis.scan_iter(match=prefix + "*", count=500)
-            if not (name.decode() if isinstance(name, bytes) else name).endswith(":lock")
+            if not (text := name.decode() if isinstance(name, bytes) else name).endswith(":lock")
         ]
-        return int(await self.redis.delete(*names)) if names else 0
+        batch = current_batch()
+        if batch is None:
+            return int(await self.redis.delete(*names)) if names else 0
+        values = await self.redis.mget(names) if names else []
+        for name, value in zip(names, values, strict=True):
+            batch.read.setdefault(name, value.decode() if isinstance(value, bytes) else value)
+        for name in {*names, *(n for n in batch.known if n.startswith(prefix))}:
+            batch.known[name] = None
+            batch.writes[name] = (None, None)  # deleted at the end
+        return len(names)
 
     async def _read(self, batch: UpdateBatch, name: str) -> str | None:
         if name not in batch.known:

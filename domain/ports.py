@@ -195,9 +195,11 @@ class ResidentRepository(Protocol):
 
     async def delete(self, telegram_user_id: int) -> None: ...
 
-    async def lock(self, telegram_user_id: int) -> None:
-        """Lock the resident's row until the transaction ends (FOR UPDATE on PostgreSQL;
-        SQLite serialises writers): one of their set-ups at a time. No row: nothing."""
+    async def lock(self, telegram_user_id: int, *, writing: bool = False) -> None:
+        """Lock the resident's row until the transaction ends (FOR UPDATE on PostgreSQL):
+        one of their set-ups at a time. No row: nothing. On SQLite only with `writing` (the
+        database's write lock; for a caller that commits at once, never an update's
+        transaction: its dialog state is written on another connection)."""
         ...
 
 

@@ -63,7 +63,7 @@ class ResidentSession:
         # link back, with tokens the unlinking never revoked — or linked again (their new
         # tokens stand).
         user = self.resident.telegram_user_id
-        await self._uow.residents.lock(user)
+        await self._uow.residents.lock(user, writing=True)  # committed just below
         stored = await self._uow.residents.get(user)
         if stored is None or stored.tokens.refresh_token != spent:
             await self._uow.commit()  # nothing written: the lock ends

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from domain.accounts import AccountLevel, Resident, TokenSet
+from storage.database import lock_on_sqlite
 from storage.models import ResidentRow
 from storage.token_cipher import TokenCipher
 
@@ -90,9 +91,15 @@ class SqlResidentRepository:
             delete(ResidentRow).where(ResidentRow.telegram_user_id == telegram_user_id)
         )
 
-    async def lock(self, telegram_user_id: int) -> None:
+    async def lock(self, telegram_user_id: int, *, writing: bool = False) -> None:
         """Lock the resident's row until the transaction ends (one SELECT … FOR UPDATE on
-        PostgreSQL; SQLite serialises writers anyway)."""
+        PostgreSQL). On SQLite, which has no row locks and begins a transaction only at the
+        first write, nothing — unless `writing`: then the database's write lock is taken first
+        (`lock_on_sqlite`), so what is read next stays until the commit. Only for a caller that
+        writes and commits at once (a token refresh): an update's dialog state is written on
+        another connection before the update commits, and would wait for that lock."""
+        if writing:
+            await lock_on_sqlite(self._session, ResidentRow.telegram_user_id, [telegram_user_id])
         await self._session.execute(
             select(ResidentRow.telegram_user_id)
             .where(ResidentRow.telegram_user_id == telegram_user_id)
@@ -100,8 +107,13 @@ class SqlResidentRepository:
         )
 
     async def _row(self, telegram_user_id: int) -> ResidentRow | None:
+        # As stored now, even if the session still holds the row from an earlier read (its
+        # objects outlive commits: expire_on_commit=False): a re-read under a lock must not
+        # see a relink or a refresh made meanwhile as it was before them.
         result = await self._session.execute(
-            select(ResidentRow).where(ResidentRow.telegram_user_id == telegram_user_id)
+            select(ResidentRow)
+            .where(ResidentRow.telegram_user_id == telegram_user_id)
+            .execution_options(populate_existing=True)
         )
         return result.scalar_one_or_none()
 

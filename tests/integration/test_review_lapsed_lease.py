@@ -24,39 +24,12 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from bot.dedup import Ended, LeasedRedisEventIsolation, MemoryDedup, RedisDedup
-from bot.middlewares import TransientRetryMiddleware, UpdateDedupMiddleware
+from bot.dedup import Ended, MemoryDedup, RedisDedup
+from bot.middlewares import TransientRetryMiddleware
 from handlers.account import forget_dialogs
 from handlers.points import UNSETTLED
-from storage.fsm import DIALOG_STATE_KEPT, BatchedRedisStorage, UpdateBatch, dialog_key_builder
-
-KEY = StorageKey(bot_id=1, chat_id=2, user_id=2)
-
-
-async def _no_sleep(_seconds: float) -> None:
-    """The retry's delays, skipped."""
-
-
-def _stack(redis: Redis) -> tuple[BatchedRedisStorage, LeasedRedisEventIsolation, Any]:
-    storage = BatchedRedisStorage(
-        redis,
-        key_builder=dialog_key_builder(),
-        state_ttl=DIALOG_STATE_KEPT,
-        data_ttl=DIALOG_STATE_KEPT,
-    )
-    isolation = LeasedRedisEventIsolation(redis, storage.key_builder, heartbeat=600)
-    dedup = UpdateDedupMiddleware(RedisDedup(redis), heartbeat=600)
-    return storage, isolation, dedup
-
-
-async def _polling(dedup: UpdateDedupMiddleware, handler: Any, update_id: int) -> None:
-    retry = TransientRetryMiddleware(delays=(0.5, 2.0, 5.0), sleep=_no_sleep)
-
-    async def through_dedup(event: Any, data: dict[str, Any]) -> Any:
-        return await dedup(handler, event, data)
-
-    await retry(through_dedup, Update.model_validate({"update_id": update_id}), {})
-
+from storage.fsm import UpdateBatch
+from tests.integration.test_lapsed_lease_answers_once import KEY, _polling, _stack
 
 # ---- finding 1: `forget_user` erases the evidence of a write made during the lapse -----------
 

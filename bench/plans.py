@@ -13,6 +13,7 @@ database of production size.
    tracked_reports    500 000  80 % closed
    payment_intents  1 000 000  succeeded / failed, 0.1 % pending (recent)
    autopays           100 000  90 % active, due over the next 30 days (1 % due now), 10 % paused
+   autopay_runs     1 000 000  ten months an autopay, nearly all finished, 10 STARTED a day ago
    fsm_state          200 000  dialog state, two keys a resident, written in the last 30 days
    report_drafts       10 000  notification_settings 20 000, link_attempts 5 000 (unexpired)
    (nothing is past its retention: purge_retained deletes nothing and the seed stays)
@@ -26,7 +27,7 @@ database of production size.
    outbox   `notifications.claim_to_send(now, SEND_BATCH)`
    autopay  `autopays.claim_due(now, TICK_BATCH)`, `autopays.reminders_due(…, REMIND_BATCH)`
    reports  `tracked_reports.claim_for_poll(now, POLL_BATCH)`
-   reconcile `payment_intents.unsettled(now - 10 min)`
+   reconcile `payment_intents.unsettled(now - 10 min)`, `autopays.started_runs(…)` (stranded runs)
    purge    `bot.jobs.purge_retained` (it commits; the seed has nothing past retention)
    The repositories' claims run in a unit of work that is rolled back: the seed stays as it is.
 
@@ -58,11 +59,13 @@ from bot.app import Application, create_application
 from bot.config import Settings
 from bot.jobs import purge_retained
 from bot.outbox import SEND_BATCH
+from domain.autopay_runs import ASKED_FOR
 from domain.autopaying import REMIND_BATCH, TICK_BATCH
 from domain.reporting import POLL_BATCH
 from sandbox import SandboxServer
 from sandbox.conversation import Conversation
 from sandbox.telegram_double import LocalTelegram
+from storage.autopays import LEASE
 from storage.database import create_engine
 from storage.migrate import upgrade
 from storage.token_cipher import TokenCipher
@@ -78,6 +81,7 @@ SIZES = {  # at scale 1
     "tracked_reports": 500_000,
     "payment_intents": 1_000_000,
     "autopays": 100_000,
+    "autopay_runs": 1_000_000,
     "fsm_state": 200_000,
     "report_drafts": 10_000,
     "notification_settings": 20_000,
@@ -140,6 +144,21 @@ SEED = {
                  ELSE now() + (g % 43200) * interval '1 minute' END,
             NULL, NULL, CASE WHEN g % 10 = 0 THEN 'resident' END, 0, NULL,
             now() - (g % 365) * interval '1 day', NULL
+        FROM generate_series(0, :n - 1) AS g""",
+    # ten months of runs an autopay (ids 1 … autopays: the table is truncated with RESTART
+    # IDENTITY), nearly all finished; one in 100 000 STARTED a day ago (a dead scheduler's)
+    "autopay_runs": """
+        INSERT INTO autopay_runs (autopay_id, period, key, status, attempts, amount, failure,
+            created_at, updated_at)
+        SELECT 1 + g % :autopays,
+            to_char(date '2026-01-01' + (g / :autopays) * interval '1 month', 'YYYY-MM'),
+            'ap-seed-' || g,
+            CASE WHEN g % 100000 = 7 THEN 'started' WHEN g % 50 = 0 THEN 'failed'
+                 ELSE 'succeeded' END,
+            1, 10000, CASE WHEN g % 50 = 0 AND g % 100000 <> 7 THEN 'declined' END,
+            now() - (g % 300) * interval '1 day',
+            CASE WHEN g % 100000 = 7 THEN now() - interval '1 day'
+                 ELSE now() - (g % 300) * interval '1 day' END
         FROM generate_series(0, :n - 1) AS g""",
     # dialog state (SQL storage): two keys a resident, written within the last 30 days
     "fsm_state": """
@@ -234,6 +253,7 @@ async def seed(engine: AsyncEngine, scale: float, reseed: bool) -> bool:
     values = {
         "first": FIRST_USER,
         "residents": residents,
+        "autopays": max(1, round(SIZES["autopays"] * scale)),
         "access": cipher.encrypt("seeded-access-token"),
         "refresh": cipher.encrypt("seeded-refresh-token"),
     }
@@ -295,6 +315,9 @@ async def capture(url: str, capture: Capture, folder: Path) -> None:
                 ),
                 "reconcile: unsettled": lambda uow: uow.payment_intents.unsettled(
                     now - timedelta(minutes=10)
+                ),
+                "reconcile: started autopay runs": lambda uow: uow.autopays.started_runs(
+                    now, now - LEASE, updated_after=now - ASKED_FOR
                 ),
             }
             for label, call in ticks.items():

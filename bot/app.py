@@ -41,6 +41,7 @@ from bot.middlewares import (
     install_session_middlewares,
 )
 from bot.ratelimit import MemoryLimiter, RedisLimiter, SendLimiter
+from bot.unexpected import ErrorPathGuard
 from bot.unexpected import build_router as build_unexpected_router
 from bot.warmup import inline_sync_filters, keep_response_types_alive
 from bot.web import Check, WebContext, create_web_app
@@ -127,7 +128,9 @@ def _engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation, AsyncEngine | None]:
+def _storage(
+    settings: Settings, clock: Clock
+) -> tuple[BaseStorage, BaseEventIsolation, AsyncEngine | None]:
     if settings.redis_url:
         # One client for dialog state, locks, de-duplication and the send limiter; its pool
         # waits up to POOL_TIMEOUT for a free connection rather than failing at the limit.
@@ -150,7 +153,8 @@ def _storage(settings: Settings) -> tuple[BaseStorage, BaseEventIsolation, Async
     # main pool for its unit of work, and sharing that pool deadlocked at 15 concurrent
     # updates once each needed a second connection for its state (found by bench/updates.py).
     state_engine = _engine(settings)
-    return SqlStorage(create_sessionmaker(state_engine)), SimpleEventIsolation(), state_engine
+    storage = SqlStorage(create_sessionmaker(state_engine), clock=clock)  # the purge's clock
+    return storage, SimpleEventIsolation(), state_engine
 
 
 async def decode_qr(image: bytes) -> Sequence[QrCode]:
@@ -208,6 +212,8 @@ def build_dispatcher(
     dispatcher.include_router(build_router())
     dispatcher.include_router(build_unexpected_router())  # last: errors no handler words
     setup_dialogs(dispatcher, events_isolation=isolation)
+    # around aiogram-dialog's error middleware: its failure must not hide a transient one
+    dispatcher.errors.outer_middleware(ErrorPathGuard())
     inline_sync_filters(dispatcher)  # no thread hop per magic filter (setup_dialogs' too)
     return dispatcher
 
@@ -297,7 +303,7 @@ async def create_application(
     cipher = TokenCipher(settings.encryption_keys())
     uow_factory = UnitOfWorkFactory(create_sessionmaker(engine), cipher)
     tr = load_translator()
-    storage, isolation, state_engine = _storage(settings)
+    storage, isolation, state_engine = _storage(settings, clock)
     dispatcher = build_dispatcher(
         storage,
         isolation,

@@ -236,6 +236,14 @@ if not marker then
 end
 return 0
 """
+# A flood counter's hit: counted and given its TTL (ARGV[1] s) in one step, so no failure
+# between two round trips can leave a counter that never expires (one without a TTL, whatever
+# left it so, gets one).
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -458,6 +466,7 @@ class RedisDedup:
         self._claim_counted = redis.register_script(_CLAIM_COUNTED)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
+        self._hit = redis.register_script(_HIT)
         self._finish = redis.register_script(_FINISH)
         self._renew_update = redis.register_script(_RENEW_UPDATE)
 
@@ -635,10 +644,7 @@ class RedisDedup:
 
     async def hit(self, key: str, window: int) -> int:
         bucket = f"{key}:{int(time.time() // window)}"
-        count = int(await self._redis.incr(bucket))
-        if count == 1:
-            await self._redis.expire(bucket, window * 2)
-        return count
+        return int(await self._hit(keys=[bucket], args=[window * 2]))
 
 
 @asynccontextmanager

@@ -209,13 +209,13 @@ DRAFTS_KEPT = DIALOG_STATE_KEPT
 
 async def purge_retained(app: Application, clock: Clock | None = None) -> dict[str, int]:
     """Hourly: login attempts past their expiry (tokens an abandoned login held are revoked),
-    sent notifications older than SENT_NOTIFICATIONS_KEPT, report drafts not written for
+    sent and failed notifications older than SENT_NOTIFICATIONS_KEPT, report drafts not written for
     DRAFTS_KEPT and SQL dialog state not written for DIALOG_STATE_KEPT are deleted (Redis
     expires its own: the storage's TTL). Returns how many of each."""
     now = (clock or app.clock)()
     async with app.uow_factory() as uow:
         tokens = await purge_expired_attempts(uow, app.city, now)
-        sent = await uow.notifications.purge_sent(now - SENT_NOTIFICATIONS_KEPT)
+        sent = await uow.notifications.purge_finished(now - SENT_NOTIFICATIONS_KEPT)
         drafts = await uow.drafts.purge_stale(now - DRAFTS_KEPT)
         await uow.commit()
     purge_stale = getattr(app.storage, "purge_stale", None)  # storage.fsm.SqlStorage

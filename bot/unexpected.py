@@ -7,9 +7,12 @@ router, so the handlers' own error handlers (domain errors, stale buttons) are a
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import structlog
-from aiogram import Router
-from aiogram.types import ErrorEvent
+from aiogram import BaseMiddleware, Router
+from aiogram.types import ErrorEvent, TelegramObject
 
 from bot.failures import classify
 from bot.metrics import ERRORS
@@ -41,6 +44,37 @@ async def unexpected(event: ErrorEvent, tr: Texts, telegram_retries: bool = Fals
     ERRORS.inc()
     await tell_quietly(event, tr("error-generic"))
     raise error
+
+
+class ErrorPathGuard(BaseMiddleware):
+    """The outermost middleware of the errors observer (`build_dispatcher`): when telling of an
+    update's transient failure fails in turn — aiogram-dialog's error middleware reloads the
+    dialog stack from the same dry pool and ends in its own error — the update's failure is
+    raised, not the error path's, so the update is retried (`bot.failures.classify`) instead
+    of being marked done and lost. (`classify` follows explicit causes only: a bug raised in a
+    handler's `except` block is still a bug.) Any other failure of the error path is raised
+    as it is."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        try:
+            return await handler(event, data)
+        except Exception as failure:
+            if not isinstance(event, ErrorEvent) or failure is event.exception:
+                raise
+            original = event.exception
+            if classify(original).transient and not classify(failure).transient:
+                log.warning(
+                    "update.error_path_failed",
+                    error=type(original).__name__,
+                    error_path=type(failure).__name__,
+                )
+                raise original from failure
+            raise
 
 
 def build_router() -> Router:

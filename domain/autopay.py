@@ -420,6 +420,10 @@ class RunStatus(StrEnum):
     FAILED = "failed"  # retries used up, refused by the city, or the autopay was paused
 
 
+# A period whose run ended so is charged no more: the job only moves the schedule on.
+FINISHED_FOR_GOOD = frozenset({RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.OVER_LIMIT})
+
+
 @dataclass(slots=True)
 class AutopayRun:
     autopay_id: int

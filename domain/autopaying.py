@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from domain import support
 from domain.accounts import Resident, TokenSet
 from domain.autopay import (
+    FINISHED_FOR_GOOD,
     MOSCOW,
     RETRY_DAYS,
     Autopay,
@@ -373,7 +374,8 @@ REMIND_BATCH = 500  # reminders written per statement
 
 
 async def send_reminders(uow: UnitOfWork, now: datetime) -> int:
-    """«Завтра спишем …»: once per autopay and period (the dedupe key), the day before.
+    """«Завтра спишем …»: once per autopay and period (the dedupe key), the day before; none
+    for a period whose run is done for good (`finished_periods`).
 
     Only autopays not yet reminded for their due moment are read, REMIND_BATCH at a time, and
     each batch is written with one INSERT and one UPDATE: a tick costs the new reminders, not
@@ -383,6 +385,9 @@ async def send_reminders(uow: UnitOfWork, now: datetime) -> int:
     end = start + timedelta(days=1)
     written = 0
     while batch := await uow.autopays.reminders_due(start, end, REMIND_BATCH):
+        # A period already charged (or skipped, or over the limit) is charged no more, e.g. when
+        # the resident moved the day later in a month already paid: no «Завтра спишем».
+        done = await uow.autopays.finished_periods([(a.id, a.period) for a in batch if a.id])
         reminders = [
             Notification(
                 telegram_user_id=autopay.telegram_user_id,
@@ -392,6 +397,7 @@ async def send_reminders(uow: UnitOfWork, now: datetime) -> int:
             )
             for autopay in batch
             if autopay.skip_period != autopay.period  # skipped: marked, nothing written
+            and (autopay.id, autopay.period) not in done
         ]
         written += await uow.autopays.remind(batch, reminders, now)
         await uow.commit()
@@ -678,7 +684,7 @@ class _Run:
                 run, resident = runs[autopay.id or 0], residents.get(autopay.telegram_user_id)
                 if (
                     resident is None  # the general path pauses it: link again
-                    or run.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.OVER_LIMIT)
+                    or run.status in FINISHED_FOR_GOOD
                     or autopay.skip_period == autopay.period
                     or autopay.amount is None
                     or autopay.amount > ceiling
@@ -1025,7 +1031,7 @@ async def _process(
         balance, held = checked, None  # committed: the end reads the row again
     period = autopay.period
     run = await uow.autopays.run_for(autopay.id, period, run_key(autopay.id, period, 1), now)
-    if run.status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.OVER_LIMIT):
+    if run.status in FINISHED_FOR_GOOD:
         _next(autopay, now)  # done earlier (a repeated tick): only the schedule moves on
         await _take_queued(uow, autopay, held, now)
         await uow.autopays.save_progress(autopay)

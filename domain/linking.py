@@ -90,8 +90,10 @@ async def authorize_link(
 ) -> str:
     """Handle the city's callback. Returns the one-time nonce for the Telegram deep link.
 
-    The attempt is claimed before the code is exchanged, so a state works once even when the
-    exchange fails; the caller commits in both cases.
+    The attempt is claimed (and the claim committed) before the code is exchanged, so a state
+    works once even when the exchange fails, and no connection or row lock is held while the
+    city answers (two calls, each up to the city's deadline); the caller commits the outcome
+    in both cases.
     """
     attempt = await uow.link_attempts.by_state(secret_hash(state))
     if attempt is None:
@@ -106,6 +108,7 @@ async def authorize_link(
     claimed = replace(attempt, status=LinkStatus.FAILED)
     if not await uow.link_attempts.advance(claimed, expected_status=LinkStatus.PENDING):
         raise LinkStateUsed()
+    await uow.commit()  # the claim stands; the connection goes back before the city calls
     try:
         tokens = await auth.exchange_code(code=code, code_verifier=attempt.code_verifier)
     except InvalidGrant as exc:

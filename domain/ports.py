@@ -360,8 +360,9 @@ class NotificationRepository(Protocol):
         """Delete every notification to this user, waiting or sent."""
         ...
 
-    async def purge_sent(self, before: datetime) -> int:
-        """Delete notifications sent before `before`; how many."""
+    async def purge_finished(self, before: datetime) -> int:
+        """Delete notifications sent before `before`, and those given up (failed) last due
+        before it; how many."""
         ...
 
 
@@ -424,6 +425,11 @@ class AutopayRepository(Protocol):
     async def reminders_due(self, start: datetime, end: datetime, limit: int) -> list[Autopay]:
         """Up to `limit` active autopays due in [start, end), not yet reminded for that due
         moment and not being tried again."""
+        ...
+
+    async def finished_periods(self, periods: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Which of these (autopay id, period) pairs have a run that is done for good
+        (SUCCEEDED, SKIPPED, OVER_LIMIT: the job charges that period no more). One SELECT."""
         ...
 
     async def remind(

@@ -306,23 +306,26 @@ async def poll_statuses(
 
     One batch of POLL_BATCH open reports a call, the least recently checked first (claimed and
     stamped at once), so with N open reports each is asked about once in ceil(N/POLL_BATCH)
-    calls. Raises DomainError (e.g. CityUnavailable) when the city fails; the reports not yet
-    asked about keep their place at the front."""
+    calls. A report the city refuses on its own (e.g. NotFound: deleted there) is skipped for
+    this call — it keeps its new stamp, so it goes to the back — and the rest are asked about.
+    Raises CityUnavailable when the city is down; the reports not yet asked about keep their
+    place at the front."""
     claimed = await uow.tracked_reports.claim_for_poll(now, POLL_BATCH)
     await uow.commit()  # the claim is taken; another poller takes the next batch
     written = 0
     for index, tracked in enumerate(claimed):
         try:
             written += await _poll_one(uow, city, tracked, now)
-        except DomainError as error:
-            # The city is down: this report and the rest wait at the front. Any other refusal
-            # is this report's own: it keeps its stamp (to the back), so it cannot block the
-            # rest for ever.
-            unasked = claimed[index if isinstance(error, CityUnavailable) else index + 1 :]
+        except CityUnavailable:
+            # The city is down: this report and the rest wait at the front.
             await uow.rollback()
-            await uow.tracked_reports.give_back(unasked)
+            await uow.tracked_reports.give_back(claimed[index:])
             await uow.commit()
             raise
+        except DomainError:
+            # This report's own refusal: one report deleted at the city must not end the round
+            # for the others (it would stretch the cycle by a tick per such report).
+            await uow.rollback()
     await discover_reports(uow, city, now, cursor)
     return written
 

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.autopay import (
+    FINISHED_FOR_GOOD,
     Autopay,
     AutopayKind,
     AutopayRun,
@@ -248,6 +249,22 @@ class SqlAutopayRepository:
             .with_for_update(skip_locked=True)
         )
         return [_domain(row) for row in result.scalars()]
+
+    async def finished_periods(self, periods: Sequence[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Which of these (autopay id, period) pairs have a run done for good (SUCCEEDED,
+        SKIPPED, OVER_LIMIT), in one SELECT over the runs' (autopay_id, period) key."""
+        if not periods:
+            return set()
+        rows = await self._session.execute(
+            select(AutopayRunRow.autopay_id, AutopayRunRow.period).where(
+                AutopayRunRow.autopay_id.in_({autopay_id for autopay_id, _ in periods}),
+                AutopayRunRow.status.in_(list(FINISHED_FOR_GOOD)),
+            )
+        )
+        wanted = set(periods)
+        return {
+            (row.autopay_id, row.period) for row in rows if (row.autopay_id, row.period) in wanted
+        }
 
     async def remind(
         self, autopays: list[Autopay], reminders: list[Notification], now: datetime

@@ -8,7 +8,7 @@ without a server, so `SqlStorage` keeps state and data in the `fsm_state` table.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -43,11 +43,20 @@ def user_prefix(keys: KeyBuilder, bot_id: int, user_id: int) -> str:
 
 
 class SqlStorage(BaseStorage):
+    """aiogram's storage in the database (no Redis). Each key is stamped with `clock()` (UTC,
+    timezone-aware) when written: the application's clock, the one `purge_stale`'s cut is
+    taken from (the console's `:time` moves both)."""
+
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], key_builder: KeyBuilder | None = None
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        key_builder: KeyBuilder | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._sessionmaker = sessionmaker
         self._keys = key_builder or dialog_key_builder()
+        self._clock = clock
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
@@ -94,7 +103,7 @@ class SqlStorage(BaseStorage):
     async def _upsert(self, key: str, values: dict[str, Any]) -> None:
         """Write the state or the data of a key. As in aiogram's RedisStorage, a key left with
         neither (state None and data empty) is deleted, not kept as an empty row."""
-        now = datetime.now(UTC)
+        now = self._clock()
         async with self._sessionmaker() as session:
             if not any(values.values()):
                 row = (

@@ -388,14 +388,22 @@ class SqlNotificationRepository:
             delete(NotificationRow).where(NotificationRow.telegram_user_id == telegram_user_id)
         )
 
-    async def purge_sent(self, before: datetime) -> int:
-        """Retention: notifications sent before `before` are deleted. Returns how many."""
-        result = await self._session.execute(
+    async def purge_finished(self, before: datetime) -> int:
+        """Retention: notifications sent before `before`, and those given up (failed: the
+        resident blocked the bot, a send dead-lettered) last due before it, are deleted — two
+        statements, each read by `ix_notifications_status_sent_at` (the failed ones by its
+        status alone: they are few). Returns how many."""
+        sent = await self._session.execute(
             delete(NotificationRow).where(
                 NotificationRow.status == "sent", NotificationRow.sent_at < before
             )
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        failed = await self._session.execute(
+            delete(NotificationRow).where(
+                NotificationRow.status == "failed", NotificationRow.due_at < before
+            )
+        )
+        return sum(int(getattr(result, "rowcount", 0) or 0) for result in (sent, failed))
 
     async def retry(self, notification_id: int, at: datetime, failed: bool) -> None:
         """Tried and not delivered: due again at `at`, or given up (`failed`). A row that is

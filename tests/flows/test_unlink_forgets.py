@@ -264,8 +264,9 @@ async def test_unlinking_forgets_the_resident_everywhere(any_state_harness: Harn
 
 
 async def test_the_retention_job_purges_what_has_expired(harness: Harness) -> None:
-    """An abandoned login (its tokens revoked at the city), outbox rows sent long ago and
-    dialog state silent for over 30 days go; what is fresh stays. The job is scheduled."""
+    """An abandoned login (its tokens revoked at the city), outbox rows sent or given up
+    (failed) long ago and dialog state silent for over 30 days go; what is fresh stays. The
+    job is scheduled."""
     assert harness.app is not None
     app = harness.app
     tokens = issued_tokens(harness)
@@ -305,7 +306,7 @@ async def test_the_retention_job_purges_what_has_expired(harness: Harness) -> No
     assert fresh_state
 
     counts = await purge_retained(app, harness.clock)
-    assert counts == {"attempt_tokens": 0, "notifications": 1, "drafts": 0, "dialogs": 1}
+    assert counts == {"attempt_tokens": 0, "notifications": 2, "drafts": 0, "dialogs": 1}
     assert await profile_status(harness, access) == 200  # the login has not expired yet
     harness.clock.advance(11 * 60)
     counts = await purge_retained(app, harness.clock)
@@ -313,10 +314,7 @@ async def test_the_retention_job_purges_what_has_expired(harness: Harness) -> No
     assert await profile_status(harness, access) == 401
     tables = await every_row(harness)
     assert tables["link_attempts"] == []
-    assert sorted(json.loads(row)["dedupe_key"] for row in tables["notifications"]) == [
-        "test-200",
-        "test-89",
-    ]
+    assert sorted(json.loads(row)["dedupe_key"] for row in tables["notifications"]) == ["test-89"]
     assert await dialog_state(harness, chat) == fresh_state
     assert not [row for row in tables["fsm_state"] if "fsm:1:7:7:" in row]
 

@@ -114,12 +114,12 @@ async def test_state_not_written_for_a_while_is_purged(engine: AsyncEngine) -> N
 async def test_redis_dialog_state_expires_after_the_kept_period() -> None:
     """What the retention job does for SQL, Redis does itself: the storage the application
     builds sets a TTL of DIALOG_STATE_KEPT on every state and data key it writes."""
-    from bot.app import _storage
+    from bot.app import _storage, utc_now
     from bot.config import Settings
     from storage.fsm import DIALOG_STATE_KEPT
 
     url = need_service(REDIS_URL, "Redis")
-    storage, _isolation, _engine = _storage(Settings(redis_url=url))
+    storage, _isolation, _engine = _storage(Settings(redis_url=url), utc_now)
     assert isinstance(storage, RedisStorage)
     try:
         await storage.set_state(key(USER), "Menu:main")

@@ -63,10 +63,10 @@ async def test_the_retention_purges_and_the_reminder_step_read_by_index(
         create_sessionmaker(pg_engine), TokenCipher([TokenCipher.generate_key()])
     )
 
-    async def purge_sent() -> None:
+    async def purge_finished() -> None:
         uow: SqlUnitOfWork
         async with factory() as uow:
-            await uow.notifications.purge_sent(NOW - timedelta(days=90))
+            await uow.notifications.purge_finished(NOW - timedelta(days=90))
 
     async def reminders() -> None:
         async with factory() as uow:
@@ -76,14 +76,14 @@ async def test_the_retention_purges_and_the_reminder_step_read_by_index(
         await SqlStorage(create_sessionmaker(pg_engine)).purge_stale(NOW - timedelta(days=30))
 
     statements = [
-        *await captured(pg_engine, purge_sent),
+        *await captured(pg_engine, purge_finished),
         *await captured(pg_engine, reminders),
         *await captured(pg_engine, purge_dialogs),
     ]
-    assert len(statements) == 3, statements
+    assert len(statements) == 4, statements
     # each is bounded by the index on the column it reads by: not a walk of a whole index
     # filtered row by row (ix_notifications_status alone would read every sent row)
-    bounded_by = ["sent_at", "next_due_at", "updated_at"]
+    bounded_by = ["sent_at", "status", "next_due_at", "updated_at"]
     found = await plans(pg_engine, statements)
     for (statement, _), plan, column in zip(statements, found, bounded_by, strict=True):
         conditions = [line for line in plan.splitlines() if "Index Cond" in line]

@@ -1,0 +1,81 @@
+"""Review 16: «No database connection is held across a city (HTTP) call» beyond the updates —
+the web app's OAuth callback, reached by every resident who links, talks to the city twice
+(the code's exchange, the profile). A sandbox middleware notes how many connections of the
+bot's pool were checked out when each of those calls arrived."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from sandbox import SandboxServer
+from sandbox.app import create_app
+from tests.contract.sandbox_client import FakeClock
+from tests.flows.conftest import START_LINK, Harness, _harness, settings_for
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CITY_CALLS = ("/oauth/token", "/api/v1/profile")
+
+
+class PoolWatch:
+    """For each call to the city in CITY_CALLS, the bot pool's checked-out connections."""
+
+    def __init__(self) -> None:
+        self.harness: Harness | None = None
+        self.seen: list[tuple[str, int]] = []
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        app = self.harness.app if self.harness is not None else None
+        if app is not None and request.path.startswith(CITY_CALLS):
+            pool = app.engine.sync_engine.pool
+            self.seen.append((request.path, pool.checkedout()))  # type: ignore[attr-defined]
+        return await handler(request)
+
+
+@pytest.fixture
+def watch() -> PoolWatch:
+    return PoolWatch()
+
+
+@pytest.fixture
+async def sandbox(watch: PoolWatch) -> AsyncIterator[SandboxServer]:
+    app = create_app()
+    app.middlewares.append(watch.middleware)
+    async with SandboxServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+async def watched(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sandbox: SandboxServer,
+    clock: FakeClock,
+    watch: PoolWatch,
+) -> AsyncIterator[Harness]:
+    async for harness in _harness(settings_for(tmp_path), sandbox, clock, request):
+        watch.harness = harness
+        yield harness
+
+
+# Was (review): web.oauth_callback/authorize_link keep the unit of work's transaction (it wrote
+# the claim) and its connection open across the code exchange and the profile call
+async def test_the_oauth_callback_holds_no_connection_while_the_city_answers(
+    watched: Harness, watch: PoolWatch
+) -> None:
+    """A slow city at linking time (both calls up to CITY_DEADLINE each) must not take a
+    connection of the pool the updates are bounded by: residents linking at once would
+    otherwise starve everyone's updates into pool timeouts."""
+    chat = watched.chat()
+    await chat.send("/start")
+    await chat.press("Привязать")
+    page = await watched.login_page(chat)
+    assert START_LINK.search(page), page  # the link worked
+    calls = [path for path, _ in watch.seen]
+    assert any(p.startswith("/oauth/token") for p in calls), calls
+    assert any(p.startswith("/api/v1/profile") for p in calls), calls
+    assert all(checked == 0 for _path, checked in watch.seen), watch.seen

@@ -153,8 +153,8 @@ def _storage(
     # main pool for its unit of work, and sharing that pool deadlocked at 15 concurrent
     # updates once each needed a second connection for its state (found by bench/updates.py).
     state_engine = _engine(settings)
-    storage = SqlStorage(create_sessionmaker(state_engine), clock=clock)  # the purge's clock
-    return storage, SimpleEventIsolation(), state_engine
+    sql = SqlStorage(create_sessionmaker(state_engine), clock=clock)  # the purge's clock
+    return sql, SimpleEventIsolation(), state_engine
 
 
 async def decode_qr(image: bytes) -> Sequence[QrCode]:

@@ -41,8 +41,15 @@ Edges:
   chat's list of pending groups). The next update of that chat, on any replica, finds the
   overdue group and handles it first (no scheduler job: an album nobody follows up on is
   only found when the chat writes again; a chat that never writes again loses it after the
-  TTL). `abandon()` is what a dying replica amounts to. In memory mode there is one process
-  and the buffer dies with it — as an in-flight update would with polling.
+  TTL). `abandon()` is what a dying replica amounts to.
+- Without Redis (memory mode: polling, or a single webhook process) the buffer is the only
+  copy of parts Telegram was already told about (polling confirmed the offset past them; the
+  webhook answered 200), so a clean stop must not leave it behind: `settle_now()` (called by
+  polling's shutdown, `bot.polling`, and by the webhook runner on SIGTERM, `bot.runners`)
+  handles every buffered group at once, without waiting out the debounce, within the grace
+  the updates in flight get; from then on a new part is handled alone in its own update,
+  which that grace covers as well. A crash (SIGKILL, OOM) loses the albums buffered at that
+  moment — at most `debounce` seconds of parts; with Redis they survive it.
 - The update de-duplication marker (bot/middlewares.py, outside this middleware) of each part
   is set to done when its request returns — when it was buffered, not handled: a redelivery
   of a part is dropped there (and would only overwrite its own entry in the buffer).
@@ -87,6 +94,10 @@ SWEPT = "album_swept"  # data key: the parts of a group taken by a sweep
 
 
 class AlbumBuffer(Protocol):
+    # True when the parts outlive this process (Redis: another replica, the chat's next
+    # update or the sweep handles them); False when a stop must handle them (`settle_now`).
+    durable: bool
+
     async def add(self, chat: str, group: str, update: Update, debounce: float) -> bool:
         """Buffer a part and move the group's deadline; False when the group was claimed
         already (a late part) or is full: then the part is handled alone."""
@@ -124,6 +135,8 @@ class _Group:
 class MemoryAlbumBuffer:
     """One process's buffer (polling, the console, a single webhook process without Redis).
     Each method is one step of the event loop, so adding and taking never interleave."""
+
+    durable = False
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -239,6 +252,8 @@ SWEEP_LIMIT = 100  # groups settled by one sweep
 class RedisAlbumBuffer:
     """The buffer shared by replicas."""
 
+    durable = True
+
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._add = redis.register_script(_ADD)
@@ -304,6 +319,7 @@ class AlbumMiddleware(BaseMiddleware):
         self.debounce = debounce
         self.retries: tuple[float, ...] = ALBUM_RETRIES  # a test may shorten them
         self._waiters: dict[str, _Waiter] = {}
+        self._stopping = False  # `settle_now` ran: a new part is handled alone, at once
 
     @classmethod
     def for_storage(cls, storage: BaseStorage, debounce: float = ALBUM_DEBOUNCE) -> AlbumMiddleware:
@@ -347,6 +363,9 @@ class AlbumMiddleware(BaseMiddleware):
         group = f"{chat}:{message.media_group_id}"
         # an earlier album
         await self._settle_chat(chat, handler, data, hurry=True, besides=group, known=pending)
+        if self._stopping:  # nothing would handle it after the stop: handle it now, alone
+            log.info("album.part_while_stopping", message_id=message.message_id)
+            return await handler(event, data)
         if not await self.buffer.add(chat, group, event, self.debounce):
             log.info("album.late_part", message_id=message.message_id)
             return await handler(event, data)  # late (the group was handled) or over the bound
@@ -384,6 +403,34 @@ class AlbumMiddleware(BaseMiddleware):
         """Wait until every album this process is waiting for has been handled."""
         while self._waiters:
             await asyncio.wait({waiter.task for waiter in self._waiters.values()})
+
+    async def settle_now(self, grace: float) -> None:
+        """A clean stop without Redis: handle every buffered group at once (not waiting out
+        its debounce) and wait up to `grace` seconds for them; from now on a new part is
+        handled alone in its own update. Their parts were confirmed to Telegram (polling) or
+        answered 200 (webhook), so Telegram will not send them again and the buffer dies with
+        the process: handling them now is the only way they are handled at all. (The other
+        way — not confirming a part until its album is handled — would pin polling's offset
+        behind every album for its debounce and needs a second, "buffered but unfinished"
+        state in the poller; the webhook cannot take back a 200 at all.) A group still being
+        handled after `grace` is cancelled and logged as lost. With Redis nothing is done:
+        the parts outlive the process (see the module's docstring)."""
+        if self.buffer.durable:
+            return
+        self._stopping = True  # set before the first wait: every later part is seen alone
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._waiters:  # an update in flight may have buffered a part a moment ago
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            for waiter in self._waiters.values():
+                waiter.hurry.set()
+            log.info("album.settle_on_stop", groups=len(self._waiters))
+            await asyncio.wait({waiter.task for waiter in self._waiters.values()}, timeout=left)
+        if self._waiters:
+            log.error("album.lost_on_stop", groups=sorted(self._waiters), grace=grace)
+            await self.abandon()
 
     async def abandon(self) -> None:
         """Stop waiting without handling (shutdown; a test's dying replica): with Redis the
@@ -497,6 +544,12 @@ async def drain(dispatcher: Dispatcher) -> None:
     """Wait for the albums the dispatcher's album middleware is still collecting or handling."""
     for middleware in albums_of(dispatcher):
         await middleware.drain()
+
+
+async def settle_now(dispatcher: Dispatcher, grace: float) -> None:
+    """A clean stop: the albums buffered in this process's memory handled at once, within
+    `grace` seconds (`AlbumMiddleware.settle_now`)."""
+    await asyncio.gather(*(m.settle_now(grace) for m in albums_of(dispatcher)))
 
 
 def install_first(dispatcher: Dispatcher, *middlewares: BaseMiddleware) -> None:

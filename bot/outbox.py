@@ -4,8 +4,14 @@ jam the others.
 Guarantees, per notification claimed (`deliver_notifications`):
 
 * Every claimed row leaves `sending` on the same tick, whatever happens to it: sent (or muted),
-  due again later, or failed. Only a crashed process leaves rows `sending`; they are claimed
-  again after `storage.notifications.STALE_CLAIM`.
+  due again later, or failed. Only a crashed process leaves rows `sending`, and a shutdown that
+  cancels a tick leaves those whose answer was on its way (a sent message, a row never tried
+  and every known outcome are recorded first); they are claimed again after
+  `storage.notifications.STALE_CLAIM`.
+* A chat's notifications go in claim order, one at a time: one whose predecessor in the tick
+  was put back is put back with it, never sent ahead of it (`_Pipeline`); and the claim takes
+  no row of a chat while an older row of that chat is being sent or is due before it
+  (`claim_to_send`), so a second replica cannot overtake the first.
 * A lasting refusal — Bot API 400 (other than the «thread not found» and photo fallbacks
   `_post` handles), 413, a group that became a supergroup, or any unexpected error while
   rendering or sending that one notification — dead-letters that notification alone (failed,
@@ -70,7 +76,7 @@ from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 from bot.app import Application, Clock, utc_now
 from bot.charts import payments_chart
 from bot.metrics import NOTIFICATIONS
-from bot.ratelimit import GLOBAL_PER_SECOND, SendLimiter
+from bot.ratelimit import CHAT_INTERVAL, GLOBAL_PER_SECOND, SendLimiter
 from domain.bill_discovery import is_reminder, sent_today, still_due
 from domain.meter_reminders import METER_WINDOW, REFRESH_AFTER, refreshed
 from domain.ports import Notification
@@ -162,7 +168,9 @@ async def deliver_notifications(
                 break
     except BaseException as error:
         if isinstance(error, asyncio.CancelledError):
-            sender.cancel()  # shutting down: the sends stop as they did (claimed again later)
+            # Shutting down: the sends stop where they are, each recording what is known (see
+            # `_Pipeline._one`); only those whose answer was still on its way stay `sending`.
+            await sender.cancel()
         # Otherwise (e.g. a claim failed) every notification started runs to its end before
         # anything is raised: none is left half-done.
         await sender.settle()
@@ -170,12 +178,26 @@ async def deliver_notifications(
     return await sender.finish()
 
 
+@dataclass(slots=True)
+class _Progress:
+    """How far one send got, for a cancellation (a shutdown) to record what is known:
+    `posting` once the request may have left, `result` once Telegram took the message."""
+
+    posting: bool = False
+    result: _Result | None = None
+
+
 class _Pipeline:
     """The sends of one tick: up to SEND_CONCURRENCY in flight, in claim order (urgent first;
     the gate is fair), batch after batch without a pause between them. `start` returns once
     every notification of the batch has taken its place in flight (its last sends are still
     going), so the next batch is claimed while they finish: the budget is never left idle
-    waiting for a batch's slowest answer."""
+    waiting for a batch's slowest answer.
+
+    A chat's notifications go one after another in claim order: each waits for the one before
+    it (before taking a place in flight), and one whose predecessor was put back (its turn,
+    a 429, a failure, a limiter out of reach) is put back as well, due with it — so nothing
+    overtakes a notification that has to wait, however the limiter decides or fails."""
 
     def __init__(self, app: Application, clock: Clock, limiter: SendLimiter) -> None:
         self._app, self._clock, self._limiter = app, clock, limiter
@@ -183,6 +205,7 @@ class _Pipeline:
         self._gate = asyncio.Semaphore(SEND_CONCURRENCY)
         self._blocked: set[int] = set()  # chats that blocked the bot during this tick
         self._tasks: list[asyncio.Task[_Result]] = []
+        self._last: dict[int, asyncio.Task[_Result]] = {}  # each chat's latest send this tick
 
     async def start(self, claimed: list[Claimed]) -> None:
         muted = {each.notification.telegram_user_id: each.muted for each in claimed}
@@ -195,9 +218,16 @@ class _Pipeline:
             self._tasks.append(asyncio.create_task(self._put_back(notification)))
         started = [asyncio.Event() for _ in sends]
         for (notification, digested), event in zip(sends, started, strict=True):
-            self._tasks.append(asyncio.create_task(self._one(notification, muted, event, digested)))
+            chat = notification.telegram_user_id
+            task = asyncio.create_task(
+                self._one(notification, muted, event, digested, self._last.get(chat))
+            )
+            self._last[chat] = task
+            self._tasks.append(task)
         if started:
-            await started[-1].wait()  # the gate is fair: the batch's last one is in flight
+            # the gate is fair: the batch's last one is in flight (or queued behind its chat's
+            # previous one)
+            await started[-1].wait()
 
     async def _put_back(self, notification: Notification) -> _Result:
         return await self._recorded(_deferred(notification, self._clock() + timedelta(seconds=1)))
@@ -213,26 +243,68 @@ class _Pipeline:
         muted: Mapping[int, frozenset[str]],
         event: asyncio.Event,
         digested: _Digest | None = None,
+        previous: asyncio.Task[_Result] | None = None,
     ) -> _Result:
+        progress = _Progress()
         try:
-            async with self._gate:
-                event.set()
-                result = await _attempt(
-                    self._app,
-                    self._clock,
-                    self._limiter,
-                    notification,
-                    muted,
-                    self._blocked,
-                    digested,
-                )
+            result = await self._after(previous, notification, event, digested)
+            if result is None:
+                async with self._gate:
+                    event.set()
+                    result = await _attempt(
+                        self._app,
+                        self._clock,
+                        self._limiter,
+                        notification,
+                        muted,
+                        self._blocked,
+                        digested,
+                        progress,
+                    )
+        except asyncio.CancelledError:
+            # Shutting down: what is known is recorded before the task ends (`_Recorder`). A
+            # message Telegram took is sent; one never tried is due again at once, its
+            # attempt given back. One whose request had left (the answer unknown) stays
+            # `sending`, as if the process had died: claimed again after STALE_CLAIM.
+            known = progress.result
+            if known is None and not progress.posting:
+                known = _deferred(notification, self._clock())
+                if digested is not None:
+                    known = replace(known, folded=digested.folded)
+            if known is not None:
+                await self._recorder.record(known)
+            raise
         finally:
             event.set()  # cancelled while waiting for the gate: `start` must not hang
         NOTIFICATIONS.labels(outcome=result.outcome.value).inc(len(result.rows))
         await self._recorder.record(result)
         return result
 
-    def cancel(self) -> None:
+    async def _after(
+        self,
+        previous: asyncio.Task[_Result] | None,
+        notification: Notification,
+        event: asyncio.Event,
+        digested: _Digest | None,
+    ) -> _Result | None:
+        """Wait for the chat's previous send of this tick; None when this one may be tried,
+        else its outcome: put back, due with the previous one, which was put back."""
+        if previous is None:
+            return None
+        event.set()  # queued behind its chat's previous send: `start` need not wait for it
+        try:
+            before = await asyncio.shield(previous)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:  # the previous one broke (a bug): this one waits a turn
+            before = _deferred(notification, self._clock() + timedelta(seconds=CHAT_INTERVAL))
+        if before.outcome not in (Outcome.DEFERRED, Outcome.RETRY):
+            return None
+        result = _deferred(notification, max(before.at, self._clock()))
+        return replace(result, folded=digested.folded) if digested is not None else result
+
+    async def cancel(self) -> None:
+        await asyncio.sleep(0)  # tasks made a moment ago start first: each records its row
         for task in self._tasks:
             task.cancel()
 
@@ -361,11 +433,15 @@ async def _attempt(
     muted: Mapping[int, frozenset[str]],
     blocked: set[int],
     digested: _Digest | None = None,
+    progress: _Progress | None = None,
 ) -> _Result:
     """One notification's fate (or one digest's: the same outcome for all its rows). Never
     raises (but for cancellation): whatever goes wrong is this send's outcome, never the
-    batch's."""
-    result = await _attempt_one(app, clock, limiter, notification, muted, blocked, digested)
+    batch's. `progress` is kept up to date for a cancellation."""
+    progress = progress if progress is not None else _Progress()
+    result = await _attempt_one(
+        app, clock, limiter, notification, muted, blocked, digested, progress
+    )
     if digested is not None:
         result = replace(result, folded=digested.folded)
     return result
@@ -379,6 +455,7 @@ async def _attempt_one(
     muted: Mapping[int, frozenset[str]],
     blocked: set[int],
     digested: _Digest | None,
+    progress: _Progress,
 ) -> _Result:
     chat = notification.telegram_user_id
     if chat in blocked:  # blocked the bot earlier in this batch
@@ -398,6 +475,7 @@ async def _attempt_one(
     if wait > 0:
         return _deferred(notification, clock() + timedelta(seconds=wait))  # the chat's turn
     try:
+        progress.posting = True
         message = await _post(app, chat, prepared)
     except TelegramRetryAfter as error:
         answered = clock()  # retry_after counts from the answer, not from the tick
@@ -432,8 +510,12 @@ async def _attempt_one(
         await _answered(limiter, chat, accepted=True)
         log.exception("notify.unexpected", notification=notification.id, kind=notification.kind)
         return _dead(notification, answered)  # not sent again: no duplicate from a bug
+    sent = _Result(notification, Outcome.SENT, clock(), message_id=message.message_id)
+    if digested is not None:
+        sent = replace(sent, folded=digested.folded)
+    progress.result = sent  # Telegram took it: a cancellation from here on records it sent
     await _answered(limiter, chat, accepted=True)
-    return _Result(notification, Outcome.SENT, clock(), message_id=message.message_id)
+    return sent
 
 
 def _deferred(notification: Notification, at: datetime) -> _Result:
@@ -495,7 +577,19 @@ class _Recorder:
         self._error: BaseException | None = None
 
     async def record(self, result: _Result) -> None:
+        """Queue `result` and see it written. A known outcome is written even when the caller
+        is cancelled meanwhile (a shutdown): the write runs as a task of its own, and the
+        cancelled caller waits for it before it ends — an outcome thrown away would leave a
+        sent row `sending`, to be sent again after STALE_CLAIM."""
         self._queue.append(result)
+        flushing = asyncio.ensure_future(self._flush())
+        try:
+            await asyncio.shield(flushing)
+        except asyncio.CancelledError:
+            await flushing
+            raise
+
+    async def _flush(self) -> None:
         async with self._lock:
             if not self._queue:  # the transaction before took ours too
                 return

@@ -36,6 +36,8 @@ from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.types import Update
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
+from bot.album import settle_now as settle_albums
+
 log = structlog.get_logger(__name__)
 
 POLLING_TIMEOUT = 10  # seconds getUpdates waits for updates (aiogram's start_polling default)
@@ -83,8 +85,10 @@ class ConfirmingPoller:
       after aiogram's backoff, as aiogram does; polling does not end on them.
     - On stop: nothing new is fetched or started; the updates in flight get `grace` seconds
       to finish, the rest are cancelled (the de-duplication middleware releases them); then
-      one last getUpdates confirms the finished prefix. Cancelled from outside (a crash in
-      tests), it cancels its updates and confirms nothing more."""
+      one last getUpdates confirms the finished prefix. Within the same `grace` the albums
+      buffered in memory (no Redis) are handled at once (`bot.album.settle_now`): their
+      parts finished when they were buffered and may be confirmed already. Cancelled from
+      outside (a crash in tests), it cancels its updates and confirms nothing more."""
 
     def __init__(
         self,
@@ -320,11 +324,19 @@ class ConfirmingPoller:
         self._finished = {number for number in self._finished if number >= offset}
 
     async def _finish_in_flight(self) -> None:
+        """The updates in flight get `grace` seconds; so do the albums buffered in memory.
+        An album part finished (and so may be confirmed) once it was buffered, and without
+        Redis only this process holds it: the albums are handled now, not left to a debounce
+        the process will not live through (`bot.album.settle_now`, which explains why this
+        rather than keeping their parts unconfirmed). Both run at once: an update in flight
+        may wait for its chat's album, or buffer one more part."""
         running = set(self._running.values())
-        if not running:
-            return
-        log.info("polling.finishing", in_flight=len(running), grace=self.grace)
-        await asyncio.wait(running, timeout=self.grace)
+        if running:
+            log.info("polling.finishing", in_flight=len(running), grace=self.grace)
+        await asyncio.gather(
+            asyncio.wait(running, timeout=self.grace) if running else asyncio.sleep(0),
+            settle_albums(self.dispatcher, self.grace),
+        )
         await self._cancel_in_flight()
 
     async def _cancel_in_flight(self) -> None:

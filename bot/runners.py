@@ -21,7 +21,7 @@ from aiogram.client.session.base import BaseSession
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import polling
-from bot.album import install_first
+from bot.album import install_first, settle_now
 from bot.app import Application, Clock, create_application, utc_now
 from bot.config import DEFAULT_CITY_DEADLINE, Settings, SettingsError
 from bot.jobs import run_due_now, start_scheduler, stop_scheduler
@@ -47,6 +47,9 @@ Ask = Callable[[str], Awaitable[str]]
 TEST_CARD = "4242424242424242"
 CONSOLE_USER = 100001  # the Telegram user id the terminal console chats as
 POLL_GRACE = 30.0  # seconds the updates in flight get to finish when polling stops
+# seconds the webhook's albums buffered in memory (no Redis) get on SIGTERM; the requests in
+# flight get aiohttp's graceful shutdown after it
+WEBHOOK_ALBUM_GRACE = POLL_GRACE
 RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds before each retry of a transiently failed update
 
 
@@ -117,7 +120,8 @@ async def run_polling(
       seconds in turn (`TransientRetryMiddleware`), holding its slot: Telegram would only
       send it again after a restart;
     - on the way out the updates in flight get POLL_GRACE seconds to finish; the others are
-      not confirmed, and are handled after the restart."""
+      not confirmed, and are handled after the restart. Albums buffered in memory (no Redis;
+      their parts may be confirmed already) are handled at once within the same grace."""
     install_first(app.dispatcher, TransientRetryMiddleware(retry_delays))
     await poll_confirming(
         app.dispatcher,
@@ -134,7 +138,12 @@ async def run_polling(
 async def webhook(settings: Settings) -> None:
     """A webhook replica: several may run behind a load balancer against one PostgreSQL and
     Redis. Updates are answered after handling; SIGTERM stops taking new ones, lets the ones in
-    flight finish (aiohttp's graceful shutdown) and releases what this replica holds."""
+    flight finish (aiohttp's graceful shutdown) and releases what this replica holds.
+
+    Without Redis the albums buffered in memory were answered 200 already (Telegram will not
+    send their parts again) and die with the process: on SIGTERM they are handled at once,
+    within WEBHOOK_ALBUM_GRACE, and a part arriving after that is handled alone in its own
+    request, which the graceful shutdown waits for (`bot.album.settle_now`)."""
     if settings.bot_token is None:
         raise SettingsError("BOT_TOKEN", "the webhook needs a token from @BotFather")
     if settings.webhook_secret is None:
@@ -155,6 +164,7 @@ async def webhook(settings: Settings) -> None:
         )
         log.info("webhook.ready", url=app.web_url)
         await stop.wait()
+        await settle_now(app.dispatcher, WEBHOOK_ALBUM_GRACE)  # before storage closes
 
 
 CARD_PROMPT = (

@@ -192,6 +192,15 @@ Index(
     postgresql_where=OPEN_NOTIFICATION,
     sqlite_where=OPEN_NOTIFICATION,
 )
+# A chat's open rows in order: the claim asks, for each candidate, whether an older row of its
+# chat is being sent or due first (a chat's notifications go in order, across replicas).
+Index(
+    "ix_notifications_open_chat",
+    NotificationRow.telegram_user_id,
+    NotificationRow.id,
+    postgresql_where=OPEN_NOTIFICATION,
+    sqlite_where=OPEN_NOTIFICATION,
+)
 
 
 class AutopayRow(Base):

@@ -24,6 +24,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    exists,
     func,
     literal,
     literal_column,
@@ -35,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from domain.ports import Notification
 from domain.quiet_hours import DEFAULT as DEFAULT_QUIET
@@ -42,6 +44,9 @@ from domain.quiet_hours import MOSCOW, QuietHours, minute_of_day, send_by
 from storage.models import OPEN_NOTIFICATION, NotificationRow, NotificationSettingsRow
 
 STALE_CLAIM = timedelta(minutes=5)
+# PostgreSQL's transaction-level advisory lock the outbox claims take one at a time (an
+# arbitrary constant of this application: «OUTB» in ASCII).
+CLAIM_LOCK = 0x4F555442
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +204,10 @@ class SqlNotificationRepository:
         for the residents taken (non-urgent, written in those hours; up to `limit` more: they
         go out together, as one digest), with each resident's settings, in ONE statement:
         `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …` (on
-        PostgreSQL the SELECTs are MATERIALIZED CTEs, see below), over the partial index of
-        open rows. Each claim counts as an attempt; `defer` gives it back when the row was not
+        PostgreSQL the SELECTs are MATERIALIZED CTEs, see below, and claims take turns under
+        an advisory lock), over the partial index of open rows. No row is taken while an
+        older row of its chat is being sent (a chat's notifications go in order, also with
+        two replicas). Each claim counts as an attempt; `defer` gives it back when the row was not
         tried after all. `urgent_only` takes urgent rows alone."""
         # OPEN_NOTIFICATION itself, and the due time as a term of its own, so both databases
         # read the candidates from `ix_notifications_open_due` (SQLite proves a partial index
@@ -222,11 +229,31 @@ class SqlNotificationRepository:
         )
         if not urgent_only:  # the resident's quiet hours: the rest waits until their end
             allowed = or_(allowed, not_(quiet))
+        # A chat's rows go in order: none is taken while an older row of its chat is being
+        # sent (by another replica, or this sender's tick before), so a second replica never
+        # overtakes the first; rows of a chat taken together are sent one after another by
+        # the sender. From `ix_notifications_open_chat`.
+        older = aliased(NotificationRow, name="older")
+        fresh_claim = now - STALE_CLAIM
+
+        def older_row(*terms: ColumnElement[bool]) -> ColumnElement[bool]:
+            return (
+                exists()
+                .where(
+                    OPEN_NOTIFICATION,  # unqualified: the subquery's own rows (`older`)
+                    older.telegram_user_id == NotificationRow.telegram_user_id,
+                    older.id < NotificationRow.id,
+                    *terms,
+                )
+                .correlate(NotificationRow, NotificationSettingsRow)
+            )
+
+        ahead = older_row(older.status == "sending", older.due_at > fresh_claim)
 
         def first(*columns: Any) -> Select[Any]:
             return (
                 _with_settings(*columns)
-                .where(due, allowed)
+                .where(due, allowed, not_(ahead))
                 .order_by(NotificationRow.urgent.desc(), NotificationRow.id)
                 .limit(limit)
                 # PostgreSQL: other senders take other rows (the settings are only read)
@@ -289,6 +316,13 @@ class SqlNotificationRepository:
                 .scalar_subquery()
             )
 
+        if dialect == "postgresql":
+            # Claims one at a time (each a few milliseconds; held until the claim commits): a
+            # claim then sees the rows the one before took as `sending`, and leaves out their
+            # chats' later rows (`ahead`) — without it two claims at once each saw the other's
+            # first row still `pending` and took the chat's next one. SQLite writes one
+            # transaction at a time anyway.
+            await self._session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK)))
         # The same condition again in the update itself: a row another sender claimed
         # meanwhile no longer matches (PostgreSQL re-checks it on the locked row; SQLite
         # writes one transaction at a time), so it is not taken twice.

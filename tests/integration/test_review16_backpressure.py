@@ -56,10 +56,8 @@ def _limiter_entries(limiter: MemoryLimiter) -> int:
     return len(limiter._chats) + len(limiter._in_flight) + len(limiter._window)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MemoryLimiter._chats keeps every chat ever sent to, for good: grows with residents",
-)
+# Was (review): MemoryLimiter._chats keeps every chat ever sent to, for good: grows with
+# residents
 async def test_the_memory_send_limiter_forgets_chats_whose_interval_passed() -> None:
     """The outbox's limiter without Redis (bot/app.py: `MemoryLimiter()`): each chat sent to
     leaves a «last message» stamp. A stamp older than the chat interval says nothing any more
@@ -149,11 +147,8 @@ def album_part(update_id: int, user_id: int, message_id: int, group: str) -> dic
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an album part is confirmed (offset past it, marker done) once buffered in memory; "
-    "a clean stop neither drains nor keeps the buffer, so the album is never handled",
-)
+# Was (review): an album part is confirmed (offset past it, marker done) once buffered in
+# memory; a clean stop neither drains nor keeps the buffer, so the album is never handled
 async def test_polling_without_redis_never_confirms_an_album_it_then_drops_on_a_clean_stop(
     tmp_path: Path,
 ) -> None:

@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from aiogram import Bot, Dispatcher, loggers
 from aiogram.dispatcher.dispatcher import DEFAULT_BACKOFF_CONFIG
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
+from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.types import Update
 from aiogram.utils.backoff import Backoff, BackoffConfig
@@ -49,6 +51,55 @@ CONFIRM_TIMEOUT = 5  # seconds the last confirmation on the way out may take
 # city calls of each of the 4 attempts TransientRetryMiddleware makes, and its 7.5 s of delays
 # (about 55 s); below the minutes a hung one would otherwise stop the offset for.
 UPDATE_DEADLINE = 120.0
+
+
+class FinishedLedger(Protocol):
+    """Where the updates finished but not yet confirmed outlive the process, when nothing else
+    keeps them (without Redis the de-duplication markers live in the process's memory): an
+    update that finished behind a slower one is not confirmed (the offset never passes an
+    unfinished one), so Telegram hands it out again after a restart — and without this it
+    would be handled, and answered, twice."""
+
+    async def recall(self) -> set[int]:
+        """The update_ids the last run finished and could not confirm (empty when none)."""
+        ...
+
+    async def keep(self, finished: set[int]) -> None:
+        """Remember `finished` for the next run (replacing what was kept)."""
+        ...
+
+
+# Telegram keeps an update it handed out for 24 hours (the Bot API's getUpdates): finished ids
+# kept longer than that are stale, and after a week without updates its ids may start afresh.
+LEDGER_KEPT = 24 * 60 * 60  # seconds
+
+
+class StorageLedger:
+    """`FinishedLedger` in the bot's FSM storage (the database's `fsm_state` without Redis),
+    under a key of no chat: `{"ids": [...], "at": <unix seconds>}`; what is older than
+    LEDGER_KEPT is not recalled. Without Redis this is the only record a restart finds."""
+
+    def __init__(
+        self, storage: BaseStorage, bot_id: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._storage = storage
+        self._key = StorageKey(bot_id=bot_id, chat_id=0, user_id=0, destiny="polling:finished")
+        self._clock = clock
+
+    async def recall(self) -> set[int]:
+        data = await self._storage.get_data(self._key)
+        ids, at = data.get("ids"), data.get("at")
+        if not isinstance(ids, list) or not isinstance(at, int | float):
+            return set()
+        if self._clock() - at > LEDGER_KEPT:
+            return set()
+        return {number for number in ids if isinstance(number, int)}
+
+    async def keep(self, finished: set[int]) -> None:
+        if not finished:  # nothing left to skip: the key goes (an empty one is deleted)
+            await self._storage.set_data(self._key, {})
+            return
+        await self._storage.set_data(self._key, {"ids": sorted(finished), "at": self._clock()})
 
 
 class ConfirmingPoller:
@@ -102,9 +153,11 @@ class ConfirmingPoller:
         backoff_config: BackoffConfig = DEFAULT_BACKOFF_CONFIG,
         allowed_updates: Sequence[str] | None = None,
         deadline: float | None = None,
+        ledger: FinishedLedger | None = None,
         **kwargs: Any,
     ) -> None:
         self.dispatcher = dispatcher
+        self.ledger = ledger
         self.bot = bot
         self.in_flight = in_flight
         self.grace = grace
@@ -138,6 +191,7 @@ class ConfirmingPoller:
         loggers.dispatcher.info(
             "Run polling for bot @%s id=%d - %r", user.username, self.bot.id, user.full_name
         )
+        await self._recall_finished()
         stopper = asyncio.create_task(stop.wait(), name="polling-stop")
         stopper.add_done_callback(lambda _: self._wake.set())
         fetch: asyncio.Task[tuple[int | None, list[Update]]] | None = None
@@ -184,6 +238,7 @@ class ConfirmingPoller:
             if clean:
                 await self._finish_in_flight()
                 await self._confirm_finished()
+                await self._keep_finished()
             else:
                 await self._cancel_in_flight()
             loggers.dispatcher.info(
@@ -195,8 +250,11 @@ class ConfirmingPoller:
         fresh = False
         for update in batch:
             number = update.update_id
-            if number in self._unfinished or number in self._finished:
-                continue  # Telegram repeats what is not confirmed yet
+            if number in self._finished:  # Telegram repeats what is not confirmed yet
+                self._last_seen = max(number, self._last_seen or number)  # the offset passes it
+                continue
+            if number in self._unfinished:
+                continue
             self._held.append((self._chat(update), update))
             self._unfinished.add(number)
             self._last_seen = number
@@ -348,6 +406,29 @@ class ConfirmingPoller:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
 
+    async def _recall_finished(self) -> None:
+        """What the last run finished behind one it did not (the ledger): skipped when Telegram
+        hands it out again. A ledger out of reach costs at worst those answers again (logged),
+        never the start."""
+        if self.ledger is None:
+            return
+        try:
+            self._finished |= await self.ledger.recall()
+        except Exception as error:
+            log.error("polling.ledger_failed", error=type(error).__name__, kept=None)
+
+    async def _keep_finished(self) -> None:
+        """Hand the ledger what finished above the last confirmed offset (nothing when all
+        was confirmed): the next run skips those when Telegram hands them out again."""
+        if self.ledger is None:
+            return
+        confirmed = self._confirmed
+        left = {n for n in self._finished if confirmed is None or n >= confirmed}
+        try:
+            await self.ledger.keep(left)
+        except Exception as error:  # the next run may answer those again; logged
+            log.error("polling.ledger_failed", error=type(error).__name__, kept=len(left))
+
     async def _confirm_finished(self) -> None:
         """One getUpdates, not waiting, that confirms the finished prefix (what it returns is
         left for the next run)."""
@@ -376,6 +457,7 @@ async def poll_confirming(
     polling_timeout: int = POLLING_TIMEOUT,
     backoff_config: BackoffConfig = DEFAULT_BACKOFF_CONFIG,
     deadline: float | None = None,
+    ledger: FinishedLedger | None = None,
     **kwargs: Any,
 ) -> None:
     """`Dispatcher.start_polling` for one bot with `ConfirmingPoller`: the same start-up and
@@ -420,6 +502,7 @@ async def poll_confirming(
                 backoff_config=backoff_config,
                 allowed_updates=allowed_updates,
                 deadline=deadline,
+                ledger=ledger,
                 bots=(bot,),
                 **kwargs,
             )

@@ -26,7 +26,7 @@ from bot.app import Application, Clock, create_application, utc_now
 from bot.config import DEFAULT_CITY_DEADLINE, Settings, SettingsError
 from bot.jobs import run_due_now, start_scheduler, stop_scheduler
 from bot.middlewares import TransientRetryMiddleware
-from bot.polling import poll_confirming
+from bot.polling import StorageLedger, poll_confirming
 from bot.ratelimit import MemoryLimiter
 from bot.warmup import lean_heap
 from bot.web import WEBHOOK_PATH
@@ -121,14 +121,19 @@ async def run_polling(
       send it again after a restart;
     - on the way out the updates in flight get POLL_GRACE seconds to finish; the others are
       not confirmed, and are handled after the restart. Albums buffered in memory (no Redis;
-      their parts may be confirmed already) are handled at once within the same grace."""
+      their parts may be confirmed already) are handled at once within the same grace. Without
+      Redis the updates that finished behind an unfinished one (not confirmable) are kept in
+      the database (`bot.polling.StorageLedger`): the restart skips them when Telegram hands
+      them out again, as Redis's de-duplication markers would."""
     install_first(app.dispatcher, TransientRetryMiddleware(retry_delays))
+    ledger = StorageLedger(app.storage, app.bot.id) if app.settings.redis_url is None else None
     await poll_confirming(
         app.dispatcher,
         app.bot,
         in_flight=app.settings.updates_in_flight,
         grace=POLL_GRACE,
         handle_signals=handle_signals,
+        ledger=ledger,
         # UPDATE_DEADLINE holds for the default city deadline; a longer one stretches it
         deadline=polling.UPDATE_DEADLINE
         * max(1.0, app.settings.city_deadline / DEFAULT_CITY_DEADLINE),

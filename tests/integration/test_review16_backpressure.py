@@ -91,11 +91,8 @@ async def test_the_memory_send_limiter_still_spaces_one_chats_messages() -> None
 # ---- polling without Redis: what finished before a stop is not handled again ----------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="without Redis the done markers live in process memory (MemoryDedup): an update "
-    "finished but unconfirmed (behind a slower one) is handled and answered again after restart",
-)
+# Was (review): without Redis the done markers live in process memory (MemoryDedup): an update
+# finished but unconfirmed (behind a slower one) is handled and answered again after restart
 async def test_polling_without_redis_answers_a_finished_update_once_across_a_restart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,6 +42,7 @@ from sandbox import SandboxServer
 from storage.fsm import DIALOG_STATE_KEPT, SqlStorage
 from storage.models import AutopayRow, NotificationRow, TrackedReportRow
 from tests.integration.test_autopay_job import RESIDENT, ledger, uow_factory
+from tests.integration.test_background_costs import reminders
 
 START = datetime(2026, 11, 24, 12, 0, tzinfo=MOSCOW)
 
@@ -176,16 +177,6 @@ def donation(day: int) -> Autopay:
     )
 
 
-async def reminder_keys(factory: Any) -> list[str]:
-    async with factory() as uow:
-        session = uow._session
-        assert session is not None
-        keys = await session.scalars(
-            select(NotificationRow.dedupe_key).where(NotificationRow.kind == "autopay_reminder")
-        )
-        return sorted(keys)
-
-
 # Was (review): send_reminders reminds «Завтра спишем» for a period whose run already SUCCEEDED
 # when the day is moved later in the same month (no charge follows)
 async def test_no_reminder_for_a_period_already_charged_after_the_day_is_moved(
@@ -223,7 +214,7 @@ async def test_no_reminder_for_a_period_already_charged_after_the_day_is_moved(
     charged_on_20th = len(await ledger(sandbox)) - charges_before
     assert charged_on_20th == 0  # one period, one charge (this holds)
     # «Завтра спишем 100 ₽» on the 19th, then nothing charged on the 20th: a false promise.
-    assert (written, await reminder_keys(factory)) == (0, []), moved.period
+    assert (written, await reminders(factory)) == (0, []), moved.period
 
 
 async def test_paused_and_deleted_autopays_are_not_reminded_and_a_resume_is_not_twice(
@@ -245,7 +236,7 @@ async def test_paused_and_deleted_autopays_are_not_reminded_and_a_resume_is_not_
     for minutes in (2, 3):
         async with factory() as uow:
             await send_reminders(uow, day_before + timedelta(minutes=minutes))
-    assert await reminder_keys(factory) == [f"autopay:{kept.id}:2026-11:reminder"]
+    assert await reminders(factory) == [f"autopay:{kept.id}:2026-11:reminder"]
     async with factory() as uow:  # paused and resumed again after the reminder: not twice
         await set_status(uow, resident, kept.id, AutopayStatus.PAUSED, day_before)
     async with factory() as uow:
@@ -285,7 +276,7 @@ async def test_two_replicas_reminding_at_once_write_each_reminder_once(
 
     first, second = await asyncio.gather(replica(), replica())
     assert first + second == len(ids)
-    assert await reminder_keys(factory) == sorted(f"autopay:{i}:2026-11:reminder" for i in ids)
+    assert await reminders(factory) == sorted(f"autopay:{i}:2026-11:reminder" for i in ids)
 
 
 # --- the retention purge ------------------------------------------------------------------

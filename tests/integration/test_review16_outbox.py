@@ -120,11 +120,13 @@ async def test_a_faltering_limiter_does_not_reorder_a_chat(engine: AsyncEngine, 
 
 
 class SlowDouble(ScriptedTelegram):
-    """The double answering after `delay` real seconds (the sends overlap; nothing is timed)."""
+    """The double answering after `delay` real seconds (the sends overlap; nothing is timed);
+    `entered` is set once a request arrived."""
 
     def __init__(self, clock: Clock, delay: float) -> None:
         super().__init__(clock)
         self.delay = delay
+        self.entered = asyncio.Event()
 
     async def make_request(
         self,
@@ -132,6 +134,7 @@ class SlowDouble(ScriptedTelegram):
         method: TelegramMethod[TelegramType],
         timeout: int | None = None,  # noqa: ASYNC109 - BaseSession's signature
     ) -> TelegramType:
+        self.entered.set()
         await asyncio.sleep(self.delay)
         return await super().make_request(bot, method, timeout)
 
@@ -219,20 +222,8 @@ async def test_cancelled_tick_puts_back_what_it_never_tried(engine: AsyncEngine)
     should be pending again (due now), not stuck `sending` until STALE_CLAIM lets another
     replica take them."""
     clock = Clock()
-    in_flight = asyncio.Event()
-
-    class Hanging(ScriptedTelegram):
-        async def make_request(
-            self,
-            bot: Bot,
-            method: TelegramMethod[TelegramType],
-            timeout: int | None = None,  # noqa: ASYNC109 - BaseSession's signature
-        ) -> TelegramType:
-            in_flight.set()
-            await asyncio.sleep(5)  # Telegram is slow; the shutdown comes first
-            return await super().make_request(bot, method, timeout)
-
-    telegram = Hanging(clock)
+    telegram = SlowDouble(clock, delay=5)  # Telegram is slow; the shutdown comes first
+    in_flight = telegram.entered
     sender = make_sender(engine, telegram, clock)
     count = outbox.SEND_CONCURRENCY + 5  # the last five wait for a free send
     await write(sender, clock, *(report(8400 + i, i) for i in range(count)))

@@ -10,8 +10,8 @@ Guarantees, per notification claimed (`deliver_notifications`):
   `storage.notifications.STALE_CLAIM`.
 * A chat's notifications go in claim order, one at a time: one whose predecessor in the tick
   was put back is put back with it, never sent ahead of it (`_Pipeline`); and the claim takes
-  no row of a chat while an older row of that chat is being sent or is due before it
-  (`claim_to_send`), so a second replica cannot overtake the first.
+  no row of a chat while an older row of that chat is being sent or was put back to wait
+  (`claim_to_send`), so neither a later tick nor a second replica overtakes it.
 * A lasting refusal — Bot API 400 (other than the «thread not found» and photo fallbacks
   `_post` handles), 413, a group that became a supergroup, or any unexpected error while
   rendering or sending that one notification — dead-letters that notification alone (failed,
@@ -153,6 +153,7 @@ async def deliver_notifications(
     limiter = limiter or app.limiter
     started = time.monotonic()
     sender = _Pipeline(app, clock, limiter)
+    claimed: list[Claimed] = []
     try:
         while True:
             now = clock()
@@ -170,6 +171,8 @@ async def deliver_notifications(
         if isinstance(error, asyncio.CancelledError):
             # Shutting down: the sends stop where they are, each recording what is known (see
             # `_Pipeline._one`); only those whose answer was still on its way stay `sending`.
+            # Rows claimed but not yet handed to a send go back at once.
+            await sender.put_back_now(claimed)
             await sender.cancel()
         # Otherwise (e.g. a claim failed) every notification started runs to its end before
         # anything is raised: none is left half-done.
@@ -206,10 +209,27 @@ class _Pipeline:
         self._blocked: set[int] = set()  # chats that blocked the bot during this tick
         self._tasks: list[asyncio.Task[_Result]] = []
         self._last: dict[int, asyncio.Task[_Result]] = {}  # each chat's latest send this tick
+        self.handed: set[int] = set()  # ids of the rows a task of this tick has taken
+
+    async def put_back_now(self, claimed: Sequence[Claimed]) -> None:
+        """Claimed rows no task took (the tick was cancelled before they were handed over:
+        during the city check of `_refresh`, or between the claim and `start`): pending again,
+        due now, the attempt given back — recorded even while cancelled (`_Recorder`)."""
+        now = self._clock()
+        for each in claimed:
+            if each.notification.id not in self.handed:
+                self.handed.add(each.notification.id or 0)
+                await self._recorder.record(_deferred(each.notification, now))
 
     async def start(self, claimed: list[Claimed]) -> None:
         muted = {each.notification.telegram_user_id: each.muted for each in claimed}
-        claimed, obsolete = await _refresh(self._app, self._clock(), claimed)
+        try:
+            refreshed, obsolete = await _refresh(self._app, self._clock(), claimed)
+        except asyncio.CancelledError:
+            await self.put_back_now(claimed)
+            raise
+        self.handed |= {each.notification.id or 0 for each in claimed}
+        claimed = refreshed
         for notification in obsolete:
             result = _Result(notification, Outcome.OBSOLETE, self._clock())
             self._tasks.append(asyncio.create_task(self._recorded(result)))
@@ -268,7 +288,7 @@ class _Pipeline:
             # `sending`, as if the process had died: claimed again after STALE_CLAIM.
             known = progress.result
             if known is None and not progress.posting:
-                known = _deferred(notification, self._clock())
+                known = _deferred(notification, self._due_after(previous))
                 if digested is not None:
                     known = replace(known, folded=digested.folded)
             if known is not None:
@@ -279,6 +299,19 @@ class _Pipeline:
         NOTIFICATIONS.labels(outcome=result.outcome.value).inc(len(result.rows))
         await self._recorder.record(result)
         return result
+
+    def _due_after(self, previous: asyncio.Task[_Result] | None) -> datetime:
+        """When a row never tried is due again: now, or with its chat's previous send of this
+        tick when that one was put back (nothing overtakes it)."""
+        now = self._clock()
+        if previous is None or not previous.done() or previous.cancelled():
+            return now
+        if previous.exception() is not None:
+            return now
+        before = previous.result()
+        if before.outcome in (Outcome.DEFERRED, Outcome.RETRY):
+            return max(before.at, now)
+        return now
 
     async def _after(
         self,

@@ -85,6 +85,8 @@ class StorageLedger:
         self._storage = storage
         self._key = StorageKey(bot_id=bot_id, chat_id=0, user_id=0, destiny="polling:finished")
         self._clock = clock
+        self._recalled: set[int] = set()
+        self._recalled_at = 0.0
 
     async def recall(self) -> set[int]:
         data = await self._storage.get_data(self._key)
@@ -93,13 +95,20 @@ class StorageLedger:
             return set()
         if self._clock() - at > LEDGER_KEPT:
             return set()
-        return {number for number in ids if isinstance(number, int)}
+        self._recalled = {number for number in ids if isinstance(number, int)}
+        self._recalled_at = float(at)
+        return set(self._recalled)
 
     async def keep(self, finished: set[int]) -> None:
         if not finished:  # nothing left to skip: the key goes (an empty one is deleted)
             await self._storage.set_data(self._key, {})
             return
-        await self._storage.set_data(self._key, {"ids": sorted(finished), "at": self._clock()})
+        # Ids carried over from the last run keep that run's moment: a quiet bot restarted
+        # daily must not trust them for ever (after a quiet week Telegram's ids may restart
+        # and a new update take an old id). Kept with them, this run's expire a little early
+        # (at worst answered again, never skipped).
+        at = self._recalled_at if finished & self._recalled else self._clock()
+        await self._storage.set_data(self._key, {"ids": sorted(finished), "at": at})
 
 
 class ConfirmingPoller:

@@ -113,7 +113,13 @@ async def authorize_link(
         tokens = await auth.exchange_code(code=code, code_verifier=attempt.code_verifier)
     except InvalidGrant as exc:
         raise LinkCodeRejected() from exc
-    profile = await city.profile(StaticSession(tokens))
+    try:
+        profile = await city.profile(StaticSession(tokens))
+    except BaseException:
+        # Nobody will hold these tokens (the attempt is spent): revoked at once, as a link
+        # burnt in the wrong hands is, rather than left a live session at the city.
+        await _revoke_quietly(auth, tokens)
+        raise
 
     nonce = secrets.token_urlsafe(18)
     claimed.status = LinkStatus.AUTHORIZED

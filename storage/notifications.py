@@ -206,9 +206,9 @@ class SqlNotificationRepository:
         `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING …` (on
         PostgreSQL the SELECTs are MATERIALIZED CTEs, see below, and claims take turns under
         an advisory lock), over the partial index of open rows. No row is taken while an
-        older row of its chat is being sent (a chat's notifications go in order, also with
-        two replicas). Each claim counts as an attempt; `defer` gives it back when the row was not
-        tried after all. `urgent_only` takes urgent rows alone."""
+        older row of its chat is being sent or was put back to wait (a chat's notifications
+        go in order, also with two replicas). Each claim counts as an attempt; `defer` gives
+        it back when the row was not tried after all. `urgent_only` takes urgent rows alone."""
         # OPEN_NOTIFICATION itself, and the due time as a term of its own, so both databases
         # read the candidates from `ix_notifications_open_due` (SQLite proves a partial index
         # usable only from the index's own terms).
@@ -230,9 +230,11 @@ class SqlNotificationRepository:
         if not urgent_only:  # the resident's quiet hours: the rest waits until their end
             allowed = or_(allowed, not_(quiet))
         # A chat's rows go in order: none is taken while an older row of its chat is being
-        # sent (by another replica, or this sender's tick before), so a second replica never
-        # overtakes the first; rows of a chat taken together are sent one after another by
-        # the sender. From `ix_notifications_open_chat`.
+        # sent (by another replica), or was tried and put back to wait its turn (a 5xx's
+        # backoff, a 429, the chat's second: its due time moved past the one it was written
+        # with — a row written to go out later has the two equal). Urgent rows do not wait for
+        # older non-urgent ones put back. Rows of a chat taken together are sent one after
+        # another by the sender. From `ix_notifications_open_chat`.
         older = aliased(NotificationRow, name="older")
         fresh_claim = now - STALE_CLAIM
 
@@ -248,7 +250,14 @@ class SqlNotificationRepository:
                 .correlate(NotificationRow, NotificationSettingsRow)
             )
 
-        ahead = older_row(older.status == "sending", older.due_at > fresh_claim)
+        ahead = or_(
+            older_row(older.status == "sending", older.due_at > fresh_claim),
+            older_row(
+                older.status == "pending",
+                older.due_at > older.created_at,  # put back after a claim
+                or_(older.urgent.is_(True), NotificationRow.urgent.is_(False)),
+            ),
+        )
 
         def first(*columns: Any) -> Select[Any]:
             return (

@@ -183,8 +183,7 @@ class NotificationRow(Base):
 # (see OPEN_REPORT).
 OPEN_NOTIFICATION = text("status IN ('pending', 'sending')")
 # Sent rows by when they were sent: the retention purge (`purge_finished`, hourly) deletes the
-# old ones without reading the whole table, whose bulk they are (and the few failed ones by
-# their status).
+# old ones without reading the whole table, whose bulk they are.
 Index("ix_notifications_status_sent_at", NotificationRow.status, NotificationRow.sent_at)
 Index(
     "ix_notifications_open_due",

@@ -434,8 +434,8 @@ class SqlNotificationRepository:
     async def purge_finished(self, before: datetime) -> int:
         """Retention: notifications sent before `before`, and those given up (failed: the
         resident blocked the bot, a send dead-lettered) last due before it, are deleted — two
-        statements, each read by `ix_notifications_status_sent_at` (the failed ones by its
-        status alone: they are few). Returns how many."""
+        statements, each read from an index (the sent ones `ix_notifications_status_sent_at`,
+        the failed ones by their status or due time: bench/plans.py). Returns how many."""
         sent = await self._session.execute(
             delete(NotificationRow).where(
                 NotificationRow.status == "sent", NotificationRow.sent_at < before

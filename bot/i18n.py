@@ -14,6 +14,8 @@ escaped as Markup (`handlers.texts.whole`) into a window that pages its text."""
 
 from __future__ import annotations
 
+import re
+import secrets
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,7 +41,10 @@ VALUES_BUDGET = 3000
 # Fluent refuses a placeable over 2,500 characters; longer values (Markup, which is never cut,
 # or an escaped value grown by `&amp;`) go in as a short token and are put back afterwards.
 _FLUENT_PART = 2000
-_TOKEN = "\ue000{}\ue001"  # private-use characters: never in a .ftl text
+# Private-use characters (never in a .ftl text) around a nonce drawn for each text: an outside
+# value that happens to hold such characters (old carrier emoji, icon fonts) can never name a
+# token, so a long value is put back only where it was placed.
+_TOKEN = "\ue000{}:{}\ue001"
 
 
 class TranslationError(RuntimeError):
@@ -110,13 +115,15 @@ class Translator:
             key = "error-generic"
         values: dict[str, Any] = {}
         late: dict[str, str] = {}
+        nonce = ""
         outside = sum(1 for v in args.values() if isinstance(v, str) and not isinstance(v, Markup))
         limit = min(MAX_VALUE, VALUES_BUDGET // max(outside, 1))
         for name, value in args.items():
             if isinstance(value, str):
                 value = _value(value, html=html, limit=limit)
                 if len(value) > _FLUENT_PART:
-                    token = _TOKEN.format(len(late))
+                    nonce = nonce or secrets.token_hex(8)
+                    token = _TOKEN.format(nonce, len(late))
                     late[token] = value
                     value = token
             values[name] = value
@@ -131,15 +138,17 @@ class Translator:
             failed = True
             self._fail("i18n.format_error", key, "; ".join(str(e) for e in errors))
         text = str(text)
-        for token, value in late.items():
-            text = text.replace(token, value)
+        if late:  # one pass: a value put back is never searched for tokens again
+            text = re.sub(
+                "|".join(re.escape(token) for token in late), lambda m: late[m.group(0)], text
+            )
         return text, failed
 
 
 def _value(value: str, *, html: bool, limit: int) -> str:
     if isinstance(value, Markup):  # another tr's text: whole, already safe
         return str(value) if html else value.unescape()
-    value = shorten(value, limit)
+    value = shorten(value, limit)  # valid Unicode, cut
     return str(escape(value)) if html else value
 
 

@@ -20,11 +20,14 @@ from handlers.buttons import forged, on_forged
 from handlers.meters import KIND_KEYS
 from handlers.ports import Texts
 from handlers.states import MetersSG
-from handlers.texts import format_date
+from handlers.texts import format_date, shorten
 
 
 class MeterWindowOpen(CallbackData, prefix="mw"):
     pass
+
+
+SERIAL_SHOWN = 64  # UTF-16 units of a meter's serial in the reminder (then «…»)
 
 
 def render_meter_window(
@@ -35,7 +38,9 @@ def render_meter_window(
         tr(
             "notify-meter-window-line",
             name=tr(KIND_KEYS[MeterKind(meter["kind"])]),
-            serial=str(meter.get("serial") or ""),
+            # a serial is a short code; the city's data is not trusted to keep it one: ten
+            # lines must fit in one message with their words
+            serial=shorten(str(meter.get("serial") or ""), SERIAL_SHOWN),
             closes_on=format_date(date.fromisoformat(meter["closes_on"])),
         )
         for meter in meters[:SHOWN_METERS]

@@ -41,7 +41,7 @@ from domain.ports import Dashboard, SupportTopic, UnitOfWork
 from handlers.autopay import SERVICE_KEYS
 from handlers.ports import Texts
 from handlers.states import MenuSG, SupportSG
-from handlers.texts import LEVEL_KEYS, format_date
+from handlers.texts import LEVEL_KEYS, format_date, shorten, valid_text
 from handlers.widgets import Tr
 
 log = structlog.get_logger(__name__)
@@ -456,7 +456,8 @@ def render_dashboard(kind: str, data: dict[str, Any], tr: Texts) -> Markup:
         return tr(
             "dashboard-telegram-refund",
             amount=format_rub(int(data.get("amount") or 0)),
-            reason=why + Markup(" (%s)") % code if code else why,
+            # the city's reason code is outside text of any length: cut like any value
+            reason=why + Markup(" (%s)") % shorten(valid_text(code)) if code else why,
             intent=text("intent_id"),
             number=text("resident") or "—",
             charge=text("charge_id"),

@@ -36,13 +36,26 @@ MAX_VALUE = 500  # UTF-16 units of one outside value inside a message (then «�
 ELLIPSIS = "…"
 
 
+def valid_text(text: str) -> str:
+    """`text` with every lone surrogate (a broken «\\ud83d» escape in a city's JSON) replaced
+    by U+FFFD: Telegram refuses text that is not valid Unicode, and it cannot be encoded."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
 def utf16_len(text: str) -> int:
-    """Length in UTF-16 code units: the unit of Telegram's limits."""
-    return len(text.encode("utf-16-le")) // 2
+    """Length in UTF-16 code units: the unit of Telegram's limits (a lone surrogate counts
+    as the one unit it is)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def shorten(text: str, limit: int = MAX_VALUE) -> str:
-    """`text` cut to at most `limit` UTF-16 units, «…» included; never splits a character."""
+    """`text` cut to at most `limit` UTF-16 units, «…» included; never splits a character.
+    Lone surrogates become U+FFFD (`valid_text`): what is shown must be valid Unicode."""
+    text = valid_text(text)
     if utf16_len(text) <= limit:
         return text
     size, end = 0, 0
@@ -100,7 +113,7 @@ def whole(value: str) -> Markup:
     """An outside value the resident must be able to read in full (a city's answer, a report's
     description): escaped here, so the translator does not shorten it. Only for a window whose
     text is `Paged` (or a text split into several messages)."""
-    return escape(value)
+    return escape(valid_text(value))
 
 
 def button_int(value: str) -> int | None:

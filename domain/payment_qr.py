@@ -101,6 +101,13 @@ _DROPPED = {
     if not chr(code).isspace()
 }
 _EDGE_JUNK = " \ufffd"  # a byte the reader could not decode, at either end of a value
+# Fields that decide where money goes or how much: printed twice with two different values,
+# neither is believed (the field is marked unreadable, `_CONFLICT`, and validation refuses it:
+# the sum is asked, requisites or a UIN are not used). Words (a name, a purpose) keep the first.
+_DECISIVE = frozenset("personal_acc bic corresp_acc sum payee_inn kpp uin period".split())
+_CONFLICT = "?"
+# «Индекс документа»: the tax service prints a notice's UIN there, with no UIN field.
+_DOC_INDEX = "docidx"
 
 
 class QrProblem(StrEnum):
@@ -205,9 +212,10 @@ def repair_mojibake(text: str, codec: str) -> str:
 
     Without an ECI marker in the symbol, zxing-cpp guesses: windows-1251 and KOI8-R bytes come
     out as Latin-1 (``Îïëàòà``) or, for some byte runs, as Shift_JIS half-width kana
-    (``ﾏﾐﾌﾁﾔﾁ``). Both are reversible unless the reader replaced bytes with U+FFFD. The bytes
-    got back are read like raw bytes (``_best_reading``), so a header that names the wrong
-    encoding is forgiven here too. ``codec`` is the one the header names.
+    (``ﾏﾐﾌﾁﾔﾁ``); other readers hand UTF-8 over read as windows-1251 (``РћРћРћ``). All are
+    reversible unless the reader replaced bytes with U+FFFD. The bytes got back are read like
+    raw bytes (``_best_reading``), so a header that names the wrong encoding is forgiven here
+    too. ``codec`` is the one the header names.
     """
     if text.isascii() or "\ufffd" in text:
         return text
@@ -217,12 +225,25 @@ def repair_mojibake(text: str, codec: str) -> str:
         wrong_guesses = ("latin-1",)
     elif codec != "utf-8" and _JAPANESE_RE.search(text):
         wrong_guesses = ("shift_jis", "cp932")
+    elif codec == "utf-8" and _reads_back(text, "cp1251"):
+        # UTF-8 bytes read as windows-1251 («РћРћРћ»): right Cyrillic text never reads back
+        # as UTF-8 from windows-1251 (two Cyrillic letters in a row are no UTF-8 sequence)
+        wrong_guesses = ("cp1251",)
     for wrong in wrong_guesses:
         try:
             return _best_reading(text.encode(wrong), codec)
         except (UnicodeError, NotAPaymentQr):
             continue
     return text
+
+
+def _reads_back(text: str, wrong: str) -> bool:
+    """Whether `text`, encoded back with the reader's `wrong` guess, is strict UTF-8."""
+    try:
+        text.encode(wrong).decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
 
 
 # Characters a Russian receipt is made of: ASCII, Russian letters, the punctuation
@@ -367,7 +388,9 @@ def _clean(value: str) -> str:
 
 
 def _fold(entries: list[tuple[str, str]]) -> tuple[dict[str, str], dict[str, str]]:
-    """Known fields by PaymentQr name and other keys as printed; the first non-empty wins."""
+    """Known fields by PaymentQr name and other keys as printed; the first non-empty wins —
+    but a field deciding the payee or the amount printed again with another value (digits
+    compared, spaces aside) becomes `_CONFLICT`, which validation refuses."""
     values: dict[str, str] = {}
     extra: dict[str, str] = {}
     seen_extra: set[str] = set()
@@ -377,7 +400,9 @@ def _fold(entries: list[tuple[str, str]]) -> tuple[dict[str, str], dict[str, str
         folded = key.lower()
         name = _FIELDS.get(folded)
         if name is not None:
-            values.setdefault(name, value)
+            first = values.setdefault(name, value)
+            if name in _DECISIVE and _compact(first) != _compact(value):
+                values[name] = _CONFLICT
         elif folded not in seen_extra:
             seen_extra.add(folded)
             extra[key] = value
@@ -391,6 +416,10 @@ def _build(values: dict[str, str], extra: dict[str, str]) -> PaymentQr:
     uin = _compact(get("uin"))
     if uin is not None and _is_zeros(uin):
         uin = None  # «UIN=0» is how payment documents say "no UIN" (Minfin order 107н)
+    if uin is None:  # a tax notice: its UIN as the document index, when it is one
+        index = _compact(next((v for k, v in extra.items() if k.lower() == _DOC_INDEX), None))
+        if index is not None and check_uin(index).ok:
+            uin = index
     if not ((personal_acc and bic) or uin):
         raise NotAPaymentQr(QrProblem.MISSING_FIELDS)
     corresp_acc = _compact(get("corresp_acc"))
@@ -627,7 +656,9 @@ def validate(qr: PaymentQr) -> ReceiptCheck:
         problems.append(problem)
         return None
 
-    name = qr.name or None
+    # A name with bytes the reader could not decode (U+FFFD inside) would be sent on garbled
+    # as the payee: unreadable, like a missing one.
+    name = qr.name if qr.name and "\ufffd" not in qr.name else None
     if name is None:
         problems.append(ReceiptProblem.NAME)
     personal_acc = _required_digits(qr.personal_acc, (20,), ReceiptProblem.PERSONAL_ACC, problems)

@@ -46,15 +46,27 @@ PHOTO_STEPS = {ReportSG.photos, MyReportsSG.refute_photo}
 
 def _payment_qr(payloads: Sequence[QrCode]) -> PaymentQr | QrProblem:
     """The first payload that is a payment code; else the most telling problem."""
+    found = _payment_qrs(payloads)
+    return found[0] if isinstance(found, list) else found
+
+
+def _payment_qrs(payloads: Sequence[QrCode]) -> list[PaymentQr] | QrProblem:
+    """Every payload that is a payment code, in the order read (a picture may hold two: a
+    bill and its capital repair), each once; else the most telling problem."""
     problem = QrProblem.NOT_PAYMENT
+    found: list[PaymentQr] = []
     for payload in payloads:
         for candidate in (payload.raw, payload.text):
             try:
-                return parse_payment_qr(candidate)
+                qr = parse_payment_qr(candidate)
             except NotAPaymentQr as error:
                 if error.reason is not QrProblem.NOT_PAYMENT:
                     problem = error.reason
-    return problem
+                continue
+            if qr not in found:
+                found.append(qr)
+            break
+    return found or problem
 
 
 async def on_receipt(
@@ -78,6 +90,18 @@ async def on_receipt(
     shown_group = (context.start_data or {}).get("media_group") if context is not None else None
     late = group is not None and shown_group == group
     mode = StartMode.NORMAL if late else StartMode.RESET_STACK
+    if read.receipt is not None and read.more:  # two codes in one picture: a list of both
+        items = [
+            {"number": number, "key": "", "problems": [], "receipt": receipt}
+            for number, receipt in enumerate((read.receipt, *read.more), start=1)
+        ]
+        await dialog_manager.start(
+            ReceiptSG.album,
+            data={"media_group": group, "items": items, "header": "receipt-codes"},
+            mode=mode,
+            show_mode=ShowMode.SEND,
+        )
+        return
     if read.receipt is None:
         problem = {"key": read.key, "media_group": group, "problems": list(read.problems)}
         await dialog_manager.start(
@@ -100,6 +124,7 @@ class _Read:
     problems: tuple[str, ...] = ()  # fields that could not be used (ReceiptProblem values)
     receipt: dict[str, Any] | None = None  # `_summary` of a receipt that can be paid
     in_window: bool = True  # False: a plain answer (not a picture, too big to download)
+    more: tuple[dict[str, Any], ...] = ()  # other payment codes of the same picture
 
 
 async def _read(bot: Bot, qr_decoder: QrDecoder, message: Message) -> _Read:
@@ -117,17 +142,18 @@ async def _read(bot: Bot, qr_decoder: QrDecoder, message: Message) -> _Read:
         return _Read("receipt-not-image", in_window=False)
     except ImageTooLarge:
         return _Read("receipt-too-big", in_window=False)
-    found = _payment_qr(payloads) if payloads else None
-    if not isinstance(found, PaymentQr):
+    found = _payment_qrs(payloads) if payloads else None
+    if not isinstance(found, list):
         key = {
             None: "receipt-no-qr",
             QrProblem.MISSING_FIELDS: "receipt-missing",
         }.get(found, "receipt-not-payment")
         return _Read(key)
-    check = validate(found)
-    if not check.can_pay:  # nothing the city would accept: say what, offer to type the UIN
-        return _Read("receipt-unusable", problems=tuple(p.value for p in check.problems))
-    return _Read(receipt=_summary(check))
+    checks = [validate(qr) for qr in found]
+    payable = [_summary(check) for check in checks if check.can_pay]
+    if not payable:  # nothing the city would accept: say what, offer to type the UIN
+        return _Read("receipt-unusable", problems=tuple(p.value for p in checks[0].problems))
+    return _Read(receipt=payable[0], more=tuple(payable[1:]))
 
 
 async def _read_album(
@@ -164,7 +190,8 @@ ALBUM_PROBLEM_KEYS = {
 async def album_getter(dialog_manager: DialogManager, tr: Texts, **_: Any) -> dict[str, Any]:
     data: dict[str, Any] = dialog_manager.start_data or {}  # type: ignore[assignment]
     items = data.get("items") or []
-    lines = [tr("receipt-album", count=len(items))]
+    header = "receipt-codes" if data.get("header") == "receipt-codes" else "receipt-album"
+    lines = [tr(header, count=len(items))]
     buttons: list[tuple[str, str]] = []
     for item in items:
         number = str(item["number"])

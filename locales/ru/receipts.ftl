@@ -38,6 +38,7 @@ receipt-problem-uin = УИН
 
 # An album of receipts: each picture read, one list answers them all.
 receipt-album = Фото в альбоме: { $count }. Вот что я прочитал:
+receipt-codes = Платёжных QR-кодов на фото: { $count }. Вот что я прочитал:
 receipt-album-receipt = { $number }. { $payee } — { $amount }
 receipt-album-problem = { $number }. { $problem }
 receipt-album-no-amount = сумма не указана

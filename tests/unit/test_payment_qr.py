@@ -16,8 +16,10 @@ from domain.payment_qr import (
     NotAPaymentQr,
     PaymentQr,
     QrProblem,
+    ReceiptProblem,
     parse_payment_qr,
     repair_mojibake,
+    validate,
 )
 from domain.uin import check_uin
 
@@ -157,10 +159,13 @@ def test_value_with_equals_sign_is_kept_whole() -> None:
 
 
 def test_duplicated_keys_first_non_empty_wins() -> None:
+    """Words and unknown keys: the first non-empty. A field deciding the amount or the payee
+    printed twice with two values believes neither (review 18): the sum is asked."""
     qr = parse_payment_qr(
         f"ST00012|{PAYEE}|Sum=100|SUM=200|Name=|name=Первое|NAME=Второе|Contract=1|contract=2"
     )
-    assert qr.amount == 100
+    assert qr.amount is None
+    assert ReceiptProblem.SUM in validate(qr).problems
     assert qr.name == "Первое"
     assert qr.extra == {"Contract": "1"}
 

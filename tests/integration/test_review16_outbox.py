@@ -176,6 +176,28 @@ async def test_two_replicas_keep_a_chats_order(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ cancellation
 
 
+async def cancel_while_writing(
+    sender: Sender, clock: Clock, monkeypatch: pytest.MonkeyPatch, commit_takes: float
+) -> None:
+    """One tick, cancelled (a shutdown) just as its first outcome is being written — a commit
+    that takes `commit_takes` seconds — and let end."""
+    reached = asyncio.Event()
+    write_outcome = outbox._write
+
+    async def slow_write(uow: Any, result: Any) -> None:
+        reached.set()
+        await asyncio.sleep(commit_takes)
+        await write_outcome(uow, result)
+
+    monkeypatch.setattr(outbox, "_write", slow_write)
+    tick = asyncio.create_task(deliver_notifications(sender.app(), clock, sender.limiter))
+    await asyncio.wait_for(reached.wait(), 5)
+    tick.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await tick
+    monkeypatch.setattr(outbox, "_write", write_outcome)
+
+
 # Was (review): a tick cancelled while it writes a SENT outcome leaves the row `sending`: the
 # message Telegram took goes again after STALE_CLAIM
 async def test_cancelled_while_recording_sends_nothing_twice(
@@ -190,21 +212,7 @@ async def test_cancelled_while_recording_sends_nothing_twice(
     sender = make_sender(engine, telegram, clock)
     chat = 8301
     await write(sender, clock, report(chat, 1))
-    reached = asyncio.Event()
-    write_outcome = outbox._write
-
-    async def slow_write(uow: Any, result: Any) -> None:
-        reached.set()
-        await asyncio.sleep(5)  # a slow commit; the shutdown comes first
-        await write_outcome(uow, result)
-
-    monkeypatch.setattr(outbox, "_write", slow_write)
-    tick = asyncio.create_task(deliver_notifications(sender.app(), clock, sender.limiter))
-    await asyncio.wait_for(reached.wait(), 5)
-    tick.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await tick
-    monkeypatch.setattr(outbox, "_write", write_outcome)
+    await cancel_while_writing(sender, clock, monkeypatch, commit_takes=5)
     assert order(telegram, chat) == [1]  # Telegram took it
 
     clock.advance(STALE_CLAIM.total_seconds() + 60)  # a replica (or the restart) goes on

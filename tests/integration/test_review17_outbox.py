@@ -44,6 +44,7 @@ from tests.integration.test_review16_outbox import (
     RealNoon,
     SlowDouble,
     UnevenBotApi,
+    cancel_while_writing,
     http_sender,
     order,
     ticks,
@@ -52,8 +53,6 @@ from tests.integration.test_review16_outbox import (
 # ----------------------------------------------------------------- cancellation
 
 
-# Defect: a shutdown while the batch is being checked with the city (`_refresh`) leaves the
-# whole claimed batch `sending` for STALE_CLAIM
 # Was (review): deliver_notifications: a tick cancelled in _Pipeline.start before the batch's
 # tasks exist (the city check of a bill reminder, _refresh) leaves every claimed row `sending`
 # (never tried, not put back) until STALE_CLAIM, blocking their chats' later rows
@@ -95,8 +94,6 @@ async def test_cancelled_during_the_city_check_puts_the_batch_back(
     await sender.bot.session.close()
 
 
-# Defect: a send cancelled while it waits for its chat's previous one, which was put back,
-# is put back due now — ahead of that previous one
 # Was (review): _Pipeline._one: a send cancelled while queued behind its chat's previous send
 # (put back: a 5xx, 429, the chat's turn) is recorded DEFERRED due now, not due with the
 # previous one, so after the restart it overtakes it
@@ -115,21 +112,7 @@ async def test_cancelled_behind_a_put_back_row_keeps_the_chats_order(
     chat = 8801
     await write(sender, clock, report(chat, 1), report(chat, 2))
     telegram.script(1, "500")
-    reached = asyncio.Event()
-    write_outcome = outbox._write
-
-    async def slow_write(uow: Any, result: Any) -> None:
-        reached.set()
-        await asyncio.sleep(0.2)  # a slow commit; the shutdown comes meanwhile
-        await write_outcome(uow, result)
-
-    monkeypatch.setattr(outbox, "_write", slow_write)
-    tick = asyncio.create_task(deliver_notifications(sender.app(), clock, sender.limiter))
-    await asyncio.wait_for(reached.wait(), 5)
-    tick.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await tick
-    monkeypatch.setattr(outbox, "_write", write_outcome)
+    await cancel_while_writing(sender, clock, monkeypatch, commit_takes=0.2)
 
     sender.limiter = clock.limiter()  # restarted: the chat's hold was in memory
     await ticks(sender, clock, 8)
@@ -311,9 +294,6 @@ async def test_two_replicas_many_chats_in_order_exactly_once(tmp_path: Any) -> N
     await first_engine.dispose()
 
 
-# Defect: the claim takes a chat's later row while its earlier one is put back (pending, due
-# later); the limiter's hold ends when that one is due, and the later row, still waiting in the
-# pipeline for a send, goes first
 # Was (review): claim_to_send leaves out a chat's row only behind an older row `sending`, not
 # one put back (pending, due later); the later row waits for a send past the hold's end and goes
 # before the put-back row is claimed again

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -147,31 +148,47 @@ async def test_two_replicas_keep_a_chats_order(tmp_path: Path) -> None:
     one MemoryLimiter both use). Chat X's first notification is the 60th row of the first
     replica's batch — it waits for one of 30 sends in flight; its second is the next row,
     which the other replica claims and sends at once. The chat gets them in reverse."""
-    first_engine = await fresh_engine("postgres", tmp_path)
-    second_engine = create_engine(POSTGRES_URL)
     clock = Clock()
     telegram = SlowDouble(clock, delay=0.1)
+    async with two_replicas(tmp_path, telegram, clock) as (replicas, first_engine):
+        for replica in replicas:
+            async with replica.uow_factory() as uow:  # both connected: neither starts late
+                assert await uow.notifications.claim(clock(), 1) == []
+        chat = 8201
+        fillers = [report(9000 + i, 100 + i) for i in range(outbox.SEND_BATCH - 1)]
+        await write(replicas[0], clock, *fillers, report(chat, 1), report(chat, 2))
+        await rounds(replicas, clock, 6)
+        stored = await rows(first_engine)
+    assert {row.status for row in stored.values()} == {"sent"}
+    assert order(telegram, chat) == [1, 2]
+
+
+@asynccontextmanager
+async def two_replicas(
+    tmp_path: Path, telegram: ScriptedTelegram, clock: Clock
+) -> AsyncIterator[tuple[list[Sender], AsyncEngine]]:
+    """Two senders on one fresh PostgreSQL outbox (the first's engine is yielded to read it),
+    one Bot API double and one limiter between them (Redis's part in production)."""
+    first_engine = await fresh_engine("postgres", tmp_path)
+    second_engine = create_engine(POSTGRES_URL)
     shared = clock.limiter()
     replicas = [make_sender(e, telegram, clock) for e in (first_engine, second_engine)]
     for replica in replicas:
         replica.limiter = shared
-        async with replica.uow_factory() as uow:  # both connected: neither starts late
-            assert await uow.notifications.claim(clock(), 1) == []
-    chat = 8201
-    fillers = [report(9000 + i, 100 + i) for i in range(outbox.SEND_BATCH - 1)]
-    await write(replicas[0], clock, *fillers, report(chat, 1), report(chat, 2))
+    try:
+        yield replicas, first_engine
+    finally:
+        for replica in replicas:
+            await replica.bot.session.close()
+        await second_engine.dispose()
+        await first_engine.dispose()
 
-    for _ in range(6):
+
+async def rounds(replicas: list[Sender], clock: Clock, count: int) -> None:
+    """`count` ticks of both replicas at once, the clock a second on after each."""
+    for _ in range(count):
         await asyncio.gather(*(deliver_notifications(r.app(), clock, r.limiter) for r in replicas))
         clock.advance(1)
-
-    stored = await rows(first_engine)
-    assert {row.status for row in stored.values()} == {"sent"}
-    assert order(telegram, chat) == [1, 2]
-    for replica in replicas:
-        await replica.bot.session.close()
-    await second_engine.dispose()
-    await first_engine.dispose()
 
 
 # ------------------------------------------------------------------ cancellation

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -47,7 +48,9 @@ from tests.integration.test_review16_outbox import (
     cancel_while_writing,
     http_sender,
     order,
+    rounds,
     ticks,
+    two_replicas,
     without_credit,
 )
 
@@ -167,13 +170,7 @@ async def test_cancelled_digest_keeps_its_rows_together(
     chat = 8901
     await write(sender, night, *(report(chat, i) for i in range(1, 4)))
     night.now = NOON - timedelta(hours=2)  # 10:00 in Moscow: the hours are over
-    urgent = Notification(
-        chat,
-        "report_status",
-        {"report_id": "T-0", "status": "in_work", "theme": "Яма", "text": ""},
-        dedupe_key="test:0",
-        urgent=True,
-    )
+    urgent = replace(report(chat, 0), urgent=True)
     await write(sender, night, urgent)
     tick = asyncio.create_task(deliver_notifications(sender.app(), night, sender.limiter))
     await asyncio.wait_for(posting.wait(), 5)
@@ -265,22 +262,15 @@ async def test_two_replicas_many_chats_in_order_exactly_once(tmp_path: Any) -> N
     """Two replicas on one PostgreSQL outbox and one limiter, 50 chats × 4 rows (two hundred,
     interleaved by chat), one chat blocking the bot midway (a 403): every chat gets its
     notifications in the order written, each exactly once (but the blocked one)."""
-    first_engine = await fresh_engine("postgres", tmp_path)
-    second_engine = create_engine(POSTGRES_URL)
     clock = Clock()
     telegram = SlowDouble(clock, delay=0.005)
-    shared = clock.limiter()
-    replicas = [make_sender(e, telegram, clock) for e in (first_engine, second_engine)]
-    for replica in replicas:
-        replica.limiter = shared
     chats = [9500 + c for c in range(50)]
     notes = [report(chat, n * 1000 + c) for n in range(4) for c, chat in enumerate(chats)]
-    await write(replicas[0], clock, *notes)
-    telegram.script(1000 + 13, "403")  # backoffs: test_a_later_row_waits_for_the_put_back_one
-    for _ in range(40):
-        await asyncio.gather(*(deliver_notifications(r.app(), clock, r.limiter) for r in replicas))
-        clock.advance(1)
-    stored = await rows(first_engine)
+    async with two_replicas(tmp_path, telegram, clock) as (replicas, first_engine):
+        await write(replicas[0], clock, *notes)
+        telegram.script(1000 + 13, "403")  # backoffs: test_a_later_row_waits_for_the_put_back_one
+        await rounds(replicas, clock, 40)
+        stored = await rows(first_engine)
     blocked = chats[13]
     for c, chat in enumerate(chats):
         got = order(telegram, chat)
@@ -288,11 +278,7 @@ async def test_two_replicas_many_chats_in_order_exactly_once(tmp_path: Any) -> N
             assert got == [13], got
             continue
         assert got == [n * 1000 + c for n in range(4)], (chat, got)
-    assert {row.status for key, row in stored.items()} == {"sent", "failed"}
-    for replica in replicas:
-        await replica.bot.session.close()
-    await second_engine.dispose()
-    await first_engine.dispose()
+    assert {row.status for row in stored.values()} == {"sent", "failed"}
 
 
 # Was (review): claim_to_send leaves out a chat's row only behind an older row `sending`, not
@@ -433,13 +419,7 @@ async def test_a_stuck_sending_row_does_not_starve_its_chat(engine: AsyncEngine)
     async with sender.uow_factory() as uow:  # the crashed sender's claim
         assert len(await uow.notifications.claim_to_send(clock(), 5)) == 1
         await uow.commit()
-    urgent = Notification(
-        chat,
-        "report_status",
-        {"report_id": "T-3", "status": "in_work", "theme": "Яма", "text": ""},
-        dedupe_key="test:3",
-        urgent=True,
-    )
+    urgent = replace(report(chat, 3), urgent=True)
     await write(sender, clock, report(chat, 2), urgent, report(9952, 4))
     await ticks(sender, clock, 3)
     assert order(telegram, chat) == [] and order(telegram, 9952) == [4]
@@ -462,13 +442,7 @@ async def test_a_blocked_chat_ends_its_chain_in_one_tick(engine: AsyncEngine) ->
     async with sender.uow_factory() as uow:
         await uow.notification_settings.set_muted(chat, {"report_status"})
         await uow.commit()
-    urgent_first = Notification(
-        chat,
-        "report_status",
-        {"report_id": "T-0", "status": "in_work", "theme": "Яма", "text": ""},
-        dedupe_key="test:0",
-        urgent=True,
-    )
+    urgent_first = replace(report(chat, 0), urgent=True)
     telegram.script(0, "403")
     await write(sender, clock, urgent_first)
     await asyncio.wait_for(deliver_notifications(sender.app(), clock, sender.limiter), 10)

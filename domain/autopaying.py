@@ -530,6 +530,12 @@ RECORD_AT = TICK_BATCH  # successful charges recorded together, in one transacti
 RECORD_AFTER = 0.05  # … or this many seconds after the first of them, whichever comes first
 
 
+def _in_doubt(run: AutopayRun) -> bool:
+    """The run's key is on record (STARTED, attempts ≥ 1) and its outcome is not: it may have
+    reached the city before a crash. `_process` asks the city about it before anything else."""
+    return run.status is RunStatus.STARTED and run.attempts >= 1
+
+
 def _plain(autopay: Autopay) -> bool:
     """A donation of a fixed amount on a schedule: nothing to ask the city before its charge,
     and nothing but the schedule to move on after it. The rest (a bill looked up, a top-up
@@ -653,9 +659,10 @@ class _Run:
         self, claimed: list[Autopay], batch: _Batch
     ) -> dict[int | None, _Prepared | None]:
         """In one transaction, the plain ones of these claimed autopays read again under their
-        rows' locks (`lock_many`, as `_attempt` does one), their runs found or created
-        (`runs_for`) and their keys recorded (`save_runs`) — what `_process` does for one
-        before its charge (a run already STARTED keeps its key). Those no longer ACTIVE, due
+        rows' locks (`lock_many`, as `_attempt` does one), their runs created as their first
+        attempts with their keys (`runs_for`), or found and, when tried before, given their
+        next attempt's key (`save_runs`) — what `_process` does for one before its charge (a
+        run already STARTED keeps its key). Those no longer ACTIVE, due
         and leased by this claim are done ("inactive", their leases ended); those whose period
         was done, skipped or whose resident is gone take the general path. Returns, by id,
         each autopay left to charge with its prepared run, or None for the general path."""
@@ -674,30 +681,42 @@ class _Run:
                 or stored[i].status is not AutopayStatus.ACTIVE
                 or stored[i].next_due_at > now
             ]
-            ready = [stored[i] for i in plain if i not in inactive and _plain(stored[i])]
-            runs = await uow.autopays.runs_for(
-                [(a.id, a.period, run_key(a.id, a.period, 1)) for a in ready if a.id], now
-            )
+            gone = set(inactive)
+            ready = [stored[i] for i in plain if i not in gone and _plain(stored[i])]
             residents = await uow.residents.get_many([a.telegram_user_id for a in ready])
+            # What the general path decides without the run: left to it.
+            ready = [
+                autopay
+                for autopay in ready
+                if residents.get(autopay.telegram_user_id) is not None  # it pauses: link again
+                and autopay.skip_period != autopay.period
+                and autopay.amount is not None
+                and autopay.amount <= ceiling
+            ]
+            # A run made here is made as its first attempt, key and amount on record: only a
+            # run found (tried before) is written again.
+            runs, made = await uow.autopays.runs_for(
+                [(a.id, a.period, run_key(a.id, a.period, 1)) for a in ready if a.id],
+                now,
+                first_amounts={a.id: a.amount for a in ready if a.id and a.amount is not None},
+            )
             prepared: list[_Prepared] = []
+            written: list[AutopayRun] = []
             for autopay in ready:
-                run, resident = runs[autopay.id or 0], residents.get(autopay.telegram_user_id)
-                if (
-                    resident is None  # the general path pauses it: link again
-                    or run.status in FINISHED_FOR_GOOD
-                    or autopay.skip_period == autopay.period
-                    or autopay.amount is None
-                    or autopay.amount > ceiling
-                ):
-                    continue
-                if run.status is not RunStatus.STARTED or run.attempts == 0:
+                run, resident = runs[autopay.id or 0], residents[autopay.telegram_user_id]
+                if autopay.id in made:
+                    pass  # made here as its first attempt, key and amount on record
+                elif run.status in FINISHED_FOR_GOOD or _in_doubt(run):
+                    continue  # the general path: done, or its key looked up first
+                elif run.attempts == 0 or run.status is not RunStatus.STARTED:
                     run.attempts += 1  # as in `_process`: a new attempt gets a new key
                     run.key = run_key(run.autopay_id, run.period, run.attempts)
-                run.status, run.amount = RunStatus.STARTED, autopay.amount
+                    run.status, run.amount = RunStatus.STARTED, autopay.amount
+                    written.append(run)
                 # a copy each: a charge's refresh must not change the tokens another one holds
                 # (`_RunSession` tells a refresh made meanwhile by the token it was given)
                 prepared.append(_Prepared(autopay, run, replace(resident)))
-            await uow.autopays.save_runs([p.run for p in prepared], now)
+            await uow.autopays.save_runs(written, now)
             await uow.autopays.release(inactive, batch.claimed_at)
             await uow.commit()  # the keys are on record before the platform hears them
         for autopay_id in inactive:
@@ -822,11 +841,15 @@ class _Run:
                 _next(autopay, each.now, current)
                 moved.append(autopay)
             await uow.notifications.add_all_once(notices, now)
-            await uow.autopays.save_progress_many(moved)
-            for claimed_at in {each.claimed_at for each in paid}:
+            claims = {e.autopay.id: e.claimed_at for e in paid if e.autopay.id is not None}
+            # the leases end with the schedules' progress, in the same UPDATE of the rows …
+            await uow.autopays.save_progress_many(moved, claims)
+            deleted = [
+                i for i in claims if i not in stored or stored[i].status is AutopayStatus.DELETED
+            ]
+            for claimed_at in {claims[i] for i in deleted}:  # … which leaves DELETED ones be
                 await uow.autopays.release(
-                    [e.autopay.id for e in paid if e.autopay.id and e.claimed_at == claimed_at],
-                    claimed_at,
+                    [i for i in deleted if claims[i] == claimed_at], claimed_at
                 )
             await uow.commit()
 
@@ -1039,6 +1062,21 @@ async def _process(
     resident = await uow.residents.get(autopay.telegram_user_id)
     if resident is None:  # no longer linked: nothing can be charged until they link again
         return await _pause(uow, autopay, run, PauseReason.RELINK, now, held=held)
+    session = _RunSession(resident, city, uow, refreshes)
+    if _in_doubt(run):
+        # Its key may have reached the city before a crash (a scheduler died between the charge
+        # and its record). What the city and the autopay say now — the bill paid, a skip
+        # pressed, a new amount or card — may follow from that very charge, so the key is
+        # looked up first, as `domain.autopay_runs` does: a payment found is this period's
+        # answer. None found: the key never reached the city, and is sent with what is stored.
+        await uow.commit()  # no lock or connection held while the city answers
+        held = None  # the end reads the row again
+        try:
+            found = await city.find_payment(session, run.key)
+        except DomainError as error:
+            return await _after_error(uow, autopay, error, now)
+        if found is not None:
+            return await _after_payment(uow, autopay, run, found, now)
     if autopay.skip_period == period:
         return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None, held=held)
     if autopay.on_issue and autopay.bill_id is None and autopay.retry_period is None:
@@ -1046,7 +1084,6 @@ async def _process(
         # «the first unpaid bill» — an on-issue autopay pays only the bill it was given.
         return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None, held=held)
     _, ceiling = money_ceiling(autopay.kind, limits)
-    session = _RunSession(resident, city, uow, refreshes)
     bill_ids: list[str] = []
     amount = autopay.amount
     if autopay.kind is AutopayKind.BILL:

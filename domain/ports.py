@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -400,15 +400,25 @@ class AutopayRepository(Protocol):
         now, by id, without those missing or (with `claimed_at`) leased by another claim."""
         ...
 
-    async def save_progress_many(self, autopays: Sequence[Autopay]) -> None:
-        """`save_progress` (not paused) for many, sent once (one executemany)."""
+    async def save_progress_many(
+        self, autopays: Sequence[Autopay], claims: Mapping[int, datetime] | None = None
+    ) -> None:
+        """`save_progress` (not paused) for many, sent once (one executemany); with `claims`
+        (by autopay id, the `now` given to `claim_due`), that claim's lease ends too, as
+        `release` would, on every autopay written (not on a DELETED one)."""
         ...
 
     async def runs_for(
-        self, periods: Sequence[tuple[int, str, str]], now: datetime
-    ) -> dict[int, AutopayRun]:
-        """`run_for` for many (autopay id, period, first key): created where missing, then
-        read — one statement each. By autopay id."""
+        self,
+        periods: Sequence[tuple[int, str, str]],
+        now: datetime,
+        *,
+        first_amounts: Mapping[int, int] | None = None,
+    ) -> tuple[dict[int, AutopayRun], set[int]]:
+        """`run_for` for many (autopay id, period, first key): the runs by autopay id, created
+        where missing, and the ids of those created (one statement, one more when some were
+        there). With `first_amounts` (kopecks, by autopay id) a run created is its first
+        attempt: attempts 1, that amount, the key on record."""
         ...
 
     async def save_runs(self, runs: Sequence[AutopayRun], now: datetime) -> None:

@@ -5,7 +5,7 @@ schedulers never work on the same autopay at once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -32,8 +32,11 @@ from domain.quiet_hours import QuietHours
 from storage.database import lock_on_sqlite
 from storage.models import STARTED_RUN, AutopayRow, AutopayRunRow, NotificationSettingsRow
 from storage.notifications import SqlNotificationRepository
+from storage.types import UtcDateTime
 
 LEASE = timedelta(minutes=5)
+_AUTOPAYS = cast(Table, AutopayRow.__table__)
+_RUNS = cast(Table, AutopayRunRow.__table__)
 # STARTED_RUN where autopays (which have a status too) are joined: the same term, named.
 STARTED_RUN_OF_JOIN = text(f"{AutopayRunRow.__tablename__}.{STARTED_RUN.text}")
 
@@ -82,26 +85,25 @@ class SqlAutopayRepository:
         another scheduler is claiming is skipped, and one it has just leased is re-checked
         after its commit (READ COMMITTED) and left out; SQLite (3.35+ for RETURNING) has no row
         locks and serialises writers anyway. The caller commits at once."""
-        free = or_(AutopayRow.claimed_until.is_(None), AutopayRow.claimed_until < now)
+        free = or_(_AUTOPAYS.c.claimed_until.is_(None), _AUTOPAYS.c.claimed_until < now)
         due = (
-            select(AutopayRow.id)
+            select(_AUTOPAYS.c.id)
             .where(
-                AutopayRow.status == AutopayStatus.ACTIVE,
-                AutopayRow.next_due_at <= now,
+                _AUTOPAYS.c.status == AutopayStatus.ACTIVE,
+                _AUTOPAYS.c.next_due_at <= now,
                 free,
             )
-            .order_by(AutopayRow.next_due_at, AutopayRow.id)
+            .order_by(_AUTOPAYS.c.next_due_at, _AUTOPAYS.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)  # rendered on PostgreSQL only
         )
         result = await self._session.execute(
-            update(AutopayRow)
-            .where(AutopayRow.id.in_(due.scalar_subquery()), free)
+            update(_AUTOPAYS)
+            .where(_AUTOPAYS.c.id.in_(due.scalar_subquery()), free)
             .values(claimed_until=now + LEASE)
-            .returning(AutopayRow)
-            .execution_options(synchronize_session=False, populate_existing=True)
+            .returning(*_AUTOPAYS.c)  # Core rows: no ORM object is made for a job's read
         )
-        rows = result.scalars().all()
+        rows = result.all()
         # RETURNING keeps no order: the run takes them oldest due first.
         return [_domain(row) for row in sorted(rows, key=lambda r: (r.next_due_at, r.id))]
 
@@ -149,15 +151,12 @@ class SqlAutopayRepository:
         if not autopay_ids:
             return {}
         await lock_on_sqlite(self._session, AutopayRow.id, sorted(set(autopay_ids)))
-        rows = (
-            await self._session.execute(
-                select(AutopayRow)
-                .where(AutopayRow.id.in_(sorted(set(autopay_ids))))
-                .order_by(AutopayRow.id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).scalars()
+        rows = await self._session.execute(
+            select(_AUTOPAYS)  # Core rows: no ORM object is made for a job's read
+            .where(_AUTOPAYS.c.id.in_(sorted(set(autopay_ids))))
+            .order_by(_AUTOPAYS.c.id)
+            .with_for_update()
+        )
         return {
             row.id: _domain(row)
             for row in rows
@@ -192,12 +191,17 @@ class SqlAutopayRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def save_progress_many(self, autopays: Sequence[Autopay]) -> None:
+    async def save_progress_many(
+        self, autopays: Sequence[Autopay], claims: Mapping[int, datetime] | None = None
+    ) -> None:
         """`save_progress` (not paused) for many: one UPDATE sent once with every row's values
-        (executemany: one round trip on asyncpg)."""
+        (executemany: one round trip on asyncpg). With `claims` (by autopay id, the `now` given
+        to `claim_due`), the lease that claim took is ended in the same UPDATE, as `release`
+        would — on the rows written: a DELETED autopay's lease is `release`d by the caller."""
         if not autopays:
             return
-        table = cast(Table, AutopayRow.__table__)  # Core: an executemany, not the ORM's bulk update
+        table = _AUTOPAYS  # Core: an executemany, not the ORM's bulk update
+        leases = {i: at + LEASE for i, at in (claims or {}).items()}
         await self._session.execute(
             update(table)
             .where(table.c.id == bindparam("b_id"), table.c.status != AutopayStatus.DELETED)
@@ -208,6 +212,11 @@ class SqlAutopayRepository:
                 unanswered=bindparam("b_unanswered"),
                 bill_id=bindparam("b_bill_id"),
                 drops=bindparam("b_drops"),
+                # NULL never equals: a row without a claim here keeps its lease
+                claimed_until=case(
+                    (table.c.claimed_until == bindparam("b_lease", type_=UtcDateTime), None),
+                    else_=table.c.claimed_until,
+                ),
             ),
             [
                 {
@@ -218,6 +227,7 @@ class SqlAutopayRepository:
                     "b_unanswered": autopay.unanswered,
                     "b_bill_id": autopay.bill_id,
                     "b_drops": autopay.drops,
+                    "b_lease": leases.get(autopay.id or 0),
                 }
                 for autopay in autopays
             ],
@@ -312,39 +322,72 @@ class SqlAutopayRepository:
         return _run(row)
 
     async def runs_for(
-        self, periods: Sequence[tuple[int, str, str]], now: datetime
-    ) -> dict[int, AutopayRun]:
-        """`run_for` for many (autopay id, period, first key), in ONE statement: INSERT … ON
-        CONFLICT (autopay_id, period) DO UPDATE that changes nothing, RETURNING the row — the
-        new run, or the one already there as it is. By autopay id (an autopay appears once).
-        Sent as an executemany (SQLAlchemy pages it into INSERT … VALUES … RETURNING): compiled
-        once and cached, where a VALUES list built here would be compiled anew for each
-        length."""
+        self,
+        periods: Sequence[tuple[int, str, str]],
+        now: datetime,
+        *,
+        first_amounts: Mapping[int, int] | None = None,
+    ) -> tuple[dict[int, AutopayRun], set[int]]:
+        """`run_for` for many (autopay id, period, first key): the runs by autopay id (an
+        autopay appears once), and the ids of those made here. One INSERT … ON CONFLICT
+        (autopay_id, period) DO NOTHING RETURNING, which returns the runs it made; the runs
+        already there (tried before: rare) are read with one SELECT more. With `first_amounts`
+        (kopecks, by autopay id) a run made here is made as its first attempt of that amount
+        (attempts 1, the key on record): the charge that follows needs no second write of the
+        row. Sent as an executemany (SQLAlchemy pages it into INSERT … VALUES … RETURNING):
+        compiled once and cached, where a VALUES list built here would be compiled anew for
+        each length."""
         if not periods:
-            return {}
+            return {}, set()
         dialect = self._session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        table = cast(Table, AutopayRunRow.__table__)
-        statement = insert(table)
-        rows = await self._session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["autopay_id", "period"],
-                set_={"period": table.c.period},  # as it is: only to have the row returned
-            ).returning(*table.c),
-            [
-                {
-                    "autopay_id": autopay_id,
-                    "period": period,
-                    "key": key,
-                    "status": RunStatus.STARTED,
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for autopay_id, period, key in periods
-            ],
+        table = _RUNS
+        amounts = first_amounts or {}
+        values: list[dict[str, Any]] = [
+            {
+                "autopay_id": autopay_id,
+                "period": period,
+                "key": key,
+                "status": RunStatus.STARTED,
+                "attempts": 0 if amounts.get(autopay_id) is None else 1,
+                "amount": amounts.get(autopay_id),
+                "created_at": now,
+                "updated_at": now,
+            }
+            for autopay_id, period, key in periods
+        ]
+        made = await self._session.execute(
+            insert(table)
+            .on_conflict_do_nothing(index_elements=["autopay_id", "period"])
+            .returning(table.c.id, table.c.autopay_id),
+            values,
         )
-        return {row.autopay_id: _run(row) for row in rows}
+        ids: dict[int, int] = {row.autopay_id: row.id for row in made}
+        runs = {
+            autopay_id: AutopayRun(
+                id=ids[autopay_id],
+                autopay_id=autopay_id,
+                period=period,
+                key=key,
+                status=RunStatus.STARTED,
+                attempts=0 if amounts.get(autopay_id) is None else 1,
+                amount=amounts.get(autopay_id),
+            )
+            for autopay_id, period, key in periods
+            if autopay_id in ids
+        }
+        found = [(autopay_id, period) for autopay_id, period, _ in periods if autopay_id not in ids]
+        if found:
+            rows = await self._session.execute(
+                select(table).where(table.c.autopay_id.in_([autopay_id for autopay_id, _ in found]))
+            )
+            wanted = set(found)
+            runs.update(
+                (row.autopay_id, _run(row))
+                for row in rows
+                if (row.autopay_id, row.period) in wanted
+            )
+        return runs, set(ids)
 
     async def save_runs(self, runs: Sequence[AutopayRun], now: datetime) -> None:
         """`save_run` for many: one UPDATE sent once with every run's values (executemany)."""
@@ -559,41 +602,51 @@ def _fill(row: AutopayRow, autopay: Autopay) -> None:
     row.drops = autopay.drops
 
 
-def _domain(row: AutopayRow) -> Autopay:
+def _domain(row: AutopayRow | Row[Any]) -> Autopay:
+    # By key from a Core row's mapping: a Row's attribute access was 8× slower (30 µs an
+    # autopay, read three times a charge: `bench/autopay.py`).
+    m = row._mapping if isinstance(row, Row) else {c: getattr(row, c) for c in _COLUMNS}
     return Autopay(
-        id=row.id,
-        telegram_user_id=row.telegram_user_id,
-        kind=AutopayKind(row.kind),
-        schedule=Schedule(Frequency(row.frequency), row.day),
-        method_id=row.method_id,
-        next_due_at=row.next_due_at,
-        amount=row.amount,
-        limit=row.limit,
-        fund_id=row.fund_id,
-        fund_name=row.fund_name,
-        bill_kind=BillKind(row.bill_kind) if row.bill_kind else None,
-        payer_code=row.payer_code,
-        status=AutopayStatus(row.status),
-        skip_period=row.skip_period,
-        retry_period=row.retry_period,
-        paused_reason=PauseReason(row.paused_reason) if row.paused_reason else None,
-        unanswered=row.unanswered or 0,
-        bill_id=row.bill_id,
-        topup_service=row.topup_service,
-        topup_account=row.topup_account,
-        threshold=row.threshold,
-        drops=row.drops or 0,
+        id=m["id"],
+        telegram_user_id=m["telegram_user_id"],
+        kind=AutopayKind(m["kind"]),
+        schedule=Schedule(Frequency(m["frequency"]), m["day"]),
+        method_id=m["method_id"],
+        next_due_at=m["next_due_at"],
+        amount=m["amount"],
+        limit=m["limit"],
+        fund_id=m["fund_id"],
+        fund_name=m["fund_name"],
+        bill_kind=BillKind(m["bill_kind"]) if m["bill_kind"] else None,
+        payer_code=m["payer_code"],
+        status=AutopayStatus(m["status"]),
+        skip_period=m["skip_period"],
+        retry_period=m["retry_period"],
+        paused_reason=PauseReason(m["paused_reason"]) if m["paused_reason"] else None,
+        unanswered=m["unanswered"] or 0,
+        bill_id=m["bill_id"],
+        topup_service=m["topup_service"],
+        topup_account=m["topup_account"],
+        threshold=m["threshold"],
+        drops=m["drops"] or 0,
     )
+
+
+_COLUMNS = [column.key for column in _AUTOPAYS.c]
 
 
 def _run(row: AutopayRunRow | Row[Any]) -> AutopayRun:
+    m = row._mapping if isinstance(row, Row) else {c: getattr(row, c) for c in _RUN_COLUMNS}
     return AutopayRun(
-        id=row.id,
-        autopay_id=row.autopay_id,
-        period=row.period,
-        key=row.key,
-        status=RunStatus(row.status),
-        attempts=row.attempts,
-        amount=row.amount,
-        failure=row.failure,
+        id=m["id"],
+        autopay_id=m["autopay_id"],
+        period=m["period"],
+        key=m["key"],
+        status=RunStatus(m["status"]),
+        attempts=m["attempts"],
+        amount=m["amount"],
+        failure=m["failure"],
     )
+
+
+_RUN_COLUMNS = [column.key for column in cast(Table, AutopayRunRow.__table__).c]

@@ -107,7 +107,7 @@ async def test_every_open_report_is_asked_about_once_a_cycle(
     assert len(counting.asked) == ticks * POLL_BATCH
     assert Counter(counting.asked[:OPEN_REPORTS]) == followed
     async with factory() as uow:
-        session = uow._session
+        session = uow.session
         assert session is not None
         checked = (await session.execute(select(TrackedReportRow.checked_at))).scalars().all()
     assert all(moment > START for moment in checked)
@@ -146,7 +146,7 @@ async def test_two_pollers_at_once_take_different_reports(
     await asyncio.gather(poll(), poll())
     assert len(counting.asked) == 2 * POLL_BATCH
     async with factory() as uow:
-        session = uow._session
+        session = uow.session
         assert session is not None
         stamped = await session.scalar(
             select(func.count()).where(TrackedReportRow.checked_at == moment)
@@ -212,7 +212,7 @@ def inserts(seen: list[tuple[str, Any]]) -> list[str]:
 
 async def reminders(factory: UnitOfWorkFactory) -> list[str]:
     async with factory() as uow:
-        session = uow._session
+        session = uow.session
         assert session is not None
         keys = await session.scalars(
             select(NotificationRow.dedupe_key).where(NotificationRow.kind == "autopay_reminder")

@@ -130,7 +130,7 @@ async def test_a_cycle_with_a_closed_and_an_added_report_asks_each_open_one_once
     # Meanwhile: one not yet asked is closed (its resident confirmed the fix elsewhere), and a
     # new one is followed.
     async with factory() as uow:
-        session = uow._session
+        session = uow.session
         assert session is not None
         rows = (
             (await session.execute(select(TrackedReportRow).order_by(TrackedReportRow.id)))
@@ -147,7 +147,7 @@ async def test_a_cycle_with_a_closed_and_an_added_report_asks_each_open_one_once
         await poll_tick(factory, asked, START + timedelta(minutes=minute))
     assert len(asked.asked) == 3 * POLL_BATCH  # no tick ended early
     async with factory() as uow:
-        session = uow._session
+        session = uow.session
         assert session is not None
         stamps = dict(
             (
@@ -246,7 +246,7 @@ async def test_paused_and_deleted_autopays_are_not_reminded_and_a_resume_is_not_
     async with factory() as uow:
         await set_status(uow, resident, kept.id, AutopayStatus.DELETED, day_before)
     async with factory() as uow:
-        session = uow._session
+        session = uow.session
         assert session is not None
         await session.execute(  # as if never reminded: still nothing for a deleted one
             update(AutopayRow).where(AutopayRow.id == kept.id).values(reminded_due_at=None)

@@ -12,7 +12,9 @@ from typing import Any
 
 import structlog
 from aiogram import BaseMiddleware, Router
+from aiogram.exceptions import TelegramForbiddenError
 from aiogram.types import ErrorEvent, TelegramObject
+from aiogram.types.update import UpdateTypeLookupError
 
 from bot.failures import classify
 from bot.metrics import ERRORS
@@ -35,6 +37,12 @@ async def unexpected(event: ErrorEvent, tr: Texts, telegram_retries: bool = Fals
     - deterministic (a Bot API 400, a bug): logged, counted (`bot_errors_total`) and told
       once; the update is then marked done and answered 2xx, so a redelivery says nothing."""
     error = event.exception
+    if _resident_gone(event):
+        # The resident blocked the bot (or deleted their account) while their update was
+        # handled: nothing is wrong with the bot and nobody is left to tell. Handled, so the
+        # update is done; the outbox meets the same 403 on its own and stops the chat.
+        log.info("update.resident_blocked_bot", error=str(error)[:200])
+        return
     if classify(error).transient:
         log.warning("update.transient_failure", error=type(error).__name__)
         if not telegram_retries:
@@ -44,6 +52,21 @@ async def unexpected(event: ErrorEvent, tr: Texts, telegram_retries: bool = Fals
     ERRORS.inc()
     await tell_quietly(event, tr("error-generic"))
     raise error
+
+
+def _resident_gone(event: ErrorEvent) -> bool:
+    """A 403 (Telegram's «bot was blocked by the user», «user is deactivated») for the chat of
+    the update's own sender: a private chat's id is its user's. A 403 for any other chat (the
+    staff supergroup, another resident) is the operator's to see and stays an error."""
+    error = event.exception
+    if not isinstance(error, TelegramForbiddenError):
+        return False
+    try:
+        sender = getattr(event.update.event, "from_user", None)
+    except UpdateTypeLookupError:  # an update of a type aiogram does not know: no sender
+        return False
+    chat = getattr(error.method, "chat_id", None)
+    return sender is not None and chat == sender.id
 
 
 class ErrorPathGuard(BaseMiddleware):

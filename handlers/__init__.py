@@ -12,8 +12,9 @@ if TYPE_CHECKING:
 
 
 def build_router() -> Router:
-    """A fresh tree for each Dispatcher (a router can belong to one parent only): commands
-    first, then dialogs, then the catch-all fallback; errors are handled at the top."""
+    """A fresh tree for each Dispatcher (a router can belong to one parent only): errors at the
+    top, the staff supergroup's commands, then — in private chats only (`handlers.chats`) —
+    the resident's commands, dialogs and the catch-all fallback; then other chats."""
     from aiogram import Router
     from aiogram_dialog import Dialog
 
@@ -22,6 +23,7 @@ def build_router() -> Router:
         autopay,
         bills,
         charity,
+        chats,
         errors,
         fallback,
         fines,
@@ -42,18 +44,18 @@ def build_router() -> Router:
         topups,
         uin,
     )
-    from handlers.widgets import plain_labels
+    from handlers.widgets import explain_other_input, plain_labels
 
-    root = Router(name="root")
-    root.include_routers(
-        errors.build_router(),
-        support.build_staff_router(),  # the staff supergroup's messages stop here
+    resident = chats.private_only(Router(name="resident"))  # their screens: private chat only
+    resident.include_routers(
         start.build_router(),
+        fallback.build_command_router(),  # any other command: never read as a step's value
         support.build_router(),  # ahead of receipts: photos in support are not receipts
         receipts.build_router(),
         telegram_pay.build_router(),
         my_reports.build_router(),
         notifications.build_router(),
+        chats.build_service_router(),  # a pin, a timer: nobody wrote, nothing is answered
         menu.build_dialog(),
         bills.build_dialog(),
         payments.build_dialog(),
@@ -74,7 +76,15 @@ def build_router() -> Router:
         support.build_dialog(),
         fallback.build_router(),
     )
-    for router in root.sub_routers:  # button texts are plain text, not HTML
+    root = Router(name="root")
+    root.include_routers(
+        errors.build_router(),
+        support.build_staff_router(),  # the staff supergroup's messages stop here
+        resident,
+        chats.build_router(),  # groups, and presses without a chat
+    )
+    for router in resident.sub_routers:  # button texts are plain text, not HTML
         if isinstance(router, Dialog):
             plain_labels(router)
+            explain_other_input(router)  # a sticker where text is asked is told so
     return root

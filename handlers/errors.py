@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from aiogram import Router
+from aiogram.enums import ChatType
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import ErrorEvent
 from aiogram_dialog import DialogManager, ShowMode, StartMode
@@ -34,6 +35,25 @@ async def stale_dialog(event: ErrorEvent, tr: Texts, dialog_manager: DialogManag
     log.info("dialog.stale", error=type(event.exception).__name__)
     await _tell(event, tr("error-stale-button"))
     await dialog_manager.start(MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+
+
+def in_other_chat(event: ErrorEvent) -> bool:
+    """The failed update came from a chat other than a private one (a group: `handlers.chats`)."""
+    update = event.update
+    message = update.message or (
+        update.callback_query.message if update.callback_query is not None else None
+    )
+    return message is not None and message.chat.type != ChatType.PRIVATE
+
+
+async def stale_elsewhere(event: ErrorEvent, tr: Texts) -> None:
+    """A press under a dialog's message in a group (aiogram-dialog finds no dialog there): the
+    toast pointing to the private chat, and no menu — a resident's screens stay private."""
+    log.info("dialog.stale_elsewhere", error=type(event.exception).__name__)
+    if event.update.callback_query is not None:
+        await event.update.callback_query.answer(
+            tr.label("chat-private-only-toast"), show_alert=True
+        )
 
 
 async def outdated_button(event: ErrorEvent, tr: Texts) -> None:
@@ -77,6 +97,8 @@ def build_router() -> Router:
     handler, which bot/ includes after every handler's router (`bot.unexpected`): whether it
     is transient, and counting it, are the wiring's business."""
     router = Router(name="errors")
+    dialogs = ExceptionTypeFilter(OutdatedIntent, UnknownIntent, UnknownState)
+    router.errors.register(stale_elsewhere, dialogs, in_other_chat)
     router.errors.register(outdated_button, ExceptionTypeFilter(OutdatedIntent))
     router.errors.register(stale_dialog, ExceptionTypeFilter(UnknownIntent, UnknownState))
     router.errors.register(domain_error, ExceptionTypeFilter(DomainError))

@@ -41,8 +41,8 @@ from domain.ports import Dashboard, SupportTopic, UnitOfWork
 from handlers.autopay import SERVICE_KEYS
 from handlers.ports import Texts
 from handlers.states import MenuSG, SupportSG
-from handlers.texts import LEVEL_KEYS, format_date, shorten, valid_text
-from handlers.widgets import Tr
+from handlers.texts import COMMAND, LEVEL_KEYS, format_date, shorten, valid_text
+from handlers.widgets import OtherInput, Tr
 
 log = structlog.get_logger(__name__)
 
@@ -205,7 +205,7 @@ class InSupport(Filter):
             return False
         if message.content_type not in COPYABLE | REFUSED:
             return False
-        return not (message.text or "").startswith("/")
+        return COMMAND.match(message.text or "") is None  # «/ лифт не работает» is passed on
 
 
 async def on_resident_message(message: Message, dialog_manager: DialogManager) -> None:
@@ -251,6 +251,8 @@ def build_dialog() -> Dialog:
             Tr("support-intro", when=~F["sent"]),
             Tr("support-sent", when=F["sent"]),
             Button(Tr("support-leave"), id="leave", on_click=on_leave),
+            # what the support router does not take (a dice, a poll) reaches the window
+            OtherInput("support-not-passed"),
             getter=support_getter,
             state=SupportSG.chat,
         ),
@@ -298,22 +300,27 @@ def _answer_button(tr: Texts) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
-async def on_staff_message(message: Message, bot: Bot, uow: UnitOfWork, tr: Texts) -> None:
-    """A staff message in a resident's topic goes to the resident's chat."""
+async def on_staff_message(
+    message: Message, bot: Bot, uow: UnitOfWork, tr: Texts, album: list[Message] | None = None
+) -> None:
+    """A staff message in a resident's topic goes to the resident's chat; an album goes whole,
+    part by part, «Ответить» under its last part."""
     if message.message_thread_id is None or message.content_type not in COPYABLE:
         return
-    if (message.text or "").startswith("/"):
-        return  # a command (for another bot, or mistyped) is never passed on
+    if COMMAND.match(message.text or ""):
+        return  # a command (for another bot, or mistyped) is never passed on; «/ минуту» is
     topic = await support.topic_in_thread(uow, message.chat.id, message.message_thread_id)
     if topic is None:  # «General», the dashboard, or a topic the bot did not make
         return
+    parts = [m for m in album or [message] if m.content_type in COPYABLE]
     try:
-        await bot.copy_message(
-            topic.telegram_user_id,
-            message.chat.id,
-            message.message_id,
-            reply_markup=_answer_button(tr),
-        )
+        for number, part in enumerate(parts, 1):
+            await bot.copy_message(
+                topic.telegram_user_id,
+                message.chat.id,
+                part.message_id,
+                reply_markup=_answer_button(tr) if number == len(parts) else None,
+            )
     except TelegramForbiddenError:
         await message.reply(tr("support-resident-blocked"))
     except TelegramBadRequest as error:

@@ -3,6 +3,7 @@ rules of Telegram's text units (`utf16_len`, `shorten`) the translator in bot/i1
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -32,6 +33,9 @@ from domain.payments import (
 )
 from handlers.ports import Texts
 
+# A bot command as Telegram marks one (the Bot API's «bot_command» entity): «/», 1–32 Latin
+# letters, digits or underscores, then «@» and a bot's username, a space or the end.
+COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(?:@(?P<bot>[A-Za-z0-9_]{1,64}))?(?:\s|$)")
 MAX_VALUE = 500  # UTF-16 units of one outside value inside a message (then «…»)
 ELLIPSIS = "…"
 

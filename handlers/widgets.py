@@ -5,14 +5,16 @@ over one message's size shown page by page), `PagerRow` (its ‹ 1/3 › buttons
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from inspect import isawaitable
 from typing import Any, TypedDict
 
 from aiogram.enums import ContentType
-from aiogram.types import Message
-from aiogram_dialog import Dialog, DialogManager, ShowMode
+from aiogram.types import Chat, Message, PhotoSize, Sticker
+from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.api.internal import RawKeyboard
 from aiogram_dialog.widgets.common import Whenable, WhenCondition
-from aiogram_dialog.widgets.input import MessageInput
+from aiogram_dialog.widgets.input import BaseInput, CombinedInput, MessageInput
 from aiogram_dialog.widgets.kbd import CurrentPage, Keyboard, NextPage, PrevPage, Row
 from aiogram_dialog.widgets.kbd.select import ItemIdGetter
 from aiogram_dialog.widgets.text import Format, ScrollingText, Text
@@ -212,6 +214,119 @@ async def _hint(message: Message, _widget: MessageInput, manager: DialogManager)
     manager.show_mode = ShowMode.SEND  # the window comes back below the hint
 
 
-def HintOnText() -> MessageInput:  # named like the widget it stands for
+class HintOnText(MessageInput):
     """For windows that expect buttons only: typed text gets a hint, then the window again."""
-    return MessageInput(_hint, content_types=ContentType.TEXT)
+
+    def __init__(self) -> None:
+        super().__init__(_hint, content_types=ContentType.TEXT)
+
+
+# What a person sends (Bot API message content); the rest are service messages — a pin, the
+# chat's auto-delete timer, a payment's — which nobody wrote and nobody is answered for.
+SENT_BY_PEOPLE = [
+    ContentType.TEXT,
+    ContentType.PHOTO,
+    ContentType.DOCUMENT,
+    ContentType.STICKER,
+    ContentType.VOICE,
+    ContentType.VIDEO,
+    ContentType.VIDEO_NOTE,
+    ContentType.AUDIO,
+    ContentType.ANIMATION,
+    ContentType.LOCATION,
+    ContentType.VENUE,
+    ContentType.CONTACT,
+    ContentType.DICE,
+    ContentType.POLL,
+    ContentType.STORY,
+    ContentType.GAME,
+]
+
+
+class OtherInput(MessageInput):
+    """The last input of a window (`explain_other_input`): a message none of the window's own
+    inputs takes — a sticker, a voice message, a location where text is asked — is told what
+    the window expects (`key`), and the window comes back below; what was entered stays. A
+    file where a photo is asked is told to send it as a photo. Service messages (a pin) are
+    not answered."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(self._explain, content_types=SENT_BY_PEOPLE)
+        self.key = key
+
+    async def _explain(
+        self, message: Message, _widget: MessageInput, manager: DialogManager
+    ) -> None:
+        tr: Texts = manager.middleware_data["tr"]
+        as_file = message.document is not None and self.key in _PHOTO_KEYS
+        await message.answer(tr("input-photo-as-file" if as_file else self.key))
+        manager.show_mode = ShowMode.SEND
+
+
+_PHOTO_KEYS = {"input-photo-only", "input-text-or-photo"}
+
+
+# Samples of what a resident sends, to ask a window's inputs which they take (their filters are
+# aiogram magic filters over the message: asked once, when the dialogs are built).
+_CHAT = Chat(id=1, type="private")
+_SAMPLES = {
+    "text": Message(message_id=1, date=datetime.now(UTC), chat=_CHAT, text="1"),
+    "photo": Message(
+        message_id=1,
+        date=datetime.now(UTC),
+        chat=_CHAT,
+        photo=[PhotoSize(file_id="f", file_unique_id="u", width=1, height=1)],
+    ),
+    "sticker": Message(
+        message_id=1,
+        date=datetime.now(UTC),
+        chat=_CHAT,
+        sticker=Sticker(
+            file_id="f",
+            file_unique_id="u",
+            type="regular",
+            width=1,
+            height=1,
+            is_animated=False,
+            is_video=False,
+        ),
+    ),
+}
+
+
+def _takes(widget: BaseInput | None, sample: Message) -> bool:
+    if widget is None:
+        return False
+    if isinstance(widget, CombinedInput):
+        return any(_takes(each, sample) for each in widget.inputs)
+    if isinstance(widget, HintOnText) or not isinstance(widget, MessageInput):
+        return False  # a hint takes text only to say buttons are expected
+    for check in widget.filters:
+        answer = check.callback(sample)  # a magic filter's `resolve`: synchronous
+        if isawaitable(answer):
+            raise TypeError(f"an input's filter must be synchronous: {check.callback!r}")
+        if not answer:
+            return False
+    return True
+
+
+def explain_other_input(dialog: Dialog) -> None:
+    """Give every window of `dialog` an `OtherInput` after its own inputs, unless one of them
+    takes anything (a sticker too). What it says follows what the window takes: typed text
+    (`input-text-only`), a photo (`input-photo-only`), both (`input-text-or-photo`), or only
+    its buttons (`input-buttons-only`)."""
+    for window in dialog.windows.values():
+        if not isinstance(window, Window):
+            continue
+        own = window.on_message
+        if _takes(own, _SAMPLES["sticker"]):
+            continue  # the window answers anything itself
+        text, photo = (_takes(own, _SAMPLES[kind]) for kind in ("text", "photo"))
+        key = {
+            (True, False): "input-text-only",
+            (False, True): "input-photo-only",
+            (True, True): "input-text-or-photo",
+            (False, False): "input-buttons-only",
+        }[(text, photo)]
+        other = OtherInput(key)
+        window.on_message = other if own is None else CombinedInput(own, other)

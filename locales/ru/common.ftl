@@ -22,3 +22,20 @@ error-outdated-button = Этот шаг уже открыт ниже — про�
 error-forged-button = Эта кнопка не работает. Откройте нужный раздел из меню.
 button-already-done = Уже сделано — эта кнопка срабатывает один раз.
 input-foreign-digits = Пишите обычными цифрами 0–9: знаки вроде «²» или «①» и цифры из других раскладок бот не понимает. То, что вы уже ввели, сохранено — напишите число ещё раз.
+
+# A command or a press in a group: the resident's screens live in the private chat only.
+chat-private-only =
+    Я работаю только в личном чате: там видны ваши счета и платежи, а их не должны видеть другие. { $bot ->
+        [none] Откройте чат со мной и отправьте /start.
+       *[other] Напишите мне в личные сообщения — { $bot } — и отправьте /start.
+    }
+chat-private-only-toast = Я работаю только в личном чате. Откройте чат со мной и отправьте /start.
+
+# Something a window does not take (a sticker, a voice message, a location…): what it expects.
+# What was entered before stays.
+input-text-only = Здесь нужен ответ текстом — напишите его обычным сообщением. То, что вы уже ввели, сохранено.
+input-photo-only = Здесь нужна фотография — пришлите её или выберите вариант кнопкой ниже.
+input-text-or-photo = Здесь нужен текст или фотография — пришлите одно из них или выберите вариант кнопкой ниже.
+input-buttons-only = Здесь нужно выбрать вариант кнопкой под сообщением.
+input-photo-as-file = Пришлите, пожалуйста, снимок как фото, а не файлом.
+error-button-without-chat = Эта кнопка больше не работает. Откройте чат со мной и отправьте /start.

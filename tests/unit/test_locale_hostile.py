@@ -222,7 +222,7 @@ def test_every_button_text_is_plain() -> None:
     from handlers.widgets import Tr, _mark
 
     root = build_router()
-    dialogs = [r for r in root.sub_routers if isinstance(r, Dialog)]
+    dialogs = [r for r in root.chain_tail if isinstance(r, Dialog)]
     assert dialogs
     for dialog in dialogs:
         for window in dialog.windows.values():

@@ -948,9 +948,17 @@ async def _after_error(uow: UnitOfWork, autopay: Autopay, error: DomainError, no
         return await _refused(uow, autopay, PauseReason.RELINK, now)
     if isinstance(error, (NotFound, UnknownTopupAccount, TopupRefused)):
         return await _refused(uow, autopay, PauseReason.TARGET_GONE, now)
+    if isinstance(error, PaymentRefused) and error.reason == KEY_REUSED:
+        # The key was sent before with another body (another scheduler took the run in doubt
+        # after this one's lease and charged what is stored now): what it charged is not this
+        # answer's to say. The run stays STARTED, in doubt, and is looked up at the next try.
+        return await _back_off(uow, autopay, now)
     if isinstance(error, PaymentRefused):
         return await _refused(uow, autopay, LASTING_REFUSALS.get(error.reason), now)
     return await _back_off(uow, autopay, now)  # anything else that may pass: later, behind
+
+
+KEY_REUSED = "idempotency_key_reused"  # the city's refusal of a key sent with another body
 
 
 async def _back_off(uow: UnitOfWork, autopay: Autopay, now: datetime) -> str:
@@ -1002,17 +1010,27 @@ async def _pause(
     now: datetime,
     *,
     held: Autopay | None = None,
+    unasked: bool = False,
     **extra: object,
 ) -> str:
     """Paused for a lasting reason: the run failed, the resident is told (urgent: it needs
     them) what happened and how to fix it, staff see it on the dashboard — each once, by the
     dedupe keys of the autopay's period — all in one transaction (`_charge` commits it).
     `held`: the autopay as stored, if this transaction already holds its row's lock (else it
-    is read again under the lock). Only an autopay still ACTIVE is paused (`save_progress`)."""
+    is read again under the lock). Only an autopay still ACTIVE is paused (`save_progress`).
+    `unasked`: paused before the city could be asked about the run's key — a run in doubt
+    (`_in_doubt`) is then left as it is, STARTED with its key (its charge may have gone
+    through: the stranded-run reconciliation or a resume asks about it), and the resident is
+    not told that nothing was charged (`in_doubt` in the notice)."""
     assert autopay.id is not None
-    run.status, run.failure = RunStatus.FAILED, reason.value
+    doubt = unasked and _in_doubt(run)
+    if not doubt:
+        run.status, run.failure = RunStatus.FAILED, reason.value
     current = held or await _lock(uow, autopay.id)  # the autopay's row before its run's
-    await uow.autopays.save_run(run, now)
+    if not doubt:
+        await uow.autopays.save_run(run, now)
+    if doubt:
+        extra["in_doubt"] = True
     if _forgotten(autopay, current):
         return PAUSED
     await uow.notifications.add_once(
@@ -1061,9 +1079,9 @@ async def _process(
         return "already_done"
     resident = await uow.residents.get(autopay.telegram_user_id)
     if resident is None:  # no longer linked: nothing can be charged until they link again
-        return await _pause(uow, autopay, run, PauseReason.RELINK, now, held=held)
+        return await _pause(uow, autopay, run, PauseReason.RELINK, now, held=held, unasked=True)
     session = _RunSession(resident, city, uow, refreshes)
-    if _in_doubt(run):
+    if _in_doubt(run) and not autopay.below:  # a threshold top-up's: asked by `_check_balance`
         # Its key may have reached the city before a crash (a scheduler died between the charge
         # and its record). What the city and the autopay say now — the bill paid, a skip
         # pressed, a new amount or card — may follow from that very charge, so the key is
@@ -1071,12 +1089,9 @@ async def _process(
         # answer. None found: the key never reached the city, and is sent with what is stored.
         await uow.commit()  # no lock or connection held while the city answers
         held = None  # the end reads the row again
-        try:
-            found = await city.find_payment(session, run.key)
-        except DomainError as error:
-            return await _after_error(uow, autopay, error, now)
-        if found is not None:
-            return await _after_payment(uow, autopay, run, found, now)
+        asked = await _look_up(uow, city, session, autopay, run, now)
+        if asked is not None:
+            return asked
     if autopay.skip_period == period:
         return await _finish(uow, autopay, run, RunStatus.SKIPPED, now, notify=None, held=held)
     if autopay.on_issue and autopay.bill_id is None and autopay.retry_period is None:
@@ -1249,6 +1264,28 @@ async def _charge_changed(
         )
 
 
+async def _look_up(
+    uow: UnitOfWork,
+    city: City,
+    session: _RunSession,
+    autopay: Autopay,
+    run: AutopayRun,
+    now: datetime,
+) -> str | None:
+    """Ask the city about a run in doubt's key: a payment found is recorded as the charge's
+    answer (`_after_payment`) and its outcome returned; None when the city has none (the key
+    never reached it). The lookup's own failure is never a refusal of a charge: the city not
+    answering backs off, the link refused pauses the autopay with the run left in doubt (the
+    resident is not told nothing was charged), anything else backs off."""
+    try:
+        found = await city.find_payment(session, run.key)
+    except RelinkRequired:
+        return await _pause(uow, autopay, run, PauseReason.RELINK, now, unasked=True)
+    except DomainError:
+        return await _back_off(uow, autopay, now)
+    return None if found is None else await _after_payment(uow, autopay, run, found, now)
+
+
 async def _check_balance(
     uow: UnitOfWork, city: City, autopay: Autopay, now: datetime, refreshes: _Refreshes
 ) -> int | str:
@@ -1271,9 +1308,15 @@ async def _check_balance(
         run = await uow.autopays.run_for(
             autopay.id, autopay.period, run_key(autopay.id, autopay.period, 1), now
         )
-        return await _pause(uow, autopay, run, PauseReason.RELINK, now, held=autopay)
+        return await _pause(uow, autopay, run, PauseReason.RELINK, now, held=autopay, unasked=True)
     await uow.commit()
     session = _RunSession(resident, city, uow, refreshes)
+    if run is not None and _in_doubt(run):
+        # This drop's top-up may have gone through before a crash: the balance may be its
+        # doing. The key is asked about before the balance is read (`_process`'s rule).
+        asked = await _look_up(uow, city, session, autopay, run, now)
+        if asked is not None:
+            return asked
     service = TopupService(autopay.topup_service)
     found = await city.topup_balance(session, service, autopay.topup_account)
     if found.balance is None:  # the platform does not show it: a threshold cannot work

@@ -11,14 +11,18 @@ staff supergroup's messages are taken before either (`handlers.support`)."""
 
 from __future__ import annotations
 
+import structlog
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import CallbackQuery, Message
 
 from handlers.fallback import unknown_button
 from handlers.ports import Texts
 from handlers.texts import COMMAND
-from handlers.widgets import SENT_BY_PEOPLE
+from handlers.widgets import SERVICE_CONTENT
+
+log = structlog.get_logger(__name__)
 
 
 def private_only(router: Router) -> Router:
@@ -40,12 +44,20 @@ async def command_elsewhere(message: Message, bot: Bot, tr: Texts) -> None:
     addressed = match.group("bot")
     if addressed is not None and addressed.lower() != (me.username or "").lower():
         return
-    await message.answer(tr("chat-private-only", bot=f"@{me.username}" if me.username else "none"))
+    try:
+        await message.answer(
+            tr("chat-private-only", bot=f"@{me.username}" if me.username else "none")
+        )
+    except (TelegramForbiddenError, TelegramBadRequest) as error:  # kicked, muted: not ours
+        log.info("chat.cannot_write_there", error=type(error).__name__)
 
 
 async def press_elsewhere(callback: CallbackQuery, tr: Texts) -> None:
     """A press under a message of a group (one sent before the bot kept to private chats)."""
-    await callback.answer(tr.label("chat-private-only-toast"), show_alert=True)
+    try:
+        await callback.answer(tr.label("chat-private-only-toast"), show_alert=True)
+    except TelegramBadRequest as error:  # the press is too old to answer
+        log.info("chat.cannot_answer_there", error=type(error).__name__)
 
 
 async def service_message(message: Message) -> None:
@@ -58,7 +70,7 @@ def build_service_router() -> Router:
     """In the private chat, after the routers that take service messages of their own
     (`telegram_pay`: a successful payment) and before the dialogs: every other service one."""
     router = Router(name="service-messages")
-    router.message.register(service_message, ~F.content_type.in_(SENT_BY_PEOPLE))
+    router.message.register(service_message, F.content_type.in_(SERVICE_CONTENT))
     return router
 
 

@@ -51,6 +51,6 @@ async def unknown_button(
 
 def build_router() -> Router:
     router = Router(name="fallback")
-    router.message.register(unknown_message, F.content_type.in_(SENT_BY_PEOPLE))  # not a pin
+    router.message.register(unknown_message, SENT_BY_PEOPLE)  # not a pin
     router.callback_query.register(unknown_button)
     return router

@@ -161,7 +161,9 @@ def render(
         return text, keyboard, None
     words = _autopay_words(tr, data)
     charged = data.get("amount_charged")
-    if kind == "autopay_paused":
+    if kind == "autopay_paused" and data.get("in_doubt"):  # its last charge is not known yet
+        key = "notify-autopay-paused-in-doubt"
+    elif kind == "autopay_paused":
         key = PAUSED_KEYS.get(PauseReason(data["reason"]), "notify-autopay-paused-target-gone")
     elif kind == "autopay_failed":
         key = FAILED_KEYS.get(str(data.get("failure")), "notify-autopay-failed")

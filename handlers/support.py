@@ -16,6 +16,7 @@ it create topics, and an administrator bot receives every message, not only comm
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
@@ -24,7 +25,12 @@ from typing import Any
 import structlog
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatMemberStatus, ContentType
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+)
 from aiogram.filters import Command, CommandObject, Filter
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
@@ -313,18 +319,40 @@ async def on_staff_message(
     if topic is None:  # «General», the dashboard, or a topic the bot did not make
         return
     parts = [m for m in album or [message] if m.content_type in COPYABLE]
-    try:
-        for number, part in enumerate(parts, 1):
+    failed = 0
+    for number, part in enumerate(parts, 1):
+        try:
+            await _copy_part(bot, topic.telegram_user_id, part, tr, last=number == len(parts))
+        except TelegramForbiddenError:
+            await message.reply(tr("support-resident-blocked"))
+            return
+        except TelegramBadRequest as error:  # this part only (deleted meanwhile, …)
+            log.warning("support.reply_failed", error=error.message)
+            failed += 1
+    if failed:
+        await message.reply(tr("support-reply-part-failed", failed=failed, total=len(parts)))
+
+
+async def _copy_part(bot: Bot, chat_id: int, part: Message, tr: Texts, *, last: bool) -> None:
+    """One part of a staff reply copied to the resident, «Ответить» under the last one. A 429
+    on a part is waited out here (once, up to RETRY_PART seconds) rather than raised: the
+    update's retry would copy the parts already sent again."""
+    for attempt in (1, 2):
+        try:
             await bot.copy_message(
-                topic.telegram_user_id,
-                message.chat.id,
+                chat_id,
+                part.chat.id,
                 part.message_id,
-                reply_markup=_answer_button(tr) if number == len(parts) else None,
+                reply_markup=_answer_button(tr) if last else None,
             )
-    except TelegramForbiddenError:
-        await message.reply(tr("support-resident-blocked"))
-    except TelegramBadRequest as error:
-        log.warning("support.reply_failed", error=error.message)
+            return
+        except TelegramRetryAfter as error:
+            if attempt == 2 or error.retry_after > RETRY_PART:
+                raise
+            await asyncio.sleep(error.retry_after)
+
+
+RETRY_PART = 5  # seconds: the longest 429 a staff reply's part waits out in the handler
 
 
 async def on_stats(

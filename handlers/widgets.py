@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from inspect import isawaitable
 from typing import Any, TypedDict
 
+from aiogram import F
 from aiogram.enums import ContentType
 from aiogram.types import Chat, Message, PhotoSize, Sticker
 from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
@@ -221,26 +222,48 @@ class HintOnText(MessageInput):
         super().__init__(_hint, content_types=ContentType.TEXT)
 
 
-# What a person sends (Bot API message content); the rest are service messages — a pin, the
-# chat's auto-delete timer, a payment's — which nobody wrote and nobody is answered for.
-SENT_BY_PEOPLE = [
-    ContentType.TEXT,
-    ContentType.PHOTO,
-    ContentType.DOCUMENT,
-    ContentType.STICKER,
-    ContentType.VOICE,
-    ContentType.VIDEO,
-    ContentType.VIDEO_NOTE,
-    ContentType.AUDIO,
-    ContentType.ANIMATION,
-    ContentType.LOCATION,
-    ContentType.VENUE,
-    ContentType.CONTACT,
-    ContentType.DICE,
-    ContentType.POLL,
-    ContentType.STORY,
-    ContentType.GAME,
+# Service messages (Bot API: what Telegram writes into a chat, nobody typed): a pin, the chat's
+# auto-delete timer, a payment's, a shared user or chat, members and titles of a group. Named
+# rather than what people send, so a kind of message Telegram adds later (a checklist) counts as
+# a person's and is answered.
+SERVICE_CONTENT = [
+    ContentType.PINNED_MESSAGE,
+    ContentType.MESSAGE_AUTO_DELETE_TIMER_CHANGED,
+    ContentType.SUCCESSFUL_PAYMENT,
+    ContentType.REFUNDED_PAYMENT,
+    ContentType.USERS_SHARED,
+    ContentType.CHAT_SHARED,
+    ContentType.WRITE_ACCESS_ALLOWED,
+    ContentType.WEB_APP_DATA,
+    ContentType.CONNECTED_WEBSITE,
+    ContentType.PASSPORT_DATA,
+    ContentType.PROXIMITY_ALERT_TRIGGERED,
+    ContentType.NEW_CHAT_MEMBERS,
+    ContentType.LEFT_CHAT_MEMBER,
+    ContentType.NEW_CHAT_TITLE,
+    ContentType.NEW_CHAT_PHOTO,
+    ContentType.DELETE_CHAT_PHOTO,
+    ContentType.GROUP_CHAT_CREATED,
+    ContentType.SUPERGROUP_CHAT_CREATED,
+    ContentType.CHANNEL_CHAT_CREATED,
+    ContentType.MIGRATE_TO_CHAT_ID,
+    ContentType.MIGRATE_FROM_CHAT_ID,
+    ContentType.CHAT_BACKGROUND_SET,
+    ContentType.BOOST_ADDED,
+    ContentType.FORUM_TOPIC_CREATED,
+    ContentType.FORUM_TOPIC_EDITED,
+    ContentType.FORUM_TOPIC_CLOSED,
+    ContentType.FORUM_TOPIC_REOPENED,
+    ContentType.GENERAL_FORUM_TOPIC_HIDDEN,
+    ContentType.GENERAL_FORUM_TOPIC_UNHIDDEN,
+    ContentType.VIDEO_CHAT_SCHEDULED,
+    ContentType.VIDEO_CHAT_STARTED,
+    ContentType.VIDEO_CHAT_ENDED,
+    ContentType.VIDEO_CHAT_PARTICIPANTS_INVITED,
+    ContentType.GIVEAWAY_CREATED,
+    ContentType.GIVEAWAY_COMPLETED,
 ]
+SENT_BY_PEOPLE = ~F.content_type.in_(SERVICE_CONTENT)  # a magic filter: anything else
 
 
 class OtherInput(MessageInput):
@@ -251,7 +274,7 @@ class OtherInput(MessageInput):
     not answered."""
 
     def __init__(self, key: str) -> None:
-        super().__init__(self._explain, content_types=SENT_BY_PEOPLE)
+        super().__init__(self._explain, content_types=ContentType.ANY, filter=SENT_BY_PEOPLE)
         self.key = key
 
     async def _explain(

@@ -16,6 +16,7 @@ support-topic-name = { $name } · #{ $number }
 support-topic-resident = Житель
 support-dashboard-name = Dashboard
 support-resident-blocked = Житель заблокировал бота — ответ не доставлен.
+support-reply-part-failed = Не доставлено частей ответа: { $failed } из { $total } (сообщение удалено или недоступно). Остальное житель получил.
 support-stats =
     Сегодня (по Москве):
     • привязанных жителей: { $residents }

@@ -28,7 +28,7 @@ async def unknown_command(message: Message, tr: Texts, dialog_manager: DialogMan
 
 
 def build_command_router() -> Router:
-    """After /start, before the dialogs: every other command (`handlers.chats.COMMAND`)."""
+    """After /start, before the dialogs: every other command (`handlers.texts.COMMAND`)."""
     router = Router(name="unknown-commands")
     router.message.register(unknown_command, F.text.regexp(COMMAND))
     return router

@@ -5,13 +5,13 @@ over one message's size shown page by page), `PagerRow` (its ‹ 1/3 › buttons
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from inspect import isawaitable
+from types import SimpleNamespace
 from typing import Any, TypedDict
 
 from aiogram import F
 from aiogram.enums import ContentType
-from aiogram.types import Chat, Message, PhotoSize, Sticker
+from aiogram.types import Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.api.internal import RawKeyboard
 from aiogram_dialog.widgets.common import Whenable, WhenCondition
@@ -289,35 +289,14 @@ class OtherInput(MessageInput):
 _PHOTO_KEYS = {"input-photo-only", "input-text-or-photo"}
 
 
-# Samples of what a resident sends, to ask a window's inputs which they take (their filters are
-# aiogram magic filters over the message: asked once, when the dialogs are built).
-_CHAT = Chat(id=1, type="private")
-_SAMPLES = {
-    "text": Message(message_id=1, date=datetime.now(UTC), chat=_CHAT, text="1"),
-    "photo": Message(
-        message_id=1,
-        date=datetime.now(UTC),
-        chat=_CHAT,
-        photo=[PhotoSize(file_id="f", file_unique_id="u", width=1, height=1)],
-    ),
-    "sticker": Message(
-        message_id=1,
-        date=datetime.now(UTC),
-        chat=_CHAT,
-        sticker=Sticker(
-            file_id="f",
-            file_unique_id="u",
-            type="regular",
-            width=1,
-            height=1,
-            is_animated=False,
-            is_video=False,
-        ),
-    ),
-}
+# Stand-ins for what a resident sends, to ask a window's inputs which they take: their filters
+# are aiogram magic filters over the message's `content_type`, asked once, when the dialogs are
+# built. Not aiogram Messages: building one at start-up would build every Bot API type a message
+# can hold, which `bot.lazy_models` leaves until an update needs them.
+_SAMPLES = {kind: SimpleNamespace(content_type=kind) for kind in ("text", "photo", "sticker")}
 
 
-def _takes(widget: BaseInput | None, sample: Message) -> bool:
+def _takes(widget: BaseInput | None, sample: SimpleNamespace) -> bool:
     if widget is None:
         return False
     if isinstance(widget, CombinedInput):

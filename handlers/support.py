@@ -314,7 +314,7 @@ async def on_staff_message(
     if message.message_thread_id is None or message.content_type not in COPYABLE:
         return
     if COMMAND.match(message.text or ""):
-        return  # a command (for another bot, or mistyped) is never passed on; «/ минуту» is
+        return  # a command (for another bot, or mistyped) is never passed on; «/ минуту» goes
     topic = await support.topic_in_thread(uow, message.chat.id, message.message_thread_id)
     if topic is None:  # «General», the dashboard, or a topic the bot did not make
         return

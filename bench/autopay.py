@@ -15,6 +15,10 @@ many processes, each with AUTOPAY_CONCURRENCY calls in flight), K `create_paymen
 straight to the payment endpoint (keys `bench-endpoint-…`); the job's rate is shown against
 that endpoint rate.
 
+Then the job's own ceiling (`instant`): the same job, in this process, against a city that
+answers at once without HTTP (`InstantCity`) — issue 14's «with a city that answers in under
+1 ms it charges ≥ 1,000 autopays/s» — with the job's CPU an autopay.
+
 The sandbox's ledger (`GET /sandbox/ledger`) is the judge: an (autopay, period) charged more than
 once is a double charge; an autopay never charged is a missed one (endpoint charges are not
 counted there).
@@ -31,9 +35,9 @@ import time
 from asyncio.subprocess import PIPE
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -43,11 +47,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.common import NO_POSTGRES, Services, fresh_postgres, heading, table
 from bot.config import Settings
 from city.client import CityClient
-from domain.accounts import AccountLevel, Resident
+from domain.accounts import AccountLevel, Resident, TokenSet
 from domain.autopay import MOSCOW, Autopay, AutopayKind, Frequency, Schedule, next_due
 from domain.autopaying import TICK_BATCH, tick
 from domain.linking import pkce_challenge
 from domain.payable import Payable
+from domain.payments import Payment, PaymentStatus, Receipt
+from domain.ports import City, CitySession
 from domain.sessions import ResidentSession
 from sandbox import SandboxServer
 from storage.database import create_engine, create_sessionmaker
@@ -112,6 +118,74 @@ class AutopayResult:
     def ratio(self) -> float:
         """The job's rate as a share of the endpoint's."""
         return self.rate / self.endpoint_rate if self.endpoint_rate else 0.0
+
+
+class InstantCity:
+    """A city that answers every charge at once, «succeeded», in this process (no HTTP): what
+    the autopay job costs by itself. Only `create_payment` is asked on the plain path."""
+
+    def __init__(self) -> None:
+        self.charges = 0
+
+    async def create_payment(
+        self, session: CitySession, key: str, *, payable: Payable, amount: int, **_: Any
+    ) -> Payment:
+        await asyncio.sleep(0)  # a turn of the loop, as an answer would take
+        assert session.access_token  # read, as the client reads it for its header
+        self.charges += 1
+        now = datetime.now(UTC)
+        receipt = Receipt(f"R-{self.charges}", now, amount, "4242", ())
+        return Payment(
+            f"instant-{self.charges}",
+            PaymentStatus.SUCCEEDED,
+            amount,
+            (),
+            now,
+            receipt=receipt,
+            idempotence_key=key,
+        )
+
+
+@dataclass
+class InstantResult:
+    autopays: int
+    processed: int
+    charges: int
+    seconds: float
+    cpu_seconds: float  # this process's, all of it the job's (the city answers in-process)
+
+    @property
+    def rate(self) -> float:
+        return self.processed / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * self.cpu_seconds / self.processed if self.processed else 0.0
+
+
+async def instant(url: str, count: int) -> InstantResult:
+    """`count` due autopays charged by the production job (`tick`, the job's concurrency) in
+    this process against `InstantCity`, on a fresh database."""
+    await fresh_postgres(url)
+    engine = create_engine(url)
+    factory = UnitOfWorkFactory(
+        create_sessionmaker(engine), TokenCipher([TokenCipher.generate_key()])
+    )
+    try:
+        tokens = TokenSet("a" * 40, "r" * 40, datetime(2100, 1, 1, tzinfo=UTC))
+        async with factory() as uow:
+            await uow.residents.save(
+                Resident(RESIDENT, RESIDENT, "C-100003", AccountLevel.FULL, "М.", tokens, SET_UP_AT)
+            )
+            await uow.commit()
+        await add_autopays(factory, count)
+        city = InstantCity()
+        cpu, started = time.process_time(), time.perf_counter()
+        processed = await tick(factory, cast(City, city), DUE, concurrency=CONCURRENCY)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        await engine.dispose()
+    return InstantResult(count, processed, city.charges, seconds, cpu)
 
 
 def city_client(sandbox_url: str) -> CityClient:
@@ -361,11 +435,11 @@ async def run_once(url: str, count: int, schedulers: int, mode: Mode) -> Autopay
 
 async def run(
     services: Services, count: int = 10_000, mode: Mode = "processes"
-) -> list[AutopayResult]:
+) -> tuple[list[AutopayResult], InstantResult | None]:
     heading("Autopay: the production job on PostgreSQL against the city sandbox")
     if not services.postgres:
         print(f"skipped: {NO_POSTGRES} (this benchmark needs PostgreSQL)")
-        return []
+        return [], None
     print(
         f"{count:,} due FIXED donations of 100 ₽ (one resident, card pm-full-4242, fund F-101); "
         f"claim batch {TICK_BATCH}, {CONCURRENCY} charges in flight per scheduler "
@@ -376,7 +450,13 @@ async def run(
         print(f"… {schedulers} scheduler{'s' if schedulers > 1 else ''}", flush=True)
         results.append(await run_once(services.postgres, count, schedulers, mode))
     report(results)
-    return results
+    print(f"… 1 scheduler, a city that answers at once ({count:,} autopays, this process)")
+    alone = await instant(services.postgres, count)
+    print(
+        f"job alone: {alone.rate:,.0f} autopays/s, CPU {alone.cpu_ms:.2f} ms an autopay; "
+        f"{alone.charges:,} charges for {alone.processed:,} processed (target ≥ 1,000/s)"
+    )
+    return results, alone
 
 
 def report(results: list[AutopayResult]) -> None:

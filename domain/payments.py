@@ -127,6 +127,8 @@ class PaymentRefused(DomainError):
 
 
 REFUSED_PREFIX = "refused:"  # an intent's `failure` for a refusal: "refused:<reason>"
+CHARGE_MISMATCH = "charge_mismatch"  # Telegram took another sum or currency than the intent's
+TELEGRAM_CURRENCY = "RUB"  # what every invoice asks for (an intent's amount is in kopecks)
 
 
 class UnknownBill(DomainError):
@@ -218,6 +220,7 @@ FAILURES: dict[str, OutcomeKind] = {
     "amount_changed": OutcomeKind.AMOUNT_CHANGED,
     "not_submitted": OutcomeKind.CANCELED,
     "replaced": OutcomeKind.CANCELED,  # a newer intent for the same obligation took its place
+    CHARGE_MISMATCH: OutcomeKind.REFUSED,
 }
 
 
@@ -875,13 +878,25 @@ async def register_external_payment(
     charge_id: str,
     now: datetime,
     provider_charge_id: str | None = None,
+    *,
+    currency: str = TELEGRAM_CURRENCY,
+    total_amount: int | None = None,
 ) -> PaymentOutcome | TelegramRefund | None:
     """Telegram took the money: register it with the platform under the intent's key. A repeated
     successful_payment finds the intent settled and registers nothing again. Money the city
-    will not take is owed back to the resident: a TelegramRefund (see `telegram_refund`)."""
+    will not take is owed back to the resident: a TelegramRefund (see `telegram_refund`).
+
+    `currency` and `total_amount` (kopecks) are what Telegram says it took; when they are not
+    the intent's (RUB, `intent.amount` — the pre-checkout's own check, so only a misbehaving
+    provider gets here) the city is told nothing: the charge is recorded on the intent, the
+    intent (still NEW) fails as `charge_mismatch`, and the money is owed back like a refusal's.
+    """
     intent = await uow.payment_intents.by_key(key)
     if intent is None or intent.telegram_user_id != resident.telegram_user_id:
         return None
+    taken = intent.amount if total_amount is None else total_amount
+    if currency != TELEGRAM_CURRENCY or taken != intent.amount:
+        return await _mismatched_charge(uow, intent, charge_id, now, provider_charge_id)
     if intent.external_charge_id is None:
         # Only the charge id is written (never a stale copy of the rest): the charge is
         # remembered before the platform is asked, even on an intent retired meanwhile.
@@ -897,6 +912,36 @@ class TelegramRefund:
 
     outcome: PaymentOutcome  # why: ALREADY_PAID, AMOUNT_CHANGED, REFUSED or another failure
     staff_told: bool  # this call wrote the Dashboard event (False: written before, or no support)
+
+
+async def _mismatched_charge(
+    uow: UnitOfWork,
+    intent: PaymentIntent,
+    charge_id: str,
+    now: datetime,
+    provider_charge_id: str | None,
+) -> TelegramRefund:
+    """Telegram took another sum (or currency) than the intent's: nothing goes to the city.
+    An intent still NEW fails as `charge_mismatch` (before the charge is attached: `retire`
+    takes only an intent without one); one already settled otherwise keeps its status, and
+    staff are told about this charge all the same."""
+    await uow.payment_intents.retire(_id(intent), CHARGE_MISMATCH, now)
+    await uow.payment_intents.attach_external_charge(_id(intent), charge_id, now)
+    await uow.commit()
+    stored = await uow.payment_intents.get(_id(intent))
+    assert stored is not None
+    if stored.status is IntentStatus.FAILED and stored.external_charge_id == charge_id:
+        refund = await telegram_refund(uow, outcome_of(stored), now, provider_charge_id)
+        assert refund is not None
+        return refund
+    told = await support.telegram_refund_needed(
+        uow,
+        replace(stored, external_charge_id=charge_id, failure=CHARGE_MISMATCH),
+        now,
+        provider_charge_id,
+    )
+    await uow.commit()
+    return TelegramRefund(PaymentOutcome(OutcomeKind.REFUSED, stored), told)
 
 
 async def telegram_refund(

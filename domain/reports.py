@@ -14,6 +14,7 @@ from functools import lru_cache
 from rapidfuzz import fuzz
 
 from domain.money import has_foreign_digit
+from domain.typed_text import visible
 
 MAX_PHOTOS = 5
 MAX_DESCRIPTION = 2000  # Open311 allows 4000; a chat message this long is already an essay
@@ -286,7 +287,7 @@ def add_photos(draft: Draft, file_ids: Sequence[str]) -> PhotoProblem | None:
 
 def clean_description(text: str) -> str | None:
     """Plain text for Open311 (which refuses HTML); None when it is over the limit."""
-    cleaned = text.strip().replace("<", "‹").replace(">", "›")
+    cleaned = visible(text).replace("<", "‹").replace(">", "›")
     return cleaned if len(cleaned) <= MAX_DESCRIPTION else None
 
 
@@ -359,7 +360,7 @@ def typed_answer(question: ThemeQuestion, text: str) -> str | AnswerProblem:
 
     Numbers take ASCII digits only («３» or «٣» would not be read by the platform the way the
     resident means it); a decimal comma becomes a point."""
-    value = text.strip()
+    value = visible(text)
     if not value:
         return AnswerProblem.EMPTY
     if question.datatype == "number":

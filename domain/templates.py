@@ -32,7 +32,6 @@ added, so saving twice (a double tap, the same fund again) keeps one.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,6 +43,7 @@ from domain.errors import DomainError, NotFound
 from domain.payable import Payable, PayableKind
 from domain.payments import IntentStatus
 from domain.sessions import ResidentSession
+from domain.typed_text import shows_nothing
 
 if TYPE_CHECKING:
     from domain.accounts import Resident
@@ -63,10 +63,9 @@ class NameProblem(StrEnum):
 
 
 def _squash(text: str) -> str:
-    """Control and format characters dropped, every run of white space one space, trimmed."""
-    kept = "".join(
-        ch for ch in text if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf")
-    )
+    """What shows nothing dropped (`typed_text.shows_nothing`), every run of white space one
+    space, trimmed."""
+    kept = "".join(ch for ch in text if ch.isspace() or not shows_nothing(ch))
     return " ".join(kept.split())
 
 

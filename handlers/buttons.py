@@ -25,7 +25,7 @@ from aiogram import F
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery
+from aiogram.types import CallbackQuery, Message
 from magic_filter import MagicFilter
 from pydantic import BeforeValidator, Field
 
@@ -83,10 +83,13 @@ async def drop_keyboard(callback: CallbackQuery) -> None:
     """Take the buttons off the pressed message — in a quiet hours' digest only the pressed
     item's (`handlers.digest.without_item`): the others stay usable; already gone (a second
     tap) is fine — Telegram refuses the same markup again with «message is not modified»."""
-    if callback.message is None or callback.bot is None:
+    if not isinstance(callback.message, Message) or callback.bot is None:
+        # No message, or an inaccessible one (Bot API 7.0: older than 48 hours, date 0): its
+        # keyboard is not known, and taking it all off would drop a digest's other items'
+        # buttons too. It stays; a second tap is told by `pressed_before`.
         return
-    digest, rest = without_item(getattr(callback.message, "reply_markup", None), callback.data)
-    if digest and rest is getattr(callback.message, "reply_markup", None):
+    digest, rest = without_item(callback.message.reply_markup, callback.data)
+    if digest and rest is callback.message.reply_markup:
         return  # the pressed item's buttons are gone already
     with contextlib.suppress(TelegramBadRequest):
         await callback.bot.edit_message_reply_markup(

@@ -30,6 +30,7 @@ from domain.reporting import (
     refute_fix,
 )
 from domain.reports import ReportStatus, ReportUpdate
+from domain.typed_text import visible
 from handlers.buttons import (
     ReportNumber,
     drop_keyboard,
@@ -195,7 +196,7 @@ async def on_refute_start(data: Data, manager: DialogManager) -> None:
 
 
 async def on_refute_comment(message: Message, _w: MessageInput, manager: DialogManager) -> None:
-    manager.dialog_data["comment"] = (message.text or "").strip()[:2000]
+    manager.dialog_data["comment"] = visible(message.text or "")[:2000]
     await manager.switch_to(MyReportsSG.refute_photo, show_mode=ShowMode.SEND)
 
 

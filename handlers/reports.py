@@ -75,6 +75,7 @@ from domain.reports import (
     typed_answer,
     unanswered,
 )
+from domain.typed_text import visible
 from handlers.buttons import by_ref, item_ref
 from handlers.payments import Ctx
 from handlers.states import ReportSG
@@ -240,12 +241,12 @@ async def on_place(message: Message, _w: MessageInput, manager: DialogManager) -
         elif has_foreign_digit(message.text or ""):  # «д. ١٥»: the city would find nothing
             await message.answer(ctx.tr("input-foreign-digits"))
             return
-        elif len((message.text or "").strip()) > MAX_ADDRESS:  # not an address: not the city's
-            length = str(len((message.text or "").strip()))
+        elif len(visible(message.text or "")) > MAX_ADDRESS:  # not an address: not the city's
+            length = str(len(visible(message.text or "")))
             await message.answer(ctx.tr("report-address-long", max=str(MAX_ADDRESS), length=length))
             return
         else:
-            places = await find_places(ctx.uow, ctx.city, ctx.linked, message.text or "")
+            places = await find_places(ctx.uow, ctx.city, ctx.linked, visible(message.text or ""))
             if not places:
                 await message.answer(ctx.tr("report-address-none"))
                 return
@@ -380,6 +381,9 @@ async def on_description(message: Message, _w: MessageInput, manager: DialogMana
                 length=str(len(message.text or "")),
             )
         )
+        return
+    if not text:  # only what shows nothing (`visible`): not a description, nothing replaced
+        await message.answer(ctx.tr("report-description-empty"))
         return
     draft = await _draft(ctx)
     draft.description = text

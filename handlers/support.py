@@ -93,6 +93,7 @@ FAILURE_KEYS = {
 REFUND_REASON_KEYS = {
     "already_paid": "dashboard-refund-already-paid",
     "amount_changed": "dashboard-refund-amount-changed",
+    "charge_mismatch": "dashboard-refund-charge-mismatch",  # domain.payments.CHARGE_MISMATCH
     "refused": "dashboard-failure-refused",
     "replaced": "dashboard-refund-replaced",
     "unlinked": "dashboard-refund-unlinked",  # domain.linking.UNLINKED_UNREGISTERED

@@ -17,6 +17,8 @@ from domain.errors import DomainError
 from domain.limits import DEFAULT_LIMITS, AmountLimits
 from domain.money import format_rub
 from domain.payments import (
+    CHARGE_MISMATCH,
+    TELEGRAM_CURRENCY,
     CheckoutRefusal,
     OutcomeKind,
     PaymentIntent,
@@ -62,7 +64,7 @@ async def send_invoice(
         description=description,
         payload=intent.key,  # the intent's idempotency key ties the money to the intent
         provider_token=token,
-        currency="RUB",
+        currency=TELEGRAM_CURRENCY,
         prices=[LabeledPrice(label=tr.label("tgpay-title"), amount=intent.amount)],
     )
 
@@ -77,7 +79,7 @@ async def on_pre_checkout(
 ) -> None:
     refusal: CheckoutRefusal | None = CheckoutRefusal.UNKNOWN
     key = "tgpay-refused-unknown"
-    if resident is not None and query.currency == "RUB":
+    if resident is not None and query.currency == TELEGRAM_CURRENCY:
         try:
             refusal = await asyncio.wait_for(
                 check_checkout(
@@ -119,6 +121,8 @@ async def on_successful_payment(
         payment.telegram_payment_charge_id,
         clock(),
         provider_charge_id=payment.provider_payment_charge_id,
+        currency=payment.currency,
+        total_amount=payment.total_amount,
     )
     if outcome is None:
         log.error("tgpay.unknown_payload", charge=payment.telegram_payment_charge_id)
@@ -132,7 +136,12 @@ async def on_successful_payment(
             charge=intent.external_charge_id,
             amount=intent.amount,
             staff_told=outcome.staff_told,  # False: told before, or no support chat configured
+            currency=payment.currency,
+            total_amount=payment.total_amount,  # in the currency's smallest units
         )
+        if intent.failure == CHARGE_MISMATCH:  # not the invoice's sum: the intent's is not it
+            await message.answer(tr("tgpay-refund-mismatch"))
+            return
         key = REFUND_KEYS.get(outcome.outcome.kind, "tgpay-refund-refused")
         await message.answer(tr(key, amount=format_rub(intent.amount)))
     elif outcome.kind is OutcomeKind.PAID and outcome.intent.receipt is not None:

@@ -32,6 +32,7 @@ report-next = Дальше
 report-skip = Пропустить
 report-clear-photos = Убрать фото
 report-description-ask = Опишите проблему, если хотите (до 2000 знаков), или нажмите «Пропустить».
+report-description-empty = В сообщении нет видимого текста. Напишите, что случилось, или нажмите «Пропустить».
 report-description-long = Описание длиннее { $max } знаков (сейчас { $length }). Сократите его, пожалуйста, — остальное уже сохранено.
 report-review = Проверьте обращение:
 report-review-theme = Тема: { $theme }

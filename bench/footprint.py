@@ -66,6 +66,7 @@ REPLICA = (
     _RSS
     + """
 import asyncio, gc, json, sys
+from bot import event_loop
 from bot.config import load_settings
 from bot.logs import setup_logging
 settings = load_settings()
@@ -84,7 +85,7 @@ async def main():
             "lazy": sorted({m.split(".")[0] for m in sys.modules} & {"sandbox", "PIL", "zxingcpp"}),
         }), flush=True)
 
-asyncio.run(main())
+event_loop.run(main(), settings.event_loop)
 """
 )
 

@@ -17,7 +17,8 @@ from dataclasses import asdict
 from typing import cast
 
 from bench.autopay import Work, city_client, work
-from bench.common import quiet_logs
+from bench.common import chosen_loop, quiet_logs
+from bot import event_loop
 from storage.database import create_engine, create_sessionmaker
 from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory
@@ -45,7 +46,7 @@ if __name__ == "__main__":
     quiet_logs()
     what, calls, tag = (sys.argv[3:] + ["job", "0", "0"][len(sys.argv[3:]) :])[:3]
     assert what in ("job", "endpoint"), what
-    asyncio.run(
+    event_loop.run(  # as a replica's (bot/event_loop.py)
         main(
             sys.argv[1],
             sys.argv[2],
@@ -53,5 +54,6 @@ if __name__ == "__main__":
             cast(Work, what),
             int(calls),
             tag,
-        )
+        ),
+        chosen_loop(),
     )

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import errno
 import sys
 
-from bot.config import PortBusy, SettingsError, exit_on_bad_settings, load_settings
+from bot import event_loop
+from bot.config import (
+    CannotStart,
+    PortBusy,
+    SettingsError,
+    exit_on_bad_settings,
+    load_settings,
+)
 from bot.i18n import TextsMissing
 from bot.logs import setup_logging
-from storage.migrate import NotMigrated
+from storage.migrate import DatabaseUnreachable, NotMigrated
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,12 +40,12 @@ def main(argv: list[str] | None = None) -> None:
         "migrate": runners.migrate,
     }[command]
     try:
-        asyncio.run(run(settings))
+        event_loop.run(run(settings), settings.event_loop)
     except KeyboardInterrupt:
         pass
     except SettingsError as error:
         exit_on_bad_settings(error)
-    except (NotMigrated, TextsMissing, PortBusy) as error:
+    except (NotMigrated, TextsMissing, PortBusy, DatabaseUnreachable, CannotStart) as error:
         print(f"Cannot start: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except OSError as error:

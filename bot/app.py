@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,7 +17,13 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
@@ -26,9 +33,9 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import dialog_ids
+from bot import dialog_ids, event_loop
 from bot.album import AlbumMiddleware, install_first
-from bot.config import PortBusy, Settings, SettingsError
+from bot.config import CannotStart, PortBusy, Settings, SettingsError
 from bot.dedup import DedupStore, LeasedRedisEventIsolation, MemoryDedup, RedisDedup
 from bot.i18n import Translator, load_translator
 from bot.metrics import observe_city
@@ -60,6 +67,8 @@ from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory
 
 if TYPE_CHECKING:  # the sandbox ships only with the source checkout, never in the wheel
+    from aiogram.types import User
+
     from sandbox import SandboxServer
 
 log = structlog.get_logger(__name__)
@@ -111,6 +120,37 @@ class Application:
         await self.engine.dispose()
         if self.state_engine is not None:
             await self.state_engine.dispose()
+
+
+# Seconds between getMe's tries at start-up while the Bot API does not answer (~7 s in all).
+WHOAMI_RETRIES = (1.0, 2.0, 4.0)
+
+
+async def _whoami(bot: Bot, settings: Settings) -> User:
+    """getMe: the bot's own account (its @username for links). Raises CannotStart when
+    Telegram refuses the token (401: revoked at @BotFather) or, after `WHOAMI_RETRIES`, does
+    not answer — naming the setting to check, never the token."""
+    where = str(settings.bot_api_url or "https://api.telegram.org")
+    for delay in (*WHOAMI_RETRIES, None):
+        try:
+            return await bot.me()
+        except TelegramUnauthorizedError:
+            raise CannotStart(
+                "Telegram refuses BOT_TOKEN (401 Unauthorized): set the bot's current token "
+                "from @BotFather"
+            ) from None
+        except (TelegramNetworkError, TelegramServerError, TelegramNotFound) as error:
+            if delay is None:
+                raise CannotStart(
+                    f"the Bot API at {where} does not answer getMe ({type(error).__name__}): "
+                    "check BOT_API_URL and the network"
+                ) from None
+            if delay == WHOAMI_RETRIES[0]:  # once: the tries that follow say nothing new
+                log.warning(
+                    "telegram.unreachable", error=type(error).__name__, retries=len(WHOAMI_RETRIES)
+                )
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _bot_session(settings: Settings) -> BaseSession | None:
@@ -263,124 +303,142 @@ async def create_application(
     clock: Clock = utc_now,
     sandbox: SandboxServer | None = None,
 ) -> Application:
-    """Everything started except the Telegram side (polling, console or webhook)."""
-    owns_sandbox = settings.uses_sandbox and sandbox is None
-    if owns_sandbox:
-        from sandbox import SandboxServer
-        from sandbox import create_app as create_sandbox_app
+    """Everything started except the Telegram side (polling, console or webhook). What
+    start-up opened is closed again when it fails (the sandbox, pools, sessions, the port), so
+    a refusal ends in its own one line: DatabaseUnreachable, NotMigrated, PortBusy, CannotStart
+    (Telegram refuses the token or does not answer)."""
+    undo = contextlib.AsyncExitStack()
+    try:
+        owns_sandbox = settings.uses_sandbox and sandbox is None
+        if owns_sandbox:
+            from sandbox import SandboxServer
+            from sandbox import create_app as create_sandbox_app
 
-        sandbox = SandboxServer(
-            create_sandbox_app(
-                client_id=settings.city_client_id,
-                client_secret=settings.city_client_secret.get_secret_value(),
-            ),
-            port=settings.sandbox_port,
+            sandbox = SandboxServer(
+                create_sandbox_app(
+                    client_id=settings.city_client_id,
+                    client_secret=settings.city_client_secret.get_secret_value(),
+                ),
+                port=settings.sandbox_port,
+            )
+            await sandbox.start()
+            undo.push_async_callback(sandbox.stop)
+            log.warning("sandbox", url=sandbox.url, note="SANDBOX city platform, not production")
+        city_url = sandbox.url if settings.uses_sandbox and sandbox else str(settings.city_api_url)
+
+        engine = _engine(settings)
+        undo.push_async_callback(engine.dispose)
+        if settings.is_embedded_database:
+            await upgrade(engine)
+        else:
+            await ensure_migrated(engine)
+
+        sock = _bind(settings.web_host, settings.web_port)
+        undo.callback(sock.close)
+        web_url = f"http://{settings.web_host}:{sock.getsockname()[1]}"
+        public = settings.public_url(sock.getsockname()[1])  # unset: follows the bound port
+
+        city = CityClient(
+            city_url,
+            client_id=settings.city_client_id,
+            client_secret=settings.city_client_secret.get_secret_value(),
+            redirect_uri=public + "/oauth/callback",
+            attempt_timeout=settings.city_timeout,
+            deadline=settings.city_deadline,
+            open311_key=settings.open311_api_key.get_secret_value(),
+            observe=observe_city,
         )
-        await sandbox.start()
-        log.warning("sandbox", url=sandbox.url, note="SANDBOX city platform, not production")
-    city_url = sandbox.url if settings.uses_sandbox and sandbox else str(settings.city_api_url)
-
-    engine = _engine(settings)
-    if settings.is_embedded_database:
-        await upgrade(engine)
-    else:
-        await ensure_migrated(engine)
-
-    sock = _bind(settings.web_host, settings.web_port)
-    web_url = f"http://{settings.web_host}:{sock.getsockname()[1]}"
-    public = settings.public_url(sock.getsockname()[1])  # unset: follows the bound port
-
-    city = CityClient(
-        city_url,
-        client_id=settings.city_client_id,
-        client_secret=settings.city_client_secret.get_secret_value(),
-        redirect_uri=public + "/oauth/callback",
-        attempt_timeout=settings.city_timeout,
-        deadline=settings.city_deadline,
-        open311_key=settings.open311_api_key.get_secret_value(),
-        observe=observe_city,
-    )
-    cipher = TokenCipher(settings.encryption_keys())
-    uow_factory = UnitOfWorkFactory(create_sessionmaker(engine), cipher)
-    tr = load_translator()
-    storage, isolation, state_engine = _storage(settings, clock)
-    dispatcher = build_dispatcher(
-        storage,
-        isolation,
-        uow_factory=uow_factory,
-        city=city,
-        tr=tr,
-        clock=clock,
-        telegram_payments=(
-            settings.payments_provider_token.get_secret_value()
-            if settings.payments_provider_token
-            else None
-        ),
-        support_chat_id=settings.support_chat_id,
-        dedup=RedisDedup(storage.redis) if isinstance(storage, RedisStorage) else MemoryDedup(),
-        flood_limit=settings.flood_limit,
-        limits=settings.amount_limits(),
-    )
-    if settings.bot_token:
-        token = settings.bot_token.get_secret_value()
-    else:
-        from sandbox.telegram_double import LOCAL_BOT_TOKEN as token
-    bot = Bot(
-        token,
-        session=bot_session or _bot_session(settings),
-        default=DefaultBotProperties(parse_mode="HTML"),
-    )
-    install_session_middlewares(bot)  # a redelivered press is not refused on its old answer
-    keep_response_types_alive()  # aiogram's Response[T] classes never garbage-collected
-    me = await bot.me()
-
-    web_app = create_web_app(
-        WebContext(
+        undo.push_async_callback(city.close)
+        cipher = TokenCipher(settings.encryption_keys())
+        uow_factory = UnitOfWorkFactory(create_sessionmaker(engine), cipher)
+        tr = load_translator()
+        storage, isolation, state_engine = _storage(settings, clock)
+        undo.push_async_callback(storage.close)
+        if state_engine is not None:
+            undo.push_async_callback(state_engine.dispose)
+        dispatcher = build_dispatcher(
+            storage,
+            isolation,
             uow_factory=uow_factory,
-            auth=city,
             city=city,
             tr=tr,
             clock=clock,
-            bot_username=me.username or "",
-            dispatcher=dispatcher,
-            bot=bot,
-            webhook_secret=(
-                settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+            telegram_payments=(
+                settings.payments_provider_token.get_secret_value()
+                if settings.payments_provider_token
+                else None
             ),
-            checks=_readiness_checks(engine, storage, city),
-            updates_in_flight=settings.updates_in_flight,
+            support_chat_id=settings.support_chat_id,
+            dedup=RedisDedup(storage.redis) if isinstance(storage, RedisStorage) else MemoryDedup(),
+            flood_limit=settings.flood_limit,
+            limits=settings.amount_limits(),
         )
-    )
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    log.info(
-        "bot.started",
-        database="sqlite (embedded)" if settings.is_embedded_database else "postgresql",
-        state="redis" if settings.redis_url else "database",
-        city="sandbox" if settings.uses_sandbox else "platform",
-        telegram="token" if settings.bot_token else "local console",
-        web=web_url,
-    )
-    return Application(
-        settings=settings,
-        bot=bot,
-        dispatcher=dispatcher,
-        engine=engine,
-        storage=storage,
-        city=city,
-        uow_factory=uow_factory,
-        tr=tr,
-        web_url=web_url,
-        sandbox=sandbox,
-        owns_sandbox=owns_sandbox,
-        state_engine=state_engine,
-        limiter=RedisLimiter(storage.redis)
-        if isinstance(storage, RedisStorage)
-        else MemoryLimiter(),
-        clock=clock,
-        _web_runner=runner,
-    )
+        if settings.bot_token:
+            token = settings.bot_token.get_secret_value()
+        else:
+            from sandbox.telegram_double import LOCAL_BOT_TOKEN as token
+        bot = Bot(
+            token,
+            session=bot_session or _bot_session(settings),
+            default=DefaultBotProperties(parse_mode="HTML"),
+        )
+        install_session_middlewares(bot)  # a redelivered press is not refused on its old answer
+        keep_response_types_alive()  # aiogram's Response[T] classes never garbage-collected
+        undo.push_async_callback(bot.session.close)
+        me = await _whoami(bot, settings)
+
+        web_app = create_web_app(
+            WebContext(
+                uow_factory=uow_factory,
+                auth=city,
+                city=city,
+                tr=tr,
+                clock=clock,
+                bot_username=me.username or "",
+                dispatcher=dispatcher,
+                bot=bot,
+                webhook_secret=(
+                    settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+                ),
+                checks=_readiness_checks(engine, storage, city),
+                updates_in_flight=settings.updates_in_flight,
+            )
+        )
+        runner = web.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        undo.push_async_callback(runner.cleanup)
+        await web.SockSite(runner, sock).start()
+        log.info(
+            "bot.started",
+            database="sqlite (embedded)" if settings.is_embedded_database else "postgresql",
+            state="redis" if settings.redis_url else "database",
+            city="sandbox" if settings.uses_sandbox else "platform",
+            telegram="token" if settings.bot_token else "local console",
+            web=web_url,
+            event_loop=event_loop.running(),
+        )
+        return Application(
+            settings=settings,
+            bot=bot,
+            dispatcher=dispatcher,
+            engine=engine,
+            storage=storage,
+            city=city,
+            uow_factory=uow_factory,
+            tr=tr,
+            web_url=web_url,
+            sandbox=sandbox,
+            owns_sandbox=owns_sandbox,
+            state_engine=state_engine,
+            limiter=RedisLimiter(storage.redis)
+            if isinstance(storage, RedisStorage)
+            else MemoryLimiter(),
+            clock=clock,
+            _web_runner=runner,
+        )
+    except BaseException:
+        await undo.aclose()
+        raise
 
 
 @dataclass(frozen=True)

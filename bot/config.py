@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # holds a database connection while it writes, so keep it below DATABASE_POOL_SIZE.
     autopay_concurrency: int = Field(default=32, ge=1, le=256)
 
+    # The event loop (bot/event_loop.py): uvloop where installed; «asyncio» for asyncio's own.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
     data_dir: Path = Path("var")
@@ -210,6 +213,11 @@ class PortBusy(OSError):
 
     def __str__(self) -> str:
         return str(self.strerror)
+
+
+class CannotStart(RuntimeError):
+    """Start-up cannot go on for a reason outside the settings' shapes (Telegram refuses the
+    token, or does not answer); `python -m bot` prints it as one line."""
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -55,8 +55,10 @@ RETRY_DELAYS = (0.5, 2.0, 5.0)  # seconds before each retry of a transiently fai
 
 async def migrate(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
-    await upgrade(engine)
-    await engine.dispose()
+    try:
+        await upgrade(engine)  # DatabaseUnreachable, NotMigrated: one line (bot/__main__.py)
+    finally:
+        await engine.dispose()
     log.info("migrate.done")
 
 

@@ -110,6 +110,16 @@ async def oauth_callback(request: web.Request) -> web.Response:
         except CityUnavailable:
             await uow.commit()
             return _page(ctx, tr("web-error-heading"), tr("error-city-unavailable"), 503)
+        except Exception as error:  # the database lost, or a bug: the bot's page all the same
+            transient = classify(error).transient
+            if transient:
+                log.warning("link.callback_failed", error=type(error).__name__)
+            else:
+                log.exception("link.callback_failed")
+            # the attempt is spent (claimed before the city calls): a new one from the chat
+            return _page(
+                ctx, tr("web-error-heading"), tr("web-failed-text"), 503 if transient else 500
+            )
         await uow.commit()
     link = f"https://t.me/{ctx.bot_username}?start={nonce}"
     return _page(ctx, tr("web-linked-heading"), tr("web-linked-text"), 200, link=link)

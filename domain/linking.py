@@ -92,8 +92,9 @@ async def authorize_link(
 
     The attempt is claimed (and the claim committed) before the code is exchanged, so a state
     works once even when the exchange fails, and no connection or row lock is held while the
-    city answers (two calls, each up to the city's deadline); the caller commits the outcome
-    in both cases.
+    city answers (two calls, each up to the city's deadline). An authorized attempt is
+    committed here, its tokens revoked at the city if it cannot be (the database lost); the
+    caller commits a refusal's outcome.
     """
     attempt = await uow.link_attempts.by_state(secret_hash(state))
     if attempt is None:
@@ -127,7 +128,14 @@ async def authorize_link(
     claimed.tokens = tokens
     claimed.profile = profile
     claimed.expires_at = now + LINK_TTL
-    await uow.link_attempts.save(claimed)
+    try:
+        await uow.link_attempts.save(claimed)
+        await uow.commit()  # here, not by the caller: the tokens are kept or revoked
+    except BaseException:
+        # Not kept (the database lost, a cancel): nobody can finish this attempt, so the
+        # tokens are revoked like a failed profile's, not left a live session at the city.
+        await _revoke_quietly(auth, tokens)
+        raise
     return NONCE_PREFIX + nonce
 
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import inspect
 import mimetypes
+import os
 import re
 import sys
 import threading
@@ -554,6 +555,28 @@ async def _next_line(read: InputFn) -> str:
     return line
 
 
+def _read_piped_line(prompt: str) -> str:
+    """One line of a stdin that is not a terminal, read from its file descriptor.
+
+    Not `input()`: on a pipe it reads through `sys.stdin`'s buffer and holds the buffer's lock
+    while it waits, so a Ctrl+C (or any end) while this daemon thread waits made interpreter
+    shutdown abort («Fatal Python error: _enter_buffered_busy», exit -6). On a terminal
+    `input()` reads through readline, outside that buffer, and keeps its line editing."""
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    line = bytearray()
+    while True:
+        byte = os.read(sys.stdin.fileno(), 1)  # one byte: nothing of the next line is taken
+        if not byte:
+            if not line:
+                raise EOFError
+            break
+        if byte == b"\n":
+            break
+        line += byte
+    return line.decode("utf-8", errors="replace").removesuffix("\r")
+
+
 async def read_stdin_line(prompt: str) -> str:
     """``input(prompt)`` in a daemon thread (``asyncio.to_thread`` would block interpreter exit
     on Ctrl-C until Enter is pressed, because executor threads are joined at shutdown)."""
@@ -572,7 +595,7 @@ async def read_stdin_line(prompt: str) -> str:
         line: str | None = None
         failure: BaseException | None = None
         try:
-            line = input(prompt)
+            line = input(prompt) if sys.stdin.isatty() else _read_piped_line(prompt)
         except BaseException as error:  # EOFError / KeyboardInterrupt go to the loop
             failure = error
         with contextlib.suppress(RuntimeError):  # the loop is already closed

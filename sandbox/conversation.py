@@ -288,8 +288,7 @@ class Conversation:
 
     @property
     def last_message(self) -> ChatMessage | None:
-        messages = self.messages
-        return messages[-1] if messages else None
+        return self.telegram.last_message(self.chat_id)
 
     @property
     def last_text(self) -> str:
@@ -326,8 +325,7 @@ class Conversation:
     # ---- plumbing -----------------------------------------------------------------------------
 
     def _latest_with_keyboard(self) -> ChatMessage | None:
-        with_keyboard = [message for message in self.messages if message.buttons]
-        return with_keyboard[-1] if with_keyboard else None
+        return self.telegram.last_message(self.chat_id, with_keyboard=True)
 
     def _keyboard_message(self, message_id: int | None) -> ChatMessage:
         if message_id is not None:

@@ -646,6 +646,10 @@ class _StoredMessage:
             if key in _COPYABLE_KEYS
         }
 
+    def has_inline_buttons(self) -> bool:
+        keyboard = (self.payload.get("reply_markup") or {}).get("inline_keyboard") or []
+        return any(row for row in keyboard)
+
     def view(self) -> ChatMessage:
         payload = copy.deepcopy(self.payload)
         keyboard = (payload.get("reply_markup") or {}).get("inline_keyboard") or []
@@ -913,6 +917,18 @@ class LocalTelegram(BaseSession):
         """Current state of the chat's messages, oldest first (bot messages only by default)."""
         stored = sorted(self._messages[chat_id].values(), key=lambda item: item.message_id)
         return [item.view() for item in stored if include_incoming or item.from_bot]
+
+    def last_message(
+        self, chat_id: int, *, with_keyboard: bool = False
+    ) -> ChatMessage | None:
+        """The chat's latest bot message (with an inline keyboard, if asked), in its current
+        state; what ``messages(chat_id)[-1]`` gives, without copying every older message."""
+        for stored in sorted(
+            self._messages[chat_id].values(), key=lambda item: item.message_id, reverse=True
+        ):
+            if stored.from_bot and (not with_keyboard or stored.has_inline_buttons()):
+                return stored.view()
+        return None
 
     def message(self, chat_id: int, message_id: int) -> ChatMessage | None:
         stored = self._messages[chat_id].get(message_id)

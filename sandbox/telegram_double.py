@@ -918,9 +918,7 @@ class LocalTelegram(BaseSession):
         stored = sorted(self._messages[chat_id].values(), key=lambda item: item.message_id)
         return [item.view() for item in stored if include_incoming or item.from_bot]
 
-    def last_message(
-        self, chat_id: int, *, with_keyboard: bool = False
-    ) -> ChatMessage | None:
+    def last_message(self, chat_id: int, *, with_keyboard: bool = False) -> ChatMessage | None:
         """The chat's latest bot message (with an inline keyboard, if asked), in its current
         state; what ``messages(chat_id)[-1]`` gives, without copying every older message."""
         for stored in sorted(

@@ -176,7 +176,7 @@ class MemoryDedup:
         if self._done.get(key, now) is not None:
             return Claim(ClaimState.DONE)
         held = self._leases.get(key, now)
-        if held is not None:
+        if held is not None and held[0] != _processing(owner):  # the same owner: ours again
             return Claim(ClaimState.BUSY, held[1] - now)
         self._leases.put(key, _processing(owner), now + lease, now)
         return Claim(ClaimState.ACQUIRED)

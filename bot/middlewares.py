@@ -168,7 +168,10 @@ class UpdateDedupMiddleware(BaseMiddleware):
     async def _claimed(self, handler: Handler, event: Update, data: dict[str, Any]) -> Any:
         bot = data.get("bot")
         key = f"dedup:{bot.id if bot else 0}:{event.update_id}"
-        owner = uuid.uuid4().hex
+        # Polling's retries of one update share an owner (`TransientRetryMiddleware`): a
+        # marker an earlier attempt could not end (Redis away at its end) is taken back, not
+        # waited out as another's for the whole lease while the retries run out.
+        owner = data.get(UPDATE_OWNER) or uuid.uuid4().hex
         store = self._store
         window = self.flood_window
         flood = _flood_key(event) if window and isinstance(store, RedisDedup) else None
@@ -287,6 +290,9 @@ class UpdateDedupMiddleware(BaseMiddleware):
             log.warning("dedup.release_failed", error=type(error).__name__)
 
 
+UPDATE_OWNER = "update_owner"  # middleware data: the de-duplication owner of an update's attempts
+
+
 class TransientRetryMiddleware(BaseMiddleware):
     """Polling's stand-in for Telegram's redelivery: long polling hands an unconfirmed update
     back only with a later getUpdates (and `bot.polling` confirms only finished updates, so it
@@ -297,8 +303,10 @@ class TransientRetryMiddleware(BaseMiddleware):
 
     Installed in front of every other update middleware (`bot.runners.run_polling`), so each
     attempt claims the update afresh (the de-duplication middleware released it) with fresh
-    middleware data. Every attempt but the last runs with `telegram_retries=True`, so the
-    last error handler (`bot.unexpected`) stays silent; the last one tells the resident once.
+    middleware data — as one owner (`UPDATE_OWNER`): an attempt whose end could not release
+    its marker (Redis away then) leaves it to the next attempt, not to the lease's lapse.
+    Every attempt but the last runs with `telegram_retries=True`, so the last error handler
+    (`bot.unexpected`) stays silent; the last one tells the resident once.
     A deterministic failure (told once, marked done) is never retried."""
 
     def __init__(
@@ -316,9 +324,12 @@ class TransientRetryMiddleware(BaseMiddleware):
             return await self._attempts(handler, event, data)
 
     async def _attempts(self, handler: Handler, event: Update, data: dict[str, Any]) -> Any:
+        owner = uuid.uuid4().hex  # every attempt claims the update as this one owner
         for attempt, delay in enumerate((*self.delays, None), start=1):
             try:
-                return await handler(event, {**data, "telegram_retries": delay is not None})
+                return await handler(
+                    event, {**data, "telegram_retries": delay is not None, UPDATE_OWNER: owner}
+                )
             except Exception as error:
                 verdict = classify(error)
                 if delay is None or verdict.deterministic:

@@ -75,6 +75,7 @@ from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 
 from bot.app import Application, Clock, utc_now
 from bot.charts import payments_chart
+from bot.failures import classify
 from bot.metrics import NOTIFICATIONS
 from bot.ratelimit import CHAT_INTERVAL, GLOBAL_PER_SECOND, SendLimiter
 from domain.bill_discovery import is_reminder, sent_today, still_due
@@ -503,7 +504,7 @@ async def _attempt_one(
     try:
         wait = await limiter.acquire(chat)
     except Exception as error:  # e.g. Redis is down: without the limiter, nothing is sent
-        log.error("notify.limiter_unavailable", error=type(error).__name__)
+        _limiter_trouble(error)
         return _deferred(notification, clock() + timedelta(seconds=LIMITER_UNAVAILABLE))
     if wait > 0:
         return _deferred(notification, clock() + timedelta(seconds=wait))  # the chat's turn
@@ -578,7 +579,16 @@ async def _hold(limiter: SendLimiter, chat: int, seconds: float) -> None:
     try:
         await limiter.hold(chat, seconds)
     except Exception as error:  # the limiter's trouble must not decide the notification's
-        log.error("notify.limiter_unavailable", error=type(error).__name__)
+        _limiter_trouble(error)
+
+
+def _limiter_trouble(error: Exception) -> None:
+    """Redis away for a moment is waiting, not failing: a warning (the rows wait their turn).
+    Anything else is a bug in the limiter: an error, with its traceback."""
+    if classify(error).transient:
+        log.warning("notify.limiter_unavailable", error=type(error).__name__)
+    else:
+        log.error("notify.limiter_failed", error=type(error).__name__, exc_info=error)
 
 
 def _dead(notification: Notification, at: datetime) -> _Result:
@@ -589,7 +599,7 @@ async def _answered(limiter: SendLimiter, chat: int, *, accepted: bool) -> None:
     try:
         await limiter.answered(chat, accepted)
     except Exception as error:  # the limiter's trouble must not decide the notification's
-        log.error("notify.limiter_unavailable", error=type(error).__name__)
+        _limiter_trouble(error)
 
 
 class _Recorder:

@@ -33,9 +33,13 @@ def create_engine(
     many again when they are all taken (overflow: background jobs, the web app and an update's
     second session beside the updates in flight, which `Settings.updates_in_flight` bounds to
     `pool_size`); a checkout beyond that waits up to `pool_timeout` seconds for one to come
-    back, then raises SQLAlchemy's `TimeoutError` (transient: `bot.failures.classify`)."""
+    back, then raises SQLAlchemy's `TimeoutError` (transient: `bot.failures.classify`).
+    Errors never carry the statement's parameters (`hide_parameters`)."""
     parsed = make_url(url)
     memory = parsed.database in (None, "", ":memory:")
+    # A statement's error names the statement, never its values: they may be a resident's
+    # (a report's text, payment requisites, tokens) and errors reach the logs.
+    kwargs.setdefault("hide_parameters", True)
     if not (parsed.get_backend_name() == "sqlite" and memory):  # in-memory: one static conn
         kwargs = {
             "pool_size": pool_size,

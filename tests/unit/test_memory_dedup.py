@@ -87,3 +87,16 @@ async def test_hit_counts_within_its_window() -> None:
     assert [await store.hit("k", 60) for _ in range(3)] == [1, 2, 3]
     clock.now += 61
     assert await store.hit("k", 60) == 1
+
+
+async def test_the_same_owner_takes_its_lease_back_and_another_waits() -> None:
+    """As `RedisDedup`'s claim script: polling's attempts at one update share an owner
+    (`TransientRetryMiddleware`), so a lease an earlier attempt left is theirs again."""
+    clock = Clock()
+    store = MemoryDedup(clock)
+    assert (await store.claim("u:1", "attempts-of-1", 10)).state is ClaimState.ACQUIRED
+    assert (await store.claim("u:1", "attempts-of-1", 10)).state is ClaimState.ACQUIRED
+    busy = await store.claim("u:1", "someone-else", 10)
+    assert busy.state is ClaimState.BUSY
+    await store.done("u:1")
+    assert (await store.claim("u:1", "attempts-of-1", 10)).state is ClaimState.DONE

@@ -934,14 +934,14 @@ async def _mismatched_charge(
         refund = await telegram_refund(uow, outcome_of(stored), now, provider_charge_id)
         assert refund is not None
         return refund
+    # Another charge than the one the intent keeps (it was paid, or owed back, before): this
+    # charge is what is owed, and what the caller logs and the resident is told about.
+    owed = replace(stored, external_charge_id=charge_id, failure=CHARGE_MISMATCH)
     told = await support.telegram_refund_needed(
-        uow,
-        replace(stored, external_charge_id=charge_id, failure=CHARGE_MISMATCH),
-        now,
-        provider_charge_id,
+        uow, owed, now, provider_charge_id, another_charge=True
     )
     await uow.commit()
-    return TelegramRefund(PaymentOutcome(OutcomeKind.REFUSED, stored), told)
+    return TelegramRefund(PaymentOutcome(OutcomeKind.REFUSED, owed), told)
 
 
 async def telegram_refund(

@@ -152,9 +152,10 @@ async def send_report(
         if file_id not in uploaded:
             data, content_type = await load_photo(file_id)
             uploaded[file_id] = await city.upload_media(data, content_type)
-    if draft.send_key is None or uploaded != draft.uploaded:
+    if draft.send_key is None or uploaded != draft.uploaded or not draft.unchanged_since_sent():
         draft.send_key = draft.send_key or secrets.token_hex(16)
         draft.uploaded = uploaded
+        draft.sent_as = draft.fingerprint()
         await uow.drafts.save(resident.telegram_user_id, draft, now)
         await uow.commit()
     media_urls = [uploaded[file_id] for file_id in draft.photos]
@@ -166,6 +167,7 @@ async def send_report(
     except ReportRefused as refused:
         if KEY_REUSED in refused.kinds:  # the draft changed after a send that may have gone
             draft.send_key = None
+            draft.sent_as = None
             draft.uploaded = {}
             await uow.drafts.save(resident.telegram_user_id, draft, now)
             await uow.commit()

@@ -3,6 +3,8 @@ lifecycle as the resident sees it, and confirming or refuting the fix."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -210,6 +212,25 @@ class Draft:
     answers: dict[str, list[str]] = field(default_factory=dict)  # attribute code → values
     send_key: str | None = None  # Idempotence-Key of the send, stored before the POST
     uploaded: dict[str, str] = field(default_factory=dict)  # photo file id → its media URL
+    sent_as: str | None = None  # `fingerprint()` of what went out with `send_key`
+
+    def fingerprint(self) -> str:
+        """What a send would say (theme, place, photos, description, answers), hashed: a
+        draft edited after a send no longer matches the `sent_as` stored with its key."""
+        said = [
+            self.theme_code,
+            self.lat,
+            self.long,
+            self.address,
+            self.photos,
+            self.description,
+            sorted(self.answers.items()),
+        ]
+        return hashlib.sha256(json.dumps(said, ensure_ascii=False).encode()).hexdigest()[:32]
+
+    def unchanged_since_sent(self) -> bool:
+        """A send went out with `send_key` and the draft still says the same."""
+        return self.send_key is not None and self.sent_as == self.fingerprint()
 
     @property
     def point(self) -> Point | None:
@@ -240,6 +261,7 @@ class Draft:
             "answers": {code: list(values) for code, values in self.answers.items()},
             "send_key": self.send_key,
             "uploaded": dict(self.uploaded),
+            "sent_as": self.sent_as,
         }
 
     @classmethod
@@ -267,6 +289,8 @@ class Draft:
             }
         send_key = data.get("send_key")
         draft.send_key = send_key if isinstance(send_key, str) else None
+        sent_as = data.get("sent_as")  # absent in drafts saved before it was kept
+        draft.sent_as = sent_as if isinstance(sent_as, str) else None
         uploaded = data.get("uploaded")
         if isinstance(uploaded, dict):
             draft.uploaded = {str(f): url for f, url in uploaded.items() if isinstance(url, str)}

@@ -8,6 +8,7 @@ resident types are masked before their message is passed on."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -215,14 +216,26 @@ async def dead_lettered(uow: UnitOfWork, notification: Notification, now: dateti
     )
 
 
+def _short_hash(value: str) -> str:
+    """A fixed-length stand-in for an outside id in a dedupe key (the column holds 128)."""
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
 async def telegram_refund_needed(
-    uow: UnitOfWork, intent: PaymentIntent, now: datetime, provider_charge_id: str | None = None
+    uow: UnitOfWork,
+    intent: PaymentIntent,
+    now: datetime,
+    provider_charge_id: str | None = None,
+    *,
+    another_charge: bool = False,
 ) -> bool:
     """Money Telegram Payments took for an intent the city would not register (the bill paid
     meanwhile, its amount changed, a refusal): staff return it in the payment provider's
     cabinet. The charge ids, the amount (kopecks), the city's reason and the resident's internal
     number (given here if the resident never wrote to support) — no name, phone or card. Once
-    per intent, however often Telegram repeats its update; nothing is committed here."""
+    per intent, however often Telegram repeats its update — once per charge for
+    `another_charge` (a charge besides the one the intent keeps: `intent.external_charge_id`
+    is it); nothing is committed here."""
     dashboard = await uow.support.dashboard()
     if dashboard is None:  # no support chat configured: the caller's error log is all there is
         return False
@@ -230,7 +243,9 @@ async def telegram_refund_needed(
     return await _post(
         uow,
         DASHBOARD_TELEGRAM_REFUND,
-        f"tgrefund:{intent.id}",
+        f"tgrefund:{intent.id}:{_short_hash(intent.external_charge_id or '')}"
+        if another_charge
+        else f"tgrefund:{intent.id}",
         {
             "intent_id": intent.id,
             "resident": topic.id,

@@ -43,7 +43,7 @@ from domain.errors import DomainError, NotFound
 from domain.payable import Payable, PayableKind
 from domain.payments import IntentStatus
 from domain.sessions import ResidentSession
-from domain.typed_text import shows_nothing
+from domain.typed_text import without_invisible
 
 if TYPE_CHECKING:
     from domain.accounts import Resident
@@ -63,10 +63,9 @@ class NameProblem(StrEnum):
 
 
 def _squash(text: str) -> str:
-    """What shows nothing dropped (`typed_text.shows_nothing`), every run of white space one
-    space, trimmed."""
-    kept = "".join(ch for ch in text if ch.isspace() or not shows_nothing(ch))
-    return " ".join(kept.split())
+    """What shows nothing dropped (`typed_text.without_invisible`), every run of white space
+    one space, trimmed."""
+    return " ".join(without_invisible(text).split())
 
 
 def clean_name(text: str) -> str | NameProblem:

@@ -196,7 +196,11 @@ async def on_refute_start(data: Data, manager: DialogManager) -> None:
 
 
 async def on_refute_comment(message: Message, _w: MessageInput, manager: DialogManager) -> None:
-    manager.dialog_data["comment"] = visible(message.text or "")[:2000]
+    comment = visible(message.text or "")[:2000]
+    if not comment:  # only what shows nothing: the city would refuse an empty description
+        await message.answer(Ctx(manager).tr("input-no-visible-text"))
+        return
+    manager.dialog_data["comment"] = comment
     await manager.switch_to(MyReportsSG.refute_photo, show_mode=ShowMode.SEND)
 
 

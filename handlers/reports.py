@@ -660,10 +660,11 @@ async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -
         manager.dialog_data[WALK_ALL] = False
         await manager.switch_to(ReportSG.attributes)
         return
-    # A key on the draft means a send went out (its answer, or its record, was lost): the
-    # report it made may be the «open report nearby» now, so it is sent again with that key
-    # (the city answers with the report it made), never offered as someone else's.
-    if not manager.dialog_data.get("send_anyway") and draft.send_key is None:
+    # A key on an unchanged draft means this very send went out (its answer, or its record,
+    # was lost): the report it made may be the «open report nearby» now, so it is sent again
+    # with that key (the city answers with the report it made), never offered as someone
+    # else's. A draft edited since (another place, say) is checked like a new one.
+    if not manager.dialog_data.get("send_anyway") and not draft.unchanged_since_sent():
         duplicates = await duplicates_of(ctx.city, draft)
         if duplicates:
             dup = duplicates[0]

@@ -21,6 +21,7 @@ error-amount-grouping = Не понял сумму: пробел разделя�
 error-outdated-button = Этот шаг уже открыт ниже — продолжайте в последнем сообщении.
 error-forged-button = Эта кнопка не работает. Откройте нужный раздел из меню.
 button-already-done = Уже сделано — эта кнопка срабатывает один раз.
+input-no-visible-text = В сообщении нет видимого текста. Напишите его словами — то, что вы уже ввели, сохранено.
 input-foreign-digits = Пишите обычными цифрами 0–9: знаки вроде «²» или «①» и цифры из других раскладок бот не понимает. То, что вы уже ввели, сохранено — напишите число ещё раз.
 
 # A command or a press in a group: the resident's screens live in the private chat only.

@@ -12,6 +12,7 @@ all       all but plans, then one summary of the ratios (the default; `make benc
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import platform
 import sys
@@ -20,9 +21,8 @@ from dataclasses import dataclass, field, replace
 
 from bench import autopay, burst, delivery, footprint, plans, updates
 from bench.autopay import InstantResult
-from bench.common import bench_services, chosen_loop, heading, quiet_logs, table
+from bench.common import bench_services, heading, quiet_logs, table
 from bench.fake_telegram import Faults
-from bot import event_loop
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -295,5 +295,5 @@ if __name__ == "__main__":
     arguments = parse(sys.argv[1:])
     quiet_logs()
     started = time.perf_counter()
-    event_loop.run(main(arguments), chosen_loop())  # as a replica's (bot/event_loop.py)
+    asyncio.run(main(arguments))
     print(f"\n(all done in {time.perf_counter() - started:.0f} s)")

@@ -22,7 +22,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from yarl import URL
 
-from bot import event_loop
 from bot.logs import setup_logging
 from storage.database import create_engine
 from storage.migrate import upgrade
@@ -119,12 +118,6 @@ async def _sibling_database(test_url: str, name: str | None = None) -> str | Non
 def _redis_db(redis_url: str) -> int:
     path = URL(redis_url).path.strip("/")
     return int(path) if path.isdigit() else 0
-
-
-def chosen_loop() -> event_loop.Choice:
-    """The event loop the bench's processes run on: a replica's default (uvloop), or the one
-    EVENT_LOOP names (`EVENT_LOOP=asyncio make bench` measures asyncio's own)."""
-    return "asyncio" if os.environ.get("EVENT_LOOP", "").strip().lower() == "asyncio" else "uvloop"
 
 
 def quiet_logs() -> None:

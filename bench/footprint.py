@@ -66,7 +66,6 @@ REPLICA = (
     _RSS
     + """
 import asyncio, gc, json, sys
-from bot import event_loop
 from bot.config import load_settings
 from bot.logs import setup_logging
 settings = load_settings()
@@ -85,7 +84,7 @@ async def main():
             "lazy": sorted({m.split(".")[0] for m in sys.modules} & {"sandbox", "PIL", "zxingcpp"}),
         }), flush=True)
 
-event_loop.run(main(), settings.event_loop)
+asyncio.run(main())
 """
 )
 

@@ -17,8 +17,7 @@ from dataclasses import asdict
 from typing import cast
 
 from bench.autopay import Work, city_client, work
-from bench.common import chosen_loop, quiet_logs
-from bot import event_loop
+from bench.common import quiet_logs
 from storage.database import create_engine, create_sessionmaker
 from storage.token_cipher import TokenCipher
 from storage.uow import UnitOfWorkFactory
@@ -46,7 +45,7 @@ if __name__ == "__main__":
     quiet_logs()
     what, calls, tag = (sys.argv[3:] + ["job", "0", "0"][len(sys.argv[3:]) :])[:3]
     assert what in ("job", "endpoint"), what
-    event_loop.run(  # as a replica's (bot/event_loop.py)
+    asyncio.run(
         main(
             sys.argv[1],
             sys.argv[2],
@@ -54,6 +53,5 @@ if __name__ == "__main__":
             cast(Work, what),
             int(calls),
             tag,
-        ),
-        chosen_loop(),
+        )
     )

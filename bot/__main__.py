@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
 import sys
 
-from bot import event_loop
 from bot.config import (
     CannotStart,
     PortBusy,
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         "migrate": runners.migrate,
     }[command]
     try:
-        event_loop.run(run(settings), settings.event_loop)
+        asyncio.run(run(settings))
     except KeyboardInterrupt:
         pass
     except SettingsError as error:

@@ -33,7 +33,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import dialog_ids, event_loop
+from bot import dialog_ids
 from bot.album import AlbumMiddleware, install_first
 from bot.config import CannotStart, PortBusy, Settings, SettingsError
 from bot.dedup import DedupStore, LeasedRedisEventIsolation, MemoryDedup, RedisDedup
@@ -415,7 +415,6 @@ async def create_application(
             city="sandbox" if settings.uses_sandbox else "platform",
             telegram="token" if settings.bot_token else "local console",
             web=web_url,
-            event_loop=event_loop.running(),
         )
         return Application(
             settings=settings,

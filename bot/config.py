@@ -67,9 +67,6 @@ class Settings(BaseSettings):
     # holds a database connection while it writes, so keep it below DATABASE_POOL_SIZE.
     autopay_concurrency: int = Field(default=32, ge=1, le=256)
 
-    # The event loop (bot/event_loop.py): uvloop where installed; «asyncio» for asyncio's own.
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
-
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
     data_dir: Path = Path("var")

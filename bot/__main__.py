@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2) from None
+    finally:
+        from bot.middlewares import forget_cached_updates
+
+        forget_cached_updates()  # no update may outlive the interpreter's datetime module
 
 
 if __name__ == "__main__":

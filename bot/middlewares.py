@@ -110,6 +110,19 @@ class UnitOfWorkMiddleware(BaseMiddleware):
                 return await handler(event, data)
 
 
+def forget_cached_updates() -> None:
+    """Let go of the updates aiogram keeps for `Update.event_type` (an `lru_cache` of 128 on
+    the property, keyed by the update): the last 128 updates — texts, contacts, photos —
+    stayed alive for the process's life, and at interpreter exit their datetimes' tzinfo
+    (pydantic-core's `TzInfo`) was freed after CPython 3.11's datetime C API: a use-after-free
+    that crashed the exit (pydantic#12867, PyO3#6110; seen once zxing-cpp's exit hook ran).
+    Called at each update's end (UpdateDedupMiddleware) and at exit (`bot.__main__`); the
+    updates still in flight recompute it, a few attribute reads."""
+    clear = getattr(vars(Update)["event_type"].fget, "cache_clear", None)
+    if clear is not None:
+        clear()
+
+
 class UpdateDedupMiddleware(BaseMiddleware):
     """An update delivered twice (webhook retries, two replicas) is handled once, and an update
     whose handler died with its replica is handled by the next delivery.
@@ -162,8 +175,11 @@ class UpdateDedupMiddleware(BaseMiddleware):
         if SWEPT in data:  # an album's parts taken by a sweep, handled long after their update
             return await handler(event, data)
         # the marker's and the leases' records carry the update (LogContextMiddleware is inner)
-        with structlog.contextvars.bound_contextvars(update_id=event.update_id):
-            return await self._claimed(handler, event, data)
+        try:
+            with structlog.contextvars.bound_contextvars(update_id=event.update_id):
+                return await self._claimed(handler, event, data)
+        finally:
+            forget_cached_updates()
 
     async def _claimed(self, handler: Handler, event: Update, data: dict[str, Any]) -> Any:
         bot = data.get("bot")

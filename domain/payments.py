@@ -128,6 +128,7 @@ class PaymentRefused(DomainError):
 
 REFUSED_PREFIX = "refused:"  # an intent's `failure` for a refusal: "refused:<reason>"
 CHARGE_MISMATCH = "charge_mismatch"  # Telegram took another sum or currency than the intent's
+SECOND_CHARGE = "second_charge"  # a Telegram charge for an invoice that had one already
 TELEGRAM_CURRENCY = "RUB"  # what every invoice asks for (an intent's amount is in kopecks)
 
 
@@ -221,6 +222,7 @@ FAILURES: dict[str, OutcomeKind] = {
     "not_submitted": OutcomeKind.CANCELED,
     "replaced": OutcomeKind.CANCELED,  # a newer intent for the same obligation took its place
     CHARGE_MISMATCH: OutcomeKind.REFUSED,
+    SECOND_CHARGE: OutcomeKind.REFUSED,
 }
 
 
@@ -895,13 +897,25 @@ async def register_external_payment(
     if intent is None or intent.telegram_user_id != resident.telegram_user_id:
         return None
     taken = intent.amount if total_amount is None else total_amount
-    if currency != TELEGRAM_CURRENCY or taken != intent.amount:
+    mismatched = currency != TELEGRAM_CURRENCY or taken != intent.amount
+    if intent.external_charge_id not in (None, charge_id):
+        # Another charge for this invoice (two devices paid it, or one after a mismatch): the
+        # intent has its own; this money is registered nowhere and owed back on its own.
+        reason = CHARGE_MISMATCH if mismatched else SECOND_CHARGE
+        return await _another_charge(uow, intent, charge_id, reason, now, provider_charge_id)
+    if mismatched:
         return await _mismatched_charge(uow, intent, charge_id, now, provider_charge_id)
     if intent.external_charge_id is None:
         # Only the charge id is written (never a stale copy of the rest): the charge is
         # remembered before the platform is asked, even on an intent retired meanwhile.
         await uow.payment_intents.attach_external_charge(_id(intent), charge_id, now)
         await uow.commit()
+        stored = await uow.payment_intents.get(_id(intent))
+        assert stored is not None
+        if stored.external_charge_id != charge_id:  # another charge was attached first
+            return await _another_charge(
+                uow, stored, charge_id, SECOND_CHARGE, now, provider_charge_id
+            )
     outcome = await pay(uow, auth, payments, resident, _id(intent), now)
     return await telegram_refund(uow, outcome, now, provider_charge_id) or outcome
 
@@ -934,9 +948,21 @@ async def _mismatched_charge(
         refund = await telegram_refund(uow, outcome_of(stored), now, provider_charge_id)
         assert refund is not None
         return refund
-    # Another charge than the one the intent keeps (it was paid, or owed back, before): this
-    # charge is what is owed, and what the caller logs and the resident is told about.
-    owed = replace(stored, external_charge_id=charge_id, failure=CHARGE_MISMATCH)
+    return await _another_charge(uow, stored, charge_id, CHARGE_MISMATCH, now, provider_charge_id)
+
+
+async def _another_charge(
+    uow: UnitOfWork,
+    intent: PaymentIntent,
+    charge_id: str,
+    reason: str,
+    now: datetime,
+    provider_charge_id: str | None,
+) -> TelegramRefund:
+    """A charge besides the one `intent` keeps (it was paid, or owed back, before): this
+    charge is what is owed — staff told once per charge — and what the caller logs and the
+    resident is told about (a copy of the intent with this charge and `reason`)."""
+    owed = replace(intent, external_charge_id=charge_id, failure=reason)
     told = await support.telegram_refund_needed(
         uow, owed, now, provider_charge_id, another_charge=True
     )

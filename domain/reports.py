@@ -294,6 +294,10 @@ class Draft:
         uploaded = data.get("uploaded")
         if isinstance(uploaded, dict):
             draft.uploaded = {str(f): url for f, url in uploaded.items() if isinstance(url, str)}
+        if draft.send_key is not None and draft.sent_as is None:
+            # Keyed before `sent_as` was kept: that release never moved a key on an edit, so
+            # the draft as it stands is the best guess of what went out with it.
+            draft.sent_as = draft.fingerprint()
         return draft
 
 

@@ -41,7 +41,9 @@ _IGNORABLE = (
     (0xE0000, 0xE0FFF),
 )
 _TAGS = (0xE0020, 0xE007F)  # a subdivision flag's tag letters and its CANCEL TAG
-ZERO_WIDTH_JOINER = "\u200d"
+# Kept between two characters shown: they decide how the letters around them join (an emoji
+# sequence; Persian «می‌خواهم», a Devanagari half form).
+JOINERS = frozenset("\u200c\u200d")  # ZERO WIDTH NON-JOINER, ZERO WIDTH JOINER
 
 
 def _ignorable(code: int) -> bool:
@@ -81,7 +83,7 @@ def visible(text: str) -> str:
 def without_invisible(text: str) -> str:
     """`text` with every character that shows nothing dropped, white space kept: zero-width
     and direction characters (an override turns the rest of a line around) and blanks go;
-    what extends a character shown stays, and a zero-width joiner between two shown."""
+    what extends a character shown stays, and a joiner or non-joiner between two shown."""
     kept: list[str] = []
     for index, char in enumerate(text):
         if char.isspace() or not shows_nothing(char):
@@ -92,7 +94,7 @@ def without_invisible(text: str) -> str:
             kept.append(char)
         elif (
             after_shown
-            and char == ZERO_WIDTH_JOINER
+            and char in JOINERS
             and index + 1 < len(text)
             and not shows_nothing(text[index + 1])
         ):

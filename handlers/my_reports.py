@@ -29,7 +29,7 @@ from domain.reporting import (
     my_reports,
     refute_fix,
 )
-from domain.reports import ReportStatus, ReportUpdate
+from domain.reports import MAX_DESCRIPTION, ReportStatus, ReportUpdate, clean_description
 from domain.typed_text import visible
 from handlers.buttons import (
     ReportNumber,
@@ -196,9 +196,18 @@ async def on_refute_start(data: Data, manager: DialogManager) -> None:
 
 
 async def on_refute_comment(message: Message, _w: MessageInput, manager: DialogManager) -> None:
-    comment = visible(message.text or "")[:2000]
+    # As a report's description (the city's rules are the same): plain text, angle brackets
+    # turned (the city refuses HTML), up to MAX_DESCRIPTION, never cut without a word.
+    ctx = Ctx(manager)
+    comment = clean_description(message.text or "")
+    if comment is None:
+        length = str(len(visible(message.text or "")))
+        await message.answer(
+            ctx.tr("report-description-long", max=str(MAX_DESCRIPTION), length=length)
+        )
+        return
     if not comment:  # only what shows nothing: the city would refuse an empty description
-        await message.answer(Ctx(manager).tr("input-no-visible-text"))
+        await message.answer(ctx.tr("input-no-visible-text"))
         return
     manager.dialog_data["comment"] = comment
     await manager.switch_to(MyReportsSG.refute_photo, show_mode=ShowMode.SEND)

@@ -75,7 +75,7 @@ from domain.reports import (
     typed_answer,
     unanswered,
 )
-from domain.typed_text import visible
+from domain.typed_text import visible, without_invisible
 from handlers.buttons import by_ref, item_ref
 from handlers.payments import Ctx
 from handlers.states import ReportSG
@@ -246,7 +246,8 @@ async def on_place(message: Message, _w: MessageInput, manager: DialogManager) -
             await message.answer(ctx.tr("report-address-long", max=str(MAX_ADDRESS), length=length))
             return
         else:
-            places = await find_places(ctx.uow, ctx.city, ctx.linked, visible(message.text or ""))
+            typed = without_invisible(message.text or "")  # a soft hyphen copied from a page
+            places = await find_places(ctx.uow, ctx.city, ctx.linked, typed)
             if not places:
                 await message.answer(ctx.tr("report-address-none"))
                 return
@@ -378,7 +379,7 @@ async def on_description(message: Message, _w: MessageInput, manager: DialogMana
             ctx.tr(
                 "report-description-long",
                 max=str(MAX_DESCRIPTION),  # a string: no thousands separator in «2000»
-                length=str(len(message.text or "")),
+                length=str(len(visible(message.text or ""))),  # what the limit counts
             )
         )
         return

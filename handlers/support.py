@@ -94,6 +94,7 @@ REFUND_REASON_KEYS = {
     "already_paid": "dashboard-refund-already-paid",
     "amount_changed": "dashboard-refund-amount-changed",
     "charge_mismatch": "dashboard-refund-charge-mismatch",  # domain.payments.CHARGE_MISMATCH
+    "second_charge": "dashboard-refund-second-charge",  # domain.payments.SECOND_CHARGE
     "refused": "dashboard-failure-refused",
     "replaced": "dashboard-refund-replaced",
     "unlinked": "dashboard-refund-unlinked",  # domain.linking.UNLINKED_UNREGISTERED

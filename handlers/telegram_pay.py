@@ -18,6 +18,7 @@ from domain.limits import DEFAULT_LIMITS, AmountLimits
 from domain.money import format_rub
 from domain.payments import (
     CHARGE_MISMATCH,
+    SECOND_CHARGE,
     TELEGRAM_CURRENCY,
     CheckoutRefusal,
     OutcomeKind,
@@ -141,6 +142,9 @@ async def on_successful_payment(
         )
         if intent.failure == CHARGE_MISMATCH:  # not the invoice's sum: the intent's is not it
             await message.answer(tr("tgpay-refund-mismatch"))
+            return
+        if intent.failure == SECOND_CHARGE:  # the invoice had its charge: this one goes back
+            await message.answer(tr("tgpay-refund-second", amount=format_rub(intent.amount)))
             return
         key = REFUND_KEYS.get(outcome.outcome.kind, "tgpay-refund-refused")
         await message.answer(tr(key, amount=format_rub(intent.amount)))

@@ -82,3 +82,36 @@ async def test_stopping_lets_a_run_finish_and_cuts_short_only_past_the_grace(
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def test_the_console_exits_cleanly_after_a_photo_under_the_debug_allocator(tmp_path: Path) -> None:
+    """A linked resident's photo imports zxing-cpp, whose exit hook (nanobind, Python < 3.12)
+    left aiogram's cache of the last updates (`Update.event_type`) to the final collection,
+    after CPython 3.11 had freed the datetime C API their tzinfo needs: a use-after-free that
+    crashed the exit (rc 139 under PYTHONMALLOC=debug; pydantic#12867). The bot lets go of
+    those updates at each update's end and at exit (`bot.middlewares.forget_cached_updates`)."""
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"junk")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "DATA_DIR": str(tmp_path),
+        "WEB_PORT": "0",
+        "SANDBOX_PORT": "0",
+        "PYTHONMALLOC": "debug",
+    }
+    typed = f"/start\n#1\n#1\n3\n:photo {junk}\n:quit\n"  # link as resident 3, then the photo
+    run = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-m", "bot"],
+        cwd=tmp_path,
+        env=env,
+        input=typed,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    screen = run.stdout + run.stderr
+    assert "Это не похоже на картинку" in screen, screen[-3000:]  # the photo reached the decoder
+    assert run.returncode == 0, screen[-3000:]
+    assert "Fatal Python error" not in screen, screen[-3000:]

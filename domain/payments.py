@@ -129,6 +129,7 @@ class PaymentRefused(DomainError):
 REFUSED_PREFIX = "refused:"  # an intent's `failure` for a refusal: "refused:<reason>"
 CHARGE_MISMATCH = "charge_mismatch"  # Telegram took another sum or currency than the intent's
 SECOND_CHARGE = "second_charge"  # a Telegram charge for an invoice that had one already
+SECOND_CHARGE_UNPAID = "second_charge_unpaid"  # … whose own one failed too: the bill is unpaid
 TELEGRAM_CURRENCY = "RUB"  # what every invoice asks for (an intent's amount is in kopecks)
 
 
@@ -223,6 +224,7 @@ FAILURES: dict[str, OutcomeKind] = {
     "replaced": OutcomeKind.CANCELED,  # a newer intent for the same obligation took its place
     CHARGE_MISMATCH: OutcomeKind.REFUSED,
     SECOND_CHARGE: OutcomeKind.REFUSED,
+    SECOND_CHARGE_UNPAID: OutcomeKind.REFUSED,
 }
 
 
@@ -901,10 +903,14 @@ async def register_external_payment(
     if intent.external_charge_id not in (None, charge_id):
         # Another charge for this invoice (two devices paid it, or one after a mismatch): the
         # intent has its own; this money is registered nowhere and owed back on its own.
-        reason = CHARGE_MISMATCH if mismatched else SECOND_CHARGE
-        return await _another_charge(uow, intent, charge_id, reason, now, provider_charge_id)
+        reason = CHARGE_MISMATCH if mismatched else _second_charge(intent)
+        return await _another_charge(
+            uow, intent, charge_id, reason, now, provider_charge_id, (taken, currency)
+        )
     if mismatched:
-        return await _mismatched_charge(uow, intent, charge_id, now, provider_charge_id)
+        return await _mismatched_charge(
+            uow, intent, charge_id, now, provider_charge_id, (taken, currency)
+        )
     if intent.external_charge_id is None:
         # Only the charge id is written (never a stale copy of the rest): the charge is
         # remembered before the platform is asked, even on an intent retired meanwhile.
@@ -914,7 +920,7 @@ async def register_external_payment(
         assert stored is not None
         if stored.external_charge_id != charge_id:  # another charge was attached first
             return await _another_charge(
-                uow, stored, charge_id, SECOND_CHARGE, now, provider_charge_id
+                uow, stored, charge_id, _second_charge(stored), now, provider_charge_id
             )
     outcome = await pay(uow, auth, payments, resident, _id(intent), now)
     return await telegram_refund(uow, outcome, now, provider_charge_id) or outcome
@@ -928,12 +934,19 @@ class TelegramRefund:
     staff_told: bool  # this call wrote the Dashboard event (False: written before, or no support)
 
 
+def _second_charge(kept: PaymentIntent) -> str:
+    """The reason a charge besides `kept`'s own is owed back: the invoice was paid (or is
+    being paid) by that one — or that one failed too, and the bill is still to pay."""
+    return SECOND_CHARGE_UNPAID if kept.status is IntentStatus.FAILED else SECOND_CHARGE
+
+
 async def _mismatched_charge(
     uow: UnitOfWork,
     intent: PaymentIntent,
     charge_id: str,
     now: datetime,
     provider_charge_id: str | None,
+    taken: tuple[int, str],
 ) -> TelegramRefund:
     """Telegram took another sum (or currency) than the intent's: nothing goes to the city.
     An intent still NEW fails as `charge_mismatch` (before the charge is attached: `retire`
@@ -945,10 +958,12 @@ async def _mismatched_charge(
     stored = await uow.payment_intents.get(_id(intent))
     assert stored is not None
     if stored.status is IntentStatus.FAILED and stored.external_charge_id == charge_id:
-        refund = await telegram_refund(uow, outcome_of(stored), now, provider_charge_id)
+        refund = await telegram_refund(uow, outcome_of(stored), now, provider_charge_id, taken)
         assert refund is not None
         return refund
-    return await _another_charge(uow, stored, charge_id, CHARGE_MISMATCH, now, provider_charge_id)
+    return await _another_charge(
+        uow, stored, charge_id, CHARGE_MISMATCH, now, provider_charge_id, taken
+    )
 
 
 async def _another_charge(
@@ -958,20 +973,25 @@ async def _another_charge(
     reason: str,
     now: datetime,
     provider_charge_id: str | None,
+    taken: tuple[int, str] | None = None,
 ) -> TelegramRefund:
     """A charge besides the one `intent` keeps (it was paid, or owed back, before): this
     charge is what is owed — staff told once per charge — and what the caller logs and the
     resident is told about (a copy of the intent with this charge and `reason`)."""
     owed = replace(intent, external_charge_id=charge_id, failure=reason)
     told = await support.telegram_refund_needed(
-        uow, owed, now, provider_charge_id, another_charge=True
+        uow, owed, now, provider_charge_id, another_charge=True, taken=taken
     )
     await uow.commit()
     return TelegramRefund(PaymentOutcome(OutcomeKind.REFUSED, owed), told)
 
 
 async def telegram_refund(
-    uow: UnitOfWork, outcome: PaymentOutcome, now: datetime, provider_charge_id: str | None = None
+    uow: UnitOfWork,
+    outcome: PaymentOutcome,
+    now: datetime,
+    provider_charge_id: str | None = None,
+    taken: tuple[int, str] | None = None,
 ) -> TelegramRefund | None:
     """An intent FAILED with a Telegram charge id is money taken and registered nowhere: the
     city refused it (the bill paid meanwhile — by another road or another invoice —, the amount
@@ -982,6 +1002,6 @@ async def telegram_refund(
     intent = outcome.intent
     if intent.status is not IntentStatus.FAILED or intent.external_charge_id is None:
         return None
-    told = await support.telegram_refund_needed(uow, intent, now, provider_charge_id)
+    told = await support.telegram_refund_needed(uow, intent, now, provider_charge_id, taken=taken)
     await uow.commit()
     return TelegramRefund(outcome, told)

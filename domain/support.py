@@ -228,6 +228,7 @@ async def telegram_refund_needed(
     provider_charge_id: str | None = None,
     *,
     another_charge: bool = False,
+    taken: tuple[int, str] | None = None,
 ) -> bool:
     """Money Telegram Payments took for an intent the city would not register (the bill paid
     meanwhile, its amount changed, a refusal): staff return it in the payment provider's
@@ -235,7 +236,8 @@ async def telegram_refund_needed(
     number (given here if the resident never wrote to support) — no name, phone or card. Once
     per intent, however often Telegram repeats its update — once per charge for
     `another_charge` (a charge besides the one the intent keeps: `intent.external_charge_id`
-    is it); nothing is committed here."""
+    is it). `taken` is what Telegram took (smallest units, currency), kept when it is not the
+    invoice's sum; nothing is committed here."""
     dashboard = await uow.support.dashboard()
     if dashboard is None:  # no support chat configured: the caller's error log is all there is
         return False
@@ -253,6 +255,12 @@ async def telegram_refund_needed(
             "provider_charge_id": provider_charge_id,
             "amount": intent.amount,
             "failure": intent.failure,
+            # what Telegram says it took (smallest units, currency) when not the invoice's
+            **(
+                {"taken": taken[0], "currency": taken[1]}
+                if taken is not None and taken != (intent.amount, "RUB")
+                else {}
+            ),
         },
         now,
     )

@@ -202,9 +202,7 @@ async def on_refute_comment(message: Message, _w: MessageInput, manager: DialogM
     comment = clean_description(message.text or "")
     if comment is None:
         length = str(len(visible(message.text or "")))
-        await message.answer(
-            ctx.tr("report-description-long", max=str(MAX_DESCRIPTION), length=length)
-        )
+        await message.answer(ctx.tr("report-refute-long", max=str(MAX_DESCRIPTION), length=length))
         return
     if not comment:  # only what shows nothing: the city would refuse an empty description
         await message.answer(ctx.tr("input-no-visible-text"))

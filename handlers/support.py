@@ -95,6 +95,7 @@ REFUND_REASON_KEYS = {
     "amount_changed": "dashboard-refund-amount-changed",
     "charge_mismatch": "dashboard-refund-charge-mismatch",  # domain.payments.CHARGE_MISMATCH
     "second_charge": "dashboard-refund-second-charge",  # domain.payments.SECOND_CHARGE
+    "second_charge_unpaid": "dashboard-refund-second-charge-unpaid",
     "refused": "dashboard-failure-refused",
     "replaced": "dashboard-refund-replaced",
     "unlinked": "dashboard-refund-unlinked",  # domain.linking.UNLINKED_UNREGISTERED
@@ -490,9 +491,19 @@ def render_dashboard(kind: str, data: dict[str, Any], tr: Texts) -> Markup:
         failure = str(data.get("failure") or "")
         reason, _, code = failure.partition(":")  # "refused:<the city's reason>"
         why = tr(REFUND_REASON_KEYS.get(reason, "dashboard-failure-other"))
+        taken = data.get("taken")
+        currency = str(data.get("currency") or "RUB")
+        if isinstance(taken, int) and currency == "RUB":
+            amount: Any = format_rub(taken)  # what Telegram took, not the invoice's sum
+        elif isinstance(taken, int):  # in the currency's smallest units: said as they came
+            amount = tr(
+                "dashboard-taken-foreign", taken=str(taken), currency=shorten(valid_text(currency))
+            )
+        else:
+            amount = format_rub(int(data.get("amount") or 0))
         return tr(
             "dashboard-telegram-refund",
-            amount=format_rub(int(data.get("amount") or 0)),
+            amount=amount,
             # the city's reason code is outside text of any length: cut like any value
             reason=why + Markup(" (%s)") % shorten(valid_text(code)) if code else why,
             intent=text("intent_id"),

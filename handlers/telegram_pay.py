@@ -19,6 +19,7 @@ from domain.money import format_rub
 from domain.payments import (
     CHARGE_MISMATCH,
     SECOND_CHARGE,
+    SECOND_CHARGE_UNPAID,
     TELEGRAM_CURRENCY,
     CheckoutRefusal,
     OutcomeKind,
@@ -145,6 +146,9 @@ async def on_successful_payment(
             return
         if intent.failure == SECOND_CHARGE:  # the invoice had its charge: this one goes back
             await message.answer(tr("tgpay-refund-second", amount=format_rub(intent.amount)))
+            return
+        if intent.failure == SECOND_CHARGE_UNPAID:  # … and that one was not taken either
+            await message.answer(tr("tgpay-refund-second-unpaid", amount=format_rub(intent.amount)))
             return
         key = REFUND_KEYS.get(outcome.outcome.kind, "tgpay-refund-refused")
         await message.answer(tr(key, amount=format_rub(intent.amount)))

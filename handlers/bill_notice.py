@@ -16,7 +16,7 @@ from typing import Any
 from aiogram import Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
-from aiogram_dialog import DialogManager, ShowMode, StartMode
+from aiogram_dialog import DialogManager
 from markupsafe import Markup
 
 from domain.bill_discovery import KIND, AutopayPlan
@@ -26,6 +26,7 @@ from domain.money import format_rub
 from domain.payable import Payable
 from handlers.buttons import ItemRef, by_ref, forged, item_ref, on_forged
 from handlers.context import context_of
+from handlers.navigation import start_over_menu
 from handlers.payments import pay_data
 from handlers.ports import Texts
 from handlers.states import PaySG
@@ -177,12 +178,7 @@ async def on_bill_pay(
             await callback.message.answer(tr("notify-bill-stale"))
         return
     await callback.answer()
-    await dialog_manager.start(
-        PaySG.confirm,
-        data=pay_data(Payable.bills([bill.id])),
-        mode=StartMode.RESET_STACK,
-        show_mode=ShowMode.SEND,
-    )
+    await start_over_menu(dialog_manager, PaySG.confirm, pay_data(Payable.bills([bill.id])))
 
 
 def register(router: Router) -> None:

@@ -16,12 +16,8 @@ from aiogram_dialog.widgets.kbd import (
     Button,
     Cancel,
     Column,
-    CurrentPage,
     Multiselect,
-    NextPage,
-    PrevPage,
     Row,
-    ScrollingGroup,
     Select,
     Start,
     SwitchTo,
@@ -40,7 +36,16 @@ from handlers.payments import Ctx, pay_bills, pay_data
 from handlers.ports import Texts
 from handlers.states import BillsSG, CharitySG, PaySG
 from handlers.texts import MOSCOW, error_key, format_date, shorten
-from handlers.widgets import HintOnText, Html, Tr, body
+from handlers.widgets import (
+    CurrentPage,
+    HintOnText,
+    Html,
+    NextPage,
+    PrevPage,
+    ScrollingGroup,
+    Tr,
+    body,
+)
 
 PAGE_SIZE = 5
 PICKED = "picked"

@@ -23,7 +23,6 @@ from aiogram_dialog.widgets.kbd import (
     Cancel,
     Column,
     Group,
-    ScrollingGroup,
     Select,
     SwitchTo,
     Url,
@@ -48,7 +47,7 @@ from handlers.context import context_of
 from handlers.payments import pay_data
 from handlers.states import CharitySG, PaySG
 from handlers.texts import button_int, error_key, format_datetime
-from handlers.widgets import HintOnText, Html, Tr, body
+from handlers.widgets import HintOnText, Html, ScrollingGroup, Tr, body
 
 FUNDS_PAGE = 6
 PROBLEM_KEYS = {

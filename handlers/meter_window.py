@@ -10,7 +10,7 @@ from aiogram import Router
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
-from aiogram_dialog import DialogManager, ShowMode, StartMode
+from aiogram_dialog import DialogManager
 from markupsafe import Markup
 
 from domain.accounts import Resident
@@ -18,6 +18,7 @@ from domain.meter_reminders import SHOWN_METERS
 from domain.meters import MeterKind
 from handlers.buttons import forged, on_forged
 from handlers.meters import KIND_KEYS
+from handlers.navigation import start_over_menu
 from handlers.ports import Texts
 from handlers.states import MetersSG
 from handlers.texts import format_date, shorten
@@ -66,7 +67,7 @@ async def on_open_meters(
         await callback.answer(tr.label("error-not-linked"), show_alert=True)
         return
     await callback.answer()
-    await dialog_manager.start(MetersSG.list, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+    await start_over_menu(dialog_manager, MetersSG.list)
 
 
 def register(router: Router) -> None:

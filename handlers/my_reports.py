@@ -12,9 +12,9 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
-from aiogram_dialog import Data, Dialog, DialogManager, ShowMode, StartMode, Window
+from aiogram_dialog import Data, Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.kbd import Button, Cancel, ScrollingGroup, Select, SwitchTo
+from aiogram_dialog.widgets.kbd import Button, Cancel, Select, SwitchTo
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
@@ -40,11 +40,12 @@ from handlers.buttons import (
     pressed_before,
     remember_press,
 )
+from handlers.navigation import start_over_menu
 from handlers.payments import Ctx
 from handlers.ports import Texts
 from handlers.states import MyReportsSG
 from handlers.texts import error_key, format_date, format_datetime, whole
-from handlers.widgets import HintOnText, Html, Paged, PagerRow, Tr, body
+from handlers.widgets import HintOnText, Html, Paged, PagerRow, ScrollingGroup, Tr, body
 
 STATUS_KEYS = {
     ReportStatus.MODERATION: "report-status-moderation",
@@ -313,11 +314,10 @@ async def on_notification_button(
         return
     if callback_data.action in ("no", "show"):
         await callback.answer()
-        await dialog_manager.start(
+        await start_over_menu(
+            dialog_manager,
             MyReportsSG.refute,
-            data={"report": callback_data.report, "show": callback_data.action == "show"},
-            mode=StartMode.RESET_STACK,
-            show_mode=ShowMode.SEND,
+            {"report": callback_data.report, "show": callback_data.action == "show"},
         )
         return
     key = press_key(callback)

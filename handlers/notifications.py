@@ -11,7 +11,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
-from aiogram_dialog import DialogManager, ShowMode, StartMode
+from aiogram_dialog import DialogManager
 from markupsafe import Markup
 
 from domain.accounts import Resident
@@ -38,6 +38,7 @@ from handlers.buttons import (
 )
 from handlers.meter_window import render_meter_window
 from handlers.my_reports import STATUS_KEYS, answer_keyboard, full_answer_keyboard
+from handlers.navigation import start_over_menu
 from handlers.ports import Texts
 from handlers.states import AutopaySG
 from handlers.support import render_dashboard
@@ -248,12 +249,7 @@ async def on_open(
         await callback.answer(tr.label("error-not-linked"), show_alert=True)
         return
     await callback.answer()
-    await dialog_manager.start(
-        AutopaySG.list,
-        data={OPEN: callback_data.autopay},
-        mode=StartMode.RESET_STACK,
-        show_mode=ShowMode.SEND,
-    )
+    await start_over_menu(dialog_manager, AutopaySG.list, {OPEN: callback_data.autopay})
 
 
 def build_router() -> Router:

@@ -18,7 +18,6 @@ from aiogram_dialog.widgets.kbd import (
     Button,
     Cancel,
     Column,
-    ScrollingGroup,
     Select,
     Start,
     SwitchTo,
@@ -58,7 +57,7 @@ from handlers.buttons import by_ref, item_ref
 from handlers.context import ResidentContext, context_of
 from handlers.states import MetersSG, PointsSG
 from handlers.texts import error_key, format_date, format_datetime, whole
-from handlers.widgets import HintOnText, Tr, body
+from handlers.widgets import HintOnText, ScrollingGroup, Tr, body
 
 CATEGORY_KEYS = {
     PrizeCategory.SOUVENIRS: "prizes-category-souvenirs",

@@ -10,8 +10,9 @@ from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ContentType
+from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, Message
-from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
+from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.api.internal import CONTEXT_KEY
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, Start
@@ -34,6 +35,7 @@ from domain.payment_qr import (
 )
 from domain.payments import BillAlreadyPaid, lookup_bill, match_receipt
 from domain.uin import check_uin
+from handlers.navigation import start_over_menu
 from handlers.payments import Ctx, limits_of, money_error_key, paid_text, pay_bills, pay_data
 from handlers.ports import ImageTooLarge, NotAnImage, QrCode, QrDecoder, Texts
 from handlers.states import MyReportsSG, PaySG, ReceiptSG, ReportSG, UinSG
@@ -89,31 +91,29 @@ async def on_receipt(
     context = data.get(CONTEXT_KEY)
     shown_group = (context.start_data or {}).get("media_group") if context is not None else None
     late = group is not None and shown_group == group
-    mode = StartMode.NORMAL if late else StartMode.RESET_STACK
+
+    async def show(state: State, start_data: dict[str, Any]) -> None:
+        if late:
+            await dialog_manager.start(state, data=start_data, show_mode=ShowMode.SEND)
+        else:  # «Отмена» and «‹ Назад» land on the menu, not on an empty chat
+            await start_over_menu(dialog_manager, state, start_data)
+
     if read.receipt is not None and read.more:  # two codes in one picture: a list of both
         items = [
             {"number": number, "key": "", "problems": [], "receipt": receipt}
             for number, receipt in enumerate((read.receipt, *read.more), start=1)
         ]
-        await dialog_manager.start(
-            ReceiptSG.album,
-            data={"media_group": group, "items": items, "header": "receipt-codes"},
-            mode=mode,
-            show_mode=ShowMode.SEND,
+        await show(
+            ReceiptSG.album, {"media_group": group, "items": items, "header": "receipt-codes"}
         )
         return
     if read.receipt is None:
-        problem = {"key": read.key, "media_group": group, "problems": list(read.problems)}
-        await dialog_manager.start(
-            ReceiptSG.problem, data=problem, mode=mode, show_mode=ShowMode.SEND
+        await show(
+            ReceiptSG.problem,
+            {"key": read.key, "media_group": group, "problems": list(read.problems)},
         )
         return
-    await dialog_manager.start(
-        ReceiptSG.summary,
-        data={**read.receipt, "media_group": group},
-        mode=mode,
-        show_mode=ShowMode.SEND,
-    )
+    await show(ReceiptSG.summary, {**read.receipt, "media_group": group})
 
 
 @dataclass(frozen=True)
@@ -168,11 +168,8 @@ async def _read_album(
             {"number": number, "key": read.key, "problems": list(read.problems),
              "receipt": read.receipt}
         )  # fmt: skip
-    await manager.start(
-        ReceiptSG.album,
-        data={"media_group": album[0].media_group_id, "items": items},
-        mode=StartMode.RESET_STACK,
-        show_mode=ShowMode.SEND,
+    await start_over_menu(
+        manager, ReceiptSG.album, {"media_group": album[0].media_group_id, "items": items}
     )
 
 

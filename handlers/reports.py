@@ -29,7 +29,6 @@ from aiogram_dialog.widgets.kbd import (
     Cancel,
     Column,
     Row,
-    ScrollingGroup,
     Select,
     SwitchTo,
 )
@@ -80,7 +79,7 @@ from handlers.buttons import by_ref, item_ref
 from handlers.payments import Ctx
 from handlers.states import ReportSG
 from handlers.texts import error_key, format_date, whole
-from handlers.widgets import HintOnText, Html, Paged, PagerRow, SelectIds, Tr, body
+from handlers.widgets import HintOnText, Html, Paged, PagerRow, ScrollingGroup, SelectIds, Tr, body
 
 THEMES_PAGE = 8
 EDITING = "editing"  # set while a field is changed from the review: its step returns there

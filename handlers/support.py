@@ -45,6 +45,7 @@ from domain.bills import BillKind
 from domain.money import format_rub, has_foreign_digit
 from domain.ports import Dashboard, SupportTopic, UnitOfWork
 from handlers.autopay import SERVICE_KEYS
+from handlers.navigation import start_over_menu
 from handlers.ports import Texts
 from handlers.states import MenuSG, SupportSG
 from handlers.texts import COMMAND, LEVEL_KEYS, format_date, shorten, valid_text
@@ -251,7 +252,7 @@ async def on_leave(_c: CallbackQuery, _b: Button, manager: DialogManager) -> Non
 async def on_answer(callback: CallbackQuery, dialog_manager: DialogManager) -> None:
     """«Ответить» under a staff reply: back into support, wherever the resident was."""
     await callback.answer()
-    await dialog_manager.start(SupportSG.chat, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+    await start_over_menu(dialog_manager, SupportSG.chat)
 
 
 def build_dialog() -> Dialog:

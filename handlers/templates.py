@@ -24,7 +24,7 @@ from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Data, Dialog, DialogManager, ShowMode, StartMode, Window
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.kbd import Button, Cancel, ScrollingGroup, Select, SwitchTo
+from aiogram_dialog.widgets.kbd import Button, Cancel, Select, SwitchTo
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
@@ -72,7 +72,7 @@ from handlers.ports import Texts
 from handlers.states import MenuSG, PaySG, TemplatesSG
 from handlers.texts import error_text
 from handlers.topups import AMOUNT_KEYS as TOPUP_AMOUNT_KEYS
-from handlers.widgets import HintOnText, Html, Tr, body
+from handlers.widgets import HintOnText, Html, ScrollingGroup, Tr, body
 
 PAGE = 8
 SERVICE_KEYS = {

@@ -11,12 +11,14 @@ from typing import Any, TypedDict
 
 from aiogram import F
 from aiogram.enums import ContentType
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.api.internal import RawKeyboard
+from aiogram_dialog.api.protocols import DialogProtocol
+from aiogram_dialog.widgets import kbd
 from aiogram_dialog.widgets.common import Whenable, WhenCondition
 from aiogram_dialog.widgets.input import BaseInput, CombinedInput, MessageInput
-from aiogram_dialog.widgets.kbd import CurrentPage, Keyboard, NextPage, PrevPage, Row
+from aiogram_dialog.widgets.kbd import Keyboard, Row
 from aiogram_dialog.widgets.kbd.select import ItemIdGetter
 from aiogram_dialog.widgets.text import Format, ScrollingText, Text
 from markupsafe import Markup, escape
@@ -156,6 +158,41 @@ class Paged(ScrollingText):
 
     async def get_page_count(self, data: dict[str, Any], manager: DialogManager) -> int:
         return len(await self._pages(data, manager))
+
+
+_PAGE = re.compile(r"-?[0-9]{1,9}")  # what aiogram-dialog's own page buttons carry
+
+
+class _PageGuard(Keyboard):
+    """aiogram-dialog's page buttons read their callback data with a bare `int(data)`: a
+    forged press («…__pager__:x») raised ValueError out of the dispatcher («Что-то пошло не
+    так», counted as a bug; review 26). Data that is not a page number is answered like any
+    forged button of ours (`error-forged-button`) and nothing changes."""
+
+    async def _process_item_callback(
+        self, callback: CallbackQuery, data: str, dialog: DialogProtocol, manager: DialogManager
+    ) -> bool:
+        if _PAGE.fullmatch(data) is None:
+            tr: Texts = manager.middleware_data["tr"]
+            await callback.answer(tr.label("error-forged-button"))
+            return True
+        return await super()._process_item_callback(callback, data, dialog, manager)
+
+
+class PrevPage(_PageGuard, kbd.PrevPage):
+    """aiogram-dialog's, with forged pages answered (`_PageGuard`)."""
+
+
+class CurrentPage(_PageGuard, kbd.CurrentPage):
+    """aiogram-dialog's, with forged pages answered (`_PageGuard`)."""
+
+
+class NextPage(_PageGuard, kbd.NextPage):
+    """aiogram-dialog's, with forged pages answered (`_PageGuard`)."""
+
+
+class ScrollingGroup(_PageGuard, kbd.ScrollingGroup):
+    """aiogram-dialog's, with forged pages answered (`_PageGuard`)."""
 
 
 class PagerRow(Row):

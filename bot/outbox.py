@@ -22,7 +22,10 @@ Guarantees, per notification claimed (`deliver_notifications`):
   failures (5xx, network errors, other API errors) count toward `MAX_ATTEMPTS`.
 * `retry_after` and the backoff count from the moment the failed call's answer arrived (the
   clock is read after the call), never from the start of the tick.
-* 403 (the resident blocked the bot) fails that resident's other queued notifications too.
+* 403 (the resident blocked the bot) fails that resident's other queued notifications too. A
+  403 from the staff supergroup (a row for a forum topic: the bot removed from it, or its
+  rights taken away) is not a resident's block: the row and the chat's others wait
+  `STAFF_CHAT_AWAY` seconds and are tried again, none given up (refunds owed are among them).
 * Quiet hours are each resident's (`domain.quiet_hours`, set in «Настройки»; 22:00–09:00 until
   they change them): while they last the claim leaves the resident's non-urgent rows waiting;
   urgent ones go at once. The non-urgent rows written in the quiet hours that are claimed
@@ -99,6 +102,9 @@ SEND_TIMEOUT = 10  # seconds a Bot API call may take before it counts as a netwo
 TICK_BUDGET = 10.0  # seconds: a tick stops claiming new batches after this long
 MAX_ATTEMPTS = 5  # real failures (5xx, network) before a notification is dead-lettered
 LIMITER_UNAVAILABLE = 5.0  # seconds before a row is tried again when the limiter failed
+# Seconds before the staff supergroup is tried again after a 403 (the bot removed from it, or
+# its rights taken away): staff's events wait for the bot to be back, none is given up.
+STAFF_CHAT_AWAY = 300.0
 # The default quiet hours (a resident sets their own in «Настройки»: domain.quiet_hours).
 QUIET_FROM, QUIET_UNTIL = DEFAULT_QUIET.start // 60, DEFAULT_QUIET.end // 60
 
@@ -517,9 +523,13 @@ async def _attempt_one(
         wait = max(error.retry_after, 1)
         await _hold(limiter, chat, wait)  # the chat's other messages wait as well
         return _deferred(notification, answered + timedelta(seconds=wait))
-    except TelegramForbiddenError:
+    except TelegramForbiddenError as error:
         answered = clock()
         await _answered(limiter, chat, accepted=False)
+        if THREAD in notification.data:  # the staff supergroup: wait for the bot to be back
+            log.error("notify.staff_chat_refused", chat=chat, error=error.message)
+            await _hold(limiter, chat, STAFF_CHAT_AWAY)  # its other rows wait as well
+            return _deferred(notification, answered + timedelta(seconds=STAFF_CHAT_AWAY))
         blocked.add(chat)  # the resident blocked the bot: their other messages stop too
         return _Result(notification, Outcome.FAILED, answered, blocked=True)
     except (TelegramBadRequest, TelegramEntityTooLarge, TelegramMigrateToChat) as error:

@@ -19,7 +19,7 @@ class ApiClient(Port):
         return CityProfile(
             account_id=body["account_id"],
             full_name=body["full_name"],
-            level=AccountLevel(body["account_level"]),
+            level=AccountLevel.read(body["account_level"]),
         )
 
     async def unpaid_bills(self, session: CitySession) -> list[Bill]:
@@ -39,7 +39,7 @@ def bill_from(item: dict[str, Any]) -> Bill:
     """The contract's Bill (also in bill lookups and fines, city/payments.py) → Bill."""
     return Bill(
         id=item["id"],
-        kind=BillKind(item["kind"]),
+        kind=BillKind.read(item["kind"]),
         title=item["title"],
         provider=item["provider"],
         amount=int(item["amount"]),

@@ -137,7 +137,7 @@ def _payment(item: dict[str, Any]) -> Payment:
     receipt = item.get("receipt")
     return Payment(
         id=item["id"],
-        status=PaymentStatus(item["status"]),
+        status=PaymentStatus.read(item["status"]),
         amount=int(item["amount"]),
         bill_ids=tuple(item["bill_ids"]),
         created_at=datetime.fromisoformat(item["created_at"]),

@@ -247,7 +247,7 @@ class ReportsClient(Port):
         return [
             ReportUpdate(
                 update_id=str(u["update_id"]),
-                status=ReportStatus(u["extended_status"]),
+                status=ReportStatus.read(u["extended_status"]),
                 description=u.get("description") or "",
                 media_url=u.get("media_url"),
                 at=datetime.fromisoformat(u["updated_datetime"]),
@@ -362,7 +362,7 @@ def _report(item: dict[str, Any]) -> Report:
         id=str(item["service_request_id"]),
         theme_code=str(item.get("service_code") or ""),
         theme_name=item.get("service_name") or "",
-        status=ReportStatus(status),
+        status=ReportStatus.read(status),
         address=item.get("address") or "",
         point=Point(float(item["lat"]), float(item["long"])) if has_point else None,
         requested_at=datetime.fromisoformat(item["requested_datetime"]),

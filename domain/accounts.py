@@ -15,6 +15,15 @@ class AccountLevel(StrEnum):
     STANDARD = "standard"
     FULL = "full"
 
+    @classmethod
+    def read(cls, value: object) -> AccountLevel:
+        """The platform's level of an account; one this bot does not know is SIMPLE, the
+        level that allows least — never a failed link (review 27)."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.SIMPLE
+
 
 @dataclass(frozen=True)
 class TokenSet:

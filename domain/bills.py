@@ -24,6 +24,16 @@ class BillKind(StrEnum):
     PARKING_FINE = "parking_fine"
     OTHER = "other"  # found by UIN, from a payee the city does not classify
 
+    @classmethod
+    def read(cls, value: object) -> BillKind:
+        """The platform's kind of a bill; one the contract does not list (a kind the platform
+        added after this bot) is OTHER — paid as any bill by its amount — never an error that
+        hides the resident's other bills (review 27)."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.OTHER
+
 
 @dataclass(frozen=True, slots=True)
 class Bill:

@@ -257,11 +257,18 @@ def reading_this_period(meter: Meter) -> LastReading | None:
 
 
 def check_correction(meter: Meter, value: Decimal) -> ReadingProblem | None:
-    """UNCHANGED when the corrected value is the one already sent; None otherwise. Below the
-    previous period is the platform's to say (the meter list names only the latest period)."""
+    """UNCHANGED when the corrected value is the one already sent; IMPLAUSIBLE (the resident
+    confirms first) when it is more than a month's plausible use (`IMPLAUSIBLE_JUMP`) above
+    it — an extra digit, as a first reading is checked against the last period's; None
+    otherwise. Below the previous period is the platform's to say (the meter list names only
+    the latest period)."""
     current = reading_this_period(meter)
-    if current is not None and value == current.value:
+    if current is None:
+        return None
+    if value == current.value:
         return ReadingProblem.UNCHANGED
+    if value - current.value > IMPLAUSIBLE_JUMP[meter.kind]:
+        return ReadingProblem.IMPLAUSIBLE
     return None
 
 

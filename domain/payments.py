@@ -48,6 +48,17 @@ class PaymentStatus(StrEnum):
     def final(self) -> bool:
         return self is not PaymentStatus.PENDING
 
+    @classmethod
+    def read(cls, value: object) -> PaymentStatus:
+        """The platform's status of a payment. One the contract does not list (a status the
+        platform added after this bot, «refunded», say) is read as PENDING: in doubt, never
+        final — nothing is charged anew, called failed or called paid on it, and a list with
+        one such payment still shows the rest (review 27)."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.PENDING
+
 
 @dataclass(frozen=True, slots=True)
 class PaymentMethod:

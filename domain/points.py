@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from domain.accounts import AccountLevel, Resident
 from domain.errors import DomainError
-from domain.meters import POINTS_BY_LEVEL, MeterKind, open_window, upcoming_window
+from domain.meters import POINTS_BY_LEVEL, MeterKind, Window, upcoming_window
 from domain.money import ASCII_DIGITS, GROUP_SPACES, has_foreign_digit
 from domain.ports import CityAuth, CityCharity, UnitOfWork
 from domain.sessions import ResidentSession
@@ -121,10 +121,12 @@ def parse_points(text: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class MeterState:
-    """What the tips need to know about one meter."""
+    """What the tips need to know about one meter: its `window` is the city's (the one open
+    now, else the next one), which may differ from the usual days (`domain.meters`)."""
 
     kind: MeterKind
     submitted_this_period: bool
+    window: Window
 
 
 class TipKind(StrEnum):
@@ -145,9 +147,9 @@ class EarnTip:
 def how_to_earn_now(today: date, level: AccountLevel, meters: list[MeterState]) -> list[EarnTip]:
     """Tips that depend on the date and the resident: open windows with missing readings first."""
     tips: list[EarnTip] = []
-    due = [m for m in meters if not m.submitted_this_period and open_window(m.kind, today)]
+    due = [m for m in meters if not m.submitted_this_period and m.window.contains(today)]
     if due:
-        closing = min(w.closes_on for m in due if (w := open_window(m.kind, today)) is not None)
+        closing = min(m.window.closes_on for m in due)
         tips.append(
             EarnTip(
                 TipKind.READINGS_NOW,
@@ -157,7 +159,13 @@ def how_to_earn_now(today: date, level: AccountLevel, meters: list[MeterState]) 
             )
         )
     elif meters:
-        opens = min(upcoming_window(m.kind, today).opens_on for m in meters)
+        # the city's next window; after one open now (already sent), the usual next one
+        opens = min(
+            m.window.opens_on
+            if m.window.opens_on > today
+            else upcoming_window(m.kind, today).opens_on
+            for m in meters
+        )
         tips.append(EarnTip(TipKind.READINGS_LATER, opens_on=opens))
     tips.append(EarnTip(TipKind.EPD_CASHBACK, points=EPD_CASHBACK_PERCENT))
     return tips

@@ -148,6 +148,16 @@ class ReportStatus(StrEnum):
     def final(self) -> bool:
         return self in (ReportStatus.REJECTED, ReportStatus.CLOSED)
 
+    @classmethod
+    def read(cls, value: object) -> ReportStatus:
+        """The platform's extended status; one the extension does not list (added after this
+        bot) is IN_WORK — not final, so the report is still followed — never an error that
+        hides the resident's other reports or stops the status poll (review 27)."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            return cls.IN_WORK
+
 
 @dataclass(frozen=True, slots=True)
 class ReportUpdate:

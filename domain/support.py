@@ -51,9 +51,11 @@ THREAD = "message_thread_id"  # in a notification's data: the forum topic to pos
 MAP_URL = "https://yandex.ru/maps/?pt={long},{lat}&z=17"
 MASK = "•••"
 
-# Separators people put inside numbers: spaces of any kind (no-break and thin ones too — \s
-# covers them), hyphens and dashes, dots.
-_SEP = r"[\s.\-\u2010-\u2015]"
+# Separators people put inside numbers, any run of them: spaces of any kind (no-break and
+# thin ones too — \s covers them), hyphens and dashes, dots, and the invisible characters a
+# copy from elsewhere brings along (soft hyphen, zero-width space and joiners, word joiner,
+# BOM). Review 27: «4242 - 4242 - …» and «8\u200b916…» went unmasked.
+_SEP = r"[\s.\-\u2010-\u2015\u00ad\u200b-\u200d\u2060\ufeff]"
 _PHONE = re.compile(
     # Russian, with +7 / 8 / 7 and any area code: +7 (916) 123-45-67, 8 495 123 45 67
     rf"(?<![\d+])(?:\+7|8|7){_SEP}*\(?{_SEP}*\d{{3}}{_SEP}*\)?{_SEP}*\d{{3}}{_SEP}*\d{{2}}{_SEP}*\d{{2}}(?!\d)"
@@ -62,7 +64,7 @@ _PHONE = re.compile(
     rf"|(?<![\d+])\(?(?:9\d\d|49[59])\)?{_SEP}*\d{{3}}{_SEP}*\d{{2}}{_SEP}*\d{{2}}(?!\d)"
     r"|\+\d[\d\s()-]{8,}\d"  # international, with a plus
 )
-_CARD = re.compile(rf"(?<!\d)\d(?:{_SEP}?\d){{12,18}}(?!\d)")
+_CARD = re.compile(rf"(?<!\d)\d(?:{_SEP}*\d){{12,18}}(?!\d)")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 

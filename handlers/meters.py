@@ -36,7 +36,6 @@ from domain.meters import (
     format_reading,
     moscow_date,
     new_correction_nonce,
-    open_window,
     parse_reading,
     reading_this_period,
     resident_meters,
@@ -65,6 +64,7 @@ PROBLEM_KEYS = {
 # dialog_data keys
 METER, VALUE, USED, RESULT = "meter", "value", "used", "result"
 CORRECTION = "correction"  # the nonce of the correction under way; absent: a new reading
+OVER_SENT = "over_sent"  # a correction asked about: the period of the reading it replaces
 CAN_CORRECT = "can_correct"  # the done window offers «Исправить показание»
 SHOWN = "meter_ids"  # the platform's ids of the meters listed, in the order of their buttons
 
@@ -118,7 +118,7 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     for meter in meters:
         line = tr("meters-line", name=tr(KIND_KEYS[meter.kind]), serial=meter.serial,
                   last=_last(tr, meter))  # fmt: skip
-        is_open = open_window(meter.kind, today) is not None
+        is_open = meter.window.contains(today)  # the city's window: it may keep one open longer
         if meter.submitted_this_period and is_open:
             status = tr("meters-sent-fixable", period=meter.current_period,
                         closes_on=format_date(meter.window.closes_on))  # fmt: skip
@@ -164,7 +164,7 @@ async def input_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
         return {"text": tr(error_key(error)), "can_correct": False}
     if meter is None:
         return {"text": tr("error-not-found"), "can_correct": False}
-    if open_window(meter.kind, moscow_date(ctx.now)) is None:
+    if not meter.window.contains(moscow_date(ctx.now)):
         opens_on = format_date(meter.window.opens_on)
         return {"text": tr("meters-closed", opens_on=opens_on), "can_correct": False}
     current = reading_this_period(meter)
@@ -207,7 +207,7 @@ async def on_value(message: Message, _w: MessageInput, manager: DialogManager) -
     if meter is None:
         await message.answer(tr("error-not-found"))
         return
-    if open_window(meter.kind, moscow_date(ctx.now)) is None:
+    if not meter.window.contains(moscow_date(ctx.now)):
         await message.answer(tr("meters-closed", opens_on=format_date(meter.window.opens_on)))
         return
     value = parse_reading(meter.kind, message.text or "")
@@ -222,8 +222,15 @@ async def on_value(message: Message, _w: MessageInput, manager: DialogManager) -
         await message.answer(tr("meters-press-correct", period=current.period))
         return
     if current is not None and nonce is not None:
-        if check_correction(meter, value) is ReadingProblem.UNCHANGED:
+        problem = check_correction(meter, value)
+        if problem is ReadingProblem.UNCHANGED:
             await message.answer(tr("meters-correct-same", period=current.period))
+            return
+        if problem is ReadingProblem.IMPLAUSIBLE:  # a typo's extra digit: asked first
+            manager.dialog_data[VALUE] = format_reading(meter.kind, value)
+            manager.dialog_data[USED] = format_reading(meter.kind, value - current.value)
+            manager.dialog_data[OVER_SENT] = current.period
+            await manager.switch_to(MetersSG.confirm, show_mode=ShowMode.SEND)
             return
         await _send(manager, meter, value, correction=str(nonce), typed=message)
         return
@@ -235,6 +242,7 @@ async def on_value(message: Message, _w: MessageInput, manager: DialogManager) -
     manager.dialog_data[VALUE] = format_reading(meter.kind, value)
     if problem is ReadingProblem.IMPLAUSIBLE and last is not None:
         manager.dialog_data[USED] = format_reading(meter.kind, value - last)
+        manager.dialog_data.pop(OVER_SENT, None)
         await manager.switch_to(MetersSG.confirm, show_mode=ShowMode.SEND)
         return
     await _send(manager, meter, value, typed=message)
@@ -248,6 +256,11 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
         return {"text": ctx.tr(error_key(error))}
     unit = ctx.tr(UNIT_KEYS.get(meter.unit if meter else "m3", "unit-m3"))
     used = dialog_manager.dialog_data.get(USED, "")
+    period = dialog_manager.dialog_data.get(OVER_SENT)
+    if period is not None:  # a correction: how far above the reading already sent
+        return {
+            "text": ctx.tr("meters-implausible-correction", used=used, unit=unit, period=period)
+        }
     return {"text": ctx.tr("meters-implausible", used=used, unit=unit)}
 
 
@@ -259,7 +272,12 @@ async def on_confirm(_c: CallbackQuery, _b: Button, manager: DialogManager) -> N
     # The value was checked when typed and kept as the platform reads it; read it back the
     # same strict way (never Decimal() of whatever the stored state holds).
     value = parse_reading(meter.kind, str(manager.dialog_data.get(VALUE, "")))
-    if isinstance(value, Decimal):
+    if not isinstance(value, Decimal):
+        return
+    nonce = manager.dialog_data.get(CORRECTION)
+    if nonce is not None and reading_this_period(meter) is not None:  # a correction confirmed
+        await _send(manager, meter, value, correction=str(nonce))
+    else:
         await _send(manager, meter, value)
 
 

@@ -28,7 +28,7 @@ from markupsafe import Markup
 
 from domain.charity import funds
 from domain.errors import DomainError, NotFound
-from domain.meters import MeterKind, moscow_date, resident_meters
+from domain.meters import moscow_date, resident_meters
 from domain.money import has_foreign_digit
 from domain.payments import new_key
 from domain.points import (
@@ -218,6 +218,7 @@ async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     try:
         account = await points_account(*ctx.acting)
     except DomainError as error:
+        dialog_manager.dialog_data.pop("balance", None)  # not known now: read again if needed
         return {**notices, "text": _with_notices(notices, tr(error_key(error)))}
     dialog_manager.dialog_data["balance"] = account.balance
     lines = [tr("points-balance", balance=account.balance)]
@@ -247,7 +248,7 @@ async def earn_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         meters = await resident_meters(*ctx.acting)
     except DomainError as error:
         return {"text": tr(error_key(error)), "has_meters": False}
-    states = [MeterState(MeterKind(m.kind), m.submitted_this_period) for m in meters]
+    states = [MeterState(m.kind, m.submitted_this_period, m.window) for m in meters]
     today = moscow_date(ctx.now)
     lines = []
     for tip in how_to_earn_now(today, ctx.linked.account_level, states):
@@ -289,9 +290,16 @@ async def on_fund(callback: CallbackQuery, _w: Any, manager: DialogManager, item
 
 
 async def amount_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    """The question, with the balance when it is known: read again here when «Баллы» could not
+    load it (never shown as 0: review 27)."""
     ctx = context_of(dialog_manager)
     data = dialog_manager.dialog_data
-    balance = ctx.tr("points-count", count=data.get("balance", 0))
+    if "balance" not in data:
+        try:
+            data["balance"] = (await points_account(*ctx.acting)).balance
+        except DomainError:
+            return {"text": ctx.tr("points-transfer-ask-unknown", fund=data["fund_name"])}
+    balance = ctx.tr("points-count", count=data["balance"])
     return {"text": ctx.tr("points-transfer-ask", fund=data["fund_name"], balance=balance)}
 
 
@@ -302,19 +310,25 @@ async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) 
     if has_foreign_digit(message.text or ""):
         await message.answer(ctx.tr("input-foreign-digits"))
         return  # nothing entered so far is lost: the step waits for the number again
-    balance = manager.dialog_data.get("balance", 0)
-    key = "points-transfer-bad"
+    balance: int | None = manager.dialog_data.get("balance")  # None: the city did not say
+    key, unknown = "points-transfer-bad", "points-transfer-bad-unknown"
     try:
         points = parse_points(message.text or "")
     except PointsParseError as error:
         points = None
         if error.reason is PointsProblem.GROUPING:
-            key = "points-transfer-grouping"
-    if points is None or points > balance:
-        await message.answer(ctx.tr(key, balance=ctx.tr("points-count", count=balance)))
-        return
+            key, unknown = "points-transfer-grouping", "points-transfer-grouping-unknown"
     fund = manager.dialog_data["fund"]
     kept = (await _unsettled(manager, TRANSFER)).get(fund)
+    # The repeat of a kept transfer is not held to the balance shown: if the lost one was
+    # made, the balance already lacks it (the platform replays it under its key).
+    repeat = kept is not None and kept["amount"] == points
+    if points is None or (balance is not None and points > balance and not repeat):
+        if balance is None:
+            await message.answer(ctx.tr(unknown))
+        else:
+            await message.answer(ctx.tr(key, balance=ctx.tr("points-count", count=balance)))
+        return
     if kept is not None and kept["amount"] != points:
         # A transfer to this fund whose outcome is unknown: a different amount under a new
         # key could debit both; the same amount repeats it, «Забыть» drops it.

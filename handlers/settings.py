@@ -38,7 +38,7 @@ async def settings_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
     quiet = await ctx.uow.notification_settings.quiet_hours(user)
     kinds = [
         (
-            kind,
+            f"{kind}.{ON if kind in muted else OFF}",
             ctx.tr.label(
                 "settings-kind-off" if kind in muted else "settings-kind-on", name=ctx.tr(key)
             ),
@@ -55,14 +55,23 @@ async def quiet_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     return {"quiet": quiet_text(ctx.tr, quiet), "presets": presets}
 
 
-async def on_toggle(callback: CallbackQuery, _w: Any, manager: DialogManager, kind: str) -> None:
+ON, OFF = "on", "off"  # what a kind's button sets: its item is «<kind>.on» or «<kind>.off»
+
+
+async def on_toggle(callback: CallbackQuery, _w: Any, manager: DialogManager, item: str) -> None:
+    """A kind's button sets the state it offered when it was drawn (not «the opposite of
+    now»): a double tap, or a press on an older copy of the screen, sets it once instead of
+    switching it back (review 27)."""
     ctx = context_of(manager)
-    if kind not in SETTING_KINDS:  # forged
+    kind, _, wanted = item.rpartition(".")
+    if kind not in SETTING_KINDS or wanted not in (ON, OFF):  # forged
         await callback.answer(ctx.tr.label("error-forged-button"))
         return
     user = ctx.linked.telegram_user_id
     muted = await ctx.uow.notification_settings.muted(user)
-    await ctx.uow.notification_settings.set_muted(user, muted ^ {kind})
+    await ctx.uow.notification_settings.set_muted(
+        user, muted - {kind} if wanted == ON else muted | {kind}
+    )
     await ctx.uow.commit()
 
 

@@ -17,10 +17,10 @@ it create topics, and an administrator bot receives every message, not only comm
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiogram import Bot, F, Router
@@ -72,6 +72,24 @@ COPYABLE = frozenset(
     }
 )
 REFUSED = frozenset({ContentType.CONTACT, ContentType.LOCATION, ContentType.VENUE})
+# Staff may send a resident a place (an office's address); what else a person can post in a
+# topic and a bot cannot copy to a resident (or should not: a contact) is answered in the
+# topic with `support-staff-not-passed`, never dropped without a word. Service messages
+# (a topic renamed, a pin) are neither: they are not for the resident.
+STAFF_COPYABLE = COPYABLE | {ContentType.LOCATION, ContentType.VENUE}
+STAFF_NOT_PASSED = frozenset(
+    {
+        ContentType.CONTACT,
+        ContentType.POLL,
+        ContentType.DICE,
+        ContentType.GAME,
+        ContentType.STORY,
+        ContentType.CHECKLIST,
+        ContentType.PAID_MEDIA,
+        ContentType.LIVE_PHOTO,
+        ContentType.INVOICE,
+    }
+)
 ANSWER = "support:answer"  # callback data of «Ответить» under a staff reply
 TOPIC_NAME_MAX = 128  # Telegram's limit for a forum topic's name
 FAILURE_KEYS = {
@@ -145,11 +163,19 @@ async def _resident_topic(
     topic = await support.topic_of(uow, chat_id, user_id, now)
     name = topic_name(tr, data.get("resident"), topic.id)
     if topic.thread_id is None:
-        await ensure_dashboard(bot, uow, chat_id, tr, now)  # the first contact: set up, once
+        try:  # the first contact: set up, once (else by the dashboard job, or the next one)
+            await ensure_dashboard(bot, uow, chat_id, tr, now)
+        except TelegramAPIError as error:  # it must not decide whether the message goes
+            log.warning("support.dashboard_failed", error=type(error).__name__)
         return await _new_thread(bot, uow, topic, name, now)
     if topic.name != name:  # linked or unlinked since: the topic's name follows
-        with suppress(TelegramBadRequest):
+        try:
             await bot.edit_forum_topic(chat_id, topic.thread_id, name=name)
+        except TelegramBadRequest:
+            pass  # «not modified», or the topic is gone: the copy finds out
+        except TelegramAPIError as error:  # a 429, 5xx: cosmetic, renamed with a later message
+            log.warning("support.rename_failed", error=type(error).__name__)
+            return topic
         topic = await support.remember_thread(uow, topic, topic.thread_id, name, now)
     return topic
 
@@ -158,25 +184,64 @@ def _thread_gone(error: TelegramBadRequest) -> bool:
     return "thread not found" in error.message.lower()
 
 
+T = TypeVar("T")
+
+
+async def _waiting_once(send: Callable[[], Awaitable[T]]) -> T:
+    """One Bot API call of a message in parts (an album), a 429 waited out here once, up to
+    RETRY_PART seconds, rather than raised: the update's retry would send the parts already
+    sent again (a staff reply twice; a resident told «недоступна» who then sends it again)."""
+    for attempt in (1, 2):
+        try:
+            return await send()
+        except TelegramRetryAfter as error:
+            if attempt == 2 or error.retry_after > RETRY_PART:
+                raise
+            await asyncio.sleep(error.retry_after)
+    raise AssertionError("unreachable")
+
+
+def _caption_too_long(error: TelegramBadRequest) -> bool:
+    """A copy that changes a caption (or adds a keyboard) is refused above 1,024 characters:
+    a Premium sender's caption (up to 4,096) can only be copied as it is (Bot API; the
+    telegram-bot-api project's issue 334)."""
+    return "caption is too long" in error.message.lower()
+
+
 async def _copy_in(bot: Bot, message: Message, chat_id: int, thread_id: int) -> bool:
     """Copy one resident message into their topic; phone and card numbers are masked.
-    True when something was masked."""
+    True when something was masked. A masked caption too long for a copy goes as a text of
+    its own after the media, copied without its caption."""
     text = message.text if message.text is not None else message.caption
     clean, masked = support.mask_personal(text) if text else ("", False)
+    source, message_id = message.chat.id, message.message_id
     if masked and message.text is not None:
-        await bot.send_message(chat_id, clean, message_thread_id=thread_id, parse_mode=None)
-    elif masked:
-        await bot.copy_message(
-            chat_id,
-            message.chat.id,
-            message.message_id,
-            message_thread_id=thread_id,
-            caption=clean,
-            parse_mode=None,
+        await _waiting_once(
+            lambda: bot.send_message(chat_id, clean, message_thread_id=thread_id, parse_mode=None)
         )
-    else:
-        await bot.copy_message(
-            chat_id, message.chat.id, message.message_id, message_thread_id=thread_id
+        return masked
+    if not masked:
+        await _waiting_once(
+            lambda: bot.copy_message(chat_id, source, message_id, message_thread_id=thread_id)
+        )
+        return masked
+    try:
+        await _waiting_once(
+            lambda: bot.copy_message(
+                chat_id, source, message_id, message_thread_id=thread_id, caption=clean,
+                parse_mode=None,
+            )
+        )  # fmt: skip
+    except TelegramBadRequest as error:
+        if not _caption_too_long(error):
+            raise
+        await _waiting_once(
+            lambda: bot.copy_message(
+                chat_id, source, message_id, message_thread_id=thread_id, caption="",
+            )
+        )  # fmt: skip
+        await _waiting_once(  # as a masked text goes (`mask_personal` keeps its length)
+            lambda: bot.send_message(chat_id, clean, message_thread_id=thread_id, parse_mode=None)
         )
     return masked
 
@@ -238,7 +303,7 @@ async def on_resident_message(message: Message, dialog_manager: DialogManager) -
     if problem is not None:
         await message.answer(tr(problem))
     # The window comes back below the resident's message.
-    await dialog_manager.update({"sent": True} if problem is None else {}, ShowMode.SEND)
+    await dialog_manager.update({"sent": problem is None}, ShowMode.SEND)
 
 
 async def support_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -290,7 +355,8 @@ class SupportChat(Filter):
 
 
 class Staff(Filter):
-    """A member of the supergroup (or an anonymous administrator posting as the group)."""
+    """A member of the supergroup (or an anonymous administrator posting as the group).
+    Raises what getChatMember raises when Telegram is in trouble (a transient failure)."""
 
     async def __call__(self, message: Message, bot: Bot) -> bool:
         if message.sender_chat is not None:
@@ -299,9 +365,11 @@ class Staff(Filter):
             return False
         try:
             member = await bot.get_chat_member(message.chat.id, message.from_user.id)
-        except TelegramAPIError as error:
+        except (TelegramBadRequest, TelegramForbiddenError) as error:  # no such member here
             log.warning("support.member_check_failed", error=type(error).__name__)
             return False
+        # Anything else (5xx, a network error, 429) is raised: the update is tried again
+        # (`bot.failures.classify`), where «not staff» would drop a staff reply for good.
         return member.status in STAFF
 
 
@@ -315,14 +383,19 @@ async def on_staff_message(
 ) -> None:
     """A staff message in a resident's topic goes to the resident's chat; an album goes whole,
     part by part, «Ответить» under its last part."""
-    if message.message_thread_id is None or message.content_type not in COPYABLE:
+    if message.message_thread_id is None:
         return
+    if message.content_type not in STAFF_COPYABLE | STAFF_NOT_PASSED:
+        return  # a service message (a topic renamed, a pin): not for the resident
     if COMMAND.match(message.text or ""):
         return  # a command (for another bot, or mistyped) is never passed on; «/ минуту» goes
     topic = await support.topic_in_thread(uow, message.chat.id, message.message_thread_id)
     if topic is None:  # «General», the dashboard, or a topic the bot did not make
         return
-    parts = [m for m in album or [message] if m.content_type in COPYABLE]
+    if message.content_type in STAFF_NOT_PASSED:
+        await message.reply(tr("support-staff-not-passed"))
+        return
+    parts = [m for m in album or [message] if m.content_type in STAFF_COPYABLE]
     failed = 0
     for number, part in enumerate(parts, 1):
         try:
@@ -337,23 +410,60 @@ async def on_staff_message(
         await message.reply(tr("support-reply-part-failed", failed=failed, total=len(parts)))
 
 
+async def on_staff_edit(message: Message, bot: Bot, uow: UnitOfWork, tr: Texts) -> None:
+    """A staff reply edited in a resident's topic (a wrong date, a wrong sum): the resident
+    gets the corrected message, after a line that says it corrects the earlier one. Telegram
+    lets a bot edit only its own messages, so the copy in the resident's chat is not changed
+    in place. What a resident edits is not passed on: staff have what was sent."""
+    if message.message_thread_id is None or message.content_type not in STAFF_COPYABLE:
+        return
+    if COMMAND.match(message.text or ""):
+        return
+    topic = await support.topic_in_thread(uow, message.chat.id, message.message_thread_id)
+    if topic is None:
+        return
+    user, markup = topic.telegram_user_id, _answer_button(tr)
+    try:
+        await _waiting_once(lambda: bot.send_message(user, tr("support-reply-corrected")))
+        if message.text is not None:  # the text as edited, from the update itself
+            await _waiting_once(
+                lambda: bot.send_message(
+                    user, message.text or "", entities=message.entities, parse_mode=None,
+                    reply_markup=markup,
+                )
+            )  # fmt: skip
+        else:  # a media's caption edited: the media copied with the caption as edited
+            await _waiting_once(
+                lambda: bot.copy_message(
+                    user, message.chat.id, message.message_id, caption=message.caption,
+                    caption_entities=message.caption_entities, parse_mode=None,
+                    reply_markup=markup,
+                )
+            )  # fmt: skip
+    except TelegramForbiddenError:
+        await message.reply(tr("support-resident-blocked"))
+    except TelegramBadRequest as error:
+        log.warning("support.correction_failed", error=error.message)
+        await message.reply(tr("support-reply-part-failed", failed=1, total=1))
+
+
 async def _copy_part(bot: Bot, chat_id: int, part: Message, tr: Texts, *, last: bool) -> None:
-    """One part of a staff reply copied to the resident, «Ответить» under the last one. A 429
-    on a part is waited out here (once, up to RETRY_PART seconds) rather than raised: the
-    update's retry would copy the parts already sent again."""
-    for attempt in (1, 2):
-        try:
-            await bot.copy_message(
-                chat_id,
-                part.chat.id,
-                part.message_id,
-                reply_markup=_answer_button(tr) if last else None,
-            )
-            return
-        except TelegramRetryAfter as error:
-            if attempt == 2 or error.retry_after > RETRY_PART:
-                raise
-            await asyncio.sleep(error.retry_after)
+    """One part of a staff reply copied to the resident, «Ответить» under the last one (a 429
+    waited out once: `_waiting_once`). A caption too long to be copied with a keyboard (a
+    Premium staff member's) is copied as it is, «Ответить» under a line of its own."""
+    source, message_id = part.chat.id, part.message_id
+    markup = _answer_button(tr) if last else None
+    try:
+        await _waiting_once(
+            lambda: bot.copy_message(chat_id, source, message_id, reply_markup=markup)
+        )
+    except TelegramBadRequest as error:
+        if markup is None or not _caption_too_long(error):
+            raise
+        await _waiting_once(lambda: bot.copy_message(chat_id, source, message_id))
+        await _waiting_once(
+            lambda: bot.send_message(chat_id, tr("support-answer-below"), reply_markup=markup)
+        )
 
 
 RETRY_PART = 5  # seconds: the longest 429 a staff reply's part waits out in the handler
@@ -429,6 +539,9 @@ def build_staff_router() -> Router:
     router.message.register(on_resident, Command("resident"), Staff())
     router.message.register(on_staff_message, F.is_topic_message, Staff())
     router.message.register(ignore)
+    router.edited_message.filter(SupportChat())
+    router.edited_message.register(on_staff_edit, F.is_topic_message, Staff())
+    router.edited_message.register(ignore)
     return router
 
 

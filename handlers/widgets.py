@@ -156,18 +156,26 @@ class Paged(ScrollingText):
         page = min(await self.get_page(manager), len(pages) - 1)
         return Markup(pages[page])
 
+    async def get_page(self, manager: DialogManager) -> int:
+        return max(0, await super().get_page(manager))  # a page stored before the guard
+
     async def get_page_count(self, data: dict[str, Any], manager: DialogManager) -> int:
         return len(await self._pages(data, manager))
 
 
-_PAGE = re.compile(r"-?[0-9]{1,9}")  # what aiogram-dialog's own page buttons carry
+# What aiogram-dialog's own page buttons carry: a page number from 0 (its pagers hide while
+# there is one page, so they never offer the «-1» an empty list would compute).
+_PAGE = re.compile(r"[0-9]{1,9}")
 
 
 class _PageGuard(Keyboard):
     """aiogram-dialog's page buttons read their callback data with a bare `int(data)`: a
     forged press («…__pager__:x») raised ValueError out of the dispatcher («Что-то пошло не
-    так», counted as a bug; review 26). Data that is not a page number is answered like any
-    forged button of ours (`error-forged-button`) and nothing changes."""
+    так», counted as a bug; review 26), and a negative one («-5») was stored as the page: a
+    long text's page then raised IndexError each time it was drawn, a button list showed
+    an empty page «0» (review 27). Data that is not a page number from 0 is answered like any
+    forged button of ours (`error-forged-button`) and nothing changes; a page past the last
+    shows the last."""
 
     async def _process_item_callback(
         self, callback: CallbackQuery, data: str, dialog: DialogProtocol, manager: DialogManager
@@ -193,6 +201,9 @@ class NextPage(_PageGuard, kbd.NextPage):
 
 class ScrollingGroup(_PageGuard, kbd.ScrollingGroup):
     """aiogram-dialog's, with forged pages answered (`_PageGuard`)."""
+
+    async def get_page(self, manager: DialogManager) -> int:
+        return max(0, await super().get_page(manager))  # a page stored before the guard
 
 
 class PagerRow(Row):

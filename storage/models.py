@@ -290,6 +290,8 @@ class SupportTopicRow(Base):
     __table_args__ = (
         UniqueConstraint("telegram_user_id", "chat_id"),
         UniqueConstraint("chat_id", "thread_id"),
+        # SQLite: ids never reused, a number never names a second resident (migration 0019)
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -34,6 +34,7 @@ meters-too-precise = Слишком много знаков после запя�
 meters-too-large = Такого показания не бывает: этот счётчик показывает не больше { $most } { $unit }. Проверьте цифры и напишите показание ещё раз.
 meters-below = Показание меньше прошлого ({ $last }) — так не бывает. Проверьте цифры на счётчике.
 meters-implausible = Расход { $used } { $unit } за месяц — очень много. Всё верно?
+meters-implausible-correction = Это на { $used } { $unit } больше, чем вы передали за { $period }, — очень много. Всё верно?
 meters-confirm-yes = Да, всё верно
 meters-confirm-no = Исправить
 meters-accepted = ✅ Показание { $value } { $unit } за { $period } принято.

@@ -30,6 +30,10 @@ points-transfer-pick = Какому фонду перевести баллы?
 points-transfer-ask = Сколько баллов перевести фонду «{ $fund }»? У вас { $balance }.
 points-transfer-bad = Напишите целое число баллов, не больше, чем у вас есть ({ $balance }). Например: 100 или 1 500.
 points-transfer-grouping = Не понял число: пробел разделяет только разряды по три цифры («1 500» или «1 500 000»). Напишите, сколько баллов перевести — не больше, чем у вас есть ({ $balance }).
+# The same three when the city could not say the balance: the platform checks it at the transfer.
+points-transfer-ask-unknown = Сколько баллов перевести фонду «{ $fund }»? Баланс сейчас не загрузился — город проверит его при переводе.
+points-transfer-bad-unknown = Напишите целое число баллов. Например: 100 или 1 500.
+points-transfer-grouping-unknown = Не понял число: пробел разделяет только разряды по три цифры («1 500» или «1 500 000»). Напишите, сколько баллов перевести.
 points-transfer-confirm = Перевести { $points } фонду «{ $fund }»? Баллы спишутся сразу.
 points-transfer-yes = Подтвердить
 points-transfer-done = Готово: фонд «{ $fund }» получил { $points }. Осталось { $balance }.

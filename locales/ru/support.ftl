@@ -11,10 +11,14 @@ support-not-passed = Это не передать: пришлите текст, 
 support-unavailable = Поддержка сейчас недоступна. Попробуйте чуть позже.
 support-leave = Выйти из поддержки
 support-answer = ✏️ Ответить
+# Under a staff reply whose long caption could not carry the button itself.
+support-answer-below = Чтобы ответить сотруднику, нажмите кнопку ниже.
 
 support-topic-name = { $name } · #{ $number }
 support-topic-resident = Житель
 support-dashboard-name = Dashboard
+support-reply-corrected = ✏️ Сотрудник исправил своё сообщение — вот как оно звучит теперь:
+support-staff-not-passed = Это жителю не передаётся: отправьте текст, фото, файл или место на карте.
 support-resident-blocked = Житель заблокировал бота — ответ не доставлен.
 support-reply-part-failed = Не доставлено частей ответа: { $failed } из { $total } (сообщение удалено или недоступно). Остальное житель получил.
 support-stats =

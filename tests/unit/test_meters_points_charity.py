@@ -13,6 +13,7 @@ from domain.meters import (
     POINTS_BY_LEVEL,
     MeterKind,
     ReadingProblem,
+    Window,
     check_reading,
     next_window,
     open_window,
@@ -96,6 +97,20 @@ def test_reading_checks() -> None:
     assert check_reading(WATER, Decimal("5"), None) is None  # a first reading
 
 
+def _state(kind: MeterKind, submitted: bool, day: date) -> MeterState:
+    """A meter as the city describes it on `day`: its window open then, else the next one."""
+    return MeterState(kind, submitted, next_window(kind, day))
+
+
+def test_a_window_the_city_keeps_open_longer_is_still_a_tip() -> None:
+    day = date(2026, 12, 4)  # past the usual close of the 3rd: the city extended it
+    extended = Window(date(2026, 11, 15), date(2026, 12, 6))
+    tips = how_to_earn_now(
+        day, AccountLevel.FULL, [MeterState(MeterKind.COLD_WATER, False, extended)]
+    )
+    assert tips[0].kind is TipKind.READINGS_NOW and tips[0].until == date(2026, 12, 6)
+
+
 def test_points_by_level() -> None:
     assert POINTS_BY_LEVEL[AccountLevel.SIMPLE] == 10
     assert POINTS_BY_LEVEL[AccountLevel.STANDARD] == 20
@@ -103,21 +118,23 @@ def test_points_by_level() -> None:
 
 
 def test_two_meters_without_readings_in_an_open_window_earn_forty() -> None:
+    day = date(2026, 11, 28)
     meters = [
-        MeterState(MeterKind.COLD_WATER, submitted_this_period=False),
-        MeterState(MeterKind.HOT_WATER, submitted_this_period=False),
-        MeterState(MeterKind.ELECTRICITY, submitted_this_period=True),
+        _state(MeterKind.COLD_WATER, False, day),
+        _state(MeterKind.HOT_WATER, False, day),
+        _state(MeterKind.ELECTRICITY, True, day),
     ]
-    tips = how_to_earn_now(date(2026, 11, 28), AccountLevel.STANDARD, meters)
+    tips = how_to_earn_now(day, AccountLevel.STANDARD, meters)
     assert tips[0].kind is TipKind.READINGS_NOW
     assert (tips[0].points, tips[0].meters, tips[0].until) == (40, 2, date(2026, 12, 3))
 
 
 def test_when_everything_is_sent_the_tip_is_the_next_window() -> None:
-    meters = [MeterState(MeterKind.COLD_WATER, submitted_this_period=True)]
+    meters = [_state(MeterKind.COLD_WATER, True, date(2026, 11, 28))]
     tips = how_to_earn_now(date(2026, 11, 28), AccountLevel.FULL, meters)
     assert tips[0].kind is TipKind.READINGS_LATER and tips[0].opens_on == date(2026, 12, 15)
-    outside = how_to_earn_now(date(2026, 12, 10), AccountLevel.FULL, meters[:0] or meters)
+    later = [_state(MeterKind.COLD_WATER, False, date(2026, 12, 10))]  # the city's next window
+    outside = how_to_earn_now(date(2026, 12, 10), AccountLevel.FULL, later)
     assert outside[0].opens_on == date(2026, 12, 15)
     assert [t.kind for t in how_to_earn_now(date(2026, 12, 10), AccountLevel.FULL, [])] == [
         TipKind.EPD_CASHBACK

@@ -82,7 +82,7 @@ class PaymentsClient(Port):
             "POST", "/api/v1/payments", session, json=body, key=key
         )
         if status in (200, 201):
-            return _payment(answer)
+            return _decided(_payment(answer))
         reason = answer.get("reason") if isinstance(answer, dict) else None
         if status == 409 and reason == "amount_changed":
             raise AmountChanged(int(answer["amount"]))
@@ -99,7 +99,7 @@ class PaymentsClient(Port):
         body = await self._transport.resident_get(
             "/api/v1/payments", session, params={"idempotence_key": key, "limit": "1"}
         )
-        return _payment(body["payments"][0]) if body["payments"] else None
+        return _decided(_payment(body["payments"][0])) if body["payments"] else None
 
     async def payment_history(self, session: CitySession, limit: int) -> list[Payment]:
         body = await self._transport.resident_get(
@@ -131,6 +131,17 @@ class PaymentsClient(Port):
         if status == 400:
             raise NotFound("document")
         raise CityUnavailable(f"fines answered {status}")
+
+
+def _decided(payment: Payment) -> Payment:
+    """A payment a use case decides about (a charge made or looked up): one whose status the
+    contract does not list is an answer not understood — raised as the city not answering,
+    so the charge stays in doubt under its key and is asked about again, never called failed,
+    paid or waiting for the bank. Raises CityUnavailable."""
+    if payment.status is PaymentStatus.UNKNOWN:
+        log.warning("city.payment_status_unknown", payment=payment.id)
+        raise CityUnavailable("a payment status the contract does not list")
+    return payment
 
 
 def _payment(item: dict[str, Any]) -> Payment:

@@ -43,21 +43,26 @@ class PaymentStatus(StrEnum):
     INSUFFICIENT_FUNDS = "insufficient_funds"
     EXPIRED_CARD = "expired_card"
     CANCELED = "canceled"
+    # Not the platform's: a status the contract does not list (one the platform added after
+    # this bot, «refunded», say), as read in a list of payments — shown as «уточняется». The
+    # city client never hands it to a use case that decides about money: a single payment
+    # with it is an answer not understood (`CityUnavailable`: in doubt, its key kept).
+    UNKNOWN = "unknown"
 
     @property
     def final(self) -> bool:
-        return self is not PaymentStatus.PENDING
+        return self not in (PaymentStatus.PENDING, PaymentStatus.UNKNOWN)
 
     @classmethod
     def read(cls, value: object) -> PaymentStatus:
-        """The platform's status of a payment. One the contract does not list (a status the
-        platform added after this bot, «refunded», say) is read as PENDING: in doubt, never
-        final — nothing is charged anew, called failed or called paid on it, and a list with
-        one such payment still shows the rest (review 27)."""
+        """The platform's status of a payment; UNKNOWN for one the contract does not list
+        (reviews 27, 28: never an error that hides the rest of a list, never PENDING — that
+        means a bank page to confirm on)."""
         try:
-            return cls(str(value))
+            status = cls(str(value))
         except ValueError:
-            return cls.PENDING
+            return cls.UNKNOWN
+        return cls.UNKNOWN if status is cls.UNKNOWN else status
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from handlers.widgets import HintOnText, Html, Paged, PagerRow, Tr
 STATUS_KEYS = {
     PaymentStatus.SUCCEEDED: "history-status-succeeded",
     PaymentStatus.PENDING: "history-status-pending",
+    PaymentStatus.UNKNOWN: "history-status-unknown",
 }
 
 

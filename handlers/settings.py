@@ -63,12 +63,14 @@ async def on_toggle(callback: CallbackQuery, _w: Any, manager: DialogManager, it
     now»): a double tap, or a press on an older copy of the screen, sets it once instead of
     switching it back (review 27)."""
     ctx = context_of(manager)
+    user = ctx.linked.telegram_user_id
+    muted = await ctx.uow.notification_settings.muted(user)
+    if item in SETTING_KINDS:  # a screen drawn before kinds' buttons carried a state
+        item = f"{item}.{ON if item in muted else OFF}"
     kind, _, wanted = item.rpartition(".")
     if kind not in SETTING_KINDS or wanted not in (ON, OFF):  # forged
         await callback.answer(ctx.tr.label("error-forged-button"))
         return
-    user = ctx.linked.telegram_user_id
-    muted = await ctx.uow.notification_settings.muted(user)
     await ctx.uow.notification_settings.set_muted(
         user, muted - {kind} if wanted == ON else muted | {kind}
     )

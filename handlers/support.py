@@ -240,29 +240,50 @@ async def _copy_in(bot: Bot, message: Message, chat_id: int, thread_id: int) -> 
                 chat_id, source, message_id, message_thread_id=thread_id, caption="",
             )
         )  # fmt: skip
-        await _waiting_once(  # as a masked text goes (`mask_personal` keeps its length)
-            lambda: bot.send_message(chat_id, clean, message_thread_id=thread_id, parse_mode=None)
-        )
+        try:  # the media went: what fails now must not have it sent again
+            await _waiting_once(
+                lambda: bot.send_message(
+                    chat_id, clean, message_thread_id=thread_id, parse_mode=None
+                )
+            )
+        except TelegramAPIError as error:
+            log.error("support.caption_text_failed", error=type(error).__name__)
     return masked
+
+
+class PartlyPassedOn(Exception):
+    """Telegram refused a part of an album after `sent` of its `total` parts had gone: told
+    as such (never «недоступна», which would have the resident send the parts again)."""
+
+    def __init__(self, sent: int, total: int) -> None:
+        super().__init__(f"{sent} of {total}")
+        self.sent, self.total = sent, total
 
 
 async def pass_on(bot: Bot, data: dict[str, Any], user_id: int, messages: list[Message]) -> bool:
     """The resident's messages into their topic (made or made again if staff deleted it).
-    True when something was masked."""
+    True when something was masked. Raises what Telegram raises while nothing has gone, and
+    PartlyPassedOn once something has."""
     chat_id: int = data["support_chat_id"]
     topic = await _resident_topic(bot, data, chat_id, user_id)
     masked = False
-    for message in messages:
+    for sent, message in enumerate(messages):
         assert topic.thread_id is not None
         try:
-            masked |= await _copy_in(bot, message, chat_id, topic.thread_id)
-        except TelegramBadRequest as error:
-            if not _thread_gone(error):
+            try:
+                masked |= await _copy_in(bot, message, chat_id, topic.thread_id)
+            except TelegramBadRequest as error:
+                if not _thread_gone(error):
+                    raise
+                name = topic_name(data["tr"], data.get("resident"), topic.id)
+                topic = await _new_thread(bot, data["uow"], topic, name, data["clock"]())
+                assert topic.thread_id is not None
+                masked |= await _copy_in(bot, message, chat_id, topic.thread_id)
+        except TelegramAPIError as error:
+            if sent == 0:
                 raise
-            name = topic_name(data["tr"], data.get("resident"), topic.id)
-            topic = await _new_thread(bot, data["uow"], topic, name, data["clock"]())
-            assert topic.thread_id is not None
-            masked |= await _copy_in(bot, message, chat_id, topic.thread_id)
+            log.error("support.pass_on_partly", error=type(error).__name__, sent=sent)
+            raise PartlyPassedOn(sent, len(messages)) from error
     return masked
 
 
@@ -297,6 +318,8 @@ async def on_resident_message(message: Message, dialog_manager: DialogManager) -
         try:
             if await pass_on(message.bot, data, message.from_user.id, messages):
                 await message.answer(tr("support-masked"))
+        except PartlyPassedOn as partly:
+            await message.answer(tr("support-partly", sent=partly.sent, total=partly.total))
         except TelegramAPIError as error:  # the bot is not (or no longer) an admin there, …
             log.error("support.pass_on_failed", error=type(error).__name__)
             problem = "support-unavailable"
@@ -396,55 +419,78 @@ async def on_staff_message(
         await message.reply(tr("support-staff-not-passed"))
         return
     parts = [m for m in album or [message] if m.content_type in STAFF_COPYABLE]
-    failed = 0
+    failed = went = 0
     for number, part in enumerate(parts, 1):
         try:
             await _copy_part(bot, topic.telegram_user_id, part, tr, last=number == len(parts))
+            went += 1
         except TelegramForbiddenError:
             await message.reply(tr("support-resident-blocked"))
             return
         except TelegramBadRequest as error:  # this part only (deleted meanwhile, …)
             log.warning("support.reply_failed", error=error.message)
             failed += 1
+        except TelegramAPIError as error:  # a long 429, 5xx, the network
+            if not went:  # nothing reached the resident: the update is tried again
+                raise
+            # Tried again, it would send the parts that went a second time: staff hear
+            # which did not go instead.
+            log.error("support.reply_stopped", error=type(error).__name__, went=went)
+            failed += len(parts) - number + 1
+            break
     if failed:
         await message.reply(tr("support-reply-part-failed", failed=failed, total=len(parts)))
 
 
 async def on_staff_edit(message: Message, bot: Bot, uow: UnitOfWork, tr: Texts) -> None:
     """A staff reply edited in a resident's topic (a wrong date, a wrong sum): the resident
-    gets the corrected message, after a line that says it corrects the earlier one. Telegram
-    lets a bot edit only its own messages, so the copy in the resident's chat is not changed
-    in place. What a resident edits is not passed on: staff have what was sent."""
-    if message.message_thread_id is None or message.content_type not in STAFF_COPYABLE:
+    gets the message as edited, then a line saying it corrects the earlier one, with
+    «Ответить». Telegram lets a bot edit only its own messages, so the copy in the resident's
+    chat is not changed in place. A place's edits (a live location moving) are not passed on;
+    nor is what a resident edits: staff have what was sent."""
+    if message.message_thread_id is None or message.content_type not in COPYABLE:
         return
     if COMMAND.match(message.text or ""):
         return
     topic = await support.topic_in_thread(uow, message.chat.id, message.message_thread_id)
     if topic is None:
         return
-    user, markup = topic.telegram_user_id, _answer_button(tr)
+    user, source, message_id = topic.telegram_user_id, message.chat.id, message.message_id
     try:
-        await _waiting_once(lambda: bot.send_message(user, tr("support-reply-corrected")))
         if message.text is not None:  # the text as edited, from the update itself
             await _waiting_once(
                 lambda: bot.send_message(
-                    user, message.text or "", entities=message.entities, parse_mode=None,
-                    reply_markup=markup,
+                    user, message.text or "", entities=message.entities, parse_mode=None
                 )
-            )  # fmt: skip
+            )
         else:  # a media's caption edited: the media copied with the caption as edited
-            await _waiting_once(
-                lambda: bot.copy_message(
-                    user, message.chat.id, message.message_id, caption=message.caption,
-                    caption_entities=message.caption_entities, parse_mode=None,
-                    reply_markup=markup,
-                )
-            )  # fmt: skip
+            try:
+                await _waiting_once(
+                    lambda: bot.copy_message(
+                        user, source, message_id, caption=message.caption,
+                        caption_entities=message.caption_entities, parse_mode=None,
+                    )
+                )  # fmt: skip
+            except TelegramBadRequest as error:
+                if not _caption_too_long(error):
+                    raise
+                # a Premium caption is copied only as it is: as edited, by now
+                await _waiting_once(lambda: bot.copy_message(user, source, message_id))
     except TelegramForbiddenError:
         await message.reply(tr("support-resident-blocked"))
+        return
     except TelegramBadRequest as error:
         log.warning("support.correction_failed", error=error.message)
         await message.reply(tr("support-reply-part-failed", failed=1, total=1))
+        return
+    try:  # the correction went: what fails now must not have it sent again
+        await _waiting_once(
+            lambda: bot.send_message(
+                user, tr("support-reply-corrected"), reply_markup=_answer_button(tr)
+            )
+        )
+    except TelegramAPIError as error:
+        log.error("support.correction_line_failed", error=type(error).__name__)
 
 
 async def _copy_part(bot: Bot, chat_id: int, part: Message, tr: Texts, *, last: bool) -> None:
@@ -461,9 +507,12 @@ async def _copy_part(bot: Bot, chat_id: int, part: Message, tr: Texts, *, last: 
         if markup is None or not _caption_too_long(error):
             raise
         await _waiting_once(lambda: bot.copy_message(chat_id, source, message_id))
-        await _waiting_once(
-            lambda: bot.send_message(chat_id, tr("support-answer-below"), reply_markup=markup)
-        )
+        try:  # the reply went: what fails now must not have it sent again
+            await _waiting_once(
+                lambda: bot.send_message(chat_id, tr("support-answer-below"), reply_markup=markup)
+            )
+        except TelegramAPIError as error:
+            log.error("support.answer_button_failed", error=type(error).__name__)
 
 
 RETRY_PART = 5  # seconds: the longest 429 a staff reply's part waits out in the handler

@@ -64,6 +64,7 @@ history-empty = Платежей пока нет.
 history-status-succeeded = оплачено
 history-status-pending = ожидает подтверждения
 history-status-failed = не прошёл
+history-status-unknown = статус уточняется
 
 pay-method-telegram = Способ оплаты: Telegram (счёт придёт в этот чат)
 pay-method-telegram-button = Оплатить в Telegram

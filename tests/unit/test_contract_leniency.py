@@ -11,22 +11,25 @@ import pytest
 
 from city.api import bill_from
 from city.charity import CharityClient
-from city.payments import _payment
+from city.payments import _decided, _payment
 from city.reports import _report
 from domain.accounts import AccountLevel
 from domain.bills import BillKind
+from domain.errors import CityUnavailable
 from domain.payments import PaymentStatus
 from domain.reports import ReportStatus
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).isoformat()
 
 
-def test_a_payment_of_an_unknown_status_is_in_doubt_not_final() -> None:
-    payment = _payment(
-        {"id": "p1", "status": "refunded", "amount": 100, "bill_ids": [], "created_at": NOW}
-    )
-    assert payment.status is PaymentStatus.PENDING and not payment.status.final
+def test_a_payment_of_an_unknown_status_is_listed_as_unknown_and_decided_about_never() -> None:
+    item = {"id": "p1", "status": "refunded", "amount": 100, "bill_ids": [], "created_at": NOW}
+    payment = _payment(item)
+    assert payment.status is PaymentStatus.UNKNOWN and not payment.status.final
+    with pytest.raises(CityUnavailable):  # a charge made or looked up: in doubt, key kept
+        _decided(payment)
     assert PaymentStatus.read("succeeded") is PaymentStatus.SUCCEEDED
+    assert PaymentStatus.read("unknown") is PaymentStatus.UNKNOWN
 
 
 def test_a_bill_of_an_unknown_kind_is_other() -> None:

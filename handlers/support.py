@@ -201,6 +201,16 @@ async def _waiting_once(send: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
+async def _after_sent(send: Callable[[], Awaitable[object]], event: str) -> None:
+    """A call that follows one that reached someone (the rest of a message: a text after its
+    media, «Ответить» after a reply): a refusal is logged as `event`, never raised — the
+    update's retry would send what already went a second time."""
+    try:
+        await _waiting_once(send)
+    except TelegramAPIError as error:
+        log.error(event, error=type(error).__name__)
+
+
 def _caption_too_long(error: TelegramBadRequest) -> bool:
     """A copy that changes a caption (or adds a keyboard) is refused above 1,024 characters:
     a Premium sender's caption (up to 4,096) can only be copied as it is (Bot API; the
@@ -240,14 +250,10 @@ async def _copy_in(bot: Bot, message: Message, chat_id: int, thread_id: int) -> 
                 chat_id, source, message_id, message_thread_id=thread_id, caption="",
             )
         )  # fmt: skip
-        try:  # the media went: what fails now must not have it sent again
-            await _waiting_once(
-                lambda: bot.send_message(
-                    chat_id, clean, message_thread_id=thread_id, parse_mode=None
-                )
-            )
-        except TelegramAPIError as error:
-            log.error("support.caption_text_failed", error=type(error).__name__)
+        await _after_sent(
+            lambda: bot.send_message(chat_id, clean, message_thread_id=thread_id, parse_mode=None),
+            "support.caption_text_failed",
+        )
     return masked
 
 
@@ -483,14 +489,12 @@ async def on_staff_edit(message: Message, bot: Bot, uow: UnitOfWork, tr: Texts) 
         log.warning("support.correction_failed", error=error.message)
         await message.reply(tr("support-reply-part-failed", failed=1, total=1))
         return
-    try:  # the correction went: what fails now must not have it sent again
-        await _waiting_once(
-            lambda: bot.send_message(
-                user, tr("support-reply-corrected"), reply_markup=_answer_button(tr)
-            )
-        )
-    except TelegramAPIError as error:
-        log.error("support.correction_line_failed", error=type(error).__name__)
+    await _after_sent(
+        lambda: bot.send_message(
+            user, tr("support-reply-corrected"), reply_markup=_answer_button(tr)
+        ),
+        "support.correction_line_failed",
+    )
 
 
 async def _copy_part(bot: Bot, chat_id: int, part: Message, tr: Texts, *, last: bool) -> None:
@@ -507,12 +511,10 @@ async def _copy_part(bot: Bot, chat_id: int, part: Message, tr: Texts, *, last: 
         if markup is None or not _caption_too_long(error):
             raise
         await _waiting_once(lambda: bot.copy_message(chat_id, source, message_id))
-        try:  # the reply went: what fails now must not have it sent again
-            await _waiting_once(
-                lambda: bot.send_message(chat_id, tr("support-answer-below"), reply_markup=markup)
-            )
-        except TelegramAPIError as error:
-            log.error("support.answer_button_failed", error=type(error).__name__)
+        await _after_sent(
+            lambda: bot.send_message(chat_id, tr("support-answer-below"), reply_markup=markup),
+            "support.answer_button_failed",
+        )
 
 
 RETRY_PART = 5  # seconds: the longest 429 a staff reply's part waits out in the handler

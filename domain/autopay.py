@@ -45,6 +45,7 @@ BILL_KINDS = (BillKind.EPD, BillKind.MGTS, BillKind.KINDERGARTEN, BillKind.CLUB)
 # reminders read due moments; discovery makes it due when a bill comes).
 IDLE = datetime(2100, 1, 1, tzinfo=ZoneInfo("UTC"))
 CHECK_EVERY = timedelta(minutes=30)  # a threshold top-up reads the balance this often
+PASSED_OVER_MAX = 60  # scheduled dates told as passed over at most (a year of weeks and more)
 
 
 class AutopayKind(StrEnum):
@@ -350,20 +351,60 @@ class Autopay:
         self.bill_id, self.retry_period, self.unanswered = bill_id, None, 0
         self.next_due_at = due if bill_id is not None else IDLE
 
-    def advance(self, now: datetime) -> None:
+    def advance(self, now: datetime) -> list[date]:
         """Move to the next scheduled charge after the current one (on issue: wait for the
-        next bill; the caller hands it the next one already discovered, if any)."""
+        next bill; the caller hands it the next one already discovered, if any). Returns the
+        scheduled dates passed over on the way (`passed_over`): none, unless the period just
+        done was charged after one or more later ones came due."""
+        done = self.period
         self.retry_period = None
         self.unanswered = 0
         if self.on_issue:
             self.bill_id, self.next_due_at = None, IDLE
-            return
+            return []
         if self.below:  # the next balance check; the drop stays until `rearm`
             self.next_due_at = now + CHECK_EVERY
-            return
-        current = self.next_due_at.astimezone(MOSCOW).date()
-        following = charge_moment(self.schedule.next_date(current))
+            return []
+        # From the done period's own date, not from `next_due_at`: after a back-off or a
+        # retry that is a later day, and the next period's date may be today, still to come
+        # (review 29: it was passed over, and recorded «missed», before its 10:00).
+        scheduled = self.scheduled_date(done) or self.next_due_at.astimezone(MOSCOW).date()
+        following = charge_moment(self.schedule.next_date(scheduled))
         self.next_due_at = max(following, next_due(self.schedule, now))
+        return self.passed_over(done, now)
+
+    def scheduled_date(self, period: str) -> date | None:
+        """The date this schedule charges `period` on; None when `period` is not one of its
+        frequency's («2026-11» for a weekly schedule — changed meanwhile — or «idle»)."""
+        try:
+            if self.schedule.frequency is Frequency.WEEKLY:
+                year, week = period.split("-W")
+                first = date.fromisocalendar(int(year), int(week), 1)
+            else:
+                year, month = period.split("-")
+                first = date(int(year), int(month), 1)
+        except ValueError:
+            return None
+        return self.schedule.next_date(first - timedelta(days=1))
+
+    def passed_over(self, done: str, now: datetime) -> list[date]:
+        """The scheduled dates after period `done` whose charge moment came by `now`, before
+        the next charge (`next_due_at`): periods that came due while `done` was still being
+        charged (the city or the scheduler down for longer than a period). They are not
+        charged late — a resident away from the chat would find several charges at once — but
+        recorded and told (`autopaying`). Empty when `done` is not of the schedule's
+        frequency (changed meanwhile)."""
+        day = self.scheduled_date(done)
+        if day is None:
+            return []
+        passed: list[date] = []
+        while len(passed) < PASSED_OVER_MAX:
+            day = self.schedule.next_date(day)
+            moment = charge_moment(day)
+            if moment >= self.next_due_at or moment > now:
+                break
+            passed.append(day)
+        return passed
 
     def retry_tomorrow(self, now: datetime) -> None:
         """Keep the period, try again at 10:00 tomorrow."""

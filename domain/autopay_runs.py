@@ -97,17 +97,19 @@ async def reconcile_runs(
 async def settle_runs_of(
     uow: UnitOfWork, auth: CityAuth, payments: CityPayments, resident: Resident, now: datetime
 ) -> list[RunReconciled]:
-    """Unlinking: the resident's runs with a key recorded and no outcome, of autopays nobody
-    leases now (a scheduler holding one records it itself, anonymously), settled as
-    `reconcile_runs` settles them — however recent: the lease alone says none is being sent —
-    while the token still works — whatever their autopay: once
+    """Unlinking: the resident's runs with a key recorded and no outcome, leased or not,
+    settled as `reconcile_runs` settles them — however recent — while the token still works —
+    whatever their autopay. A leased one too: the scheduler holding it may have died after
+    the city took the charge, and once the resident is forgotten nobody can ask the city
+    again (review 27); a live one records the same outcome (the city's answer for the key),
+    or finds it recorded, and a charge whose answer is not in yet stays STARTED. Once
     forgotten, none is ever sent again. Nobody is told (the resident is being forgotten); a
     charge that went through is recorded SUCCEEDED. Raises nothing of the city's: a run it
     does not answer about, or has no payment for, stays STARTED, on an anonymous record, with
     its key (to match the city's ledger later)."""
     outcomes = []
     user = resident.telegram_user_id
-    for autopay, run in await uow.autopays.started_runs(now, None, user):
+    for autopay, run in await uow.autopays.started_runs(now, None, user, leased_too=True):
         outcome = await _settle(
             uow, auth, payments, resident, autopay, run, now, None, forgetting=True
         )
@@ -141,7 +143,9 @@ async def _settle(
         return RunReconciled(run, left_because=error)
     if payment is None or payment.status is PaymentStatus.PENDING:
         return RunReconciled(run)  # asked again next time (see the module: never «not taken»)
-    locked = await uow.autopays.lock_started(autopay.id, run.id, now, settled_before)
+    locked = await uow.autopays.lock_started(
+        autopay.id, run.id, now, settled_before, leased_too=forgetting
+    )
     if locked is None:
         await uow.rollback()
         return RunReconciled(run)  # leased or written meanwhile: a scheduler owns it

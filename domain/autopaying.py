@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from domain import support
 from domain.accounts import Resident, TokenSet
@@ -93,6 +93,9 @@ LASTING_REFUSALS = {
 BALANCE_OK = "balance_ok"  # a tick outcome: a threshold top-up found the balance high enough
 TOPUP_FULL = "topup_full"  # a run's failure: the wallet had no room for the scheduled top-up
 REFUSED = "refused"  # a run's failure: the city refused this period's payment for another reason
+# A run's failure: its period came due while an earlier one was still being charged (the city or
+# the scheduler down for longer than a period); SKIPPED, never charged late (`_passed_over`).
+MISSED = "missed"
 
 
 class AutopayTooSmall(DomainError):
@@ -833,12 +836,14 @@ class _Run:
             moved: list[Autopay] = []
             for each in paid:
                 current = stored.get(each.autopay.id or 0)
-                if not _forgotten(each.autopay, current):
+                forgotten = _forgotten(each.autopay, current)
+                if not forgotten:
                     notices.append(
                         _notice(each.autopay, each.run, "autopay_paid", False, receipt=each.receipt)
                     )
                 autopay = replace(each.autopay)  # a copy: a record tried again moves it once
-                _next(autopay, each.now, current)
+                passed = _next(autopay, each.now, current)
+                await _passed_over(uow, autopay, passed, now, tell=not forgotten)  # rare
                 moved.append(autopay)
             await uow.notifications.add_all_once(notices, now)
             claims = {e.autopay.id: e.claimed_at for e in paid if e.autopay.id is not None}
@@ -1073,7 +1078,8 @@ async def _process(
     period = autopay.period
     run = await uow.autopays.run_for(autopay.id, period, run_key(autopay.id, period, 1), now)
     if run.status in FINISHED_FOR_GOOD:
-        _next(autopay, now)  # done earlier (a repeated tick): only the schedule moves on
+        passed = _next(autopay, now)  # done earlier (a repeated tick): the schedule moves on
+        await _passed_over(uow, autopay, passed, now, tell=True)
         await _take_queued(uow, autopay, held, now)
         await uow.autopays.save_progress(autopay)
         return "already_done"
@@ -1371,13 +1377,43 @@ async def _topup_refusal(
     return None
 
 
-def _next(autopay: Autopay, now: datetime, current: Autopay | None = None) -> None:
+def _next(autopay: Autopay, now: datetime, current: Autopay | None = None) -> list[date]:
     """On to the period after the one charged, by the schedule `current` (the autopay as stored
-    now) has: a new day the resident chose while the run charged is followed."""
-    autopay.skip_period = None
+    now) has: a new day the resident chose while the run charged is followed. Returns the
+    scheduled dates passed over on the way (`Autopay.advance`), but one the resident skipped."""
+    skipped, autopay.skip_period = autopay.skip_period, None
     if current is not None:
         autopay.schedule = current.schedule
-    autopay.advance(now)
+    passed = autopay.advance(now)
+    return [day for day in passed if autopay.schedule.period_of(day) != skipped]
+
+
+async def _passed_over(
+    uow: UnitOfWork, autopay: Autopay, passed: list[date], now: datetime, *, tell: bool
+) -> None:
+    """The periods of `passed` (scheduled dates that came due while an earlier period was
+    still being charged) recorded as SKIPPED runs with the failure MISSED — finished for good,
+    so never charged late — and, with `tell`, the resident told once, with the next charge's
+    date. A period with a run already (one whose key went out) is left as it is."""
+    if not passed or autopay.id is None:
+        return
+    for day in passed:
+        period = autopay.schedule.period_of(day)
+        run = await uow.autopays.run_for(autopay.id, period, run_key(autopay.id, period, 1), now)
+        if run.status is RunStatus.STARTED and run.attempts == 0:  # made here: never sent
+            run.status, run.failure = RunStatus.SKIPPED, MISSED
+            await uow.autopays.save_run(run, now)
+    if tell:
+        first = autopay.schedule.period_of(passed[0])
+        await uow.notifications.add_once(
+            Notification(
+                telegram_user_id=autopay.telegram_user_id,
+                kind="autopay_missed",
+                dedupe_key=f"autopay:{autopay.id}:{first}:{MISSED}",
+                data=_describe(autopay, missed=[day.isoformat() for day in passed]),
+            ),
+            now,
+        )
 
 
 def _moved_on(autopay: Autopay, current: Autopay | None) -> bool:
@@ -1432,7 +1468,8 @@ async def _finish(
     if current is not None and _moved_on(autopay, current):
         _keep_stored(autopay, current)
     else:
-        _next(autopay, now, current)
+        passed = _next(autopay, now, current)
+        await _passed_over(uow, autopay, passed, now, tell=not forgotten)
         await _take_queued(uow, autopay, current, now)
     await uow.autopays.save_progress(autopay)
     return status.value

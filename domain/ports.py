@@ -468,20 +468,27 @@ class AutopayRepository(Protocol):
         telegram_user_id: int | None = None,
         *,
         updated_after: datetime | None = None,
+        leased_too: bool = False,
     ) -> list[tuple[Autopay, AutopayRun]]:
         """Runs STARTED with a key recorded (attempts ≥ 1), last written before
         `updated_before` and after `updated_after` (None: whenever), of autopays not leased
-        at `now`, each with its
+        at `now` (`leased_too`: leased or not), each with its
         autopay as stored: of one resident, else of every linked one. One statement, oldest
         run first."""
         ...
 
     async def lock_started(
-        self, autopay_id: int, run_id: int, now: datetime, updated_before: datetime | None
+        self,
+        autopay_id: int,
+        run_id: int,
+        now: datetime,
+        updated_before: datetime | None,
+        *,
+        leased_too: bool = False,
     ) -> tuple[Autopay, AutopayRun] | None:
         """The autopay's row locked, then its run's, until the transaction ends: both as
-        stored now — None if either is gone, the autopay is leased at `now`, or the run was
-        written since `updated_before` (None: not asked)."""
+        stored now — None if either is gone, the autopay is leased at `now` (unless
+        `leased_too`), or the run was written since `updated_before` (None: not asked)."""
         ...
 
     async def forget(self, telegram_user_id: int) -> None:

@@ -59,6 +59,7 @@ AUTOPAY_KEYS = {
     "autopay_failed": "notify-autopay-failed",
     "autopay_topup_full": "notify-autopay-topup-full",
     "autopay_card_expired": "notify-autopay-card-expired",  # written before pauses existed
+    "autopay_missed": "notify-autopay-missed",
 }
 # «autopay_failed»: what really happened, by the run's failure (declined is the default).
 FAILED_KEYS = {
@@ -127,6 +128,17 @@ def _when(tr: Texts, moment: datetime | None) -> Markup:
     return tr("notify-autopay-when", day=local.strftime("%d.%m"), time=local.strftime("%H:%M"))
 
 
+def _dates(days: object) -> str:
+    """«02.12, 09.12» of the ISO dates a notification names (what does not read is left out)."""
+    shown = []
+    for day in days if isinstance(days, list) else []:
+        try:
+            shown.append(date.fromisoformat(str(day)).strftime("%d.%m"))
+        except ValueError:
+            continue
+    return ", ".join(shown)
+
+
 def render(
     kind: str, data: dict[str, Any], tr: Texts
 ) -> tuple[Markup, InlineKeyboardMarkup | None, str | None]:
@@ -179,6 +191,7 @@ def render(
         ceiling=format_rub(int(data.get("ceiling") or 0)),
         receipt=str(data.get("receipt") or ""),
         when=_when(tr, charge_moment(data)),
+        missed=_dates(data.get("missed")),
         **words,
     )
     markup = None

@@ -458,10 +458,11 @@ class SqlAutopayRepository:
         telegram_user_id: int | None = None,
         *,
         updated_after: datetime | None = None,
+        leased_too: bool = False,
     ) -> list[tuple[Autopay, AutopayRun]]:
         """Runs whose key was recorded (STARTED, attempts ≥ 1) and whose outcome was not, last
         written before `updated_before` (None: whenever) and after `updated_after` (None:
-        whenever), of autopays nobody leases at `now`
+        whenever), of autopays nobody leases at `now` (`leased_too`: leased or not)
         (no scheduler is sending them), with their autopays as stored — of one resident
         (`telegram_user_id`), else of every linked one (anonymous autopays left out: nobody to
         ask the city for).
@@ -480,7 +481,11 @@ class SqlAutopayRepository:
                 AutopayRunRow.attempts >= 1,
                 *([] if updated_before is None else [AutopayRunRow.updated_at < updated_before]),
                 *([] if updated_after is None else [AutopayRunRow.updated_at > updated_after]),
-                or_(AutopayRow.claimed_until.is_(None), AutopayRow.claimed_until < now),
+                *(
+                    []
+                    if leased_too
+                    else [or_(AutopayRow.claimed_until.is_(None), AutopayRow.claimed_until < now)]
+                ),
                 user,
             )
             .order_by(AutopayRunRow.id)
@@ -489,13 +494,20 @@ class SqlAutopayRepository:
         return [(_domain(autopay), _run(run)) for autopay, run in result.all()]
 
     async def lock_started(
-        self, autopay_id: int, run_id: int, now: datetime, updated_before: datetime | None
+        self,
+        autopay_id: int,
+        run_id: int,
+        now: datetime,
+        updated_before: datetime | None,
+        *,
+        leased_too: bool = False,
     ) -> tuple[Autopay, AutopayRun] | None:
         """The autopay's row locked first, then its run's (the order every transaction here
         takes them in), both as stored now, until the transaction ends (on SQLite the
         database's write lock is taken first, `lock_on_sqlite`). None if either is gone, the
-        autopay is leased at `now` (a scheduler has claimed it), or the run was written since
-        `updated_before` (a scheduler took it up meanwhile; None: not asked)."""
+        autopay is leased at `now` (a scheduler has claimed it; `leased_too`: asked anyway),
+        or the run was written since `updated_before` (a scheduler took it up meanwhile; None:
+        not asked)."""
         await lock_on_sqlite(self._session, AutopayRow.id, [autopay_id])
         stored = (
             await self._session.execute(
@@ -505,7 +517,9 @@ class SqlAutopayRepository:
                 .execution_options(populate_existing=True)
             )
         ).scalar_one_or_none()
-        if stored is None or (stored.claimed_until is not None and stored.claimed_until >= now):
+        if stored is None:
+            return None
+        if not leased_too and stored.claimed_until is not None and stored.claimed_until >= now:
             return None
         row = (
             await self._session.execute(

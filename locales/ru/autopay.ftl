@@ -85,6 +85,8 @@ notify-autopay-skip = Пропустить этот раз
 notify-autopay-skipped = Хорошо, в этот раз не спишем. В следующий раз автоплатёж сработает как обычно.
 notify-autopay-skip-late = Этот платёж уже прошёл или время пропуска вышло.
 notify-autopay-paid = ✅ Автоплатёж: { $what } — списано { $amount }. Квитанция № { $receipt }.
+# Periods that came due while an earlier one was still being charged: not charged late.
+notify-autopay-missed = Автоплатёж ({ $what }) за { $missed } не списан: в срок платёж не прошёл, а задним числом мы не списываем — деньги за эти дни не списаны. Следующее списание — { $when }.
 notify-autopay-over-limit = Счёт ({ $what }) на { $amount } больше лимита автоплатежа ({ $limit }). Оплатите его в «Мои счета», если всё верно.
 notify-autopay-failed = Автоплатёж ({ $what }) не прошёл три дня подряд: банк отклонил списание. Проверьте карту или оплатите вручную в «Мои счета».
 notify-autopay-failed-funds = Автоплатёж ({ $what }) не прошёл три дня подряд: на карте не хватило денег. Пополните карту или смените её в «Автоплатежи»; следующее списание — по расписанию.

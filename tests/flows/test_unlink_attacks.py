@@ -130,7 +130,9 @@ async def test_an_autopay_charge_under_way_while_unlinking_tells_nobody(harness:
         topics = (await connection.execute(select(SupportTopicRow))).all()
         runs = (await connection.execute(select(AutopayRunRow.status))).scalars().all()
     assert chat.chat_id not in {user for (user,) in notes} and topics == []
-    assert list(runs) == ["succeeded"]  # what was charged stays on record, anonymous
+    # What was charged stays on record, anonymous; a period that came due before this late
+    # charge is recorded skipped («missed», never charged late: review 27), not charged.
+    assert list(runs).count("succeeded") == 1 and set(runs) <= {"succeeded", "skipped"}, runs
 
 
 async def test_a_staff_reply_in_a_forgotten_residents_topic_reaches_nobody(

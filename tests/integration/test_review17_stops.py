@@ -45,7 +45,10 @@ class Clock:
 
 def _ledger_with(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
     """`run_polling` builds its StorageLedger with this clock (and a short grace)."""
-    monkeypatch.setattr(bot.runners, "POLL_GRACE", 0.2)
+    # Long enough for update 3, answered, to finish its end (its ledger entry) on a loaded
+    # machine — 0.2 s cut it off under the full suite now and then; update 2, held by its
+    # gate, is cancelled after it either way.
+    monkeypatch.setattr(bot.runners, "POLL_GRACE", 3.0)
     monkeypatch.setattr(
         bot.runners,
         "StorageLedger",
@@ -169,7 +172,7 @@ async def test_with_redis_the_database_ledger_is_not_used(
     """With REDIS_URL the done markers outlive the process in Redis: no ledger is written
     (in Redis or elsewhere), and a ledger left in the database by an earlier run without
     Redis is not read — the update it names is handled as Redis decides."""
-    monkeypatch.setattr(bot.runners, "POLL_GRACE", 0.2)
+    monkeypatch.setattr(bot.runners, "POLL_GRACE", 3.0)  # as `_ledger_with`: 3 ends within it
     redis_url = need_service(REDIS_URL, "TEST_REDIS_URL")
     redis = Redis.from_url(redis_url)
     await redis.flushdb()

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from domain.autopay import MOSCOW, Frequency, Schedule, next_due
+from domain.autopay import MOSCOW, Autopay, AutopayKind, Frequency, Schedule, next_due
 
 MONTHLY = Frequency.MONTHLY
 
@@ -74,3 +74,33 @@ def test_days_are_checked() -> None:
         Schedule(MONTHLY, 32)
     with pytest.raises(ValueError):
         Schedule(Frequency.WEEKLY, 7)
+
+
+def test_a_late_charge_names_the_scheduled_dates_it_passed_over() -> None:
+    """Review 27c: a weekly donation charged a week late moved on past the next Wednesday
+    without a word; `advance` now returns the dates passed over (recorded «missed»)."""
+    moscow = MOSCOW
+    weekly = Autopay(
+        telegram_user_id=1,
+        kind=AutopayKind.FIXED,
+        schedule=Schedule(Frequency.WEEKLY, 2),
+        method_id="pm",
+        next_due_at=datetime(2026, 12, 3, 12, 0, tzinfo=moscow),  # backed off past 2 December
+        amount=10_000,
+        fund_id="F-101",
+    )
+    weekly.retry_period = "2026-W48"  # the 25 November charge, done at last
+    assert weekly.advance(datetime(2026, 12, 3, 12, 0, tzinfo=moscow)) == [date(2026, 12, 2)]
+    assert weekly.next_due_at == datetime(2026, 12, 9, 10, 0, tzinfo=moscow)
+    on_time = Autopay(
+        telegram_user_id=1,
+        kind=AutopayKind.FIXED,
+        schedule=Schedule(Frequency.MONTHLY, 25),
+        method_id="pm",
+        next_due_at=datetime(2026, 11, 25, 10, 0, tzinfo=moscow),
+        amount=10_000,
+        fund_id="F-101",
+    )
+    assert on_time.advance(datetime(2026, 11, 25, 10, 0, 5, tzinfo=moscow)) == []
+    assert on_time.passed_over("2026-W48", datetime(2027, 1, 1, tzinfo=moscow)) == []  # another
+    # frequency's period: none

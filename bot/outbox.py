@@ -25,7 +25,9 @@ Guarantees, per notification claimed (`deliver_notifications`):
 * 403 (the resident blocked the bot) fails that resident's other queued notifications too. A
   403 from the staff supergroup (a row for a forum topic: the bot removed from it, or its
   rights taken away) is not a resident's block: the row and the chat's others wait
-  `STAFF_CHAT_AWAY` seconds and are tried again, none given up (refunds owed are among them).
+  `STAFF_CHAT_AWAY` seconds and are tried again, none given up (refunds owed are among them);
+  if the operator moved the desk to another chat meanwhile, the dashboard job readdresses them
+  there (`domain.support.current_dashboard`).
 * Quiet hours are each resident's (`domain.quiet_hours`, set in «Настройки»; 22:00–09:00 until
   they change them): while they last the claim leaves the resident's non-urgent rows waiting;
   urgent ones go at once. The non-urgent rows written in the quiet hours that are claimed

@@ -346,6 +346,11 @@ class NotificationRepository(Protocol):
 
     async def fail_all(self, telegram_user_id: int) -> None: ...
 
+    async def readdress(self, kinds: frozenset[str], chat_id: int, thread_id: int) -> int:
+        """Waiting rows of `kinds` addressed to another chat go to forum topic `thread_id` of
+        `chat_id` instead (the support chat moved); how many."""
+        ...
+
     async def hold_written_in(
         self, telegram_user_id: int, quiet: QuietHours, now: datetime
     ) -> None:

@@ -166,15 +166,25 @@ async def current_dashboard(uow: UnitOfWork, chat_id: int | None) -> Dashboard |
     them when support is off) are forgotten, so no event is posted where support moved away."""
     await uow.support.keep_dashboard(chat_id)
     dashboard = await uow.support.dashboard()
+    if dashboard is not None:
+        await _readdress(uow, dashboard)
     await uow.commit()
     return dashboard
 
 
 async def keep_dashboard(uow: UnitOfWork, dashboard: Dashboard, now: datetime) -> Dashboard:
-    """Store a newly created dashboard topic; another replica's, stored first, wins."""
+    """Store a newly created dashboard topic; another replica's, stored first, wins. Events
+    still waiting for a support chat the operator moved away from go to this one."""
     stored = await uow.support.add_dashboard(dashboard, now)
+    await _readdress(uow, stored)
     await uow.commit()
     return stored
+
+
+async def _readdress(uow: UnitOfWork, dashboard: Dashboard) -> None:
+    """Dashboard events written for another chat and not sent yet (SUPPORT_CHAT_ID moved: the
+    bot may be gone from the old chat, which would refuse them for good) go to `dashboard`."""
+    await uow.notifications.readdress(DASHBOARD_KINDS, dashboard.chat_id, dashboard.thread_id)
 
 
 async def _post(

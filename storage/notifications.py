@@ -41,6 +41,7 @@ from sqlalchemy.orm import aliased
 from domain.ports import Notification
 from domain.quiet_hours import DEFAULT as DEFAULT_QUIET
 from domain.quiet_hours import MOSCOW, QuietHours, minute_of_day, send_by
+from domain.support import THREAD
 from storage.models import OPEN_NOTIFICATION, NotificationRow, NotificationSettingsRow
 
 STALE_CLAIM = timedelta(minutes=5)
@@ -424,6 +425,31 @@ class SqlNotificationRepository:
             )
             .values(status="failed")
         )
+
+    async def readdress(self, kinds: frozenset[str], chat_id: int, thread_id: int) -> int:
+        """Waiting rows of `kinds` (the support dashboard's events) addressed to another chat
+        go to forum topic `thread_id` of `chat_id`: the operator moved SUPPORT_CHAT_ID, and the
+        old chat may no longer take the bot's messages (a refund owed is among them). Rows
+        being sent are left to their sender (a refusal puts them back, and the next call moves
+        them). The old topic's id means nothing in the new chat, so it is replaced in `data`
+        row by row: a handful of rows, once per move. Returns how many were moved."""
+        rows = (
+            await self._session.execute(
+                select(NotificationRow.id, NotificationRow.data).where(
+                    OPEN_NOTIFICATION,
+                    NotificationRow.status == "pending",
+                    NotificationRow.kind.in_(sorted(kinds)),
+                    NotificationRow.telegram_user_id != chat_id,
+                )
+            )
+        ).all()
+        for row_id, data in rows:
+            await self._session.execute(
+                update(NotificationRow)
+                .where(NotificationRow.id == row_id, NotificationRow.status == "pending")
+                .values(telegram_user_id=chat_id, data={**data, THREAD: thread_id})
+            )
+        return len(rows)
 
     async def forget(self, telegram_user_id: int) -> None:
         """Unlinking: every notification to the resident (waiting or sent) is deleted."""

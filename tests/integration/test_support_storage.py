@@ -60,6 +60,40 @@ async def test_one_dashboard_is_kept(engine: AsyncEngine) -> None:
         assert await uow.support.dashboard() is None
 
 
+async def test_dashboard_events_waiting_for_a_chat_support_left_are_readdressed(
+    engine: AsyncEngine,
+) -> None:
+    """SUPPORT_CHAT_ID moved: the dashboard's waiting events go to the new chat's topic; a
+    resident's notice, an event being sent and one sent stay as they are."""
+    factory = factory_for(engine)
+    kinds = frozenset({"dash_refund"})
+
+    def event(key: str, chat: int = CHAT, kind: str = "dash_refund") -> Notification:
+        return Notification(chat, kind, {"message_thread_id": 5, "n": key}, key, urgent=True)
+
+    async with factory() as uow:
+        for each in (event("a"), event("b"), event("c"), event("d"), event("e", OTHER_CHAT)):
+            await uow.notifications.add_once(each, NOW)
+        await uow.notifications.add_once(event("r", 7, "report_status"), NOW)
+        await uow.commit()
+        taken = await uow.notifications.claim(NOW, 2, urgent_only=True)  # a and b: sending
+        await uow.commit()
+        await uow.notifications.sent(taken[0].id or 0, 1, NOW)  # a: sent
+        await uow.commit()
+    async with factory() as uow:
+        assert await uow.notifications.readdress(kinds, OTHER_CHAT, 9) == 2  # c and d
+        await uow.commit()
+    async with factory() as uow:
+        assert await uow.notifications.readdress(kinds, OTHER_CHAT, 9) == 0
+        waiting = await uow.notifications.claim(NOW, 10)
+    moved = {n.dedupe_key: (n.telegram_user_id, n.data) for n in waiting}
+    assert moved["c"] == (OTHER_CHAT, {"message_thread_id": 9, "n": "c"})
+    assert moved["d"] == (OTHER_CHAT, {"message_thread_id": 9, "n": "d"})
+    assert moved["e"] == (OTHER_CHAT, {"message_thread_id": 5, "n": "e"})  # already there
+    assert moved["r"][0] == 7  # a resident's notice is never moved
+    assert {"a", "b"}.isdisjoint(moved)  # sent, and being sent: left to their sender
+
+
 async def test_stats_count_today_only(engine: AsyncEngine) -> None:
     factory = factory_for(engine)
     yesterday = NOW - timedelta(days=1)

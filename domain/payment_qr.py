@@ -549,14 +549,28 @@ _PERIOD_IN_TEXT = (
 )
 
 
+# What stands just before a month and year that are not a period: the day of a full date
+# («01.01.2025», «1 марта 2026») or a word of a deadline or a document's date («оплатить до
+# 12.2026», «счёт от 03.2023», «срок — март 2026»).
+_NOT_A_PERIOD_BEFORE = re.compile(
+    r"(?:[0-9][./\s]?|\b(?:до|от|по|срок[а-я]*|позднее|позже|дата|датой)\W*)$"
+)
+
+
 def period_in_text(text: str | None) -> str | None:
     """The one period (``MM.YYYY``) a free text names («Оплата ЕПД за 09.2026», «за март 2026»);
-    None when it names none or several different ones."""
+    None when it names none or several different ones. A month and year that are part of a
+    full date or follow «до», «от», «срок» are a date, not the period a receipt is for: read
+    as one, a receipt «оплатить до 11.12.2026» would be matched to no bill and paid by
+    requisites while the resident's bill stayed unpaid (review 30)."""
     if not text:
         return None
+    lowered = text.lower()
     found: set[str] = set()
     for pattern in _PERIOD_IN_TEXT:
-        for match in pattern.finditer(text.lower()):
+        for match in pattern.finditer(lowered):
+            if _NOT_A_PERIOD_BEFORE.search(lowered, 0, match.start()):
+                continue
             month = _month(match[1])
             if month is not None:
                 found.add(f"{month:02d}.{match[2]}")
@@ -606,8 +620,23 @@ class ReceiptCheck:
 
     @property
     def can_pay(self) -> bool:
-        """Whether «Оплатить» may be offered: by the UIN, or by requisites."""
-        return self.uin is not None or self.requisites_usable
+        """Whether «Оплатить» may be offered: by the UIN, or by requisites — but not by
+        requisites to a budget payee whose printed UIN could not be read: without the UIN the
+        payment is not credited to the charge (Minfin order 107н), and a fine paid so stays
+        unpaid. The resident is asked to type the UIN instead."""
+        if self.uin is not None:
+            return True
+        return self.requisites_usable and not (
+            ReceiptProblem.UIN in self.problems and self.budget_payee
+        )
+
+    @property
+    def budget_payee(self) -> bool:
+        """A payment to the budget: a treasury account (``03…``, or the older ``40101…``) or a
+        КБК printed (neither absent nor zeros)."""
+        account = self.qr.personal_acc or ""
+        cbc = _compact(self.qr.cbc)
+        return account.startswith(("03", "40101")) or (cbc is not None and not _is_zeros(cbc))
 
     @property
     def amount(self) -> int | None:

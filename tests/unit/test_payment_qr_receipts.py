@@ -27,6 +27,7 @@ class Receipt:
     uin: str | None = None
     problems: tuple[ReceiptProblem, ...] = ()
     fields: dict[str, object] = field(default_factory=dict)  # normalised PaymentQr fields
+    payable: bool | None = None  # «Оплатить» offered, when not `usable or uin`
 
 
 RECEIPTS = {
@@ -127,6 +128,9 @@ RECEIPTS = {
         + "|PayeeINN=7710168360|UIN=18810177200104519116123456|Sum=150000|Purpose=Кружок",
         usable=True,
         problems=(ReceiptProblem.UIN,),
+        # A budget payee's printed UIN unread: paid without it, the money is not credited to
+        # the charge (Minfin order 107н), so it is not paid by requisites (review 30).
+        payable=False,
     ),
     "inn_of_9_digits": Receipt(
         "ST00012|Name=ТСЖ «Солнечный»|PersonalAcc=40703810838000001111"
@@ -218,7 +222,8 @@ def test_verdict(name: str) -> None:
     assert check.requisites_usable is receipt.usable
     assert check.uin == receipt.uin
     assert check.problems == receipt.problems
-    assert check.can_pay == (receipt.usable or receipt.uin is not None)
+    expected = receipt.usable or receipt.uin is not None
+    assert check.can_pay == (expected if receipt.payable is None else receipt.payable)
     for key, value in receipt.fields.items():
         assert getattr(check.qr, key) == value, key
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-# СТС and licence: 2 digits (region), 2 digits or Cyrillic capitals (series), 6 digits (number).
+# СТС: 2 digits (region), 2 digits or Cyrillic capitals (series), 6 digits (number); a driver's
+# licence: 10 digits (the city's contract, `GET /api/v1/fines`: a licence with letters is refused
+# there, and the resident would be told «not found» as if the number were right).
 # ASCII digits only: [0-9], not \d, which also matches Arabic-Indic, full-width and other
 # scripts' digits (the city platform accepts only 0-9; other digits must never be sent on).
 _STS = re.compile(r"[0-9]{2}[0-9А-ЯЁ]{2}[0-9]{6}")
-_LICENCE = re.compile(r"[0-9]{2}[0-9А-ЯЁ]{2}[0-9]{6}")
+_LICENCE = re.compile(r"[0-9]{10}")
 # Latin letters that look like the Cyrillic ones used in series, typed on a Latin keyboard.
 _LOOKALIKES = str.maketrans("ABEKMHOPCTYX", "АВЕКМНОРСТУХ")
 

@@ -94,17 +94,22 @@ def troika_number(text: str) -> str | AccountProblem:
 
 def _phone(text: str) -> str | AccountProblem:
     """A typed Russian phone number → «7» and ten digits, or why it is not one. A leading
-    «+7» or «8» is the country code; ten digits alone are taken as a Russian number."""
+    «8» is the country code; ten digits alone are taken as a Russian number. After «+» comes
+    the country code itself (ITU-T E.164), so only «+7» and ten digits are Russian: «+960 791
+    2345» is a number of the Maldives, never +7 960 791-23-45 — someone else's account."""
     stripped = text.strip()
+    international = stripped.startswith("+")
     digits = _digits(stripped.removeprefix("+"))
     if isinstance(digits, AccountProblem):
         return digits
-    if len(digits) == PHONE_DIGITS - 1:
+    if not international and len(digits) == PHONE_DIGITS - 1:
         digits = "7" + digits
-    elif len(digits) == PHONE_DIGITS and digits[0] == "8" and not stripped.startswith("+"):
+    elif not international and len(digits) == PHONE_DIGITS and digits[0] == "8":
         digits = "7" + digits[1:]
     if len(digits) != PHONE_DIGITS:
         return AccountProblem.LENGTH
+    if digits[0] != "7":
+        return AccountProblem.RANGE  # another country's code
     return digits
 
 

@@ -81,7 +81,7 @@ from handlers.buttons import item_ref
 from handlers.payments import Ctx
 from handlers.ports import Texts
 from handlers.states import AutopaySG
-from handlers.texts import button_int, error_key, format_datetime
+from handlers.texts import button_int, error_text, format_datetime
 from handlers.widgets import HintOnText, SelectIds, Tr, body
 
 SERVICE_KEYS = {
@@ -481,7 +481,7 @@ async def topups_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     try:
         services = await topup_services(ctx.uow, ctx.city, ctx.city, ctx.linked)
     except DomainError as error:
-        return {"text": ctx.tr(error_key(error)), "accounts": [], "advance": False}
+        return {"text": error_text(ctx.tr, error), "accounts": [], "advance": False}
     advance = _advance(dialog_manager)
     if advance is not None:
         services = [s for s in services if s.code == advance["service"]]
@@ -645,7 +645,7 @@ async def services_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
     try:
         kinds = {b.kind for b in await unpaid_bills(ctx.uow, ctx.city, ctx.city, ctx.linked)}
     except DomainError as error:
-        return {"text": ctx.tr(error_key(error)), "services": []}
+        return {"text": error_text(ctx.tr, error), "services": []}
     services = [(k.value, ctx.tr.label(SERVICE_KEYS[k])) for k in BILL_KINDS if k in kinds]
     dialog_manager.dialog_data["services_shown"] = [k for k, _ in services]
     return {

@@ -30,7 +30,7 @@ from handlers.navigation import start_over_menu
 from handlers.payments import pay_data
 from handlers.ports import Texts
 from handlers.states import PaySG
-from handlers.texts import MOSCOW, error_key
+from handlers.texts import MOSCOW, error_text
 
 __all__ = ["KIND", "BillPay", "failed_key", "pay_button", "register", "render_bill_issued"]
 
@@ -169,7 +169,7 @@ async def on_bill_pay(
     except DomainError as error:
         await callback.answer()
         if callback.message is not None:
-            await callback.message.answer(tr(error_key(error)))
+            await callback.message.answer(error_text(tr, error))
         return
     bill = by_ref(bills, callback_data.bill, lambda b: b.id)
     if bill is None:  # paid meanwhile, no longer issued, or another resident's

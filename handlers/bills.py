@@ -35,7 +35,7 @@ from handlers.context import context_of
 from handlers.payments import Ctx, pay_bills, pay_data
 from handlers.ports import Texts
 from handlers.states import BillsSG, CharitySG, PaySG
-from handlers.texts import MOSCOW, error_key, format_date, shorten
+from handlers.texts import MOSCOW, error_text, format_date, shorten
 from handlers.widgets import (
     CurrentPage,
     HintOnText,
@@ -98,7 +98,7 @@ async def bills_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     try:
         bills = await _bills(ctx)
     except DomainError as error:
-        return {"error": ctx.tr(error_key(error)), "has_bills": False, "empty": False, "bills": []}
+        return {"error": error_text(ctx.tr, error), "has_bills": False, "empty": False, "bills": []}
     today = ctx.clock().astimezone(MOSCOW).date()
     page = await dialog_manager.find("bills_page").get_page()  # type: ignore[union-attr]
     page = min(page, max(0, (len(bills) - 1) // PAGE_SIZE))
@@ -216,7 +216,7 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     try:
         bills = {bill.id: bill for bill in await _bills(ctx)}
     except DomainError as error:
-        return {"text": ctx.tr(error_key(error)), "payable": False}
+        return {"text": error_text(ctx.tr, error), "payable": False}
     bill = bills.get(dialog_manager.dialog_data.get("card", ""))
     if bill is None:  # paid meanwhile, or an id that is not this resident's
         return {"text": ctx.tr("pay-unknown-bill"), "payable": False}

@@ -46,7 +46,7 @@ from handlers.buttons import by_ref, item_ref
 from handlers.context import context_of
 from handlers.payments import pay_data
 from handlers.states import CharitySG, PaySG
-from handlers.texts import button_int, error_key, format_datetime
+from handlers.texts import button_int, error_text, format_datetime
 from handlers.widgets import HintOnText, Html, ScrollingGroup, Tr, body
 
 FUNDS_PAGE = 6
@@ -64,7 +64,7 @@ async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         categories = await fund_categories(*ctx.acting)
         helped = await past_donations(*ctx.acting)
     except DomainError as error:
-        return {"error": ctx.tr(error_key(error)), "categories": [], "helped": False}
+        return {"error": error_text(ctx.tr, error), "categories": [], "helped": False}
     labels = [
         (item_ref(c.id), ctx.tr.label("charity-category", title=c.title, count=c.count))
         for c in categories
@@ -107,7 +107,7 @@ async def funds_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     try:
         found = await funds(*ctx.acting, category)
     except DomainError as error:
-        return {"title": ctx.tr(error_key(error)), "funds": []}
+        return {"title": error_text(ctx.tr, error), "funds": []}
     title = dialog_manager.dialog_data.get("titles", {}).get(category) or ctx.tr("charity-all")
     dialog_manager.dialog_data["fund_ids"] = [f.id for f in found]
     return {
@@ -130,7 +130,7 @@ async def fund_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     try:
         card = await fund(*ctx.acting, dialog_manager.dialog_data["fund"])
     except DomainError as error:
-        return {"text": ctx.tr(error_key(error)), "amounts": [], "report_url": "", "ok": False}
+        return {"text": error_text(ctx.tr, error), "amounts": [], "report_url": "", "ok": False}
     dialog_manager.dialog_data["fund_name"] = card.name
     text = ctx.tr(
         "charity-fund-card",
@@ -183,7 +183,7 @@ async def helped_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     try:
         donations = await past_donations(*ctx.acting)
     except DomainError as error:
-        return {"text": ctx.tr(error_key(error)), "again": []}
+        return {"text": error_text(ctx.tr, error), "again": []}
     lines = [ctx.tr("charity-helped-title")] + [
         ctx.tr(
             "charity-helped-line",

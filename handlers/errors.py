@@ -15,7 +15,7 @@ from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, Unknown
 from domain.errors import DomainError, RelinkRequired
 from handlers.ports import Texts
 from handlers.states import MenuSG
-from handlers.texts import error_key
+from handlers.texts import error_text
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +72,7 @@ async def domain_error(event: ErrorEvent, tr: Texts, **data: Any) -> None:
     error = event.exception
     log.info("domain.error", error=type(error).__name__)
     if isinstance(error, RelinkRequired):  # the link is already forgotten (domain.sessions)
-        await _tell(event, tr(error_key(error)))
+        await _tell(event, error_text(tr, error))
         dialog_manager: DialogManager | None = data.get("dialog_manager")
         if dialog_manager is not None:  # the way forward at once: the menu with «Привязать»
             dialog_manager.middleware_data["resident"] = None  # `data` is aiogram's copy
@@ -81,7 +81,7 @@ async def domain_error(event: ErrorEvent, tr: Texts, **data: Any) -> None:
             )
         return
     assert isinstance(error, DomainError)
-    await _tell(event, tr(error_key(error)))
+    await _tell(event, error_text(tr, error))
 
 
 async def tell_quietly(event: ErrorEvent, text: str) -> None:

@@ -18,7 +18,7 @@ from domain.money import format_rub, has_foreign_digit
 from domain.payments import find_fines
 from handlers.payments import Ctx, pay_bills
 from handlers.states import FinesSG
-from handlers.texts import error_key, format_date
+from handlers.texts import error_text, format_date
 from handlers.widgets import HintOnText, Html, Paged, PagerRow, Tr
 
 BAD_NUMBER_KEYS = {
@@ -38,13 +38,19 @@ async def on_number(message: Message, _widget: MessageInput, manager: DialogMana
         await message.answer(ctx.tr(BAD_NUMBER_KEYS[kind]))
         return
     try:
-        fines = await find_fines(
-            ctx.uow, ctx.city, ctx.city, ctx.linked, kind, number, now=ctx.clock()
-        )
+        await _search(ctx, manager, kind, number)
     except DomainError as error:
-        await message.answer(ctx.tr(error_key(error)))
+        await message.answer(error_text(ctx.tr, error))
         return
+    await manager.switch_to(FinesSG.list)
+
+
+async def _search(ctx: Ctx, manager: DialogManager, kind: DocumentKind, number: str) -> None:
+    """The document's unpaid fines at the city, kept for the list (with the document, so the
+    list can be drawn again). Raises the city's DomainErrors."""
+    fines = await find_fines(ctx.uow, ctx.city, ctx.city, ctx.linked, kind, number, now=ctx.clock())
     await ctx.uow.commit()
+    manager.dialog_data["number"] = number
     manager.dialog_data["fine_ids"] = [fine.id for fine in fines]
     manager.dialog_data["text"] = Markup("\n\n").join(
         ctx.tr(
@@ -58,7 +64,21 @@ async def on_number(message: Message, _widget: MessageInput, manager: DialogMana
     )
     manager.dialog_data["total"] = format_rub(sum(fine.amount for fine in fines))
     manager.dialog_data["count"] = len(fines)
-    await manager.switch_to(FinesSG.list)
+
+
+async def on_pay_result(_start: Any, _result: Any, manager: DialogManager) -> None:
+    """Back from the pay step (paid, cancelled or refused — e.g. one fine was paid elsewhere
+    meanwhile): the list is asked for again, so it shows what is unpaid now and its button
+    pays that, not the list as it was (review 30c). The city down: the list stays as it was
+    (the pay step checks every fine again before charging)."""
+    number = manager.dialog_data.get("number")
+    if manager.current_context().state != FinesSG.list or not isinstance(number, str):
+        return
+    kind = DocumentKind(manager.dialog_data.get("kind", DocumentKind.STS))
+    try:
+        await _search(Ctx(manager), manager, kind, number)
+    except DomainError:
+        return
 
 
 async def input_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -107,4 +127,5 @@ def build_dialog() -> Dialog:
             state=FinesSG.list,
         ),
         name="fines",
+        on_process_result=on_pay_result,
     )

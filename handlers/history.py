@@ -16,7 +16,7 @@ from domain.payments import IntentStatus, PaymentStatus, history
 from domain.topups import shown_account
 from handlers.payments import Ctx
 from handlers.states import HistorySG, PaySG
-from handlers.texts import button_int, error_key, format_datetime
+from handlers.texts import button_int, error_text, format_datetime
 from handlers.topups import history_line_key
 from handlers.widgets import HintOnText, Html, Paged, PagerRow, Tr
 
@@ -33,7 +33,7 @@ async def history_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     try:
         payments = await history(ctx.uow, ctx.city, ctx.city, ctx.linked)
     except DomainError as error:
-        return {"text": tr(error_key(error))}
+        return {"text": error_text(tr, error)}
     if not payments:
         return {"text": tr("history-empty")}
     blocks = [tr("history-title")]

@@ -46,7 +46,7 @@ from handlers.buttons import by_ref, item_ref
 from handlers.context import ResidentContext, context_of
 from handlers.ports import Texts
 from handlers.states import MetersSG
-from handlers.texts import error_key, format_date
+from handlers.texts import error_text, format_date
 from handlers.widgets import HintOnText, Tr, body
 
 KIND_KEYS = {
@@ -110,7 +110,7 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     try:
         meters = list((await _meters(ctx)).values())
     except DomainError as error:
-        return {"text": tr(error_key(error)), "meters": []}
+        return {"text": error_text(tr, error), "meters": []}
     if not meters:
         return {"text": tr("meters-none"), "meters": []}
     today = moscow_date(ctx.now)
@@ -161,7 +161,7 @@ async def input_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     try:
         meter = (await _meters(ctx)).get(dialog_manager.dialog_data.get(METER, ""))
     except DomainError as error:
-        return {"text": tr(error_key(error)), "can_correct": False}
+        return {"text": error_text(tr, error), "can_correct": False}
     if meter is None:
         return {"text": tr("error-not-found"), "can_correct": False}
     if not meter.window.contains(moscow_date(ctx.now)):
@@ -202,7 +202,7 @@ async def on_value(message: Message, _w: MessageInput, manager: DialogManager) -
     try:
         meter = (await _meters(ctx)).get(manager.dialog_data.get(METER, ""))
     except DomainError as error:
-        await message.answer(tr(error_key(error)))
+        await message.answer(error_text(tr, error))
         return
     if meter is None:
         await message.answer(tr("error-not-found"))
@@ -253,7 +253,7 @@ async def confirm_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, A
     try:
         meter = (await _meters(ctx)).get(dialog_manager.dialog_data.get(METER, ""))
     except DomainError as error:
-        return {"text": ctx.tr(error_key(error))}
+        return {"text": error_text(ctx.tr, error)}
     unit = ctx.tr(UNIT_KEYS.get(meter.unit if meter else "m3", "unit-m3"))
     used = dialog_manager.dialog_data.get(USED, "")
     period = dialog_manager.dialog_data.get(OVER_SENT)
@@ -312,7 +312,7 @@ async def _send(
     except NothingToCorrect:
         result = tr("meters-nothing-to-correct")
     except DomainError as error:
-        result = tr(error_key(error))
+        result = error_text(tr, error)
     else:
         unit = _unit(tr, meter)
         shown = format_reading(meter.kind, accepted.value)

@@ -44,7 +44,7 @@ from handlers.navigation import start_over_menu
 from handlers.payments import Ctx
 from handlers.ports import Texts
 from handlers.states import MyReportsSG
-from handlers.texts import error_key, format_date, format_datetime, whole
+from handlers.texts import error_text, format_date, format_datetime, whole
 from handlers.widgets import HintOnText, Html, Paged, PagerRow, ScrollingGroup, Tr, body
 
 STATUS_KEYS = {
@@ -96,7 +96,7 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     try:
         reports = await my_reports(ctx.uow, ctx.city, ctx.linked, ctx.clock())
     except DomainError as error:
-        return {"text": tr(error_key(error)), "reports": []}
+        return {"text": error_text(tr, error), "reports": []}
     if not reports:
         return {"text": tr("my-reports-empty"), "reports": []}
     items = [
@@ -125,7 +125,7 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     except NotFound:  # a forged or foreign id shows nothing
         return {"text": tr("error-not-found"), "askable": False}
     except DomainError as error:
-        return {"text": tr(error_key(error)), "askable": False}
+        return {"text": error_text(tr, error), "askable": False}
     updates = await ctx.city.report_updates(report.id)
     # The card is paged: the city's answer and the history are shown whole.
     lines: list[str] = [
@@ -169,7 +169,7 @@ async def _confirm(
     except ConfirmWindowClosed:
         return tr("report-window-closed"), True
     except DomainError as error:
-        return tr(error_key(error)), False
+        return error_text(tr, error), False
     if report.points_credited > 0:
         return tr("report-confirmed-points", points=report.points_credited), True
     return tr("report-confirmed"), True
@@ -227,7 +227,7 @@ async def _refute(manager: DialogManager, message: Message | None) -> None:
     except ConfirmWindowClosed:
         manager.dialog_data["result"] = ctx.tr("report-window-closed")
     except DomainError as error:
-        manager.dialog_data["result"] = ctx.tr(error_key(error))
+        manager.dialog_data["result"] = error_text(ctx.tr, error)
     else:
         manager.dialog_data["result"] = ctx.tr("report-refuted")
     await manager.switch_to(MyReportsSG.card, show_mode=ShowMode.SEND)

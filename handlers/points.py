@@ -56,7 +56,7 @@ from domain.prizes import (
 from handlers.buttons import by_ref, item_ref
 from handlers.context import ResidentContext, context_of
 from handlers.states import MetersSG, PointsSG
-from handlers.texts import error_key, format_date, format_datetime, whole
+from handlers.texts import error_text, format_date, format_datetime, whole
 from handlers.widgets import HintOnText, ScrollingGroup, Tr, body
 
 CATEGORY_KEYS = {
@@ -219,7 +219,7 @@ async def main_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         account = await points_account(*ctx.acting)
     except DomainError as error:
         dialog_manager.dialog_data.pop("balance", None)  # not known now: read again if needed
-        return {**notices, "text": _with_notices(notices, tr(error_key(error)))}
+        return {**notices, "text": _with_notices(notices, error_text(tr, error))}
     dialog_manager.dialog_data["balance"] = account.balance
     lines = [tr("points-balance", balance=account.balance)]
     if account.pending_total:
@@ -247,7 +247,7 @@ async def earn_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     try:
         meters = await resident_meters(*ctx.acting)
     except DomainError as error:
-        return {"text": tr(error_key(error)), "has_meters": False}
+        return {"text": error_text(tr, error), "has_meters": False}
     states = [MeterState(m.kind, m.submitted_this_period, m.window) for m in meters]
     today = moscow_date(ctx.now)
     lines = []
@@ -269,7 +269,7 @@ async def pick_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     try:
         found = await funds(*ctx.acting, None)
     except DomainError as error:
-        return {"text": ctx.tr(error_key(error)), "funds": []}
+        return {"text": error_text(ctx.tr, error), "funds": []}
     # A button carries the fund's `item_ref` (never a position: the list may change before
     # the tap; never the platform's id: no length limit, callback data has 64 bytes).
     dialog_manager.dialog_data["fund_list"] = [[f.id, f.name] for f in found]
@@ -366,7 +366,7 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
         )
     except NotFound as error:
         await _drop(manager, TRANSFER, fund)
-        data["result"] = ctx.tr(error_key(error))
+        data["result"] = error_text(ctx.tr, error)
     except DomainError:  # no answer: it may have been made; the key stays
         data["result"] = ctx.tr("points-transfer-unknown")
     else:
@@ -402,7 +402,7 @@ async def categories_getter(dialog_manager: DialogManager, **_: Any) -> dict[str
     try:
         account = await points_account(*ctx.acting)
     except DomainError as error:
-        return {**notices, "text": _with_notices(notices, tr(error_key(error))), "categories": []}
+        return {**notices, "text": _with_notices(notices, error_text(tr, error)), "categories": []}
     data["balance"] = account.balance
     text = tr("prizes-categories", balance=tr("points-count", count=account.balance))
     return {
@@ -433,7 +433,7 @@ async def prizes_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     try:
         found = await prizes(*ctx.acting, category)
     except DomainError as error:
-        return {"text": tr(error_key(error)), "prizes": []}
+        return {"text": error_text(tr, error), "prizes": []}
     # A button carries the prize's `item_ref`, never its position (as `pick_getter`).
     dialog_manager.dialog_data["prize_ids"] = [p.id for p in found]
     title = tr.label(CATEGORY_KEYS[category])
@@ -468,7 +468,7 @@ async def prize_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any
     except NotFound:
         return {"text": tr("prizes-unknown"), "can_exchange": False}
     except DomainError as error:
-        return {"text": tr(error_key(error)), "can_exchange": False}
+        return {"text": error_text(tr, error), "can_exchange": False}
     lines = [
         tr("prizes-card", name=card.name, description=whole(card.description),
            price=_price(ctx, card.price)),
@@ -506,7 +506,7 @@ async def on_take(callback: CallbackQuery, _b: Button, manager: DialogManager) -
         await manager.switch_to(PointsSG.prize_done)
         return
     except DomainError as error:
-        data["prize_result"] = tr(error_key(error))
+        data["prize_result"] = error_text(tr, error)
         await manager.switch_to(PointsSG.prize_done)
         return
     if not card.available:
@@ -614,7 +614,7 @@ async def my_prizes_getter(dialog_manager: DialogManager, **_: Any) -> dict[str,
     try:
         owned = await my_prizes(*ctx.acting)
     except DomainError as error:
-        return {**notices, "text": _with_notices(notices, tr(error_key(error)))}
+        return {**notices, "text": _with_notices(notices, error_text(tr, error))}
     if not owned:
         return {**notices, "text": _with_notices(notices, tr("prizes-mine-empty"))}
     lines = [tr("prizes-mine-title")] + [

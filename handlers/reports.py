@@ -78,7 +78,7 @@ from domain.typed_text import visible, without_invisible
 from handlers.buttons import by_ref, item_ref
 from handlers.payments import Ctx
 from handlers.states import ReportSG
-from handlers.texts import error_key, format_date, whole
+from handlers.texts import error_text, format_date, whole
 from handlers.widgets import HintOnText, Html, Paged, PagerRow, ScrollingGroup, SelectIds, Tr, body
 
 THEMES_PAGE = 8
@@ -265,7 +265,7 @@ async def on_place(message: Message, _w: MessageInput, manager: DialogManager) -
         await manager.switch_to(ReportSG.place_pick, show_mode=ShowMode.SEND)
         return
     except DomainError as error:
-        await message.answer(ctx.tr(error_key(error)))
+        await message.answer(error_text(ctx.tr, error))
         return
     await _placed(ctx, place)
 
@@ -689,7 +689,7 @@ async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -
     except ReportRefused as refused:
         manager.dialog_data["result"] = _refusal(ctx, refused)
     except DomainError as error:
-        manager.dialog_data["result"] = ctx.tr(error_key(error))  # never the platform's words
+        manager.dialog_data["result"] = error_text(ctx.tr, error)  # never the platform's words
     else:
         expected = format_date(report.expected_at.date()) if report.expected_at else "—"
         manager.dialog_data["result"] = ctx.tr("report-sent", number=report.id, expected=expected)

@@ -15,7 +15,7 @@ from domain.linking import NONCE_PREFIX, confirm_link
 from domain.ports import CityAuth, UnitOfWork
 from handlers.ports import Texts
 from handlers.states import MenuSG
-from handlers.texts import LEVEL_KEYS, error_key
+from handlers.texts import LEVEL_KEYS, error_text
 
 
 async def finish_link(
@@ -39,7 +39,7 @@ async def finish_link(
         )
     except LinkError as error:
         await uow.commit()  # a refused link stays refused
-        await message.answer(tr(error_key(error)))
+        await message.answer(error_text(tr, error))
     else:
         await uow.commit()
         dialog_manager.middleware_data["resident"] = resident

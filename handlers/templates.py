@@ -58,7 +58,9 @@ from domain.templates import (
 )
 from domain.topups import (
     AmountProblem,
+    TopupRefused,
     TopupService,
+    UnknownTopupAccount,
     can_top_up,
     parse_topup_amount,
     service_of,
@@ -175,25 +177,32 @@ async def on_template(
     manager.dialog_data["template_id"] = template.id
     try:
         payment = await template_payment(ctx.uow, ctx.city, ctx.linked, template)
-    except TemplateUnreadable:
-        await _stale(manager, ctx.tr("templates-unreadable"))
-        return
-    except NoBillNow:
-        await _stale(manager, ctx.tr("templates-no-bill", service=_service(ctx.tr, template)))
-        return
-    except PayeeGone:
-        await _stale(manager, ctx.tr("templates-fund-gone", fund=_payee(template)))
-        return
     except DomainError as error:
-        await _stale(manager, error_text(ctx.tr, error), gone=False)
+        await _stale(manager, *_unpayable(ctx.tr, template, error))
         return
     provider = payment.bill.provider if payment.bill is not None else None
     await _pay(manager, ctx, template, payment.payable, payment.amount, provider)
 
 
-async def _stale(manager: DialogManager, text: Markup, *, gone: bool = True) -> None:
+def _unpayable(tr: Texts, template: PaymentTemplate, error: DomainError) -> tuple[Markup, bool]:
+    """What the resident reads when the template cannot be paid now, and whether that is for
+    good (then «Удалить шаблон» is offered): the same on a tap and at «Изменить сумму»."""
+    if isinstance(error, TemplateUnreadable):
+        return tr("templates-unreadable"), True
+    if isinstance(error, NoBillNow):
+        return tr("templates-no-bill", service=_service(tr, template)), True
+    if isinstance(error, PayeeGone):
+        return tr("templates-fund-gone", fund=_payee(template)), True
+    if isinstance(error, UnknownTopupAccount | TopupRefused):  # the card or number closed
+        return tr("templates-topup-account-gone"), True
+    return error_text(tr, error), False
+
+
+async def _stale(
+    manager: DialogManager, text: Markup, gone: bool = True, show_mode: ShowMode | None = None
+) -> None:
     manager.dialog_data.update(stale=str(text), gone=gone)
-    await manager.switch_to(TemplatesSG.stale)
+    await manager.switch_to(TemplatesSG.stale, show_mode=show_mode)
 
 
 async def _pay(
@@ -260,7 +269,11 @@ async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) 
         await message.answer(ctx.tr("templates-unreadable"))
         return
     if template.kind is PayableKind.TOPUP:
-        checked = await _topup_amount(ctx, template, text)
+        try:
+            checked = await _topup_amount(ctx, template, text)
+        except DomainError as error:
+            await _unpayable_now(message, manager, ctx, template, error)
+            return
         if isinstance(checked, Markup):
             await message.answer(checked)
             return
@@ -288,16 +301,34 @@ async def on_amount(message: Message, _w: MessageInput, manager: DialogManager) 
     try:
         payment = await template_payment(ctx.uow, ctx.city, ctx.linked, template)
     except DomainError as error:
-        await message.answer(error_text(ctx.tr, error))
+        await _unpayable_now(message, manager, ctx, template, error)
         return
     manager.show_mode = ShowMode.SEND
     await _pay(manager, ctx, template, payment.payable, amount)
 
 
+async def _unpayable_now(
+    message: Message,
+    manager: DialogManager,
+    ctx: ResidentContext,
+    template: PaymentTemplate,
+    error: DomainError,
+) -> None:
+    """The template turned unpayable while its new amount was typed: said as a tap says it
+    (with «Удалить шаблон» when for good); a passing failure (the city down) is said and the
+    amount can be typed again."""
+    text, gone = _unpayable(ctx.tr, template, error)
+    if gone:
+        await _stale(manager, text, gone, ShowMode.SEND)
+    else:
+        await message.answer(text)
+
+
 async def _topup_amount(ctx: ResidentContext, template: PaymentTemplate, text: str) -> int | Markup:
     """A top-up template's new amount, checked as the top-up step checks it
     (`parse_topup_amount`: the service's limits, the room left in the wallet now, the
-    operator's ceiling); or what the resident is told."""
+    operator's ceiling); or what the resident is told. Raises the city's DomainErrors (the
+    account unknown now, the city down) for the caller to tell."""
     topup = Payable.from_json(template.target).topup
     assert topup is not None
     try:
@@ -308,8 +339,6 @@ async def _topup_amount(ctx: ResidentContext, template: PaymentTemplate, text: s
         balance = (await topup_balance(*ctx.acting, service, topup.account)).balance
     except ValueError:
         return ctx.tr("templates-topup-gone")
-    except DomainError as error:
-        return error_text(ctx.tr, error)
     limits = info.limits
     if not can_top_up(limits, balance, ctx.limits.payment):
         return ctx.tr("topup-full", ceiling=format_rub(limits.max_balance or 0))

@@ -10,10 +10,13 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup, escape
 
 from domain.accounts import AccountLevel
+from domain.autopaying import AutopayExists, AutopayTooSmall, TopupDoesNotFit, UnsuitableCard
 from domain.errors import (
     CityUnavailable,
     DomainError,
+    InvalidGrant,
     LinkCodeRejected,
+    LinkError,
     LinkStateExpired,
     LinkStateInvalid,
     LinkStateUsed,
@@ -21,16 +24,42 @@ from domain.errors import (
     NotFound,
     NotLinked,
     RelinkRequired,
+    ReportRefused,
 )
 from domain.limits import AmountTooLarge
+from domain.meters import (
+    NothingToCorrect,
+    ReadingAlreadySubmitted,
+    ReadingBelowPrevious,
+    WindowClosed,
+)
 from domain.money import format_rub
 from domain.payments import (
+    AmountChanged,
     BillAlreadyPaid,
     DonationTooSmall,
     InvalidAmount,
+    InvalidTopupAccount,
     PaymentRefused,
     UnknownBill,
 )
+from domain.points import InsufficientPoints
+from domain.prizes import PriceChanged, PrizeOutOfStock
+from domain.reporting import (
+    AnswersMissing,
+    ConfirmWindowClosed,
+    OutsideCity,
+    ReportAlreadyClosed,
+)
+from domain.templates import (
+    NoBillNow,
+    NotTemplatable,
+    PayeeGone,
+    TemplateNotFound,
+    TemplateUnreadable,
+    TooManyTemplates,
+)
+from domain.topups import TopupRefused, UnknownTopupAccount
 from handlers.ports import Texts
 
 # A bot command as Telegram marks one (the Bot API's «bot_command» entity): «/», 1–32 Latin
@@ -76,15 +105,21 @@ LEVEL_KEYS: dict[AccountLevel, str] = {
     AccountLevel.FULL: "level-full",
 }
 
-# Most specific first: the first class the error is an instance of wins.
+# Most specific first: the first class the error is an instance of wins. Every DomainError has
+# a sentence here (tests/unit/test_error_texts.py), so an error a step did not expect is told as
+# what it is — never as the bot's own failure («error-generic», kept for bugs): a step with a
+# sentence of its own (with names and amounts) still catches its errors first.
 ERROR_KEYS: list[tuple[type[DomainError], str]] = [
     (LinkStateInvalid, "link-error-invalid"),
     (LinkStateExpired, "link-error-expired"),
     (LinkStateUsed, "link-error-used"),
     (LinkWrongUser, "link-error-wrong-user"),
     (LinkCodeRejected, "link-error-code"),
+    (LinkError, "link-error-invalid"),
     (CityUnavailable, "error-city-unavailable"),
     (RelinkRequired, "error-relink"),
+    (InvalidGrant, "error-relink"),
+    (TemplateNotFound, "templates-gone"),
     (NotFound, "error-not-found"),
     (NotLinked, "error-not-linked"),
     (UnknownBill, "pay-unknown-bill"),
@@ -93,6 +128,31 @@ ERROR_KEYS: list[tuple[type[DomainError], str]] = [
     (DonationTooSmall, "charity-too-small"),
     (InvalidAmount, "error-bad-amount"),
     (AmountTooLarge, "error-amount-too-large"),
+    (AmountChanged, "error-amount-changed"),
+    (InvalidTopupAccount, "error-account-unknown"),
+    (UnknownTopupAccount, "error-account-unknown"),
+    (TopupRefused, "error-account-unknown"),
+    (AutopayExists, "error-autopay-exists"),
+    (AutopayTooSmall, "error-autopay-too-small"),
+    (TopupDoesNotFit, "error-topup-does-not-fit"),
+    (UnsuitableCard, "error-card-unsuitable"),
+    (ReadingAlreadySubmitted, "error-reading-sent"),
+    (ReadingBelowPrevious, "error-reading-below"),
+    (WindowClosed, "error-meters-closed"),
+    (NothingToCorrect, "error-nothing-to-correct"),
+    (InsufficientPoints, "error-points-insufficient"),
+    (PriceChanged, "error-prize-price-changed"),
+    (PrizeOutOfStock, "error-prize-sold-out"),
+    (ReportRefused, "error-report-refused"),
+    (AnswersMissing, "error-report-answers"),
+    (ConfirmWindowClosed, "error-report-window"),
+    (OutsideCity, "error-report-outside"),
+    (ReportAlreadyClosed, "error-report-closed"),
+    (NoBillNow, "error-no-bill-now"),
+    (PayeeGone, "error-payee-gone"),
+    (TemplateUnreadable, "error-template-unreadable"),
+    (NotTemplatable, "error-template-not-kept"),
+    (TooManyTemplates, "error-templates-full"),
 ]
 
 

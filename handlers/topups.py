@@ -44,7 +44,7 @@ from handlers.context import context_of
 from handlers.payments import pay_data
 from handlers.ports import Texts
 from handlers.states import PaySG, TopupSG
-from handlers.texts import button_int, error_key
+from handlers.texts import button_int, error_text
 from handlers.widgets import HintOnText, Html, Tr, body
 
 ASK_KEYS = {TopupService.TROIKA: "topup-ask-troika", TopupService.PARKING: "topup-ask-parking"}
@@ -108,7 +108,7 @@ async def services_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, 
     try:
         services = await topup_services(*ctx.acting)
     except DomainError as error:
-        return {"error": ctx.tr(error_key(error)), "troika": False, "parking": False}
+        return {"error": error_text(ctx.tr, error), "troika": False, "parking": False}
     dialog_manager.dialog_data["services"] = {s.code.value: _keep(s) for s in services}
     codes = {s.code for s in services}
     return {
@@ -179,7 +179,7 @@ async def _choose(manager: DialogManager, account: str) -> Markup | None:
     except TopupRefused:
         return ctx.tr(_bad_account_key(service, AccountProblem.FORMAT))
     except DomainError as error:
-        return ctx.tr(error_key(error))
+        return error_text(ctx.tr, error)
     manager.dialog_data["account"] = account
     manager.dialog_data["balance"] = balance.balance
     await manager.switch_to(TopupSG.amount)

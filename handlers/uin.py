@@ -17,7 +17,7 @@ from domain.payments import BillAlreadyPaid, lookup_bill
 from domain.uin import UinProblem, check_uin
 from handlers.payments import Ctx, paid_text, pay_bills
 from handlers.states import UinSG
-from handlers.texts import error_key, format_date
+from handlers.texts import error_text, format_date
 from handlers.widgets import HintOnText, Tr, body
 
 PROBLEM_KEYS = {
@@ -47,7 +47,7 @@ async def on_uin(message: Message, _widget: MessageInput, manager: DialogManager
         await message.answer(ctx.tr("uin-already-paid"))
         return
     except DomainError as error:
-        await message.answer(ctx.tr(error_key(error)))
+        await message.answer(error_text(ctx.tr, error))
         return
     await ctx.uow.commit()
     if bill.paid:  # the city answers a known UIN as it is, paid or not: never offer to pay it

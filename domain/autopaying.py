@@ -300,19 +300,30 @@ async def set_status(
     return autopay
 
 
+# A period whose run ended so has nothing left to skip: charged, or left to the resident (over
+# the limit). SKIPPED is left out (skipping it again stays true), and FAILED too: a resumed
+# autopay may charge that period again, and a skip then still stops it.
+_RUN_OVER = frozenset({RunStatus.SUCCEEDED, RunStatus.OVER_LIMIT})
+
+
 async def skip_once(
     uow: UnitOfWork, resident: Resident, autopay_id: int, period: str
 ) -> Autopay | None:
     """«Пропустить этот раз»: only the period the reminder was about; None if it has passed —
     or if its charge is under way: its run has recorded a key (STARTED, attempts ≥ 1), which
-    may have been sent, and is sent again until answered. Read under the autopay row's lock,
-    which the run also holds when it records the key and re-checks `skip_period` (`_process`):
-    a skip is either seen by the run before its key is recorded, or refused here."""
+    may have been sent, and is sent again until answered — or if its run is over (charged,
+    or over the limit): a day moved later after the charge puts the autopay
+    back on the period it has paid, and «в этот раз не спишем» would then be false (review
+    30d). Read under the autopay row's lock, which the run also holds when it records the key
+    and re-checks `skip_period` (`_process`): a skip is either seen by the run before its key
+    is recorded, or refused here."""
     autopay = await _held(uow, resident, autopay_id)
     if autopay.period != period or autopay.id is None:
         return None
     run = await uow.autopays.run_of(autopay.id, period)
-    if run is not None and run.status is RunStatus.STARTED and run.attempts > 0:
+    if run is not None and (
+        run.status in _RUN_OVER or (run.status is RunStatus.STARTED and run.attempts > 0)
+    ):
         return None
     autopay.skip_period = period
     await uow.autopays.save(autopay)

@@ -414,6 +414,18 @@ async def _check_open(city: City, report: Report, now: datetime) -> None:
     raise ConfirmWindowClosed()
 
 
+async def refutable_report(
+    uow: UnitOfWork, city: City, resident: Resident, report_id: str, now: datetime
+) -> Report:
+    """The report «Не устранено» may be said of now, checked before the resident writes why:
+    theirs (the account linked now), answered, within its 15 days. Raises NotFound (not this
+    account's: e.g. a notice of the account linked before), ReportAlreadyClosed,
+    ConfirmWindowClosed, CityUnavailable — as `refute_fix` would, only after the comment."""
+    report = await _own_report(uow, city, resident, report_id)
+    await _check_open(city, report, now)
+    return report
+
+
 async def refute_fix(
     uow: UnitOfWork,
     city: City,

@@ -29,7 +29,7 @@ from aiogram.types import CallbackQuery, Message
 from magic_filter import MagicFilter
 from pydantic import BeforeValidator, Field
 
-from handlers.digest import without_item
+from handlers.digest import without_items
 from handlers.ports import Texts
 
 MAX_ID = 2**63 - 1  # the largest PostgreSQL bigint: no row has a larger id
@@ -79,18 +79,23 @@ async def on_forged(callback: CallbackQuery, tr: Texts) -> None:
     await callback.answer(tr.label("error-forged-button"))
 
 
-async def drop_keyboard(callback: CallbackQuery) -> None:
-    """Take the buttons off the pressed message — in a quiet hours' digest only the pressed
-    item's (`handlers.digest.without_item`): the others stay usable; already gone (a second
+async def drop_keyboard(callback: CallbackQuery, state: FSMContext | None = None) -> None:
+    """Take the buttons off the pressed message — in a quiet hours' digest only the items
+    spent: the pressed one's and those of every earlier press of that message remembered in
+    `state` (`handlers.digest.without_items`), so two items tapped before the first edit
+    arrived do not bring each other back; the others stay usable. Already gone (a second
     tap) is fine — Telegram refuses the same markup again with «message is not modified»."""
     if not isinstance(callback.message, Message) or callback.bot is None:
         # No message, or an inaccessible one (Bot API 7.0: older than 48 hours, date 0): its
         # keyboard is not known, and taking it all off would drop a digest's other items'
         # buttons too. It stays; a second tap is told by `pressed_before`.
         return
-    digest, rest = without_item(callback.message.reply_markup, callback.data)
+    pressed = [callback.data] if callback.data else []
+    if state is not None:
+        pressed += await pressed_on(state, callback.message.message_id)
+    digest, rest = without_items(callback.message.reply_markup, pressed)
     if digest and rest is callback.message.reply_markup:
-        return  # the pressed item's buttons are gone already
+        return  # the spent items' buttons are gone already
     with contextlib.suppress(TelegramBadRequest):
         await callback.bot.edit_message_reply_markup(
             chat_id=callback.message.chat.id,
@@ -113,6 +118,13 @@ async def pressed_before(state: FSMContext, key: str) -> bool:
     """Whether a one-shot button already did its work (updates of a chat are handled one at a
     time: the dispatcher's event isolation)."""
     return key in (await state.get_data()).get(_PRESSED, [])
+
+
+async def pressed_on(state: FSMContext, message_id: int) -> list[str]:
+    """The callback data of the remembered presses of one message's buttons."""
+    prefix = f"{message_id}:"
+    kept: list[str] = (await state.get_data()).get(_PRESSED, [])
+    return [key.removeprefix(prefix) for key in kept if key.startswith(prefix)]
 
 
 async def remember_press(state: FSMContext, key: str) -> None:

@@ -36,13 +36,26 @@ def without_item(
     """(whether `markup` is a digest's, its buttons less those of the item whose button
     carries `pressed`, the callback data of a tap). Not a digest's: (False, None). A press
     of a button no longer there (a second tap): the buttons as they are."""
+    return without_items(markup, [] if pressed is None else [pressed])
+
+
+def without_items(
+    markup: InlineKeyboardMarkup | None, pressed: Sequence[str]
+) -> tuple[bool, InlineKeyboardMarkup | None]:
+    """`without_item` for every item one of whose buttons carries one of `pressed`: the
+    keyboard a tap carries may be older than the message (two items tapped before the first
+    edit arrived), so the items spent are taken from every press remembered, not only this
+    one's, and none comes back. Unchanged: `markup` itself."""
     buttons = [button for row in (markup.inline_keyboard if markup else []) for button in row]
     numbers = {id(button): _ITEM.match(button.text) for button in buttons}
     if markup is None or not any(numbers.values()):
         return False, None
-    hit = next((b for b in buttons if pressed is not None and b.callback_data == pressed), None)
-    found = numbers.get(id(hit)) if hit is not None else None
-    if found is None:
+    spent = {
+        found.group(1)
+        for button in buttons
+        if button.callback_data in pressed and (found := numbers[id(button)]) is not None
+    }
+    if not spent:
         return True, markup
     rows = [
         kept
@@ -51,7 +64,7 @@ def without_item(
             kept := [
                 button
                 for button in row
-                if (number := numbers[id(button)]) is None or number.group(1) != found.group(1)
+                if (number := numbers[id(button)]) is None or number.group(1) not in spent
             ]
         )
     ]

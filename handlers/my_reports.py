@@ -27,6 +27,7 @@ from domain.reporting import (
     confirm_fix,
     my_report,
     my_reports,
+    refutable_report,
     refute_fix,
 )
 from domain.reports import MAX_DESCRIPTION, ReportStatus, ReportUpdate, clean_description
@@ -123,9 +124,9 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     try:
         report = await my_report(ctx.uow, ctx.city, ctx.linked, report_id)
     except NotFound:  # a forged or foreign id shows nothing
-        return {"text": tr("error-not-found"), "askable": False}
+        return {"text": tr("error-not-found"), "askable": False, "failed": True}
     except DomainError as error:
-        return {"text": error_text(tr, error), "askable": False}
+        return {"text": error_text(tr, error), "askable": False, "failed": True}
     updates = await ctx.city.report_updates(report.id)
     # The card is paged: the city's answer and the history are shown whole.
     lines: list[str] = [
@@ -191,9 +192,32 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
 
 
 async def on_refute_start(data: Data, manager: DialogManager) -> None:
-    if isinstance(data, dict) and "report" in data:
-        manager.dialog_data["report"] = data["report"]
-        await manager.switch_to(MyReportsSG.card if data.get("show") else MyReportsSG.refute)
+    """A notice's «Весь ответ» (the card) or «Не устранено»: the latter is checked first
+    (`refutable_report`), so a report of the account linked before, or one closed meanwhile,
+    is refused at the press — not after the resident wrote why and chose a photo."""
+    if not isinstance(data, dict) or "report" not in data:
+        return
+    manager.dialog_data["report"] = data["report"]
+    if data.get("show"):
+        await manager.switch_to(MyReportsSG.card)
+        return
+    ctx = Ctx(manager)
+    try:
+        await refutable_report(ctx.uow, ctx.city, ctx.linked, data["report"], ctx.clock())
+    except DomainError as error:
+        manager.dialog_data["result"] = _refusal(ctx.tr, error)
+        await manager.switch_to(MyReportsSG.card)
+        return
+    await manager.switch_to(MyReportsSG.refute)
+
+
+def _refusal(tr: Texts, error: DomainError) -> str:
+    """Why «Не устранено» cannot be said of the report."""
+    if isinstance(error, ReportAlreadyClosed):
+        return str(tr("report-already-closed"))
+    if isinstance(error, ConfirmWindowClosed):
+        return str(tr("report-window-closed"))
+    return str(error_text(tr, error))
 
 
 async def on_refute_comment(message: Message, _w: MessageInput, manager: DialogManager) -> None:
@@ -222,12 +246,8 @@ async def _refute(manager: DialogManager, message: Message | None) -> None:
     try:
         await refute_fix(ctx.uow, ctx.city, ctx.linked, manager.dialog_data["report"],
                          manager.dialog_data.get("comment", ""), photo, ctx.clock())  # fmt: skip
-    except ReportAlreadyClosed:
-        manager.dialog_data["result"] = ctx.tr("report-already-closed")
-    except ConfirmWindowClosed:
-        manager.dialog_data["result"] = ctx.tr("report-window-closed")
     except DomainError as error:
-        manager.dialog_data["result"] = error_text(ctx.tr, error)
+        manager.dialog_data["result"] = _refusal(ctx.tr, error)
     else:
         manager.dialog_data["result"] = ctx.tr("report-refuted")
     await manager.switch_to(MyReportsSG.card, show_mode=ShowMode.SEND)
@@ -242,9 +262,16 @@ async def on_refute_no_photo(_c: CallbackQuery, _b: Button, manager: DialogManag
 
 
 async def result_getter(dialog_manager: DialogManager, **kwargs: Any) -> dict[str, Any]:
+    """The card with the outcome of «Не устранено» above it — alone when the card cannot be
+    shown (the report is not this account's, the city down): that error is the outcome's
+    own reason, and said twice it read as two failures."""
     data = await card_getter(dialog_manager, **kwargs)
-    result = Markup(dialog_manager.dialog_data.pop("result", ""))  # a tr text, stored by _refute
-    return {**data, "text": result + "\n\n" + data["text"] if result else data["text"]}
+    result = Markup(dialog_manager.dialog_data.pop("result", ""))  # a tr text (_refusal)
+    if not result:
+        return data
+    if data.get("failed"):
+        return {**data, "text": result}
+    return {**data, "text": result + "\n\n" + data["text"]}
 
 
 def build_dialog() -> Dialog:
@@ -323,7 +350,7 @@ async def on_notification_button(
     key = press_key(callback)
     if await pressed_before(state, key):
         await callback.answer(tr.label("button-already-done"))
-        await drop_keyboard(callback)
+        await drop_keyboard(callback, state)
         return
     text, spent = await _confirm(uow, city, resident, tr, callback_data.report, clock())
     await callback.answer()
@@ -332,7 +359,7 @@ async def on_notification_button(
     if callback.message is not None:
         await callback.message.answer(text)
         if spent:
-            await drop_keyboard(callback)
+            await drop_keyboard(callback, state)
 
 
 def build_router() -> Router:

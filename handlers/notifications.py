@@ -231,7 +231,7 @@ async def on_skip(
     key = press_key(callback)
     if await pressed_before(state, key):
         await callback.answer(tr.label("button-already-done"))
-        await drop_keyboard(callback)
+        await drop_keyboard(callback, state)
         return
     try:
         skipped = await skip_once(uow, resident, callback_data.autopay, callback_data.period)
@@ -246,7 +246,7 @@ async def on_skip(
         await callback.message.answer(
             tr("notify-autopay-skipped" if skipped else "notify-autopay-skip-late")
         )
-    await drop_keyboard(callback)
+    await drop_keyboard(callback, state)
 
 
 async def on_open(

@@ -282,8 +282,16 @@ async def set_status(
     limits: AmountLimits = DEFAULT_LIMITS,
 ) -> Autopay:
     """Pause («Приостановить»), resume (from the next date after `now`, none in the past) or
-    delete. Raises NotFound, AmountTooLarge (resuming an amount above today's ceiling)."""
+    delete. Raises NotFound, AmountTooLarge (resuming an amount above today's ceiling).
+
+    Resuming an autopay that is ACTIVE already (a «Возобновить» drawn while it was paused, a
+    double tap) changes nothing: resuming clears the bill it was handed, the period being
+    retried and the bills queued behind them, and those would then never be paid, recorded or
+    told (review 30a)."""
     autopay = await _held(uow, resident, autopay_id)
+    if status is AutopayStatus.ACTIVE and autopay.status is AutopayStatus.ACTIVE:
+        await uow.commit()  # nothing of its own to write; the row's lock let go
+        return autopay
     if status is AutopayStatus.ACTIVE:
         money = _money_of(autopay)
         if money is not None:
@@ -1535,14 +1543,19 @@ async def change(
             autopay.limit = money
         else:
             autopay.amount = money
-        if autopay.paused_reason is PauseReason.OVER_CEILING:
+        if autopay.status is AutopayStatus.PAUSED and (
+            autopay.paused_reason is PauseReason.OVER_CEILING
+        ):
             await _resume(uow, autopay, now)
     if schedule is not None:
         if not autopay.schedule.dated or not schedule.dated:
             raise ValueError("an autopay on issue or by threshold has no day to change")
         autopay.schedule = schedule
-        autopay.next_due_at = next_due(schedule, now)
-        autopay.retry_period = None
+        if autopay.retry_period is None:
+            autopay.next_due_at = next_due(schedule, now)
+        # else the period being tried again (declined, or the city silent with its key maybe
+        # sent) goes on being tried; the new day counts from the next period (`advance`
+        # reads the schedule): cleared, the run was left RETRYING for good, never told.
     await uow.autopays.save(autopay)
     await uow.commit()
     return autopay

@@ -11,6 +11,7 @@ from domain.limits import DEFAULT_LIMITS
 from domain.money import MoneyParseError, MoneyProblem, parse_rub
 from domain.ports import CityAuth, CityCharity, UnitOfWork
 from domain.sessions import ResidentSession
+from domain.typed_text import visible
 
 MIN_DONATION = 5_000  # kopecks: 50 ₽
 PRESET_AMOUNTS = (10_000, 30_000, 50_000)
@@ -57,7 +58,7 @@ class DonationProblem(StrEnum):
 def parse_donation(text: str, ceiling: int = DEFAULT_LIMITS.donation) -> int | DonationProblem:
     """What the resident typed as «Другая сумма» → kopecks, or why it cannot be given: below
     the platform's 50 ₽ minimum, above the operator's `ceiling` (kopecks), not an amount."""
-    stripped = text.strip()
+    stripped = visible(text)  # pasted: direction marks, zero-width at the ends
     if stripped.startswith("-"):
         return DonationProblem.TOO_SMALL
     try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from domain.typed_text import visible
+
 # СТС: 2 digits (region), 2 digits or Cyrillic capitals (series), 6 digits (number); a driver's
 # licence: 10 digits (the city's contract, `GET /api/v1/fines`: a licence with letters is refused
 # there, and the resident would be told «not found» as if the number were right).
@@ -26,6 +28,7 @@ class DocumentKind(StrEnum):
 
 def normalize_document(kind: DocumentKind, text: str) -> str | None:
     """'77 ав 123456' → '77АВ123456'; None when it cannot be a document of this kind."""
-    number = "".join(text.split()).replace("-", "").upper().translate(_LOOKALIKES)
+    typed = "".join(visible(text).split())  # pasted: direction marks at the ends go
+    number = typed.replace("-", "").upper().translate(_LOOKALIKES)
     pattern = _STS if kind is DocumentKind.STS else _LICENCE
     return number if pattern.fullmatch(number) else None

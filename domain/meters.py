@@ -32,6 +32,7 @@ from domain.errors import DomainError
 from domain.money import GROUP_SPACES, has_foreign_digit
 from domain.ports import CityAuth, CityCharity, UnitOfWork
 from domain.sessions import ResidentSession
+from domain.typed_text import visible
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 OPENS_ON_DAY = 15
@@ -139,7 +140,7 @@ def decimals_allowed(kind: MeterKind) -> int:
 def parse_reading(kind: MeterKind, text: str) -> Decimal | ReadingProblem:
     """What the resident typed → the reading (m³ or kWh), or why it is not one (rules in the
     module docstring). Never raises; Decimal only ever sees at most 6 + 3 plain digits."""
-    stripped = text.strip()
+    stripped = visible(text)  # pasted: direction marks, zero-width at the ends
     if len(stripped) > _MAX_TEXT or has_foreign_digit(stripped):
         return ReadingProblem.NOT_A_NUMBER
     if stripped.startswith(("-", "\u2212")) and _READING.fullmatch(stripped[1:].lstrip()):

@@ -22,6 +22,8 @@ import re
 import unicodedata
 from enum import StrEnum
 
+from domain.typed_text import visible
+
 NBSP = "\u00a0"
 NARROW_NBSP = "\u202f"
 THIN_SPACE = "\u2009"
@@ -75,7 +77,7 @@ def has_foreign_digit(text: str) -> bool:
 def parse_rub(text: str) -> int:
     """What a resident typed → kopecks (rules in the module docstring); raises only
     MoneyParseError, whose `reason` tells the handler which hint to give."""
-    stripped = text.strip()
+    stripped = visible(text)  # pasted: direction marks, zero-width at the ends
     if len(stripped) > _MAX_TEXT:
         raise MoneyParseError(text, MoneyProblem.TOO_LONG)
     if has_foreign_digit(stripped):

@@ -543,38 +543,63 @@ def normalise_period(printed: str | None) -> str | None:
     return None
 
 
-_PERIOD_IN_TEXT = (
-    re.compile(r"(?<![0-9])(0?[1-9]|1[0-2])[./](20[0-9]{2})(?![0-9])"),
-    re.compile(r"(?<![а-яё])([а-яё]{3,})\.?\s+(20[0-9]{2})(?![0-9])"),
+# A month and year in a free text: «09.2026», «9/2026» — not the end of a full date
+# («01.09.2026») —, and «сентябрь 2026» (a word of three letters or more; `_month` decides).
+_NUMERIC_PERIOD = re.compile(r"(?<![0-9])(?<![0-9][./])(0?[1-9]|1[0-2])[./](20[0-9]{2})(?![0-9])")
+_WORD_PERIOD = re.compile(r"(?<![а-яё])([а-яё]{3,})\.?\s+(20[0-9]{2})(?![0-9])")
+# «с 01.10.2026 по 31.10.2026», «01.10.2026-31.10.2026»: one month when both dates are in it.
+_DATE_RANGE = re.compile(
+    r"(?<![0-9])[0-9]{1,2}[./]([0-9]{1,2})[./](20[0-9]{2})\s*(?:-|–|—|по)\s*"
+    r"[0-9]{1,2}[./]([0-9]{1,2})[./](20[0-9]{2})(?![0-9])"
 )
-
-
-# What stands just before a month and year that are not a period: the day of a full date
-# («01.01.2025», «1 марта 2026») or a word of a deadline or a document's date («оплатить до
-# 12.2026», «счёт от 03.2023», «срок — март 2026»).
-_NOT_A_PERIOD_BEFORE = re.compile(
-    r"(?:[0-9][./\s]?|\b(?:до|от|по|срок[а-я]*|позднее|позже|дата|датой)\W*)$"
+# A month named in the genitive after a day is a date («1 марта 2026», «до 10-го ноября 2026»).
+_GENITIVE = frozenset(
+    "января февраля марта апреля мая июня июля августа сентября октября ноября декабря".split()
+)
+_DAY_BEFORE = re.compile(r"(?<![0-9])[0-9]{1,2}(?:-?го)?\s*$")
+# Where a clause of a purpose ends: a month after a deadline's word in the same clause is the
+# deadline («Срок оплаты: январь 2027», «до конца ноября 2026»), not the period paid for.
+_CLAUSE_END = re.compile(r"[,;|()\[\]\n]|\.\s")
+_DEADLINE_WORD = re.compile(
+    r"(?<![а-яё])(?:до|от|срок[а-яё]*|позднее|позже|дат[аеуыо]й?)(?![а-яё])"
 )
 
 
 def period_in_text(text: str | None) -> str | None:
-    """The one period (``MM.YYYY``) a free text names («Оплата ЕПД за 09.2026», «за март 2026»);
-    None when it names none or several different ones. A month and year that are part of a
-    full date or follow «до», «от», «срок» are a date, not the period a receipt is for: read
-    as one, a receipt «оплатить до 11.12.2026» would be matched to no bill and paid by
-    requisites while the resident's bill stayed unpaid (review 30)."""
+    """The one period (``MM.YYYY``) a free text names («Оплата ЕПД за 09.2026», «за март 2026»,
+    «кв. 15 октябрь 2026», «за период с 01.10.2026 по 31.10.2026»); None when it names none or
+    several different ones. A month and year that end a full date («до 01.01.2025», «1 марта
+    2026») or follow a deadline's word in the same clause («Срок оплаты: январь 2027», «до
+    конца ноября 2026», «счёт от 03.2023») are a date, not the period a receipt is for: read
+    as one, the receipt would match none of the resident's bills and be paid by requisites
+    while the bill stayed unpaid (review 30, 30e)."""
     if not text:
         return None
     lowered = text.lower()
     found: set[str] = set()
-    for pattern in _PERIOD_IN_TEXT:
+    for match in _DATE_RANGE.finditer(lowered):
+        if match.group(1, 2) == match.group(3, 4) and not _after_deadline(lowered, match.start()):
+            month = _month(match[1])
+            if month is not None:
+                found.add(f"{month:02d}.{match[2]}")
+        lowered = lowered[: match.start()] + " " * len(match[0]) + lowered[match.end() :]
+    for pattern in (_NUMERIC_PERIOD, _WORD_PERIOD):
         for match in pattern.finditer(lowered):
-            if _NOT_A_PERIOD_BEFORE.search(lowered, 0, match.start()):
+            before = lowered[: match.start()]
+            if match[1] in _GENITIVE and _DAY_BEFORE.search(before):
+                continue
+            if _after_deadline(lowered, match.start()):
                 continue
             month = _month(match[1])
             if month is not None:
                 found.add(f"{month:02d}.{match[2]}")
     return found.pop() if len(found) == 1 else None
+
+
+def _after_deadline(text: str, at: int) -> bool:
+    """Whether a deadline's word stands before `at` in the same clause of `text`."""
+    clause_start = max((end.end() for end in _CLAUSE_END.finditer(text, 0, at)), default=0)
+    return _DEADLINE_WORD.search(text, clause_start, at) is not None
 
 
 def _month(text: str) -> int | None:

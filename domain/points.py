@@ -26,6 +26,7 @@ from domain.meters import POINTS_BY_LEVEL, MeterKind, Window, upcoming_window
 from domain.money import ASCII_DIGITS, GROUP_SPACES, has_foreign_digit
 from domain.ports import CityAuth, CityCharity, UnitOfWork
 from domain.sessions import ResidentSession
+from domain.typed_text import visible
 
 EPD_CASHBACK_PERCENT = 5
 
@@ -98,7 +99,7 @@ class PointsParseError(ValueError):
 def parse_points(text: str) -> int:
     """What a resident typed → a number of points above zero (rules in the module docstring);
     raises only PointsParseError."""
-    stripped = text.strip()
+    stripped = visible(text)  # pasted: direction marks, zero-width at the ends
     if len(stripped) > _MAX_TEXT:
         raise PointsParseError(text, PointsProblem.TOO_LONG)
     if has_foreign_digit(stripped):

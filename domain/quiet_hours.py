@@ -26,6 +26,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from domain.typed_text import visible
+
 MOSCOW = ZoneInfo("Europe/Moscow")
 DAY = 24 * 60
 # A notice offering to stop a charge reaches the resident at least this long before it.
@@ -98,7 +100,7 @@ class RangeProblem(StrEnum):
 
 def parse_range(text: str) -> QuietHours | RangeProblem:
     """What the resident typed → quiet hours, or why it is not a range. Never raises."""
-    stripped = text.strip()
+    stripped = visible(text)  # pasted: direction marks, zero-width at the ends
     if len(stripped) > _MAX_TEXT:
         return RangeProblem.NOT_A_RANGE
     match = _RANGE.fullmatch(stripped)

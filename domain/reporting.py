@@ -41,6 +41,12 @@ class OutsideCity(DomainError):
         self.suggestion = suggestion
 
 
+class ForeignReport(NotFound):
+    """The report is not of the mos.ru account linked now: a notice's button of the account
+    linked before (the resident relinked another one), or a forged id. Only its author's
+    account may answer for it."""
+
+
 class AnswersMissing(DomainError):
     """A required question of the theme (or a step) is still without an answer."""
 
@@ -213,11 +219,11 @@ async def my_reports(
 
 async def my_report(uow: UnitOfWork, city: City, resident: Resident, report_id: str) -> Report:
     """One report of «Мои обращения»: the resident's own at the city, or one they follow;
-    NotFound for any other id (a forged one)."""
+    ForeignReport (a NotFound) for any other id: the account linked before, or a forged one."""
     report = await city.report(report_id)
     if report.account_id != resident.city_account_id:
         if await uow.tracked_reports.get(resident.telegram_user_id, report_id) is None:
-            raise NotFound(report_id)
+            raise ForeignReport(report_id)
     return report
 
 
@@ -380,7 +386,7 @@ async def _own_report(uow: UnitOfWork, city: City, resident: Resident, report_id
     tracked = await uow.tracked_reports.get(resident.telegram_user_id, report_id)
     report = await city.report(report_id)
     if (tracked is None or not tracked.own) and report.account_id != resident.city_account_id:
-        raise NotFound(report_id)  # a forged id: not this resident's report
+        raise ForeignReport(report_id)  # the account linked before, or a forged id
     return report
 
 
@@ -418,7 +424,7 @@ async def refutable_report(
     uow: UnitOfWork, city: City, resident: Resident, report_id: str, now: datetime
 ) -> Report:
     """The report «Не устранено» may be said of now, checked before the resident writes why:
-    theirs (the account linked now), answered, within its 15 days. Raises NotFound (not this
+    theirs (the account linked now), answered, within its 15 days. Raises ForeignReport (not this
     account's: e.g. a notice of the account linked before), ReportAlreadyClosed,
     ConfirmWindowClosed, CityUnavailable — as `refute_fix` would, only after the comment."""
     report = await _own_report(uow, city, resident, report_id)

@@ -34,6 +34,7 @@ from domain.errors import DomainError
 from domain.money import GROUP_SPACES, MoneyParseError, MoneyProblem, has_foreign_digit, parse_rub
 from domain.ports import CityAuth, CityTopups, UnitOfWork
 from domain.sessions import ResidentSession
+from domain.typed_text import visible
 
 
 class TopupService(StrEnum):
@@ -69,7 +70,7 @@ class AccountProblem(StrEnum):
 
 
 def _digits(text: str) -> str | AccountProblem:
-    stripped = text.strip()
+    stripped = visible(text)  # pasted: direction marks, zero-width at the ends
     if len(stripped) > _MAX_TEXT:
         return AccountProblem.LENGTH
     if has_foreign_digit(stripped):
@@ -97,7 +98,7 @@ def _phone(text: str) -> str | AccountProblem:
     «8» is the country code; ten digits alone are taken as a Russian number. After «+» comes
     the country code itself (ITU-T E.164), so only «+7» and ten digits are Russian: «+960 791
     2345» is a number of the Maldives, never +7 960 791-23-45 — someone else's account."""
-    stripped = text.strip()
+    stripped = visible(text)  # pasted: direction marks, zero-width at the ends
     international = stripped.startswith("+")
     digits = _digits(stripped.removeprefix("+"))
     if isinstance(digits, AccountProblem):
@@ -207,7 +208,7 @@ def parse_topup_amount(
 ) -> int | AmountProblem:
     """What the resident typed → kopecks within the service's limits, the room left in the
     wallet and the operator's `ceiling` for one payment; or why not."""
-    stripped = text.strip()
+    stripped = visible(text)  # pasted: direction marks, zero-width at the ends
     if stripped.startswith(("-", "\u2212")):
         return AmountProblem.TOO_SMALL
     try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from domain.typed_text import visible
+
 UIN_LENGTHS = (20, 25)
 DIGITS = "0123456789"  # ASCII only: «²», «١», «１» are not digits of a UIN
 
@@ -92,7 +94,8 @@ def control_digit(body: str) -> int:
 def normalize(text: str) -> str:
     """Spaces and hyphens dropped, the table's lower-case letters in upper case (each letter
     keeps its script: a Latin M and a Cyrillic М make different UINs)."""
-    return "".join(_UPPER.get(ch, ch) for ch in "".join(text.split()).replace("-", ""))
+    typed = "".join(visible(text).split()).replace("-", "")  # pasted: marks at the ends go
+    return "".join(_UPPER.get(ch, ch) for ch in typed)
 
 
 def check_uin(text: str) -> UinCheck:

@@ -19,7 +19,7 @@ from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
 from domain.accounts import Resident
-from domain.errors import DomainError, NotFound
+from domain.errors import DomainError
 from domain.ports import City, UnitOfWork
 from domain.reporting import (
     ConfirmWindowClosed,
@@ -123,9 +123,7 @@ async def card_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     report_id = dialog_manager.dialog_data.get("report", "")
     try:
         report = await my_report(ctx.uow, ctx.city, ctx.linked, report_id)
-    except NotFound:  # a forged or foreign id shows nothing
-        return {"text": tr("error-not-found"), "askable": False, "failed": True}
-    except DomainError as error:
+    except DomainError as error:  # a foreign id (ForeignReport) shows nothing of it
         return {"text": error_text(tr, error), "askable": False, "failed": True}
     updates = await ctx.city.report_updates(report.id)
     # The card is paged: the city's answer and the history are shown whole.

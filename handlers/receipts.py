@@ -150,7 +150,7 @@ async def _read(bot: Bot, qr_decoder: QrDecoder, message: Message) -> _Read:
         }.get(found, "receipt-not-payment")
         return _Read(key)
     checks = [validate(qr) for qr in found]
-    payable = [_summary(check) for check in checks if check.can_pay]
+    payable = [_summary(check) for check in checks if check.can_pay or _maybe_a_bill(check)]
     if not payable:  # nothing the city would accept: say what, offer to type the UIN
         return _Read("receipt-unusable", problems=tuple(p.value for p in checks[0].problems))
     return _Read(receipt=payable[0], more=tuple(payable[1:]))
@@ -219,12 +219,22 @@ async def on_album_pick(
             return
 
 
+def _maybe_a_bill(check: ReceiptCheck) -> bool:
+    """A receipt that cannot be paid by its requisites (a budget payee's UIN unreadable:
+    `ReceiptCheck.can_pay`) may still be one of the resident's bills, found by its payer code
+    (`match_receipt`) — a treasury-paid ЕПД with a garbled UIN field has no UIN to type, and
+    paid as the city's bill the payment carries the city's own identifiers (review 30e)."""
+    return check.requisites_usable and bool(check.qr.pers_acc)
+
+
 def _summary(check: ReceiptCheck) -> dict[str, Any]:
     """The receipt as small scalars for the dialog's start data: only validated, normalised
-    values (the city would refuse anything else), and what could not be used."""
+    values (the city would refuse anything else), and what could not be used. `bill_only`:
+    payable only as one of the resident's bills (`_maybe_a_bill`), never by requisites."""
     shown = check.qr
     requisites = check.requisites
     return {
+        "bill_only": not check.can_pay,
         "payee": shown.name or "",
         "purpose": shown.purpose or "",
         "period": shown.period or "",
@@ -304,6 +314,9 @@ async def on_pay(callback: CallbackQuery, _button: Button, manager: DialogManage
                 city=format_rub(bill.amount),
             )
         await pay_bills(manager, [bill.id], note=note)
+        return
+    if data.get("bill_only"):  # no bill of the resident's: by requisites it would be lost
+        await _say(callback, ctx.tr("receipt-uin-needed"))
         return
     if not data.get("requisites"):
         await _say(callback, ctx.tr(data.get("unusable_key") or "receipt-missing"))

@@ -48,6 +48,7 @@ from domain.prizes import PriceChanged, PrizeOutOfStock
 from domain.reporting import (
     AnswersMissing,
     ConfirmWindowClosed,
+    ForeignReport,
     OutsideCity,
     ReportAlreadyClosed,
 )
@@ -120,6 +121,7 @@ ERROR_KEYS: list[tuple[type[DomainError], str]] = [
     (RelinkRequired, "error-relink"),
     (InvalidGrant, "error-relink"),
     (TemplateNotFound, "templates-gone"),
+    (ForeignReport, "error-foreign-report"),
     (NotFound, "error-not-found"),
     (NotLinked, "error-not-linked"),
     (UnknownBill, "pay-unknown-bill"),

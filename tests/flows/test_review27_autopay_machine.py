@@ -27,7 +27,8 @@ it when that tick started. After every step, from the sandbox's ledger and the d
 - after `settle` (the city healthy, the clock past every lease, ticks until nothing is due,
   the stranded-run reconciliation): no charge left unrecorded, every charge told, nothing
   ACTIVE still due, and every scheduled moment an ACTIVE donation passed (and every bill
-  handed to an ACTIVE ЕПД autopay) has a run recorded.
+  handed to an ACTIVE ЕПД autopay) has a run recorded — unless it waits behind an earlier
+  period still being tried (a queued bill, a passed-over week: `_behind`, review 30a).
 """
 
 from __future__ import annotations
@@ -469,8 +470,11 @@ class AutopayMachine(RuleBasedStateMachine):
                     uow, await self._resident(uow), model.id, status, self.now()
                 )
 
+        was = model.status
         stored = self.run(go())
-        if status is AutopayStatus.ACTIVE:
+        if status is AutopayStatus.ACTIVE and was is AutopayStatus.ACTIVE:
+            pass  # resuming an ACTIVE autopay changes nothing (review 30a)
+        elif status is AutopayStatus.ACTIVE:
             self._resumed(model, stored)
         else:
             model.status = status
@@ -658,7 +662,9 @@ class AutopayMachine(RuleBasedStateMachine):
         self.mode, self.calls_in_tick = "plain", 0
 
         async def go() -> None:
-            for _ in range(6):
+            # A tick pays one queued bill of an on-issue autopay (the next is handed over due
+            # at once, for the next tick): up to eight queued bills need as many ticks.
+            for _ in range(30):
                 if await autopay_tick(self.app.uow_factory, self.app.city, self.clock) == 0:
                     break
             await reconcile_autopay_runs(self.app, self.clock)
@@ -803,14 +809,10 @@ class AutopayMachine(RuleBasedStateMachine):
                     f"#{model.id} ACTIVE, still due {stored.next_due_at} after settling\n{why}"
                 )
                 owed = self._owed(model, now)
-                for period, moment in owed.items():
+                for period in owed:
                     run = recorded.get((model.id, period))
-                    bill = model.kind is AutopayKind.BILL
-                    if run is None and bill and self._swallowed(model, period, moment, owed, runs):
-                        # A donation's period passed over now gets its «missed» run; for an
-                        # ЕПД autopay given two bills the machine still finds the second with
-                        # no run (a defect, or the model owing it wrongly): not worked out yet.
-                        continue
+                    if run is None and self._behind(period, owed, runs, model.id):
+                        continue  # waits for an earlier period still being tried (review 30a)
                     assert run is not None and run.status != RunStatus.STARTED.value, (
                         f"#{model.id} ACTIVE since {model.active_from}: period {period} due, "
                         f"no run recorded ({run and run.status})\n{why}"
@@ -827,25 +829,31 @@ class AutopayMachine(RuleBasedStateMachine):
         return owed
 
     @staticmethod
-    def _swallowed(
-        model: Model,
-        period: str,
-        moment: datetime,
-        owed: dict[str, datetime],
-        runs: list[AutopayRunRow],
+    def _behind(
+        period: str, owed: dict[str, datetime], runs: list[AutopayRunRow], autopay_id: int
     ) -> bool:
-        """An earlier period charged (or recorded) only after this period's moment: for a
-        donation this period was passed over without a run (fixed: it is recorded «missed»,
-        `test_a_period_passed_while_the_city_was_down_is_not_lost`); now asked only for an
-        ЕПД autopay's bills. True when some run of the autopay for an earlier period (or one
-        owed before `active_from`) was last written at or after `moment`."""
-        return any(
-            r.autopay_id == model.id
-            and r.period != period
-            and owed.get(r.period, moment - timedelta(seconds=1)) < moment
-            and r.updated_at >= moment
-            for r in runs
-        )
+        """Whether `period` waits behind an earlier owed period whose run is not done yet
+        (RETRYING: declined, tried again tomorrow). An ЕПД autopay handed a bill while busy
+        with another queues it (`bill_discovery`), and hands it over only when the earlier
+        one's run ends (`_finish` → `_take_queued`); a donation's periods passed over while an
+        earlier one was tried again are recorded «missed» when that one ends (`_passed_over`).
+        Review 30a worked this out: the ЕПД «second bill with no run» the machine used to skip
+        was such a queued bill, paid once its turn came."""
+        status = {r.period: r.status for r in runs if r.autopay_id == autopay_id}
+        for earlier, _ in sorted(owed.items(), key=lambda item: item[1]):
+            if earlier == period:
+                return False
+            if status.get(earlier) not in _DONE:
+                return True
+        return False
+
+
+# A run that ends its period for good: the next queued bill is handed over (`_take_queued`),
+# the periods passed over meanwhile recorded.
+_DONE = {
+    status.value
+    for status in (RunStatus.SUCCEEDED, RunStatus.SKIPPED, RunStatus.OVER_LIMIT, RunStatus.FAILED)
+}
 
 
 MACHINE_SETTINGS = settings(

@@ -32,6 +32,8 @@ from domain.sessions import ResidentSession
 
 METER_WINDOW = "meter_window"  # the notification's kind (a resident may mute it)
 METER_BATCH = 100  # residents a tick (each at most one city call)
+# Residents in a row the city fails to answer about before a batch takes it for down.
+DOWN_AFTER = 3
 SHOWN_METERS = 10  # meters named in one reminder; more are counted
 # A reminder that waited this long before being sent is checked again (`refreshed`).
 REFRESH_AFTER = timedelta(minutes=5)
@@ -94,8 +96,10 @@ async def remind_meter_windows(
     batch: int = METER_BATCH,
 ) -> int:
     """One batch of the round: reminders written for the residents with meters to read.
-    Returns how many were written. Raises CityUnavailable when the city is down (the resident
-    it failed on is first in the next tick)."""
+    Returns how many were written. A resident the city fails to answer about alone is skipped
+    this round: one account the city keeps failing on must not hold the round at it, every
+    tick, for everyone after (review 31b). Raises CityUnavailable once DOWN_AFTER residents in
+    a row failed so — the city is down — and the first of them is first in the next tick."""
     today = moscow_date(now)
     periods = open_periods(today)
     if not periods or round_.finished_on == today:
@@ -109,6 +113,7 @@ async def remind_meter_windows(
     taken = await uow.notifications.existing([key for each in keys.values() for key in each])
     await uow.commit()  # nothing holds a connection while the city answers
     written = 0
+    failing: list[int] = []  # indexes of the residents in a row the city failed on
     for index, (user, _) in enumerate(accounts):
         if all(key in taken for key in keys[user]):
             continue  # reminded for this period already: no city call
@@ -118,11 +123,17 @@ async def remind_meter_windows(
         try:
             meters = await city.meters(ResidentSession(resident, auth, uow))
         except CityUnavailable:
-            round_.cursor.after = accounts[index - 1][0] if index else before
-            raise
+            await uow.rollback()
+            failing.append(index)
+            if len(failing) >= DOWN_AFTER:  # the city is down: from the first of them again
+                first = failing[0]
+                round_.cursor.after = accounts[first - 1][0] if first else before
+                raise
+            continue
         except DomainError:  # this resident's own refusal (say, linking needed): the next
             await uow.rollback()
             continue
+        failing.clear()
         for period, missing in lacking(meters, today).items():
             written += await uow.notifications.add_once(reminder(user, period, missing), now)
         await uow.commit()

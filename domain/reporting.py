@@ -28,6 +28,9 @@ from domain.reports import (
 from domain.sessions import ResidentSession
 
 PhotoLoader = Callable[[str], Awaitable[tuple[bytes, str]]]  # file id → (bytes, content type)
+# Reports in a row the city fails to answer about before a poll takes it for down (one
+# report's own 5xx must not stop the round).
+POLL_DOWN_AFTER = 3
 POLL_BATCH = 200
 KEY_REUSED = "key_reused"  # ReportRefused kind: the Idempotence-Key was used for another body
 
@@ -142,7 +145,9 @@ async def send_report(
     load_photo: PhotoLoader,
     now: datetime,
 ) -> Report:
-    """Upload the photos, create the request, follow it, forget the draft.
+    """Upload the photos, create the request, follow it, forget the draft. Returns the report
+    as the city reads it back — or, when that read fails, as sent (its number, no answer
+    date): once the city has made it, nothing after may turn into an error.
 
     The request's Idempotence-Key is kept on the draft (committed) before the first POST: a
     POST whose answer was lost is repeated with it, by the client or by the resident pressing
@@ -182,17 +187,32 @@ async def send_report(
     await uow.drafts.delete(resident.telegram_user_id)
     await support.report_sent(uow, report_id, draft, now)  # to the staff dashboard
     await uow.commit()
-    return await city.report(report_id)
+    try:  # the answer date, read back: the report is made whatever this answers
+        return await city.report(report_id)
+    except DomainError:  # told as sent, with its number, the date left out (review 31b)
+        return Report(
+            id=report_id,
+            theme_code=draft.theme_code or "",
+            theme_name=draft.theme_name or "",
+            status=ReportStatus.MODERATION,
+            address=draft.address or "",
+            point=draft.point,
+            requested_at=now,
+            expected_at=None,
+            account_id=resident.city_account_id,
+        )
 
 
 async def follow(
     uow: UnitOfWork, city: City, resident: Resident, report_id: str, now: datetime
 ) -> None:
-    """Follow someone else's report instead of sending a duplicate: from now on, its changes
-    (not its past) reach the resident."""
+    """Follow a report nearby instead of sending a duplicate: from now on, its changes (not
+    its past) reach the resident. The resident's own one (made by a send whose answer was
+    lost) is followed as theirs: its answer comes with «Подтвердить» and «Не устранено»."""
     updates = await city.report_updates(report_id)
     last = updates[-1].update_id if updates else None
-    tracked = TrackedReport(resident.telegram_user_id, report_id, last_update_id=last, own=False)
+    own = (await city.report(report_id)).account_id == resident.city_account_id
+    tracked = TrackedReport(resident.telegram_user_id, report_id, last_update_id=last, own=own)
     await uow.tracked_reports.track(tracked, now)
     await uow.drafts.delete(resident.telegram_user_id)
     await uow.commit()
@@ -314,26 +334,32 @@ async def poll_statuses(
 
     One batch of POLL_BATCH open reports a call, the least recently checked first (claimed and
     stamped at once), so with N open reports each is asked about once in ceil(N/POLL_BATCH)
-    calls. A report the city refuses on its own (e.g. NotFound: deleted there) is skipped for
-    this call — it keeps its new stamp, so it goes to the back — and the rest are asked about.
-    Raises CityUnavailable when the city is down; the reports not yet asked about keep their
-    place at the front."""
+    calls. A report the city refuses on its own (e.g. NotFound: deleted there), or fails on
+    alone (a 5xx for that one report), is skipped for this call — it keeps its new stamp, so
+    it goes to the back — and the rest are asked about: one broken report at the front must
+    not hold back every other resident's news (review 31b). Raises CityUnavailable once
+    POLL_DOWN_AFTER reports in a row failed so (the city is down); the reports not yet asked
+    about keep their place at the front."""
     claimed = await uow.tracked_reports.claim_for_poll(now, POLL_BATCH)
     await uow.commit()  # the claim is taken; another poller takes the next batch
     written = 0
+    unavailable = 0  # failures in a row
     for index, tracked in enumerate(claimed):
         try:
             written += await _poll_one(uow, city, tracked, now)
         except CityUnavailable:
-            # The city is down: this report and the rest wait at the front.
             await uow.rollback()
-            await uow.tracked_reports.give_back(claimed[index:])
-            await uow.commit()
-            raise
+            unavailable += 1
+            if unavailable >= POLL_DOWN_AFTER:  # the city is down: the rest wait at the front
+                await uow.tracked_reports.give_back(claimed[index + 1 :])
+                await uow.commit()
+                raise
+            continue
         except DomainError:
             # This report's own refusal: one report deleted at the city must not end the round
             # for the others (it would stretch the cycle by a tick per such report).
             await uow.rollback()
+        unavailable = 0
     await discover_reports(uow, city, now, cursor)
     return written
 

@@ -62,6 +62,7 @@ from domain.autopaying import (
     set_up,
 )
 from domain.bills import BillKind, unpaid_bills
+from domain.charity import fund as fund_at_city
 from domain.charity import funds
 from domain.errors import DomainError, NotFound
 from domain.limits import DEFAULT_LIMITS, AmountLimits, AmountTooLarge
@@ -1037,6 +1038,13 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
     draft = _draft(manager, ctx.clock())
     service = None
     try:
+        # What the summary showed is checked with the city again: the card may have been
+        # removed, the fund closed, while it was on screen (review 31a).
+        suitable, _ = await autopay_methods(ctx.uow, ctx.city, ctx.city, ctx.linked)
+        if draft.method_id not in {method.id for method in suitable}:
+            raise UnsuitableCard(draft.method_id)
+        if draft.fund_id:
+            await fund_at_city(ctx.uow, ctx.city, ctx.city, ctx.linked, draft.fund_id)  # gone: 404
         if draft.kind is AutopayKind.TOPUP:  # checked against the service's limits now
             services = await topup_services(ctx.uow, ctx.city, ctx.city, ctx.linked)
             service = service_of(services, draft.topup_service or "")
@@ -1065,6 +1073,14 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
         return
     except AutopayExists as error:  # set up meanwhile (another set-up, in another message)
         await _show_existing(manager, error.autopay)
+        return
+    except UnsuitableCard:  # removed at the city, or its bank now asks 3-D Secure each time
+        await callback.message.answer(ctx.tr("autopay-card-unsuitable"))
+        await manager.switch_to(AutopaySG.method, show_mode=ShowMode.SEND)
+        return
+    except NotFound:  # the fund closed while the summary was on screen
+        await callback.message.answer(ctx.tr("autopay-fund-closed"))
+        await manager.switch_to(AutopaySG.fund, show_mode=ShowMode.SEND)
         return
     except (AutopayTooSmall, AmountTooLarge) as error:
         bill = manager.dialog_data.get("kind") == AutopayKind.BILL

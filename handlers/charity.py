@@ -16,7 +16,7 @@ from typing import Any
 from aiogram import F
 from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
-from aiogram_dialog import Dialog, DialogManager, Window
+from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import (
     Button,
@@ -184,6 +184,9 @@ async def helped_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         donations = await past_donations(*ctx.acting)
     except DomainError as error:
         return {"text": error_text(ctx.tr, error), "again": []}
+    if not donations:  # e.g. the only fund helped has closed: the city lists it no more
+        dialog_manager.dialog_data["helped_ids"] = []
+        return {"text": ctx.tr("charity-helped-none"), "again": []}
     lines = [ctx.tr("charity-helped-title")] + [
         ctx.tr(
             "charity-helped-line",
@@ -210,10 +213,16 @@ async def on_again(callback: CallbackQuery, _w: Any, manager: DialogManager, ite
     outdated button repeats nothing."""
     ctx = context_of(manager)
     fund_id = _shown(manager, "helped_ids", item_id)
-    donations = {d.fund_id: d for d in await past_donations(*ctx.acting)} if fund_id else {}
-    last = donations.get(fund_id or "")
-    if last is None:
+    if fund_id is None:
         await _forged(callback, manager)
+        return
+    donations = {d.fund_id: d for d in await past_donations(*ctx.acting)}
+    last = donations.get(fund_id)
+    if last is None:  # shown, and gone from the city's list since: the fund has closed
+        await callback.answer()
+        assert callback.message is not None
+        await callback.message.answer(ctx.tr("charity-fund-closed"))
+        manager.show_mode = ShowMode.SEND  # the list again, as it is now, below the answer
         return
     manager.dialog_data.update(fund=last.fund_id, fund_name=last.fund_name)
     await _donate(manager, last.last_amount)

@@ -364,9 +364,9 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
         data["result"] = ctx.tr(
             "points-transfer-insufficient", balance=ctx.tr("points-count", count=error.balance)
         )
-    except NotFound as error:
+    except NotFound:  # the fund closed while the confirmation was on screen
         await _drop(manager, TRANSFER, fund)
-        data["result"] = error_text(ctx.tr, error)
+        data["result"] = ctx.tr("points-transfer-fund-closed", fund=data["fund_name"])
     except DomainError:  # no answer: it may have been made; the key stays
         data["result"] = ctx.tr("points-transfer-unknown")
     else:

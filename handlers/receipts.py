@@ -431,10 +431,31 @@ async def not_collecting_photos(_event: Message, **data: Any) -> bool:
     return context is None or context.state not in PHOTO_STEPS
 
 
+async def in_a_report(_event: Message, **data: Any) -> bool:
+    """A «Наш город» report (or a «Не устранено») is being written, at a step that does not
+    take photos: a photo sent there is the problem's, never a receipt (review 31b)."""
+    context = data.get(CONTEXT_KEY)
+    return context is not None and (
+        context.state.group is ReportSG or context.state is MyReportsSG.refute
+    )
+
+
+async def on_report_photo_elsewhere(
+    message: Message, tr: Texts, album: list[Message] | None = None, **data: Any
+) -> None:
+    """A photo (or an album) at a report step other than «Фото»: said where photos go —
+    at the place step, the place is asked for first (the photo step comes next)."""
+    context = data.get(CONTEXT_KEY)
+    at_place = context is not None and context.state in (ReportSG.place, ReportSG.place_pick)
+    await message.answer(tr("report-place-ask-again" if at_place else "report-photo-elsewhere"))
+
+
 def build_router() -> Router:
     """Photos and image files anywhere else in the conversation are receipts to read."""
     router = Router(name="receipts")
     router.message.filter(not_collecting_photos)
+    pictures = F.photo | F.document.mime_type.startswith("image/") | F.media_group_id
+    router.message.register(on_report_photo_elsewhere, in_a_report, pictures)
     router.message.register(on_receipt, F.photo)
     router.message.register(on_receipt, F.document.mime_type.startswith("image/"))
     router.message.register(on_receipt, F.media_group_id)  # an album: every part is answered

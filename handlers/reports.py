@@ -669,6 +669,9 @@ async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -
         if duplicates:
             dup = duplicates[0]
             manager.dialog_data["duplicate"] = [dup.id, dup.theme_name, dup.address]
+            # The resident's own (a send whose answer was lost, then the draft edited): said
+            # so, and followed as theirs (`follow`), not as a neighbour's (review 31b).
+            manager.dialog_data["duplicate_own"] = dup.account_id == ctx.linked.city_account_id
             await manager.switch_to(ReportSG.duplicate)
             return
     assert callback.bot is not None
@@ -699,7 +702,8 @@ async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -
 async def duplicate_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
     number, theme, address = dialog_manager.dialog_data["duplicate"]
-    return {"text": ctx.tr("report-duplicate", number=number, theme=theme, address=address)}
+    key = "report-duplicate-own" if dialog_manager.dialog_data.get("duplicate_own") else None
+    return {"text": ctx.tr(key or "report-duplicate", number=number, theme=theme, address=address)}
 
 
 async def on_follow(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
@@ -784,7 +788,7 @@ def build_dialog() -> Dialog:
                 hide_on_single_page=True,
             ),
             SwitchTo(Tr("nav-back"), id="back", state=ReportSG.groups),
-            HintOnText(),
+            MessageInput(on_theme_query, content_types=ContentType.TEXT),  # another search
             getter=group_themes_getter,
             state=ReportSG.group_themes,
         ),
@@ -811,7 +815,13 @@ def build_dialog() -> Dialog:
                 )
             ),
             SwitchTo(Tr("report-place-other"), id="other", state=ReportSG.place),
-            HintOnText(),
+            # Another point or address sent instead of a pick is taken as at the place step
+            # (the outside-Moscow answer invites it: review 31b).
+            MessageInput(
+                on_place,
+                content_types=[ContentType.LOCATION, ContentType.VENUE, ContentType.TEXT],
+            ),
+            MessageInput(on_place_other),
             getter=places_getter,
             state=ReportSG.place_pick,
         ),

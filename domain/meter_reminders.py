@@ -137,6 +137,12 @@ async def remind_meter_windows(
         for period, missing in lacking(meters, today).items():
             written += await uow.notifications.add_once(reminder(user, period, missing), now)
         await uow.commit()
+    if failing and failing[-1] == len(accounts) - 1:
+        # The batch ended on residents the city failed on: the city may be going down, so
+        # they are asked again next tick (the round is not ended over them: review 32).
+        first = failing[0]
+        round_.cursor.after = accounts[first - 1][0] if first else before
+        return written
     if len(accounts) < batch:
         round_.cursor.after, round_.finished_on = 0, today
     return written

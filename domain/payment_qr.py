@@ -560,9 +560,15 @@ _DAY_BEFORE = re.compile(r"(?<![0-9])[0-9]{1,2}(?:-?го)?\s*$")
 # Where a clause of a purpose ends: a month after a deadline's word in the same clause is the
 # deadline («Срок оплаты: январь 2027», «до конца ноября 2026»), not the period paid for.
 _CLAUSE_END = re.compile(r"[,;|()\[\]\n]|\.\s")
-_DEADLINE_WORD = re.compile(
-    r"(?<![а-яё])(?:до|от|срок[а-яё]*|позднее|позже|дат[аеуыо]й?)(?![а-яё])"
+# The words that say what a month and year stand for: the nearest one before it in its clause
+# decides — a deadline («до», «срок», «не позднее»), a document's date («от» right before a
+# date), or the period itself («за», «период»): «Оплатить до 25.12.2026 за ноябрь 2026» is
+# November, «Оплата от собственника за 10.2026» is October (review 32).
+_MARKER = re.compile(
+    r"(?<![а-яё])(?:(?P<period>за|период[а-яё]*)|(?P<date>от)"
+    r"|до|срок[а-яё]*|позднее|позже|дат[аеуыо]й?)(?![а-яё])"
 )
+_ONLY_A_DATE = re.compile(r"[\s0-9./-]*")
 
 
 def period_in_text(text: str | None) -> str | None:
@@ -597,9 +603,17 @@ def period_in_text(text: str | None) -> str | None:
 
 
 def _after_deadline(text: str, at: int) -> bool:
-    """Whether a deadline's word stands before `at` in the same clause of `text`."""
+    """Whether the month and year at `at` are a deadline's or a document's date: the nearest
+    marker before them in their clause of `text` is a deadline's word, or «от» with nothing
+    but a date between — not «за» or «период»."""
     clause_start = max((end.end() for end in _CLAUSE_END.finditer(text, 0, at)), default=0)
-    return _DEADLINE_WORD.search(text, clause_start, at) is not None
+    markers = list(_MARKER.finditer(text, clause_start, at))
+    nearest = markers[-1] if markers else None
+    if nearest is None or nearest["period"] is not None:
+        return False
+    if nearest["date"] is not None:
+        return _ONLY_A_DATE.fullmatch(text, nearest.end(), at) is not None
+    return True
 
 
 def _month(text: str) -> int | None:

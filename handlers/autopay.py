@@ -78,6 +78,7 @@ from domain.topups import (
     shown_account,
     topup_services,
 )
+from domain.typed_text import visible
 from handlers.buttons import item_ref
 from handlers.payments import Ctx
 from handlers.ports import Texts
@@ -797,7 +798,7 @@ async def _after_schedule(manager: DialogManager) -> None:
 
 
 async def on_day(message: Message, _w: MessageInput, manager: DialogManager) -> None:
-    text = (message.text or "").strip()
+    text = visible(message.text or "")  # pasted: direction marks at the ends go
     if has_foreign_digit(text):
         await message.answer(Ctx(manager).tr("input-foreign-digits"))
         return  # the frequency (and the rest) chosen so far stay

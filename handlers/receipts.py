@@ -440,14 +440,37 @@ async def in_a_report(_event: Message, **data: Any) -> bool:
     )
 
 
+# Where photos go, said at a report's step that does not take them (by the step).
+_PHOTO_ELSEWHERE = {
+    ReportSG.place: "report-place-ask-again",  # the photo step comes right after the place
+    ReportSG.place_pick: "report-place-ask-again",
+    MyReportsSG.refute: "report-refute-photo-after",  # the photo step follows the comment
+}
+_BEFORE_THE_PLACE = {
+    ReportSG.resume,
+    ReportSG.theme,
+    ReportSG.theme_results,
+    ReportSG.groups,
+    ReportSG.group_themes,
+}
+
+
 async def on_report_photo_elsewhere(
     message: Message, tr: Texts, album: list[Message] | None = None, **data: Any
 ) -> None:
-    """A photo (or an album) at a report step other than «Фото»: said where photos go —
-    at the place step, the place is asked for first (the photo step comes next)."""
+    """A photo (or an album) at a report step other than «Фото»: said where photos go in this
+    flow, once for an album; a caption (text the resident meant for the step) is said not to
+    be kept, so they type it again (review 32)."""
     context = data.get(CONTEXT_KEY)
-    at_place = context is not None and context.state in (ReportSG.place, ReportSG.place_pick)
-    await message.answer(tr("report-place-ask-again" if at_place else "report-photo-elsewhere"))
+    state = context.state if context is not None else None
+    key = _PHOTO_ELSEWHERE.get(state) if state is not None else None
+    if key is None:
+        early = state in _BEFORE_THE_PLACE
+        key = "report-photo-before-place" if early else "report-photo-elsewhere"
+    text = tr(key)
+    if any(part.caption for part in (album or [message])):
+        text = text + "\n" + tr("report-photo-caption-lost")
+    await message.answer(text)
 
 
 def build_router() -> Router:

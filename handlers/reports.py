@@ -671,7 +671,8 @@ async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -
             manager.dialog_data["duplicate"] = [dup.id, dup.theme_name, dup.address]
             # The resident's own (a send whose answer was lost, then the draft edited): said
             # so, and followed as theirs (`follow`), not as a neighbour's (review 31b).
-            manager.dialog_data["duplicate_own"] = dup.account_id == ctx.linked.city_account_id
+            own = dup.account_id == ctx.linked.city_account_id
+            manager.dialog_data["duplicate_own"] = own and draft.send_key is not None
             await manager.switch_to(ReportSG.duplicate)
             return
     assert callback.bot is not None

@@ -41,10 +41,12 @@ async def _digest_left(manager: DialogManager) -> tuple[Message, InlineKeyboardM
     event = manager.event
     if not isinstance(event, CallbackQuery) or not isinstance(event.message, Message):
         return None
+    if not without_items(event.message.reply_markup, [])[0]:
+        return None  # not a digest (a notice of its own, a screen's button): nothing to keep
     fsm: FSMContext | None = manager.middleware_data.get("state")
     pressed = [event.data] if event.data else []
     if fsm is not None:
         await remember_press(fsm, press_key(event))
         pressed += await pressed_on(fsm, event.message.message_id)
-    digest, rest = without_items(event.message.reply_markup, pressed)
-    return (event.message, rest) if digest and rest is not None else None
+    _, rest = without_items(event.message.reply_markup, pressed)
+    return (event.message, rest) if rest is not None else None

@@ -5,8 +5,6 @@ in the old chat for ever (every `STAFF_CHAT_AWAY` seconds, refused every time)."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,26 +12,25 @@ from aiogram.methods import SendMessage
 
 from bot.jobs import deliver_notifications, support_dashboard
 from bot.ratelimit import MemoryLimiter
-from sandbox import SandboxServer
 from sandbox.telegram_double import Fault, _fault_error, _FaultSpec
-from tests.contract.sandbox_client import FakeClock
-from tests.flows.conftest import Harness, _harness, settings_for
-from tests.flows.test_review27_support import SUPPORT_CHAT, _refund_event, _staff_chat, topic
+from tests.flows.conftest import Harness
+from tests.flows.test_review27_support import (  # noqa: F401 - desk: the fixture
+    SUPPORT_CHAT,
+    _refund_event,
+    desk,
+    topic,
+)
 
 NEW_CHAT = -1009876543210
 
 
 @pytest.fixture
-async def desk(
-    request: pytest.FixtureRequest, tmp_path: Path, sandbox: SandboxServer, clock: FakeClock
-) -> AsyncIterator[Harness]:
-    settings = settings_for(tmp_path, support_chat_id=SUPPORT_CHAT)
-    async for harness in _harness(settings, sandbox, clock, request):
-        _staff_chat(harness)
-        harness.telegram.register_chat(
-            {"id": NEW_CHAT, "type": "supergroup", "title": "Поддержка 2", "is_forum": True}
-        )
-        yield harness
+async def two_desks(desk: Harness) -> Harness:  # noqa: F811 - the imported fixture
+    """Review 27a's desk (the staff supergroup configured), and a second forum to move to."""
+    desk.telegram.register_chat(
+        {"id": NEW_CHAT, "type": "supergroup", "title": "Поддержка 2", "is_forum": True}
+    )
+    return desk
 
 
 def _old_chat_refuses(harness: Harness) -> None:
@@ -63,9 +60,9 @@ def _dashboard_posts(harness: Harness, chat: int) -> list[str]:
 
 @pytest.mark.markup_in_values  # the refund events carry hostile charge ids
 async def test_dashboard_events_waiting_when_support_moves_reach_the_new_chat(
-    desk: Harness,
+    two_desks: Harness,
 ) -> None:
-    harness = desk
+    harness = two_desks
     assert harness.app is not None
     await support_dashboard(harness.app, harness.clock)
     await _refund_event(harness, 1)  # waiting, never tried
@@ -92,9 +89,9 @@ async def test_dashboard_events_waiting_when_support_moves_reach_the_new_chat(
 
 @pytest.mark.markup_in_values
 async def test_a_restart_without_a_move_leaves_the_dashboard_events_where_they_are(
-    desk: Harness,
+    two_desks: Harness,
 ) -> None:
-    harness = desk
+    harness = two_desks
     assert harness.app is not None
     await support_dashboard(harness.app, harness.clock)
     await _refund_event(harness, 4)

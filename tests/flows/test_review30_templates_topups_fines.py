@@ -63,7 +63,7 @@ async def test_a_foreign_number_with_a_plus_is_not_taken_for_a_russian_parking_a
 ) -> None:
     """A number typed with «+» carries its country code: «+960 791 2345» is a number in the
     Maldives, never «+7 960 791-23-45» (a Beeline number: someone else's parking account). The
-    bot prepends «7» to any ten digits, plus or not, and offers to top up the stranger."""
+    bot used to prepend «7» to any ten digits, plus or not, and offer to top up the stranger."""
     await harness.sandbox_call(
         "PATCH",
         "/sandbox/topup-accounts",

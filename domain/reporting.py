@@ -32,6 +32,7 @@ PhotoLoader = Callable[[str], Awaitable[tuple[bytes, str]]]  # file id → (byte
 # report's own 5xx must not stop the round).
 POLL_DOWN_AFTER = 3
 POLL_BATCH = 200
+REPORT_SENT = "report_sent"  # notification: a lost send settled as sent (`_settle_lost_send`)
 KEY_REUSED = "key_reused"  # ReportRefused kind: the Idempotence-Key was used for another body
 
 
@@ -226,7 +227,9 @@ async def my_reports(
     from now on (their changes reach the resident like those of the bot's own)."""
     own = {r.id: r for r in await city.reports_of(resident.city_account_id)}
     tracked = await uow.tracked_reports.of_resident(resident.telegram_user_id)
-    if await _adopt(uow, city, resident.telegram_user_id, own.values(), tracked, now):
+    if await _adopt(
+        uow, city, resident.telegram_user_id, resident.city_account_id, own.values(), tracked, now
+    ):
         await uow.commit()
     for followed in tracked:
         if followed.report_id not in own:
@@ -251,14 +254,26 @@ async def _adopt(
     uow: UnitOfWork,
     city: City,
     telegram_user_id: int,
+    account_id: str,
     reports: Iterable[Report],
     tracked: Iterable[TrackedReport],
     now: datetime,
 ) -> int:
     """Follow the account's reports the bot did not know (made elsewhere): their past is not
-    news, so each is followed from its latest update on. Returns how many."""
+    news, so each is followed from its latest update on. A report the resident's own lost
+    send made is settled as sent first (`_settle_lost_send`). Returns how many are followed."""
     known = {t.report_id for t in tracked}
+    reports = list(reports)
+    unknown = [r for r in reports if r.id not in known]
     adopted = 0
+    if unknown:
+        try:
+            settled = await _settle_lost_send(uow, city, telegram_user_id, account_id, unknown, now)
+        except CityUnavailable:  # adopted now, the report would never be settled: next round
+            return 0
+        if settled is not None:
+            known.add(settled)
+            adopted += 1
     for report in reports:
         if report.id in known:
             continue
@@ -270,6 +285,69 @@ async def _adopt(
         await uow.tracked_reports.track(found, now)
         adopted += 1
     return adopted
+
+
+async def _settle_lost_send(
+    uow: UnitOfWork,
+    city: City,
+    telegram_user_id: int,
+    account_id: str,
+    unknown: list[Report],
+    now: datetime,
+) -> str | None:
+    """A send whose answer was lost, and the resident never pressed «Отправить» again (review
+    31b): the draft still holds the send's Idempotence-Key, unchanged since, and the city
+    lists a report of the account the bot does not know, of the draft's theme — most likely
+    the one that send made. The POST is repeated with the key: by the platform's contract the
+    same key and body answer with the request already made, never a second one. The draft is
+    then settled as `send_report` would have: the report followed from its first update (none
+    of it was told), the draft forgotten, the dashboard told, and the resident told its number
+    (`report_sent`, urgent: without it they may send the problem again). Returns the report
+    id, or None when there is nothing to settle (a refusal: the key was used for another
+    body). Raises CityUnavailable when the city did not answer: the draft is left as it was
+    and the caller adopts nothing for the resident this time, so the next round tries again."""
+    draft = await uow.drafts.get(telegram_user_id)
+    if (
+        draft is None
+        or draft.send_key is None
+        or not draft.unchanged_since_sent()
+        or any(file_id not in draft.uploaded for file_id in draft.photos)
+        or not any(r.theme_code == draft.theme_code for r in unknown)
+    ):
+        return None
+    try:
+        definition = await city.service_definition(draft.theme_code or "")
+        if unanswered(definition, draft):
+            return None
+        report_id = await city.create_report(
+            account_id,
+            draft,
+            [draft.uploaded[file_id] for file_id in draft.photos],
+            answers_to_send(definition, draft),
+            draft.send_key,
+        )
+    except CityUnavailable:
+        raise
+    except DomainError:  # refused: the key for another body; the draft is left to the resident
+        return None
+    await uow.tracked_reports.track(TrackedReport(telegram_user_id, report_id), now)
+    await uow.drafts.delete(telegram_user_id)
+    await support.report_sent(uow, report_id, draft, now)
+    await uow.notifications.add_once(
+        Notification(
+            telegram_user_id=telegram_user_id,
+            kind=REPORT_SENT,
+            dedupe_key=f"report-sent:{report_id}:{telegram_user_id}",
+            data={
+                "report_id": report_id,
+                "theme": draft.theme_name or "",
+                "address": draft.address or "",
+            },
+            urgent=True,
+        ),
+        now,
+    )
+    return report_id
 
 
 @dataclass
@@ -318,7 +396,7 @@ async def _discover(
     for telegram_user_id, account_id in accounts:
         reports = await city.reports_of(account_id, recent=True)
         tracked = await uow.tracked_reports.of_resident(telegram_user_id)
-        adopted += await _adopt(uow, city, telegram_user_id, reports, tracked, now)
+        adopted += await _adopt(uow, city, telegram_user_id, account_id, reports, tracked, now)
         await uow.commit()
     return adopted
 

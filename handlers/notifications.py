@@ -22,6 +22,7 @@ from domain.errors import NotFound
 from domain.meter_reminders import METER_WINDOW
 from domain.money import format_rub
 from domain.ports import UnitOfWork
+from domain.reporting import REPORT_SENT
 from domain.reports import ReportStatus
 from domain.support import DASHBOARD_KINDS
 from handlers import bill_notice, meter_window
@@ -161,6 +162,15 @@ def render(
         if shorten(answer) != answer:  # the whole answer is on the report's card
             markup = full_answer_keyboard(tr, data["report_id"], markup)
         return text, markup, data.get("media_url")
+    if kind == REPORT_SENT:  # a send whose answer was lost, settled by discovery
+        address = str(data.get("address") or "")
+        text = tr(
+            "notify-report-sent",
+            number=data["report_id"],
+            theme=data.get("theme", ""),
+            address=Markup("\n📍 ") + shorten(address) if address else "",  # `+` escapes it
+        )
+        return text, None, None
     if kind == bill_notice.KIND:  # «Пришёл счёт»; «Пропустить этот раз» when its autopay pays
         skip = None
         if data.get("autopay_id") is not None and data.get("period"):

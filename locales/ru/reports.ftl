@@ -127,6 +127,7 @@ report-status-answered = получен ответ
 report-status-rejected = отклонено
 report-status-closed = закрыто
 report-status-returned = возвращено в работу
+notify-report-sent = ✅ Обращение № { $number } «{ $theme }» отправлено: город его получил, хотя ответ на отправку тогда не дошёл. Черновик больше не нужен — я сообщу, когда что-то изменится.{ $address }
 notify-report-status = Обращение № { $number } «{ $theme }»: { $status }.{ $text }
 report-show-full = Показать полностью
 report-album-not-only-photos = В альбоме не только фото — не добавил ничего из него. Пришлите только фото, без видео и файлов.

@@ -383,11 +383,8 @@ async def test_huge_status_notes_with_html_are_told_once_as_text(harness: Harnes
 # ---- a send whose answer never came, and the resident never pressed again ----------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a keyed draft whose POST answer was lost is never settled: the report the city "
-    "made is adopted by discovery silently, the draft is still offered as unsent",
-)
+# Was (review 31b): a keyed draft whose POST answer was lost is never settled: the report the city
+# made is adopted by discovery silently, the draft is still offered as unsent
 async def test_a_lost_send_left_alone_is_settled_and_its_number_told(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

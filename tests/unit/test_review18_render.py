@@ -60,6 +60,7 @@ HOSTILE = [
 # Kinds whose text shows the hostile value (the others show it only in some branches).
 SHOWN_KINDS = {
     "report_status",
+    "report_sent",
     BILL_ISSUED,
     METER_WINDOW,
     support.DASHBOARD_REPORT,
@@ -137,6 +138,8 @@ def hostile_cases(value: str) -> Iterator[tuple[str, dict[str, Any]]]:
                 "askable": askable,
             },
         )
+    yield ("report_sent", {"report_id": "NG-2026-001001", "theme": value, "address": value})
+    yield ("report_sent", {"report_id": value, "theme": value, "address": ""})
     for plan in ("none", AutopayPlan.WILL_PAY, AutopayPlan.QUEUED, AutopayPlan.OVER_LIMIT, value):
         yield (
             BILL_ISSUED,
@@ -215,6 +218,7 @@ def test_the_cases_cover_every_kind_render_knows() -> None:
         *DASHBOARD_KINDS,
         METER_WINDOW,
         "report_status",
+        "report_sent",
         BILL_ISSUED,
         *AUTOPAY_KEYS,
         "autopay_paused",

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 
 from domain import support
 from domain.accounts import Resident, TokenSet
@@ -337,6 +338,38 @@ async def skip_once(
     await uow.autopays.save(autopay)
     await uow.commit()
     return autopay
+
+
+class BillSkip(StrEnum):
+    """What «Не оплачивать автоплатежом» did (`skip_bill`)."""
+
+    SKIPPED = "skipped"  # off the queue, or its charge skipped: the resident pays it
+    UNDER_WAY = "under_way"  # its charge is under way or over: too late to stop
+    NOT_WAITING = "not_waiting"  # neither queued nor in hand: paid before, or the queue dropped
+
+
+async def skip_bill(
+    uow: UnitOfWork, resident: Resident, autopay_id: int, is_bill: Callable[[str], bool]
+) -> BillSkip:
+    """«Не оплачивать автоплатежом» under a «Пришёл счёт» queued behind the bill its on-issue
+    autopay is paying now: a queued bill is charged the moment the one before it is done
+    (`_take_queued`), so this notice is the resident's only chance to stop it. The bill
+    (`is_bill` picks it: the button carries a reference, not the id) is taken off the queue —
+    or, handed over meanwhile, its charge skipped as «Пропустить этот раз» skips it
+    (`skip_once`: refused once its charge is under way or over). Raises NotFound (another
+    resident's autopay, or a deleted one)."""
+    autopay = await _held(uow, resident, autopay_id)
+    if autopay.id is None:
+        return BillSkip.NOT_WAITING
+    waiting = next((b for b in await uow.known_bills.queued(autopay.id) if is_bill(b)), None)
+    if waiting is not None:
+        await uow.known_bills.unqueue(autopay.id, waiting)
+        await uow.commit()
+        return BillSkip.SKIPPED
+    if autopay.bill_id is not None and is_bill(autopay.bill_id):
+        skipped = await skip_once(uow, resident, autopay.id, autopay.period)
+        return BillSkip.UNDER_WAY if skipped is None else BillSkip.SKIPPED
+    return BillSkip.NOT_WAITING
 
 
 async def autopay_methods(

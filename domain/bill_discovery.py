@@ -321,7 +321,14 @@ async def _hand_over(
         return AutopayPlan.NONE, {}
     if current.bill_id is not None or current.retry_period is not None:
         await uow.known_bills.queue(resident.telegram_user_id, bill.id, autopay.id)
-        return AutopayPlan.QUEUED, {"autopay_id": autopay.id, "limit": limit}
+        # Charged the moment the bill in hand is done, so no earlier than that one's charge:
+        # quiet hours hold its «Не оплачивать автоплатежом» no later than that (review 33).
+        behind = current.next_due_at.astimezone(MOSCOW)
+        return AutopayPlan.QUEUED, {
+            "autopay_id": autopay.id,
+            "limit": limit,
+            "charge_at": behind.isoformat(),
+        }
     current.take_bill(bill.id, on_issue_due(now))
     await uow.autopays.save_progress(current)
     charge_at = current.next_due_at.astimezone(MOSCOW)

@@ -15,16 +15,31 @@ from typing import Any
 
 from aiogram import Router
 from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram_dialog import DialogManager
 from markupsafe import Markup
 
+from domain.accounts import Resident
+from domain.autopaying import BillSkip, skip_bill
 from domain.bill_discovery import KIND, AutopayPlan
 from domain.bills import unpaid_bills
-from domain.errors import DomainError
+from domain.errors import DomainError, NotFound
 from domain.money import format_rub
 from domain.payable import Payable
-from handlers.buttons import ItemRef, by_ref, forged, item_ref, on_forged
+from domain.ports import UnitOfWork
+from handlers.buttons import (
+    ButtonId,
+    ItemRef,
+    by_ref,
+    drop_keyboard,
+    forged,
+    item_ref,
+    on_forged,
+    press_key,
+    pressed_before,
+    remember_press,
+)
 from handlers.context import context_of
 from handlers.navigation import start_over_menu
 from handlers.payments import pay_data
@@ -57,6 +72,13 @@ class BillPay(CallbackData, prefix="bp"):
     bill: ItemRef
 
 
+class BillAutopaySkip(CallbackData, prefix="bs"):
+    """«Не оплачивать автоплатежом» under a «Пришёл счёт» queued for an on-issue autopay."""
+
+    autopay: ButtonId
+    bill: ItemRef
+
+
 def failed_key(failure: object) -> str:
     """The text of an on-issue autopay's failed charge, by the run's failure."""
     return FAILED_KEYS.get(str(failure), "notify-bill-autopay-failed-refused")
@@ -66,6 +88,14 @@ def pay_button(tr: Texts, bill_id: str) -> InlineKeyboardButton:
     """«Оплатить» for one bill (its reference, never its id): the pay step, if still unpaid."""
     return InlineKeyboardButton(
         text=tr.label("notify-bill-pay"), callback_data=BillPay(bill=item_ref(bill_id)).pack()
+    )
+
+
+def skip_bill_button(tr: Texts, autopay_id: int, bill_id: str) -> InlineKeyboardButton:
+    """«Не оплачивать автоплатежом» for one bill queued for the autopay (its reference)."""
+    return InlineKeyboardButton(
+        text=tr.label("notify-bill-skip"),
+        callback_data=BillAutopaySkip(autopay=autopay_id, bill=item_ref(bill_id)).pack(),
     )
 
 
@@ -148,6 +178,9 @@ def render_bill_issued(
     pay = pay_button(tr, str(data.get("bill_id") or ""))
     if plan == AutopayPlan.WILL_PAY and skip is not None:
         rows = [[skip]]
+    elif plan == AutopayPlan.QUEUED and data.get("autopay_id") is not None:
+        # Charged the moment the bill before it is done: the one chance to stop it (review 33).
+        rows = [[skip_bill_button(tr, int(data["autopay_id"]), str(data.get("bill_id") or ""))]]
     elif plan == AutopayPlan.QUEUED:
         rows = []
     else:
@@ -181,6 +214,57 @@ async def on_bill_pay(
     await start_over_menu(dialog_manager, PaySG.confirm, pay_data(Payable.bills([bill.id])))
 
 
+SKIP_KEYS = {
+    BillSkip.SKIPPED: "notify-bill-skipped",
+    BillSkip.UNDER_WAY: "notify-bill-skip-late",
+    BillSkip.NOT_WAITING: "notify-bill-skip-not-waiting",
+}
+
+
+async def on_bill_skip(
+    callback: CallbackQuery,
+    callback_data: BillAutopaySkip,
+    uow: UnitOfWork,
+    tr: Texts,
+    state: FSMContext,
+    resident: Resident | None = None,
+) -> None:
+    """«Не оплачивать автоплатежом»: the queued bill is left for the resident to pay (with
+    «Оплатить»), or they are told why it cannot be stopped; a second tap changes nothing;
+    another resident's autopay id is refused."""
+    if resident is None:
+        await callback.answer(tr.label("error-not-linked"), show_alert=True)
+        return
+    key = press_key(callback)
+    if await pressed_before(state, key):
+        await callback.answer(tr.label("button-already-done"))
+        await drop_keyboard(callback, state)
+        return
+    try:
+        outcome = await skip_bill(
+            uow, resident, callback_data.autopay, lambda bill: item_ref(bill) == callback_data.bill
+        )
+    except NotFound:
+        await callback.answer(tr.label("error-forged-button"))  # another resident's autopay
+        return
+    await remember_press(state, key)
+    await callback.answer()
+    if callback.message is not None:
+        pay = BillPay(bill=callback_data.bill).pack()
+        keyboard = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [InlineKeyboardButton(text=tr.label("notify-bill-pay"), callback_data=pay)]
+            ]
+        )
+        await callback.message.answer(
+            tr(SKIP_KEYS[outcome]),
+            reply_markup=keyboard if outcome is not BillSkip.UNDER_WAY else None,
+        )
+    await drop_keyboard(callback, state)
+
+
 def register(router: Router) -> None:
     router.callback_query.register(on_bill_pay, BillPay.filter())
+    router.callback_query.register(on_bill_skip, BillAutopaySkip.filter())
     router.callback_query.register(on_forged, forged(BillPay))
+    router.callback_query.register(on_forged, forged(BillAutopaySkip))

@@ -99,6 +99,24 @@ class SqlKnownBillRepository:
         )
         return str(row.bill_id)
 
+    async def queued(self, autopay_id: int) -> list[str]:
+        """The bills waiting for this autopay, oldest first."""
+        rows = await self._session.execute(
+            select(KnownBillRow.bill_id)
+            .where(KnownBillRow.autopay_id == autopay_id)
+            .order_by(KnownBillRow.id)
+        )
+        return [str(bill_id) for bill_id in rows.scalars()]
+
+    async def unqueue(self, autopay_id: int, bill_id: str) -> None:
+        """The bill no longer waits for this autopay."""
+        await self._session.execute(
+            update(KnownBillRow)
+            .where(KnownBillRow.autopay_id == autopay_id, KnownBillRow.bill_id == bill_id)
+            .values(autopay_id=None)
+            .execution_options(synchronize_session=False)
+        )
+
     async def drop_queue(self, autopay_id: int) -> None:
         """No bill waits for this autopay any more (paused, resumed, deleted)."""
         await self._session.execute(

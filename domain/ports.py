@@ -346,6 +346,10 @@ class NotificationRepository(Protocol):
 
     async def fail_all(self, telegram_user_id: int) -> None: ...
 
+    async def fail_waiting(self, kinds: frozenset[str]) -> int:
+        """Waiting rows of `kinds` (not being sent) fail for good; how many (support off)."""
+        ...
+
     async def readdress(self, kinds: frozenset[str], chat_id: int, thread_id: int) -> int:
         """Waiting rows of `kinds` addressed to another chat go to forum topic `thread_id` of
         `chat_id` instead (the support chat moved); how many."""

@@ -163,13 +163,24 @@ async def topic_in_thread(uow: UnitOfWork, chat_id: int, thread_id: int) -> Supp
 
 async def current_dashboard(uow: UnitOfWork, chat_id: int | None) -> Dashboard | None:
     """The dashboard of the configured support chat; dashboards of any other chat (or all of
-    them when support is off) are forgotten, so no event is posted where support moved away."""
+    them when support is off) are forgotten, so no event is posted where support moved away.
+    Events still waiting for a chat support moved from go to this one."""
     await uow.support.keep_dashboard(chat_id)
     dashboard = await uow.support.dashboard()
     if dashboard is not None:
         await _readdress(uow, dashboard)
     await uow.commit()
     return dashboard
+
+
+async def drop_waiting_events(uow: UnitOfWork) -> int:
+    """Support is off (SUPPORT_CHAT_ID unset): dashboard events still waiting for the chat it
+    was in fail for good — no chat will ever take them, and before they were retried every
+    few minutes for ever. They stay in the outbox for the record. Returns how many (the
+    caller logs them: a refund owed may be among them). Commits."""
+    dropped = await uow.notifications.fail_waiting(DASHBOARD_KINDS)
+    await uow.commit()
+    return dropped
 
 
 async def keep_dashboard(uow: UnitOfWork, dashboard: Dashboard, now: datetime) -> Dashboard:

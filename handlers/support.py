@@ -134,7 +134,10 @@ async def ensure_dashboard(
     bot: Bot, uow: UnitOfWork, chat_id: int | None, tr: Texts, now: datetime
 ) -> Dashboard | None:
     """The «Dashboard» topic of the configured chat, created once; None when support is off
-    (and then no dashboard is kept, so no event is written for a chat no longer ours)."""
+    (and then no dashboard is kept, so no event is written for a chat no longer ours, and the
+    events still waiting for the chat support was in fail, logged)."""
+    if chat_id is None and (dropped := await support.drop_waiting_events(uow)):
+        log.error("support.events_dropped", count=dropped, reason="support_off")
     dashboard = await support.current_dashboard(uow, chat_id)
     if chat_id is None or dashboard is not None:
         return dashboard

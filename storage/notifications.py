@@ -426,6 +426,23 @@ class SqlNotificationRepository:
             .values(status="failed")
         )
 
+    async def fail_waiting(self, kinds: frozenset[str]) -> int:
+        """Waiting rows of `kinds` fail for good: the operator turned support off, and the
+        dashboard events still waiting have no chat to go to (they stay for the record). Rows
+        being sent are left to their sender (a refusal puts them back; the next call fails
+        them). Returns how many."""
+        result = await self._session.execute(
+            update(NotificationRow)
+            .where(
+                OPEN_NOTIFICATION,
+                NotificationRow.status == "pending",
+                NotificationRow.kind.in_(sorted(kinds)),
+            )
+            .values(status="failed")
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def readdress(self, kinds: frozenset[str], chat_id: int, thread_id: int) -> int:
         """Waiting rows of `kinds` (the support dashboard's events) addressed to another chat
         go to forum topic `thread_id` of `chat_id`: the operator moved SUPPORT_CHAT_ID, and the

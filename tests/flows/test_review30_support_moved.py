@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 from aiogram.methods import SendMessage
+from sqlalchemy import select
 
 from bot.jobs import deliver_notifications, support_dashboard
 from bot.ratelimit import MemoryLimiter
+from domain.support import DASHBOARD_KINDS
 from sandbox.telegram_double import Fault, _fault_error, _FaultSpec
+from storage.models import NotificationRow
 from tests.flows.conftest import Harness
 from tests.flows.test_review27_support import (  # noqa: F401 - desk: the fixture
     SUPPORT_CHAT,
@@ -101,3 +104,27 @@ async def test_a_restart_without_a_move_leaves_the_dashboard_events_where_they_a
     [post] = _dashboard_posts(harness, SUPPORT_CHAT)
     assert "Нужен возврат" in post
     assert topic(harness, 0) == []  # nothing in a thread that does not exist
+
+
+async def test_support_turned_off_fails_the_waiting_events_instead_of_retrying_them(
+    two_desks: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    harness = two_desks
+    assert harness.app is not None
+    await support_dashboard(harness.app, harness.clock)
+    await _refund_event(harness, 5)
+    _old_chat_refuses(harness)
+    await deliver_notifications(harness.app, harness.clock, MemoryLimiter())  # refused
+    # The operator turns support off (SUPPORT_CHAT_ID unset) and restarts.
+    harness.settings = harness.settings.model_copy(update={"support_chat_id": None})
+    app = await harness.restart()
+    await support_dashboard(app, harness.clock)
+    assert "support.events_dropped" in capsys.readouterr().out  # the operator is told
+    for _ in range(3):
+        harness.clock.advance(301)
+        await deliver_notifications(app, harness.clock, MemoryLimiter())
+    async with app.uow_factory() as uow:
+        statuses = await uow.session.scalars(
+            select(NotificationRow.status).where(NotificationRow.kind.in_(DASHBOARD_KINDS))
+        )
+        assert list(statuses) == ["failed"]  # kept for the record, never tried again

@@ -94,6 +94,32 @@ async def test_dashboard_events_waiting_for_a_chat_support_left_are_readdressed(
     assert {"a", "b"}.isdisjoint(moved)  # sent, and being sent: left to their sender
 
 
+async def test_dashboard_events_waiting_when_support_is_off_fail(engine: AsyncEngine) -> None:
+    """Support turned off: waiting dashboard events fail for good; one being sent, one sent
+    and a resident's notice stay as they are."""
+    factory = factory_for(engine)
+    kinds = frozenset({"dash_refund"})
+
+    def event(key: str, chat: int = CHAT, kind: str = "dash_refund") -> Notification:
+        return Notification(chat, kind, {"message_thread_id": 5}, key, urgent=True)
+
+    async with factory() as uow:
+        for each in (event("a"), event("b"), event("c"), event("d", OTHER_CHAT)):
+            await uow.notifications.add_once(each, NOW)
+        await uow.notifications.add_once(event("r", 7, "report_status"), NOW)
+        await uow.commit()
+        [taken] = await uow.notifications.claim(NOW, 1, urgent_only=True)  # a: sending
+        await uow.commit()
+    async with factory() as uow:
+        assert await uow.notifications.fail_waiting(kinds) == 3  # b, c, d
+        await uow.commit()
+    async with factory() as uow:
+        assert await uow.notifications.fail_waiting(kinds) == 0
+        waiting = await uow.notifications.claim(NOW, 10)
+    assert {n.dedupe_key for n in waiting} == {"r"}
+    assert taken.dedupe_key == "a"
+
+
 async def test_stats_count_today_only(engine: AsyncEngine) -> None:
     factory = factory_for(engine)
     yesterday = NOW - timedelta(days=1)

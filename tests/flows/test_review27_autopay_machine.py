@@ -73,16 +73,18 @@ from domain.autopay import (
 )
 from domain.autopaying import (
     AutopayExists,
+    BillSkip,
     change,
     change_card,
     set_status,
     set_up,
+    skip_bill,
     skip_once,
 )
 from domain.autopaying import tick as autopay_tick
 from domain.bill_discovery import discover_bills
 from domain.bills import BillKind
-from domain.errors import CityUnavailable
+from domain.errors import CityUnavailable, NotFound
 from domain.linking import unlink
 from domain.reporting import DiscoveryCursor
 from sandbox import SandboxServer
@@ -504,6 +506,30 @@ class AutopayMachine(RuleBasedStateMachine):
                     b: due for b, due in model.owed_bills.items() if bill_period(b) != period
                 }
         self.trace.append(f"skip #{model.id} {period}: {skipped is not None}")
+
+    @precondition(lambda self: self.linked)
+    @rule(index=st.integers(0, 7), which=st.integers(0, 7))
+    def skip_a_bill(self, index: int, which: int) -> None:
+        """«Не оплачивать автоплатежом» under a bill's notice (queued, or any bill issued:
+        pressed late, or for a bill the autopay never had)."""
+        model = self._pick(index, AutopayKind.BILL)
+        if model is None or not self.bills:
+            return
+        bill_id = sorted(self.bills)[which % len(self.bills)]
+
+        async def go() -> BillSkip | None:
+            async with self.app.uow_factory() as uow:
+                try:
+                    resident = await self._resident(uow)
+                    return await skip_bill(uow, resident, model.id, lambda b: b == bill_id)
+                except NotFound:  # deleted, or unlinked
+                    return None
+
+        outcome = self.run(go())
+        if outcome is BillSkip.SKIPPED:
+            model.skipped.add(bill_period(bill_id))
+            model.owed_bills.pop(bill_id, None)
+        self.trace.append(f"skip bill #{model.id} {bill_id}: {outcome}")
 
     @precondition(lambda self: self.linked and self.tick_no >= 2)  # after some charges
     @rule()

@@ -42,6 +42,7 @@ from bot.metrics import observe_city
 from bot.middlewares import (
     LogContextMiddleware,
     MetricsMiddleware,
+    StaleScreenMiddleware,
     ThrottlingMiddleware,
     UnitOfWorkMiddleware,
     UpdateDedupMiddleware,
@@ -249,6 +250,8 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(MetricsMiddleware())
     dispatcher.update.outer_middleware(LogContextMiddleware())
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
+    # Inner: after aiogram-dialog's intent middleware has loaded the stack of the press.
+    dispatcher.callback_query.middleware(StaleScreenMiddleware())
     dispatcher.include_router(build_router())
     dispatcher.include_router(build_unexpected_router())  # last: errors no handler words
     setup_dialogs(dispatcher, events_isolation=isolation)

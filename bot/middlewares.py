@@ -19,7 +19,10 @@ from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import AnswerCallbackQuery, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import TelegramObject, Update, User
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
+from aiogram_dialog.api.entities import Stack
+from aiogram_dialog.api.internal import STACK_KEY
+from aiogram_dialog.utils import remove_intent_id
 
 from bot import dedup
 from bot.album import SWEPT
@@ -388,6 +391,37 @@ def install_session_middlewares(bot: Bot) -> None:
     """Install the Bot session middlewares once per session (replicas in tests share one)."""
     if not any(isinstance(m, StaleCallbackAnswerMiddleware) for m in bot.session.middleware):
         bot.session.middleware(StaleCallbackAnswerMiddleware())
+
+
+class StaleScreenMiddleware(BaseMiddleware):
+    """A press on a dialog screen that is no longer the dialog's current message is refused
+    with a short answer, and nothing runs.
+
+    aiogram-dialog keeps one current message per stack (`Stack.last_message_id`) and takes the
+    keyboard off an older one when it sends a window anew; a client that still shows the old
+    keyboard (an answer lost, a second device) can press it, and aiogram-dialog would then run
+    that button against the dialog's data *now* — a «Подтвердить» of «100 баллов фонду А»
+    sending what the resident set up since, 500 to fund Б (review 33b). Telegram says which
+    message a press came from, so every dialog button is checked here at once rather than
+    each confirmation carrying a tag of its own. Buttons of our own (notifications, support)
+    carry no intent id and pass; so does a stack with no message yet."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if isinstance(event, CallbackQuery) and _stale_screen(event, data.get(STACK_KEY)):
+            tr = data.get("tr")
+            await event.answer(tr.label("error-stale-screen") if tr is not None else None)
+            log.info("update.stale_screen")
+            return None
+        return await handler(event, data)
+
+
+def _stale_screen(event: CallbackQuery, stack: Stack | None) -> bool:
+    if stack is None or stack.last_message_id is None or not event.data:
+        return False
+    if remove_intent_id(event.data)[0] is None:  # not a dialog's button
+        return False
+    message = event.message
+    return isinstance(message, Message) and message.message_id != stack.last_message_id
 
 
 class ThrottlingMiddleware(BaseMiddleware):

@@ -24,7 +24,9 @@ Guarantees, per notification claimed (`deliver_notifications`):
   clock is read after the call), never from the start of the tick.
 * 403 (the resident blocked the bot) fails that resident's other queued notifications too. A
   403 from the staff supergroup (a row for a forum topic: the bot removed from it, or its
-  rights taken away) is not a resident's block: the row and the chat's others wait
+  rights taken away — or a 400 about the chat rather than the message: a closed topic, no
+  right to post, a migrated group, review 33a) is not a resident's block: the row and the
+  chat's others wait
   `STAFF_CHAT_AWAY` seconds and are tried again, none given up (refunds owed are among them);
   if the operator moved the desk to another chat meanwhile, the dashboard job readdresses them
   there (`domain.support.current_dashboard`).
@@ -537,6 +539,15 @@ async def _attempt_one(
     except (TelegramBadRequest, TelegramEntityTooLarge, TelegramMigrateToChat) as error:
         answered = clock()  # refused for what it is: sending it again would be refused again
         await _answered(limiter, chat, accepted=False)
+        if THREAD in notification.data and _staff_chat_condition(error):  # review 33a
+            log.error(
+                "notify.staff_chat_refused",
+                chat=chat,
+                error=error.message,
+                migrate_to_chat_id=getattr(error, "migrate_to_chat_id", None),
+            )
+            await _hold(limiter, chat, STAFF_CHAT_AWAY)  # as for its 403: nothing given up
+            return _deferred(notification, answered + timedelta(seconds=STAFF_CHAT_AWAY))
         log.error("notify.refused", notification=notification.id, error=error.message)
         if digested is not None:  # one item may be to blame: each goes again by itself
             return _Result(notification, Outcome.DEFERRED, answered, alone=True)
@@ -562,6 +573,33 @@ async def _attempt_one(
     progress.result = sent  # Telegram took it: a cancellation from here on records it sent
     await _answered(limiter, chat, accepted=True)
     return sent
+
+
+# A 400 that is the message's own fault: sending it again would be refused again, wherever.
+_MESSAGE_FAULTS = (
+    "parse entities",
+    "message is too long",
+    "text must be non-empty",
+    "caption is too long",
+    "reply markup",
+    "button",
+    "wrong file",
+    "failed to get http url content",
+)
+
+
+def _staff_chat_condition(error: TelegramAPIError) -> bool:
+    """Whether a 400 from the staff supergroup is about the chat, not the message: the group
+    became a supergroup, staff closed the «Dashboard» topic (TOPIC_CLOSED), the bot's right to
+    post was taken (CHAT_WRITE_FORBIDDEN, «not enough rights»), the chat is gone or not yet
+    the bot's («chat not found»). Those pass when the operator acts, so the row waits like a
+    staff 403 (a refund owed may be in it); a message-level fault is dead-lettered as ever."""
+    if isinstance(error, TelegramMigrateToChat):
+        return True
+    if isinstance(error, TelegramEntityTooLarge):
+        return False
+    message = error.message.lower()
+    return not any(fault in message for fault in _MESSAGE_FAULTS)
 
 
 def _deferred(notification: Notification, at: datetime) -> _Result:

@@ -147,8 +147,16 @@ async def confirm_link(
     telegram_user_id: int,
     chat_id: int,
     now: datetime,
+    payments: CityPayments | None = None,
 ) -> Resident:
-    """Finish linking from the chat: only the Telegram user who started it may finish it."""
+    """Finish linking from the chat: only the Telegram user who started it may finish it.
+
+    Another city account replacing the linked one (an older login finished with another
+    account, or a deliberate switch) is unlinking the old one first: with `payments`, its
+    payments and autopay charges the city may still settle are asked about with its tokens,
+    before they are revoked (as `unlink` does), then its data is forgotten and its payment
+    records made anonymous — else a payment of the old account stayed pending under the new
+    one for ever, offered as «Продолжить оплату» and never settled (review 33b)."""
     raw = nonce.removeprefix(NONCE_PREFIX)
     attempt = await uow.link_attempts.by_nonce(secret_hash(raw))
     if attempt is None:
@@ -172,10 +180,15 @@ async def confirm_link(
     attempt.tokens = None
     await uow.link_attempts.save(attempt)
     previous = await uow.residents.get(telegram_user_id)
+    switched = previous is not None and previous.city_account_id != profile.account_id
+    if switched and previous is not None and payments is not None:
+        await _settle_open(uow, auth, payments, previous, now)  # while its token works
+        await settle_runs_of(uow, auth, payments, previous, now)
     if previous is not None and previous.tokens.refresh_token != tokens.refresh_token:
         await _revoke_quietly(auth, previous.tokens)
-    if previous is not None and previous.city_account_id != profile.account_id:
+    if switched:
         await forget_account_data(uow, telegram_user_id)  # the old account's, as `unlink` does
+        await uow.payment_intents.anonymise(telegram_user_id)
     resident = Resident(
         telegram_user_id=telegram_user_id,
         chat_id=chat_id,

@@ -12,7 +12,7 @@ from aiogram.types import ErrorEvent
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
 
-from domain.errors import DomainError, RelinkRequired
+from domain.errors import DomainError, NotLinked, RelinkRequired
 from handlers.ports import Texts
 from handlers.states import MenuSG
 from handlers.texts import error_text
@@ -71,7 +71,10 @@ async def outdated_button(event: ErrorEvent, tr: Texts) -> None:
 async def domain_error(event: ErrorEvent, tr: Texts, **data: Any) -> None:
     error = event.exception
     log.info("domain.error", error=type(error).__name__)
-    if isinstance(error, RelinkRequired):  # the link is already forgotten (domain.sessions)
+    # The link is already forgotten (domain.sessions) — or gone under an open screen whose
+    # getter needs it (NotLinked): the words, then the way forward, or every «Назад» says the
+    # same and leads nowhere (review 33b).
+    if isinstance(error, (RelinkRequired, NotLinked)):
         await _tell(event, error_text(tr, error))
         dialog_manager: DialogManager | None = data.get("dialog_manager")
         if dialog_manager is not None:  # the way forward at once: the menu with «Привязать»

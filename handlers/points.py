@@ -27,7 +27,7 @@ from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
 from domain.charity import funds
-from domain.errors import DomainError, NotFound
+from domain.errors import DomainError, NotFound, RelinkRequired
 from domain.meters import moscow_date, resident_meters
 from domain.money import has_foreign_digit
 from domain.payments import new_key
@@ -367,6 +367,8 @@ async def on_confirm(callback: CallbackQuery, _b: Button, manager: DialogManager
     except NotFound:  # the fund closed while the confirmation was on screen
         await _drop(manager, TRANSFER, fund)
         data["result"] = ctx.tr("points-transfer-fund-closed", fund=data["fund_name"])
+    except RelinkRequired:  # the link is gone: «Привяжите заново» and the menu (handlers.errors)
+        raise  # the key stays: an earlier try under it may have gone before the 401 (review 33b)
     except DomainError:  # no answer: it may have been made; the key stays
         data["result"] = ctx.tr("points-transfer-unknown")
     else:
@@ -584,6 +586,8 @@ async def on_exchange(
         data["prize_result"] = tr("prizes-price-changed", price=_price(ctx, error.price))
     except NotFound:
         data["prize_result"] = tr("prizes-unknown")
+    except RelinkRequired:  # as for a transfer: the menu with «Привязать», the key kept
+        raise
     except DomainError:  # no answer: it may have been made; the key stays (kept above)
         data["prize_result"] = tr("prizes-unknown-outcome")
         await manager.switch_to(PointsSG.prize_done)

@@ -12,7 +12,7 @@ from aiogram_dialog import DialogManager, ShowMode, StartMode
 
 from domain.errors import LinkError
 from domain.linking import NONCE_PREFIX, confirm_link
-from domain.ports import CityAuth, UnitOfWork
+from domain.ports import City, UnitOfWork
 from handlers.ports import Texts
 from handlers.states import MenuSG
 from handlers.texts import LEVEL_KEYS, error_text
@@ -22,7 +22,7 @@ async def finish_link(
     message: Message,
     command: CommandObject,
     uow: UnitOfWork,
-    city: CityAuth,
+    city: City,
     tr: Texts,
     clock: Callable[[], datetime],
     dialog_manager: DialogManager,
@@ -36,6 +36,7 @@ async def finish_link(
             telegram_user_id=message.from_user.id,
             chat_id=message.chat.id,
             now=clock(),
+            payments=city,
         )
     except LinkError as error:
         await uow.commit()  # a refused link stays refused

@@ -6,6 +6,7 @@ error-relink = Вход в аккаунт mos.ru больше не действ�
 error-not-found = Не нашли этого в городском сервисе. Возможно, данные уже изменились.
 error-not-linked = Сначала привяжите аккаунт mos.ru — кнопка «Привязать аккаунт» в меню.
 error-stale-button = Эта кнопка устарела. Вот главное меню.
+error-stale-screen = Этот экран устарел — продолжайте в последнем сообщении.
 # What a domain error says wherever a step has no sentence of its own for it (handlers/texts.py
 # ERROR_KEYS: every DomainError has one, so none reads as the bot's own failure).
 error-autopay-exists = У вас уже есть такой автоплатёж — откройте его в «Автоплатежи», чтобы изменить сумму, день или карту.

@@ -66,7 +66,20 @@ dashboard-autopay-paused =
     ⏸ Автоплатёж № { $number } на паузе ({ $period }), попыток: { $attempts }.
     { $what }, { $amount }.
     Причина: { $reason }.
-dashboard-dead-letter = 📭 Уведомление № { $number } ({ $kind }) не доставлено после { $attempts } попыток.
+dashboard-dead-letter = 📭 Уведомление № { $number } («{ $kind ->
+        [report_status] статус обращения
+        [report_sent] обращение отправлено
+        [bill_issued] пришёл счёт
+        [meter_window] приём показаний
+        [autopay_reminder] напоминание об автоплатеже
+        [autopay_paid] автоплатёж прошёл
+        [autopay_failed] автоплатёж не прошёл
+        [autopay_paused] автоплатёж приостановлен
+        [autopay_over_limit] автоплатёж выше лимита
+        [autopay_missed] автоплатёж пропущен
+        [autopay_topup_full] пополнение не понадобилось
+       *[other] { $kind }
+    }») не доставлено. Попыток: { $attempts }.
 dashboard-digest =
     📊 Итоги за { $day }
     Новых привязок: { $links }

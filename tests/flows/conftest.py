@@ -48,6 +48,9 @@ LINKED_MENU = [
     "Отвязать аккаунт",
 ]
 
+# A dialog button pressed on a message that is no longer the dialog's current one (review 33b).
+STALE = "Этот экран устарел — продолжайте в последнем сообщении."
+
 
 @dataclass
 class Harness:

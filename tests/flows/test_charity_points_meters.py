@@ -172,8 +172,8 @@ async def test_an_old_fund_button_of_the_points_transfer_after_the_list_changed(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """«Перевести баллы в фонд»: a fund button carries `item_ref` of the fund's id, not its
-    position. The first fund goes away and the list is drawn again; a tap on the OLD message's
-    second fund asks about that fund, and one on the gone fund gets the toast."""
+    position. The first fund goes away and the list is drawn again; taps on the OLD message
+    are refused as a stale screen (review 33b), and the current list asks about the fund."""
     from tests.flows.test_hostile_input import no_crash, press_again  # it imports this module
 
     chat = await linked(harness)
@@ -192,9 +192,10 @@ async def test_an_old_fund_button_of_the_points_transfer_after_the_list_changed(
     assert gone.name not in chat.buttons
     late = await press_again(chat, payload, gone_button.callback_data or "")
     no_crash(late)
-    assert [a.text for a in late.callback_answers] == [
-        "Эта кнопка не работает. Откройте нужный раздел из меню."
-    ]
+    stale = "Этот экран устарел — продолжайте в последнем сообщении."  # review 33b
+    assert [a.text for a in late.callback_answers] == [stale]
     reply = await press_again(chat, payload, tapped.callback_data or "")
     no_crash(reply)
-    assert f"фонду «{tapped.text}»" in reply.text  # the old message now asks the amount
+    assert [a.text for a in reply.callback_answers] == [stale]  # before: asked the amount
+    reply = await chat.press(tapped.text)  # the current list
+    assert f"фонду «{tapped.text}»" in reply.text

@@ -20,6 +20,7 @@ from tests.money_text import nb
 COFFEE = "Промокод на кофе в «Кофемании»"  # 200 points, category promo codes
 FULL_BALANCE = 1_250
 FORGED = "Эта кнопка не работает. Откройте нужный раздел из меню."
+STALE = "Этот экран устарел — продолжайте в последнем сообщении."  # review 33b
 
 
 def _balance(harness: Harness, account_id: str = FULL.account_id) -> int:
@@ -257,8 +258,9 @@ async def test_prices_are_in_points_with_russian_plurals(
 
 async def test_an_old_prize_button_after_the_list_changed(harness: Harness) -> None:
     """A prize button carries `item_ref` of the prize's id, not its position: the first
-    prize of the category goes away and the list is drawn again; a tap on the OLD message's
-    second prize opens that prize, and one on the gone prize gets the toast."""
+    prize of the category goes away and the list is drawn again; taps on the OLD message are
+    refused as a stale screen (review 33b; before, its second prize opened that prize), and
+    the current list opens the same prize."""
     chat = await linked(harness)
     await chat.press("Баллы")
     await chat.press("Обменять")
@@ -274,9 +276,11 @@ async def test_an_old_prize_button_after_the_list_changed(harness: Harness) -> N
     assert not any(b.startswith(COFFEE) for b in chat.buttons)
     gone = await press_again(chat, payload, gone_button.callback_data or "")
     no_crash(gone)
-    assert [a.text for a in gone.callback_answers] == [FORGED]
+    assert [a.text for a in gone.callback_answers] == [STALE]
     assert _prize_debits(harness) == []
     reply = await press_again(chat, payload, tapped.callback_data or "")
     no_crash(reply)
+    assert [a.text for a in reply.callback_answers] == [STALE]
+    reply = await chat.press(tapped.text)
     name = tapped.text.split(" · ")[0]
     assert name in reply.text and "Цена:" in reply.text  # the tapped prize's card

@@ -9,7 +9,7 @@ import pytest
 
 from sandbox import funds as sandbox_funds
 from sandbox.data import FULL
-from tests.flows.conftest import Harness
+from tests.flows.conftest import STALE, Harness
 from tests.flows.test_autopay_setup import stored
 from tests.flows.test_hostile_input import no_crash, press_again
 from tests.flows.test_long_platform_ids import _autopay_funds
@@ -23,7 +23,6 @@ async def test_an_old_fund_button_after_the_list_changed(
     assert old is not None
     payload = dict(old.payload)
     tapped = old.buttons[1]  # the second fund, as the old message labels it
-    print("\n[old list]", [b.text for b in old.buttons])
     # The platform drops the first fund of the list (closed, or reordered) …
     gone = sandbox_funds.funds_in(None)[0]
     funds = tuple(f for f in sandbox_funds.FUNDS if f.id != gone.id)
@@ -31,26 +30,17 @@ async def test_an_old_fund_button_after_the_list_changed(
     monkeypatch.setattr(sandbox_funds, "_BY_ID", {f.id: f for f in funds})
     # … and the window is rendered again (the resident typed something: hint + window below).
     await chat.send("а какой фонд лучше?")
-    print("[new list]", chat.buttons)
-    # The tap on the OLD message's second button arrives:
+    # The tap on the OLD message's second button arrives: refused as a stale screen (review
+    # 33b), the list below stays, and the fund is picked there.
     reply = await press_again(chat, payload, tapped.callback_data or "")
     no_crash(reply)
-    print(
-        "[tapped]",
-        tapped.text,
-        tapped.callback_data,
-        [a.text for a in reply.callback_answers],
-        "→ now:",
-        chat.last_text[:200],
-        [m.text[:80] for m in getattr(reply, "messages", [])],
-    )
-    await chat.send("?")  # the window again below: where is the dialog now?
-    print("[window now]", chat.last_text[:200], chat.buttons[:4])
+    assert [a.text for a in reply.callback_answers] == [STALE]
+    assert "Раз в месяц" not in chat.buttons
+    await chat.press(tapped.text)
     await chat.press("Раз в месяц")
     await chat.send("25")
     await chat.send("150")
     await chat.press("•• 4242")
-    print("[confirm]", chat.last_text.replace("\n", " | ")[:400])
     await chat.press("Подключить")
     [autopay] = await stored(harness, chat)
     assert (
@@ -83,9 +73,10 @@ async def test_an_old_card_button_after_the_cards_changed(
     print("[new cards]", chat.buttons)
     reply = await press_again(chat, payload, tapped.callback_data or "")
     no_crash(reply)
-    await chat.send("?")
-    print("[confirm]", chat.last_text.replace("\n", " | ")[:300], chat.buttons)
-    assert "Подключить" in chat.buttons, chat.buttons  # the tapped card is still there
+    assert [a.text for a in reply.callback_answers] == [STALE]  # review 33b
+    assert "Подключить" not in chat.buttons  # still the card list
+    await chat.press(tapped.text)  # the tapped card is still there
+    assert "Подключить" in chat.buttons, chat.buttons
     await chat.press("Подключить")
     [autopay] = await stored(harness, chat)
     assert (autopay.method_id or "")[-4:] in tapped.text, (

@@ -401,7 +401,7 @@ async def test_a_dead_lettered_notification_is_posted_once(support_harness: Harn
     await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
     await deliver_notifications(harness.app, harness.clock, MemoryLimiter())
     [post] = dashboard(harness)
-    assert "(report_status) не доставлено после 5 попыток" in post
+    assert "(«статус обращения») не доставлено. Попыток: 5." in post
     await assert_no_personal_data(harness, chat, post)
     assert not any("NG-77" in text for text in chat.history)
 

@@ -97,9 +97,27 @@ _FIELDS = {
 # space), and so are a BOM and zero-width characters.
 _DROPPED = {
     code: None
-    for code in (*range(0x20), 0x7F, *range(0x80, 0xA0), 0xFEFF, 0x200B, 0x200C, 0x200D, 0x2060)
+    for code in (
+        *range(0x20),
+        0x7F,
+        *range(0x80, 0xA0),
+        0xFEFF,
+        0x200B,
+        0x200C,
+        0x200D,
+        0x2060,
+        # Direction marks and overrides: a payee's name read backwards on the confirmation
+        # (review 33d), as typed text drops them (domain/typed_text.py).
+        0x200E,
+        0x200F,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    )
     if not chr(code).isspace()
 }
+# How generators write a field they had no value for («PersAcc=null», a Java or JavaScript
+# string concatenation): read as not printed (review 33d).
+_ABSENT = frozenset({"null", "undefined", "none", "nan"})
 _EDGE_JUNK = " \ufffd"  # a byte the reader could not decode, at either end of a value
 # Fields that decide where money goes or how much: printed twice with two different values,
 # neither is believed (the field is marked unreadable, `_CONFLICT`, and validation refuses it:
@@ -117,6 +135,9 @@ class QrProblem(StrEnum):
     NOT_PAYMENT = "not_payment"
     BAD_ENCODING = "bad_encoding"
     MISSING_FIELDS = "missing_fields"
+    # A link of the Faster Payments System (qr.nspk.ru, НСПК's format, not GOST R 56042): a
+    # payment code indeed, but one the bank's app pays, not the city (review 33d).
+    SBP = "sbp"
 
 
 class NotAPaymentQr(ValueError):
@@ -182,13 +203,22 @@ def parse_payment_qr(data: bytes | str) -> PaymentQr:
     return _build(*_fold(entries))
 
 
+# The Faster Payments System's QR links (НСПК: payment «qr.nspk.ru», subscription «sub.nspk.ru»).
+_SBP_LINK = re.compile(r"^(?:https?://)?(?:qr|sub)\.nspk\.ru/", re.IGNORECASE)
+
+
+def _other_code(text: str) -> QrProblem:
+    """What a code that is not GOST R 56042 is: an СБП link, or not a payment code at all."""
+    return QrProblem.SBP if _SBP_LINK.match(text.strip()) else QrProblem.NOT_PAYMENT
+
+
 def _decode_bytes(data: bytes) -> str:
     payload = data.strip(_PADDING_BYTES)
     payload = payload.removeprefix(_UTF8_BOM).lstrip(_PADDING_BYTES)
     if not payload:
         raise NotAPaymentQr(QrProblem.EMPTY)
     if payload[:6].upper() != HEADER.encode("ascii"):
-        raise NotAPaymentQr(QrProblem.NOT_PAYMENT)
+        raise NotAPaymentQr(_other_code(payload.decode("ascii", errors="replace")))
     codec = ENCODINGS.get(payload[6:7].decode("ascii", errors="replace"))
     if codec is None:
         raise NotAPaymentQr(QrProblem.BAD_ENCODING)
@@ -200,7 +230,7 @@ def _decode_text(data: str) -> str:
     if not text:
         raise NotAPaymentQr(QrProblem.EMPTY)
     if text[:6].upper() != HEADER:
-        raise NotAPaymentQr(QrProblem.NOT_PAYMENT)
+        raise NotAPaymentQr(_other_code(text))
     codec = ENCODINGS.get(text[6:7])
     if codec is None:
         raise NotAPaymentQr(QrProblem.BAD_ENCODING)
@@ -395,7 +425,7 @@ def _fold(entries: list[tuple[str, str]]) -> tuple[dict[str, str], dict[str, str
     extra: dict[str, str] = {}
     seen_extra: set[str] = set()
     for key, value in entries:
-        if not value:
+        if not value or value.casefold() in _ABSENT:
             continue
         folded = key.lower()
         name = _FIELDS.get(folded)

@@ -5,6 +5,7 @@ payment."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -531,6 +532,15 @@ def _payer_code(code: str | None) -> str:
     return "".join(ch for ch in (code or "") if ch.isascii() and ch.isalnum()).lstrip("0")
 
 
+# The capital repair contribution (взнос на капитальный ремонт, Housing Code art. 169), by its
+# payee (Фонд капитального ремонта, ФКР) or its purpose, as receipts and bills print it.
+_CAPITAL_REPAIR = re.compile(r"капитальн\w*\s+ремонт|капремонт|\bфкр\b", re.IGNORECASE)
+
+
+def _capital_repair(*texts: str) -> bool:
+    return any(_CAPITAL_REPAIR.search(text.replace("ё", "е")) for text in texts if text)
+
+
 async def match_receipt(
     uow: UnitOfWork,
     auth: CityAuth,
@@ -543,15 +553,23 @@ async def match_receipt(
     bill's payer code) and the period (MM.YYYY) agree — then it is paid as that bill, so it
     leaves «Мои счета» and can never be paid twice by two roads. A receipt without a readable
     period is the unpaid bill of that payer code with the receipt's `amount` (kopecks), when
-    exactly one has it."""
+    exactly one has it.
+
+    The payer code is the flat's, not the payee's: a Moscow ЕПД carries two codes with the
+    same payer code and month — the housing services' and the capital repair contribution's,
+    paid to the capital repair fund. A contribution is never the housing bill (review 33d: it
+    was paid as the ЕПД, another payee and amount, or called «уже оплачено»), unless the bill
+    itself is the contribution's."""
     code = _payer_code(requisites.pers_acc)
     if not code:
         return ReceiptMatch(None)
     session = ResidentSession(resident, auth, uow)
+    contribution = _capital_repair(requisites.payee_name, requisites.purpose)
     bills = [
         bill
         for bill in [*await city.unpaid_bills(session), *await city.paid_bills(session)]
         if _payer_code(bill.payer_code) == code
+        and _capital_repair(bill.title, bill.provider) == contribution
     ]
     if requisites.period:
         same_period = [bill for bill in bills if bill.period == requisites.period]

@@ -93,9 +93,22 @@ def control_digit(body: str) -> int:
 
 def normalize(text: str) -> str:
     """Spaces and hyphens dropped, the table's lower-case letters in upper case (each letter
-    keeps its script: a Latin M and a Cyrillic М make different UINs)."""
+    keeps its script: a Latin M and a Cyrillic М make different UINs). A UIN pasted with its
+    label («УИН: 1881…», «№ 1881…», as an SMS or Госуслуги put it) or a full stop after it is
+    read without them (review 33d): У, И and Н are letters of the table, so the label would
+    otherwise count as three characters of the number."""
     typed = "".join(visible(text).split()).replace("-", "")  # pasted: marks at the ends go
+    typed = typed.lstrip("№#").rstrip(".,;:!")
+    for label in _LABELS:
+        rest = typed[len(label) :].lstrip(":№#")
+        if typed[: len(label)].upper() == label and len(rest) in UIN_LENGTHS:
+            typed = rest
+            break
     return "".join(_UPPER.get(ch, ch) for ch in typed)
+
+
+# A UIN's label as pasted, upper-cased as `normalize` reads it (Cyrillic and Latin).
+_LABELS = ("УИН", "UIN")
 
 
 def check_uin(text: str) -> UinCheck:

@@ -147,6 +147,7 @@ async def _read(bot: Bot, qr_decoder: QrDecoder, message: Message) -> _Read:
         key = {
             None: "receipt-no-qr",
             QrProblem.MISSING_FIELDS: "receipt-missing",
+            QrProblem.SBP: "receipt-sbp",
         }.get(found, "receipt-not-payment")
         return _Read(key)
     checks = [validate(qr) for qr in found]
@@ -178,6 +179,7 @@ ALBUM_PROBLEM_KEYS = {
     "receipt-no-qr": "receipt-album-no-qr",
     "receipt-not-payment": "receipt-album-not-payment",
     "receipt-missing": "receipt-album-missing",
+    "receipt-sbp": "receipt-album-sbp",
     "receipt-unusable": "receipt-album-unusable",
     "receipt-not-image": "receipt-album-not-image",
     "receipt-too-big": "receipt-album-too-big",

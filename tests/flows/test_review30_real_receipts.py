@@ -237,7 +237,8 @@ REAL = {
     ),
     "verner": (VERNER, 'ООО "ВЕРНЕР ЛОГИСТИКА"', 1250000, None, ()),
     "shop_rubles": (SHOP_RUBLES, "ООО Вейп", 150000, None, ()),
-    "nulls": (NULLS, 'ООО "АйТи Компания"', None, None, (ReceiptProblem.SUM, ReceiptProblem.UIN)),
+    # «Null» is a generator's «not printed» (review 33d): the sum is asked, no UIN is expected.
+    "nulls": (NULLS, 'ООО "АйТи Компания"', None, None, ()),
     "snt": (SNT, 'Садоводческое некомерческое товарищество"Приморскре"', 150000, None, ()),
     "tinkoff_ip": (TINKOFF_IP, "ИП Никитин Павел Александрович", 150000, None, ()),
 }

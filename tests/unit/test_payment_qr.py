@@ -303,7 +303,6 @@ def test_empty(data: bytes | str) -> None:
     "data",
     [
         "https://www.mos.ru/pgu/ru/application/",
-        "https://qr.nspk.ru/AS1000670LSS7DN18SJQDNP4B05KLJL2?type=01&bank=100000000001",
         "Привет!",
         "ST00022|Name=X",  # another format's header
         b"\x89PNG\r\n",
@@ -311,6 +310,43 @@ def test_empty(data: bytes | str) -> None:
     ],
 )
 def test_not_a_payment(data: bytes | str) -> None:
+    assert problem_of(data) is QrProblem.NOT_PAYMENT
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "https://qr.nspk.ru/AS1000670LSS7DN18SJQDNP4B05KLJL2?type=01&bank=100000000001",
+        b"https://qr.nspk.ru/BD10005B6CRSTDJ28QDQ1DV3OS2Q5R2P?type=02&bank=100000000111",
+        "HTTPS://QR.NSPK.RU/AS1000670LSS7DN18SJQDNP4B05KLJL2",
+        "https://sub.nspk.ru/AS1A002K3F4G5H6J7K8L9M0N1B2V3C4X",
+        " qr.nspk.ru/AS1000670LSS7DN18SJQDNP4B05KLJL2 ",
+    ],
+)
+def test_a_faster_payments_link_is_told_apart(data: bytes | str) -> None:
+    """СБП links are payment codes, but of the bank's app: told as such (review 33d)."""
+    assert problem_of(data) is QrProblem.SBP
+
+
+@pytest.mark.parametrize("unset", ["null", "NULL", "Null", "undefined", "None", "NaN"])
+def test_unset_values_read_as_not_printed(unset: str) -> None:
+    """Java and JavaScript generators print a field they have no value for as «null» (review
+    33d): never shown as «Назначение: null», never sent as a payer code."""
+    qr = parse_payment_qr(
+        f"ST00012|{PAYEE}|Purpose={unset}|PersAcc={unset}|Sum={unset}|UIN={unset}|KPP={unset}"
+    )
+    assert (qr.purpose, qr.pers_acc, qr.sum, qr.uin, qr.kpp) == (None, None, None, None, None)
+
+
+@pytest.mark.parametrize("mark", ["\u202e", "\u202d", "\u200f", "\u200e", "\u2066", "\u2069"])
+def test_direction_marks_are_dropped_from_values(mark: str) -> None:
+    """A payee's name must read on the confirmation as it will be paid (review 33d)."""
+    qr = parse_payment_qr(f"ST00012|Name=ООО {mark}Ромашка{mark}|{PAYEE}|Purpose={mark}Оплата")
+    assert (qr.name, qr.purpose) == ("ООО Ромашка", "Оплата")
+
+
+@pytest.mark.parametrize("data", ["https://qr.nspk.ru.evil.example/x", "see qr.nspk.ru/x"])
+def test_a_link_that_only_mentions_the_faster_payments_host_is_not_one(data: str) -> None:
     assert problem_of(data) is QrProblem.NOT_PAYMENT
 
 
@@ -352,6 +388,7 @@ def test_problem_values_are_stable_strings() -> None:
         "not_payment",
         "bad_encoding",
         "missing_fields",
+        "sbp",
     ]
 
 
@@ -438,7 +475,13 @@ def not_zeros(length: int) -> st.SearchStrategy[str]:
 
 
 # what the parser makes of free text: whitespace runs become one space
-words = st.text(ALPHABET, min_size=1, max_size=40).map(lambda w: " ".join(w.split())).filter(bool)
+# «null» and its kin are a generator's «not printed» (test_unset_values_read_as_not_printed).
+UNSET = {"null", "undefined", "none", "nan"}
+words = (
+    st.text(ALPHABET, min_size=1, max_size=40)
+    .map(lambda w: " ".join(w.split()))
+    .filter(lambda w: bool(w) and w.casefold() not in UNSET)
+)
 COMPACTED = {"payee_inn", "kpp", "cbc", "oktmo"}  # numbers: printed spaces are dropped
 
 

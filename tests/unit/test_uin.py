@@ -116,3 +116,24 @@ def test_a_change_hidden_by_the_fallback_is_a_property_of_the_algorithm() -> Non
     ]
     assert hidden, "this body was found by hypothesis to have an undetectable neighbour"
     assert all(first_pass(h[:-1]) == 10 or first_pass(uin[:-1]) == 10 for h in hidden)
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "УИН 18810136161108008161",
+        "уин: 18810136161108008161",
+        "UIN18810136161108008161",
+        "УИН № 18810136161108008161",
+        "№ 18810136161108008161",
+        "18810136161108008161.",
+    ],
+)
+def test_a_uin_pasted_with_its_label_is_read_without_it(pasted: str) -> None:
+    """As an SMS or Госуслуги put it (review 33d): У, И, Н are letters of the table."""
+    assert check_uin(pasted) == check_uin("18810136161108008161")
+    assert check_uin(pasted).ok
+
+
+def test_a_label_is_kept_when_what_follows_is_not_a_uin_length() -> None:
+    assert check_uin("УИН 1881013616110800816").problem is UinProblem.LENGTH

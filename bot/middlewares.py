@@ -19,7 +19,7 @@ from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import AnswerCallbackQuery, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
+from aiogram.types import CallbackQuery, TelegramObject, Update, User
 from aiogram_dialog.api.entities import Stack
 from aiogram_dialog.api.internal import STACK_KEY
 from aiogram_dialog.utils import remove_intent_id
@@ -416,12 +416,16 @@ class StaleScreenMiddleware(BaseMiddleware):
 
 
 def _stale_screen(event: CallbackQuery, stack: Stack | None) -> bool:
+    """A dialog's button not on the stack's current message. A press under a message older
+    than 48 hours comes as an InaccessibleMessage (its id and chat only): compared all the
+    same (review 33c). A dialog's button with no message at all (an inline message: this bot
+    sends none) is refused too."""
     if stack is None or stack.last_message_id is None or not event.data:
         return False
     if remove_intent_id(event.data)[0] is None:  # not a dialog's button
         return False
     message = event.message
-    return isinstance(message, Message) and message.message_id != stack.last_message_id
+    return message is None or message.message_id != stack.last_message_id
 
 
 class ThrottlingMiddleware(BaseMiddleware):

@@ -575,31 +575,32 @@ async def _attempt_one(
     return sent
 
 
-# A 400 that is the message's own fault: sending it again would be refused again, wherever.
-_MESSAGE_FAULTS = (
-    "parse entities",
-    "message is too long",
-    "text must be non-empty",
-    "caption is too long",
-    "reply markup",
-    "button",
-    "wrong file",
-    "failed to get http url content",
+# A 400 about the chat, not the message (Bot API descriptions, lower-cased): staff closed the
+# topic, the bot's right to post was taken, the chat is gone or was never the bot's.
+_CHAT_CONDITIONS = (
+    "topic_closed",
+    "chat_write_forbidden",
+    "not enough rights",
+    "have no rights",
+    "need administrator rights",
+    "chat_admin_required",
+    "chat_restricted",
+    "chat not found",
+    "bot is not a member",
 )
 
 
 def _staff_chat_condition(error: TelegramAPIError) -> bool:
     """Whether a 400 from the staff supergroup is about the chat, not the message: the group
-    became a supergroup, staff closed the «Dashboard» topic (TOPIC_CLOSED), the bot's right to
-    post was taken (CHAT_WRITE_FORBIDDEN, «not enough rights»), the chat is gone or not yet
-    the bot's («chat not found»). Those pass when the operator acts, so the row waits like a
-    staff 403 (a refund owed may be in it); a message-level fault is dead-lettered as ever."""
+    became a supergroup, staff closed the «Dashboard» topic, the bot's right to post was taken,
+    the chat is gone. Those pass when the operator acts, so the row waits like a staff 403 (a
+    refund owed may be in it). Any other 400 is the message's own (a chart Telegram refuses,
+    PHOTO_INVALID_DIMENSIONS): dead-lettered alone as ever — holding the chat for it would hold
+    the refunds behind it for ever (review 33c)."""
     if isinstance(error, TelegramMigrateToChat):
         return True
-    if isinstance(error, TelegramEntityTooLarge):
-        return False
     message = error.message.lower()
-    return not any(fault in message for fault in _MESSAGE_FAULTS)
+    return any(condition in message for condition in _CHAT_CONDITIONS)
 
 
 def _deferred(notification: Notification, at: datetime) -> _Result:

@@ -371,6 +371,8 @@ def _report(item: dict[str, Any]) -> Report:
         answer_media_url=item.get("answer_media_url"),
         confirm_until=_when(item.get("confirm_until")),
         account_id=item.get("account_id"),
+        description=item.get("description") or "",
+        media_url=item.get("media_url"),
     )
 
 

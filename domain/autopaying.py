@@ -357,8 +357,14 @@ async def skip_bill(
     (`is_bill` picks it: the button carries a reference, not the id) is taken off the queue —
     or, handed over meanwhile, its charge skipped as «Пропустить этот раз» skips it
     (`skip_once`: refused once its charge is under way or over). Raises NotFound (another
-    resident's autopay, or a deleted one)."""
-    autopay = await _held(uow, resident, autopay_id)
+    resident's autopay)."""
+    try:
+        autopay = await _held(uow, resident, autopay_id)
+    except NotFound:  # their own, deleted since: nothing waits for it (review 33c)
+        stored = await uow.autopays.get(autopay_id)
+        if stored is not None and stored.telegram_user_id == resident.telegram_user_id:
+            return BillSkip.NOT_WAITING
+        raise
     if autopay.id is None:
         return BillSkip.NOT_WAITING
     waiting = next((b for b in await uow.known_bills.queued(autopay.id) if is_bill(b)), None)

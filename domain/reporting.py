@@ -7,7 +7,7 @@ import math
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain import support
 from domain.accounts import Resident
@@ -22,6 +22,7 @@ from domain.reports import (
     ReportStatus,
     Theme,
     answers_to_send,
+    distance_m,
     nearby_duplicates,
     unanswered,
 )
@@ -168,8 +169,9 @@ async def send_report(
         draft.send_key = draft.send_key or secrets.token_hex(16)
         draft.uploaded = uploaded
         draft.sent_as = draft.fingerprint()
-        await uow.drafts.save(resident.telegram_user_id, draft, now)
-        await uow.commit()
+    draft.sent_at = now  # this POST's moment: how a report it made is told apart (settling)
+    await uow.drafts.save(resident.telegram_user_id, draft, now)
+    await uow.commit()
     media_urls = [uploaded[file_id] for file_id in draft.photos]
     attributes = answers_to_send(definition, draft)
     try:
@@ -261,16 +263,18 @@ async def _adopt(
 ) -> int:
     """Follow the account's reports the bot did not know (made elsewhere): their past is not
     news, so each is followed from its latest update on. A report the resident's own lost
-    send made is settled as sent first (`_settle_lost_send`). Returns how many are followed."""
+    send made is settled as sent instead (`_settle_lost_send`) — or, not yet settleable, left
+    unknown for the next round (adopted silently now, it would never be). Returns how many
+    are followed."""
     known = {t.report_id for t in tracked}
     reports = list(reports)
     unknown = [r for r in reports if r.id not in known]
     adopted = 0
     if unknown:
-        try:
-            settled = await _settle_lost_send(uow, city, telegram_user_id, account_id, unknown, now)
-        except CityUnavailable:  # adopted now, the report would never be settled: next round
-            return 0
+        settled, later = await _settle_lost_send(
+            uow, city, telegram_user_id, account_id, unknown, now
+        )
+        known |= later
         if settled is not None:
             known.add(settled)
             adopted += 1
@@ -294,31 +298,42 @@ async def _settle_lost_send(
     account_id: str,
     unknown: list[Report],
     now: datetime,
-) -> str | None:
+) -> tuple[str | None, set[str]]:
     """A send whose answer was lost, and the resident never pressed «Отправить» again (review
     31b): the draft still holds the send's Idempotence-Key, unchanged since, and the city
-    lists a report of the account the bot does not know, of the draft's theme — most likely
-    the one that send made. The POST is repeated with the key: by the platform's contract the
-    same key and body answer with the request already made, never a second one. The draft is
-    then settled as `send_report` would have: the report followed from its first update (none
-    of it was told), the draft forgotten, the dashboard told, and the resident told its number
-    (`report_sent`, urgent: without it they may send the problem again). Returns the report
-    id, or None when there is nothing to settle (a refusal: the key was used for another
-    body). Raises CityUnavailable when the city did not answer: the draft is left as it was
-    and the caller adopts nothing for the resident this time, so the next round tries again."""
+    lists a report of the account the bot does not know that this send made, as far as the
+    city's answer tells (`_made_by`: theme, day, place, words or photo — a report of the same
+    problem the resident made on the site after a send that never arrived is not one, review
+    33c). Once SETTLE_AFTER has passed since the send's last POST (the resident, told the city
+    did not answer, may be pressing again meanwhile), the POST is repeated with the key: by
+    the platform's contract the same key and body answer with the request already made, never
+    a second one. The draft is then settled as `send_report` would have: the report followed
+    from its first update (none of it was told), the draft forgotten, the dashboard told, and
+    the resident told its number (`report_sent`, urgent: without it they may send the problem
+    again).
+
+    Returns (the settled report's id or None, the ids of reports to leave unknown for the
+    next round: those this send made while it is too early, or while the city does not answer
+    the repeat). A refusal (the key used for another body) settles nothing and leaves nothing:
+    the draft is left to the resident."""
     draft = await uow.drafts.get(telegram_user_id)
     if (
         draft is None
         or draft.send_key is None
+        or draft.sent_at is None  # keyed before the moment was kept: left to the resident
         or not draft.unchanged_since_sent()
         or any(file_id not in draft.uploaded for file_id in draft.photos)
-        or not any(r.theme_code == draft.theme_code for r in unknown)
     ):
-        return None
+        return None, set()
+    made = {report.id for report in unknown if _made_by(report, draft)}
+    if not made:
+        return None, set()
+    if now - draft.sent_at < SETTLE_AFTER:
+        return None, made
     try:
         definition = await city.service_definition(draft.theme_code or "")
         if unanswered(definition, draft):
-            return None
+            return None, set()
         report_id = await city.create_report(
             account_id,
             draft,
@@ -326,10 +341,10 @@ async def _settle_lost_send(
             answers_to_send(definition, draft),
             draft.send_key,
         )
-    except CityUnavailable:
-        raise
+    except CityUnavailable:  # the draft left as it was: the next round tries again
+        return None, made
     except DomainError:  # refused: the key for another body; the draft is left to the resident
-        return None
+        return None, set()
     await uow.tracked_reports.track(TrackedReport(telegram_user_id, report_id), now)
     await uow.drafts.delete(telegram_user_id)
     await support.report_sent(uow, report_id, draft, now)
@@ -347,7 +362,44 @@ async def _settle_lost_send(
         ),
         now,
     )
-    return report_id
+    return report_id, set()
+
+
+# A lost send is settled only this long after its last POST (the resident, told the city did
+# not answer, may be pressing «Отправить» again meanwhile) …
+SETTLE_AFTER = timedelta(minutes=5)
+# … by a report requested within this of that POST: a bound against an old report of the same
+# place, not a measure of the POST (the platform's clock is its own, and may be far off ours).
+MADE_WITHIN = timedelta(days=1)
+MADE_AT_M = 100  # … at this distance at most from the draft's point
+
+
+def _made_by(report: Report, draft: Draft) -> bool:
+    """Whether the city's answer says `report` is the one the draft's last POST made: its
+    theme, requested within a day of that POST, at the draft's place, with the draft's words —
+    or, with no words, its first photo (the address the upload gave). A draft with neither is
+    matched on theme, day and place: a report of the same theme at the same place made on the
+    site that day, after a send that never arrived, would then make the draft's own too."""
+    if report.theme_code != draft.theme_code or draft.sent_at is None:
+        return False
+    if abs(report.requested_at - draft.sent_at) > MADE_WITHIN:
+        return False
+    if draft.point is not None and report.point is not None:
+        if distance_m(draft.point, report.point) > MADE_AT_M:
+            return False
+    elif draft.address and report.address.casefold() != draft.address.casefold():
+        return False
+    if draft.description.strip():
+        return " ".join(report.description.split()) == " ".join(draft.description.split())
+    if draft.photos:
+        sent = draft.uploaded.get(draft.photos[0], "")
+        return bool(report.media_url) and _same_media(report.media_url or "", sent)
+    return True
+
+
+def _same_media(kept: str, sent: str) -> bool:
+    """The city may give a photo's address back absolute where the upload answered a path."""
+    return bool(sent) and (kept == sent or kept.endswith(sent) or sent.endswith(kept))
 
 
 @dataclass

@@ -184,6 +184,8 @@ class Report:
     confirm_until: datetime | None = None
     account_id: str | None = None
     points_credited: int = 0  # in the answer to a confirmation: the points it brought
+    description: str = ""  # what the author wrote
+    media_url: str | None = None  # the author's first photo, as the city keeps it
 
     def can_confirm(self, now: datetime) -> bool:
         """«Подтвердить» / «Не устранено» while the answer is fresh (15 days)."""
@@ -223,6 +225,7 @@ class Draft:
     send_key: str | None = None  # Idempotence-Key of the send, stored before the POST
     uploaded: dict[str, str] = field(default_factory=dict)  # photo file id → its media URL
     sent_as: str | None = None  # `fingerprint()` of what went out with `send_key`
+    sent_at: datetime | None = None  # when the send under `send_key` was made (UTC)
 
     def fingerprint(self) -> str:
         """What a send would say (theme, place, photos, description, answers), hashed: a
@@ -272,6 +275,7 @@ class Draft:
             "send_key": self.send_key,
             "uploaded": dict(self.uploaded),
             "sent_as": self.sent_as,
+            "sent_at": self.sent_at.isoformat() if self.sent_at is not None else None,
         }
 
     @classmethod
@@ -301,6 +305,11 @@ class Draft:
         draft.send_key = send_key if isinstance(send_key, str) else None
         sent_as = data.get("sent_as")  # absent in drafts saved before it was kept
         draft.sent_as = sent_as if isinstance(sent_as, str) else None
+        sent_at = data.get("sent_at")  # absent in drafts keyed before it was kept
+        try:
+            draft.sent_at = datetime.fromisoformat(sent_at) if isinstance(sent_at, str) else None
+        except ValueError:
+            draft.sent_at = None
         uploaded = data.get("uploaded")
         if isinstance(uploaded, dict):
             draft.uploaded = {str(f): url for f, url in uploaded.items() if isinstance(url, str)}

@@ -651,7 +651,14 @@ def _edit(step: Any) -> Any:
 
 async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
-    draft = await _draft(ctx)
+    stored = await draft_of(ctx.uow, ctx.linked)
+    if stored is None:  # settled as sent while the review was open (a lost send), or deleted
+        await callback.answer()  # on another device: said, never redrawn as an empty draft
+        if callback.message is not None:
+            await callback.message.answer(ctx.tr("report-draft-gone"))
+        await manager.done()
+        return
+    draft = stored
     if draft.missing():
         return
     if unanswered(await _questions_shown(ctx, draft), draft):  # a stale «Отправить»

@@ -127,6 +127,7 @@ report-status-answered = получен ответ
 report-status-rejected = отклонено
 report-status-closed = закрыто
 report-status-returned = возвращено в работу
+report-draft-gone = Этого черновика больше нет: обращение уже отправлено (его номер — в сообщении выше) или черновик удалён на другом устройстве. Все обращения — в «Мои обращения».
 notify-report-sent = ✅ Обращение № { $number } «{ $theme }» отправлено: город его получил, хотя ответ на отправку тогда не дошёл. Черновик больше не нужен — я сообщу, когда что-то изменится.{ $address }
 notify-report-status = Обращение № { $number } «{ $theme }»: { $status }.{ $text }
 report-show-full = Показать полностью

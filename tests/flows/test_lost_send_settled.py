@@ -31,7 +31,9 @@ SETTLED = "отправлено: город его получил"
 POST_PATH = "/open311/v2/requests.json"
 
 
-async def lost_send(harness: Harness, monkeypatch: pytest.MonkeyPatch, *, made: bool = True):  # type: ignore[no-untyped-def]
+async def lost_send(  # type: ignore[no-untyped-def]
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, *, made: bool = True, wait: bool = True
+):
     """A pothole at Arbat 10 sent once: the city made it and every answer was lost (`made`),
     or the POST never got there (a 502 before processing). Returns the chat and, when made,
     the report's number."""
@@ -44,6 +46,8 @@ async def lost_send(harness: Harness, monkeypatch: pytest.MonkeyPatch, *, made: 
     calm(await press_send_with_faults(harness, chat, monkeypatch, faults))
     assert at_city(harness) == before + (1 if made else 0)
     number = harness.sandbox.app[REQUESTS_KEY].all()[-1].id if made else None
+    if wait:
+        harness.clock.advance(6 * 60)  # settled only SETTLE_AFTER after the send
     return chat, number
 
 
@@ -178,3 +182,15 @@ async def test_the_city_down_at_the_repeat_leaves_the_draft_for_the_next_round(
     assert not settled_notices(chat.history, number)
     await poll_and_deliver(harness, times=2)
     assert len(settled_notices(chat.history, number)) == 1, chat.history[-4:]
+
+
+async def test_not_settled_while_the_resident_may_still_be_pressing_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chat, number = await lost_send(harness, monkeypatch, wait=False)
+    assert number is not None
+    await poll_and_deliver(harness)  # a minute after «Сервис города недоступен»
+    assert not settled_notices(chat.history, number)
+    harness.clock.advance(6 * 60)
+    await poll_and_deliver(harness, times=2)
+    assert len(settled_notices(chat.history, number)) == 1, chat.history[-3:]

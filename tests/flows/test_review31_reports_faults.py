@@ -397,6 +397,7 @@ async def test_a_lost_send_left_alone_is_settled_and_its_number_told(
     calm(texts)
     assert at_city(harness) == before + 1
     [made] = [r.id for r in harness.sandbox.app[REQUESTS_KEY].all()][before:]
+    harness.clock.advance(6 * 60)  # settled only SETTLE_AFTER after the send
     await poll_and_deliver(harness, times=2)
     await chat.send("/start")
     await chat.press("Сообщить о проблеме")

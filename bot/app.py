@@ -407,7 +407,9 @@ async def create_application(
                 updates_in_flight=settings.updates_in_flight,
             )
         )
-        runner = web.AppRunner(web_app, access_log=None)
+        # A request line up to 32 KiB: a callback URL with a long `state` or `code` reaches
+        # the bot's own Russian page, not aiohttp's English 400 at 8 KiB (review 33e).
+        runner = web.AppRunner(web_app, access_log=None, max_line_size=32768)
         await runner.setup()
         undo.push_async_callback(runner.cleanup)
         await web.SockSite(runner, sock).start()

@@ -168,12 +168,15 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     - an update that cannot be read: 200 (logged), since it would never be readable."""
     ctx = request.app[CONTEXT]
     secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-    if not ctx.webhook_secret or not hmac.compare_digest(secret, ctx.webhook_secret):
+    # bytes: a str with non-ASCII characters makes compare_digest raise (review 33e: a 500)
+    expected = (ctx.webhook_secret or "").encode()
+    if not expected or not hmac.compare_digest(secret.encode(), expected):
         return web.json_response({"ok": False}, status=401)
     assert ctx.dispatcher is not None and ctx.bot is not None
     try:
         update = Update.model_validate(await request.json(), context={"bot": ctx.bot})
-    except (ValueError, ValidationError) as error:
+    except (ValueError, ValidationError, web.HTTPRequestEntityTooLarge) as error:
+        # Over the body limit too: Telegram retries any non-2xx for ever (review 33e).
         log.error("webhook.unreadable_update", error=type(error).__name__)
         ERRORS.inc()
         return web.json_response({"ok": False})

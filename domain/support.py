@@ -37,6 +37,10 @@ DASHBOARD_DIGEST = "dashboard_digest"
 DASHBOARD_PLATFORM = "dashboard_platform"
 DASHBOARD_PAYMENT_ERRORS = "dashboard_payment_errors"
 DASHBOARD_TELEGRAM_REFUND = "dashboard_telegram_refund"
+# A Telegram charge whose invoice no linked resident owns: the reason staff read
+# (`domain.linking.UNLINKED_UNREGISTERED` is the same word).
+UNLINKED = "unlinked"
+
 DASHBOARD_KINDS = frozenset(
     {
         DASHBOARD_REPORT,
@@ -326,6 +330,37 @@ async def telegram_refund_needed(
                 if taken is not None and taken != (intent.amount, "RUB")
                 else {}
             ),
+        },
+        now,
+    )
+
+
+async def telegram_charge_unowned(
+    uow: UnitOfWork,
+    charge_id: str,
+    provider_charge_id: str | None,
+    taken: tuple[int, str],
+    now: datetime,
+    intent_id: int | None = None,
+) -> bool:
+    """Money Telegram Payments took for an invoice no linked resident owns any more (they
+    unlinked, or linked again, between the checkout and the payment: unlinking deleted the
+    intent that had not been paid, review 33e): nothing can register it at the city, so staff
+    return it. The charge ids and what was taken (smallest units, currency); the bot's intent
+    number when one is left. Once per charge; nothing is committed here."""
+    amount, currency = taken
+    return await _post(
+        uow,
+        DASHBOARD_TELEGRAM_REFUND,
+        f"tgrefund:charge:{_short_hash(charge_id)}",
+        {
+            "intent_id": intent_id,
+            "resident": None,
+            "charge_id": charge_id,
+            "provider_charge_id": provider_charge_id,
+            "amount": amount if currency == "RUB" else 0,
+            "failure": UNLINKED,
+            **({"taken": amount, "currency": currency} if currency != "RUB" else {}),
         },
         now,
     )

@@ -98,7 +98,9 @@ def normalize(text: str) -> str:
     read without them (review 33d): У, И and Н are letters of the table, so the label would
     otherwise count as three characters of the number."""
     typed = "".join(visible(text).split()).replace("-", "")  # pasted: marks at the ends go
-    typed = typed.lstrip("№#").rstrip(".,;:!")
+    typed = typed.lstrip("№#")
+    if len(typed.rstrip(".,;:")) in UIN_LENGTHS:  # a stop after the whole number, not a typo
+        typed = typed.rstrip(".,;:")
     for label in _LABELS:
         rest = typed[len(label) :].lstrip(":№#")
         if typed[: len(label)].upper() == label and len(rest) in UIN_LENGTHS:

@@ -10,8 +10,9 @@ from datetime import datetime
 
 import structlog
 from aiogram import Bot, F, Router
-from aiogram.types import LabeledPrice, Message, PreCheckoutQuery
+from aiogram.types import LabeledPrice, Message, PreCheckoutQuery, SuccessfulPayment
 
+from domain import support
 from domain.accounts import Resident
 from domain.errors import DomainError
 from domain.limits import DEFAULT_LIMITS, AmountLimits
@@ -110,9 +111,9 @@ async def on_successful_payment(
 ) -> None:
     payment = message.successful_payment
     assert payment is not None
-    if resident is None:  # unlinked between the checkout and the payment: keep it for support
+    if resident is None:  # unlinked between the checkout and the payment: owed back
         log.error("tgpay.orphan_payment", charge=payment.telegram_payment_charge_id)
-        await message.answer(tr("tgpay-orphan"))
+        await _owe_back_unowned(message, uow, tr, clock())
         return
     outcome = await register_external_payment(
         uow,
@@ -126,9 +127,9 @@ async def on_successful_payment(
         currency=payment.currency,
         total_amount=payment.total_amount,
     )
-    if outcome is None:
+    if outcome is None:  # not this resident's invoice (unlinked and linked again meanwhile)
         log.error("tgpay.unknown_payload", charge=payment.telegram_payment_charge_id)
-        await message.answer(tr("tgpay-orphan"))
+        await _owe_back_unowned(message, uow, tr, clock())
     elif isinstance(outcome, TelegramRefund):  # the city refused it: the money must go back
         intent = outcome.outcome.intent
         log.error(
@@ -157,6 +158,30 @@ async def on_successful_payment(
         await message.answer(tr("tgpay-registered", number=receipt.number))
     else:  # the city did not answer: reconciliation registers it later under the same key
         await message.answer(tr("tgpay-pending"))
+
+
+async def _owe_back_unowned(message: Message, uow: UnitOfWork, tr: Texts, now: datetime) -> None:
+    """Telegram took money for an invoice no linked resident owns: nothing can register it, so
+    support's Dashboard is told to return it (review 33e: before, a log line was all), and the
+    resident is told the money comes back."""
+    payment = message.successful_payment
+    assert payment is not None
+    told = await support.telegram_charge_unowned(
+        uow,
+        payment.telegram_payment_charge_id,
+        payment.provider_payment_charge_id,
+        (payment.total_amount, payment.currency),
+        now,
+    )
+    await uow.commit()
+    log.error("tgpay.refund_needed_unowned", staff_told=told, total_amount=payment.total_amount)
+    await message.answer(tr("tgpay-orphan-refund", amount=_taken(payment)))
+
+
+def _taken(payment: SuccessfulPayment) -> str:
+    if payment.currency == TELEGRAM_CURRENCY:
+        return format_rub(payment.total_amount)
+    return f"{payment.total_amount} {payment.currency}"  # smallest units, as Telegram said
 
 
 def build_router() -> Router:

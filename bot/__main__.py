@@ -30,7 +30,13 @@ def main(argv: list[str] | None = None) -> None:
         exit_on_bad_settings(error)
         return
     command = args.command or ("poll" if settings.bot_token else "console")
-    setup_logging(settings.log_level, "console" if command == "console" else settings.log_format)
+    # The console is a conversation on the terminal: routine info lines (a reconciliation every
+    # 5 minutes) landed on its prompt (review 33f). Warnings and errors still show; LOG_LEVEL
+    # set explicitly wins.
+    level = settings.log_level
+    if command == "console" and "log_level" not in settings.model_fields_set:
+        level = "WARNING"
+    setup_logging(level, "console" if command == "console" else settings.log_format)
     from bot import runners  # after logging is set up
 
     run = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import re
 import signal
 import sys
@@ -12,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import IO, TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -23,7 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot import polling
 from bot.album import install_first, settle_now
 from bot.app import Application, Clock, create_application, utc_now
-from bot.config import DEFAULT_CITY_DEADLINE, Settings, SettingsError
+from bot.config import DEFAULT_CITY_DEADLINE, CannotStart, Settings, SettingsError
 from bot.jobs import run_due_now, start_scheduler, stop_scheduler
 from bot.middlewares import TransientRetryMiddleware
 from bot.polling import StorageLedger, poll_confirming
@@ -182,7 +184,23 @@ CONFIRM_PROMPT = (
     "3-D Secure: банк просит подтвердить оплату картой. Подтвердить? "
     "(пусто или «да» — подтвердить, «нет» — отклонить): "
 )
-REFUSALS = frozenset({"нет", "н", "no", "n", "-", "отклонить"})
+CONFIRMS = frozenset({"", "да", "д", "yes", "y", "подтвердить", "+"})
+REFUSALS = frozenset({"нет", "н", "no", "n", "-", "отклонить", "отмена", "отменить", "cancel"})
+ASKS = 3  # a question not understood is asked again this many times at most, then let go
+
+
+async def _confirmation(ask: Ask, say: Callable[[str], None]) -> str:
+    """«confirm» or «reject» for the 3-D Secure page: only a clear yes confirms — anything not
+    understood is asked again, and after ASKS tries nothing is paid (review 33f: «отмена»
+    confirmed the payment)."""
+    for _ in range(ASKS):
+        answer = (await ask(CONFIRM_PROMPT)).strip().lower()
+        if answer in CONFIRMS:
+            return "confirm"
+        if answer in REFUSALS:
+            return "reject"
+        say("Не понял ответ: пусто или «да» — подтвердить, «нет» — отклонить.")
+    return "reject"
 
 
 async def complete_payment_page(url: str, ask: Ask, say: Callable[[str], None]) -> str | None:
@@ -198,8 +216,7 @@ async def complete_payment_page(url: str, ask: Ask, say: Callable[[str], None]) 
             card = "".join((await ask(CARD_PROMPT)).split()) or TEST_CARD
             page = read_payment_page(await pay_on_page(url, card_number=card))
         elif page.step == "confirmation":
-            refused = (await ask(CONFIRM_PROMPT)).strip().lower() in REFUSALS
-            action = "reject" if refused else "confirm"
+            action = await _confirmation(ask, say)
             page = read_payment_page(await pay_on_page(url, action=action))
         else:
             break
@@ -233,10 +250,16 @@ def sandbox_login_opener(
         menu = "\n".join(
             f"  {n}. {r['full_name']} — {r['description']}" for n, r in enumerate(residents, 1)
         )
-        answer = await ask(f"Войти как демо-житель (песочница mos.ru):\n{menu}\nНомер: ")
-        try:
-            login = residents[int(answer.strip()) - 1]["login"]
-        except (ValueError, IndexError):
+        question = f"Войти как демо-житель (песочница mos.ru):\n{menu}\nНомер: "
+        login = None
+        for _ in range(ASKS):  # 1…N only: «0» and «-1» would pick from the end (review 33f)
+            answer = (await ask(question)).strip()
+            if answer.isascii() and answer.isdigit() and 1 <= int(answer) <= len(residents):
+                login = residents[int(answer) - 1]["login"]
+                break
+            say(f"Нет такого номера — введите число от 1 до {len(residents)}.")
+            question = "Номер: "
+        if login is None:
             return None
         page = await demo_login(url, login)
         match = START_LINK.search(page.text)
@@ -261,6 +284,34 @@ class EmbeddedCity:
     clock: SandboxClock
     restored: bool
     state_path: Path
+
+
+CONSOLE_LOCK = "console.lock"
+
+
+def _data_dir_lock(data_dir: Path) -> IO[str]:
+    """The console's hold on DATA_DIR: one console at a time — two would share one SQLite file
+    and one saved city, each saving over the other's and each running its own scheduler
+    (review 33f). An advisory lock (`flock`): the system drops it when the process dies,
+    so a killed console never leaves the folder locked. Raises CannotStart."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / CONSOLE_LOCK
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise CannotStart(
+            f"another console (pid {holder}) is using DATA_DIR {data_dir} — stop it, or set "
+            "DATA_DIR to another folder"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 @asynccontextmanager
@@ -314,12 +365,14 @@ async def console(
 
     telegram = LocalTelegram()
     out = output or sys.stdout
+    lock = _data_dir_lock(settings.data_dir)  # before the city is loaded from DATA_DIR
 
     def say(line: str) -> None:
         out.write(line + "\n")
         out.flush()
 
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(lock.close)
         city: EmbeddedCity | None = None
         if settings.uses_sandbox:
             city = await stack.enter_async_context(embedded_city(settings, telegram))

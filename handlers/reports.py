@@ -238,7 +238,7 @@ async def on_place(message: Message, _w: MessageInput, manager: DialogManager) -
             if message.venue is not None:
                 place = Place(address=message.venue.address or place.address, point=place.point)
         elif has_foreign_digit(message.text or ""):  # «д. ١٥»: the city would find nothing
-            await message.answer(ctx.tr("input-foreign-digits"))
+            await message.answer(ctx.tr("report-address-foreign-digits"))
             return
         elif len(visible(message.text or "")) > MAX_ADDRESS:  # not an address: not the city's
             length = str(len(visible(message.text or "")))

@@ -133,12 +133,27 @@ def _is_float(text: str) -> bool:
 _SHIFT = re.compile(r"([+-])((?:\d{1,5}[dhm])+)")
 _UNIT = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
 TIME_USAGE = "usage: :time, :time +1d, :time +3h, :time -30m, :time 2026-12-15 10:00"
+TIME_EARLIEST = datetime(1900, 1, 1, tzinfo=MOSCOW)
+TIME_LATEST = datetime(2199, 12, 31, tzinfo=MOSCOW)
+TIME_RANGE = "the clock goes from 1900-01-01 to 2199-12-31"
 
 
 def parse_time(argument: str, now: datetime) -> datetime:
     """The moment `:time ARGUMENT` moves to from `now` (aware): a shift such as ``+1d``,
     ``+3h``, ``-30m``, ``+1d12h``, or a Moscow date with an optional time (``2026-12-15
-    10:00``). ValueError (with `TIME_USAGE`) for anything else."""
+    10:00``), within TIME_EARLIEST…TIME_LATEST. ValueError (with `TIME_USAGE`, or the range)
+    for anything else: a moment past what the bot's dates can hold broke every update and
+    job, and was saved with the city (review 33f)."""
+    try:
+        moment = _parse_time(argument, now)
+    except OverflowError:
+        raise ValueError(TIME_RANGE) from None
+    if not TIME_EARLIEST <= moment <= TIME_LATEST:
+        raise ValueError(TIME_RANGE)
+    return moment
+
+
+def _parse_time(argument: str, now: datetime) -> datetime:
     text = argument.strip().lower().replace(" ", "") if argument.strip()[:1] in "+-" else ""
     shift = _SHIFT.fullmatch(text) if text else None
     if shift is not None:

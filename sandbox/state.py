@@ -229,9 +229,16 @@ def _missing_field(root: object, live: dict[str, object]) -> str | None:
     return None
 
 
+# The console's `:time` keeps the clock within 1900…2199: a saved offset beyond this is not
+# one it made, and a clock moved there breaks every date the bot computes (review 33f).
+MAX_OFFSET = timedelta(days=366 * 300)
+
+
 def _timedelta(value: object) -> timedelta:
     if not isinstance(value, timedelta):
         raise ValueError("a clock offset must be a timedelta")
+    if abs(value) > MAX_OFFSET:
+        raise ValueError("a clock offset beyond what the console sets")
     return value
 
 

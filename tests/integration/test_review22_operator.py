@@ -361,7 +361,7 @@ async def test_sigint_in_the_console_exits_cleanly(tmp_path: Path) -> None:
     )  # fmt: skip
     assert process.stdout is not None
     seen = b""
-    while b"bot.started" not in seen:
+    while "Resident Bot — консоль".encode() not in seen:  # the banner: started, at its prompt
         chunk = await asyncio.wait_for(process.stdout.read(4096), 90)
         assert chunk, seen.decode()
         seen += chunk

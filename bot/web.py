@@ -170,7 +170,9 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
     # bytes: a str with non-ASCII characters makes compare_digest raise (review 33e: a 500)
     expected = (ctx.webhook_secret or "").encode()
-    if not expected or not hmac.compare_digest(secret.encode(), expected):
+    # aiohttp reads header bytes with surrogateescape: back to the bytes sent (review 34a)
+    given = secret.encode("utf-8", "surrogateescape")
+    if not expected or not hmac.compare_digest(given, expected):
         return web.json_response({"ok": False}, status=401)
     assert ctx.dispatcher is not None and ctx.bot is not None
     try:

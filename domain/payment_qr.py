@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from domain.payable import Requisites
+from domain.typed_text import IGNORABLE
 from domain.uin import check_uin
 
 HEADER = "ST0001"
@@ -106,12 +107,10 @@ _DROPPED = {
         0x200C,
         0x200D,
         0x2060,
-        # Direction marks and overrides: a payee's name read backwards on the confirmation
-        # (review 33d), as typed text drops them (domain/typed_text.py).
-        0x200E,
-        0x200F,
-        *range(0x202A, 0x202F),
-        *range(0x2066, 0x206A),
+        # Every default-ignorable code point, as typed text drops them: direction marks and
+        # overrides (U+200E/F, U+202A–E, U+2066–9, the Arabic letter mark U+061C) showed a
+        # payee's name reordered on the confirmation (reviews 33d, 34a).
+        *(code for low, high in IGNORABLE for code in range(low, high + 1)),
     )
     if not chr(code).isspace()
 }

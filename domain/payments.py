@@ -532,13 +532,17 @@ def _payer_code(code: str | None) -> str:
     return "".join(ch for ch in (code or "") if ch.isascii() and ch.isalnum()).lstrip("0")
 
 
-# The capital repair contribution (взнос на капитальный ремонт, Housing Code art. 169), by its
-# payee (Фонд капитального ремонта, ФКР) or its purpose, as receipts and bills print it.
-_CAPITAL_REPAIR = re.compile(r"капитальн\w*\s+ремонт|капремонт|\bфкр\b", re.IGNORECASE)
+# The capital repair contribution (взнос на капитальный ремонт, Housing Code art. 169) told by
+# its payee — the fund's name (Фонд капитального ремонта, «кап. ремонта», ФКР) or the Moscow
+# fund's INN — never by a purpose: an ЕПД's purpose may well say «без учёта взноса на
+# капремонт» (review 34a).
+_CAPITAL_REPAIR = re.compile(r"кап(?:итальн\w*|\.)?\s*ремонт|\bфкр\b", re.IGNORECASE)
+CAPITAL_REPAIR_FUND_INN = "7701090559"  # Фонд капитального ремонта многоквартирных домов Москвы
 
 
-def _capital_repair(*texts: str) -> bool:
-    return any(_CAPITAL_REPAIR.search(text.replace("ё", "е")) for text in texts if text)
+def _capital_repair(payee: str, inn: str | None = None) -> bool:
+    """Whether a payee is a capital repair fund, by its name or the Moscow fund's INN."""
+    return inn == CAPITAL_REPAIR_FUND_INN or bool(_CAPITAL_REPAIR.search(payee.replace("ё", "е")))
 
 
 async def match_receipt(
@@ -557,19 +561,18 @@ async def match_receipt(
 
     The payer code is the flat's, not the payee's: a Moscow ЕПД carries two codes with the
     same payer code and month — the housing services' and the capital repair contribution's,
-    paid to the capital repair fund. A contribution is never the housing bill (review 33d: it
-    was paid as the ЕПД, another payee and amount, or called «уже оплачено»), unless the bill
-    itself is the contribution's."""
+    paid to the capital repair fund. A receipt to the fund is never a bill of another provider
+    (review 33d: it was paid as the ЕПД, another payee and amount, or called «уже оплачено»),
+    nor a fund's bill another payee's; the payee decides, by name or INN (`_capital_repair`)."""
     code = _payer_code(requisites.pers_acc)
     if not code:
         return ReceiptMatch(None)
     session = ResidentSession(resident, auth, uow)
-    contribution = _capital_repair(requisites.payee_name, requisites.purpose)
+    contribution = _capital_repair(requisites.payee_name, requisites.payee_inn)
     bills = [
         bill
         for bill in [*await city.unpaid_bills(session), *await city.paid_bills(session)]
-        if _payer_code(bill.payer_code) == code
-        and _capital_repair(bill.title, bill.provider) == contribution
+        if _payer_code(bill.payer_code) == code and _capital_repair(bill.provider) == contribution
     ]
     if requisites.period:
         same_period = [bill for bill in bills if bill.period == requisites.period]

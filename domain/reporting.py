@@ -376,10 +376,10 @@ MADE_AT_M = 100  # … at this distance at most from the draft's point
 
 def _made_by(report: Report, draft: Draft) -> bool:
     """Whether the city's answer says `report` is the one the draft's last POST made: its
-    theme, requested within a day of that POST, at the draft's place, with the draft's words —
-    or, with no words, its first photo (the address the upload gave). A draft with neither is
-    matched on theme, day and place: a report of the same theme at the same place made on the
-    site that day, after a send that never arrived, would then make the draft's own too."""
+    theme, requested within a day of that POST, at the draft's place, with the draft's words
+    (spacing aside) and its first photo (the address the upload gave) — or, the draft having
+    none, none of them. Only a report of the same theme and place made that day on the site
+    with no words and no photo, after a bare send that never arrived, is taken for it."""
     if report.theme_code != draft.theme_code or draft.sent_at is None:
         return False
     if abs(report.requested_at - draft.sent_at) > MADE_WITHIN:
@@ -389,17 +389,18 @@ def _made_by(report: Report, draft: Draft) -> bool:
             return False
     elif draft.address and report.address.casefold() != draft.address.casefold():
         return False
-    if draft.description.strip():
-        return " ".join(report.description.split()) == " ".join(draft.description.split())
-    if draft.photos:
-        sent = draft.uploaded.get(draft.photos[0], "")
-        return bool(report.media_url) and _same_media(report.media_url or "", sent)
-    return True
+    # The words and the first photo agree — their absence too: a bare send is not a report
+    # made on the site with words or a photo (review 34a).
+    if " ".join(report.description.split()) != " ".join(draft.description.split()):
+        return False
+    if not draft.photos:
+        return not report.media_url
+    return _same_media(report.media_url or "", draft.uploaded.get(draft.photos[0], ""))
 
 
 def _same_media(kept: str, sent: str) -> bool:
     """The city may give a photo's address back absolute where the upload answered a path."""
-    return bool(sent) and (kept == sent or kept.endswith(sent) or sent.endswith(kept))
+    return bool(sent and kept) and (kept == sent or kept.endswith(sent) or sent.endswith(kept))
 
 
 @dataclass

@@ -335,6 +335,11 @@ async def telegram_refund_needed(
     )
 
 
+async def has_desk(uow: UnitOfWork) -> bool:
+    """Whether a support chat takes dashboard events (SUPPORT_CHAT_ID set and its topic made)."""
+    return await uow.support.dashboard() is not None
+
+
 async def telegram_charge_unowned(
     uow: UnitOfWork,
     charge_id: str,

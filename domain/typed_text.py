@@ -40,6 +40,7 @@ _IGNORABLE = (
     (0x1D173, 0x1D17A),
     (0xE0000, 0xE0FFF),
 )
+IGNORABLE = _IGNORABLE  # for values read from elsewhere (domain/payment_qr.py)
 _TAGS = (0xE0020, 0xE007F)  # a subdivision flag's tag letters and its CANCEL TAG
 # Kept between two characters shown: they decide how the letters around them join (an emoji
 # sequence; Persian «می‌خواهم», a Devanagari half form).

@@ -9,6 +9,7 @@ converted.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -97,20 +98,26 @@ def normalize(text: str) -> str:
     label («УИН: 1881…», «№ 1881…», as an SMS or Госуслуги put it) or a full stop after it is
     read without them (review 33d): У, И and Н are letters of the table, so the label would
     otherwise count as three characters of the number."""
-    typed = "".join(visible(text).split()).replace("-", "")  # pasted: marks at the ends go
-    typed = typed.lstrip("№#")
+    shown = visible(text)  # pasted: marks at the ends go
+    labelled = _LABEL.match(shown)
+    if labelled is not None:
+        rest = _compact(labelled.group("rest"))
+        # «УИН 1881…», «УИН: А000…»: a label and what follows; glued («УИН1881…»), only when
+        # what follows is a whole UIN (a UIN may start with a letter of the table).
+        if labelled.group("sep") or len(rest.rstrip(".,;:")) in UIN_LENGTHS:
+            shown = rest
+    typed = _compact(shown).lstrip("№#")
     if len(typed.rstrip(".,;:")) in UIN_LENGTHS:  # a stop after the whole number, not a typo
         typed = typed.rstrip(".,;:")
-    for label in _LABELS:
-        rest = typed[len(label) :].lstrip(":№#")
-        if typed[: len(label)].upper() == label and len(rest) in UIN_LENGTHS:
-            typed = rest
-            break
     return "".join(_UPPER.get(ch, ch) for ch in typed)
 
 
-# A UIN's label as pasted, upper-cased as `normalize` reads it (Cyrillic and Latin).
-_LABELS = ("УИН", "UIN")
+def _compact(text: str) -> str:
+    return "".join(text.split()).replace("-", "")
+
+
+# A UIN's label as pasted («УИН: …», «UIN №…»), Cyrillic or Latin, any case.
+_LABEL = re.compile(r"^\s*(?:УИН|UIN)(?P<sep>[\s:№#]*)(?P<rest>\S.*)$", re.IGNORECASE | re.DOTALL)
 
 
 def check_uin(text: str) -> UinCheck:

@@ -173,15 +173,31 @@ async def _owe_back_unowned(message: Message, uow: UnitOfWork, tr: Texts, now: d
         (payment.total_amount, payment.currency),
         now,
     )
+    desk = await support.has_desk(uow)
     await uow.commit()
-    log.error("tgpay.refund_needed_unowned", staff_told=told, total_amount=payment.total_amount)
-    await message.answer(tr("tgpay-orphan-refund", amount=_taken(payment)))
+    log.error(
+        "tgpay.refund_needed_unowned",
+        staff_told=told,
+        charge=payment.telegram_payment_charge_id,
+        currency=payment.currency,
+        total_amount=payment.total_amount,  # in the currency's smallest units
+    )
+    # With no support chat nobody was told: the resident keeps the charge's number to claim
+    # the money (review 34a: «поддержка уже знает» was said regardless).
+    await message.answer(
+        tr(
+            "tgpay-orphan-refund" if desk else "tgpay-orphan-refund-untold",
+            amount=_taken(payment),
+            charge=payment.telegram_payment_charge_id,
+        )
+    )
 
 
 def _taken(payment: SuccessfulPayment) -> str:
+    """« на 100,00 ₽»; nothing for another currency (its smallest units are its own)."""
     if payment.currency == TELEGRAM_CURRENCY:
-        return format_rub(payment.total_amount)
-    return f"{payment.total_amount} {payment.currency}"  # smallest units, as Telegram said
+        return " на " + format_rub(payment.total_amount)
+    return ""
 
 
 def build_router() -> Router:

@@ -79,3 +79,9 @@ def test_with_no_point_the_address_decides() -> None:
 def test_the_moment_survives_the_drafts_json() -> None:
     assert Draft.from_json(draft().to_json()).sent_at == SENT
     assert Draft.from_json({**draft().to_json(), "sent_at": "not a date"}).sent_at is None
+
+
+def test_a_bare_draft_is_not_a_report_with_words_or_a_photo() -> None:
+    """Review 34a: a bare send that never arrived, then the problem reported on the site."""
+    assert not _made_by(replace(REPORT, description="Яма у подъезда"), draft())
+    assert not _made_by(replace(REPORT, media_url="https://city.example/m/1.jpg"), draft())

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as error:
         exit_on_bad_settings(error)
         return
+    except CannotStart as error:  # DATA_DIR unusable for the key file (review 34b)
+        print(f"Cannot start: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     command = args.command or ("poll" if settings.bot_token else "console")
     # The console is a conversation on the terminal: routine info lines (a reconciliation every
     # 5 minutes) landed on its prompt (review 33f). Warnings and errors still show; LOG_LEVEL

@@ -187,11 +187,14 @@ class Settings(BaseSettings):
         if not self.uses_sandbox:
             raise SettingsError("TOKEN_ENCRYPTION_KEYS", "required when CITY_API_URL is set")
         path = self.data_dir / "token-encryption.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(Fernet.generate_key().decode("ascii"))
-            path.chmod(0o600)
-        return [path.read_text().strip()]
+        try:
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(Fernet.generate_key().decode("ascii"))
+                path.chmod(0o600)
+            return [path.read_text().strip()]
+        except OSError as error:  # one line at start, not a traceback (review 34b)
+            raise CannotStart(unusable_data_dir(self.data_dir, error)) from None
 
 
 class SettingsError(Exception):
@@ -215,6 +218,14 @@ class PortBusy(OSError):
 class CannotStart(RuntimeError):
     """Start-up cannot go on for a reason outside the settings' shapes (Telegram refuses the
     token, or does not answer); `python -m bot` prints it as one line."""
+
+
+def unusable_data_dir(data_dir: Path, error: OSError) -> str:
+    """«DATA_DIR … cannot be used»: a folder the bot cannot create or write to."""
+    return (
+        f"DATA_DIR {data_dir} cannot be used: {error.strerror or error} — set DATA_DIR to a"
+        " writable folder"
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

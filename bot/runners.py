@@ -25,7 +25,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot import polling
 from bot.album import install_first, settle_now
 from bot.app import Application, Clock, create_application, utc_now
-from bot.config import DEFAULT_CITY_DEADLINE, CannotStart, Settings, SettingsError
+from bot.config import (
+    DEFAULT_CITY_DEADLINE,
+    CannotStart,
+    Settings,
+    SettingsError,
+    unusable_data_dir,
+)
 from bot.jobs import run_due_now, start_scheduler, stop_scheduler
 from bot.middlewares import TransientRetryMiddleware
 from bot.polling import StorageLedger, poll_confirming
@@ -254,8 +260,9 @@ def sandbox_login_opener(
         login = None
         for _ in range(ASKS):  # 1…N only: «0» and «-1» would pick from the end (review 33f)
             answer = (await ask(question)).strip()
-            if answer.isascii() and answer.isdigit() and 1 <= int(answer) <= len(residents):
-                login = residents[int(answer) - 1]["login"]
+            choices = {str(n): n for n in range(1, len(residents) + 1)}  # never int(5000 digits)
+            if answer in choices:
+                login = residents[choices[answer] - 1]["login"]
                 break
             say(f"Нет такого номера — введите число от 1 до {len(residents)}.")
             question = "Номер: "
@@ -294,9 +301,12 @@ def _data_dir_lock(data_dir: Path) -> IO[str]:
     and one saved city, each saving over the other's and each running its own scheduler
     (review 33f). An advisory lock (`flock`): the system drops it when the process dies,
     so a killed console never leaves the folder locked. Raises CannotStart."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / CONSOLE_LOCK
-    handle = path.open("a+", encoding="utf-8")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+", encoding="utf-8")
+    except OSError as error:
+        raise CannotStart(unusable_data_dir(data_dir, error)) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -536,7 +536,13 @@ def _payer_code(code: str | None) -> str:
 # its payee — the fund's name (Фонд капитального ремонта, «кап. ремонта», ФКР) or the Moscow
 # fund's INN — never by a purpose: an ЕПД's purpose may well say «без учёта взноса на
 # капремонт» (review 34a).
-_CAPITAL_REPAIR = re.compile(r"кап(?:итальн\w*|\.)?\s*ремонт|\bфкр\b", re.IGNORECASE)
+# A fund's own wording — «Фонд … капитального (кап., кап) ремонта», «ФКР», «региональный
+# оператор» — and never a payee that only names repairs («УК Жилкапремонт», «Служба по
+# содержанию и капитальному ремонту жилфонда»: review 34b).
+_CAPITAL_REPAIR = re.compile(
+    r"\bфонд\w*\b.*?\bкап(?:итальн\w*|\.)?\s*ремонт|\bфкр\b|\bрегиональн\w*\s+оператор",
+    re.IGNORECASE | re.DOTALL,
+)
 CAPITAL_REPAIR_FUND_INN = "7701090559"  # Фонд капитального ремонта многоквартирных домов Москвы
 
 

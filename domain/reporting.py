@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from domain import support
 from domain.accounts import Resident
@@ -399,8 +400,10 @@ def _made_by(report: Report, draft: Draft) -> bool:
 
 
 def _same_media(kept: str, sent: str) -> bool:
-    """The city may give a photo's address back absolute where the upload answered a path."""
-    return bool(sent and kept) and (kept == sent or kept.endswith(sent) or sent.endswith(kept))
+    """The same photo: its address's path, as the city may give it back absolute where the
+    upload answered a path, over https, or with a query added (review 34b)."""
+    kept_path, sent_path = urlsplit(kept).path, urlsplit(sent).path
+    return bool(kept_path and sent_path) and kept_path.rstrip("/") == sent_path.rstrip("/")
 
 
 @dataclass

@@ -187,16 +187,16 @@ async def _owe_back_unowned(message: Message, uow: UnitOfWork, tr: Texts, now: d
     await message.answer(
         tr(
             "tgpay-orphan-refund" if desk else "tgpay-orphan-refund-untold",
-            amount=_taken(payment),
+            amount=_taken(tr, payment),
             charge=payment.telegram_payment_charge_id,
         )
     )
 
 
-def _taken(payment: SuccessfulPayment) -> str:
+def _taken(tr: Texts, payment: SuccessfulPayment) -> str:
     """« на 100,00 ₽»; nothing for another currency (its smallest units are its own)."""
     if payment.currency == TELEGRAM_CURRENCY:
-        return " на " + format_rub(payment.total_amount)
+        return tr("tgpay-orphan-amount", amount=format_rub(payment.total_amount))
     return ""
 
 

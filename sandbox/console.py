@@ -51,6 +51,7 @@ class MovableClock(Protocol):
 
 
 PROMPT = "> "
+MAX_BUTTON_DIGITS = 6  # `#N`: no keyboard has a million buttons (Telegram allows 100)
 QUIT_WORDS = frozenset({":quit", ":q", ":exit"})
 BACKGROUND_MARK = "🔔 [уведомление]"
 # Seconds between looks for messages the bot sent on its own while the resident is at the
@@ -97,7 +98,10 @@ def parse_line(line: str) -> ConsoleCommand:
     if stripped.lower() in QUIT_WORDS:
         return ConsoleCommand("quit")
     if stripped.startswith("#") and stripped[1:].isascii() and stripped[1:].isdigit():
-        return ConsoleCommand("press", (stripped[1:],))
+        number = stripped[1:].lstrip("0") or "0"
+        if len(number) > MAX_BUTTON_DIGITS:  # int() of thousands of digits raises
+            return ConsoleCommand("invalid", (f"no button #{number[:MAX_BUTTON_DIGITS]}…",))
+        return ConsoleCommand("press", (number,))
     if not stripped.startswith(":"):
         return ConsoleCommand("text", (line.rstrip("\r\n"),))
     name, _, rest = stripped[1:].partition(" ")

@@ -30,6 +30,7 @@ def test_the_console_at_end_of_input_exits_without_a_traceback(tmp_path: Path) -
         "DATA_DIR": str(tmp_path),
         "WEB_PORT": "0",
         "SANDBOX_PORT": "0",
+        "LOG_LEVEL": "INFO",  # the console logs warnings only unless told: its start is info
     }
     run = subprocess.run(
         [sys.executable, "-m", "bot"],

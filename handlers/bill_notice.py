@@ -33,11 +33,10 @@ from handlers.buttons import (
     ItemRef,
     by_ref,
     drop_keyboard,
+    first_press,
     forged,
     item_ref,
     on_forged,
-    press_key,
-    pressed_before,
     remember_press,
 )
 from handlers.context import context_of
@@ -232,13 +231,8 @@ async def on_bill_skip(
     """«Не оплачивать автоплатежом»: the queued bill is left for the resident to pay (with
     «Оплатить»), or they are told why it cannot be stopped; a second tap changes nothing;
     another resident's autopay id is refused."""
-    if resident is None:
-        await callback.answer(tr.label("error-not-linked"), show_alert=True)
-        return
-    key = press_key(callback)
-    if await pressed_before(state, key):
-        await callback.answer(tr.label("button-already-done"))
-        await drop_keyboard(callback, state)
+    key = await first_press(callback, state, tr, resident)
+    if key is None or resident is None:
         return
     try:
         outcome = await skip_bill(

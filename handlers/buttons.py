@@ -29,6 +29,7 @@ from aiogram.types import CallbackQuery, Message
 from magic_filter import MagicFilter
 from pydantic import BeforeValidator, Field
 
+from domain.accounts import Resident
 from handlers.digest import without_items
 from handlers.ports import Texts
 
@@ -125,6 +126,23 @@ async def pressed_on(state: FSMContext, message_id: int) -> list[str]:
     prefix = f"{message_id}:"
     kept: list[str] = (await state.get_data()).get(_PRESSED, [])
     return [key.removeprefix(prefix) for key in kept if key.startswith(prefix)]
+
+
+async def first_press(
+    callback: CallbackQuery, state: FSMContext, tr: Texts, resident: Resident | None
+) -> str | None:
+    """A one-shot notice button («Пропустить этот раз», «Не оплачивать автоплатежом»): its
+    press key when a linked resident presses it the first time; else None, the press answered
+    («привяжите аккаунт», or «уже сделано» with the button taken off)."""
+    if resident is None:
+        await callback.answer(tr.label("error-not-linked"), show_alert=True)
+        return None
+    key = press_key(callback)
+    if await pressed_before(state, key):
+        await callback.answer(tr.label("button-already-done"))
+        await drop_keyboard(callback, state)
+        return None
+    return key
 
 
 async def remember_press(state: FSMContext, key: str) -> None:

@@ -31,10 +31,9 @@ from handlers.buttons import (
     ButtonId,
     Period,
     drop_keyboard,
+    first_press,
     forged,
     on_forged,
-    press_key,
-    pressed_before,
     remember_press,
 )
 from handlers.meter_window import render_meter_window
@@ -235,13 +234,8 @@ async def on_skip(
 ) -> None:
     """«Пропустить этот раз», once: a second tap (or a tap after it worked) gets a short
     answer and changes nothing; another resident's autopay id is refused."""
-    if resident is None:
-        await callback.answer(tr.label("error-not-linked"), show_alert=True)
-        return
-    key = press_key(callback)
-    if await pressed_before(state, key):
-        await callback.answer(tr.label("button-already-done"))
-        await drop_keyboard(callback, state)
+    key = await first_press(callback, state, tr, resident)
+    if key is None or resident is None:
         return
     try:
         skipped = await skip_once(uow, resident, callback_data.autopay, callback_data.period)

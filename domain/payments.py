@@ -532,13 +532,11 @@ def _payer_code(code: str | None) -> str:
     return "".join(ch for ch in (code or "") if ch.isascii() and ch.isalnum()).lstrip("0")
 
 
-# The capital repair contribution (взнос на капитальный ремонт, Housing Code art. 169) told by
-# its payee — the fund's name (Фонд капитального ремонта, «кап. ремонта», ФКР) or the Moscow
-# fund's INN — never by a purpose: an ЕПД's purpose may well say «без учёта взноса на
-# капремонт» (review 34a).
-# A fund's own wording — «Фонд … капитального (кап., кап) ремонта», «ФКР», «региональный
-# оператор» — and never a payee that only names repairs («УК Жилкапремонт», «Служба по
-# содержанию и капитальному ремонту жилфонда»: review 34b).
+# The capital repair contribution (взнос на капитальный ремонт, Housing Code art. 169) is told
+# by its payee: the Moscow fund's INN, or a fund's own wording — «Фонд … капитального (кап.,
+# кап) ремонта», «ФКР», «региональный оператор». Never by a purpose (an ЕПД's may say «без
+# учёта взноса на капремонт», review 34a), and never a payee that only names repairs («УК
+# Жилкапремонт», «Служба по содержанию и капитальному ремонту жилфонда», review 34b).
 _CAPITAL_REPAIR = re.compile(
     r"\bфонд\w*\b.*?\bкап(?:итальн\w*|\.)?\s*ремонт|\bфкр\b|\bрегиональн\w*\s+оператор",
     re.IGNORECASE | re.DOTALL,

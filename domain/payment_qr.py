@@ -102,14 +102,10 @@ _DROPPED = {
         *range(0x20),
         0x7F,
         *range(0x80, 0xA0),
-        0xFEFF,
-        0x200B,
-        0x200C,
-        0x200D,
-        0x2060,
-        # Every default-ignorable code point, as typed text drops them: direction marks and
-        # overrides (U+200E/F, U+202A–E, U+2066–9, the Arabic letter mark U+061C) showed a
-        # payee's name reordered on the confirmation (reviews 33d, 34a).
+        # Every default-ignorable code point (zero-width characters, the BOM), as typed text
+        # drops them: direction marks and overrides (U+200E/F, U+202A–E, U+2066–9, the Arabic
+        # letter mark U+061C) showed a payee's name reordered on the confirmation (reviews
+        # 33d, 34a).
         *(code for low, high in IGNORABLE for code in range(low, high + 1)),
     )
     if not chr(code).isspace()

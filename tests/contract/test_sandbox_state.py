@@ -134,6 +134,21 @@ async def test_a_save_without_changes_writes_nothing_and_a_broken_file_starts_af
     assert not path.exists() and path.with_name(STATE_FILE + ".unreadable").exists()
 
 
+def test_a_saved_clock_beyond_what_the_console_sets_starts_afresh(
+    tmp_path: Path, real: FakeClock
+) -> None:
+    """Review 33f: an offset the console's `:time` never makes (year 1) broke every date the
+    bot computes once loaded; such a file is set aside like a broken one."""
+    path = tmp_path / STATE_FILE
+    world = World(path, real)
+    world.shared.move_by(-(OPEN - datetime(1, 1, 2, tzinfo=MOSCOW)))
+    assert world.state.save()
+    fresh = World(path, real)
+    assert not fresh.state.load()
+    assert fresh.shared.offset == timedelta(0)
+    assert path.with_name(STATE_FILE + ".unreadable").exists()
+
+
 def test_no_state_file_is_written_by_a_sandbox_made_alone(tmp_path: Path) -> None:
     create_app(today=date(2026, 3, 20))
     assert list(tmp_path.iterdir()) == []

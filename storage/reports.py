@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.ports import TrackedReport
 from domain.reports import Draft
 from storage.models import OPEN_REPORT, ReportDraftRow, TrackedReportRow
+
+# PostgreSQL's transaction-level advisory lock the status polls claim under, one at a time (an
+# arbitrary constant of this application: «POLL» in ASCII).
+POLL_CLAIM_LOCK = 0x504F4C4C
 
 
 class SqlDraftRepository:
@@ -76,9 +80,16 @@ class SqlTrackedReportRepository:
     async def claim_for_poll(self, now: datetime, limit: int) -> list[TrackedReport]:
         """The `limit` open reports least recently checked, stamped `checked_at = now` (each
         returned with its previous `checked_at`); the caller commits at once. On PostgreSQL the
-        rows are taken `FOR UPDATE SKIP LOCKED`, so a second poller takes other reports (and,
-        once this commits, finds these at the back of the order). Two statements, served by
-        the partial index `ix_tracked_reports_open_checked`."""
+        claims take turns under an advisory lock held until the claim commits, so a second
+        poller finds these reports at the back of the order and takes others. Served by the
+        partial index `ix_tracked_reports_open_checked`; three statements on PostgreSQL, two
+        on SQLite (which writes one transaction at a time anyway)."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            # Without it, a poller whose SELECT began before another's claim committed locked
+            # the rows just released and, PostgreSQL re-checking only the WHERE (not the
+            # order) on their new versions, took some of them again. `SKIP LOCKED` stays for
+            # any other writer holding a row.
+            await self._session.execute(select(func.pg_advisory_xact_lock(POLL_CLAIM_LOCK)))
         rows = (
             (
                 await self._session.execute(

@@ -166,7 +166,9 @@ async def test_the_poll_order_is_served_by_the_partial_index(
             await uow.tracked_reports.claim_for_poll(START, 10)
             await uow.rollback()
     query, parameters = next(
-        (sql, params) for sql, params in seen if sql.lstrip().upper().startswith("SELECT")
+        (sql, params)
+        for sql, params in seen
+        if sql.lstrip().upper().startswith("SELECT") and "tracked_reports" in sql
     )
     async with engine.connect() as connection:
         if engine.dialect.name == "postgresql":

@@ -213,13 +213,15 @@ def summarise(found: Found, args: argparse.Namespace) -> None:
     heading("Summary")
     rows: list[list[object]] = []
     if found.updates:
-        *stacks, bare = found.updates
+        *stacks, floor, bare = found.updates
         for r in stacks:
             rows.append(
                 [
                     f"updates, {r.name}",
                     f"{r.rate:,.0f}/s = {_part(r.rate, bare.rate)} of bare's {bare.rate:,.0f}/s; "
-                    f"CPU {_times(r.cpu_ms, bare.cpu_ms)} bare's; p99 {_ms(r.latency_ms(0.99))}"
+                    f"CPU {_times(r.cpu_ms, bare.cpu_ms)} bare's "
+                    f"({_times(r.cpu_ms, floor.cpu_ms)} {updates.FLOOR}'s, itself "
+                    f"{_times(floor.cpu_ms, bare.cpu_ms)} bare's); p99 {_ms(r.latency_ms(0.99))}"
                     + (
                         f" (paced, {updates.THINK_SECONDS:g} s between updates: "
                         f"{r.paced.rate:,.0f}/s, p99 {_ms(r.paced.latency_ms(0.99))})"

@@ -15,6 +15,9 @@ Nothing is paid: every resident is the same city account, whose 12 bills payment
 The application runs on SQLite (the embedded defaults), then on PostgreSQL + Redis (see
 `bench.common`), with the flood limit off. The yardstick is a bare `aiogram.Dispatcher` with one
 echo handler over a `LocalTelegram` too, driven the same way (text messages) by as many residents.
+A second one, `bare_dialog`, is the floor of the chosen framework: a bare aiogram-dialog bot of two
+windows, a button each, on aiogram's RedisStorage; the full stack's CPU over its CPU is what the
+bot's own code costs beyond what any aiogram-dialog bot pays.
 
 An update's latency is the time of one `Conversation` call: building the update, the Dispatcher
 with everything its handlers await (database, dialog state, the city), the bot's calls to
@@ -58,7 +61,15 @@ from typing import Any, ClassVar
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
+from aiogram.filters import CommandStart
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import Message
+from aiogram_dialog import Dialog, DialogManager, StartMode, Window, setup_dialogs
+from aiogram_dialog.widgets.kbd import SwitchTo
+from aiogram_dialog.widgets.text import Const, Format
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.lock import Lock as RedisLock
@@ -117,6 +128,7 @@ THINK_SECONDS = 1.0
 PACED_SECONDS = 10.0
 TARGET_REDIS = 4.0  # commands an update
 TARGET_SQL = 3.0  # statements an update (pre-pings included)
+FLOOR = "bare aiogram-dialog"  # the second yardstick (`bare_dialog`)
 
 
 class TimedTelegram(LocalTelegram):
@@ -671,6 +683,85 @@ async def bare_aiogram(residents: int, seconds: float) -> UpdatesResult:
         await bot.session.close()
 
 
+class FloorStates(StatesGroup):
+    menu = State()
+    page = State()
+
+
+async def _floor_page(**_: Any) -> dict[str, Any]:
+    return {"n": 2}
+
+
+async def bare_dialog(residents: int, seconds: float, redis_url: str | None) -> UpdatesResult:
+    """The floor the chosen framework sets: a bare aiogram-dialog bot (one dialog of two
+    windows, a button each, a getter on one; aiogram's RedisStorage and Redis event isolation
+    when Redis is set, as aiogram-dialog's own setup asks for) over a `LocalTelegram` too,
+    driven like the full stack: /start, «Дальше», «‹ Назад». No database, no middleware of
+    ours: what any bot on aiogram-dialog pays an update before doing anything of its own."""
+    storage: BaseStorage
+    if redis_url:
+        await flush_redis(redis_url)
+        storage = RedisStorage(
+            Redis.from_url(redis_url), key_builder=DefaultKeyBuilder(with_destiny=True)
+        )
+    else:
+        storage = MemoryStorage()
+    router = Router()
+
+    @router.message(CommandStart())
+    async def start(message: Message, dialog_manager: DialogManager) -> None:
+        await dialog_manager.start(FloorStates.menu, mode=StartMode.RESET_STACK)
+
+    dialog = Dialog(
+        Window(
+            Const("Меню"),
+            SwitchTo(Const("Дальше"), id="next", state=FloorStates.page),
+            state=FloorStates.menu,
+        ),
+        Window(
+            Format("Страница {n}"),
+            SwitchTo(Const("‹ Назад"), id="back", state=FloorStates.menu),
+            getter=_floor_page,
+            state=FloorStates.page,
+        ),
+    )
+    isolation = storage.create_isolation() if redis_url else SimpleEventIsolation()
+    dispatcher = Dispatcher(storage=storage, events_isolation=isolation)
+    dispatcher.include_router(router)
+    dispatcher.include_router(dialog)
+    setup_dialogs(dispatcher)
+    telegram = TimedTelegram()
+    bot = Bot(LOCAL_BOT_TOKEN, session=telegram, default=DefaultBotProperties(parse_mode="HTML"))
+
+    async def rounds(resident: Resident) -> None:
+        while True:
+            resident.trim()
+            try:
+                await resident.send("/start", expect="Меню")
+                await resident.press("Дальше", expect="Страница")
+                await resident.press("‹ Назад", expect="Меню")
+            except TimeUp:
+                return
+
+    try:
+        chats = [conversation(dispatcher, bot, n) for n in range(residents)]
+        for chat in chats:  # everything imported and warm, as on the full stack
+            await chat.send("/start")
+        with _heap():
+            meter = Meter()
+            with meter.count_redis():
+                result = await measure(
+                    FLOOR, chats, seconds, rounds, meter=meter, telegram=telegram
+                )
+        result.paced = await measure(
+            f"{FLOOR}, paced", chats, PACED_SECONDS, rounds, think=THINK_SECONDS
+        )
+        return result
+    finally:
+        await bot.session.close()
+        await storage.close()
+
+
 def stacks(services: Services) -> list[Stack]:
     """SQLite, then PostgreSQL (+ Redis) when set; BENCH_UPDATES_STACKS=postgres leaves SQLite
     out (a quicker run when only the production stack is being measured)."""
@@ -685,7 +776,10 @@ def stacks(services: Services) -> list[Stack]:
 async def run(
     services: Services, residents: int = 50, seconds: float = 20.0
 ) -> list[UpdatesResult]:
-    heading("Updates: residents chatting through the whole bot, and through bare aiogram")
+    heading(
+        "Updates: residents chatting through the whole bot, through bare aiogram-dialog and "
+        "through bare aiogram"
+    )
     print(
         f"{residents:,} residents at once (asyncio.gather), {seconds:g} s each; the journeys "
         f"{', '.join(JOURNEYS)} in a random order, nothing paid; flood limit off; in-process "
@@ -697,6 +791,8 @@ async def run(
     for stack in stacks(services):
         print(f"… {stack.name}: linking {residents:,} residents, then {seconds:g} s", flush=True)
         results.append(await full_stack(stack, residents, seconds))
+    print(f"… {FLOOR}: {seconds:g} s", flush=True)
+    results.append(await bare_dialog(residents, seconds, services.redis))
     print(f"… bare aiogram: {seconds:g} s", flush=True)
     results.append(await bare_aiogram(residents, seconds))
     report(results)
@@ -704,7 +800,7 @@ async def run(
 
 
 def report(results: list[UpdatesResult]) -> None:
-    *stacks_run, bare = results
+    *stacks_run, floor, bare = results
     print()
     table(
         ["", *(r.name for r in results)],
@@ -736,16 +832,35 @@ def report(results: list[UpdatesResult]) -> None:
                 "  CPU an update without them, full stack / bare",
                 *(_cpu_ratio_without_telegram(r, bare) for r in results),
             ],
-            ["SQL statements an update", *(_each(r, r.costs.sql) for r in stacks_run), "-"],
-            ["  + pool pre-pings an update", *(_each(r, r.costs.pings) for r in stacks_run), "-"],
-            ["Redis commands an update", *(_each(r, r.costs.redis) for r in stacks_run), "-"],
-            ["  Redis round trips an update", *(_trips(r) for r in stacks_run), "-"],
+            ["SQL statements an update", *(_each(r, r.costs.sql) for r in stacks_run), "-", "-"],
+            [
+                "  + pool pre-pings an update",
+                *(_each(r, r.costs.pings) for r in stacks_run),
+                "-",
+                "-",
+            ],
+            [
+                "Redis commands an update",
+                *(_each(r, r.costs.redis) for r in [*stacks_run, floor]),
+                "-",
+            ],
+            [
+                "  Redis round trips an update",
+                *(_trips(r) for r in stacks_run),
+                _each(floor, floor.costs.redis_trips),
+                "-",
+            ],
             ["updates/s, full stack / bare", *(_ratio(r, bare) for r in results)],
             ["CPU an update, full stack / bare", *(_cpu_ratio(r, bare) for r in results)],
+            [
+                f"CPU an update, full stack / {FLOOR}",
+                *(_cpu_ratio(r, floor) for r in [*stacks_run, floor]),
+                "-",
+            ],
             ["updates that raised", *(r.tally.raised for r in results)],
             [f"cut off (in flight {GRACE:g} s after)", *(r.tally.unfinished for r in results)],
-            ["journeys done", *(r.tally.journeys.total() for r in stacks_run), "-"],
-            ["journeys failed", *(r.tally.failed.total() for r in stacks_run), "-"],
+            ["journeys done", *(r.tally.journeys.total() for r in stacks_run), "-", "-"],
+            ["journeys failed", *(r.tally.failed.total() for r in stacks_run), "-", "-"],
         ],
     )
     print(
@@ -768,6 +883,11 @@ def report(results: list[UpdatesResult]) -> None:
         for run in (result, result.paced):
             if run is not None:
                 by_step(run)
+    print(
+        f"({FLOOR}: the least any bot on the chosen dialog framework pays an update — the "
+        "share of the full stack's CPU above it is ours; bare aiogram's ratio is the issue's "
+        "target)"
+    )
     print()
     targets(stacks_run, bare)
 

@@ -63,7 +63,7 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.filters import CommandStart
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import Message
@@ -699,13 +699,15 @@ async def bare_dialog(residents: int, seconds: float, redis_url: str | None) -> 
     driven like the full stack: /start, «Дальше», «‹ Назад». No database, no middleware of
     ours: what any bot on aiogram-dialog pays an update before doing anything of its own."""
     storage: BaseStorage
+    isolation: BaseEventIsolation
     if redis_url:
         await flush_redis(redis_url)
         storage = RedisStorage(
             Redis.from_url(redis_url), key_builder=DefaultKeyBuilder(with_destiny=True)
         )
+        isolation = storage.create_isolation()
     else:
-        storage = MemoryStorage()
+        storage, isolation = MemoryStorage(), SimpleEventIsolation()
     router = Router()
 
     @router.message(CommandStart())
@@ -725,7 +727,6 @@ async def bare_dialog(residents: int, seconds: float, redis_url: str | None) -> 
             state=FloorStates.page,
         ),
     )
-    isolation = storage.create_isolation() if redis_url else SimpleEventIsolation()
     dispatcher = Dispatcher(storage=storage, events_isolation=isolation)
     dispatcher.include_router(router)
     dispatcher.include_router(dialog)

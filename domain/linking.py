@@ -106,7 +106,10 @@ async def authorize_link(
         await uow.link_attempts.save(attempt)
         raise LinkStateExpired()
 
-    claimed = replace(attempt, status=LinkStatus.FAILED)
+    # The claim lives LINK_TTL more (the two city calls take at most two deadlines, far
+    # less): the retention purge deletes attempts past their expiry, and one claimed a moment
+    # before it was deleted under the exchange, the tokens then refused (review 35a).
+    claimed = replace(attempt, status=LinkStatus.FAILED, expires_at=now + LINK_TTL)
     if not await uow.link_attempts.advance(claimed, expected_status=LinkStatus.PENDING):
         raise LinkStateUsed()
     await uow.commit()  # the claim stands; the connection goes back before the city calls

@@ -269,8 +269,12 @@ class DraftRepository(Protocol):
 
     async def delete(self, telegram_user_id: int) -> None: ...
 
+    async def touch(self, telegram_user_id: int, now: datetime) -> None:
+        """The draft counts as written at `now` (the resident came back to it); none: nothing."""
+        ...
+
     async def purge_stale(self, before: datetime) -> int:
-        """Drafts not written since `before` deleted; returns how many."""
+        """Drafts not written (nor come back to) since `before` deleted; returns how many."""
         ...
 
 

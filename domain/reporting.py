@@ -76,6 +76,14 @@ async def keep_draft(uow: UnitOfWork, resident: Resident, draft: Draft, now: dat
     await uow.commit()
 
 
+async def came_back_to_draft(uow: UnitOfWork, resident: Resident, now: datetime) -> None:
+    """The resident opened their unsent draft again: it counts as written now, so the
+    retention purge (drafts not written for as long as dialog state is kept) never takes it
+    from under the screens they just opened (review 35a)."""
+    await uow.drafts.touch(resident.telegram_user_id, now)
+    await uow.commit()
+
+
 async def discard_draft(uow: UnitOfWork, resident: Resident) -> None:
     await uow.drafts.delete(resident.telegram_user_id)
     await uow.commit()

@@ -37,6 +37,9 @@ DASHBOARD_DIGEST = "dashboard_digest"
 DASHBOARD_PLATFORM = "dashboard_platform"
 DASHBOARD_PAYMENT_ERRORS = "dashboard_payment_errors"
 DASHBOARD_TELEGRAM_REFUND = "dashboard_telegram_refund"
+# Dashboard events that are the only record of money owed back (a Telegram charge no intent
+# owns, review 35a): the retention purge of sent notifications never deletes them.
+KEPT_FOR_GOOD = frozenset({DASHBOARD_TELEGRAM_REFUND})
 # A Telegram charge whose invoice no linked resident owns: the reason staff read
 # (`domain.linking.UNLINKED_UNREGISTERED` is the same word).
 UNLINKED = "unlinked"

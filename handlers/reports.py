@@ -42,6 +42,7 @@ from domain.ports import Place
 from domain.reporting import (
     AnswersMissing,
     OutsideCity,
+    came_back_to_draft,
     choose_theme,
     discard_draft,
     draft_of,
@@ -108,6 +109,7 @@ async def on_start(_data: Data, manager: DialogManager) -> None:
     ctx = Ctx(manager)
     draft = await draft_of(ctx.uow, ctx.linked)
     if draft is not None and (draft.theme_code or draft.photos or draft.point):
+        await came_back_to_draft(ctx.uow, ctx.linked, ctx.clock())
         await manager.switch_to(ReportSG.resume)
         return
     await keep_draft(ctx.uow, ctx.linked, Draft(), ctx.clock())
@@ -616,6 +618,8 @@ def _summary(ctx: Ctx, draft: Draft, definition: list[ThemeQuestion] | None = No
 async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
     draft = await _draft(ctx)
+    # the screen «Отправить» is on: its draft is in use, whenever it was last written
+    await came_back_to_draft(ctx.uow, ctx.linked, ctx.clock())
     definition = await _questions_shown(ctx, draft)
     return {
         "text": _summary(ctx, draft, definition),

@@ -41,7 +41,7 @@ from sqlalchemy.orm import aliased
 from domain.ports import Notification
 from domain.quiet_hours import DEFAULT as DEFAULT_QUIET
 from domain.quiet_hours import MOSCOW, QuietHours, minute_of_day, send_by
-from domain.support import THREAD
+from domain.support import KEPT_FOR_GOOD, THREAD
 from storage.models import OPEN_NOTIFICATION, NotificationRow, NotificationSettingsRow
 
 STALE_CLAIM = timedelta(minutes=5)
@@ -478,15 +478,18 @@ class SqlNotificationRepository:
         """Retention: notifications sent before `before`, and those given up (failed: the
         resident blocked the bot, a send dead-lettered) last due before it, are deleted — two
         statements, each read from an index (the sent ones `ix_notifications_status_sent_at`,
-        the failed ones by their status or due time: bench/plans.py). Returns how many."""
+        the failed ones by their status or due time: bench/plans.py). The kinds in
+        `domain.support.KEPT_FOR_GOOD` (the only record of money owed back) stay. Returns how
+        many."""
+        kept = NotificationRow.kind.not_in(sorted(KEPT_FOR_GOOD))
         sent = await self._session.execute(
             delete(NotificationRow).where(
-                NotificationRow.status == "sent", NotificationRow.sent_at < before
+                NotificationRow.status == "sent", NotificationRow.sent_at < before, kept
             )
         )
         failed = await self._session.execute(
             delete(NotificationRow).where(
-                NotificationRow.status == "failed", NotificationRow.due_at < before
+                NotificationRow.status == "failed", NotificationRow.due_at < before, kept
             )
         )
         return sum(int(getattr(result, "rowcount", 0) or 0) for result in (sent, failed))

@@ -43,9 +43,19 @@ class SqlDraftRepository:
             delete(ReportDraftRow).where(ReportDraftRow.telegram_user_id == telegram_user_id)
         )
 
+    async def touch(self, telegram_user_id: int, now: datetime) -> None:
+        """`updated_at = now` for the resident's draft; no row, no row (an UPDATE, never an
+        insert: a draft settled or deleted meanwhile stays gone)."""
+        await self._session.execute(
+            update(ReportDraftRow)
+            .where(ReportDraftRow.telegram_user_id == telegram_user_id)
+            .values(updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
     async def purge_stale(self, before: datetime) -> int:
-        """Retention: drafts not written since `before` (abandoned) are deleted. Returns how
-        many."""
+        """Retention: drafts not written nor come back to since `before` (abandoned) are
+        deleted. Returns how many."""
         result = await self._session.execute(
             delete(ReportDraftRow).where(ReportDraftRow.updated_at < before)
         )

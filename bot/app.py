@@ -385,7 +385,8 @@ async def create_application(
             session=bot_session or _bot_session(settings),
             default=DefaultBotProperties(parse_mode="HTML"),
         )
-        install_session_middlewares(bot)  # a redelivered press is not refused on its old answer
+        # a redelivered press is not refused on its old answer; no keyboard Telegram refuses
+        install_session_middlewares(bot, untitled=tr.label("button-untitled"))
         keep_response_types_alive()  # aiogram's Response[T] classes never garbage-collected
         undo.push_async_callback(bot.session.close)
         me = await _whoami(bot, settings)

@@ -19,7 +19,14 @@ from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import AnswerCallbackQuery, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import CallbackQuery, TelegramObject, Update, User
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    TelegramObject,
+    Update,
+    User,
+)
 from aiogram_dialog.api.entities import Stack
 from aiogram_dialog.api.internal import STACK_KEY
 from aiogram_dialog.utils import remove_intent_id
@@ -32,6 +39,7 @@ from bot.logs import user_hash
 from bot.metrics import DUPLICATES, HANDLER_SECONDS, RETRIED, THROTTLED, UPDATES
 from city.transport import before_call
 from domain.limits import DEFAULT_LIMITS
+from domain.typed_text import visible
 from handlers.context import CONTEXT_KEY, ResidentContext
 from storage.fsm import UpdateBatch, update_batch
 from storage.uow import SqlUnitOfWork, UnitOfWorkFactory
@@ -387,10 +395,70 @@ class StaleCallbackAnswerMiddleware(BaseRequestMiddleware):
             return True  # type: ignore[return-value]
 
 
-def install_session_middlewares(bot: Bot) -> None:
-    """Install the Bot session middlewares once per session (replicas in tests share one)."""
+# Schemes Telegram takes in an inline button's URL (Bot API InlineKeyboardButton.url:
+# «HTTP or tg:// URL»; tdlib also refuses everything else with BUTTON_URL_INVALID).
+BUTTON_URL_SCHEMES = ("http://", "https://", "tg://")
+
+
+class KeyboardGuardMiddleware(BaseRequestMiddleware):
+    """A Bot session middleware: an inline keyboard going out keeps only what Telegram takes.
+
+    A button's text from outside (a fund's or a theme's name, a place the geocoder named) can
+    be empty, or show nothing: Telegram refuses the whole message (BUTTON_TEXT_INVALID) and a
+    list of funds could not be opened for one nameless fund (review 35c). Such a button gets
+    `untitled` («Без названия») instead. A URL button whose address is not http(s) or tg (a
+    `javascript:` link, a relative path, an empty string from the city) is left out rather than
+    lose the screen, and logged. Every keyboard of every method passes here: the whole kind,
+    whichever screen or notice draws it."""
+
+    def __init__(self, untitled: str) -> None:
+        self.untitled = untitled
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        markup = getattr(method, "reply_markup", None)
+        if isinstance(markup, InlineKeyboardMarkup):
+            kept = self._kept(markup)
+            if kept is not markup:
+                method.reply_markup = kept  # type: ignore[attr-defined]  # has the field
+        return await make_request(bot, method)
+
+    def _kept(self, markup: InlineKeyboardMarkup) -> InlineKeyboardMarkup:
+        """`markup` itself when every button passes (almost always: nothing is copied), else a
+        copy with each fixed or left out."""
+        if all(self._passes(button) for row in markup.inline_keyboard for button in row):
+            return markup
+        rows = []
+        for row in markup.inline_keyboard:
+            kept = []
+            for button in row:
+                if button.url is not None and not button.url.startswith(BUTTON_URL_SCHEMES):
+                    log.warning("keyboard.url_dropped", scheme=button.url.partition(":")[0][:16])
+                    continue
+                if not visible(button.text):
+                    button = button.model_copy(update={"text": self.untitled})
+                kept.append(button)
+            if kept:
+                rows.append(kept)
+        return InlineKeyboardMarkup(inline_keyboard=rows)
+
+    @staticmethod
+    def _passes(button: InlineKeyboardButton) -> bool:
+        return bool(visible(button.text)) and (
+            button.url is None or button.url.startswith(BUTTON_URL_SCHEMES)
+        )
+
+
+def install_session_middlewares(bot: Bot, untitled: str = "…") -> None:
+    """Install the Bot session middlewares once per session (replicas in tests share one);
+    `untitled`: the text of a button whose own shows nothing (`KeyboardGuardMiddleware`)."""
     if not any(isinstance(m, StaleCallbackAnswerMiddleware) for m in bot.session.middleware):
         bot.session.middleware(StaleCallbackAnswerMiddleware())
+        bot.session.middleware(KeyboardGuardMiddleware(untitled))
 
 
 class StaleScreenMiddleware(BaseMiddleware):

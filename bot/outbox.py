@@ -769,8 +769,9 @@ async def _post(app: Application, chat_id: int, prepared: _Prepared) -> Message:
                 message_thread_id=thread_id,
                 request_timeout=SEND_TIMEOUT,
             )
-        except TelegramBadRequest:
-            log.info("notify.photo_unavailable")  # e.g. a URL Telegram cannot fetch
+        except TelegramBadRequest as error:
+            # e.g. a URL Telegram cannot fetch; its words say which
+            log.info("notify.photo_unavailable", error=error.message)
     try:
         return await app.bot.send_message(
             chat_id,

@@ -84,7 +84,7 @@ from handlers.payments import Ctx
 from handlers.ports import Texts
 from handlers.states import AutopaySG
 from handlers.texts import button_int, error_text, format_datetime
-from handlers.widgets import HintOnText, SelectIds, Tr, body
+from handlers.widgets import HintOnText, SelectIds, Tr, body, one_per_row
 
 SERVICE_KEYS = {
     BillKind.EPD: "service-epd",
@@ -1100,8 +1100,9 @@ def build_dialog() -> Dialog:
     return Dialog(
         Window(
             *body("text", "autopay_text_1"),
-            Column(
-                Select(Format("{item[1]}"), id="ap", items="autopays", on_click=on_autopay, **pick)
+            one_per_row(
+                Select(Format("{item[1]}"), id="ap", items="autopays", on_click=on_autopay, **pick),
+                id="ap_list",
             ),
             Button(Tr("autopay-add"), id="add", on_click=on_add),
             Cancel(Tr("nav-back")),
@@ -1148,8 +1149,11 @@ def build_dialog() -> Dialog:
         ),
         Window(
             *body("text", "autopay_text_3"),
-            Column(
-                Select(Format("{item[1]}"), id="svc", items="services", on_click=on_service, **pick)
+            one_per_row(
+                Select(
+                    Format("{item[1]}"), id="svc", items="services", on_click=on_service, **pick
+                ),
+                id="svc_list",
             ),
             SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.kind),
             HintOnText(),
@@ -1191,14 +1195,15 @@ def build_dialog() -> Dialog:
         ),
         Window(
             *body("text", "autopay_text_7"),
-            Column(
+            one_per_row(
                 Select(
                     Format("{item[1]}"),
                     id="tacc",
                     items="accounts",
                     on_click=on_topup_account,
                     **pick,
-                )
+                ),
+                id="tacc_list",
             ),
             SwitchTo(Tr("nav-back"), id="back", state=AutopaySG.kind, when=~F["advance"]),
             Cancel(Tr("pay-cancel"), id="cancel", when="advance"),
@@ -1244,8 +1249,9 @@ def build_dialog() -> Dialog:
         ),
         Window(
             *body("text", "autopay_text_5"),
-            Column(
-                Select(Format("{item[1]}"), id="card", items="methods", on_click=on_method, **pick)
+            one_per_row(
+                Select(Format("{item[1]}"), id="card", items="methods", on_click=on_method, **pick),
+                id="card_list",
             ),
             Cancel(Tr("pay-cancel")),
             HintOnText(),

@@ -45,6 +45,7 @@ from handlers.widgets import (
     ScrollingGroup,
     Tr,
     body,
+    one_per_row,
 )
 
 PAGE_SIZE = 5
@@ -283,14 +284,15 @@ def build_dialog() -> Dialog:
             ),
             Button(Tr("bills-pay-all"), id="pay_all", on_click=on_pay_all, when=F["has_bills"]),
             SwitchTo(Tr("bills-details"), id="details", state=BillsSG.pick, when=F["has_bills"]),
-            Column(
+            one_per_row(
                 Select(
                     Format("{item[1]}"),
                     id="help_again",
                     item_id_getter=lambda item: item[0],
                     items="helped",
                     on_click=on_help_again,
-                )
+                ),
+                id="help_again_list",
             ),
             Start(Tr("bills-charity-all"), id="all_funds", state=CharitySG.main),
             Cancel(Tr("nav-back")),

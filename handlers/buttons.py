@@ -67,7 +67,8 @@ def _ascii_digits(value: Any) -> Any:
 ButtonId = Annotated[int, BeforeValidator(_ascii_digits), Field(ge=1, le=MAX_ID)]
 Period = Annotated[str, Field(pattern=r"^(?:[0-9]{4}-(?:W[0-9]{2}|[0-9]{2})|b-[0-9a-f]{12})$")]
 ItemRef = Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]  # what `item_ref` makes
-ReportNumber = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")]
+REPORT_NUMBER = r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$"  # a report number callback data carries
+ReportNumber = Annotated[str, Field(pattern=REPORT_NUMBER)]
 
 
 def forged(factory: type[CallbackData]) -> MagicFilter:

@@ -47,7 +47,7 @@ from handlers.context import context_of
 from handlers.payments import pay_data
 from handlers.states import CharitySG, PaySG
 from handlers.texts import button_int, error_text, format_datetime
-from handlers.widgets import HintOnText, Html, ScrollingGroup, Tr, body
+from handlers.widgets import HintOnText, Html, ScrollingGroup, Tr, body, one_per_row
 
 FUNDS_PAGE = 6
 PROBLEM_KEYS = {
@@ -233,14 +233,15 @@ def build_dialog() -> Dialog:
         Window(
             Tr("charity-title"),
             Html("{error}", when=F["error"]),
-            Column(
+            one_per_row(
                 Select(
                     Format("{item[1]}"),
                     id="cat",
                     item_id_getter=lambda i: i[0],
                     items="categories",
                     on_click=on_category,
-                )
+                ),
+                id="cat_list",
             ),
             Button(Tr("charity-all"), id="all", on_click=on_all),
             SwitchTo(Tr("charity-helped"), id="helped", state=CharitySG.helped, when=F["helped"]),

@@ -16,7 +16,7 @@ from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo
+from aiogram_dialog.widgets.kbd import Button, Cancel, Select, SwitchTo
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
@@ -47,7 +47,7 @@ from handlers.context import ResidentContext, context_of
 from handlers.ports import Texts
 from handlers.states import MetersSG
 from handlers.texts import error_text, format_date
-from handlers.widgets import HintOnText, Tr, body
+from handlers.widgets import HintOnText, Tr, body, one_per_row
 
 KIND_KEYS = {
     MeterKind.COLD_WATER: "meter-cold-water",
@@ -340,14 +340,15 @@ def build_dialog() -> Dialog:
     return Dialog(
         Window(
             *body("text", "meters_text_1"),
-            Column(
+            one_per_row(
                 Select(
                     Format("{item[1]}"),
                     id="meter",
                     item_id_getter=lambda i: i[0],
                     items="meters",
                     on_click=on_meter,
-                )
+                ),
+                id="meter_list",
             ),
             Cancel(Tr("nav-back")),
             HintOnText(),

@@ -4,6 +4,7 @@ the 15-day window is open — from the card or from the status notification."""
 from __future__ import annotations
 
 import io
+import re
 from typing import Any, Literal
 
 from aiogram import F, Router
@@ -33,9 +34,13 @@ from domain.reporting import (
 from domain.reports import MAX_DESCRIPTION, ReportStatus, ReportUpdate, clean_description
 from domain.typed_text import visible
 from handlers.buttons import (
+    REPORT_NUMBER,
+    ItemRef,
     ReportNumber,
+    by_ref,
     drop_keyboard,
     forged,
+    item_ref,
     on_forged,
     press_key,
     pressed_before,
@@ -57,6 +62,8 @@ STATUS_KEYS = {
     ReportStatus.RETURNED: "report-status-returned",
 }
 PAGE_SIZE = 8  # reports per page of «Мои обращения»
+LISTED = "listed"  # dialog data: the numbers of the reports «Мои обращения» lists
+_NUMBER = re.compile(REPORT_NUMBER)
 
 
 class ReportAction(CallbackData, prefix="ra"):
@@ -64,18 +71,38 @@ class ReportAction(CallbackData, prefix="ra"):
 
     # "ok", "no" or "show" (the card, for an answer too long for a notification)
     action: Literal["ok", "no", "show"]
-    report: ReportNumber
+    # The report's number, or — for a number callback data cannot carry (Open311 sets no
+    # limit on its length, callback data has 64 bytes: a 41-character number made its notice
+    # fail to render, never sent, review 35c) — its `item_ref`, looked up among the presser's
+    # followed reports. The number itself where it fits, so a press on a report the presser
+    # no longer follows (another account's) still names it and is told why.
+    report: ItemRef | ReportNumber
+
+
+def _report_value(report_id: str) -> str:
+    """What a notice's button carries for the report `report_id` (`ReportAction.report`)."""
+    return report_id if _NUMBER.fullmatch(report_id) else item_ref(report_id)
 
 
 def answer_keyboard(tr: Texts, report_id: str) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
+    ref = _report_value(report_id)
     builder.button(
-        text=tr.label("report-confirm"), callback_data=ReportAction(action="ok", report=report_id)
+        text=tr.label("report-confirm"), callback_data=ReportAction(action="ok", report=ref)
     )
     builder.button(
-        text=tr.label("report-refute"), callback_data=ReportAction(action="no", report=report_id)
+        text=tr.label("report-refute"), callback_data=ReportAction(action="no", report=ref)
     )
     return builder.as_markup()
+
+
+async def _report_pressed(uow: UnitOfWork, resident: Resident, ref: str) -> str:
+    """The number of the report a notice's button names (`_report_value`): the followed
+    report whose `item_ref` it carries, else the value itself, a number (the city then tells
+    whether it is the presser's)."""
+    followed = await uow.tracked_reports.of_resident(resident.telegram_user_id)
+    found = by_ref(followed, ref, lambda report: report.report_id)
+    return ref if found is None else found.report_id
 
 
 def full_answer_keyboard(
@@ -84,7 +111,7 @@ def full_answer_keyboard(
     """«Показать полностью» under a notification whose city answer was shortened: the
     report's card in «Мои обращения» shows it whole, page by page."""
     builder = InlineKeyboardBuilder()
-    show = ReportAction(action="show", report=report_id)
+    show = ReportAction(action="show", report=_report_value(report_id))
     builder.button(text=tr.label("report-show-full"), callback_data=show)
     if markup is not None:
         builder.attach(InlineKeyboardBuilder(markup=markup.inline_keyboard))
@@ -100,9 +127,12 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
         return {"text": error_text(tr, error), "reports": []}
     if not reports:
         return {"text": tr("my-reports-empty"), "reports": []}
+    # A button carries the report's `item_ref`, not its number (no limit on its length, 64
+    # bytes of callback data: review 35c); the numbers listed are kept to look it up.
+    dialog_manager.dialog_data[LISTED] = [r.id for r in reports]
     items = [
         (
-            r.id,
+            item_ref(r.id),
             tr.label(
                 "my-reports-line", number=r.id, theme=r.theme_name, status=tr(STATUS_KEYS[r.status])
             ),
@@ -112,7 +142,11 @@ async def list_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
     return {"text": tr("my-reports-title"), "reports": items}
 
 
-async def on_report(_c: CallbackQuery, _w: Any, manager: DialogManager, report_id: str) -> None:
+async def on_report(callback: CallbackQuery, _w: Any, manager: DialogManager, ref: str) -> None:
+    report_id = by_ref(manager.dialog_data.get(LISTED, []), ref, str)
+    if report_id is None:  # not a report of the list drawn: forged
+        await callback.answer(Ctx(manager).tr.label("error-forged-button"))
+        return
     manager.dialog_data["report"] = report_id
     await manager.switch_to(MyReportsSG.card)
 
@@ -337,12 +371,13 @@ async def on_notification_button(
     if resident is None:
         await callback.answer(tr.label("error-not-linked"), show_alert=True)
         return
+    report_id = await _report_pressed(uow, resident, callback_data.report)
     if callback_data.action in ("no", "show"):
         await callback.answer()
         await start_over_menu(
             dialog_manager,
             MyReportsSG.refute,
-            {"report": callback_data.report, "show": callback_data.action == "show"},
+            {"report": report_id, "show": callback_data.action == "show"},
         )
         return
     key = press_key(callback)
@@ -350,7 +385,7 @@ async def on_notification_button(
         await callback.answer(tr.label("button-already-done"))
         await drop_keyboard(callback, state)
         return
-    text, spent = await _confirm(uow, city, resident, tr, callback_data.report, clock())
+    text, spent = await _confirm(uow, city, resident, tr, report_id, clock())
     await callback.answer()
     if spent:
         await remember_press(state, key)

@@ -16,7 +16,7 @@ from typing import Any
 from aiogram import F
 from aiogram.types import CallbackQuery
 from aiogram_dialog import Data, Dialog, DialogManager, StartMode, Window
-from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo, Url
+from aiogram_dialog.widgets.kbd import Button, Cancel, Select, SwitchTo, Url
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
@@ -55,7 +55,7 @@ from handlers.ports import Texts
 from handlers.states import AutopaySG, MenuSG, PaySG, TemplatesSG
 from handlers.telegram_pay import send_invoice
 from handlers.texts import error_key, error_text, format_datetime, format_time
-from handlers.widgets import HintOnText, Tr, body
+from handlers.widgets import HintOnText, Tr, body, one_per_row
 
 INVOICE_SENT = "invoice_sent"
 RETRY_WITH_OTHER_CARD = {
@@ -553,14 +553,15 @@ def build_dialog() -> Dialog:
         ),
         Window(
             Tr("pay-choose-method"),
-            Column(
+            one_per_row(
                 Select(
                     Format("{item[1]}"),
                     id="card",
                     item_id_getter=lambda item: item[0],
                     items="methods",
                     on_click=on_method,
-                )
+                ),
+                id="card_list",
             ),
             SwitchTo(Tr("nav-back"), id="back", state=PaySG.confirm),
             HintOnText(),

@@ -80,7 +80,17 @@ from handlers.buttons import by_ref, item_ref
 from handlers.payments import Ctx
 from handlers.states import ReportSG
 from handlers.texts import error_text, format_date, whole
-from handlers.widgets import HintOnText, Html, Paged, PagerRow, ScrollingGroup, SelectIds, Tr, body
+from handlers.widgets import (
+    HintOnText,
+    Html,
+    Paged,
+    PagerRow,
+    ScrollingGroup,
+    SelectIds,
+    Tr,
+    body,
+    one_per_row,
+)
 
 THEMES_PAGE = 8
 EDITING = "editing"  # set while a field is changed from the review: its step returns there
@@ -776,8 +786,11 @@ def build_dialog() -> Dialog:
         ),
         Window(
             Tr("report-groups"),
-            Column(
-                Select(Format("{item[1]}"), id="group", items="groups", on_click=on_group, **select)
+            one_per_row(
+                Select(
+                    Format("{item[1]}"), id="group", items="groups", on_click=on_group, **select
+                ),
+                id="group_list",
             ),
             SwitchTo(Tr("nav-back"), id="back", state=ReportSG.theme),
             MessageInput(on_theme_query, content_types=ContentType.TEXT),  # another search
@@ -817,14 +830,15 @@ def build_dialog() -> Dialog:
         Window(
             Tr("report-place-pick", when=~F["outside"]),
             Tr("report-outside-pick", when=F["outside"]),
-            Column(
+            one_per_row(
                 Select(
                     Format("{item[1]}"),
                     id="place",
                     items="places",
                     on_click=on_pick_place,
                     **select,
-                )
+                ),
+                id="place_list",
             ),
             SwitchTo(Tr("report-place-other"), id="other", state=ReportSG.place),
             # Another point or address sent instead of a pick is taken as at the place step
@@ -863,7 +877,7 @@ def build_dialog() -> Dialog:
         ),
         Window(
             *body("text", "reports_question"),
-            Column(
+            one_per_row(
                 Select(
                     Format("{item[1]}"),
                     id="choice",
@@ -872,6 +886,7 @@ def build_dialog() -> Dialog:
                     **select,
                 ),
                 when=F["is_list"],
+                id="choice_list",
             ),
             MessageInput(on_answer_text, content_types=ContentType.TEXT),
             MessageInput(on_question_other),

@@ -127,7 +127,8 @@ REFUND_REASON_KEYS = {
 def topic_name(tr: Texts, resident: Resident | None, number: int) -> str:
     """Plain text: a topic's name is shown as it is."""
     name = resident.masked_name if resident else tr.label("support-topic-resident")
-    return tr.label("support-topic-name", name=name, number=str(number))[:TOPIC_NAME_MAX]
+    # Bot API: 1-128 characters, counted as Telegram counts (UTF-16 units, an emoji is two)
+    return shorten(tr.label("support-topic-name", name=name, number=str(number)), TOPIC_NAME_MAX)
 
 
 async def ensure_dashboard(

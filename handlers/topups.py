@@ -15,7 +15,7 @@ from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, Window
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Group, Select, SwitchTo
+from aiogram_dialog.widgets.kbd import Button, Cancel, Group, Select, SwitchTo
 from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
@@ -45,7 +45,7 @@ from handlers.payments import pay_data
 from handlers.ports import Texts
 from handlers.states import PaySG, TopupSG
 from handlers.texts import button_int, error_text
-from handlers.widgets import HintOnText, Html, Tr, body
+from handlers.widgets import HintOnText, Html, Tr, body, one_per_row
 
 ASK_KEYS = {TopupService.TROIKA: "topup-ask-troika", TopupService.PARKING: "topup-ask-parking"}
 OWN_KEYS = {TopupService.TROIKA: "topup-own-troika", TopupService.PARKING: "topup-own-parking"}
@@ -324,14 +324,15 @@ def build_dialog() -> Dialog:
         ),
         Window(
             *body("text", "topups_text_1"),
-            Column(
+            one_per_row(
                 Select(
                     Format("{item[1]}"),
                     id="own",
                     item_id_getter=lambda i: i[0],
                     items="own",
                     on_click=on_own_account,
-                )
+                ),
+                id="own_list",
             ),
             MessageInput(on_account_text, content_types=ContentType.TEXT),
             SwitchTo(Tr("nav-back"), id="back", state=TopupSG.service),

@@ -206,6 +206,21 @@ class ScrollingGroup(_PageGuard, kbd.ScrollingGroup):
         return max(0, await super().get_page(manager))  # a page stored before the guard
 
 
+# A list's buttons a page. Telegram refuses an inline keyboard of over 100 buttons (Bot API
+# limits as tdlib enforces them), and a list of the city's items (meters, categories, themes,
+# places, a question's choices, cards) has no length of its own: 120 meters made «Показания
+# счётчиков» refused (review 35c).
+LIST_ROWS = 20
+
+
+def one_per_row(
+    select: Keyboard, id: str, rows: int = LIST_ROWS, when: WhenCondition = None
+) -> ScrollingGroup:
+    """`select` one button a row, `rows` rows a page, ‹ 1/3 › under it only when it has more
+    than one page. For every list whose items come from outside."""
+    return ScrollingGroup(select, id=id, width=1, height=rows, hide_on_single_page=True, when=when)
+
+
 class PagerRow(Row):
     """‹ 2/3 › under a `Paged` text; no buttons while the text fits in one page."""
 

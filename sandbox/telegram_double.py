@@ -58,6 +58,10 @@ LOCAL_API = TelegramAPIServer(
 _FILE_URL_PREFIX = "local-telegram://file/bot"
 
 MAX_TEXT_LENGTH = 4096
+MAX_INLINE_BUTTONS = (
+    100  # an inline keyboard's buttons in all (Telegram's limits, as tdlib keeps them)
+)
+MAX_TOPIC_NAME = 128  # Bot API createForumTopic: «1-128 characters»
 MAX_CAPTION_LENGTH = 1024
 MAX_CALLBACK_DATA_BYTES = 64
 DEFAULT_CALLBACK_QUERY_TIMEOUT = 15.0
@@ -1106,6 +1110,7 @@ class LocalTelegram(BaseSession):
 
     async def _create_forum_topic(self, call: _Call) -> JsonDict:
         chat_id = self._resolve_chat_id(call.params["chat_id"])
+        _check_topic_name(call.params["name"])
         thread_id = self._allocate_message_id(chat_id)
         self.forum_topics[chat_id][thread_id] = call.params["name"]
         topic: JsonDict = {
@@ -1128,6 +1133,7 @@ class LocalTelegram(BaseSession):
         chat_id, thread_id = self._topic(call.params)
         name = call.params.get("name")
         if name is not None:
+            _check_topic_name(name)
             if name == self.forum_topics[chat_id][thread_id]:
                 raise _bad_request("TOPIC_NOT_MODIFIED")
             self.forum_topics[chat_id][thread_id] = name
@@ -1570,7 +1576,10 @@ def _formatted(
 
 
 def _validated_inline_markup(markup: JsonDict) -> JsonDict:
-    for row in markup["inline_keyboard"]:
+    rows = markup["inline_keyboard"]
+    if sum(len(row) for row in rows) > MAX_INLINE_BUTTONS:
+        raise _bad_request("REPLY_MARKUP_TOO_LONG")
+    for row in rows:
         for button in row:
             _validate_button(button)
     return copy.deepcopy(markup)
@@ -1588,6 +1597,15 @@ def _validate_button(button: Mapping[str, Any]) -> None:
     data = button.get("callback_data")
     if data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA_BYTES:
         raise _bad_request("BUTTON_DATA_INVALID")
+    url = button.get("url")
+    if url is not None and not str(url).startswith(("http://", "https://", "tg://")):
+        raise _bad_request("BUTTON_URL_INVALID")  # Bot API: «HTTP or tg:// URL»
+
+
+def _check_topic_name(name: Any) -> None:
+    """Bot API createForumTopic / editForumTopic: «Topic name, 1-128 characters» (UTF-16)."""
+    if not 1 <= len(str(name).encode("utf-16-le", "surrogatepass")) // 2 <= MAX_TOPIC_NAME:
+        raise _bad_request("TOPIC_TITLE_EMPTY" if not name else "TOPIC_TITLE_TOO_LONG")
 
 
 def _reply_button_text(button: Any) -> str:

@@ -255,7 +255,7 @@ def test_a_long_city_answer_is_cut_cleanly_with_show_in_full(tr: Translator, val
     assert value.startswith(answer[:-1].rstrip())  # a prefix: no entity or pair cut in half
     assert markup is not None
     assert [b.callback_data for row in markup.inline_keyboard for b in row] == [
-        "ra:show:NG-2026-001001"
+        "ra:show:NG-2026-001001"  # a number that fits is carried as it is
     ]
 
 
@@ -335,11 +335,13 @@ async def test_hostile_notices_are_taken_by_the_strict_double(
     assert len(telegram.messages(CHAT)) == sent
 
 
-async def test_a_photo_notice_with_a_caption_over_1024_still_reaches_the_resident(
+async def test_a_photo_notice_with_a_long_theme_and_answer_keeps_its_photo(
     tr: Translator, bot: Bot, telegram: LocalTelegram
 ) -> None:
-    """Theme and answer, 500 units each: over a caption's 1,024. The photo is refused and the
-    text goes alone (the report's card keeps the photo) — not dead-lettered."""
+    """Theme and answer, 600 units each: cut to 500 each they made a caption over 1,024, the
+    photo was refused and the text went alone. Now they are cut until the caption fits, and
+    the whole answer is behind «Показать полностью»."""
+    # Was (review 35c): the photo was refused and the text went alone (the photo lost).
     data = {
         "report_id": "NG-2026-001001",
         "theme": "Т" * 600,
@@ -349,9 +351,10 @@ async def test_a_photo_notice_with_a_caption_over_1024_still_reaches_the_residen
     }
     text, markup, photo = render("report_status", data, tr)
     assert photo is not None
-    assert utf16_len(visible(str(text))) > CAPTION_LIMIT
+    assert utf16_len(visible(str(text))) <= CAPTION_LIMIT
+    assert markup is not None and "Показать полностью" in str(markup)
     message = await post(bot, text, markup, photo)
-    assert message.text is not None and message.photo is None
+    assert message.photo is not None and message.caption is not None
     assert len(telegram.messages(CHAT)) == 1
 
 

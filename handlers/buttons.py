@@ -66,7 +66,8 @@ def _ascii_digits(value: Any) -> Any:
 
 ButtonId = Annotated[int, BeforeValidator(_ascii_digits), Field(ge=1, le=MAX_ID)]
 Period = Annotated[str, Field(pattern=r"^(?:[0-9]{4}-(?:W[0-9]{2}|[0-9]{2})|b-[0-9a-f]{12})$")]
-ItemRef = Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]  # what `item_ref` makes
+ITEM_REF = r"^[0-9a-f]{12}$"  # what `item_ref` makes
+ItemRef = Annotated[str, Field(pattern=ITEM_REF)]
 REPORT_NUMBER = r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$"  # a report number callback data carries
 ReportNumber = Annotated[str, Field(pattern=REPORT_NUMBER)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import datetime
 from typing import Any, Literal
 
 from aiogram import F, Router
@@ -20,7 +21,7 @@ from aiogram_dialog.widgets.text import Format
 from markupsafe import Markup
 
 from domain.accounts import Resident
-from domain.errors import DomainError
+from domain.errors import DomainError, NotFound
 from domain.ports import City, UnitOfWork
 from domain.reporting import (
     ConfirmWindowClosed,
@@ -34,6 +35,7 @@ from domain.reporting import (
 from domain.reports import MAX_DESCRIPTION, ReportStatus, ReportUpdate, clean_description
 from domain.typed_text import visible
 from handlers.buttons import (
+    ITEM_REF,
     REPORT_NUMBER,
     ItemRef,
     ReportNumber,
@@ -64,6 +66,7 @@ STATUS_KEYS = {
 PAGE_SIZE = 8  # reports per page of «Мои обращения»
 LISTED = "listed"  # dialog data: the numbers of the reports «Мои обращения» lists
 _NUMBER = re.compile(REPORT_NUMBER)
+_REF = re.compile(ITEM_REF)
 
 
 class ReportAction(CallbackData, prefix="ra"):
@@ -96,13 +99,28 @@ def answer_keyboard(tr: Texts, report_id: str) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-async def _report_pressed(uow: UnitOfWork, resident: Resident, ref: str) -> str:
-    """The number of the report a notice's button names (`_report_value`): the followed
-    report whose `item_ref` it carries, else the value itself, a number (the city then tells
-    whether it is the presser's)."""
+async def _report_pressed(
+    uow: UnitOfWork, city: City, resident: Resident, value: str, now: datetime
+) -> str:
+    """The number of the report a notice's button names (`_report_value`): a number itself,
+    or the report whose `item_ref` it is — among the presser's followed reports, else among
+    the account's reports at the city (followed reports are forgotten at unlinking, so a
+    notice of before it named nothing, review 35d). NotFound when none is: a reference is
+    never sent to the city as if it were a number."""
     followed = await uow.tracked_reports.of_resident(resident.telegram_user_id)
-    found = by_ref(followed, ref, lambda report: report.report_id)
-    return ref if found is None else found.report_id
+    found = by_ref(followed, value, lambda report: report.report_id)
+    if found is not None:
+        return found.report_id
+    if _REF.fullmatch(value) is None or any(r.report_id == value for r in followed):
+        return value  # a number (the city tells whether it is the presser's)
+    reports = await my_reports(uow, city, resident, now)
+    account = by_ref(reports, value, lambda r: r.id) or next(
+        (r for r in reports if r.id == value),
+        None,  # a number that looks like a reference
+    )
+    if account is None:
+        raise NotFound()
+    return account.id
 
 
 def full_answer_keyboard(
@@ -371,7 +389,7 @@ async def on_notification_button(
     if resident is None:
         await callback.answer(tr.label("error-not-linked"), show_alert=True)
         return
-    report_id = await _report_pressed(uow, resident, callback_data.report)
+    report_id = await _report_pressed(uow, city, resident, callback_data.report, clock())
     if callback_data.action in ("no", "show"):
         await callback.answer()
         await start_over_menu(

@@ -42,14 +42,14 @@ from handlers.navigation import start_over_menu
 from handlers.ports import Texts
 from handlers.states import AutopaySG
 from handlers.support import render_dashboard
-from handlers.texts import MAX_VALUE, shorten, utf16_len
+from handlers.texts import MAX_VALUE, shorten, shown_len
 
-# Kinds the resident may turn off in «Настройки»; urgent notifications come regardless.
 # Bot API sendPhoto: a caption is 0–1,024 characters after entities parsing (UTF-16 units).
 CAPTION_LIMIT = 1024
-# Each outside value's cut in a caption, tried in turn until the caption fits: three values
-# at 60 units, each escaped at worst five times over (`&amp;`), and the text's own words fit.
+# Each outside value's cut in a caption, tried in turn until the caption fits (three values
+# at 60 units and the text's own words always do).
 CAPTION_CUTS = (MAX_VALUE, 250, 120, 60)
+# Kinds the resident may turn off in «Настройки»; urgent notifications come regardless.
 SETTING_KINDS = {
     "report_status": "settings-report-status",
     "autopay_reminder": "settings-autopay-reminder",
@@ -158,8 +158,8 @@ def render(
         photo = data.get("media_url")
         # With the city's photo the text is its caption (1,024, not 4,096): the outside values
         # are cut shorter until it fits — before, a long theme and answer made Telegram refuse
-        # the photo and it was lost (review 35c). Measured on the HTML, never shorter than
-        # what Telegram counts after parsing it.
+        # the photo and it was lost (review 35c). Measured as Telegram counts, once parsed:
+        # on the HTML, an answer of «&» was cut to half of what fits (review 35d).
         for cut in CAPTION_CUTS:
             shown = shorten(answer, cut)
             text = tr(
@@ -169,7 +169,7 @@ def render(
                 status=tr(STATUS_KEYS[status]),
                 text=Markup("\n") + shown if answer else "",  # `+` escapes it
             )
-            if not photo or utf16_len(text) <= CAPTION_LIMIT:
+            if not photo or shown_len(text) <= CAPTION_LIMIT:
                 break
         markup = answer_keyboard(tr, data["report_id"]) if data.get("askable") else None
         if shown != answer:  # the whole answer is on the report's card

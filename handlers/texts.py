@@ -3,6 +3,7 @@ rules of Telegram's text units (`utf16_len`, `shorten`) the translator in bot/i1
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -84,6 +85,16 @@ def utf16_len(text: str) -> int:
     """Length in UTF-16 code units: the unit of Telegram's limits (a lone surrogate counts
     as the one unit it is)."""
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def shown_len(text: str) -> int:
+    """What Telegram counts of an HTML text against its limits: UTF-16 units of the text
+    once parsed — tags gone, `&amp;` one «&» (Bot API: «after entities parsing»). Our texts'
+    only `<` and `>` are their own tags: every outside value is escaped."""
+    return utf16_len(html.unescape(_TAG.sub("", text)))
 
 
 def shorten(text: str, limit: int = MAX_VALUE) -> str:

@@ -5,6 +5,7 @@ over one message's size shown page by page), `PagerRow` (its ‹ 1/3 › buttons
 from __future__ import annotations
 
 import re
+import zlib
 from inspect import isawaitable
 from types import SimpleNamespace
 from typing import Any, TypedDict
@@ -200,10 +201,40 @@ class NextPage(_PageGuard, kbd.NextPage):
 
 
 class ScrollingGroup(_PageGuard, kbd.ScrollingGroup):
-    """aiogram-dialog's, with forged pages answered (`_PageGuard`)."""
+    """aiogram-dialog's, with forged pages answered (`_PageGuard`), and opening on its first
+    page whenever the items it pages are not those it paged when last drawn.
+
+    aiogram-dialog keeps a group's page by its widget id only: the next question's choices
+    (one window, one list) opened on the page the last question was left at, its first
+    twenty choices out of sight (review 35d); a new search's places or groups likewise. The
+    items are told by their buttons' callback data (a pick's «✅» changes a text, not the
+    list), kept as a CRC-32 beside the page (stable across processes, unlike `hash`)."""
 
     async def get_page(self, manager: DialogManager) -> int:
         return max(0, await super().get_page(manager))  # a page stored before the guard
+
+    async def _render_keyboard(self, data: dict[str, Any], manager: DialogManager) -> RawKeyboard:
+        # kbd.ScrollingGroup._render_keyboard, with the list's items compared first (its
+        # contents rendered once, as there)
+        keyboard = await self._render_contents(data, manager)
+        items = zlib.crc32(
+            "\n".join(
+                getattr(b, "callback_data", None) or getattr(b, "url", None) or ""
+                for row in keyboard
+                for b in row
+            ).encode()
+        )
+        stored = manager.current_context().widget_data
+        if stored.get(f"{self.widget_id}:items") != items:
+            stored[f"{self.widget_id}:items"] = items
+            self.set_widget_data(manager, 0)
+        pages = self._get_page_count(keyboard)
+        pager = await self._render_pager(pages, manager)
+        page = await self._render_page(
+            page=await self.get_page(manager),
+            keyboard=keyboard,  # type: ignore[arg-type]  # the library's own annotations
+        )
+        return page + pager  # type: ignore[return-value]  # disagree: inline rows in, any out
 
 
 # A list's buttons a page. Telegram refuses an inline keyboard of over 100 buttons (Bot API

@@ -38,6 +38,7 @@ from bot.album import AlbumMiddleware, install_first
 from bot.config import CannotStart, PortBusy, Settings, SettingsError
 from bot.dedup import DedupStore, LeasedRedisEventIsolation, MemoryDedup, RedisDedup
 from bot.i18n import Translator, load_translator
+from bot.isolation import IsolationReleaseMiddleware, UpdateScopedIsolation
 from bot.metrics import observe_city
 from bot.middlewares import (
     LogContextMiddleware,
@@ -221,6 +222,8 @@ def build_dispatcher(
     limits: AmountLimits = DEFAULT_LIMITS,
     qr_decoder: QrDecoder = decode_qr,
 ) -> Dispatcher:
+    # each update's locks its own: re-entered, and released at its end whatever failed
+    isolation = UpdateScopedIsolation(isolation)
     dispatcher = Dispatcher(storage=storage, events_isolation=isolation)
     dispatcher.workflow_data.update(
         city=city,
@@ -239,6 +242,7 @@ def build_dispatcher(
     albums = AlbumMiddleware.for_storage(storage)
     install_first(
         dispatcher,
+        IsolationReleaseMiddleware(isolation),  # outermost: after everything, even a failure
         # the chat's pending album groups read with the claim: one round trip less an update
         UpdateDedupMiddleware(dedup, flood_window=flood_window, also_read=albums.pending_key),
         albums,

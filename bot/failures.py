@@ -29,6 +29,13 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # asyncpg without SQLAlchemy's wrapping
     asyncpg.CannotConnectNowError,  # PostgreSQL starting up or shutting down
     asyncpg.TooManyConnectionsError,
+    # Concurrency, not the update: a row lock not had within lock_timeout (55P03), a deadlock
+    # PostgreSQL broke by aborting this side (40P01), a serialization failure (40001) — the
+    # classes PostgreSQL's documentation says to retry (review 35b). SQLAlchemy's asyncpg
+    # dialect wraps them in a plain DBAPIError; the cause chain reaches them here.
+    asyncpg.LockNotAvailableError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
     ConnectionError,  # refused, reset, broken pipe (OS level)
     asyncio.TimeoutError,  # a deadline we set ourselves (the same class as TimeoutError)
     CityUnavailable,  # the city platform did not answer (when a handler lets it escape)
@@ -65,7 +72,8 @@ def classify(error: BaseException) -> Verdict:
     that was caused by an OSError, asyncpg's connection errors, redis-py's ConnectionError and
     TimeoutError, aiogram's TelegramNetworkError, TelegramServerError and TelegramRetryAfter
     (with its `retry_after`), `domain.errors.CityUnavailable`, asyncio/OS timeouts and
-    connection errors, and `UpdateBusy` (another owner is handling the update). An explicit
+    connection errors, PostgreSQL's lock-not-available, deadlock and serialization failures,
+    and `UpdateBusy` (another owner is handling the update). An explicit
     cause (`raise … from error`) counts as the error itself.
 
     Deterministic (will fail the same way again): everything else — a Bot API 400

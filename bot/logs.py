@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from bot.failures import classify
 from domain.support import mask_personal
 
 _PHONE = re.compile(r"\+?\d[\d\s()-]{9,}\d")
@@ -53,6 +54,17 @@ def _not_a_run_still_going(record: logging.LogRecord) -> bool:
     if isinstance(record.msg, str) and "maximum number of running instances" in record.msg:
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+    return True
+
+
+def _passing_window_failure(record: logging.LogRecord) -> bool:
+    """aiogram-dialog logs «Cannot get window data» as an ERROR inside the `except` around a
+    window's getters, then re-raises: a getter's read cut by a database or Redis that went
+    away is a passing failure, retried and told as such (`bot.failures.classify`), not an
+    error to page anyone about (review 35b). Logged as a WARNING then."""
+    failure = sys.exc_info()[1]  # the filter runs inside that `except`
+    if failure is not None and record.levelno >= logging.ERROR and classify(failure).transient:
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
     return True
 
 
@@ -96,3 +108,6 @@ def setup_logging(level: str = "INFO", fmt: str = "console", stream: TextIO | No
     scheduler = logging.getLogger("apscheduler.scheduler")
     if _not_a_run_still_going not in scheduler.filters:
         scheduler.addFilter(_not_a_run_still_going)
+    window = logging.getLogger("aiogram_dialog.window")
+    if _passing_window_failure not in window.filters:
+        window.addFilter(_passing_window_failure)

@@ -219,6 +219,11 @@ async def set_up(
         autopay.schedule, autopay.bill_id = Schedule.on_issue(), None
     await uow.residents.lock(autopay.telegram_user_id)  # one set-up of theirs at a time
     existing = await autopay_for(uow, autopay.telegram_user_id, autopay.target)
+    if existing is not None and _same_set_up(existing, autopay):
+        # This very set-up again: the press repeated after its answer was lost (a dropped
+        # connection, a 429) is told «подключён» like the first, not «у вас уже есть»
+        # (review 35e). Nothing is stored twice.
+        return existing
     if existing is not None:
         raise AutopayExists(existing)
     money = _money_of(autopay)
@@ -234,6 +239,26 @@ async def set_up(
     await uow.autopays.add(autopay, now)
     await uow.commit()
     return autopay
+
+
+def _same_set_up(existing: Autopay, new: Autopay) -> bool:
+    """An active autopay with every setting of `new`: what a repeated set-up finds."""
+    return existing.status is AutopayStatus.ACTIVE and all(
+        getattr(existing, name) == getattr(new, name)
+        for name in (
+            "kind",
+            "schedule",
+            "method_id",
+            "amount",
+            "limit",
+            "fund_id",
+            "bill_kind",
+            "payer_code",
+            "topup_service",
+            "topup_account",
+            "threshold",
+        )
+    )
 
 
 async def own_autopay(uow: UnitOfWork, resident: Resident, autopay_id: int) -> Autopay:

@@ -347,8 +347,14 @@ async def on_not_photo(message: Message, _w: MessageInput, manager: DialogManage
         await message.answer(tr("report-document"))
     elif message.video is not None or message.video_note is not None:
         await message.answer(tr("report-video"))
-    else:
-        await message.answer(tr("report-photo-ask-again"))
+    else:  # names the button the screen has (review 35e: «Дальше» shows after a photo only)
+        draft = await _draft(Ctx(manager))
+        if draft.photos:
+            await message.answer(tr("report-photo-ask-again"))
+        elif draft.photo_required:
+            await message.answer(tr("report-photo-ask-required"))
+        else:
+            await message.answer(tr("report-photo-ask-or-skip"))
 
 
 async def photos_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -625,9 +631,20 @@ def _summary(ctx: Ctx, draft: Draft, definition: list[ThemeQuestion] | None = No
     return Markup("\n").join(lines)
 
 
+async def _draft_gone(ctx: Ctx) -> Markup:
+    """What a screen of a draft that is gone says: sent (a lost send settled, or this very
+    press, its screen lost — review 35e) or deleted on another device; never «the number is
+    above», which a lost screen never showed."""
+    return ctx.tr("report-draft-gone")
+
+
 async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
-    draft = await _draft(ctx)
+    stored = await draft_of(ctx.uow, ctx.linked)
+    if stored is None:  # drawn after the draft went (sent, or deleted): never an empty review
+        text = await _draft_gone(ctx)
+        return {"text": text, "ready": False, "has_questions": False, "gone": True}
+    draft = stored
     # the screen «Отправить» is on: its draft is in use, whenever it was last written
     await came_back_to_draft(ctx.uow, ctx.linked, ctx.clock())
     definition = await _questions_shown(ctx, draft)
@@ -635,6 +652,7 @@ async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         "text": _summary(ctx, draft, definition),
         "ready": not draft.missing() and not unanswered(definition, draft),
         "has_questions": bool(questions(definition)),
+        "gone": False,
     }
 
 
@@ -666,10 +684,10 @@ def _edit(step: Any) -> Any:
 async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
     stored = await draft_of(ctx.uow, ctx.linked)
-    if stored is None:  # settled as sent while the review was open (a lost send), or deleted
-        await callback.answer()  # on another device: said, never redrawn as an empty draft
+    if stored is None:  # sent (by this very press, its screen lost; a lost send settled) or
+        await callback.answer()  # deleted on another device: said, never an empty draft
         if callback.message is not None:
-            await callback.message.answer(ctx.tr("report-draft-gone"))
+            await callback.message.answer(await _draft_gone(ctx))
         await manager.done()
         return
     draft = stored
@@ -900,19 +918,21 @@ def build_dialog() -> Dialog:
             state=ReportSG.attributes,
         ),
         Window(
-            Tr("report-review"),
+            Tr("report-review", when=~F["gone"]),
             Paged(Html("{text}"), id="review_page"),
             PagerRow("review_page"),
             Button(Tr("report-send"), id="send", on_click=on_send, when=F["ready"]),
             Row(
                 Button(Tr("report-edit-theme"), id="e_theme", on_click=_edit(ReportSG.theme)),
                 Button(Tr("report-edit-place"), id="e_place", on_click=_edit(ReportSG.place)),
+                when=~F["gone"],
             ),
             Row(
                 Button(Tr("report-edit-photos"), id="e_photos", on_click=_edit(ReportSG.photos)),
                 Button(
                     Tr("report-edit-description"), id="e_desc", on_click=_edit(ReportSG.description)
                 ),
+                when=~F["gone"],
             ),
             Button(
                 Tr("report-edit-answers"),
@@ -920,8 +940,11 @@ def build_dialog() -> Dialog:
                 on_click=on_edit_answers,
                 when="has_questions",
             ),
-            Button(Tr("report-discard"), id="discard", on_click=on_discard_at_review),
-            Cancel(Tr("report-later")),
+            Button(
+                Tr("report-discard"), id="discard", on_click=on_discard_at_review, when=~F["gone"]
+            ),
+            Cancel(Tr("report-later"), when=~F["gone"]),
+            Cancel(Tr("nav-back"), id="gone_back", when=F["gone"]),
             HintOnText(),
             getter=review_getter,
             state=ReportSG.review,

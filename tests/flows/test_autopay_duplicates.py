@@ -241,14 +241,16 @@ def donation(user_id: int, fund_id: str, day: int = 5) -> Autopay:
     )
 
 
-def bill(user_id: int, kind: BillKind = BillKind.EPD, payer: str | None = None) -> Autopay:
+def bill(
+    user_id: int, kind: BillKind = BillKind.EPD, payer: str | None = None, limit: int = 1_000_000
+) -> Autopay:
     return Autopay(
         user_id,
         AutopayKind.BILL,
         Schedule.on_issue(),
         "pm-full-4242",
         SET_UP_AT,
-        limit=1_000_000,
+        limit=limit,
         bill_kind=kind,
         payer_code=payer,
     )
@@ -270,10 +272,13 @@ async def test_set_up_refuses_an_autopay_for_a_target_there_is_one_for(harness: 
         return error.value.autopay_id
 
     flat = await add(bill(user, payer="P-1"))
-    assert await refused(bill(user, payer="P-1")) == flat.id
+    # The very same set-up again (its answer lost, the press repeated: review 35e) is the
+    # one stored, told «подключён»; the same target with another setting is refused.
+    assert (await add(bill(user, payer="P-1"))).id == flat.id
+    assert await refused(bill(user, payer="P-1", limit=500_000)) == flat.id
     assert await refused(bill(user)) == flat.id  # None: any flat, the P-1 one included
     other_flat = await add(bill(user, payer="P-2"))  # another flat's ЕПД
-    assert await refused(bill(user, payer="P-2")) == other_flat.id
+    assert await refused(bill(user, payer="P-2", limit=1)) == other_flat.id
     mgts = await add(bill(user, BillKind.MGTS))
     assert await refused(bill(user, BillKind.MGTS, payer="P-9")) == mgts.id  # None covers any
 
@@ -295,13 +300,14 @@ async def test_set_up_refuses_an_autopay_for_a_target_there_is_one_for(harness: 
 
 async def test_one_set_up_meanwhile_turns_the_summary_into_the_offer(harness: Harness) -> None:
     """Two set-ups at once (another device, a second message): the one confirmed last is
-    refused at «Подключить» and offers the one stored."""
+    refused at «Подключить» and offers the one stored — when it differs (the very same
+    settings are the one set-up, told «подключён»: review 35e)."""
     chat = await linked(harness)
     await chat.press("Автоплатежи")
     await epd_summary(chat)
     assert harness.app is not None
     async with harness.app.uow_factory() as uow:
-        first = await set_up(uow, bill(chat.chat_id), SET_UP_AT)
+        first = await set_up(uow, bill(chat.chat_id, limit=123_400), SET_UP_AT)
     reply = await chat.press("Подключить")
     assert "Автоплатёж подключён" not in reply.text
     assert chat.last_text.startswith(EXISTS_EPD)

@@ -294,7 +294,9 @@ async def test_photo_step_answers_an_unknown_command_once_and_still_takes_photos
     assert len(reply.messages) == 2 and reply.texts[0].startswith("Такой команды у меня нет")
     assert chat.last_text == asking
     reply = await chat.send_location(*ARBAT_10)  # its own «not a photo» answer, no second one
-    assert reply.texts == ["Здесь нужны фото проблемы. Пришлите фото или нажмите «Дальше».", asking]
+    # the button the screen has before a photo (review 35e: it named «Дальше», not there yet)
+    said = "Здесь нужны фото проблемы. Пришлите фото или нажмите «Пропустить»."
+    assert reply.texts == [said, asking]
     assert "Фото добавлено: 1 из 5" in (await chat.send_photo(photo(50))).text
 
 

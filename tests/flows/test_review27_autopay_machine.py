@@ -375,6 +375,10 @@ class AutopayMachine(RuleBasedStateMachine):
             assert existing, "refused as a duplicate with no autopay for that target"
             self.trace.append(f"set_up {autopay.kind.value} {autopay.fund_id}: exists")
             return
+        if existing and stored.id == existing[0].id:  # the very same set-up (review 35e)
+            assert stored.status is AutopayStatus.ACTIVE, stored
+            self.trace.append(f"set_up {autopay.kind.value} {autopay.fund_id}: the same one")
+            return
         assert not existing, f"a second autopay for one target: {existing[0].id} and {stored.id}"
         assert stored.id is not None
         self.models[stored.id] = Model(

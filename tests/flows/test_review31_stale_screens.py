@@ -184,7 +184,7 @@ async def world(harness: Harness, chat: Conversation) -> dict[str, Any]:
         "points": [app[POINTS_KEY].balance(a) for a in accounts],
         "prizes": [len(app[PRIZES_KEY].of(a)) for a in accounts],
         "readings": [[len(m.readings) for m in app[METERS_KEY].meters_of(a)] for a in accounts],
-        "reports": len(getattr(app[REQUESTS_KEY], "requests", {}) or {}),
+        "reports": len(app[REQUESTS_KEY].all()),  # (review 35e: read `requests`, always 0)
         "paid": sorted(b.id for b in app[DATA_KEY].bills if b.status.value == "paid"),
         "autopays": len(await stored(harness, chat)),
     }

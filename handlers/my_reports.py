@@ -37,7 +37,6 @@ from domain.typed_text import visible
 from handlers.buttons import (
     ITEM_REF,
     REPORT_NUMBER,
-    ItemRef,
     ReportNumber,
     by_ref,
     drop_keyboard,
@@ -76,10 +75,11 @@ class ReportAction(CallbackData, prefix="ra"):
     action: Literal["ok", "no", "show"]
     # The report's number, or — for a number callback data cannot carry (Open311 sets no
     # limit on its length, callback data has 64 bytes: a 41-character number made its notice
-    # fail to render, never sent, review 35c) — its `item_ref`, looked up among the presser's
-    # followed reports. The number itself where it fits, so a press on a report the presser
-    # no longer follows (another account's) still names it and is told why.
-    report: ItemRef | ReportNumber
+    # fail to render, never sent, review 35c) — its `item_ref` (which the same pattern takes),
+    # looked up among the presser's followed reports (`_report_pressed`). The number itself
+    # where it fits, so a press on a report the presser no longer follows (another
+    # account's) still names it and is told why.
+    report: ReportNumber
 
 
 def _report_value(report_id: str) -> str:

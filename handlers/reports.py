@@ -631,18 +631,12 @@ def _summary(ctx: Ctx, draft: Draft, definition: list[ThemeQuestion] | None = No
     return Markup("\n").join(lines)
 
 
-async def _draft_gone(ctx: Ctx) -> Markup:
-    """What a screen of a draft that is gone says: sent (a lost send settled, or this very
-    press, its screen lost — review 35e) or deleted on another device; never «the number is
-    above», which a lost screen never showed."""
-    return ctx.tr("report-draft-gone")
-
-
 async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
     stored = await draft_of(ctx.uow, ctx.linked)
-    if stored is None:  # drawn after the draft went (sent, or deleted): never an empty review
-        text = await _draft_gone(ctx)
+    if stored is None:  # drawn after the draft went (sent, its screen lost — review 35e — or
+        # deleted elsewhere): said so, never an empty review, and never «the number is above»
+        text = ctx.tr("report-draft-gone")
         return {"text": text, "ready": False, "has_questions": False, "gone": True}
     draft = stored
     # the screen «Отправить» is on: its draft is in use, whenever it was last written
@@ -687,7 +681,7 @@ async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -
     if stored is None:  # sent (by this very press, its screen lost; a lost send settled) or
         await callback.answer()  # deleted on another device: said, never an empty draft
         if callback.message is not None:
-            await callback.message.answer(await _draft_gone(ctx))
+            await callback.message.answer(ctx.tr("report-draft-gone"))
         await manager.done()
         return
     draft = stored

@@ -288,6 +288,7 @@ class TrackedReport:
     closed: bool = False
     own: bool = True
     checked_at: datetime | None = None  # when the status poll last asked (None: not stored)
+    draft_id: str | None = None  # the draft whose send made it (`Draft.draft_id`), if one did
 
 
 class TrackedReportRepository(Protocol):
@@ -307,6 +308,10 @@ class TrackedReportRepository(Protocol):
     async def of_resident(self, telegram_user_id: int) -> list[TrackedReport]: ...
 
     async def get(self, telegram_user_id: int, report_id: str) -> TrackedReport | None: ...
+
+    async def made_by_draft(self, telegram_user_id: int, draft_id: str) -> TrackedReport | None:
+        """The report the resident's send of draft `draft_id` made, if it is followed."""
+        ...
 
     async def save(self, report: TrackedReport) -> None: ...
 

@@ -84,6 +84,22 @@ async def came_back_to_draft(uow: UnitOfWork, resident: Resident, now: datetime)
     await uow.commit()
 
 
+async def sent_from_draft(uow: UnitOfWork, resident: Resident, draft_id: str) -> str | None:
+    """The number of the report the send of draft `draft_id` made, once that draft is gone:
+    a screen left on it (its send's result screen lost to a 429, a dropped connection or a
+    blocked bot, review 35e) is told that number, not only that the draft went. None: the
+    draft was deleted, not sent, or sent before reports kept their draft's name."""
+    made = await uow.tracked_reports.made_by_draft(resident.telegram_user_id, draft_id)
+    return None if made is None else made.report_id
+
+
+async def describes_draft(uow: UnitOfWork, resident: Resident, message_id: int) -> bool:
+    """Whether the resident's unsent draft took its description from Telegram message
+    `message_id` (an edit of that message is then about the report being written)."""
+    draft = await uow.drafts.get(resident.telegram_user_id)
+    return draft is not None and draft.description_message == message_id
+
+
 async def discard_draft(uow: UnitOfWork, resident: Resident) -> None:
     await uow.drafts.delete(resident.telegram_user_id)
     await uow.commit()
@@ -195,7 +211,8 @@ async def send_report(
             await uow.drafts.save(resident.telegram_user_id, draft, now)
             await uow.commit()
         raise
-    await uow.tracked_reports.track(TrackedReport(resident.telegram_user_id, report_id), now)
+    made = TrackedReport(resident.telegram_user_id, report_id, draft_id=draft.draft_id)
+    await uow.tracked_reports.track(made, now)
     await uow.drafts.delete(resident.telegram_user_id)
     await support.report_sent(uow, report_id, draft, now)  # to the staff dashboard
     await uow.commit()
@@ -354,7 +371,8 @@ async def _settle_lost_send(
         return None, made
     except DomainError:  # refused: the key for another body; the draft is left to the resident
         return None, set()
-    await uow.tracked_reports.track(TrackedReport(telegram_user_id, report_id), now)
+    settled = TrackedReport(telegram_user_id, report_id, draft_id=draft.draft_id)
+    await uow.tracked_reports.track(settled, now)
     await uow.drafts.delete(telegram_user_id)
     await support.report_sent(uow, report_id, draft, now)
     await uow.notifications.add_once(

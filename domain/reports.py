@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import re
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -226,6 +227,13 @@ class Draft:
     uploaded: dict[str, str] = field(default_factory=dict)  # photo file id → its media URL
     sent_as: str | None = None  # `fingerprint()` of what went out with `send_key`
     sent_at: datetime | None = None  # when the send under `send_key` was made (UTC)
+    # This draft's own name, kept on the report its send made (`TrackedReport.draft_id`): a
+    # screen whose draft went is told that report's number. None: saved before it was kept.
+    draft_id: str | None = field(default_factory=lambda: secrets.token_hex(8))
+    # Telegram's message_id of the resident's message the description was taken from: an edit
+    # of that message is answered with how to change the description (Telegram sends edits
+    # as updates of their own; the text taken stays as it came).
+    description_message: int | None = None
 
     def fingerprint(self) -> str:
         """What a send would say (theme, place, photos, description, answers), hashed: a
@@ -276,6 +284,8 @@ class Draft:
             "uploaded": dict(self.uploaded),
             "sent_as": self.sent_as,
             "sent_at": self.sent_at.isoformat() if self.sent_at is not None else None,
+            "draft_id": self.draft_id,
+            "description_message": self.description_message,
         }
 
     @classmethod
@@ -310,6 +320,10 @@ class Draft:
             draft.sent_at = datetime.fromisoformat(sent_at) if isinstance(sent_at, str) else None
         except ValueError:
             draft.sent_at = None
+        draft_id = data.get("draft_id")  # absent in drafts saved before it was kept
+        draft.draft_id = draft_id if isinstance(draft_id, str) and draft_id else None
+        described = data.get("description_message")
+        draft.description_message = described if type(described) is int else None
         uploaded = data.get("uploaded")
         if isinstance(uploaded, dict):
             draft.uploaded = {str(f): url for f, url in uploaded.items() if isinstance(url, str)}

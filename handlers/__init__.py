@@ -24,6 +24,7 @@ def build_router() -> Router:
         bills,
         charity,
         chats,
+        edits,
         errors,
         fallback,
         fines,
@@ -56,6 +57,7 @@ def build_router() -> Router:
         my_reports.build_router(),
         notifications.build_router(),
         chats.build_service_router(),  # a pin, a timer: nobody wrote, nothing is answered
+        edits.build_router(),  # an edit of a message already taken: told, never silence
         menu.build_dialog(),
         bills.build_dialog(),
         payments.build_dialog(),

@@ -52,6 +52,7 @@ from domain.reporting import (
     keep_draft,
     place_at,
     send_report,
+    sent_from_draft,
     set_place,
 )
 from domain.reports import (
@@ -94,6 +95,7 @@ from handlers.widgets import (
 
 THEMES_PAGE = 8
 EDITING = "editing"  # set while a field is changed from the review: its step returns there
+SHOWN_DRAFT = "shown_draft"  # `Draft.draft_id` of the draft the review last showed
 
 
 async def _draft(ctx: Ctx) -> Draft:
@@ -405,6 +407,7 @@ async def on_description(message: Message, _w: MessageInput, manager: DialogMana
         return
     draft = await _draft(ctx)
     draft.description = text
+    draft.description_message = message.message_id  # an edit of it is told how to change it
     await _after_description(ctx, draft)
 
 
@@ -635,12 +638,17 @@ async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     ctx = Ctx(dialog_manager)
     stored = await draft_of(ctx.uow, ctx.linked)
     if stored is None:  # drawn after the draft went (sent, its screen lost — review 35e — or
-        # deleted elsewhere): said so, never an empty review, and never «the number is above»
-        text = ctx.tr("report-draft-gone")
+        # deleted elsewhere): said so with the number its send made, never an empty review
+        text = await _draft_went(ctx)
         return {"text": text, "ready": False, "has_questions": False, "gone": True}
     draft = stored
-    # the screen «Отправить» is on: its draft is in use, whenever it was last written
-    await came_back_to_draft(ctx.uow, ctx.linked, ctx.clock())
+    if draft.draft_id is None:  # saved before drafts were named: named now, once
+        draft.draft_id = Draft().draft_id
+        await keep_draft(ctx.uow, ctx.linked, draft, ctx.clock())
+    else:  # the screen «Отправить» is on: its draft is in use, whenever it was last written
+        await came_back_to_draft(ctx.uow, ctx.linked, ctx.clock())
+    # the draft this screen shows: once it went, the report its send made is found by it
+    dialog_manager.dialog_data[SHOWN_DRAFT] = draft.draft_id
     definition = await _questions_shown(ctx, draft)
     return {
         "text": _summary(ctx, draft, definition),
@@ -648,6 +656,16 @@ async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         "has_questions": bool(questions(definition)),
         "gone": False,
     }
+
+
+async def _draft_went(ctx: Ctx) -> Markup:
+    """What a screen left on a draft that went is told: the number of the report its send
+    made (the send's own result screen was lost), else that it went."""
+    shown = ctx.manager.dialog_data.get(SHOWN_DRAFT)
+    number = await sent_from_draft(ctx.uow, ctx.linked, shown) if shown else None
+    if number is None:
+        return ctx.tr("report-draft-gone")
+    return ctx.tr("report-draft-sent", number=number)
 
 
 def _refusal(ctx: Ctx, error: ReportRefused) -> Markup:
@@ -679,10 +697,9 @@ async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -
     ctx = Ctx(manager)
     stored = await draft_of(ctx.uow, ctx.linked)
     if stored is None:  # sent (by this very press, its screen lost; a lost send settled) or
-        await callback.answer()  # deleted on another device: said, never an empty draft
-        if callback.message is not None:
-            await callback.message.answer(ctx.tr("report-draft-gone"))
-        await manager.done()
+        # deleted on another device: said with the number its send made, never an empty draft
+        manager.dialog_data["result"] = await _draft_went(ctx)
+        await manager.switch_to(ReportSG.done)
         return
     draft = stored
     if draft.missing():

@@ -457,7 +457,8 @@ async def on_staff_edit(message: Message, bot: Bot, uow: UnitOfWork, tr: Texts) 
     gets the message as edited, then a line saying it corrects the earlier one, with
     «Ответить». Telegram lets a bot edit only its own messages, so the copy in the resident's
     chat is not changed in place. A place's edits (a live location moving) are not passed on;
-    nor is what a resident edits: staff have what was sent."""
+    nor is what a resident edits: staff have what was sent (the resident is told to send it
+    again, `handlers.edits`)."""
     if message.message_thread_id is None or message.content_type not in COPYABLE:
         return
     if COMMAND.match(message.text or ""):

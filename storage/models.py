@@ -136,6 +136,9 @@ class TrackedReportRow(Base):
     # When the status poll last asked the city (or, until then, when following began): the
     # poll takes the open reports least recently checked, so every one comes round in turn.
     checked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The draft whose send made this report (`Draft.draft_id`; None: followed, adopted, or
+    # sent before it was kept): a screen left on that draft is told this report's number.
+    draft_id: Mapped[str | None] = mapped_column(String(32))
 
 
 # The status poll's order over open reports (a partial index: closed ones are never polled).

@@ -68,23 +68,29 @@ class SqlTrackedReportRepository:
 
     async def track(self, report: TrackedReport, now: datetime) -> None:
         """Follow a report once: a row already there (also one another poll or replica wrote a
-        moment ago — INSERT … ON CONFLICT DO NOTHING) is left as it is."""
+        moment ago — INSERT … ON CONFLICT) is left as it is, but for the name of the draft
+        whose send made it, written when the row has none."""
         dialect = self._session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(TrackedReportRow).values(
+            telegram_user_id=report.telegram_user_id,
+            report_id=report.report_id,
+            last_update_id=report.last_update_id,
+            closed=report.closed,
+            own=report.own,
+            draft_id=report.draft_id,
+            created_at=now,
+            checked_at=now,  # its state was just read: it joins the back of the poll order
+        )
+        keys = [TrackedReportRow.telegram_user_id, TrackedReportRow.report_id]
+        if report.draft_id is None:
+            await self._session.execute(statement.on_conflict_do_nothing(index_elements=keys))
+            return
+        # A send that made a report already followed (adopted by a poll meanwhile) still
+        # names it its draft's, so a screen left on that draft is told its number.
+        named = func.coalesce(TrackedReportRow.draft_id, statement.excluded.draft_id)
         await self._session.execute(
-            insert(TrackedReportRow)
-            .values(
-                telegram_user_id=report.telegram_user_id,
-                report_id=report.report_id,
-                last_update_id=report.last_update_id,
-                closed=report.closed,
-                own=report.own,
-                created_at=now,
-                checked_at=now,  # its state was just read: it joins the back of the poll order
-            )
-            .on_conflict_do_nothing(
-                index_elements=[TrackedReportRow.telegram_user_id, TrackedReportRow.report_id]
-            )
+            statement.on_conflict_do_update(index_elements=keys, set_={"draft_id": named})
         )
 
     async def claim_for_poll(self, now: datetime, limit: int) -> list[TrackedReport]:
@@ -149,6 +155,21 @@ class SqlTrackedReportRepository:
         row = await self._row(telegram_user_id, report_id)
         return None if row is None else _domain(row)
 
+    async def made_by_draft(self, telegram_user_id: int, draft_id: str) -> TrackedReport | None:
+        """The followed report the send of draft `draft_id` made (read by the resident's own
+        rows: `telegram_user_id` is indexed and a resident follows few reports)."""
+        result = await self._session.execute(
+            select(TrackedReportRow)
+            .where(
+                TrackedReportRow.telegram_user_id == telegram_user_id,
+                TrackedReportRow.draft_id == draft_id,
+            )
+            .order_by(TrackedReportRow.id)
+            .limit(1)
+        )
+        row = result.scalar_one_or_none()
+        return None if row is None else _domain(row)
+
     async def save(self, report: TrackedReport) -> None:
         row = await self._row(report.telegram_user_id, report.report_id)
         if row is None:
@@ -181,4 +202,5 @@ def _domain(row: TrackedReportRow) -> TrackedReport:
         closed=row.closed,
         own=row.own,
         checked_at=row.checked_at,
+        draft_id=row.draft_id,
     )

@@ -300,18 +300,16 @@ async def test_updates_the_bot_does_not_ask_for_are_left_alone(harness: Harness)
     assert harness.app is not None
     used = set(harness.app.dispatcher.resolve_used_update_types())
     # edited_message is asked for since review 27 (staff correcting a reply in a topic); a
-    # resident's own edit below is still left alone
+    # resident's own edit is answered with one line (`handlers.edits`, review 35e), never
+    # taken as a value: tests/flows/test_sent_report_told.py
     unasked = {"channel_post", "inline_query", "my_chat_member"}
     assert used.isdisjoint(unasked), used  # so Telegram never sends them
     chat = await linked(harness)
     bot_user = harness.telegram.bot_user
     private = harness.telegram.chat(chat.chat_id)
-    edited = chat._incoming({"text": UIN})
-    edited["edit_date"] = edited["date"] + 5
     channel = {"id": -100999, "type": "channel", "title": "Новости района"}
     stranger = {"id": 300003, "is_bot": False, "first_name": "Клиент"}
     for update in (
-        {"edited_message": edited},
         {"inline_query": {"id": "iq", "from": dict(chat.user), "query": "счёт", "offset": ""}},
         {
             "channel_post": {

@@ -461,14 +461,6 @@ async def test_other_update_kinds_mid_flow_are_silence(harness: Harness) -> None
     channel = {"id": -100999, "type": "channel", "title": "Новости района"}
     group = {"id": -1001234, "type": "supergroup", "title": "Дом 5"}
     updates: list[dict[str, Any]] = [
-        {"edited_message": {**chat._incoming({"text": UIN}), "edit_date": 2}},
-        {
-            "edited_message": {
-                **chat._incoming({"photo": harness.telegram.register_photo(photo(9))}),
-                "caption": "исправленная подпись",
-                "edit_date": 2,
-            }
-        },
         {"channel_post": {"message_id": 5, "date": 1, "chat": channel, "text": UIN}},
         {"edited_channel_post": {"message_id": 5, "date": 1, "chat": channel, "text": UIN}},
         {
@@ -626,6 +618,30 @@ async def test_other_update_kinds_mid_flow_are_silence(harness: Harness) -> None
         assert reply.messages == [] and reply.edits == [], (list(update), reply.texts)
     assert errors() == before
     assert UIN_ASKED in chat.last_text
+    assert FOUND in (await chat.send(UIN)).text
+
+
+async def test_edits_mid_flow_are_told_not_taken_and_keep_the_step(harness: Harness) -> None:
+    """A resident's edit (Telegram's `edited_message`) is not a step's value: nothing is taken
+    from it, but it is answered once (a fix met with silence reads as taken — review 35e)."""
+    chat = await uin_step(harness)
+    edits: list[dict[str, Any]] = [
+        {"edited_message": {**chat._incoming({"text": UIN}), "edit_date": 2}},
+        {
+            "edited_message": {
+                **chat._incoming({"photo": harness.telegram.register_photo(photo(9))}),
+                "caption": "исправленная подпись",
+                "edit_date": 2,
+            }
+        },
+    ]
+    before = errors()
+    for update in edits:
+        reply = await chat.feed(update)
+        no_crash(reply)
+        assert len(reply.messages) == 1 and reply.edits == [], (list(update), reply.texts)
+        assert "Исправленное сообщение я не вижу" in reply.text, reply.texts
+    assert errors() == before
     assert FOUND in (await chat.send(UIN)).text
 
 

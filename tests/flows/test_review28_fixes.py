@@ -304,7 +304,10 @@ async def test_edits_that_are_not_a_staff_reply_reach_nobody_and_get_no_answer(
     assert len(harness.telegram.messages(SUPPORT_CHAT)) == group_before
 
 
-async def test_a_residents_edit_in_their_chat_is_not_answered(desk: Harness) -> None:
+async def test_a_residents_edit_in_support_is_not_passed_on_and_told_once(desk: Harness) -> None:
+    """Staff have what was sent; the resident is told, one plain line an edit, that the edit
+    was not taken (review 35e: a fix met with silence reads as taken), never a menu, never a
+    command run («/start» edited in)."""
     harness = desk
     chat, thread = await resident(harness)
     sent = chat.messages
@@ -316,8 +319,9 @@ async def test_a_residents_edit_in_their_chat_is_not_answered(desk: Harness) -> 
         edited = {**own, "text": text, "edit_date": own["date"] + 5}
         reply = await chat.feed({"edited_message": edited})
         no_crash(reply)
-        assert not reply.texts, reply.texts
-    assert chat.history == history and len(topic(harness, thread)) == in_topic
+        assert len(reply.messages) == 1 and not reply.messages[0].buttons, reply.texts
+        assert "Исправленное сообщение я не вижу" in reply.text, reply.texts
+    assert len(chat.history) == len(history) + 3 and len(topic(harness, thread)) == in_topic
     assert sent  # (the support screen was there before)
 
 

@@ -107,12 +107,9 @@ async def report_review(harness: Harness) -> tuple[Conversation, Drawn]:
 # 2733 (an edit refused after the action). Review 33a pinned this for a donation's thanks only.
 
 
-# Partly fixed: the false «номер — в сообщении выше» is gone; the number itself is not told
-# (the newest own followed report is not this send's when discovery adopted one meanwhile).
-@pytest.mark.xfail(
-    strict=True,
-    reason="report sent, done screen failed: the retried press does not tell its number",
-)
+# The send's report is found by its draft's name (`TrackedReport.draft_id`), never by «the
+# newest own report» (discovery may have adopted a site report meanwhile).
+# Was (review 35e): report sent, done screen failed: the retried press does not tell its number
 @pytest.mark.parametrize("mode", ["polling", "webhook"])
 async def test_a_report_whose_sent_screen_failed_is_told_with_its_number(
     harness: Harness, mode: str
@@ -145,11 +142,7 @@ async def test_a_report_whose_sent_screen_failed_is_made_once(harness: Harness, 
     assert any(made in label for label in chat.buttons), chat.buttons
 
 
-# Partly fixed: no empty «Тема: —» review is drawn any more; the number is not told yet.
-@pytest.mark.xfail(
-    strict=True,
-    reason="blocked at «Отправить», back: the review says the draft went, not its number",
-)
+# Was (review 35e): blocked at «Отправить», back: the review says the draft went, not its number
 async def test_blocked_while_a_report_is_sent_then_back_is_told_the_number(
     harness: Harness,
 ) -> None:
@@ -307,10 +300,7 @@ async def test_a_429_after_a_typed_value_keeps_it_and_moves_on_once(
 # ---- a resident editing a value the dialog already took ---------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an edited report description is silently ignored; the old one is sent",
-)
+# Was (review 35e): an edited report description is silently ignored; the old one is sent
 async def test_a_description_edited_after_it_was_taken_is_not_silently_dropped(
     harness: Harness,
 ) -> None:

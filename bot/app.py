@@ -30,12 +30,13 @@ from aiogram.fsm.storage.redis import RedisStorage
 from aiogram_dialog import setup_dialogs
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import dialog_ids
 from bot.album import AlbumMiddleware, install_first
-from bot.config import CannotStart, PortBusy, Settings, SettingsError
+from bot.config import CannotStart, PortBusy, Settings, SettingsError, without_password
 from bot.dedup import DedupStore, LeasedRedisEventIsolation, MemoryDedup, RedisDedup
 from bot.i18n import Translator, load_translator
 from bot.isolation import IsolationReleaseMiddleware, UpdateScopedIsolation
@@ -168,6 +169,21 @@ def _engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         pool_timeout=settings.pool_timeout,
     )
+
+
+REDIS_CHECK_TIMEOUT = 10.0  # seconds the start-up waits for Redis to answer PING
+
+
+async def _redis_reachable(storage: RedisStorage, settings: Settings) -> None:
+    """PING once, as the database is connected to once: a Redis that does not answer stops
+    the start in one line naming REDIS_URL (without its password), instead of a replica that
+    takes updates and fails every one of them."""
+    try:
+        await asyncio.wait_for(storage.redis.ping(), REDIS_CHECK_TIMEOUT)
+    except (RedisError, OSError, TimeoutError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        where = without_password(settings.redis_url or "")
+        raise CannotStart(f"cannot reach Redis at {where} (REDIS_URL): {reason}") from None
 
 
 def _storage(
@@ -361,6 +377,8 @@ async def create_application(
         tr = load_translator()
         storage, isolation, state_engine = _storage(settings, clock)
         undo.push_async_callback(storage.close)
+        if isinstance(storage, RedisStorage):
+            await _redis_reachable(storage, settings)
         if state_engine is not None:
             undo.push_async_callback(state_engine.dispose)
         dispatcher = build_dispatcher(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +26,32 @@ MAX_CEILING_RUB = 1_000_000_000  # a ceiling above 1 billion ₽ is a typo in th
 
 
 DEFAULT_CITY_DEADLINE = 6.0  # seconds one city call may take with its retries
+
+
+SUPERGROUP_IDS_BELOW = 1_000_000_000_000  # a supergroup's chat id is below minus this
+_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def without_password(url: str) -> str:
+    """`url` with its password written «***» (for a log or a refusal line)."""
+    scheme, sep, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    tail = rest[len(authority) :]
+    userinfo, at, host = authority.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+    return f"{scheme}{sep}{userinfo}{at}{host}{tail}"
+
+
+def _userinfo_encoded(url: str) -> None:
+    """Refuse a URL whose user or password holds a raw «@» or «%» (RFC 3986: they are written
+    %40 and %25 there). Parsed as it stands, the password's tail would be taken for the host
+    and printed in a refusal line. The value itself is never put in the message."""
+    _, _, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo, at, _host = authority.rpartition("@")
+    if at and ("@" in userinfo or _ESCAPE.search(userinfo)):
+        raise ValueError("percent-encode «@» and «%» in the user name and password (%40, %25)")
 
 
 class Settings(BaseSettings):
@@ -98,6 +125,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_driver(cls, value: str) -> str:
+        _userinfo_encoded(value)
         if value.startswith(("postgresql://", "postgres://")):
             return "postgresql+asyncpg://" + value.split("://", 1)[1]
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
@@ -109,6 +137,19 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("use redis://host:port/db")
+        if value is not None:
+            _userinfo_encoded(value)
+        return value
+
+    @field_validator("support_chat_id")
+    @classmethod
+    def _a_supergroup(cls, value: int | None) -> int | None:
+        # The Bot API gives a supergroup the id -100… (-1000000000000 less its own number): a
+        # positive id is a person's private chat, where residents' messages would go.
+        if value is not None and value > -SUPERGROUP_IDS_BELOW:
+            raise ValueError(
+                "use the staff forum supergroup's id (it starts with -100, e.g. -1001234567890)"
+            )
         return value
 
     @field_validator("bot_token")

@@ -179,7 +179,8 @@ async def _redis_reachable(storage: RedisStorage, settings: Settings) -> None:
     the start in one line naming REDIS_URL (without its password), instead of a replica that
     takes updates and fails every one of them."""
     try:
-        await asyncio.wait_for(storage.redis.ping(), REDIS_CHECK_TIMEOUT)
+        async with asyncio.timeout(REDIS_CHECK_TIMEOUT):
+            await storage.redis.ping()  # type: ignore[misc]  # redis-py types sync and async
     except (RedisError, OSError, TimeoutError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         where = without_password(settings.redis_url or "")

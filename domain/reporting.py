@@ -66,8 +66,35 @@ class ReportAlreadyClosed(ConfirmWindowClosed):
     closed by the city: there is nothing left to confirm or refute."""
 
 
+class DraftGone(DomainError):
+    """The draft an open report screen writes went while it was open: sent (by a press whose
+    result screen was lost, or settled as a lost send) — `number` is the report its send made
+    — or deleted (retention, unlinking): `number` None. Written to, it would start a new draft
+    holding one field; the screen is told instead."""
+
+    number: str | None = None
+
+    def __init__(self, number: str | None = None) -> None:
+        super().__init__(number or "")
+        self.number = number
+
+
 async def draft_of(uow: UnitOfWork, resident: Resident) -> Draft | None:
     return await uow.drafts.get(resident.telegram_user_id)
+
+
+async def open_draft(uow: UnitOfWork, resident: Resident, name: str | None, own_name: str) -> Draft:
+    """The draft a report screen goes on with. `name` is the `Draft.draft_id` of the draft
+    that screen writes (None: it was opened before drafts were named); `own_name` names the
+    screen's dialog itself, and is given to a draft saved before drafts were named (kept with
+    the draft's next save; the same every time the same dialog asks, so a report sent from it
+    is found by it even when nothing of that update was kept). Raises DraftGone when the
+    draft the screen writes went: none is stored, or another one begun since."""
+    draft = await uow.drafts.get(resident.telegram_user_id)
+    if draft is not None and (name is None or draft.draft_id in (name, None)):
+        draft.draft_id = draft.draft_id or name or own_name
+        return draft
+    raise DraftGone(await sent_from_draft(uow, resident, name or own_name))
 
 
 async def keep_draft(uow: UnitOfWork, resident: Resident, draft: Draft, now: datetime) -> None:

@@ -209,6 +209,9 @@ def nearby_duplicates(
     return [r for d, _id, r in sorted(found) if d <= radius_m]
 
 
+MAX_DRAFT_NAME = 32  # characters of `Draft.draft_id` (the column `tracked_reports.draft_id`)
+
+
 @dataclass(slots=True)
 class Draft:
     """What the resident has entered so far; kept between updates and across restarts."""
@@ -321,7 +324,8 @@ class Draft:
         except ValueError:
             draft.sent_at = None
         draft_id = data.get("draft_id")  # absent in drafts saved before it was kept
-        draft.draft_id = draft_id if isinstance(draft_id, str) and draft_id else None
+        named = isinstance(draft_id, str) and 0 < len(draft_id) <= MAX_DRAFT_NAME
+        draft.draft_id = str(draft_id) if named else None  # any other: named again when used
         described = data.get("description_message")
         draft.description_message = described if type(described) is int else None
         uploaded = data.get("uploaded")

@@ -19,12 +19,17 @@ from handlers.ports import Texts
 async def on_edited(
     message: Message, tr: Texts, uow: UnitOfWork, resident: Resident | None = None
 ) -> None:
+    # Every edit is answered, a second fix of the same message too: telling a message only
+    # once needs a mark written before the notice, and a notice then lost (a 429, the bot
+    # blocked) would leave the next fix unanswered.
     if message.location is not None:  # a live location's new position, not a correction
         return
     if resident is not None and await describes_draft(uow, resident, message.message_id):
         await message.answer(tr("edit-report-description"))
-        return
-    await message.answer(tr("edit-not-taken"))
+    elif message.text is None:  # a caption (or the media itself) changed
+        await message.answer(tr("edit-caption-not-taken"))
+    else:
+        await message.answer(tr("edit-not-taken"))
 
 
 def build_router() -> Router:

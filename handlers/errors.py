@@ -13,6 +13,7 @@ from aiogram_dialog import DialogManager, ShowMode, StartMode
 from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
 
 from domain.errors import DomainError, NotLinked, RelinkRequired
+from domain.reporting import DraftGone
 from handlers.ports import Texts
 from handlers.states import MenuSG
 from handlers.texts import error_text
@@ -74,11 +75,14 @@ async def domain_error(event: ErrorEvent, tr: Texts, **data: Any) -> None:
     # The link is already forgotten (domain.sessions) — or gone under an open screen whose
     # getter needs it (NotLinked): the words, then the way forward, or every «Назад» says the
     # same and leads nowhere (review 33b).
-    if isinstance(error, (RelinkRequired, NotLinked)):
+    # A report screen whose draft went (DraftGone) goes back to the menu too: its steps have
+    # nothing left to write into.
+    if isinstance(error, (RelinkRequired, NotLinked, DraftGone)):
         await _tell(event, error_text(tr, error))
         dialog_manager: DialogManager | None = data.get("dialog_manager")
         if dialog_manager is not None:  # the way forward at once: the menu with «Привязать»
-            dialog_manager.middleware_data["resident"] = None  # `data` is aiogram's copy
+            if not isinstance(error, DraftGone):  # the link is gone: the menu offers it
+                dialog_manager.middleware_data["resident"] = None  # `data` is aiogram's copy
             await dialog_manager.start(
                 MenuSG.main, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND
             )

@@ -41,6 +41,7 @@ from domain.money import has_foreign_digit
 from domain.ports import Place
 from domain.reporting import (
     AnswersMissing,
+    DraftGone,
     OutsideCity,
     came_back_to_draft,
     choose_theme,
@@ -50,9 +51,9 @@ from domain.reporting import (
     find_places,
     follow,
     keep_draft,
+    open_draft,
     place_at,
     send_report,
-    sent_from_draft,
     set_place,
 )
 from domain.reports import (
@@ -95,11 +96,29 @@ from handlers.widgets import (
 
 THEMES_PAGE = 8
 EDITING = "editing"  # set while a field is changed from the review: its step returns there
-SHOWN_DRAFT = "shown_draft"  # `Draft.draft_id` of the draft the review last showed
+DRAFT_NAME = "draft_name"  # `Draft.draft_id` of the draft this dialog writes
 
 
 async def _draft(ctx: Ctx) -> Draft:
-    return await draft_of(ctx.uow, ctx.linked) or Draft()
+    """The draft this dialog writes; raises DraftGone (told, then the menu, by
+    handlers/errors.py) when it went while the dialog was open."""
+    manager = ctx.manager
+    name = manager.dialog_data.get(DRAFT_NAME)
+    draft = await open_draft(ctx.uow, ctx.linked, name, _own_name(manager))
+    _writes(manager, draft)
+    return draft
+
+
+def _own_name(manager: DialogManager) -> str:
+    """The name this dialog gives a draft saved before drafts were named: its intent's id,
+    the same at every update of this dialog (nothing of an update needs to have been kept)."""
+    return f"dialog-{manager.current_context().id}"
+
+
+def _writes(manager: DialogManager, draft: Draft) -> None:
+    """This dialog writes `draft` from now on: a step pressed after it went is told so."""
+    if draft.draft_id is not None:
+        manager.dialog_data[DRAFT_NAME] = draft.draft_id
 
 
 def _stage(step: State) -> str:
@@ -121,10 +140,18 @@ async def on_start(_data: Data, manager: DialogManager) -> None:
     ctx = Ctx(manager)
     draft = await draft_of(ctx.uow, ctx.linked)
     if draft is not None and (draft.theme_code or draft.photos or draft.point):
-        await came_back_to_draft(ctx.uow, ctx.linked, ctx.clock())
+        await came_back_to_draft(ctx.uow, ctx.linked, ctx.clock())  # reopened: in use now
+        await _draft(ctx)  # this dialog writes it (named after it, if it had no name)
         await manager.switch_to(ReportSG.resume)
         return
-    await keep_draft(ctx.uow, ctx.linked, Draft(), ctx.clock())
+    await _begin(ctx)
+
+
+async def _begin(ctx: Ctx) -> None:
+    """A new, empty draft, written by this dialog."""
+    draft = Draft()
+    await keep_draft(ctx.uow, ctx.linked, draft, ctx.clock())
+    _writes(ctx.manager, draft)
 
 
 async def resume_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
@@ -137,7 +164,7 @@ async def resume_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
 async def on_discard(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
     await discard_draft(ctx.uow, ctx.linked)
-    await keep_draft(ctx.uow, ctx.linked, Draft(), ctx.clock())
+    await _begin(ctx)
     await manager.switch_to(ReportSG.theme)
 
 
@@ -636,19 +663,17 @@ def _summary(ctx: Ctx, draft: Draft, definition: list[ThemeQuestion] | None = No
 
 async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     ctx = Ctx(dialog_manager)
-    stored = await draft_of(ctx.uow, ctx.linked)
-    if stored is None:  # drawn after the draft went (sent, its screen lost — review 35e — or
-        # deleted elsewhere): said so with the number its send made, never an empty review
-        text = await _draft_went(ctx)
+    try:
+        draft = await _draft(ctx)
+    except DraftGone as gone:  # drawn after the draft went (sent, its screen lost — review
+        # 35e — or deleted): said so with the number its send made, never an empty review
+        text = _went(ctx, gone)
         return {"text": text, "ready": False, "has_questions": False, "gone": True}
-    draft = stored
-    if draft.draft_id is None:  # saved before drafts were named: named now, once
-        draft.draft_id = Draft().draft_id
+    if draft.draft_id == _own_name(dialog_manager):  # named by this dialog: kept named, so
+        # a lost send settled by the poll is told by that name too
         await keep_draft(ctx.uow, ctx.linked, draft, ctx.clock())
     else:  # the screen «Отправить» is on: its draft is in use, whenever it was last written
         await came_back_to_draft(ctx.uow, ctx.linked, ctx.clock())
-    # the draft this screen shows: once it went, the report its send made is found by it
-    dialog_manager.dialog_data[SHOWN_DRAFT] = draft.draft_id
     definition = await _questions_shown(ctx, draft)
     return {
         "text": _summary(ctx, draft, definition),
@@ -658,14 +683,10 @@ async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     }
 
 
-async def _draft_went(ctx: Ctx) -> Markup:
+def _went(ctx: Ctx, gone: DraftGone) -> Markup:
     """What a screen left on a draft that went is told: the number of the report its send
     made (the send's own result screen was lost), else that it went."""
-    shown = ctx.manager.dialog_data.get(SHOWN_DRAFT)
-    number = await sent_from_draft(ctx.uow, ctx.linked, shown) if shown else None
-    if number is None:
-        return ctx.tr("report-draft-gone")
-    return ctx.tr("report-draft-sent", number=number)
+    return error_text(ctx.tr, gone)
 
 
 def _refusal(ctx: Ctx, error: ReportRefused) -> Markup:
@@ -687,6 +708,7 @@ def _refusal(ctx: Ctx, error: ReportRefused) -> Markup:
 
 def _edit(step: Any) -> Any:
     async def handler(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
+        await _draft(Ctx(manager))  # DraftGone: sent or deleted meanwhile, nothing to edit
         manager.dialog_data[EDITING] = True
         await manager.switch_to(step)
 
@@ -695,13 +717,13 @@ def _edit(step: Any) -> Any:
 
 async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
-    stored = await draft_of(ctx.uow, ctx.linked)
-    if stored is None:  # sent (by this very press, its screen lost; a lost send settled) or
-        # deleted on another device: said with the number its send made, never an empty draft
-        manager.dialog_data["result"] = await _draft_went(ctx)
+    try:
+        draft = await _draft(ctx)
+    except DraftGone as gone:  # sent (by this very press, its screen lost; a lost send
+        # settled) or deleted: said with the number its send made, never an empty draft sent
+        manager.dialog_data["result"] = _went(ctx, gone)
         await manager.switch_to(ReportSG.done)
         return
-    draft = stored
     if draft.missing():
         return
     if unanswered(await _questions_shown(ctx, draft), draft):  # a stale «Отправить»
@@ -776,6 +798,7 @@ async def done_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]
 
 async def on_discard_at_review(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
+    await _draft(ctx)  # DraftGone: sent meanwhile (its number told), or deleted already
     await discard_draft(ctx.uow, ctx.linked)
     await manager.done()
 

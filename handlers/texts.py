@@ -49,6 +49,7 @@ from domain.prizes import PriceChanged, PrizeOutOfStock
 from domain.reporting import (
     AnswersMissing,
     ConfirmWindowClosed,
+    DraftGone,
     ForeignReport,
     OutsideCity,
     ReportAlreadyClosed,
@@ -158,6 +159,7 @@ ERROR_KEYS: list[tuple[type[DomainError], str]] = [
     (PrizeOutOfStock, "error-prize-sold-out"),
     (ReportRefused, "error-report-refused"),
     (AnswersMissing, "error-report-answers"),
+    (DraftGone, "report-draft-gone"),  # with the number its send made: `error_text`
     (ConfirmWindowClosed, "error-report-window"),
     (OutsideCity, "error-report-outside"),
     (ReportAlreadyClosed, "error-report-closed"),
@@ -180,6 +182,10 @@ def error_text(tr: Texts, error: DomainError) -> Markup:
     """The resident's sentence for a domain error, with the values it names."""
     if isinstance(error, AmountTooLarge):
         return tr("error-amount-too-large", ceiling=format_rub(error.ceiling))
+    if isinstance(error, DraftGone):  # the number its send made, when a send made one
+        if error.number is not None:
+            return tr("report-draft-sent", number=error.number)
+        return tr("report-draft-gone")
     return tr(error_key(error))
 
 

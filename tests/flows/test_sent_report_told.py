@@ -69,8 +69,9 @@ async def test_a_draft_deleted_elsewhere_is_not_told_as_sent(harness: Harness) -
 
 
 async def test_a_draft_saved_before_drafts_had_names_is_named_and_told(harness: Harness) -> None:
-    """A draft written by the previous release has no name: the review names it (kept), and
-    its send, whose screen is lost to a blocked bot, is then told with its number."""
+    """A draft written by the previous release has no name: the dialog that goes on with it
+    names it after itself, and its send, whose screen is lost to a blocked bot, is then told
+    with its number."""
     chat, _ = await report_review(harness)
     assert harness.app is not None
     async with harness.app.uow_factory() as uow:
@@ -88,8 +89,6 @@ async def test_a_draft_saved_before_drafts_had_names_is_named_and_told(harness: 
     await chat.press("📣 Сообщить о проблеме")
     await chat.press("Продолжить")
     assert "Проверьте обращение" in chat.last_text, chat.last_text
-    named = await draft_json(harness, chat)
-    assert named is not None and named.get("draft_id")
     before = city_reports(harness)
     harness.telegram.block_chat(chat.chat_id)
     await chat.press("Отправить")
@@ -98,7 +97,7 @@ async def test_a_draft_saved_before_drafts_had_names_is_named_and_told(harness: 
     reply = await chat.send("привет")
     no_crash(reply)
     assert any(f"Обращение № {made}" in text for text in chat.history)
-    assert (await followed_names(harness, chat))[made] == named["draft_id"]
+    assert (await followed_names(harness, chat))[made] is not None
 
 
 async def test_a_report_followed_before_its_send_recorded_it_still_gets_the_drafts_name(
@@ -185,3 +184,69 @@ async def test_an_edit_in_a_group_is_not_answered(harness: Harness) -> None:
     reply = await chat.feed({"edited_message": {**typed, "text": "привет!", "edit_date": 1}})
     no_crash(reply)
     assert reply.messages == [], reply.texts
+
+
+# ---- a step of a draft that went -----------------------------------------------------------
+
+
+async def test_a_step_after_the_draft_was_purged_is_told_and_starts_nothing(
+    harness: Harness,
+) -> None:
+    """The draft went (retention, unlinking elsewhere) while its step was open: the typed
+    description is not written into a new draft holding only it; the resident is told the
+    draft went and gets the menu."""
+    chat = await description_step(harness)
+    assert harness.app is not None
+    async with harness.app.uow_factory() as uow:
+        await uow.drafts.delete(chat.chat_id)
+        await uow.commit()
+    reply = await chat.send("Яма у подъезда")
+    no_crash(reply)
+    assert "Этого черновика больше нет" in reply.text, reply.texts
+    assert "📣 Сообщить о проблеме" in chat.buttons, chat.buttons
+    assert await draft_json(harness, chat) is None
+
+
+async def test_a_step_after_another_draft_replaced_it_writes_nothing_into_that_one(
+    harness: Harness,
+) -> None:
+    """The stored draft is another one than the step's (begun after it went): the step's
+    value is not written into it."""
+    chat = await description_step(harness)
+    assert harness.app is not None
+    async with harness.app.uow_factory() as uow:
+        assert uow.session is not None
+        row = await uow.session.get(ReportDraftRow, chat.chat_id)
+        assert row is not None
+        other = {**row.data, "draft_id": "another-draft", "description": ""}
+        await uow.session.execute(
+            update(ReportDraftRow)
+            .where(ReportDraftRow.telegram_user_id == chat.chat_id)
+            .values(data=other)
+        )
+        await uow.commit()
+    reply = await chat.send("Яма у подъезда")
+    no_crash(reply)
+    assert "Этого черновика больше нет" in reply.text, reply.texts
+    kept = await draft_json(harness, chat)
+    assert kept is not None and kept["draft_id"] == "another-draft"
+    assert kept["description"] == ""
+
+
+async def test_an_edit_from_the_review_after_the_draft_was_sent_tells_the_number(
+    harness: Harness,
+) -> None:
+    """«✏️ Описание» on a review whose draft was sent meanwhile (its result screen lost): the
+    number is told, and no new, empty draft is begun by the edit."""
+    chat, screen = await report_review(harness)
+    before = city_reports(harness)
+    harness.telegram.block_chat(chat.chat_id)
+    await press_again(chat, screen.payload, screen.data)
+    [made] = [n for n in city_reports(harness) if n not in before]
+    harness.telegram.unblock_chat(chat.chat_id)
+    buttons = [b for row in screen.payload["reply_markup"]["inline_keyboard"] for b in row]
+    [description] = [b for b in buttons if b["text"] == "✏️ Описание"]
+    reply = await press_again(chat, screen.payload, description["callback_data"])
+    no_crash(reply)
+    assert any(f"Обращение № {made}" in text for text in chat.history), chat.history
+    assert await draft_json(harness, chat) is None

@@ -299,6 +299,17 @@ async def _resume(uow: UnitOfWork, autopay: Autopay, now: datetime) -> None:
     autopay.resume(now, drop_run)
 
 
+@dataclass(frozen=True, slots=True)
+class StatusSet:
+    """What `set_status` did: the autopay as saved, and whether this period's charge was on
+    its way already (its run's key on record, STARTED with attempts ≥ 1: it may have reached
+    the bank, and it is sent again with that key until answered, so a pause or a delete does
+    not stop it — the resident is told so, and told its result as any charge's)."""
+
+    autopay: Autopay
+    charge_under_way: bool = False
+
+
 async def set_status(
     uow: UnitOfWork,
     resident: Resident,
@@ -306,9 +317,13 @@ async def set_status(
     status: AutopayStatus,
     now: datetime,
     limits: AmountLimits = DEFAULT_LIMITS,
-) -> Autopay:
+) -> StatusSet:
     """Pause («Приостановить»), resume (from the next date after `now`, none in the past) or
     delete. Raises NotFound, AmountTooLarge (resuming an amount above today's ceiling).
+
+    Read under the autopay row's lock, which the charge run also holds when it records a
+    period's key: a pause or delete is either seen by the run before its key is recorded (no
+    charge), or comes after it, and is returned with `charge_under_way` (review 36c).
 
     Resuming an autopay that is ACTIVE already (a «Возобновить» drawn while it was paused, a
     double tap) changes nothing: resuming clears the bill it was handed, the period being
@@ -317,7 +332,11 @@ async def set_status(
     autopay = await _held(uow, resident, autopay_id)
     if status is AutopayStatus.ACTIVE and autopay.status is AutopayStatus.ACTIVE:
         await uow.commit()  # nothing of its own to write; the row's lock let go
-        return autopay
+        return StatusSet(autopay)
+    under_way = False
+    if status is not AutopayStatus.ACTIVE and autopay.id is not None:
+        run = await uow.autopays.run_of(autopay.id, autopay.period)
+        under_way = run is not None and run.status is RunStatus.STARTED and run.attempts > 0
     if status is AutopayStatus.ACTIVE:
         money = _money_of(autopay)
         if money is not None:
@@ -331,7 +350,7 @@ async def set_status(
         await uow.known_bills.drop_queue(autopay.id)
     await uow.autopays.save(autopay)
     await uow.commit()
-    return autopay
+    return StatusSet(autopay, under_way)
 
 
 # A period whose run ended so has nothing left to skip: charged, or left to the resident (over

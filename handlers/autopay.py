@@ -264,12 +264,17 @@ def _status(status: AutopayStatus) -> Any:
         ctx = Ctx(manager)
         autopay_id = manager.dialog_data["autopay"]
         try:
-            await set_status(ctx.uow, ctx.linked, autopay_id, status, ctx.clock(), _limits(manager))
+            done = await set_status(
+                ctx.uow, ctx.linked, autopay_id, status, ctx.clock(), _limits(manager)
+            )
         except AmountTooLarge as error:  # resuming an amount above today's ceiling
             if callback.message is not None:
                 await callback.message.answer(_money_problem(ctx.tr, error, bill=False))
             manager.show_mode = ShowMode.SEND
             return
+        if done.charge_under_way and callback.message is not None:  # not stopped: said so
+            await callback.message.answer(ctx.tr("autopay-charge-under-way"))
+            manager.show_mode = ShowMode.SEND  # the card below what was said
         if status is AutopayStatus.DELETED:
             if callback.message is not None:
                 await callback.message.answer(ctx.tr("autopay-deleted"))

@@ -61,6 +61,7 @@ autopay-pause = ⏸ Приостановить
 autopay-resume = ▶️ Возобновить
 autopay-delete = 🗑 Удалить
 autopay-deleted = Автоплатёж удалён.
+autopay-charge-under-way = Списание за этот период уже отправлено в банк до вашего нажатия — остановить его нельзя. Квитанцию или ответ банка я пришлю; следующих списаний не будет.
 autopay-card =
     { $what }
     { $how }, { $when }

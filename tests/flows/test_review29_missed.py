@@ -271,7 +271,8 @@ async def test_a_weekly_donation_over_iso_week_53_then_paused_and_resumed(
     async with app.uow_factory() as uow:
         resident = await uow.residents.get(USER)
         assert resident is not None
-        resumed = await set_status(uow, resident, autopay_id, AutopayStatus.ACTIVE, harness.clock())
+        done = await set_status(uow, resident, autopay_id, AutopayStatus.ACTIVE, harness.clock())
+    resumed = done.autopay
     assert resumed.next_due_at == datetime(2027, 1, 17, 10, 0, tzinfo=MSK)
 
     sent = len(harness.telegram.messages(USER))

@@ -117,7 +117,7 @@ _EDGE_JUNK = " \ufffd"  # a byte the reader could not decode, at either end of a
 # Fields that decide where money goes or how much: printed twice with two different values,
 # neither is believed (the field is marked unreadable, `_CONFLICT`, and validation refuses it:
 # the sum is asked, requisites or a UIN are not used). Words (a name, a purpose) keep the first.
-_DECISIVE = frozenset("personal_acc bic corresp_acc sum payee_inn kpp uin period".split())
+_DECISIVE = frozenset("personal_acc bic corresp_acc sum payee_inn kpp uin period pers_acc".split())
 _CONFLICT = "?"
 # «Индекс документа»: the tax service prints a notice's UIN there, with no UIN field.
 _DOC_INDEX = "docidx"
@@ -295,6 +295,9 @@ _CYRILLIC_LETTER = re.compile(r"[А-Яа-яЁё]")
 # capitalised abbreviations («УФК», «ЕПД») reads as letters both ways: a KOI8-R reading has to
 # look clearly more Russian (by this many bits a letter) to win over a windows-1251 one.
 _KOI8_HANDICAP = 1.5
+# … for so many letters at most: over a longer text the letters' own frequencies decide (review
+# 36d: an all-capitals KOI8-R receipt under ST00012 lost to its windows-1251 gibberish).
+_KOI8_HANDICAP_LETTERS = 12
 
 
 def _best_reading(payload: bytes, declared: str) -> str:
@@ -321,6 +324,9 @@ def _best_reading(payload: bytes, declared: str) -> str:
         return declared_reading
     typical = [(codec, text) for codec, text in readings.items() if text and _is_typical(text)]
     if typical:
+        # windows-1251 and KOI8-R swap the cases of the letters they share: a mixed-case text
+        # read in the wrong one of the two has a capital right after a small letter («оПЛАТА»).
+        typical = [reading for reading in typical if not _miscased(reading[1])] or typical
         return max(typical, key=_likelihood)[1]
     if declared_reading is not None:
         return declared_reading
@@ -352,8 +358,17 @@ def _decode_part(part: bytes, codec: str) -> str | None:
 
 def _likelihood(reading: tuple[str, str]) -> float:
     codec, text = reading
-    handicap = _KOI8_HANDICAP * len(_CYRILLIC_LETTER.findall(text)) if codec == "koi8_r" else 0
-    return _russian_score(text) - handicap
+    letters = min(len(_CYRILLIC_LETTER.findall(text)), _KOI8_HANDICAP_LETTERS)
+    return _russian_score(text) - (_KOI8_HANDICAP * letters if codec == "koi8_r" else 0)
+
+
+_SMALL_THEN_CAPITAL = re.compile(r"[а-яё][А-ЯЁ]")
+
+
+def _miscased(text: str) -> bool:
+    """A capital Cyrillic letter right after a small one: never in Russian words («Оплата»,
+    «ОПЛАТА», «оплата»), always in a mixed-case one read in the wrong single-byte encoding."""
+    return _SMALL_THEN_CAPITAL.search(text) is not None
 
 
 def _is_typical(text: str) -> bool:
@@ -665,6 +680,9 @@ class ReceiptProblem(StrEnum):
     SUM = "sum"  # unreadable or over 18 digits: the amount must be asked
     PERIOD = "period"  # no month and year can be read: left out
     UIN = "uin"  # not a valid UIN: left out, never passed on
+    # the payer code printed twice with two values: neither is believed, and requisites are
+    # not used (a housing payment without its payer code is credited to no flat; review 36d)
+    PERS_ACC = "pers_acc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -770,8 +788,13 @@ def validate(qr: PaymentQr) -> ReceiptCheck:
     if qr.period is None:  # «Оплата ЕПД за 09.2026»: the period printed only in the purpose
         period = period_in_text(qr.purpose)
     uin = _checked_uin(qr.uin, _compact(qr.cbc), problems)
+    pers_acc = _compact(qr.pers_acc) or None  # «4703 159 826» is the code 4703159826
+    if pers_acc == _CONFLICT:
+        problems.append(ReceiptProblem.PERS_ACC)
+        pers_acc = None
 
     usable = None not in (name, personal_acc, bic, payee_inn)
+    usable = usable and ReceiptProblem.PERS_ACC not in problems
     normalised = replace(
         qr,
         name=name,
@@ -784,7 +807,7 @@ def validate(qr: PaymentQr) -> ReceiptCheck:
         payee_inn=payee_inn,
         kpp=kpp,
         period=period,
-        pers_acc=_compact(qr.pers_acc) or None,  # «4703 159 826» is the code 4703159826
+        pers_acc=pers_acc,
         uin=uin,
     )
     order = list(ReceiptProblem)

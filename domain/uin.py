@@ -112,8 +112,14 @@ def normalize(text: str) -> str:
     return "".join(_UPPER.get(ch, ch) for ch in typed)
 
 
+# What a UIN is grouped with when typed or pasted: the ASCII hyphen and its typographic kin
+# (U+2010 hyphen, U+2011 non-breaking hyphen, U+2012–U+2015 dashes, U+2212 minus — what a
+# phone's keyboard or a PDF gives; review 36d).
+_GROUPING_DASHES = str.maketrans(dict.fromkeys("-\u2010\u2011\u2012\u2013\u2014\u2015\u2212"))
+
+
 def _compact(text: str) -> str:
-    return "".join(text.split()).replace("-", "")
+    return "".join(text.split()).translate(_GROUPING_DASHES)
 
 
 # A UIN's label as pasted («УИН: …», «UIN №…»), Cyrillic or Latin, any case.

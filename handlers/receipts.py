@@ -127,6 +127,10 @@ class _Read:
     more: tuple[dict[str, Any], ...] = ()  # other payment codes of the same picture
 
 
+# An iPhone's photos sent as files (HEIF): a picture, in a format the reader does not open.
+HEIF_TYPES = frozenset({"image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"})
+
+
 async def _read(bot: Bot, qr_decoder: QrDecoder, message: Message) -> _Read:
     file = message.photo[-1] if message.photo else message.document
     mime = message.document.mime_type if message.document else "image/jpeg"
@@ -138,8 +142,10 @@ async def _read(bot: Bot, qr_decoder: QrDecoder, message: Message) -> _Read:
     await bot.download(file.file_id, destination=buffer)
     try:
         payloads = await qr_decoder(buffer.getvalue())
-    except NotAnImage:
-        return _Read("receipt-not-image", in_window=False)
+    except NotAnImage:  # a phone's own format the reader does not open is said by its name
+        name = (message.document.file_name or "") if message.document else ""
+        heif = mime in HEIF_TYPES or name.lower().endswith((".heic", ".heif"))
+        return _Read("receipt-heic" if heif else "receipt-not-image", in_window=False)
     except ImageTooLarge:
         return _Read("receipt-too-big", in_window=False)
     found = _payment_qrs(payloads) if payloads else None
@@ -182,6 +188,7 @@ ALBUM_PROBLEM_KEYS = {
     "receipt-sbp": "receipt-album-sbp",
     "receipt-unusable": "receipt-album-unusable",
     "receipt-not-image": "receipt-album-not-image",
+    "receipt-heic": "receipt-album-heic",
     "receipt-too-big": "receipt-album-too-big",
 }
 
@@ -258,6 +265,7 @@ PROBLEM_KEYS = {
     ReceiptProblem.SUM: "receipt-problem-sum",
     ReceiptProblem.PERIOD: "receipt-problem-period",
     ReceiptProblem.UIN: "receipt-problem-uin",
+    ReceiptProblem.PERS_ACC: "receipt-problem-pers-acc",
 }
 
 
@@ -296,7 +304,7 @@ async def on_pay(callback: CallbackQuery, _button: Button, manager: DialogManage
     data: dict[str, Any] = manager.start_data or {}  # type: ignore[assignment]
     receipt_amount = manager.dialog_data.get("amount", data.get("amount"))
     try:
-        bill = await _receipt_bill(ctx, data)
+        bill = await _receipt_bill(ctx, data, receipt_amount)
     except BillAlreadyPaid:
         await _say(callback, await paid_text(ctx, None))
         return
@@ -330,8 +338,11 @@ async def on_pay(callback: CallbackQuery, _button: Button, manager: DialogManage
     await manager.start(PaySG.confirm, data=pay_data(payable, int(receipt_amount)))
 
 
-async def _receipt_bill(ctx: Ctx, data: dict[str, Any]) -> Bill | None:
-    """The resident's bill this receipt is for, if the city knows it (paid or not)."""
+async def _receipt_bill(ctx: Ctx, data: dict[str, Any], amount: int | None) -> Bill | None:
+    """The resident's bill this receipt is for, if the city knows it (paid or not). `amount`
+    (kopecks): the receipt's, or the one the resident typed for a receipt without one — a
+    receipt with no period is the unpaid bill of its payer code with that amount (review
+    36d: the typed amount was left out, and the bill then paid a second time by requisites)."""
     uin = data.get("uin", "")
     if uin and check_uin(uin).ok:
         try:
@@ -342,7 +353,6 @@ async def _receipt_bill(ctx: Ctx, data: dict[str, Any]) -> Bill | None:
             pass  # not issued at the city yet: try the payer code, then the requisites
     if data.get("requisites"):
         requisites = Requisites(**data["requisites"])
-        amount = data.get("amount")
         match = await match_receipt(
             ctx.uow, ctx.city, ctx.city, ctx.linked, requisites, amount and int(amount)
         )

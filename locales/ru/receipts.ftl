@@ -1,6 +1,7 @@
 # A photographed receipt with a payment QR code.
 
 receipt-too-big = Файл больше 20 МБ — Telegram не даст его скачать. Пришлите фото квитанции обычной фотографией.
+receipt-heic = Формат HEIC (фото с iPhone, отправленное файлом) я не читаю. Пришлите квитанцию обычной фотографией — не файлом — или снимком экрана.
 receipt-not-image = Это не похоже на картинку. Пришлите фото квитанции или картинку с QR-кодом.
 receipt-no-qr =
     Не нашёл QR-код на фото. Как сфотографировать, чтобы получилось:
@@ -39,6 +40,7 @@ receipt-problem-kpp = КПП
 receipt-problem-sum = сумма
 receipt-problem-period = период
 receipt-problem-uin = УИН
+receipt-problem-pers-acc = код плательщика (в коде два разных)
 
 # An album of receipts: each picture read, one list answers them all.
 receipt-album = Фото в альбоме: { $count }. Вот что я прочитал:
@@ -55,4 +57,5 @@ receipt-album-sbp = это код СБП — его оплачивают в пр
 receipt-album-missing = в QR-коде нет реквизитов получателя
 receipt-album-unusable = по QR-коду нельзя заплатить: { $problems } — с ошибкой или их нет
 receipt-album-not-image = это не картинка
+receipt-album-heic = формат HEIC не читаю — пришлите обычной фотографией
 receipt-album-too-big = файл больше 20 МБ

@@ -298,6 +298,7 @@ def test_problems_are_stable_strings_in_field_order() -> None:
         "sum",
         "period",
         "uin",
+        "pers_acc",
     ]
     check = check_of(UIN="1", PaymPeriod="x", Sum="x", PayeeINN="1", BIC="1", Name=None)
     assert check.problems == (

@@ -44,6 +44,7 @@ from bot.metrics import observe_city
 from bot.middlewares import (
     LogContextMiddleware,
     MetricsMiddleware,
+    PressedInChatMiddleware,
     StaleScreenMiddleware,
     ThrottlingMiddleware,
     UnitOfWorkMiddleware,
@@ -51,6 +52,7 @@ from bot.middlewares import (
     install_session_middlewares,
 )
 from bot.ratelimit import MemoryLimiter, RedisLimiter, SendLimiter
+from bot.screens import ScreenMessageManager
 from bot.unexpected import ErrorPathGuard
 from bot.unexpected import build_router as build_unexpected_router
 from bot.warmup import inline_sync_filters, keep_response_types_alive
@@ -171,20 +173,27 @@ def _engine(settings: Settings) -> AsyncEngine:
     )
 
 
-REDIS_CHECK_TIMEOUT = 10.0  # seconds the start-up waits for Redis to answer PING
+REDIS_CHECK_TIMEOUT = 10.0  # seconds the start-up waits for Redis to answer PING …
+REDIS_CHECK_EVERY = 0.5  # … asking again this often (a failover rides out)
 
 
 async def _redis_reachable(storage: RedisStorage, settings: Settings) -> None:
-    """PING once, as the database is connected to once: a Redis that does not answer stops
-    the start in one line naming REDIS_URL (without its password), instead of a replica that
-    takes updates and fails every one of them."""
-    try:
-        async with asyncio.timeout(REDIS_CHECK_TIMEOUT):
-            await storage.redis.ping()  # type: ignore[misc]  # redis-py types sync and async
-    except (RedisError, OSError, TimeoutError) as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        where = without_password(settings.redis_url or "")
-        raise CannotStart(f"cannot reach Redis at {where} (REDIS_URL): {reason}") from None
+    """PING until Redis answers, for REDIS_CHECK_TIMEOUT at most, as the database is
+    connected to at start: a Redis away for a moment (a failover) is waited for; one that
+    does not answer stops the start in one line naming REDIS_URL (without its password),
+    instead of a replica that takes updates and fails every one of them (review 36e)."""
+    deadline = asyncio.get_running_loop().time() + REDIS_CHECK_TIMEOUT
+    while True:
+        try:
+            async with asyncio.timeout(max(0.1, deadline - asyncio.get_running_loop().time())):
+                await storage.redis.ping()  # type: ignore[misc]  # redis-py types sync and async
+            return
+        except (RedisError, OSError, TimeoutError) as error:
+            if asyncio.get_running_loop().time() + REDIS_CHECK_EVERY >= deadline:
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                where = without_password(settings.redis_url or "")
+                raise CannotStart(f"cannot reach Redis at {where} (REDIS_URL): {reason}") from None
+            await asyncio.sleep(REDIS_CHECK_EVERY)
 
 
 def _storage(
@@ -271,11 +280,14 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(MetricsMiddleware())
     dispatcher.update.outer_middleware(LogContextMiddleware())
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
+    # which chat a press came from, for an answer Telegram refuses as too old (said there)
+    dispatcher.callback_query.outer_middleware(PressedInChatMiddleware())
     # Inner: after aiogram-dialog's intent middleware has loaded the stack of the press.
     dispatcher.callback_query.middleware(StaleScreenMiddleware())
     dispatcher.include_router(build_router())
     dispatcher.include_router(build_unexpected_router())  # last: errors no handler words
-    setup_dialogs(dispatcher, events_isolation=isolation)
+    # a screen whose message Telegram no longer has comes as a new one (bot/screens.py)
+    setup_dialogs(dispatcher, events_isolation=isolation, message_manager=ScreenMessageManager())
     # around aiogram-dialog's error middleware: its failure must not hide a transient one
     dispatcher.errors.outer_middleware(ErrorPathGuard())
     inline_sync_filters(dispatcher)  # no thread hop per magic filter (setup_dialogs' too)

@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from pydantic import (
@@ -44,14 +45,25 @@ def without_password(url: str) -> str:
 
 
 def _userinfo_encoded(url: str) -> None:
-    """Refuse a URL whose user or password holds a raw «@» or «%» (RFC 3986: they are written
-    %40 and %25 there). Parsed as it stands, the password's tail would be taken for the host
-    and printed in a refusal line. The value itself is never put in the message."""
+    """Refuse a URL whose user or password holds a raw «@», «%», «/», «?» or «#» (RFC 3986:
+    they are written %40, %25, %2F, %3F, %23 there). Parsed as it stands, part of the password
+    would be taken for the host or the port and printed in a refusal line. The value itself is
+    never put in the message."""
     _, _, rest = url.partition("://")
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     userinfo, at, _host = authority.rpartition("@")
-    if at and ("@" in userinfo or _ESCAPE.search(userinfo)):
-        raise ValueError("percent-encode «@» and «%» in the user name and password (%40, %25)")
+    path = re.split(r"[?#]", rest[len(authority) :], maxsplit=1)[0]
+    try:
+        urlsplit(url).port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        malformed = True  # «/», «?» or «#» in a password cut the URL there
+    else:  # … or cut it after digits: the rest of the password, and «@», is in the path
+        malformed = bool(authority) and not at and "@" in path
+    if malformed or (at and ("@" in userinfo or _ESCAPE.search(userinfo))):
+        raise ValueError(
+            "percent-encode «@», «%», «/», «?» and «#» in the user name and password "
+            "(%40, %25, %2F, %3F, %23)"
+        )
 
 
 class Settings(BaseSettings):

@@ -163,6 +163,7 @@ async def resume_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
 
 async def on_discard(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
+    await _draft(ctx)  # DraftGone: not this dialog's draft to delete (told, then the menu)
     await discard_draft(ctx.uow, ctx.linked)
     await _begin(ctx)
     await manager.switch_to(ReportSG.theme)
@@ -781,6 +782,12 @@ async def duplicate_getter(dialog_manager: DialogManager, **_: Any) -> dict[str,
 
 async def on_follow(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
+    try:
+        await _draft(ctx)
+    except DraftGone as gone:  # sent meanwhile («Отправить своё», its screen lost): its own
+        manager.dialog_data["result"] = _went(ctx, gone)  # number, not a neighbour's followed
+        await manager.switch_to(ReportSG.done)
+        return
     number = manager.dialog_data["duplicate"][0]
     await follow(ctx.uow, ctx.city, ctx.linked, number, ctx.clock())
     manager.dialog_data["result"] = ctx.tr("report-following", number=number)

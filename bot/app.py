@@ -44,7 +44,6 @@ from bot.metrics import observe_city
 from bot.middlewares import (
     LogContextMiddleware,
     MetricsMiddleware,
-    PressedInChatMiddleware,
     StaleScreenMiddleware,
     ThrottlingMiddleware,
     UnitOfWorkMiddleware,
@@ -280,8 +279,6 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(MetricsMiddleware())
     dispatcher.update.outer_middleware(LogContextMiddleware())
     dispatcher.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
-    # which chat a press came from, for an answer Telegram refuses as too old (said there)
-    dispatcher.callback_query.outer_middleware(PressedInChatMiddleware())
     # Inner: after aiogram-dialog's intent middleware has loaded the stack of the press.
     dispatcher.callback_query.middleware(StaleScreenMiddleware())
     dispatcher.include_router(build_router())

@@ -4,7 +4,6 @@ resident + unit of work of each update."""
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from aiogram.client.session.middlewares.base import (
     NextRequestMiddlewareType,
 )
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import AnswerCallbackQuery, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import (
@@ -371,33 +370,6 @@ class TransientRetryMiddleware(BaseMiddleware):
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-# The press this update handles, as (callback query id, chat id): set by
-# `PressedInChatMiddleware`, read by `StaleCallbackAnswerMiddleware` in the same task.
-PRESSED_IN: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
-    "pressed_in", default=None
-)
-
-
-class PressedInChatMiddleware(BaseMiddleware):
-    """An outer callback_query middleware: keeps which chat the press being handled came from
-    (`PRESSED_IN`), so an answer Telegram refuses as too old can be said in that chat."""
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        message = getattr(event, "message", None)
-        if not isinstance(event, CallbackQuery) or message is None:
-            return await handler(event, data)
-        token = PRESSED_IN.set((event.id, message.chat.id))
-        try:
-            return await handler(event, data)
-        finally:
-            PRESSED_IN.reset(token)
-
-
 class StaleCallbackAnswerMiddleware(BaseRequestMiddleware):
     """A Bot session middleware: answering a callback query that was already answered (or is
     too old) is a logged no-op instead of a 400 — but for its words.
@@ -405,10 +377,10 @@ class StaleCallbackAnswerMiddleware(BaseRequestMiddleware):
     A press whose handling failed after the query was answered comes back as a redelivery; its
     answerCallbackQuery is then refused with 400 «query is too old and response timeout
     expired or query ID is invalid» every time, and without this the press could never be
-    handled. An answer without text only stops the button's spinner; nothing is lost by
-    skipping it. An answer with text (a toast: «Этот экран устарел…», «Уже сделано») to a
-    press handled after Telegram's 15 s (a backlog after a restart) is sent to the press's
-    chat as a message instead: skipped, the tap would look ignored (review 36b)."""
+    handled. The answer only stops the button's spinner; nothing is lost by skipping it. (A
+    toast's words refused so are lost too: Telegram says the same for a query answered before
+    — a redelivery, whose toast was shown — as for one too old, so they cannot be sent as a
+    message without doubling the first; review 36b, left open.)"""
 
     async def __call__(
         self,
@@ -422,12 +394,6 @@ class StaleCallbackAnswerMiddleware(BaseRequestMiddleware):
             if not isinstance(method, AnswerCallbackQuery) or STALE_QUERY not in error.message:
                 raise
             log.info("callback.already_answered")
-            pressed = PRESSED_IN.get()
-            if method.text and pressed is not None and pressed[0] == method.callback_query_id:
-                try:
-                    await bot.send_message(pressed[1], method.text, parse_mode=None)
-                except TelegramAPIError as failed:  # the press's own work is not undone by it
-                    log.warning("callback.late_answer_failed", error=type(failed).__name__)
             # Sessions hand back the method's result (aiogram annotates it as a Response).
             return True  # type: ignore[return-value]
 

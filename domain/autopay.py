@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -475,6 +475,17 @@ class AutopayRun:
     amount: int | None = None
     failure: str | None = None
     id: int | None = None
+    # The version of the run this copy was read as or last wrote: (status, key, attempts).
+    # A write is made only over that version (optimistic), so an outcome recorded meanwhile
+    # by another writer — unlinking's settlement, the stranded-run reconciliation, a scheduler
+    # that took the run over after this one's lease — is never overwritten by a stale copy
+    # (review 36c: a run settled FAILED by unlinking was rewritten as RETRYING). None: a copy
+    # not read from the store (any write goes).
+    stored: tuple[RunStatus, str, int] | None = field(default=None, compare=False, repr=False)
+
+    def as_stored(self) -> None:
+        """Mark this copy's values as the store's version (read or written just now)."""
+        self.stored = (self.status, self.key, self.attempts)
 
 
 def run_key(autopay_id: int, period: str, attempt: int) -> str:

@@ -82,6 +82,10 @@ RETRYABLE = {PaymentStatus.DECLINED, PaymentStatus.INSUFFICIENT_FUNDS}
 UNAVAILABLE = "unavailable"  # a tick outcome: the city did not answer, tried again later
 PAUSED = "paused"  # a tick outcome: refused for a lasting reason, the autopay is paused
 INACTIVE = "inactive"  # a tick outcome: paused, deleted or moved since the claim; or re-leased
+# A tick outcome: the run was recorded by another writer while the city answered (unlinking's
+# settlement, the stranded-run reconciliation, a scheduler that took it over after this one's
+# lease) — its record stands and nothing of this charge's is written (`AutopayRun.stored`).
+SETTLED = "settled"
 # The city's reasons for refusing a payment that will not pass by themselves.
 LASTING_REFUSALS = {
     "unknown_payment_method": PauseReason.CARD_REMOVED,
@@ -551,7 +555,7 @@ async def tick(
 ) -> int:
     """Charge every due autopay once for its period, continuously, until none is due. Returns
     how many were processed; each one's outcome (a RunStatus value, "already_done", "paused",
-    "inactive" or "unavailable") is appended to `outcomes` as it comes.
+    "inactive", "unavailable" or "settled") is appended to `outcomes` as it comes.
 
     `now` is a fixed moment, or a clock read at each claim and each autopay (a long run leases
     and decides with the time it is). Due autopays are claimed (leased) `batch` at a time,
@@ -824,6 +828,8 @@ class _Run:
             await uow.autopays.save_runs(written, now)
             await uow.autopays.release(inactive, batch.claimed_at)
             await uow.commit()  # the keys are on record before the platform hears them
+        for run in written:
+            run.as_stored()  # the version its charge's outcome is written over
         for autopay_id in inactive:
             del left[autopay_id]
             self.done(INACTIVE, batch)
@@ -931,6 +937,11 @@ class _Run:
             # the autopays' rows first, then their runs: the order every transaction here locks
             # them in (a run's row locked first would deadlock with a preparation)
             stored = await uow.autopays.lock_many([each.autopay.id or 0 for each in paid])
+            runs = await uow.autopays.lock_runs([each.run.id or 0 for each in paid])
+            # a run recorded by another writer while the city answered keeps that record; its
+            # charge writes nothing more (as `_settled`), only its lease ends
+            settled = [e for e in paid if not _as_read(e.run, runs.get(e.run.id or 0))]
+            paid = [e for e in paid if _as_read(e.run, runs.get(e.run.id or 0))]
             for each in paid:
                 each.run.status = RunStatus.SUCCEEDED
             await uow.autopays.save_runs([each.run for each in paid], now)
@@ -958,7 +969,15 @@ class _Run:
                 await uow.autopays.release(
                     [i for i in deleted if claims[i] == claimed_at], claimed_at
                 )
+            for each in settled:  # rare: one release each
+                await uow.autopays.release([each.autopay.id or 0], each.claimed_at)
             await uow.commit()
+
+
+def _as_read(run: AutopayRun, stored: AutopayRun | None) -> bool:
+    """The stored run (`stored`, read under its lock) is still the version `run` was read as
+    or last wrote (`AutopayRun.stored`): nobody recorded it meanwhile."""
+    return stored is not None and (run.stored is None or stored.stored == run.stored)
 
 
 async def _charge(
@@ -1134,8 +1153,8 @@ async def _pause(
     if not doubt:
         run.status, run.failure = RunStatus.FAILED, reason.value
     current = held or await _lock(uow, autopay.id)  # the autopay's row before its run's
-    if not doubt:
-        await uow.autopays.save_run(run, now)
+    if not doubt and not await uow.autopays.save_run(run, now):
+        return await _settled(uow)
     if doubt:
         extra["in_doubt"] = True
     if _forgotten(autopay, current):
@@ -1263,7 +1282,8 @@ async def _process(
         run.attempts += 1  # a new attempt (first, or a retry after a decline) gets a new key
         run.key = run_key(autopay.id, period, run.attempts)
     run.status, run.amount = RunStatus.STARTED, amount
-    await uow.autopays.save_run(run, now)
+    if not await uow.autopays.save_run(run, now):  # settled while the city was asked above
+        return await _settled(uow)
     await uow.commit()  # the key is on record before the platform hears it
 
     try:
@@ -1306,7 +1326,8 @@ async def _after_payment(
     if payment.status in RETRYABLE and run.attempts <= RETRY_DAYS:
         run.status = RunStatus.RETRYING
         current = await _lock(uow, autopay.id)  # the autopay's row before its run's
-        await uow.autopays.save_run(run, now)
+        if not await uow.autopays.save_run(run, now):
+            return await _settled(uow)
         if current is not None and _moved_on(autopay, current):
             _keep_stored(autopay, current)  # resumed meanwhile: from the next bill on
         else:
@@ -1353,7 +1374,9 @@ async def _charge_changed(
             uow, autopay, run, RunStatus.OVER_LIMIT, now, notify="autopay_over_limit", limit=limit
         )
     run.key = f"{run_key(autopay.id, run.period, run.attempts)}-{amount}"
-    await uow.autopays.save_run(run, now)
+    await _lock(uow, autopay.id)  # the autopay's row before its run's
+    if not await uow.autopays.save_run(run, now):  # the first key's answer is on record:
+        return await _settled(uow)  # no second key is sent
     await uow.commit()  # the new key is on record before the platform hears it
     try:
         return await city.create_payment(
@@ -1561,7 +1584,8 @@ async def _finish(
     assert autopay.id is not None
     run.status = status
     current = held or await _lock(uow, autopay.id)  # the autopay's row before its run's
-    await uow.autopays.save_run(run, now)
+    if not await uow.autopays.save_run(run, now):
+        return await _settled(uow)
     forgotten = _forgotten(autopay, current)
     if notify is not None and not forgotten:
         await uow.notifications.add_once(_notice(autopay, run, notify, urgent, **extra), now)
@@ -1575,6 +1599,14 @@ async def _finish(
         await _take_queued(uow, autopay, current, now)
     await uow.autopays.save_progress(autopay)
     return status.value
+
+
+async def _settled(uow: UnitOfWork) -> str:
+    """The run was recorded by another writer since this charge read it (`save_run` wrote
+    nothing): its record stands, and nothing of this transaction is kept — no notice, no
+    schedule moved (that writer did what its record needs)."""
+    await uow.rollback()
+    return SETTLED
 
 
 def _notice(

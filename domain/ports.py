@@ -440,7 +440,11 @@ class AutopayRepository(Protocol):
         ...
 
     async def save_runs(self, runs: Sequence[AutopayRun], now: datetime) -> None:
-        """`save_run` for many, sent once (one executemany)."""
+        """`save_run` for many, sent once (one executemany), unconditionally: the caller
+        read these runs under their autopays' locks in this transaction (`runs_for`,
+        `lock_runs`), so nobody wrote them since. The copies' `stored` versions are left as
+        they were: the caller marks them (`AutopayRun.as_stored`) once the transaction
+        commits — a record rolled back and tried again must still match the store."""
         ...
 
     async def save_progress(self, autopay: Autopay, *, paused: bool = False) -> None:
@@ -471,7 +475,16 @@ class AutopayRepository(Protocol):
         self, autopay_id: int, period: str, key: str, now: datetime
     ) -> AutopayRun: ...
 
-    async def save_run(self, run: AutopayRun, now: datetime) -> None: ...
+    async def save_run(self, run: AutopayRun, now: datetime) -> bool:
+        """The run's values written over the version it was read as (`AutopayRun.stored`;
+        None: whatever is stored), one statement. Returns False, writing nothing, when the
+        stored run is no longer that version (another writer recorded it meanwhile)."""
+        ...
+
+    async def lock_runs(self, run_ids: Sequence[int]) -> dict[int, AutopayRun]:
+        """The runs as stored now, by id, their rows locked until the transaction ends (one
+        statement), for a job already holding their autopays' locks."""
+        ...
 
     async def run_of(self, autopay_id: int, period: str) -> AutopayRun | None:
         """The run of this period if there is one (nothing is created)."""

@@ -372,6 +372,11 @@ class SqlAutopayRepository:
                 status=RunStatus.STARTED,
                 attempts=0 if amounts.get(autopay_id) is None else 1,
                 amount=amounts.get(autopay_id),
+                stored=(
+                    RunStatus.STARTED,
+                    key,
+                    0 if amounts.get(autopay_id) is None else 1,
+                ),
             )
             for autopay_id, period, key in periods
             if autopay_id in ids
@@ -429,19 +434,47 @@ class SqlAutopayRepository:
         ).scalar_one_or_none()
         return None if row is None else _run(row)
 
-    async def save_run(self, run: AutopayRun, now: datetime) -> None:
-        await self._session.execute(
-            update(AutopayRunRow)
-            .where(AutopayRunRow.id == run.id)
-            .values(
+    async def save_run(self, run: AutopayRun, now: datetime) -> bool:
+        """The run's values written over the version it was read as (`AutopayRun.stored`:
+        status, key and attempts; None: whatever is stored). One UPDATE. Returns whether it
+        was written: False when another writer recorded the run meanwhile."""
+        statement = update(AutopayRunRow).where(AutopayRunRow.id == run.id)
+        if run.stored is not None:
+            status, key, attempts = run.stored
+            statement = statement.where(
+                AutopayRunRow.status == status,
+                AutopayRunRow.key == key,
+                AutopayRunRow.attempts == attempts,
+            )
+        result = await self._session.execute(
+            statement.values(
                 key=run.key,
                 status=run.status,
                 attempts=run.attempts,
                 amount=run.amount,
                 failure=run.failure,
                 updated_at=now,
-            )
+            ).execution_options(synchronize_session=False)
         )
+        written = getattr(result, "rowcount", 0) == 1
+        if written:
+            run.as_stored()
+        return written
+
+    async def lock_runs(self, run_ids: Sequence[int]) -> dict[int, AutopayRun]:
+        """The runs as stored now, by id, their rows locked FOR UPDATE in id order until the
+        transaction ends (one SELECT; on SQLite the caller holds the write lock already:
+        `lock_many`). For a job that holds their autopays' locks (taken first, the order
+        every transaction here locks them in)."""
+        if not run_ids:
+            return {}
+        rows = await self._session.execute(
+            select(_RUNS)
+            .where(_RUNS.c.id.in_(sorted(set(run_ids))))
+            .order_by(_RUNS.c.id)
+            .with_for_update()
+        )
+        return {row.id: _run(row) for row in rows}
 
     async def runs(self, autopay_id: int) -> list[AutopayRun]:
         result = await self._session.execute(
@@ -660,6 +693,7 @@ def _run(row: AutopayRunRow | Row[Any]) -> AutopayRun:
         attempts=m["attempts"],
         amount=m["amount"],
         failure=m["failure"],
+        stored=(RunStatus(m["status"]), m["key"], m["attempts"]),
     )
 
 

@@ -210,15 +210,11 @@ async def runs(harness: Harness) -> list[tuple[str, int]]:
         return [(status, attempts) for status, attempts in rows.all()]
 
 
-# Found: a declined charge whose answer the charge run has not recorded yet is settled FAILED by
-# unlinking (`autopay_runs.settle_runs_of`, leased too); the charge run then records its own
-# copy of the answer over it as RETRYING (`autopaying._after_payment` → `save_run`, an UPDATE
-# by id with no check of the stored status) — an anonymous run «to be retried» for an autopay
-# that is gone. The known suspicion of the brief: the stored FAILED is overwritten.
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run unlinking settled FAILED is overwritten as RETRYING by the charge run",
-)
+# Was (review 36c): a declined charge whose answer the charge run had not recorded yet was
+# settled FAILED by unlinking (`autopay_runs.settle_runs_of`, leased too); the charge run then
+# recorded its own copy of the answer over it as RETRYING (`save_run` was an UPDATE by id with
+# no check of the stored version). Every run write is now made over the version its writer read
+# (`AutopayRun.stored`); see tests/integration/test_run_recorded_meanwhile.py for every answer.
 async def test_a_run_settled_failed_by_unlinking_is_not_rewritten_as_retrying(
     pg_harness: Harness,
 ) -> None:

@@ -668,7 +668,7 @@ async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
         draft = await _draft(ctx)
     except DraftGone as gone:  # drawn after the draft went (sent, its screen lost — review
         # 35e — or deleted): said so with the number its send made, never an empty review
-        text = _went(ctx, gone)
+        text = error_text(ctx.tr, gone)
         return {"text": text, "ready": False, "has_questions": False, "gone": True}
     if draft.draft_id == _own_name(dialog_manager):  # named by this dialog: kept named, so
         # a lost send settled by the poll is told by that name too
@@ -684,10 +684,17 @@ async def review_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, An
     }
 
 
-def _went(ctx: Ctx, gone: DraftGone) -> Markup:
-    """What a screen left on a draft that went is told: the number of the report its send
-    made (the send's own result screen was lost), else that it went."""
-    return error_text(ctx.tr, gone)
+async def _draft_or_done(ctx: Ctx) -> Draft | None:
+    """The dialog's draft for a final press («Отправить», «Следить»); None when it went — the
+    done screen then tells the number of the report its send made (its own result screen
+    lost, or a lost send settled), else that it went: never an empty draft sent, never a
+    neighbour's report followed after the resident's own went."""
+    try:
+        return await _draft(ctx)
+    except DraftGone as gone:
+        ctx.manager.dialog_data["result"] = error_text(ctx.tr, gone)
+        await ctx.manager.switch_to(ReportSG.done)
+        return None
 
 
 def _refusal(ctx: Ctx, error: ReportRefused) -> Markup:
@@ -718,14 +725,8 @@ def _edit(step: Any) -> Any:
 
 async def on_send(callback: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
-    try:
-        draft = await _draft(ctx)
-    except DraftGone as gone:  # sent (by this very press, its screen lost; a lost send
-        # settled) or deleted: said with the number its send made, never an empty draft sent
-        manager.dialog_data["result"] = _went(ctx, gone)
-        await manager.switch_to(ReportSG.done)
-        return
-    if draft.missing():
+    draft = await _draft_or_done(ctx)
+    if draft is None or draft.missing():
         return
     if unanswered(await _questions_shown(ctx, draft), draft):  # a stale «Отправить»
         await callback.answer(ctx.tr.label("report-answers-missing"), show_alert=True)
@@ -782,11 +783,7 @@ async def duplicate_getter(dialog_manager: DialogManager, **_: Any) -> dict[str,
 
 async def on_follow(_c: CallbackQuery, _b: Button, manager: DialogManager) -> None:
     ctx = Ctx(manager)
-    try:
-        await _draft(ctx)
-    except DraftGone as gone:  # sent meanwhile («Отправить своё», its screen lost): its own
-        manager.dialog_data["result"] = _went(ctx, gone)  # number, not a neighbour's followed
-        await manager.switch_to(ReportSG.done)
+    if await _draft_or_done(ctx) is None:
         return
     number = manager.dialog_data["duplicate"][0]
     await follow(ctx.uow, ctx.city, ctx.linked, number, ctx.clock())
